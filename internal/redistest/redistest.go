@@ -1,0 +1,170 @@
+// Package redistest starts real redis-server processes on free loopback
+// ports for tests. It never talks to a server it did not start, so tests
+// may do anything to it, including FLUSHALL.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	Addr string
+	Dir  string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	args   []string
+}
+
+// Start launches redis-server on a free loopback port with its data in a
+// fresh temporary directory. Extra arguments are passed as config
+// (e.g. "--appendonly", "yes"). The server is stopped by Stop.
+func Start(extra ...string) (*Server, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found in PATH: run `make test`, which installs it (Debian package redis-server)")
+	}
+	dir, err := os.MkdirTemp("", "creditgate-redis-")
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
+		s.args = append([]string{
+			"--port", strconv.Itoa(port),
+			"--bind", "127.0.0.1",
+			"--dir", dir,
+			"--save", "",
+			"--appendonly", "no",
+			"--daemonize", "no",
+			"--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)),
+		}, extra...)
+		if lastErr = s.start(bin); lastErr == nil {
+			return s, nil
+		}
+	}
+	os.RemoveAll(dir)
+	return nil, lastErr
+}
+
+func (s *Server) start(bin string) error {
+	s.cmd = exec.Command(bin, s.args...)
+	s.cmd.Stdout, s.cmd.Stderr = nil, nil
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	s.exited = exited
+	go func() { s.cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited at start: %s", s.logTail())
+		default:
+		}
+		c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+		err := c.Ping(context.Background()).Err()
+		c.Close()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.cmd.Process.Kill()
+	<-exited
+	return fmt.Errorf("redis-server on %s did not answer within 10s: %s", s.Addr, s.logTail())
+}
+
+// Restart stops the server (SIGTERM, letting it persist) and starts it
+// again on the same port and directory.
+func (s *Server) Restart() error {
+	s.kill()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return err
+	}
+	return s.start(bin)
+}
+
+// kill stops the process without removing its directory.
+func (s *Server) kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	}
+}
+
+// Stop ends the server and removes its directory.
+func (s *Server) Stop() {
+	s.kill()
+	os.RemoveAll(s.Dir)
+}
+
+// URL returns a redis:// URL for the server.
+func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+
+// Client returns a new client of the server.
+func (s *Server) Client() *redis.Client { return redis.NewClient(&redis.Options{Addr: s.Addr}) }
+
+func (s *Server) logTail() string {
+	matches, _ := filepath.Glob(filepath.Join(s.Dir, "redis-*.log"))
+	var lines []string
+	for _, m := range matches {
+		f, err := os.Open(m)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		f.Close()
+	}
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// New starts a server for one test and stops it when the test ends.
+func New(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	s, err := Start(extra...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,77 @@
+package meter
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes are stable strings that clients can switch on. The HTTP
+// adapter maps each to a status code in one place.
+const (
+	ECodeInvalidAPIKey        = "invalid_api_key"
+	ECodeInsufficientCredits  = "insufficient_credits"
+	ECodeBodyTooLarge         = "body_too_large"
+	ECodeUnreadableDocument   = "unreadable_document"
+	ECodeBadRequest           = "bad_request"
+	ECodeMeteringUnavailable  = "metering_unavailable"
+	ECodeIdempotencyConflict  = "idempotency_conflict"
+	ECodeAccountNotFound      = "account_not_found"
+	ECodeAccountExists        = "account_exists"
+	ECodeReservationNotFound  = "reservation_not_found"
+	ECodeReservationSettled   = "reservation_settled"
+	ECodeInvalid              = "invalid"
+	ECodeInternal             = "internal"
+	ECodeServerBusy           = "server_busy"
+	ECodeUnsupportedMediaType = "unsupported_media_type"
+)
+
+// Error is a domain error with a stable code, a message safe to show to
+// a client, and optional details that are rendered next to them.
+type Error struct {
+	Code    string
+	Message string
+	Details map[string]any
+	// Err is the underlying cause; it is never shown to clients.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// With returns a copy of e with one more detail.
+func (e *Error) With(key string, value any) *Error {
+	c := *e
+	c.Details = make(map[string]any, len(e.Details)+1)
+	for k, v := range e.Details {
+		c.Details[k] = v
+	}
+	c.Details[key] = value
+	return &c
+}
+
+// ErrorCode returns the code of err if it is (or wraps) an *Error, and
+// ECodeInternal otherwise.
+func ErrorCode(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ECodeInternal
+}
+
+// Unavailable wraps a store failure (connection refused, timeout) so that
+// the gateway fails closed with a 503 without showing the cause.
+func Unavailable(err error) *Error {
+	return &Error{Code: ECodeMeteringUnavailable, Message: "metering is temporarily unavailable", Err: err}
+}

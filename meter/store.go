@@ -1,0 +1,182 @@
+package meter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// Mode is the mode of an API key.
+type Mode string
+
+// Key modes. Test keys are priced like live keys but never move money.
+const (
+	ModeLive Mode = "live"
+	ModeTest Mode = "test"
+)
+
+// Account is a customer's credit account. All amounts are Credits
+// (milli-credits).
+type Account struct {
+	ID string `json:"id"`
+	// Balance is the prepaid balance: the sum of the account's ledger.
+	Balance Credits `json:"balance"`
+	// Reserved is the sum of the account's active (unexpired) reservations.
+	Reserved Credits `json:"reserved"`
+	// Available is Balance minus Reserved: what a new request can spend.
+	Available Credits   `json:"available"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Key is the stored record of an API key. The secret itself is never
+// stored: Hash is its SHA-256.
+type Key struct {
+	Hash      string    `json:"-"`
+	AccountID string    `json:"account"`
+	Mode      Mode      `json:"mode"`
+	Prefix    string    `json:"prefix"`
+	Last4     string    `json:"last4"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// HashKey returns the hex SHA-256 of an API key secret, the form in which
+// keys are stored and looked up.
+func HashKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Ledger entry types.
+const (
+	EntryPurchase   = "purchase"
+	EntryUsage      = "usage"
+	EntryRefund     = "refund"
+	EntryAdjustment = "adjustment"
+)
+
+// LedgerEntry is one movement of an account's balance. Amount is signed
+// (usage is negative); BalanceAfter is the balance right after it, written
+// in the same atomic step as the balance change.
+type LedgerEntry struct {
+	ID            string  `json:"id"`
+	AccountID     string  `json:"account"`
+	Type          string  `json:"type"`
+	Amount        Credits `json:"amount"`
+	BalanceAfter  Credits `json:"balance_after"`
+	Description   string  `json:"description,omitempty"`
+	Route         string  `json:"route,omitempty"`
+	RequestID     string  `json:"request_id,omitempty"`
+	ReservationID string  `json:"reservation_id,omitempty"`
+	// Late is set on a usage entry whose reservation had expired before it
+	// was settled (see Store.Commit).
+	Late      bool      `json:"late,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ReserveRequest asks to hold Amount of an account's available credits.
+type ReserveRequest struct {
+	AccountID string
+	// ID is the reservation id, chosen by the caller (unique).
+	ID     string
+	Amount Credits
+	// TTL after which an unsettled reservation is released by the store.
+	TTL time.Duration
+	// IdempotencyKey, when set, makes a retried request with the same key
+	// on the same account not charged twice: see Reservation.Replayed.
+	IdempotencyKey string
+}
+
+// Reservation is the answer to a successful Reserve.
+type Reservation struct {
+	ID        string
+	AccountID string
+	Amount    Credits
+	// Replayed is true when the idempotency key names a request that was
+	// already charged: nothing was reserved now, and ID, Amount are the
+	// original reservation and what it was charged.
+	Replayed bool
+	// Balance and Available after the reservation.
+	Balance   Credits
+	Available Credits
+}
+
+// CommitRequest settles a reservation as used.
+type CommitRequest struct {
+	AccountID     string
+	ReservationID string
+	// Amount is the actual cost; at most the reserved amount is debited.
+	Amount      Credits
+	Description string
+	Route       string
+	RequestID   string
+}
+
+// Settlement is the outcome of Commit or Void.
+type Settlement struct {
+	// Charged is what was debited (0 for a void).
+	Charged   Credits
+	Balance   Credits
+	Available Credits
+	// EntryID is the ledger entry of the debit, if any.
+	EntryID string
+	// Late is true when the reservation had already expired: the charge was
+	// taken from what the account had available, up to Amount.
+	Late bool
+}
+
+// Grant adds (or with a negative amount, removes) credits outside of a
+// request: purchases and adjustments.
+type Grant struct {
+	AccountID   string
+	Amount      Credits
+	Type        string // EntryPurchase or EntryAdjustment
+	Description string
+	// IdempotencyKey, when set, makes a retried grant recorded once.
+	IdempotencyKey string
+}
+
+// LedgerQuery selects ledger entries of one account, newest first.
+type LedgerQuery struct {
+	AccountID string
+	// Limit is the maximum number of entries (0 means 50).
+	Limit int
+}
+
+// Store is the persistence of accounts, keys, reservations and the ledger.
+// Every method that moves credits is atomic and writes its ledger entry in
+// the same step. Implementations return *Error values with the codes above
+// for domain refusals, and Unavailable(err) when the backend cannot be
+// reached.
+type Store interface {
+	// CreateAccount creates an account, with initial credits recorded as a
+	// purchase when positive. ECodeAccountExists if it exists.
+	CreateAccount(ctx context.Context, id string, initial Credits) (Account, error)
+	// Account returns an account's balances. ECodeAccountNotFound.
+	Account(ctx context.Context, id string) (Account, error)
+	// AddKey stores a key record (its Hash, never the secret).
+	AddKey(ctx context.Context, k Key) error
+	// LookupKey finds a key by the SHA-256 of its secret.
+	// ECodeInvalidAPIKey when there is none.
+	LookupKey(ctx context.Context, hash string) (Key, error)
+	// Grant adds or removes credits with a ledger entry.
+	Grant(ctx context.Context, g Grant) (LedgerEntry, error)
+	// Reserve holds credits. ECodeInsufficientCredits (details required,
+	// available) when the available balance cannot cover it,
+	// ECodeIdempotencyConflict when a request with the same idempotency key
+	// is still in flight.
+	Reserve(ctx context.Context, r ReserveRequest) (Reservation, error)
+	// Commit debits min(Amount, reserved) and releases the rest. Committing
+	// the same reservation again returns the first settlement and charges
+	// nothing more. A reservation that expired before its commit is charged
+	// from the available balance, up to Amount, and marked Late.
+	Commit(ctx context.Context, c CommitRequest) (Settlement, error)
+	// Void releases a reservation and charges nothing. Voiding an expired
+	// or voided reservation is a no-op; a committed one is
+	// ECodeReservationSettled.
+	Void(ctx context.Context, accountID, reservationID string) (Settlement, error)
+	// Ledger lists entries, newest first.
+	Ledger(ctx context.Context, q LedgerQuery) ([]LedgerEntry, error)
+	// Close releases the store's resources.
+	Close() error
+}
