@@ -21,6 +21,7 @@ const (
 	ECodeReservationSettled   = "reservation_settled"
 	ECodeInvalid              = "invalid"
 	ECodeInternal             = "internal"
+	ECodeNotFound             = "not_found"
 	ECodeServerBusy           = "server_busy"
 	ECodeUnsupportedMediaType = "unsupported_media_type"
 )

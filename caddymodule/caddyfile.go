@@ -1,0 +1,212 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+
+	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/pricing"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("meter", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("meter", parseHandlerDirective)
+	httpcaddyfile.RegisterDirectiveOrder("meter", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// parseGlobalOption parses the `meter` global option into the meter app.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the meter global option may appear only once")
+	}
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "meter", Value: mustJSON(app)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
+//
+//	meter {
+//		redis          <url>
+//		key_cache_ttl  <duration>
+//		store_timeout  <duration>
+//	}
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("meter: %s given more than once", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "redis":
+			a.Redis, err = oneArg(d)
+		case "key_cache_ttl":
+			a.KeyCacheTTL, err = durationArg(d)
+		case "store_timeout":
+			a.StoreTimeout, err = durationArg(d)
+		default:
+			return d.Errf("meter: unknown option %q (expected redis, key_cache_ttl or store_timeout)", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	meter {
+//		per_page         <credits>
+//		route            <name>
+//		key_header       <header>
+//		max_body         <size>
+//		memory_threshold <size>
+//		temp_dir         <path>
+//		max_files        <n>
+//		count_timeout    <duration>
+//		reservation_ttl  <duration>
+//	}
+//
+// At least one pricing rule (per_page) is required.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("meter: %s given more than once", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "per_page":
+			var c meter.Credits
+			if c, err = creditsArg(d); err == nil {
+				h.Rules = append(h.Rules, pricing.Spec{PerPage: &c})
+			}
+		case "route":
+			h.Route, err = oneArg(d)
+		case "key_header":
+			h.KeyHeader, err = oneArg(d)
+		case "max_body":
+			h.MaxBody, err = sizeArg(d)
+		case "memory_threshold":
+			h.MemoryThreshold, err = sizeArg(d)
+		case "temp_dir":
+			h.TempDir, err = oneArg(d)
+		case "max_files":
+			var s string
+			if s, err = oneArg(d); err == nil {
+				h.MaxFiles, err = strconv.Atoi(s)
+				if err != nil || h.MaxFiles < 1 {
+					err = d.Errf("meter: max_files: expected a positive integer, got %q", s)
+				}
+			}
+		case "count_timeout":
+			h.CountTimeout, err = durationArg(d)
+		case "reservation_ttl":
+			h.ReservationTTL, err = durationArg(d)
+		default:
+			return d.Errf("meter: unknown subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(h.Rules) == 0 {
+		return d.Err("meter: no pricing rule: add one, e.g. `per_page 1`")
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return "", d.Errf("meter: %s needs a value", name)
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.Errf("meter: %s takes one value, got extra %q", name, d.Val())
+	}
+	return v, nil
+}
+
+func creditsArg(d *caddyfile.Dispenser) (meter.Credits, error) {
+	name := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	c, err := meter.ParseCredits(s)
+	if err != nil || c < 0 {
+		return 0, d.Errf("meter: %s: expected a non-negative number of credits (up to 3 decimals), got %q", name, s)
+	}
+	return c, nil
+}
+
+func sizeArg(d *caddyfile.Dispenser) (int64, error) {
+	name := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 || n > 1<<50 {
+		return 0, d.Errf("meter: %s: expected a size such as 100MB or 512KiB, got %q", name, s)
+	}
+	return int64(n), nil
+}
+
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("meter: %s: expected a positive duration such as 5s or 10m, got %q", name, s)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// mustJSON marshals v; the app struct always marshals.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,291 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/pricing"
+	"github.com/creditgate/creditgate/meter/usage"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Response headers set on every metered response to a known key.
+const (
+	HeaderCost      = "X-Request-Cost"
+	HeaderRemaining = "X-Remaining-Credits"
+	HeaderReplayed  = "Idempotent-Replayed"
+	HeaderTest      = "X-Meter-Test"
+)
+
+// Request headers set for the upstream. Any the client sent are removed
+// first, so the upstream can trust them.
+const (
+	UpstreamReservation = "X-Meter-Reservation"
+	UpstreamAccount     = "X-Meter-Account"
+	UpstreamTest        = "X-Meter-Test"
+)
+
+// Handler is the `meter` HTTP handler: it authenticates the caller's API
+// key, measures the request, prices it, reserves the price, calls the next
+// handler (normally reverse_proxy), and debits the reservation when the
+// upstream answers 2xx or releases it otherwise.
+type Handler struct {
+	// Rules is the price list of this route; the request costs the sum of
+	// the rules' lines. Required.
+	Rules []pricing.Spec `json:"rules,omitempty"`
+
+	// Route names this route in the ledger. Default: the request path.
+	Route string `json:"route,omitempty"`
+
+	// KeyHeader is the request header that carries the API key. For
+	// "Authorization" (the default) the value must be "Bearer <key>"; for
+	// any other header it is the key itself.
+	KeyHeader string `json:"key_header,omitempty"`
+
+	// MaxBody is the largest request body accepted, in bytes; larger ones
+	// get 413 body_too_large. Default: 100 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// MemoryThreshold is the largest body kept in memory while it is
+	// measured; larger bodies are spooled to a temporary file that is
+	// removed when the request ends. Default: 1 MiB.
+	MemoryThreshold int64 `json:"memory_threshold,omitempty"`
+
+	// TempDir is where large bodies are spooled. Default: the system's
+	// temporary directory.
+	TempDir string `json:"temp_dir,omitempty"`
+
+	// MaxFiles is the most multipart parts inspected in one request; more
+	// is a 400. Default: 100.
+	MaxFiles int `json:"max_files,omitempty"`
+
+	// CountTimeout bounds the time spent measuring one request's body
+	// (opening documents, counting pages); past it the request gets 422
+	// unreadable_document. Default: 10s.
+	CountTimeout caddy.Duration `json:"count_timeout,omitempty"`
+
+	// ReservationTTL is how long credits stay reserved for one request.
+	// It must exceed the upstream's longest response time: a reservation
+	// that expires before its settle is charged from what is available
+	// then. Default: 5m.
+	ReservationTTL caddy.Duration `json:"reservation_ttl,omitempty"`
+
+	app    *App
+	rules  pricing.Rules
+	needs  pricing.Needs
+	uopts  usage.Options
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.meter",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, compiles the rules and gets the meter app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.KeyHeader == "" {
+		h.KeyHeader = "Authorization"
+	}
+	if h.MaxBody == 0 {
+		h.MaxBody = 100 << 20
+	}
+	if h.MemoryThreshold == 0 {
+		h.MemoryThreshold = 1 << 20
+	}
+	if h.MaxFiles == 0 {
+		h.MaxFiles = 100
+	}
+	if h.CountTimeout == 0 {
+		h.CountTimeout = caddy.Duration(10 * time.Second)
+	}
+	if h.ReservationTTL == 0 {
+		h.ReservationTTL = caddy.Duration(5 * time.Minute)
+	}
+	rules, err := pricing.Compile(h.Rules)
+	if err != nil {
+		return fmt.Errorf("meter: %w", err)
+	}
+	h.rules, h.needs = rules, rules.Needs()
+	h.uopts = usage.Options{
+		MaxBody:         h.MaxBody,
+		MemoryThreshold: h.MemoryThreshold,
+		TempDir:         h.TempDir,
+		MaxFiles:        h.MaxFiles,
+	}
+	appIface, err := ctx.App("meter")
+	if err != nil {
+		return fmt.Errorf("meter: %w", err)
+	}
+	h.app = appIface.(*App)
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	switch {
+	case len(h.Rules) == 0:
+		return errors.New("meter: no pricing rule: add one, e.g. `per_page 1`")
+	case h.MaxBody < 0, h.MemoryThreshold < 0, h.MaxFiles < 0:
+		return errors.New("meter: max_body, memory_threshold and max_files must not be negative")
+	case h.CountTimeout < 0, h.ReservationTTL < 0:
+		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
+	}
+	return nil
+}
+
+// ServeHTTP meters one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	for _, name := range []string{UpstreamReservation, UpstreamAccount, UpstreamTest} {
+		r.Header.Del(name)
+	}
+	secret, err := h.apiKey(r)
+	if err != nil {
+		writeError(w, err)
+		return nil
+	}
+	key, err := h.app.lookupKey(r.Context(), secret)
+	if err != nil {
+		writeError(w, err)
+		return nil
+	}
+	rq := &request{h: h, key: key, r: r, route: h.Route}
+	if rq.route == "" {
+		rq.route = r.URL.Path
+	}
+
+	in, body, err := h.measure(r)
+	if body != nil {
+		defer body.Close()
+	}
+	if err != nil {
+		rq.refuse(w, err)
+		return nil
+	}
+	rq.quote = h.rules.Quote(in)
+
+	if key.Mode == meter.ModeTest {
+		return rq.forwardTest(w, next)
+	}
+	sctx, cancel := h.app.storeCtx(r.Context())
+	rq.res, err = h.app.store.Reserve(sctx, meter.ReserveRequest{
+		AccountID:      key.AccountID,
+		ID:             meter.NewID("rsv"),
+		Amount:         rq.quote.Total,
+		TTL:            time.Duration(h.ReservationTTL),
+		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+	})
+	cancel()
+	if err != nil {
+		rq.refuse(w, err)
+		return nil
+	}
+	if rq.res.Replayed {
+		// Charged before under this Idempotency-Key: proxy again, charge nothing.
+		w.Header().Set(HeaderReplayed, "true")
+		setMoneyHeaders(w.Header(), 0, rq.res.Available)
+		return next.ServeHTTP(w, r)
+	}
+
+	r.Header.Set(UpstreamReservation, rq.res.ID)
+	r.Header.Set(UpstreamAccount, key.AccountID)
+	sw := &settleWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, rq: rq}
+	err = next.ServeHTTP(sw, r)
+	if !sw.settled {
+		// Nothing was written: an error (upstream down, timeout, client
+		// gone) voids; a handler that wrote nothing at all answered 200.
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusBadGateway
+		}
+		sw.settled = true
+		rq.settle(status, w.Header())
+	}
+	return err
+}
+
+// apiKey extracts the key secret from the request.
+func (h *Handler) apiKey(r *http.Request) (string, error) {
+	v := strings.TrimSpace(r.Header.Get(h.KeyHeader))
+	if strings.EqualFold(h.KeyHeader, "Authorization") {
+		scheme, token, ok := strings.Cut(v, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			v = ""
+		} else {
+			v = strings.TrimSpace(token)
+		}
+	}
+	if v == "" {
+		return "", meter.Errorf(meter.ECodeInvalidAPIKey, "missing API key: send it as %s", h.keyHint())
+	}
+	return v, nil
+}
+
+func (h *Handler) keyHint() string {
+	if strings.EqualFold(h.KeyHeader, "Authorization") {
+		return "Authorization: Bearer <key>"
+	}
+	return h.KeyHeader + ": <key>"
+}
+
+// measure reads what pricing needs. When pages are priced, the body is
+// spooled once, measured, and put back on the request so the upstream
+// receives exactly the bytes the client sent.
+func (h *Handler) measure(r *http.Request) (pricing.Input, *usage.Body, error) {
+	var in pricing.Input
+	if !h.needs.Pages {
+		return in, nil, nil
+	}
+	if r.ContentLength > h.MaxBody {
+		return in, nil, bodyTooLarge(h.MaxBody)
+	}
+	body, err := usage.Spool(r.Body, h.uopts)
+	if err != nil {
+		return in, nil, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
+	in.Usage, err = usage.Measure(ctx, r.Header.Get("Content-Type"), body, h.uopts)
+	cancel()
+	r.Body = io.NopCloser(body.Reader())
+	r.ContentLength = body.Size()
+	r.TransferEncoding = nil
+	if body.Size() > 0 {
+		r.Header.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
+	}
+	return in, body, err
+}
+
+func bodyTooLarge(max int64) error {
+	return meter.Errorf(meter.ECodeBodyTooLarge, "request body is larger than the limit of %d bytes", max).With("max_body", max)
+}
+
+// setMoneyHeaders writes the cost and remaining-credits headers.
+func setMoneyHeaders(h http.Header, cost, remaining meter.Credits) {
+	h.Set(HeaderCost, cost.String())
+	h.Set(HeaderRemaining, remaining.String())
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

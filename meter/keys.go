@@ -1,0 +1,65 @@
+package meter
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"regexp"
+	"strings"
+)
+
+// keyEncoding is lower-case base32 without padding: letters and digits
+// only, so a key selects with one double-click and survives any header.
+var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewKey returns a new API key secret of the given mode, "sk_live_..." or
+// "sk_test_...", and the record to store for it (which holds only its
+// hash, its prefix and its last four characters).
+func NewKey(accountID string, mode Mode) (secret string, k Key) {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand never fails on supported platforms (Go 1.24+ panics itself).
+		panic(err)
+	}
+	prefix := "sk_" + string(mode)
+	secret = prefix + "_" + keyEncoding.EncodeToString(b[:])
+	return secret, Key{
+		Hash:      HashKey(secret),
+		AccountID: accountID,
+		Mode:      mode,
+		Prefix:    prefix,
+		Last4:     secret[len(secret)-4:],
+	}
+}
+
+// NewID returns a random identifier with the given prefix, e.g.
+// NewID("rsv") == "rsv_k3...". 128 bits of randomness.
+func NewID(prefix string) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + "_" + keyEncoding.EncodeToString(b[:])
+}
+
+var accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// ValidateAccountID checks an account id: 1 to 64 characters of letters,
+// digits, '_', '.' and '-'. Ids appear inside store keys, so braces (Redis
+// hash tags) and separators are excluded.
+func ValidateAccountID(id string) error {
+	if !accountIDPattern.MatchString(id) {
+		return Errorf(ECodeInvalid, "invalid account id %q: use 1 to 64 letters, digits, '_', '.' or '-'", id)
+	}
+	return nil
+}
+
+// ParseMode parses "live" or "test" ("" means live).
+func ParseMode(s string) (Mode, error) {
+	switch Mode(strings.ToLower(s)) {
+	case "", ModeLive:
+		return ModeLive, nil
+	case ModeTest:
+		return ModeTest, nil
+	}
+	return "", Errorf(ECodeInvalid, "invalid key mode %q: use live or test", s)
+}
