@@ -167,7 +167,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		writeError(w, err)
 		return nil
 	}
-	rq := &request{h: h, key: key, r: r, route: h.Route}
+	rq := &request{h: h, key: key, r: r, route: h.Route, reqID: requestID(r)}
 	if rq.route == "" {
 		rq.route = r.URL.Path
 	}
@@ -177,6 +177,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		defer body.Close()
 	}
 	if err != nil {
+		if r.Context().Err() != nil {
+			// The client went away while we read its body: nobody to answer.
+			return r.Context().Err()
+		}
 		rq.refuse(w, err)
 		return nil
 	}

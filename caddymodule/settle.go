@@ -20,12 +20,16 @@ type request struct {
 	key   meter.Key
 	r     *http.Request
 	route string
+	reqID string
 	quote pricing.Quote
 	res   meter.Reservation
 }
 
-func (rq *request) requestID() string {
-	if repl, ok := rq.r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+// requestID is Caddy's request UUID (the one its access log shows). It is
+// read once, up front: the placeholder is created lazily in a map that
+// reverse_proxy reads from its own goroutines.
+func requestID(r *http.Request) string {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		return repl.ReplaceAll("{http.request.uuid}", "")
 	}
 	return ""
@@ -39,7 +43,7 @@ func (rq *request) settle(status int, hdr http.Header) {
 	log := rq.h.logger.With(
 		zap.String("account", rq.key.AccountID),
 		zap.String("reservation", rq.res.ID),
-		zap.String("request_id", rq.requestID()),
+		zap.String("request_id", rq.reqID),
 		zap.Int("status", status),
 	)
 	var (
@@ -75,7 +79,7 @@ func (rq *request) commit() (meter.Settlement, error) {
 		Amount:        rq.quote.Total,
 		Description:   rq.r.Method + " " + rq.r.URL.Path,
 		Route:         rq.route,
-		RequestID:     rq.requestID(),
+		RequestID:     rq.reqID,
 	}
 	var (
 		st  meter.Settlement

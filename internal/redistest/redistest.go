@@ -93,10 +93,10 @@ func (s *Server) start(bin string) error {
 	return fmt.Errorf("redis-server on %s did not answer within 10s: %s", s.Addr, s.logTail())
 }
 
-// Restart stops the server (SIGTERM, letting it persist) and starts it
+// Restart stops the server (SIGINT, letting it persist) and starts it
 // again on the same port and directory.
 func (s *Server) Restart() error {
-	s.kill()
+	s.Kill()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return err
@@ -104,8 +104,9 @@ func (s *Server) Restart() error {
 	return s.start(bin)
 }
 
-// kill stops the process without removing its directory.
-func (s *Server) kill() {
+// Kill stops the process, keeping its data directory so that Restart can
+// bring it back with its data (with AOF on).
+func (s *Server) Kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Signal(os.Interrupt)
 		select {
@@ -119,7 +120,7 @@ func (s *Server) kill() {
 
 // Stop ends the server and removes its directory.
 func (s *Server) Stop() {
-	s.kill()
+	s.Kill()
 	os.RemoveAll(s.Dir)
 }
 

@@ -1,0 +1,125 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/creditgate/creditgate/internal/pdftest"
+	"github.com/creditgate/creditgate/internal/redistest"
+	"github.com/creditgate/creditgate/meter"
+)
+
+const minimalSite = `
+http://{SITE} {
+	route {
+		meter {
+			per_page 1
+		}
+		respond "done"
+	}
+}
+`
+
+func TestStoreConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, redis, want string
+	}{
+		{"not a redis URL", "http://127.0.0.1:6379", "expected a redis:// or rediss:// URL"},
+		{"malformed URL", "redis://127.0.0.1:notaport", "meter: opening store"},
+		{"nothing listening", "redis://" + freeAddr(t), "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			caddyMu.Lock()
+			defer caddyMu.Unlock()
+			start := time.Now()
+			err := loadCaddyfile(t, globalBlock+minimalSite, freeAddr(t), freeAddr(t), tt.redis)
+			if err == nil {
+				caddy.Stop()
+				t.Fatal("config loaded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q, want it to contain %q", err, tt.want)
+			}
+			if time.Since(start) > 15*time.Second {
+				t.Fatalf("took %s to fail", time.Since(start))
+			}
+		})
+	}
+}
+
+func TestNoStoreConfigured(t *testing.T) {
+	caddyMu.Lock()
+	defer caddyMu.Unlock()
+	err := loadCaddyfile(t, "{\n\tadmin {ADMIN}\n\tpersist_config off\n}\n"+minimalSite, freeAddr(t), freeAddr(t), "")
+	if err == nil {
+		caddy.Stop()
+		t.Fatal("config without a store loaded")
+	}
+	if !strings.Contains(err.Error(), "no store configured") {
+		t.Fatalf("error %q", err)
+	}
+}
+
+// Redis going away mid-traffic fails closed with 503 and charges nothing;
+// when it comes back, metering resumes without a restart.
+func TestRedisOutageFailsClosed(t *testing.T) {
+	rs := redistest.New(t, "--appendonly", "yes")
+	g := startGatewayRedis(t, globalBlock+minimalSite, rs.URL())
+	key := g.newAccount("e2e_outage", 10, meter.ModeLive)
+	if resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(1)); resp.StatusCode != 200 {
+		t.Fatalf("before the outage: %d", resp.StatusCode)
+	}
+	rs.Kill()
+	resp, raw := g.post("/", key, "application/pdf", pdftest.Pages(1))
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("during the outage: %d %s", resp.StatusCode, raw)
+	}
+	if code, _ := errorCode(t, raw); code != meter.ECodeMeteringUnavailable {
+		t.Fatalf("code %q", code)
+	}
+	if resp.Header.Get("Retry-After") == "" || strings.Contains(string(raw), "refused") {
+		t.Fatalf("503 without Retry-After or leaking the cause: %s", raw)
+	}
+	if err := rs.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = g.post("/", key, "application/pdf", pdftest.Pages(2))
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the outage: %d", resp.StatusCode)
+	}
+	g.assertBalance("e2e_outage", 7, 0)
+}
+
+// A config reload reuses the open store: the pool holds one store per
+// address, referenced once after the old config is cleaned up.
+func TestReloadSharesStore(t *testing.T) {
+	g := startGateway(t, globalBlock+minimalSite)
+	key := g.newAccount("e2e_reload", 10, meter.ModeLive)
+	before := activeStore(t)
+	site := strings.TrimPrefix(g.URL, "http://")
+	if err := loadCaddyfile(t, globalBlock+strings.ReplaceAll(minimalSite, "per_page 1", "per_page 2"), g.admin, site, testRedis.URL()); err != nil {
+		t.Fatal(err)
+	}
+	if after := activeStore(t); after != before {
+		t.Fatal("reload opened a new store")
+	}
+	if refs, ok := stores.References("redis:" + testRedis.URL()); !ok || refs != 1 {
+		t.Fatalf("store pool references = %d, %v; want 1", refs, ok)
+	}
+	resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(1))
+	assertMoney(t, resp, "2", "8")
+}
+
+func activeStore(t *testing.T) meter.Store {
+	t.Helper()
+	app, err := caddy.ActiveContext().App("meter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app.(*App).Store()
+}

@@ -1,0 +1,217 @@
+package redisstore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// CreateAccount creates an account; initial credits are recorded as a
+// purchase entry "initial credits". ECodeAccountExists if it exists.
+func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Credits) (meter.Account, error) {
+	if err := meter.ValidateAccountID(id); err != nil {
+		return meter.Account{}, err
+	}
+	if err := checkAmount("initial credits", initial); err != nil {
+		return meter.Account{}, err
+	}
+	r, err := s.run(ctx, createAccountScript, id, int64(initial), nonce())
+	if err != nil {
+		return meter.Account{}, err
+	}
+	a := accountFrom(id, r)
+	if err := r.check(); err != nil {
+		return meter.Account{}, err
+	}
+	// The global index lives in its own slot, so it cannot be in the script.
+	if err := s.c.SAdd(ctx, s.accountsKey(), id).Err(); err != nil {
+		return meter.Account{}, storeErr(err)
+	}
+	return a, nil
+}
+
+// Account returns an account's balances, after releasing expired holds.
+func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
+	if err := meter.ValidateAccountID(id); err != nil {
+		return meter.Account{}, err
+	}
+	r, err := s.run(ctx, accountScript, id)
+	if err != nil {
+		return meter.Account{}, err
+	}
+	a := accountFrom(id, r)
+	return a, r.check()
+}
+
+// accountFrom reads {'ok', balance, reserved, created_ms}.
+func accountFrom(id string, r *reply) meter.Account {
+	bal, res := meter.Credits(r.int(1)), meter.Credits(r.int(2))
+	return meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.int(3))}
+}
+
+// AddKey stores a key record under its hash and adds the hash to the
+// account's key set. The record's CreatedAt is the server's time; k's is
+// ignored. Adding the same key to the same account again is a no-op.
+func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
+	if err := meter.ValidateAccountID(k.AccountID); err != nil {
+		return err
+	}
+	if !isSHA256Hex(k.Hash) {
+		return invalid("key hash must be a lowercase hex SHA-256 (see meter.HashKey)")
+	}
+	if k.Mode != meter.ModeLive && k.Mode != meter.ModeTest {
+		return invalid("key mode must be %q or %q", meter.ModeLive, meter.ModeTest)
+	}
+	if len(k.Prefix) > 32 || len(k.Last4) > 8 {
+		return invalid("key prefix or last4 too long")
+	}
+	n, err := s.c.Exists(ctx, s.accountKeys(k.AccountID)[0]).Result()
+	if err != nil {
+		return storeErr(err)
+	}
+	if n == 0 {
+		return meter.Errorf(meter.ECodeAccountNotFound, "account %q not found", k.AccountID)
+	}
+	v, err := addKeyScript.Run(ctx, s.c, []string{s.keyRecordKey(k.Hash)},
+		k.AccountID, string(k.Mode), k.Prefix, k.Last4).Slice()
+	if err != nil {
+		return storeErr(err)
+	}
+	r := &reply{v: v}
+	if code := r.str(0); code != "ok" {
+		return refusal(code, k.AccountID, r)
+	}
+	if err := s.c.SAdd(ctx, s.keySetKey(k.AccountID), k.Hash).Err(); err != nil {
+		return storeErr(err)
+	}
+	return nil
+}
+
+// LookupKey returns the key record of a hash; ECodeInvalidAPIKey if none.
+func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
+	unknown := meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
+	if !isSHA256Hex(hash) {
+		return meter.Key{}, unknown
+	}
+	m, err := s.c.HGetAll(ctx, s.keyRecordKey(hash)).Result()
+	if err != nil {
+		return meter.Key{}, storeErr(err)
+	}
+	if m["account"] == "" {
+		return meter.Key{}, unknown
+	}
+	ms, _ := strconv.ParseInt(m["created_ms"], 10, 64)
+	return meter.Key{Hash: hash, AccountID: m["account"], Mode: meter.Mode(m["mode"]),
+		Prefix: m["prefix"], Last4: m["last4"], CreatedAt: msTime(ms)}, nil
+}
+
+func isSHA256Hex(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if !('0' <= h[i] && h[i] <= '9' || 'a' <= h[i] && h[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Grant adds (or, negative, removes) credits with a ledger entry. A
+// purchase must be positive; an adjustment may be negative but may not
+// take more than the available balance. With an IdempotencyKey seen in
+// the last Retain, the first entry is returned and nothing is recorded.
+func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, error) {
+	if err := meter.ValidateAccountID(g.AccountID); err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	switch {
+	case g.Type != meter.EntryPurchase && g.Type != meter.EntryAdjustment:
+		return meter.LedgerEntry{}, invalid("grant type must be %q or %q", meter.EntryPurchase, meter.EntryAdjustment)
+	case g.Amount == 0:
+		return meter.LedgerEntry{}, invalid("grant amount must not be 0")
+	case g.Type == meter.EntryPurchase && g.Amount < 0:
+		return meter.LedgerEntry{}, invalid("a purchase must be positive; use an adjustment to remove credits")
+	case g.Amount > MaxCredits || g.Amount < -MaxCredits:
+		return meter.LedgerEntry{}, invalid("grant amount out of range")
+	}
+	if err := checkLen("description", g.Description, maxTextLen); err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	if err := checkLen("idempotency key", g.IdempotencyKey, maxIdemLen); err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	idem := g.IdempotencyKey
+	if idem == "" {
+		// A grant must not be recorded twice when go-redis retries it after
+		// a lost reply; a key private to this call makes the retry a replay.
+		idem = "call:" + nonce()
+	}
+	r, err := s.run(ctx, grantScript, g.AccountID, string(g.Type), int64(g.Amount), g.Description, idem)
+	if err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	e := meter.LedgerEntry{ID: r.str(1), AccountID: g.AccountID, Type: r.str(2),
+		Amount: meter.Credits(r.int(3)), BalanceAfter: meter.Credits(r.int(4)), Description: r.str(5)}
+	e.CreatedAt = entryTime(e.ID)
+	return e, r.check()
+}
+
+// Ledger lists an account's entries, newest first: Limit, default 50,
+// at most 1000.
+func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
+	if err := meter.ValidateAccountID(q.AccountID); err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	switch {
+	case limit < 0:
+		return nil, invalid("limit must not be negative")
+	case limit == 0:
+		limit = 50
+	case limit > 1000:
+		limit = 1000
+	}
+	keys := s.accountKeys(q.AccountID)
+	var exists *redis.IntCmd
+	var xs *redis.XMessageSliceCmd
+	// Both keys are in the account's slot, so this is one round trip even
+	// on a cluster.
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, keys[0])
+		xs = p.XRevRangeN(ctx, keys[4], "+", "-", int64(limit))
+		return nil
+	})
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if exists.Val() == 0 {
+		return nil, meter.Errorf(meter.ECodeAccountNotFound, "account %q not found", q.AccountID)
+	}
+	out := make([]meter.LedgerEntry, 0, len(xs.Val()))
+	for _, m := range xs.Val() {
+		out = append(out, entryFrom(q.AccountID, m))
+	}
+	return out, nil
+}
+
+func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	num := func(k string) meter.Credits { n, _ := strconv.ParseInt(str(k), 10, 64); return meter.Credits(n) }
+	return meter.LedgerEntry{ID: m.ID, AccountID: acct, Type: str("type"), Amount: num("amount"),
+		BalanceAfter: num("balance_after"), Description: str("description"), Route: str("route"),
+		RequestID: str("request_id"), ReservationID: str("reservation_id"), Late: str("late") == "1",
+		CreatedAt: entryTime(m.ID)}
+}
+
+// entryTime is the server time in a stream id "<ms>-<seq>".
+func entryTime(id string) time.Time {
+	msPart, _, _ := strings.Cut(id, "-")
+	ms, _ := strconv.ParseInt(msPart, 10, 64)
+	return msTime(ms)
+}

@@ -1,0 +1,21 @@
+-- create_account.lua: create an account if it does not exist.
+-- KEYS: the account keys, see lib.lua.
+-- ARGV: [1] retain_ms, [2] initial credits (>= 0), [3] nonce of this call
+-- Reply: {'ok', balance, reserved, created_ms} or {'account_exists'}
+-- Initial credits are recorded as a purchase. The nonce makes a client-side
+-- retry of this very call answer the same instead of "exists".
+local initial, nonce = tonumber(ARGV[2]), ARGV[3]
+if account_exists() then
+  local v = redis.call('HMGET', KEYS[1], 'nonce', 'balance', 'reserved', 'created_ms')
+  if v[1] == nonce then
+    return {'ok', tonumber(v[2]), tonumber(v[3]), tonumber(v[4])}
+  end
+  return {'account_exists'}
+end
+local now = now_ms()
+redis.call('HSET', KEYS[1], 'balance', int(initial), 'reserved', '0',
+  'created_ms', int(now), 'nonce', nonce)
+if initial > 0 then
+  append('purchase', initial, initial, 'initial credits', '', '', '', false)
+end
+return {'ok', initial, 0, now}

@@ -1,0 +1,39 @@
+-- grant.lua: add or remove credits outside of a request.
+-- KEYS: the account keys, see lib.lua.
+-- ARGV: [1] retain_ms, [2] type, [3] amount (signed), [4] description,
+--       [5] idempotency key
+-- Reply: {'ok', entry_id, type, amount, balance_after, description, replayed (0|1)}
+--   or {'account_not_found'} | {'invalid', message}
+--   or {'insufficient_credits', required, available}
+-- A removal may not take more than is available (balance - reserved), so
+-- that settling the held reservations can never make the balance negative.
+-- A key seen before answers the entry it recorded first.
+local typ, amount, desc, idem = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if not account_exists() then return {'account_not_found'} end
+local now = now_ms()
+local balance, reserved = sweep(now)
+
+if idem ~= '' then
+  local prev = redis.call('HGET', KEYS[4], 'g:' .. idem)
+  local found = prev and redis.call('XRANGE', KEYS[5], prev, prev)
+  if found and #found == 1 then
+    local f, kv = {}, found[1][2]
+    for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+    return {'ok', prev, f.type, tonumber(f.amount), tonumber(f.balance_after), f.description, 1}
+  end
+end
+
+if amount < 0 and balance - reserved < -amount then
+  return {'insufficient_credits', -amount, balance - reserved}
+end
+if balance + amount > MAX_CREDITS then
+  return {'invalid', 'balance would exceed the maximum'}
+end
+balance = balance + amount
+local entry = append(typ, amount, balance, desc, '', '', '', false)
+redis.call('HSET', KEYS[1], 'balance', int(balance))
+if idem ~= '' then
+  redis.call('HSET', KEYS[4], 'g:' .. idem, entry)
+  redis.call('ZADD', KEYS[6], int(now + tonumber(ARGV[1])), 'g:' .. idem)
+end
+return {'ok', entry, typ, amount, balance, desc, 0}

@@ -1,0 +1,176 @@
+// Package redisstore implements meter.Store on Redis. Every operation that
+// touches an account's credits is one Lua script (see the *.lua files)
+// over keys that share the account's {hash tag}, so each script is atomic,
+// single-slot and works on Redis Cluster. Time comes from the server.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key. Default "meter". It may not contain '{' or
+	// '}', which would break the per-account hash tags.
+	Prefix string
+	// Retain is how long settled reservation records and idempotency
+	// mappings are kept: an Idempotency-Key replays for this long.
+	// Default 24h.
+	Retain time.Duration
+}
+
+// Store is a meter.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	c        redis.UniversalClient
+	prefix   string
+	retainMS int64
+	owned    bool // Close closes c only when Open created it
+}
+
+// pingTimeout bounds Open's first contact with the server.
+const pingTimeout = 3 * time.Second
+
+// New returns a Store on client. Close does not close the client. New
+// panics if opts.Prefix contains a brace (a programming error).
+func New(client redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "meter"
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		panic(fmt.Sprintf("redisstore: prefix %q may not contain braces", opts.Prefix))
+	}
+	if opts.Retain <= 0 {
+		opts.Retain = 24 * time.Hour
+	}
+	return &Store{c: client, prefix: opts.Prefix, retainMS: opts.Retain.Milliseconds()}
+}
+
+// Open connects to the Redis server at rawURL (redis:// or rediss://,
+// see redis.ParseURL) and checks that it answers. Errors never include
+// the URL's password. Close closes the connection.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("redisstore: prefix %q may not contain braces", opts.Prefix)
+	}
+	ro, err := redis.ParseURL(rawURL)
+	if err != nil {
+		// url.Error quotes the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("invalid redis URL (want redis://[user:password@]host:port/db or rediss://...): %v", err)
+	}
+	c := redis.NewClient(ro)
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := c.Ping(pctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis at %s: %w", ro.Addr, err)
+	}
+	s := New(c, opts)
+	s.owned = true
+	return s, nil
+}
+
+// Close closes the client if Open created it.
+func (s *Store) Close() error {
+	if s.owned {
+		return s.c.Close()
+	}
+	return nil
+}
+
+// accountKeys are the KEYS of every account script, in the order lib.lua
+// documents. The id must have passed meter.ValidateAccountID: a brace in it would move
+// the keys out of the account's slot.
+func (s *Store) accountKeys(id string) []string {
+	base := s.prefix + ":{" + id + "}:"
+	return []string{base + "account", base + "holds", base + "reservations",
+		base + "idempotency", base + "ledger", base + "gc"}
+}
+
+func (s *Store) keySetKey(id string) string      { return s.prefix + ":{" + id + "}:keys" }
+func (s *Store) keyRecordKey(hash string) string { return s.prefix + ":key:" + hash }
+func (s *Store) accountsKey() string             { return s.prefix + ":accounts" }
+
+// run runs an account script and turns a refusal reply into a *meter.Error.
+func (s *Store) run(ctx context.Context, sc *redis.Script, id string, args ...any) (*reply, error) {
+	argv := append([]any{s.retainMS}, args...)
+	v, err := sc.Run(ctx, s.c, s.accountKeys(id), argv...).Slice()
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	r := &reply{v: v}
+	if code := r.str(0); code != "ok" {
+		return nil, refusal(code, id, r)
+	}
+	return r, nil
+}
+
+// refusal maps a script's refusal reply to the domain error.
+func refusal(code, id string, r *reply) error {
+	switch code {
+	case meter.ECodeAccountNotFound:
+		return meter.Errorf(code, "account %q not found", id)
+	case meter.ECodeAccountExists:
+		return meter.Errorf(code, "account %q already exists", id)
+	case meter.ECodeInsufficientCredits:
+		req, avail := meter.Credits(r.int(1)), meter.Credits(r.int(2))
+		e := meter.Errorf(code, "insufficient credits: %s required, %s available", req, avail)
+		e.Details = map[string]any{"required": req, "available": avail}
+		return e
+	case meter.ECodeIdempotencyConflict:
+		return meter.Errorf(code, "a request with this Idempotency-Key is still in progress")
+	case meter.ECodeReservationNotFound:
+		return meter.Errorf(code, "reservation not found")
+	case meter.ECodeReservationSettled:
+		return meter.Errorf(code, "reservation is already %s", r.str(1))
+	case meter.ECodeInvalid:
+		return meter.Errorf(code, "%s", r.str(1))
+	}
+	return internalErr(fmt.Errorf("redisstore: unexpected script reply %v", r.v))
+}
+
+func internalErr(err error) error {
+	return &meter.Error{Code: meter.ECodeInternal, Message: "metering store error", Err: err}
+}
+
+// storeErr classifies a go-redis error: the server could not be reached
+// (network, timeout, closed client: not a server reply) or cannot serve
+// now, both meter.Unavailable; or anything else, internal (a bug in a
+// script or in this package).
+func storeErr(err error) error {
+	var re redis.Error
+	if !errors.As(err, &re) || serverBusy(err) {
+		return meter.Unavailable(err)
+	}
+	return internalErr(err)
+}
+
+// serverBusy reports server errors that mean "not now" rather than "wrong".
+func serverBusy(err error) bool {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN",
+		"TRYAGAIN", "NOREPLICAS", "BUSY", "OOM", "max number of clients"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// nonce identifies one call, so that a script can tell go-redis's retry
+// of it (same arguments, after a lost reply) from a new call.
+func nonce() string { return rand.Text() }
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

@@ -1,0 +1,94 @@
+package redisstore
+
+import (
+	_ "embed"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed lib.lua
+	libLua string
+	//go:embed create_account.lua
+	createAccountLua string
+	//go:embed account.lua
+	accountLua string
+	//go:embed grant.lua
+	grantLua string
+	//go:embed reserve.lua
+	reserveLua string
+	//go:embed commit.lua
+	commitLua string
+	//go:embed void.lua
+	voidLua string
+	//go:embed add_key.lua
+	addKeyLua string
+)
+
+// The shebang (Redis 7+) turns on the strict script mode, in which a
+// cluster node refuses a script that touches a key outside the slot of its
+// KEYS: a key-layout mistake fails loudly instead of working on one node.
+const shebang = "#!lua\n"
+
+// The account scripts share lib.lua, prepended once here; add_key works on
+// a key record, not an account, and stands alone.
+var (
+	createAccountScript = redis.NewScript(shebang + libLua + createAccountLua)
+	accountScript       = redis.NewScript(shebang + libLua + accountLua)
+	grantScript         = redis.NewScript(shebang + libLua + grantLua)
+	reserveScript       = redis.NewScript(shebang + libLua + reserveLua)
+	commitScript        = redis.NewScript(shebang + libLua + commitLua)
+	voidScript          = redis.NewScript(shebang + libLua + voidLua)
+	addKeyScript        = redis.NewScript(shebang + addKeyLua)
+)
+
+// reply reads a script's array reply. A reply of an unexpected shape is a
+// bug in a script; it is recorded in err rather than panicking.
+type reply struct {
+	v   []any
+	err error
+}
+
+func (r *reply) str(i int) string {
+	if i < len(r.v) {
+		switch x := r.v[i].(type) {
+		case string:
+			return x
+		case int64:
+			return strconv.FormatInt(x, 10)
+		}
+	}
+	r.bad(i)
+	return ""
+}
+
+func (r *reply) int(i int) int64 {
+	if i < len(r.v) {
+		switch x := r.v[i].(type) {
+		case int64:
+			return x
+		case string:
+			if n, err := strconv.ParseInt(x, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	r.bad(i)
+	return 0
+}
+
+func (r *reply) bad(i int) {
+	if r.err == nil {
+		r.err = fmt.Errorf("redisstore: unexpected script reply %v at %d", r.v, i)
+	}
+}
+
+// check returns the first shape error as an internal error.
+func (r *reply) check() error {
+	if r.err != nil {
+		return internalErr(r.err)
+	}
+	return nil
+}
