@@ -204,7 +204,6 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-
 // Interface guards
 var (
 	_ caddyfile.Unmarshaler = (*App)(nil)

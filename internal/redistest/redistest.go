@@ -21,8 +21,8 @@ import (
 
 // Server is one redis-server process owned by a test.
 type Server struct {
-	Addr string
-	Dir  string
+	Addr   string
+	Dir    string
 	cmd    *exec.Cmd
 	exited chan struct{}
 	args   []string
