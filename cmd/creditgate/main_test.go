@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creditgate/creditgate/internal/pdftest"
+	"github.com/creditgate/creditgate/internal/redistest"
+)
+
+// TestDemoCaddyfileWithCLI builds the creditgate binary, runs it with the
+// repository's Caddyfile (as `make run` does), and drives it with the CLI
+// exactly as the README shows.
+func TestDemoCaddyfileWithCLI(t *testing.T) {
+	rs := redistest.New(t)
+	bin := filepath.Join(t.TempDir(), "creditgate")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := exec.CommandContext(ctx, bin, "run", "--config", "../../Caddyfile")
+	srv.Env = append(os.Environ(), "CREDITGATE_REDIS="+rs.URL(), "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	var logs bytes.Buffer
+	srv.Stdout, srv.Stderr = &logs, &logs
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		srv.Wait()
+		if t.Failed() {
+			t.Logf("creditgate output:\n%s", logs.String())
+		}
+	}()
+	waitFor(t, "http://localhost:2019/config/")
+
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"meter"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("creditgate meter %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := cli("account", "create", "acme", "--credits", "100"); !regexp.MustCompile(`acme\s+100\s+0\s+100`).MatchString(out) {
+		t.Fatalf("account create printed:\n%s", out)
+	}
+	key := regexp.MustCompile(`sk_live_[a-z2-7]{32}`).FindString(cli("key", "create", "acme"))
+	if key == "" {
+		t.Fatal("key create printed no key")
+	}
+
+	req, _ := http.NewRequest("POST", "http://localhost:8080/v1/ocr", bytes.NewReader(pdftest.Pages(4)))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/pdf")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Cost") != "10" || resp.Header.Get("X-Remaining-Credits") != "90" {
+		t.Fatalf("demo request: %d cost %q remaining %q: %s", resp.StatusCode, resp.Header.Get("X-Request-Cost"), resp.Header.Get("X-Remaining-Credits"), body)
+	}
+	if !strings.Contains(string(body), `"status":"done"`) {
+		t.Fatalf("demo upstream answered %s", body)
+	}
+
+	if out := cli("credits", "add", "acme", "2.5", "--idempotency-key", "inv-1"); !strings.Contains(out, "purchase 2.5") {
+		t.Fatalf("credits add printed:\n%s", out)
+	}
+	cli("credits", "add", "acme", "2.5", "--idempotency-key", "inv-1")
+	if out := cli("account", "get", "acme"); !regexp.MustCompile(`acme\s+92.5\s+0\s+92.5`).MatchString(out) {
+		t.Fatalf("account get printed:\n%s", out)
+	}
+	out := cli("transactions", "acme")
+	if !regexp.MustCompile(`usage\s+-10\s+90\s+ocr`).MatchString(out) || strings.Count(out, "purchase") != 2 {
+		t.Fatalf("transactions printed:\n%s", out)
+	}
+	if out := cli("account", "get", "acme", "--json"); !strings.Contains(out, `"balance": 92.5`) {
+		t.Fatalf("--json printed:\n%s", out)
+	}
+	bad, err := exec.Command(bin, "meter", "account", "create", "acme").CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "account_exists") {
+		t.Fatalf("duplicate account: %v\n%s", err, bad)
+	}
+}
+
+func waitFor(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer within 30s", url)
+}
