@@ -5,6 +5,7 @@ package pdftest
 import (
 	"bytes"
 	"fmt"
+	"strings"
 )
 
 // Letter and A3 page sizes in points.
@@ -24,7 +25,23 @@ func Pages(n int) []byte {
 
 // Sized returns a PDF with one page per size (width, height in points).
 // Each page has a tiny content stream so it is a realistic document.
-func Sized(sizes ...[2]float64) []byte {
+func Sized(sizes ...[2]float64) []byte { return build(sizes, 0) }
+
+// Padded returns a PDF of n Letter pages whose content streams are padded
+// so the file is about size bytes (realistic uploads are mostly content).
+func Padded(n, size int) []byte {
+	sizes := make([][2]float64, n)
+	for i := range sizes {
+		sizes[i] = Letter
+	}
+	pad := 0
+	if n > 0 && size > 0 {
+		pad = size / n
+	}
+	return build(sizes, pad)
+}
+
+func build(sizes [][2]float64, pad int) []byte {
 	var b bytes.Buffer
 	offsets := []int{0}
 	obj := func(body string) {
@@ -43,6 +60,10 @@ func Sized(sizes ...[2]float64) []byte {
 	for i, s := range sizes {
 		obj(fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g] /Contents %d 0 R >>", s[0], s[1], 4+2*i))
 		content := fmt.Sprintf("BT /F1 12 Tf 72 712 Td (page %d) Tj ET", i+1)
+		if pad > len(content) {
+			// Comments are valid content and keep the stream parseable.
+			content += "\n%" + strings.Repeat("x", pad-len(content)-2)
+		}
 		obj(fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
 	}
 	xref := b.Len()

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Gateway overhead: throughput and latency of a metered route against a
+# plain reverse_proxy route to the same upstream, same load generator, same
+# run. Prints a table of ratios. Usage: bench/gateway.sh [seconds] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+CONNS=${2:-32}
+OUT=bench/out
+mkdir -p "$OUT"
+export ADMIN_PORT=22019 PLAIN_PORT=28081 METER_PORT=28082 UPSTREAM_PORT=29180 REDIS_PORT=26390
+export CREDITGATE_REDIS=redis://127.0.0.1:$REDIS_PORT/0
+
+go build -o "$OUT/creditgate" ./cmd/creditgate
+go build -o "$OUT/upstream" ./bench/upstream
+go run ./bench/mkpdf -pages 1 -o "$OUT/p1.pdf"
+go run ./bench/mkpdf -pages 10 -size 200000 -o "$OUT/p10.pdf"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --dir "$PWD/$OUT" --logfile "$PWD/$OUT/redis.log" &
+pids+=($!)
+"$OUT/upstream" -addr 127.0.0.1:$UPSTREAM_PORT &
+pids+=($!)
+until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done
+"$OUT/creditgate" run --config bench/Caddyfile.bench >"$OUT/gateway.log" 2>&1 &
+gw=$!
+pids+=($gw)
+until curl -sf "http://127.0.0.1:$ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
+
+curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts" -d '{"id":"bench","credits":1000000000000}' >/dev/null || true
+KEY=$(curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts/bench/keys" -d '{"mode":"live"}' | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
+
+# run PORT BODY KEY -> "req/s p50_ms"
+run() {
+	local res
+	res=$(BODY=$2 KEY=$3 wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
+	echo "$res" >>"$OUT/wrk.log"
+	local rps p50 non2xx
+	rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
+	p50=$(echo "$res" | awk '$1=="50%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+	non2xx=$(echo "$res" | awk '/Non-2xx/ {print $5}')
+	if [ -n "$non2xx" ]; then echo "warning: $non2xx non-2xx responses on port $1" >&2; fi
+	echo "$rps $p50"
+}
+
+: >"$OUT/wrk.log"
+printf '%-22s %12s %12s %8s %12s %12s %10s\n' "body" "plain req/s" "meter req/s" "ratio" "plain p50ms" "meter p50ms" "added ms"
+for body in p1 p10; do
+	read -r prps pp50 <<<"$(run $PLAIN_PORT "$OUT/$body.pdf" "")"
+	read -r mrps mp50 <<<"$(run $METER_PORT "$OUT/$body.pdf" "$KEY")"
+	label=$([ $body = p1 ] && echo "1 page" || echo "10 pages, 200 KB")
+	awk -v l="$label" -v a="$prps" -v b="$mrps" -v c="$pp50" -v d="$mp50" \
+		'BEGIN { printf "%-22s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
+done
+echo "gateway peak RSS: $(awk '/VmHWM/ {print $2/1024 " MB"}' /proc/$gw/status)"
