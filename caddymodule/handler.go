@@ -184,7 +184,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rq.refuse(w, err)
 		return nil
 	}
-	rq.quote = h.rules.Quote(in)
+	if rq.quote, err = h.rules.Quote(in); err != nil {
+		rq.refuse(w, err)
+		return nil
+	}
 
 	if key.Mode == meter.ModeTest {
 		return rq.forwardTest(w, next)

@@ -5,6 +5,7 @@ package pricing
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/usage"
@@ -30,20 +31,50 @@ type Quote struct {
 	Lines []Line        `json:"lines"`
 }
 
-// Input is what a rule may look at.
+// Input is what a rule may look at before the request is forwarded.
 type Input struct {
+	// Usage is what the request body carries: files, pages, page boxes.
 	Usage usage.Usage
+	// JSON is the request body when a rule needs it and the body is JSON
+	// (Content-Type application/json or +json); nil otherwise.
+	JSON []byte
+	// Rates are the account's overrides of named rates (e.g. "drawing" ->
+	// 8 credits per drawing page). A rate not listed keeps the route's.
+	Rates map[string]meter.Credits
+}
+
+// Response is what a rule may look at after the upstream answered 2xx.
+type Response struct {
+	// OutputPages is the page count of the PDF the upstream returned, when
+	// a rule needs it.
+	OutputPages int
+	// Header is the upstream's response header.
+	Header http.Header
 }
 
 // Needs says what a rule reads, so the gateway measures nothing more.
 type Needs struct {
 	// Pages: the request body's documents must be opened and counted.
 	Pages bool
+	// Boxes: the page sizes are needed too (page classes).
+	Boxes bool
+	// JSON: the request body is read as JSON.
+	JSON bool
+	// OutputPages: the response body's PDF pages are counted.
+	OutputPages bool
+	// ResponseHeaders are read from the upstream's response, then removed
+	// before the client sees it.
+	ResponseHeaders []string
 }
 
 // Rule prices one aspect of a request.
 type Rule interface {
-	Lines(in Input) []Line
+	// Lines prices the request before it is forwarded. A rule priced on
+	// the response returns its estimate: what is reserved.
+	Lines(in Input) ([]Line, error)
+	// Final prices the request once the upstream answered 2xx. Rules not
+	// priced on the response return what Lines returned.
+	Final(in Input, resp Response) ([]Line, error)
 	Needs() Needs
 }
 
@@ -81,23 +112,43 @@ func Compile(specs []Spec) (Rules, error) {
 // Rules is a price list: the quote is the sum of its rules' lines.
 type Rules []Rule
 
-// Quote prices a request.
-func (rs Rules) Quote(in Input) Quote {
+// Quote prices a request before it is forwarded: what is reserved, and
+// what a dry run shows.
+func (rs Rules) Quote(in Input) (Quote, error) {
+	return rs.sum(func(r Rule) ([]Line, error) { return r.Lines(in) })
+}
+
+// Final prices a request after the upstream answered 2xx: what is charged.
+// For rules not priced on the response it equals Quote.
+func (rs Rules) Final(in Input, resp Response) (Quote, error) {
+	return rs.sum(func(r Rule) ([]Line, error) { return r.Final(in, resp) })
+}
+
+func (rs Rules) sum(lines func(Rule) ([]Line, error)) (Quote, error) {
 	q := Quote{Lines: make([]Line, 0, len(rs))}
 	for _, r := range rs {
-		for _, l := range r.Lines(in) {
+		ls, err := lines(r)
+		if err != nil {
+			return Quote{}, err
+		}
+		for _, l := range ls {
 			q.Total += l.Cost
 			q.Lines = append(q.Lines, l)
 		}
 	}
-	return q
+	return q, nil
 }
 
 // Needs is the union of what the rules read.
 func (rs Rules) Needs() Needs {
 	var n Needs
 	for _, r := range rs {
-		n.Pages = n.Pages || r.Needs().Pages
+		rn := r.Needs()
+		n.Pages = n.Pages || rn.Pages
+		n.Boxes = n.Boxes || rn.Boxes
+		n.JSON = n.JSON || rn.JSON
+		n.OutputPages = n.OutputPages || rn.OutputPages
+		n.ResponseHeaders = append(n.ResponseHeaders, rn.ResponseHeaders...)
 	}
 	return n
 }
@@ -109,16 +160,23 @@ type PerPage struct {
 }
 
 // Lines returns one line: the request's pages at the per-page rate.
-func (p PerPage) Lines(in Input) []Line {
+func (p PerPage) Lines(in Input) ([]Line, error) {
+	rate := p.Credits
+	if r, ok := in.Rates[p.Name]; ok {
+		rate = r
+	}
 	n := int64(in.Usage.Pages)
 	return []Line{{
 		Name:     p.Name,
 		Units:    n,
-		UnitCost: p.Credits,
-		Cost:     meter.Credits(n) * p.Credits,
+		UnitCost: rate,
+		Cost:     meter.Credits(n) * rate,
 		Source:   "request body",
-	}}
+	}}, nil
 }
+
+// Final is Lines: pages are known before the request is forwarded.
+func (p PerPage) Final(in Input, _ Response) ([]Line, error) { return p.Lines(in) }
 
 // Needs reports that PerPage counts pages.
 func (PerPage) Needs() Needs { return Needs{Pages: true} }

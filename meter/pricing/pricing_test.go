@@ -34,7 +34,10 @@ func TestPerPageQuote(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			q := rules.Quote(Input{Usage: usage.Usage{Pages: tt.pages}})
+			q, err := rules.Quote(Input{Usage: usage.Usage{Pages: tt.pages}})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if q.Total != tt.want {
 				t.Fatalf("total = %s, want %s", q.Total, tt.want)
 			}
