@@ -130,20 +130,29 @@ func (a *App) storeCtx(parent context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(context.WithoutCancel(parent), time.Duration(a.StoreTimeout))
 }
 
-// lookupKey authenticates an API key secret, through the cache.
-func (a *App) lookupKey(ctx context.Context, secret string) (meter.Key, error) {
+// lookupKey authenticates an API key secret and finds its account's
+// settings, through the cache.
+func (a *App) lookupKey(ctx context.Context, secret string) (identity, error) {
 	hash := meter.HashKey(secret)
-	if k, ok := a.keys.get(hash); ok {
-		return k, nil
+	if id, ok := a.keys.get(hash); ok {
+		return id, nil
 	}
 	sctx, cancel := a.storeCtx(ctx)
 	defer cancel()
 	k, err := a.store.LookupKey(sctx, hash)
 	if err != nil {
-		return meter.Key{}, err
+		return identity{}, err
 	}
-	a.keys.put(hash, k)
-	return k, nil
+	acct, err := a.store.Account(sctx, k.AccountID)
+	if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
+		return identity{}, meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
+	}
+	if err != nil {
+		return identity{}, err
+	}
+	id := identity{key: k, settings: acct.Settings}
+	a.keys.put(hash, id)
+	return id, nil
 }
 
 // Interface guards

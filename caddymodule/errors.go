@@ -23,7 +23,9 @@ func statusOf(code string) int {
 	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict,
 		meter.ECodeReservationSettled, meter.ECodeReservationNotFound:
 		return http.StatusConflict
-	case meter.ECodeBodyTooLarge:
+	case meter.ECodeAccountDisabled:
+		return http.StatusForbidden
+	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded:
 		return http.StatusRequestEntityTooLarge
 	case meter.ECodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType

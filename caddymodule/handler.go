@@ -162,17 +162,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		writeError(w, err)
 		return nil
 	}
-	key, err := h.app.lookupKey(r.Context(), secret)
+	id, err := h.app.lookupKey(r.Context(), secret)
 	if err != nil {
 		writeError(w, err)
 		return nil
 	}
-	rq := &request{h: h, key: key, r: r, route: h.Route, reqID: requestID(r)}
+	rq := &request{h: h, key: id.key, r: r, route: h.Route, reqID: requestID(r)}
 	if rq.route == "" {
 		rq.route = r.URL.Path
 	}
+	if !id.settings.IsEnabled() {
+		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
+		return nil
+	}
 
-	in, body, err := h.measure(r)
+	body, err := h.measure(r, &rq.in)
 	if body != nil {
 		defer body.Close()
 	}
@@ -184,17 +188,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rq.refuse(w, err)
 		return nil
 	}
-	if rq.quote, err = h.rules.Quote(in); err != nil {
+	if limit := id.settings.PageLimit; limit > 0 && rq.in.Usage.Pages > limit {
+		rq.refuse(w, meter.Errorf(meter.ECodePageLimitExceeded,
+			"the request has %d pages; this account's limit is %d pages per request", rq.in.Usage.Pages, limit).
+			With("pages", rq.in.Usage.Pages).With("page_limit", limit))
+		return nil
+	}
+	rq.in.Rates = id.settings.Rates
+	if rq.quote, err = h.rules.Quote(rq.in); err != nil {
 		rq.refuse(w, err)
 		return nil
 	}
 
-	if key.Mode == meter.ModeTest {
+	if isDryRun(r) {
+		return rq.dryRun(w)
+	}
+	if id.key.Mode == meter.ModeTest {
 		return rq.forwardTest(w, next)
 	}
 	sctx, cancel := h.app.storeCtx(r.Context())
 	rq.res, err = h.app.store.Reserve(sctx, meter.ReserveRequest{
-		AccountID:      key.AccountID,
+		AccountID:      id.key.AccountID,
 		ID:             meter.NewID("rsv"),
 		Amount:         rq.quote.Total,
 		TTL:            time.Duration(h.ReservationTTL),
@@ -213,20 +227,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	r.Header.Set(UpstreamReservation, rq.res.ID)
-	r.Header.Set(UpstreamAccount, key.AccountID)
-	sw := &settleWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, rq: rq}
+	r.Header.Set(UpstreamAccount, id.key.AccountID)
+	sw := newSettleWriter(w, rq)
 	err = next.ServeHTTP(sw, r)
-	if !sw.settled {
-		// Nothing was written: an error (upstream down, timeout, client
-		// gone) voids; a handler that wrote nothing at all answered 200.
-		status := http.StatusOK
-		if err != nil {
-			status = http.StatusBadGateway
-		}
-		sw.settled = true
-		rq.settle(status, w.Header())
-	}
-	return err
+	return sw.finish(err)
 }
 
 // apiKey extracts the key secret from the request.
@@ -253,31 +257,53 @@ func (h *Handler) keyHint() string {
 	return h.KeyHeader + ": <key>"
 }
 
-// measure reads what pricing needs. When pages are priced, the body is
+// maxJSONBody bounds a JSON body read for pricing: it is parsed in memory.
+const maxJSONBody = 16 << 20
+
+// measure reads what pricing needs into in. When the body is read, it is
 // spooled once, measured, and put back on the request so the upstream
 // receives exactly the bytes the client sent.
-func (h *Handler) measure(r *http.Request) (pricing.Input, *usage.Body, error) {
-	var in pricing.Input
-	if !h.needs.Pages {
-		return in, nil, nil
+func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, error) {
+	if !h.needs.Pages && !h.needs.JSON {
+		return nil, nil
 	}
 	if r.ContentLength > h.MaxBody {
-		return in, nil, bodyTooLarge(h.MaxBody)
+		return nil, bodyTooLarge(h.MaxBody)
 	}
 	body, err := usage.Spool(r.Body, h.uopts)
 	if err != nil {
-		return in, nil, err
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
-	in.Usage, err = usage.Measure(ctx, r.Header.Get("Content-Type"), body, h.uopts)
-	cancel()
 	r.Body = io.NopCloser(body.Reader())
 	r.ContentLength = body.Size()
 	r.TransferEncoding = nil
 	if body.Size() > 0 {
 		r.Header.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
 	}
-	return in, body, err
+	ct := r.Header.Get("Content-Type")
+	if h.needs.JSON && isJSON(ct) {
+		if body.Size() > maxJSONBody {
+			return body, meter.Errorf(meter.ECodeBodyTooLarge, "a JSON body priced by its content may be at most %d bytes", maxJSONBody).With("max_body", maxJSONBody)
+		}
+		in.JSON = make([]byte, body.Size())
+		if _, err := io.ReadFull(body.Reader(), in.JSON); err != nil {
+			return body, err
+		}
+	}
+	if h.needs.Pages {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
+		in.Usage, err = usage.Measure(ctx, ct, body, h.uopts)
+		cancel()
+	}
+	return body, err
+}
+
+// isJSON reports whether a Content-Type is JSON (application/json or any
+// +json type).
+func isJSON(contentType string) bool {
+	mt, _, _ := strings.Cut(strings.ToLower(contentType), ";")
+	mt = strings.TrimSpace(mt)
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 func bodyTooLarge(max int64) error {

@@ -7,8 +7,15 @@ import (
 	"github.com/creditgate/creditgate/meter"
 )
 
-// keyCache keeps looked-up keys for a short TTL, so a hot key costs one
-// store round trip per TTL instead of one per request. Only hits are
+// identity is what a request's API key resolves to: the key record and
+// its account's settings.
+type identity struct {
+	key      meter.Key
+	settings meter.Settings
+}
+
+// keyCache keeps resolved keys for a short TTL, so a hot key costs two
+// store round trips per TTL instead of per request. Only hits are
 // cached: a key created a moment ago works at once. It is bounded: when
 // full it is emptied, which costs one lookup per key and nothing else.
 type keyCache struct {
@@ -21,7 +28,7 @@ type keyCache struct {
 }
 
 type cachedKey struct {
-	key     meter.Key
+	id      identity
 	expires time.Time
 }
 
@@ -29,20 +36,20 @@ func newKeyCache(ttl time.Duration, max int) *keyCache {
 	return &keyCache{ttl: ttl, max: max, now: time.Now, m: make(map[string]cachedKey)}
 }
 
-func (c *keyCache) get(hash string) (meter.Key, bool) {
+func (c *keyCache) get(hash string) (identity, bool) {
 	if c.ttl <= 0 {
-		return meter.Key{}, false
+		return identity{}, false
 	}
 	c.mu.RLock()
 	e, ok := c.m[hash]
 	c.mu.RUnlock()
 	if !ok || c.now().After(e.expires) {
-		return meter.Key{}, false
+		return identity{}, false
 	}
-	return e.key, true
+	return e.id, true
 }
 
-func (c *keyCache) put(hash string, k meter.Key) {
+func (c *keyCache) put(hash string, id identity) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -50,6 +57,6 @@ func (c *keyCache) put(hash string, k meter.Key) {
 	if len(c.m) >= c.max {
 		c.m = make(map[string]cachedKey)
 	}
-	c.m[hash] = cachedKey{key: k, expires: c.now().Add(c.ttl)}
+	c.m[hash] = cachedKey{id: id, expires: c.now().Add(c.ttl)}
 	c.mu.Unlock()
 }

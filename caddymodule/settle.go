@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -21,7 +20,11 @@ type request struct {
 	r     *http.Request
 	route string
 	reqID string
+	in    pricing.Input
 	quote pricing.Quote
+	// chargeQuote makes settle charge the quote instead of the final price
+	// (the response could not be measured).
+	chargeQuote bool
 	res   meter.Reservation
 }
 
@@ -37,8 +40,10 @@ func requestID(r *http.Request) string {
 
 // settle commits the reservation when the upstream succeeded (2xx, and the
 // client is still there to receive it) and voids it otherwise, then writes
-// the money headers into hdr before they are sent.
-func (rq *request) settle(status int, hdr http.Header) {
+// the money headers into hdr before they are sent. out is what the rules
+// priced on the response read: hdr's priced headers (removed from hdr
+// here) and the output pages, counted by the caller.
+func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
 	log := rq.h.logger.With(
 		zap.String("account", rq.key.AccountID),
@@ -46,12 +51,35 @@ func (rq *request) settle(status int, hdr http.Header) {
 		zap.String("request_id", rq.reqID),
 		zap.Int("status", status),
 	)
+	if len(rq.h.needs.ResponseHeaders) > 0 {
+		out.Header = make(http.Header, len(rq.h.needs.ResponseHeaders))
+		for _, name := range rq.h.needs.ResponseHeaders {
+			if v := hdr.Values(name); len(v) > 0 {
+				out.Header[http.CanonicalHeaderKey(name)] = v
+			}
+			hdr.Del(name)
+		}
+	}
 	var (
 		st  meter.Settlement
 		err error
 	)
 	if ok {
-		st, err = rq.commit()
+		final, ferr := rq.h.rules.Final(rq.in, out)
+		if rq.chargeQuote {
+			final, ferr = rq.quote, nil
+		}
+		if ferr != nil {
+			// The upstream did the work; what it reported is unusable. Charge
+			// what was quoted and reserved, and say so.
+			log.Warn("pricing the response failed; charging the quote", zap.Error(ferr))
+			final = rq.quote
+		}
+		if final.Total > rq.res.Amount {
+			log.Warn("final price exceeds the reservation; charging the reserved amount",
+				zap.Stringer("final", final.Total), zap.Stringer("reserved", rq.res.Amount))
+		}
+		st, err = rq.commit(final.Total)
 	} else {
 		st, err = rq.void()
 	}
@@ -70,13 +98,19 @@ func (rq *request) settle(status int, hdr http.Header) {
 	setMoneyHeaders(hdr, st.Charged, st.Available)
 }
 
+// settleQuoted settles a success at the quoted (reserved) price.
+func (rq *request) settleQuoted(status int, hdr http.Header) {
+	rq.chargeQuote = true
+	rq.settle(status, hdr, pricing.Response{})
+}
+
 // commit debits the quote, retrying a transient store failure briefly:
 // Commit is idempotent per reservation, so a retry never charges twice.
-func (rq *request) commit() (meter.Settlement, error) {
+func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 	c := meter.CommitRequest{
 		AccountID:     rq.key.AccountID,
 		ReservationID: rq.res.ID,
-		Amount:        rq.quote.Total,
+		Amount:        amount,
 		Description:   rq.r.Method + " " + rq.r.URL.Path,
 		Route:         rq.route,
 		RequestID:     rq.reqID,
@@ -153,48 +187,3 @@ func (rq *request) forwardTest(w http.ResponseWriter, next caddyhttp.Handler) er
 	return next.ServeHTTP(w, rq.r)
 }
 
-// settleWriter settles the reservation when the response status is known,
-// before any header reaches the client, so the money headers can be set.
-type settleWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	rq      *request
-	settled bool
-}
-
-func (sw *settleWriter) WriteHeader(status int) {
-	if status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
-		// Informational responses (100 Continue, 103 Early Hints) say
-		// nothing of the outcome.
-		sw.ResponseWriterWrapper.WriteHeader(status)
-		return
-	}
-	if !sw.settled {
-		sw.settled = true
-		sw.rq.settle(status, sw.Header())
-	}
-	sw.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (sw *settleWriter) Write(b []byte) (int, error) {
-	if !sw.settled {
-		sw.WriteHeader(http.StatusOK)
-	}
-	return sw.ResponseWriterWrapper.Write(b)
-}
-
-// ReadFrom is overridden because the wrapper's would bypass WriteHeader.
-func (sw *settleWriter) ReadFrom(r io.Reader) (int64, error) {
-	if !sw.settled {
-		sw.WriteHeader(http.StatusOK)
-	}
-	return sw.ResponseWriterWrapper.ReadFrom(r)
-}
-
-// FlushError is found by http.ResponseController before it unwraps us, so
-// a flush cannot send headers without settling first.
-func (sw *settleWriter) FlushError() error {
-	if !sw.settled {
-		sw.WriteHeader(http.StatusOK)
-	}
-	return http.NewResponseController(sw.ResponseWriterWrapper.ResponseWriter).Flush()
-}

@@ -22,6 +22,8 @@ const (
 	ECodeInvalid              = "invalid"
 	ECodeInternal             = "internal"
 	ECodeNotFound             = "not_found"
+	ECodeAccountDisabled      = "account_disabled"
+	ECodePageLimitExceeded    = "page_limit_exceeded"
 	ECodeServerBusy           = "server_busy"
 	ECodeUnsupportedMediaType = "unsupported_media_type"
 )

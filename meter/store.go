@@ -27,7 +27,25 @@ type Account struct {
 	// Available is Balance minus Reserved: what a new request can spend.
 	Available Credits   `json:"available"`
 	CreatedAt time.Time `json:"created_at"`
+	// Settings are the account's own overrides of the gateway's defaults.
+	Settings Settings `json:"settings"`
 }
+
+// Settings are per-account overrides, set through the admin API.
+type Settings struct {
+	// Enabled, when false, refuses every request of the account with 403
+	// account_disabled. Default (unset): enabled.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Rates override the route's rates by name: a per_page rule's line
+	// name ("pages" by default) or a page class ("drawing", "document").
+	Rates map[string]Credits `json:"rates,omitempty"`
+	// PageLimit is the most pages one request may carry; more gets 413
+	// page_limit_exceeded. 0: no limit.
+	PageLimit int `json:"page_limit,omitempty"`
+}
+
+// IsEnabled reports whether the account may make requests.
+func (s Settings) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
 
 // Key is the stored record of an API key. The secret itself is never
 // stored: Hash is its SHA-256.
@@ -152,8 +170,11 @@ type Store interface {
 	// CreateAccount creates an account, with initial credits recorded as a
 	// purchase when positive. ECodeAccountExists if it exists.
 	CreateAccount(ctx context.Context, id string, initial Credits) (Account, error)
-	// Account returns an account's balances. ECodeAccountNotFound.
+	// Account returns an account's balances and settings.
+	// ECodeAccountNotFound.
 	Account(ctx context.Context, id string) (Account, error)
+	// UpdateSettings replaces an account's settings.
+	UpdateSettings(ctx context.Context, id string, s Settings) (Account, error)
 	// AddKey stores a key record (its Hash, never the secret).
 	AddKey(ctx context.Context, k Key) error
 	// LookupKey finds a key by the SHA-256 of its secret.

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -48,10 +50,36 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 	return a, r.check()
 }
 
-// accountFrom reads {'ok', balance, reserved, created_ms}.
+// UpdateSettings replaces an account's settings, stored as JSON in the
+// account hash.
+func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings) (meter.Account, error) {
+	if err := meter.ValidateAccountID(id); err != nil {
+		return meter.Account{}, err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return meter.Account{}, internalErr(err)
+	}
+	r, err := s.run(ctx, settingsScript, id, string(b))
+	if err != nil {
+		return meter.Account{}, err
+	}
+	a := accountFrom(id, r)
+	return a, r.check()
+}
+
+// accountFrom reads {'ok', balance, reserved, created_ms[, settings_json]}.
 func accountFrom(id string, r *reply) meter.Account {
 	bal, res := meter.Credits(r.int(1)), meter.Credits(r.int(2))
-	return meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.int(3))}
+	a := meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.int(3))}
+	if len(r.v) > 4 {
+		if raw := r.str(4); raw != "" {
+			if err := json.Unmarshal([]byte(raw), &a.Settings); err != nil && r.err == nil {
+				r.err = fmt.Errorf("redisstore: account %s: bad settings %q: %v", id, raw, err)
+			}
+		}
+	}
+	return a
 }
 
 // AddKey stores a key record under its hash and adds the hash to the

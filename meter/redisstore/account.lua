@@ -2,7 +2,8 @@
 -- so that reserved counts only active reservations.
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms
--- Reply: {'ok', balance, reserved, created_ms} or {'account_not_found'}
+-- Reply: {'ok', balance, reserved, created_ms, settings_json} or {'account_not_found'}
 if not account_exists() then return {'account_not_found'} end
 local balance, reserved = sweep(now_ms())
-return {'ok', balance, reserved, tonumber(redis.call('HGET', KEYS[1], 'created_ms'))}
+local v = redis.call('HMGET', KEYS[1], 'created_ms', 'settings')
+return {'ok', balance, reserved, tonumber(v[1]), v[2] or ''}

@@ -25,6 +25,8 @@ var (
 	voidLua string
 	//go:embed add_key.lua
 	addKeyLua string
+	//go:embed settings.lua
+	settingsLua string
 )
 
 // The shebang (Redis 7+) turns on the strict script mode, in which a
@@ -42,6 +44,7 @@ var (
 	commitScript        = redis.NewScript(shebang + libLua + commitLua)
 	voidScript          = redis.NewScript(shebang + libLua + voidLua)
 	addKeyScript        = redis.NewScript(shebang + addKeyLua)
+	settingsScript      = redis.NewScript(shebang + libLua + settingsLua)
 )
 
 // reply reads a script's array reply. A reply of an unexpected shape is a

@@ -1,0 +1,68 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/pricing"
+)
+
+// HeaderDryRun, set to "true" on a request to a metered route, asks for
+// the price instead of the work: the request is measured and priced, never
+// forwarded, never charged, never written to the ledger.
+const HeaderDryRun = "X-Meter-Dry-Run"
+
+func isDryRun(r *http.Request) bool {
+	v := strings.ToLower(strings.TrimSpace(r.Header.Get(HeaderDryRun)))
+	return v == "true" || v == "1"
+}
+
+// dryRunFile is one file of the request, as the dry run shows it.
+type dryRunFile struct {
+	Name  string `json:"name,omitempty"`
+	Kind  string `json:"kind"`
+	Size  int64  `json:"size"`
+	Pages int    `json:"pages"`
+}
+
+// dryRunResponse is the body of a dry run's 200.
+type dryRunResponse struct {
+	DryRun bool `json:"dry_run"`
+	// Total is what the request would be charged (for rules priced on the
+	// response: what would be reserved).
+	Total meter.Credits  `json:"total"`
+	Lines []pricing.Line `json:"lines"`
+	// Pages and Files are what was measured.
+	Pages int          `json:"pages"`
+	Files []dryRunFile `json:"files"`
+	// Affordable says whether the account could pay for it now.
+	Affordable bool          `json:"affordable"`
+	Available  meter.Credits `json:"available"`
+}
+
+func (rq *request) dryRun(w http.ResponseWriter) error {
+	ctx, cancel := rq.h.app.storeCtx(rq.r.Context())
+	acct, err := rq.h.app.store.Account(ctx, rq.key.AccountID)
+	cancel()
+	if err != nil {
+		rq.refuse(w, err)
+		return nil
+	}
+	resp := dryRunResponse{
+		DryRun:     true,
+		Total:      rq.quote.Total,
+		Lines:      rq.quote.Lines,
+		Pages:      rq.in.Usage.Pages,
+		Files:      make([]dryRunFile, 0, len(rq.in.Usage.Files)),
+		Affordable: rq.key.Mode == meter.ModeTest || acct.Available >= rq.quote.Total,
+		Available:  acct.Available,
+	}
+	for _, f := range rq.in.Usage.Files {
+		resp.Files = append(resp.Files, dryRunFile{Name: f.Name, Kind: f.Kind, Size: f.Size, Pages: f.Pages})
+	}
+	setMoneyHeaders(w.Header(), 0, acct.Available)
+	w.Header().Set(HeaderDryRun, "true")
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}

@@ -1,0 +1,163 @@
+package caddymodule
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/creditgate/creditgate/meter/pricing"
+	"github.com/creditgate/creditgate/meter/usage"
+)
+
+// settleWriter settles the reservation when the response status is known,
+// before any header reaches the client, so the money headers can be set.
+// When a rule prices the response body (output pages), a 2xx body is
+// spooled instead, counted, settled, and only then sent; an upstream that
+// fails mid-body is then a clean 502, not a charged half response.
+type settleWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	rq      *request
+	settled bool
+
+	buffering bool
+	status    int
+	pw        *io.PipeWriter
+	spooled   chan spoolResult
+}
+
+type spoolResult struct {
+	body *usage.Body
+	err  error
+}
+
+func newSettleWriter(w http.ResponseWriter, rq *request) *settleWriter {
+	return &settleWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, rq: rq}
+}
+
+func (sw *settleWriter) WriteHeader(status int) {
+	if sw.buffering {
+		return
+	}
+	if sw.settled || status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
+		// Informational responses (100 Continue, 103 Early Hints) say
+		// nothing of the outcome.
+		sw.ResponseWriterWrapper.WriteHeader(status)
+		return
+	}
+	if sw.rq.h.needs.OutputPages && status >= 200 && status < 300 {
+		sw.startBuffering(status)
+		return
+	}
+	sw.settled = true
+	sw.rq.settle(status, sw.Header(), pricing.Response{})
+	sw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// startBuffering spools what the upstream writes, bounded like a request
+// body (max_body, memory_threshold, temp_dir).
+func (sw *settleWriter) startBuffering(status int) {
+	sw.buffering, sw.status = true, status
+	pr, pw := io.Pipe()
+	sw.pw, sw.spooled = pw, make(chan spoolResult, 1)
+	go func() {
+		b, err := usage.Spool(pr, sw.rq.h.uopts)
+		// Unblock the writer when Spool stopped early (too large).
+		pr.CloseWithError(io.ErrClosedPipe)
+		sw.spooled <- spoolResult{b, err}
+	}()
+}
+
+func (sw *settleWriter) Write(b []byte) (int, error) {
+	if !sw.settled && !sw.buffering {
+		sw.WriteHeader(http.StatusOK)
+	}
+	if sw.buffering {
+		return sw.pw.Write(b)
+	}
+	return sw.ResponseWriterWrapper.Write(b)
+}
+
+// ReadFrom is overridden because the wrapper's would bypass WriteHeader.
+func (sw *settleWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !sw.settled && !sw.buffering {
+		sw.WriteHeader(http.StatusOK)
+	}
+	if sw.buffering {
+		return io.Copy(sw.pw, r)
+	}
+	return sw.ResponseWriterWrapper.ReadFrom(r)
+}
+
+// FlushError is found by http.ResponseController before it unwraps us, so
+// a flush cannot send headers without settling first.
+func (sw *settleWriter) FlushError() error {
+	if sw.buffering {
+		return nil
+	}
+	if !sw.settled {
+		sw.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(sw.ResponseWriterWrapper.ResponseWriter).Flush()
+}
+
+// finish settles what the next handler left unsettled and sends a
+// buffered response. err is the next handler's error.
+func (sw *settleWriter) finish(err error) error {
+	if sw.buffering {
+		return sw.finishBuffered(err)
+	}
+	if !sw.settled {
+		// Nothing was written: an error (upstream down, timeout, client
+		// gone) voids; a handler that wrote nothing at all answered 200.
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusBadGateway
+		}
+		sw.settled = true
+		sw.rq.settle(status, sw.Header(), pricing.Response{})
+	}
+	return err
+}
+
+func (sw *settleWriter) finishBuffered(err error) error {
+	sw.pw.CloseWithError(err) // nil: the body is complete
+	res := <-sw.spooled
+	if res.body != nil {
+		defer res.body.Close()
+	}
+	hdr := sw.Header()
+	sw.settled = true
+	if err != nil || res.err != nil {
+		// Nothing has reached the client: fail cleanly and charge nothing.
+		sw.rq.settle(http.StatusBadGateway, hdr, pricing.Response{})
+		if err == nil {
+			sw.rq.h.logger.Warn("upstream response could not be buffered", zap.Error(res.err))
+			err = caddyhttp.Error(http.StatusBadGateway, res.err)
+		}
+		return err
+	}
+	out := pricing.Response{}
+	ctx, cancel := context.WithTimeout(sw.rq.r.Context(), time.Duration(sw.rq.h.CountTimeout))
+	info, cerr := usage.ScanPDF(ctx, res.body.ReaderAt(), res.body.Size(), sw.rq.h.uopts.PDF)
+	cancel()
+	if cerr != nil {
+		// The client gets what it asked for; it is charged the reserved
+		// estimate (see README: output pages).
+		sw.rq.h.logger.Warn("could not count the pages of the upstream's response; charging the estimate",
+			zap.String("reservation", sw.rq.res.ID), zap.Error(cerr))
+		sw.rq.settleQuoted(sw.status, hdr)
+	} else {
+		out.OutputPages = info.Pages
+		sw.rq.settle(sw.status, hdr, out)
+	}
+	sw.ResponseWriterWrapper.WriteHeader(sw.status)
+	_, werr := io.Copy(sw.ResponseWriterWrapper.ResponseWriter, res.body.Reader())
+	if werr != nil && sw.rq.r.Context().Err() == nil {
+		sw.rq.h.logger.Debug("sending buffered response", zap.Error(werr))
+	}
+	return nil
+}

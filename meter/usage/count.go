@@ -1,0 +1,225 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// PDFLimits bound the work of reading one PDF. Zero fields take defaults.
+type PDFLimits struct {
+	// Timeout bounds the reading of one PDF; ctx's deadline applies too.
+	// Default 10 s.
+	Timeout time.Duration
+	// MaxStreamBytes is the largest encoded stream read, in bytes; it is
+	// also capped at the document's size. Default 256 MiB.
+	MaxStreamBytes int64
+	// MaxDecodeBytes is the most bytes one stream may decode to (object
+	// and xref streams, the only ones decoded). Default 64 MiB.
+	MaxDecodeBytes int64
+	// MaxObjects is the most objects a document may declare. Default 2M.
+	MaxObjects int
+	// MaxDepth is the deepest page tree accepted. Default 64: real trees
+	// are balanced and rarely deeper than 6.
+	MaxDepth int
+}
+
+const (
+	defaultPDFTimeout     = 10 * time.Second
+	defaultMaxStreamBytes = 256 << 20
+	defaultMaxDecodeBytes = 64 << 20
+	defaultMaxObjects     = 2_000_000
+	defaultMaxDepth       = 64
+)
+
+func (l PDFLimits) withDefaults() PDFLimits {
+	if l.Timeout <= 0 {
+		l.Timeout = defaultPDFTimeout
+	}
+	if l.MaxStreamBytes <= 0 {
+		l.MaxStreamBytes = defaultMaxStreamBytes
+	}
+	if l.MaxDecodeBytes <= 0 {
+		l.MaxDecodeBytes = defaultMaxDecodeBytes
+	}
+	if l.MaxObjects <= 0 {
+		l.MaxObjects = defaultMaxObjects
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = defaultMaxDepth
+	}
+	return l
+}
+
+// Reasons given in the "reason" detail of an unreadable_document error.
+const (
+	ReasonDamaged   = "damaged"   // not a PDF, truncated, broken page tree...
+	ReasonEncrypted = "encrypted" // needs a password we do not have
+	ReasonTimeout   = "timeout"   // took longer than allowed
+	ReasonTooLarge  = "too_large" // over a PDFLimits bound
+)
+
+// errUnreadable is the cause behind an unreadable_document error; its reason
+// picks the client message.
+type errUnreadable struct {
+	reason string
+	err    error
+}
+
+func (e *errUnreadable) Error() string { return e.reason + ": " + e.err.Error() }
+func (e *errUnreadable) Unwrap() error { return e.err }
+
+func unreadable(reason string, format string, args ...any) error {
+	return &errUnreadable{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+var messages = map[string]string{
+	ReasonDamaged:   "the PDF could not be read: it is damaged or not a PDF",
+	ReasonEncrypted: "the PDF is password-protected; remove the password and retry",
+	ReasonTimeout:   "the PDF took too long to read",
+	ReasonTooLarge:  "the PDF is too complex to read",
+}
+
+// CountPDFPages returns the number of pages of the PDF of size bytes read
+// from r; it is ScanPDF without the boxes. r is read through its ReadAt
+// method when it has one (files, bytes.Reader, io.SectionReader), else
+// through Seek and Read.
+func CountPDFPages(ctx context.Context, r io.ReadSeeker, size int64, lim PDFLimits) (int, error) {
+	ra, ok := r.(io.ReaderAt)
+	if !ok {
+		ra = &seekReaderAt{rs: r}
+	}
+	info, err := ScanPDF(ctx, ra, size, lim)
+	return info.Pages, err
+}
+
+// ScanPDF returns the number of pages of the PDF of size bytes read from r,
+// and the box of each page. It never trusts /Count: it walks the page tree
+// and counts the leaves it can reach. A PDF that cannot be read is an
+// unreadable_document *meter.Error with a "reason" detail. It never panics
+// and returns by lim.Timeout or ctx's deadline; on a timeout, the reading
+// goroutine may still use r until it notices the cancellation at its next
+// read, so r must not be reused. scan.go says how the document is read.
+func ScanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits) (PDFInfo, error) {
+	lim = lim.withDefaults()
+	if size <= 0 {
+		return PDFInfo{}, toMeterError(unreadable(ReasonDamaged, "empty document"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
+
+	type result struct {
+		info PDFInfo
+		err  error
+	}
+	done := make(chan result, 1) // buffered: a late goroutine must not block
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- result{err: unreadable(ReasonDamaged, "pdf reader panicked: %v", p)}
+			}
+		}()
+		info, err := scanPDF(ctx, &ctxReaderAt{ctx: ctx, r: r}, size, lim)
+		done <- result{info, err}
+	}()
+
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		res.err = ctx.Err()
+	}
+	if res.err == nil {
+		return res.info, nil
+	}
+	// A client that went away is not a bad document.
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return PDFInfo{}, context.Canceled
+	}
+	if ctx.Err() != nil {
+		return PDFInfo{}, toMeterError(unreadable(ReasonTimeout, "%w", res.err))
+	}
+	var re *readError
+	if errors.As(res.err, &re) {
+		return PDFInfo{}, fmt.Errorf("usage: read document: %w", re.err)
+	}
+	return PDFInfo{}, toMeterError(res.err)
+}
+
+// readError is a failure to read the input itself (a disk error, not a bad
+// document): it stays an internal error.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+func toMeterError(err error) *meter.Error {
+	var u *errUnreadable
+	if !errors.As(err, &u) {
+		u = &errUnreadable{reason: ReasonDamaged, err: err}
+	}
+	return &meter.Error{
+		Code:    meter.ECodeUnreadableDocument,
+		Message: messages[u.reason],
+		Details: map[string]any{"reason": u.reason},
+		Err:     err,
+	}
+}
+
+// ctxReader fails reads once ctx is done, so that a parser still running
+// after a timeout stops at its next read instead of running on.
+type ctxReader struct {
+	ctx context.Context
+	rs  io.ReadSeeker
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.rs.Read(p)
+}
+
+func (c *ctxReader) Seek(offset int64, whence int) (int64, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.rs.Seek(offset, whence)
+}
+
+// ctxReaderAt is ctxReader for an io.ReaderAt.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c *ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
+}
+
+// seekReaderAt reads an io.ReadSeeker that has no ReadAt method.
+type seekReaderAt struct {
+	mu sync.Mutex
+	rs io.ReadSeeker
+}
+
+func (s *seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.rs.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(s.rs, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF
+	}
+	return n, err
+}

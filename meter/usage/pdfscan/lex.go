@@ -1,0 +1,319 @@
+package pdfscan
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// PDF objects as the parser returns them. An Object is one of: nil (null),
+// bool, int64, float64, Name, String, Array, Dict, Ref, or keyword for a
+// bare word that is not a value ("obj", "stream", "R"...).
+type (
+	Object  = any
+	Name    string
+	String  []byte
+	Array   []Object
+	Dict    map[Name]Object
+	Ref     struct{ Num, Gen int }
+	keyword string
+)
+
+// errShort means the data ended inside an object: the caller reads a larger
+// window and parses again, unless the data was complete.
+var errShort = errors.New("pdfscan: object runs past the data")
+
+// maxNesting bounds nested arrays and dictionaries: deep nesting is only
+// ever an attack on a recursive parser.
+const maxNesting = 128
+
+// parser reads objects from b. When eof is set, b holds all the data there
+// is (a decoded object stream, the end of the file): running out of data
+// ends a value instead of asking for more.
+type parser struct {
+	b       []byte
+	pos     int
+	eof     bool
+	depth   int
+	shallow bool // skip the values of unused keys (skip.go)
+}
+
+func isWhite(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0
+}
+
+func isDelim(c byte) bool {
+	switch c {
+	case '(', ')', '<', '>', '[', ']', '{', '}', '/', '%':
+		return true
+	}
+	return false
+}
+
+func isRegular(c byte) bool { return !isWhite(c) && !isDelim(c) }
+
+// skipSpace skips white space and comments.
+func (p *parser) skipSpace() {
+	for p.pos < len(p.b) {
+		c := p.b[p.pos]
+		if isWhite(c) {
+			p.pos++
+			continue
+		}
+		if c != '%' {
+			return
+		}
+		for p.pos < len(p.b) && p.b[p.pos] != '\n' && p.b[p.pos] != '\r' {
+			p.pos++
+		}
+	}
+}
+
+// short is errShort unless the data is complete, where running out of it
+// is damage.
+func (p *parser) short() error {
+	if p.eof {
+		return damaged("unexpected end of data at %d", p.pos)
+	}
+	return errShort
+}
+
+// object parses the next object, resolving "n g R" into a Ref.
+func (p *parser) object() (Object, error) {
+	p.skipSpace()
+	if p.pos >= len(p.b) {
+		return nil, p.short()
+	}
+	switch c := p.b[p.pos]; {
+	case c == '/':
+		return p.name()
+	case c == '(':
+		return p.literalString()
+	case c == '<':
+		if p.pos+1 >= len(p.b) {
+			return nil, p.short()
+		}
+		if p.b[p.pos+1] == '<' {
+			return p.dict()
+		}
+		return p.hexString()
+	case c == '[':
+		return p.array()
+	case c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'):
+		return p.numberOrRef()
+	case isRegular(c):
+		w := p.word()
+		if !p.eof && p.pos == len(p.b) {
+			return nil, errShort // the word may go on
+		}
+		switch w {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		case "null":
+			return nil, nil
+		}
+		return keyword(w), nil
+	case c == '>' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '>':
+		p.pos += 2
+		return keyword(">>"), nil
+	default:
+		p.pos++
+		return keyword(string(c)), nil
+	}
+}
+
+// word reads a run of regular characters.
+func (p *parser) word() string {
+	start := p.pos
+	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
+		p.pos++
+	}
+	return string(p.b[start:p.pos])
+}
+
+func (p *parser) name() (Object, error) {
+	p.pos++ // '/'
+	start := p.pos
+	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
+		p.pos++
+	}
+	if p.pos == len(p.b) && !p.eof {
+		return nil, errShort
+	}
+	raw := p.b[start:p.pos]
+	if bytes.IndexByte(raw, '#') < 0 {
+		return Name(raw), nil
+	}
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '#' && i+2 < len(raw) {
+			if v, err := strconv.ParseUint(string(raw[i+1:i+3]), 16, 8); err == nil {
+				out = append(out, byte(v))
+				i += 2
+				continue
+			}
+		}
+		out = append(out, raw[i])
+	}
+	return Name(out), nil
+}
+
+// numberOrRef reads a number; an unsigned integer followed by another and
+// "R" is a reference.
+func (p *parser) numberOrRef() (Object, error) {
+	start := p.pos
+	n, isInt, err := p.number()
+	if err != nil || !isInt || p.b[start] == '+' || p.b[start] == '-' {
+		return n, err
+	}
+	save := p.pos
+	p.skipSpace()
+	if p.pos >= len(p.b) {
+		if !p.eof {
+			return nil, errShort
+		}
+		p.pos = save
+		return n, nil
+	}
+	if c := p.b[p.pos]; c < '0' || c > '9' {
+		p.pos = save
+		return n, nil
+	}
+	g, gInt, err := p.number()
+	if err != nil {
+		return nil, err
+	}
+	p.skipSpace()
+	if p.pos >= len(p.b) && !p.eof {
+		return nil, errShort
+	}
+	if gInt && p.pos < len(p.b) && p.b[p.pos] == 'R' &&
+		(p.pos+1 == len(p.b) || !isRegular(p.b[p.pos+1])) {
+		if p.pos+1 == len(p.b) && !p.eof {
+			return nil, errShort
+		}
+		p.pos++
+		return Ref{Num: int(min(n.(int64), 1<<40)), Gen: int(min(g.(int64), 1<<40))}, nil
+	}
+	p.pos = save
+	return n, nil
+}
+
+// number reads an integer or a real. Malformed numbers that PDF writers
+// are known to produce ("--1", "1.2.3") are read as far as they make sense.
+func (p *parser) number() (Object, bool, error) {
+	start := p.pos
+	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
+		p.pos++
+	}
+	if p.pos == len(p.b) && !p.eof {
+		return nil, false, errShort
+	}
+	s := string(p.b[start:p.pos])
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return v, true, nil
+	}
+	neg := false
+	for len(s) > 0 && (s[0] == '-' || s[0] == '+') {
+		neg = neg || s[0] == '-'
+		s = s[1:]
+	}
+	end := 0
+	dot := false
+	for end < len(s) && (s[end] >= '0' && s[end] <= '9' || s[end] == '.' && !dot) {
+		dot = dot || s[end] == '.'
+		end++
+	}
+	v, err := strconv.ParseFloat(s[:end], 64)
+	if err != nil {
+		v = 0 // "-" or ".": PDF readers take these as 0
+	}
+	if neg {
+		v = -v
+	}
+	return v, false, nil
+}
+
+func (p *parser) nest() error {
+	if p.depth++; p.depth > maxNesting {
+		return fmt.Errorf("%w: objects nested deeper than %d", ErrLimit, maxNesting)
+	}
+	return nil
+}
+
+func (p *parser) array() (Object, error) {
+	p.pos++ // '['
+	if err := p.nest(); err != nil {
+		return nil, err
+	}
+	defer func() { p.depth-- }()
+	a := Array{}
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.b) {
+			return nil, p.short()
+		}
+		if p.b[p.pos] == ']' {
+			p.pos++
+			return a, nil
+		}
+		o, err := p.object()
+		if err != nil {
+			return nil, err
+		}
+		if k, ok := o.(keyword); ok {
+			return nil, damaged("unexpected %q in array", string(k))
+		}
+		a = append(a, o)
+	}
+}
+
+func (p *parser) dict() (Object, error) {
+	p.pos += 2 // "<<"
+	if err := p.nest(); err != nil {
+		return nil, err
+	}
+	defer func() { p.depth-- }()
+	d := Dict{}
+	for {
+		p.skipSpace()
+		if p.pos+1 >= len(p.b) {
+			return nil, p.short()
+		}
+		if p.b[p.pos] == '>' && p.b[p.pos+1] == '>' {
+			p.pos += 2
+			return d, nil
+		}
+		if p.shallow && p.depth == 1 && p.b[p.pos] == '/' {
+			if skip, err := p.skipUnused(); err != nil || skip {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		k, err := p.object()
+		if err != nil {
+			return nil, err
+		}
+		key, ok := k.(Name)
+		if !ok {
+			return nil, damaged("dictionary key is %T at %d", k, p.pos)
+		}
+		v, err := p.object()
+		if err != nil {
+			return nil, err
+		}
+		if kw, ok := v.(keyword); ok {
+			if kw != ">>" {
+				return nil, damaged("unexpected %q in dictionary", string(kw))
+			}
+			d[key] = nil // a key without a value, as some writers leave
+			return d, nil
+		}
+		d[key] = v
+	}
+}

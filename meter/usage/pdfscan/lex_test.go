@@ -1,0 +1,115 @@
+package pdfscan
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParserObjects(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Object
+	}{
+		{"null", nil},
+		{"true", true},
+		{"false", false},
+		{"123", int64(123)},
+		{"-4", int64(-4)},
+		{"+5", int64(5)},
+		{"3.14", 3.14},
+		{"-.5", -0.5},
+		{"4.", 4.0},
+		{"--3", -3.0}, // a known writer bug, read as readers do
+		{"-", 0.0},
+		{"99999999999999999999", 1e20},
+		{"/Name", Name("Name")},
+		{"/A#20B", Name("A B")},
+		{"/", Name("")},
+		{"/Type/Page", Name("Type")},
+		{"(hello)", String("hello")},
+		{"(a(b)c)", String("a(b)c")},
+		{`(\(x\))`, String("(x)")},
+		{`(\101\n\t\\)`, String("A\n\t\\")},
+		{"(line\\\ncont)", String("linecont")},
+		{"(line\\\r\ncont)", String("linecont")},
+		{`(\q)`, String("q")},
+		{"<48656c6C6F>", String("Hello")},
+		{"<4 8\n6>", String("H`")},
+		{"<>", String(nil)},
+		{"()", String(nil)},
+		{"[1 2 0 R /X]", Array{int64(1), Ref{2, 0}, Name("X")}},
+		{"[1 2 R]", Array{Ref{1, 2}}},
+		{"[]", Array{}},
+		{"[[1][2]]", Array{Array{int64(1)}, Array{int64(2)}}},
+		{"<</A 1 /B [true] /C <</D 5 0 R>>>>", Dict{"A": int64(1), "B": Array{true}, "C": Dict{"D": Ref{5, 0}}}},
+		{"<</A>>", Dict{"A": nil}},
+		{"<</Length 10 0 R/Filter/FlateDecode>>", Dict{"Length": Ref{10, 0}, "Filter": Name("FlateDecode")}},
+		{"1 0 R", Ref{1, 0}},
+		{"12 3 R", Ref{12, 3}},
+		{"-1 0 R", int64(-1)},
+		{"1 0", int64(1)},
+		{"1 0 obj", int64(1)},
+		{"1 0 Rx", int64(1)},
+		{"% comment\n5", int64(5)},
+		{"obj", keyword("obj")},
+		{"endstream", keyword("endstream")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			p := parser{b: []byte(tc.in), eof: true}
+			got, err := p.object()
+			if err != nil {
+				t.Fatalf("object(%q): %v", tc.in, err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("object(%q) = %#v, want %#v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// A window that ends inside an object asks for more data; the end of the
+// data is damage.
+func TestParserShortData(t *testing.T) {
+	for _, in := range []string{"(abc", "<414", "[1 2", "<</A 1", "5 0", "5", "/Nam", "tru", "<", "<</A 1 0"} {
+		t.Run(in, func(t *testing.T) {
+			p := parser{b: []byte(in)}
+			if _, err := p.object(); !errors.Is(err, errShort) {
+				t.Errorf("err = %v, want errShort", err)
+			}
+		})
+	}
+	for _, in := range []string{"(abc", "<414", "[1 2", "<</A 1", "<</A 1 0"} {
+		t.Run(in+" at eof", func(t *testing.T) {
+			p := parser{b: []byte(in), eof: true}
+			if _, err := p.object(); !errors.Is(err, ErrDamaged) {
+				t.Errorf("err = %v, want ErrDamaged", err)
+			}
+		})
+	}
+}
+
+func TestParserErrors(t *testing.T) {
+	tests := []struct {
+		in   string
+		want error
+	}{
+		{strings.Repeat("[", 200), ErrLimit},
+		{strings.Repeat("<</A ", 200), ErrLimit},
+		{"<</A 1 2>>", ErrDamaged}, // a key that is not a name
+		{"<zz>", ErrDamaged},
+		{"[1 endobj]", ErrDamaged},
+		{"[1 R]", ErrDamaged}, // a stray R
+		{"<</A endobj>>", ErrDamaged},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in[:min(len(tc.in), 20)], func(t *testing.T) {
+			p := parser{b: []byte(tc.in), eof: true}
+			if _, err := p.object(); !errors.Is(err, tc.want) {
+				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,95 @@
+// Package pdfscan counts the pages of a PDF and reads their boxes without
+// loading the document: it reads the cross-reference data from the end of
+// the file, then only the objects of the page tree (and the object streams
+// that hold them), each on demand from an io.ReaderAt. Its memory depends
+// on the number of pages, not on the size of the file.
+//
+// It reads well-formed files only. Encrypted files, broken cross-reference
+// data and unsupported stream filters are errors that tell the caller to
+// use a full, repairing reader instead; limits that a hostile file hits are
+// ErrLimit, which such a reader should not be asked to try again.
+package pdfscan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Limits bound the work of one scan. All must be positive.
+type Limits struct {
+	// MaxStreamBytes is the longest encoded stream read.
+	MaxStreamBytes int64
+	// MaxDecodeBytes is the most bytes one stream may decode to; the scan
+	// as a whole decodes at most 4 times this (object streams evicted from
+	// the cache and decoded again count again).
+	MaxDecodeBytes int64
+	// MaxObjects is the highest object number accepted.
+	MaxObjects int
+	// MaxDepth is the deepest page tree accepted.
+	MaxDepth int
+}
+
+// Info is what a scan found.
+type Info struct {
+	Pages int       // leaf pages reachable from the catalog's /Pages
+	Boxes []PageBox // one per page, in document order
+}
+
+var (
+	// ErrLimit is a document over a Limits bound, or built to exhaust a
+	// reader: a repairing reader should not be tried on it.
+	ErrLimit = errors.New("pdfscan: limit exceeded")
+	// ErrEncrypted is a document with /Encrypt: its object streams and
+	// strings need decrypting, which this package does not do.
+	ErrEncrypted = errors.New("pdfscan: encrypted document")
+	// ErrDamaged is a document this package cannot read: broken
+	// cross-reference data, a bad object, an unsupported filter. A
+	// repairing reader may still read it.
+	ErrDamaged = errors.New("pdfscan: damaged or unsupported document")
+)
+
+func damaged(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrDamaged, fmt.Sprintf(format, args...))
+}
+
+func limit(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrLimit, fmt.Sprintf(format, args...))
+}
+
+// ReadError is a failure of the io.ReaderAt itself, not of the document.
+type ReadError struct{ Err error }
+
+func (e *ReadError) Error() string { return "pdfscan: read: " + e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// Scan reads the page tree of the PDF of size bytes in r. It checks ctx
+// between objects; r should also fail once ctx is done, for reads that
+// block.
+func Scan(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Info, error) {
+	d := &doc{
+		ctx:    ctx,
+		src:    source{r: &recorder{r: r}, size: size},
+		lim:    lim,
+		budget: 4 * lim.MaxDecodeBytes,
+	}
+	d.streams.maxBytes = min(4<<20, lim.MaxDecodeBytes)
+	if err := d.readXRef(); err != nil {
+		return Info{}, err
+	}
+	return d.walkPages()
+}
+
+// doc is one document being scanned.
+type doc struct {
+	ctx      context.Context
+	src      source
+	lim      Limits
+	xref     xrefTable
+	root     Object // the catalog's reference, from the trailer
+	streams  streamCache
+	inflater inflater
+	budget   int64 // bytes left to decode
+	nesting  int   // resolve calls in progress, against reference chains
+}
