@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -60,6 +61,8 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		err = a.createAccount(ctx, store, w, r)
 	case len(parts) == 2 && parts[0] == "accounts" && r.Method == http.MethodGet:
 		err = a.getAccount(ctx, store, w, parts[1])
+	case len(parts) == 2 && parts[0] == "accounts" && r.Method == http.MethodPatch:
+		err = a.updateSettings(ctx, store, w, r, parts[1])
 	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "keys" && r.Method == http.MethodPost:
 		err = a.createKey(ctx, store, w, r, parts[1])
 	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "credits" && r.Method == http.MethodPost:
@@ -120,6 +123,61 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 
 func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.ResponseWriter, id string) error {
 	acct, err := s.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, acct)
+	return nil
+}
+
+// updateSettings changes the settings named in the body and keeps the
+// others: {"enabled": false}, {"rates": {"drawing": 8}}, {"page_limit": 0}.
+// A null value resets a setting to its default.
+func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request, id string) error {
+	var patch map[string]json.RawMessage
+	if err := decode(r, &patch); err != nil {
+		return err
+	}
+	acct, err := s.Account(ctx, id)
+	if err != nil {
+		return err
+	}
+	st := acct.Settings
+	for name, raw := range patch {
+		isNull := string(raw) == "null"
+		var err error
+		switch name {
+		case "enabled":
+			st.Enabled = nil
+			if !isNull {
+				err = json.Unmarshal(raw, &st.Enabled)
+			}
+		case "rates":
+			st.Rates = nil
+			if !isNull {
+				err = json.Unmarshal(raw, &st.Rates)
+			}
+			for k, v := range st.Rates {
+				if v < 0 || k == "" {
+					err = fmt.Errorf("rate %q must be a named, non-negative number of credits", k)
+				}
+			}
+		case "page_limit":
+			st.PageLimit = 0
+			if !isNull {
+				err = json.Unmarshal(raw, &st.PageLimit)
+			}
+			if st.PageLimit < 0 {
+				err = fmt.Errorf("must not be negative")
+			}
+		default:
+			return meter.Errorf(meter.ECodeInvalid, "unknown setting %q (expected enabled, rates or page_limit)", name)
+		}
+		if err != nil {
+			return meter.Errorf(meter.ECodeInvalid, "setting %s: %v", name, err)
+		}
+	}
+	acct, err = s.UpdateSettings(ctx, id, st)
 	if err != nil {
 		return err
 	}

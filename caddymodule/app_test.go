@@ -117,9 +117,14 @@ func TestReloadSharesStore(t *testing.T) {
 
 func activeStore(t *testing.T) meter.Store {
 	t.Helper()
+	return activeStoreApp(t).Store()
+}
+
+func activeStoreApp(t *testing.T) *App {
+	t.Helper()
 	app, err := caddy.ActiveContext().App("meter")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return app.(*App).Store()
+	return app.(*App)
 }

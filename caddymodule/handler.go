@@ -188,15 +188,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rq.refuse(w, err)
 		return nil
 	}
+	rq.in.Rates = id.settings.Rates
+	if rq.quote, err = h.rules.Quote(rq.in); err != nil {
+		rq.refuse(w, err)
+		return nil
+	}
 	if limit := id.settings.PageLimit; limit > 0 && rq.in.Usage.Pages > limit {
 		rq.refuse(w, meter.Errorf(meter.ECodePageLimitExceeded,
 			"the request has %d pages; this account's limit is %d pages per request", rq.in.Usage.Pages, limit).
 			With("pages", rq.in.Usage.Pages).With("page_limit", limit))
-		return nil
-	}
-	rq.in.Rates = id.settings.Rates
-	if rq.quote, err = h.rules.Quote(rq.in); err != nil {
-		rq.refuse(w, err)
 		return nil
 	}
 

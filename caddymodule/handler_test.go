@@ -136,7 +136,7 @@ func TestMeteredRequests(t *testing.T) {
 		status      int
 		cost        string
 		remaining   string
-		balance     int64
+		balance     float64
 	}{
 		{"raw pdf of 3 pages", "/v1/convert", "application/pdf", pdftest.Pages(3), 200, "3", "97", 97},
 		{"multipart: 3 + 2 pdf pages and one image", "/v1/convert", mpType, mp, 200, "6", "91", 91},

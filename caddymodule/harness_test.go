@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -166,11 +167,11 @@ func (g *gateway) ledger(id string) []meter.LedgerEntry {
 
 // assertBalance checks balance, reserved and that the ledger sums to the
 // balance.
-func (g *gateway) assertBalance(id string, balance, reserved int64) {
+func (g *gateway) assertBalance(id string, balance, reserved float64) {
 	g.t.Helper()
 	a := g.account(id)
-	if a.Balance != meter.CreditsFromInt(balance) || a.Reserved != meter.CreditsFromInt(reserved) {
-		g.t.Fatalf("account %s: balance %s reserved %s, want %d and %d", id, a.Balance, a.Reserved, balance, reserved)
+	if a.Balance != credits(balance) || a.Reserved != credits(reserved) {
+		g.t.Fatalf("account %s: balance %s reserved %s, want %g and %g", id, a.Balance, a.Reserved, balance, reserved)
 	}
 	var sum meter.Credits
 	for _, e := range g.ledger(id) {
@@ -180,6 +181,9 @@ func (g *gateway) assertBalance(id string, balance, reserved int64) {
 		g.t.Fatalf("account %s: ledger sums to %s, balance is %s", id, sum, a.Balance)
 	}
 }
+
+// credits converts a number of credits written in a test to Credits.
+func credits(n float64) meter.Credits { return meter.Credits(math.Round(n * meter.Scale)) }
 
 // waitReservedZero waits until nothing is reserved (a settle in flight
 // after a client abort), failing after a few seconds.
