@@ -85,7 +85,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.poolKey = ""
 		return fmt.Errorf("meter: opening store: %w", err)
 	}
-	a.store = val.(storeDestructor).Store
+	a.store = timedStore{val.(storeDestructor).Store}
+	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("meter: registering metrics: %w", err)
+	}
 	a.keys = newKeyCache(time.Duration(a.KeyCacheTTL), 100_000)
 	return nil
 }

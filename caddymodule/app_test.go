@@ -111,6 +111,8 @@ func TestReloadSharesStore(t *testing.T) {
 	if refs, ok := stores.References("redis:" + testRedis.URL()); !ok || refs != 1 {
 		t.Fatalf("store pool references = %d, %v; want 1", refs, ok)
 	}
+	// Keep-alive connections to the old server were closed by the reload.
+	http.DefaultClient.CloseIdleConnections()
 	resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(1))
 	assertMoney(t, resp, "2", "8")
 }

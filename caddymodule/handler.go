@@ -157,13 +157,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for _, name := range []string{UpstreamReservation, UpstreamAccount, UpstreamTest} {
 		r.Header.Del(name)
 	}
+	ctx, span := startSpan(r.Context(), "authenticate")
 	secret, err := h.apiKey(r)
-	if err != nil {
-		writeError(w, err)
-		return nil
+	var id identity
+	if err == nil {
+		id, err = h.app.lookupKey(ctx, secret)
 	}
-	id, err := h.app.lookupKey(r.Context(), secret)
+	endSpan(span, err)
 	if err != nil {
+		observeOutcome(outcomeRefused, err)
 		writeError(w, err)
 		return nil
 	}
@@ -176,7 +178,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
+	ctx, span = startSpan(r.Context(), "measure", attrAccount.String(id.key.AccountID), attrRoute.String(rq.route))
+	start := time.Now()
 	body, err := h.measure(r, &rq.in)
+	meterMetrics.countTime.Observe(time.Since(start).Seconds())
+	span.SetAttributes(attrPages.Int(rq.in.Usage.Pages))
+	endSpan(span, err)
 	if body != nil {
 		defer body.Close()
 	}
@@ -188,8 +195,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rq.refuse(w, err)
 		return nil
 	}
+	for _, f := range rq.in.Usage.Files {
+		if f.Pages > 0 {
+			meterMetrics.pages.WithLabelValues(f.Kind).Add(float64(f.Pages))
+		}
+	}
+
+	_, span = startSpan(ctx, "price")
 	rq.in.Rates = id.settings.Rates
-	if rq.quote, err = h.rules.Quote(rq.in); err != nil {
+	rq.quote, err = h.rules.Quote(rq.in)
+	span.SetAttributes(attrCost.String(rq.quote.Total.String()))
+	endSpan(span, err)
+	if err != nil {
 		rq.refuse(w, err)
 		return nil
 	}
@@ -201,12 +218,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	if isDryRun(r) {
+		observeOutcome(outcomeDryRun, nil)
 		return rq.dryRun(w)
 	}
 	if id.key.Mode == meter.ModeTest {
+		observeOutcome(outcomeTest, nil)
 		return rq.forwardTest(w, next)
 	}
-	sctx, cancel := h.app.storeCtx(r.Context())
+	ctx, span = startSpan(r.Context(), "reserve", attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String()))
+	sctx, cancel := h.app.storeCtx(ctx)
 	rq.res, err = h.app.store.Reserve(sctx, meter.ReserveRequest{
 		AccountID:      id.key.AccountID,
 		ID:             meter.NewID("rsv"),
@@ -215,22 +235,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	})
 	cancel()
+	endSpan(span, err)
 	if err != nil {
 		rq.refuse(w, err)
 		return nil
 	}
 	if rq.res.Replayed {
 		// Charged before under this Idempotency-Key: proxy again, charge nothing.
+		observeOutcome(outcomeReplayed, nil)
 		w.Header().Set(HeaderReplayed, "true")
 		setMoneyHeaders(w.Header(), 0, rq.res.Available)
 		return next.ServeHTTP(w, r)
 	}
+	meterMetrics.reserved.Add(creditsFloat(rq.res.Amount))
 
 	r.Header.Set(UpstreamReservation, rq.res.ID)
 	r.Header.Set(UpstreamAccount, id.key.AccountID)
+	ctx, span = startSpan(r.Context(), "upstream", attrRoute.String(rq.route))
 	sw := newSettleWriter(w, rq)
-	err = next.ServeHTTP(sw, r)
-	return sw.finish(err)
+	err = next.ServeHTTP(sw, r.WithContext(ctx))
+	err = sw.finish(err)
+	span.SetAttributes(attrOutcome.String(rq.outcome))
+	endSpan(span, err)
+	return err
 }
 
 // apiKey extracts the key secret from the request.

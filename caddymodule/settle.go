@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
@@ -22,6 +23,8 @@ type request struct {
 	reqID string
 	in    pricing.Input
 	quote pricing.Quote
+	// outcome is outcomeCharged or outcomeVoided once settled.
+	outcome string
 	// chargeQuote makes settle charge the quote instead of the final price
 	// (the response could not be measured).
 	chargeQuote bool
@@ -45,6 +48,8 @@ func requestID(r *http.Request) string {
 // here) and the output pages, counted by the caller.
 func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
+	_, span := startSpan(rq.r.Context(), "settle", attrAccount.String(rq.key.AccountID))
+	defer span.End()
 	log := rq.h.logger.With(
 		zap.String("account", rq.key.AccountID),
 		zap.String("reservation", rq.res.ID),
@@ -83,7 +88,15 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	} else {
 		st, err = rq.void()
 	}
+	rq.outcome = outcomeVoided
+	if ok && err == nil {
+		rq.outcome = outcomeCharged
+		meterMetrics.debited.Add(creditsFloat(st.Charged))
+	}
+	observeOutcome(rq.outcome, err)
+	span.SetAttributes(attrOutcome.String(rq.outcome), attrCharged.String(st.Charged.String()))
 	if err != nil {
+		span.SetStatus(codes.Error, meter.ErrorCode(err))
 		// The reservation stays held and expires after its TTL, uncharged.
 		// We cannot return this error: the upstream's answer is on its way.
 		log.Error("settling reservation failed; it will expire uncharged", zap.Bool("commit", ok), zap.Error(err))
@@ -155,6 +168,7 @@ func (rq *request) refuse(w http.ResponseWriter, err error) {
 			available, known = acct.Available, true
 		}
 	}
+	observeOutcome(outcomeRefused, err)
 	if meter.ErrorCode(err) == meter.ECodeInternal {
 		rq.h.logger.Error("metering request failed", zap.String("account", rq.key.AccountID), zap.Error(err))
 	}

@@ -1,0 +1,122 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Request outcomes, the "outcome" label of caddy_meter_requests_total.
+const (
+	outcomeCharged  = "charged"  // 2xx, committed
+	outcomeVoided   = "voided"   // forwarded, upstream failed or client left
+	outcomeRefused  = "refused"  // answered by the gateway with an error
+	outcomeReplayed = "replayed" // Idempotency-Key repeat, not charged
+	outcomeTest     = "test"     // test key, never charged
+	outcomeDryRun   = "dry_run"
+)
+
+// meterMetrics are process-wide collectors, registered with each config's
+// registry (Caddy's pattern: the registry outlives nothing, collectors do).
+// No label carries an account or a key: cardinality stays bounded.
+var meterMetrics = struct {
+	once      sync.Once
+	requests  *prometheus.CounterVec
+	debited   prometheus.Counter
+	reserved  prometheus.Counter
+	pages     *prometheus.CounterVec
+	countTime prometheus.Histogram
+	storeTime *prometheus.HistogramVec
+}{}
+
+func initMetrics(registry *prometheus.Registry) error {
+	const ns, sub = "caddy", "meter"
+	m := &meterMetrics
+	m.once.Do(func() {
+		m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Metered requests by outcome and error code (empty when none).",
+		}, []string{"outcome", "code"})
+		m.debited = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "credits_debited_total",
+			Help: "Credits debited from accounts by metered requests.",
+		})
+		m.reserved = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "credits_reserved_total",
+			Help: "Credits reserved for metered requests (debited or released later).",
+		})
+		m.pages = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "pages_total",
+			Help: "Pages counted in request bodies, by file kind.",
+		}, []string{"kind"})
+		m.countTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "measure_duration_seconds",
+			Help:    "Time spent measuring a request body (spooling, page counting).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		})
+		m.storeTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "store_duration_seconds",
+			Help:    "Latency of store operations on the request path.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 10),
+		}, []string{"op"})
+	})
+	if registry == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.debited, m.reserved, m.pages, m.countTime, m.storeTime} {
+		if err := registry.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func observeOutcome(outcome string, err error) {
+	code := ""
+	if err != nil {
+		code = meter.ErrorCode(err)
+	}
+	meterMetrics.requests.WithLabelValues(outcome, code).Inc()
+}
+
+func observeStore(op string, start time.Time) {
+	meterMetrics.storeTime.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+func creditsFloat(c meter.Credits) float64 { return float64(c) / meter.Scale }
+
+// timedStore records the latency of the store calls on the request path.
+type timedStore struct{ meter.Store }
+
+func (s timedStore) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
+	defer observeStore("lookup_key", time.Now())
+	return s.Store.LookupKey(ctx, hash)
+}
+
+func (s timedStore) Account(ctx context.Context, id string) (meter.Account, error) {
+	defer observeStore("account", time.Now())
+	return s.Store.Account(ctx, id)
+}
+
+func (s timedStore) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
+	defer observeStore("reserve", time.Now())
+	return s.Store.Reserve(ctx, r)
+}
+
+func (s timedStore) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
+	defer observeStore("commit", time.Now())
+	return s.Store.Commit(ctx, c)
+}
+
+func (s timedStore) Void(ctx context.Context, accountID, reservationID string) (meter.Settlement, error) {
+	defer observeStore("void", time.Now())
+	return s.Store.Void(ctx, accountID, reservationID)
+}
