@@ -27,7 +27,7 @@ deps:
 	fi
 
 build:
-	$(GO) build -o $(BIN) ./cmd/creditgate
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/creditgate
 
 # run starts a private Redis for the demo (data in .run/) and the gateway
 # with the repository's Caddyfile: metered API on :8080, admin on :2019.

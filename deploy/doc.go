@@ -1,0 +1,2 @@
+// Package deploy holds deployment recipes; its test checks them.
+package deploy
