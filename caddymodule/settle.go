@@ -28,7 +28,7 @@ type request struct {
 	// chargeQuote makes settle charge the quote instead of the final price
 	// (the response could not be measured).
 	chargeQuote bool
-	res   meter.Reservation
+	res         meter.Reservation
 }
 
 // requestID is Caddy's request UUID (the one its access log shows). It is
@@ -200,4 +200,3 @@ func (rq *request) forwardTest(w http.ResponseWriter, next caddyhttp.Handler) er
 	setMoneyHeaders(w.Header(), rq.quote.Total, acct.Available)
 	return next.ServeHTTP(w, rq.r)
 }
-
