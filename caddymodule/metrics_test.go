@@ -152,14 +152,14 @@ func TestSpans(t *testing.T) {
 			t.Errorf("span %s is not in the request's trace", name)
 		}
 		for _, a := range s.Attributes() {
-			if strings.Contains(a.Value.Emit(), key) {
+			if strings.Contains(a.Value.String(), key) {
 				t.Errorf("span %s carries the API key", name)
 			}
 		}
 	}
 	attrs := map[string]string{}
 	for _, a := range got["meter.settle"].Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["meter.outcome"] != "charged" || attrs["meter.charged"] != "2" || attrs["meter.account"] != "e2e_spans" {
 		t.Errorf("settle span attributes %v", attrs)

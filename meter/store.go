@@ -29,6 +29,31 @@ type Account struct {
 	CreatedAt time.Time `json:"created_at"`
 	// Settings are the account's own overrides of the gateway's defaults.
 	Settings Settings `json:"settings"`
+	// TotalPurchased and TotalUsed are lifetime sums: purchases (and
+	// positive adjustments), and usage net of refunds.
+	TotalPurchased Credits `json:"total_purchased"`
+	TotalUsed      Credits `json:"total_used"`
+	// Quota and Overage are the state of the current period, as of the
+	// last store call that carried a period (see ReserveRequest.Period).
+	Quota   QuotaState   `json:"quota"`
+	Overage OverageState `json:"overage"`
+}
+
+// QuotaState is the monthly free quota of the current period.
+type QuotaState struct {
+	Limit     Credits   `json:"limit"`
+	Used      Credits   `json:"used"`
+	Reserved  Credits   `json:"reserved"`
+	Remaining Credits   `json:"remaining"`
+	ResetsAt  time.Time `json:"resets_at,omitempty"`
+}
+
+// OverageState is the postpaid overage of the current period.
+type OverageState struct {
+	Cap       Credits `json:"cap"`
+	Used      Credits `json:"used"`
+	Reserved  Credits `json:"reserved"`
+	Remaining Credits `json:"remaining"`
 }
 
 // Settings are per-account overrides, set through the admin API.
@@ -42,6 +67,23 @@ type Settings struct {
 	// PageLimit is the most pages one request may carry; more gets 413
 	// page_limit_exceeded. 0: no limit.
 	PageLimit int `json:"page_limit,omitempty"`
+	// MonthlyQuota is the free credits of each period, used before the
+	// prepaid balance; unused quota does not roll over. 0: none.
+	MonthlyQuota Credits `json:"monthly_quota,omitempty"`
+	// QuotaUnit names the quota's unit in messages ("scans"). Default
+	// "credits".
+	QuotaUnit string `json:"quota_unit,omitempty"`
+	// OverageCap is the postpaid credits allowed each period once quota and
+	// prepaid balance are spent: the balance may go that far below zero. 0:
+	// no overage.
+	OverageCap Credits `json:"overage_cap,omitempty"`
+	// LowBalanceThreshold: crossing it downwards raises a low-balance
+	// event. 0: none.
+	LowBalanceThreshold Credits `json:"low_balance_threshold,omitempty"`
+	// TimeZone is the IANA time zone of the account's periods. Default UTC.
+	TimeZone string `json:"time_zone,omitempty"`
+	// PeriodAnchor is AnchorMonthStart (default) or AnchorAnniversary.
+	PeriodAnchor string `json:"period_anchor,omitempty"`
 }
 
 // IsEnabled reports whether the account may make requests.
@@ -50,6 +92,8 @@ func (s Settings) IsEnabled() bool { return s.Enabled == nil || *s.Enabled }
 // Key is the stored record of an API key. The secret itself is never
 // stored: Hash is its SHA-256.
 type Key struct {
+	// ID is KeyID(Hash).
+	ID        string    `json:"id"`
 	Hash      string    `json:"-"`
 	AccountID string    `json:"account"`
 	Mode      Mode      `json:"mode"`
@@ -73,6 +117,15 @@ const (
 	EntryAdjustment = "adjustment"
 )
 
+// KeyID is the public id of a key: the first 16 hex digits of its hash.
+// It names the key in listings and revocations without revealing it.
+func KeyID(hash string) string {
+	if len(hash) < 16 {
+		return hash
+	}
+	return "key_" + hash[:16]
+}
+
 // LedgerEntry is one movement of an account's balance. Amount is signed
 // (usage is negative); BalanceAfter is the balance right after it, written
 // in the same atomic step as the balance change.
@@ -88,7 +141,16 @@ type LedgerEntry struct {
 	ReservationID string  `json:"reservation_id,omitempty"`
 	// Late is set on a usage entry whose reservation had expired before it
 	// was settled (see Store.Commit).
-	Late      bool      `json:"late,omitempty"`
+	Late bool `json:"late,omitempty"`
+	// Quota and Overage are the parts of a usage entry taken from the
+	// period's free quota and from the overage (Amount is the part taken
+	// from the balance, overage included: it may take it below zero).
+	Quota   Credits `json:"quota,omitempty"`
+	Overage Credits `json:"overage,omitempty"`
+	// Pages is the pages a usage entry paid for.
+	Pages int `json:"pages,omitempty"`
+	// RefundOf names the usage entry a refund refunds.
+	RefundOf  string    `json:"refund_of,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -103,6 +165,11 @@ type ReserveRequest struct {
 	// IdempotencyKey, when set, makes a retried request with the same key
 	// on the same account not charged twice: see Reservation.Replayed.
 	IdempotencyKey string
+	// Period is the account's current quota period (Settings.PeriodAt on
+	// the gateway's clock). When its ID is newer than the store's, the
+	// period's quota and overage start afresh; an older one (a gateway
+	// whose clock lags) is read as the store's current period.
+	Period Period
 }
 
 // Reservation is the answer to a successful Reserve.
@@ -117,6 +184,8 @@ type Reservation struct {
 	// Balance and Available after the reservation.
 	Balance   Credits
 	Available Credits
+	// Quota is the quota state after the reservation.
+	Quota QuotaState
 }
 
 // CommitRequest settles a reservation as used.
@@ -128,6 +197,8 @@ type CommitRequest struct {
 	Description string
 	Route       string
 	RequestID   string
+	// Pages is recorded in the ledger entry and the usage by route.
+	Pages int
 }
 
 // Settlement is the outcome of Commit or Void.
@@ -141,6 +212,8 @@ type Settlement struct {
 	// Late is true when the reservation had already expired: the charge was
 	// taken from what the account had available, up to Amount.
 	Late bool
+	// Quota is the quota state after the settlement.
+	Quota QuotaState
 }
 
 // Grant adds (or with a negative amount, removes) credits outside of a
@@ -157,8 +230,33 @@ type Grant struct {
 // LedgerQuery selects ledger entries of one account, newest first.
 type LedgerQuery struct {
 	AccountID string
-	// Limit is the maximum number of entries (0 means 50).
+	// Limit is the maximum number of entries (0 means 50, at most 1000).
 	Limit int
+	// Type keeps only entries of this type ("" keeps all).
+	Type string
+	// From and To keep entries created in [From, To) (zero: unbounded).
+	From, To time.Time
+	// Before is a cursor: only entries older than this entry id.
+	Before string
+}
+
+// Refund gives back (part of) a usage entry's balance debit, at most once
+// per entry and never more than it took.
+type Refund struct {
+	AccountID string
+	// EntryID is the usage entry refunded.
+	EntryID string
+	// Amount to refund; 0 refunds the whole entry.
+	Amount      Credits
+	Description string
+}
+
+// RouteUsage is one route's usage over a period.
+type RouteUsage struct {
+	Route    string  `json:"route"`
+	Requests int64   `json:"requests"`
+	Pages    int64   `json:"pages"`
+	Credits  Credits `json:"credits"`
 }
 
 // Store is the persistence of accounts, keys, reservations and the ledger.
