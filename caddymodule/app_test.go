@@ -111,7 +111,9 @@ func TestReloadSharesStore(t *testing.T) {
 	if refs, ok := stores.References("redis:" + testRedis.URL()); !ok || refs != 1 {
 		t.Fatalf("store pool references = %d, %v; want 1", refs, ok)
 	}
-	// Keep-alive connections to the old server were closed by the reload.
+	// Keep-alive connections to the old server are closed by the reload,
+	// which finishes in the background: let it, and use new connections.
+	time.Sleep(300 * time.Millisecond)
 	http.DefaultClient.CloseIdleConnections()
 	resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(1))
 	assertMoney(t, resp, "2", "8")
