@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -24,6 +22,7 @@ func init() {
 // admin modules, and finds the meter app when a request arrives.
 type adminAPI struct {
 	ctx caddy.Context
+	mux *http.ServeMux
 }
 
 // CaddyModule returns the Caddy module information.
@@ -34,10 +33,32 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision keeps the context, in which the meter app is looked up.
+// adminFunc is an admin endpoint: it returns its error instead of writing it.
+type adminFunc func(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error
+
+// Provision keeps the context, in which the meter app is looked up, and
+// routes the endpoints.
 func (a *adminAPI) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
+	a.mux = http.NewServeMux()
+	for pattern, f := range a.endpoints() {
+		a.mux.Handle(pattern, a.wrap(f))
+	}
+	a.mux.HandleFunc("/meter/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, meter.Errorf(meter.ECodeNotFound, "%s %s is not an endpoint of the meter admin API", r.Method, r.URL.Path))
+	})
 	return nil
+}
+
+func (a *adminAPI) endpoints() map[string]adminFunc {
+	return map[string]adminFunc{
+		"POST /meter/accounts":                  a.createAccount,
+		"GET /meter/accounts/{id}":              a.getAccount,
+		"PATCH /meter/accounts/{id}":            a.updateSettings,
+		"POST /meter/accounts/{id}/keys":        a.createKey,
+		"POST /meter/accounts/{id}/credits":     a.grant,
+		"GET /meter/accounts/{id}/transactions": a.transactions,
+	}
 }
 
 // Routes returns the admin routes.
@@ -48,34 +69,22 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 const adminBodyLimit = 1 << 20
 
 func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
-	store, err := a.store()
-	if err != nil {
-		writeError(w, err)
-		return nil
-	}
-	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/meter/"), "/"), "/")
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	switch {
-	case len(parts) == 1 && parts[0] == "accounts" && r.Method == http.MethodPost:
-		err = a.createAccount(ctx, store, w, r)
-	case len(parts) == 2 && parts[0] == "accounts" && r.Method == http.MethodGet:
-		err = a.getAccount(ctx, store, w, parts[1])
-	case len(parts) == 2 && parts[0] == "accounts" && r.Method == http.MethodPatch:
-		err = a.updateSettings(ctx, store, w, r, parts[1])
-	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "keys" && r.Method == http.MethodPost:
-		err = a.createKey(ctx, store, w, r, parts[1])
-	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "credits" && r.Method == http.MethodPost:
-		err = a.grant(ctx, store, w, r, parts[1])
-	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "transactions" && r.Method == http.MethodGet:
-		err = a.transactions(ctx, store, w, r, parts[1])
-	default:
-		err = meter.Errorf(meter.ECodeNotFound, "%s %s is not an endpoint of the meter admin API", r.Method, r.URL.Path)
-	}
-	if err != nil {
-		writeError(w, err)
-	}
+	a.mux.ServeHTTP(w, r)
 	return nil
+}
+
+func (a *adminAPI) wrap(f adminFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		store, err := a.store()
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+			defer cancel()
+			err = f(ctx, store, w, r)
+		}
+		if err != nil {
+			writeError(w, err)
+		}
+	})
 }
 
 func (a *adminAPI) store() (meter.Store, error) {
@@ -121,7 +130,8 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 	return nil
 }
 
-func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.ResponseWriter, id string) error {
+func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
 	acct, err := s.Account(ctx, id)
 	if err != nil {
 		return err
@@ -133,7 +143,8 @@ func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.Respons
 // updateSettings changes the settings named in the body and keeps the
 // others: {"enabled": false}, {"rates": {"drawing": 8}}, {"page_limit": 0}.
 // A null value resets a setting to its default.
-func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request, id string) error {
+func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
 	var patch map[string]json.RawMessage
 	if err := decode(r, &patch); err != nil {
 		return err
@@ -185,7 +196,8 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	return nil
 }
 
-func (a *adminAPI) createKey(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request, id string) error {
+func (a *adminAPI) createKey(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
 	var req struct {
 		Mode string `json:"mode"`
 	}
@@ -214,7 +226,8 @@ func (a *adminAPI) createKey(ctx context.Context, s meter.Store, w http.Response
 	return nil
 }
 
-func (a *adminAPI) grant(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request, id string) error {
+func (a *adminAPI) grant(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
 	var req struct {
 		Amount         *meter.Credits `json:"amount"`
 		Type           string         `json:"type"`
@@ -255,26 +268,20 @@ func (a *adminAPI) grant(ctx context.Context, s meter.Store, w http.ResponseWrit
 	return nil
 }
 
-func (a *adminAPI) transactions(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request, id string) error {
-	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return meter.Errorf(meter.ECodeInvalid, "limit must be between 1 and 1000")
-		}
-		limit = n
+func (a *adminAPI) transactions(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	q, err := ledgerQuery(r, id, 1000)
+	if err != nil {
+		return err
 	}
 	if _, err := s.Account(ctx, id); err != nil {
 		return err
 	}
-	entries, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: limit})
+	entries, err := s.Ledger(ctx, q)
 	if err != nil {
 		return err
 	}
-	if entries == nil {
-		entries = []meter.LedgerEntry{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": entries})
+	writeJSON(w, http.StatusOK, ledgerPage(entries, q.Limit))
 	return nil
 }
 

@@ -153,7 +153,7 @@ func (a *App) lookupKey(ctx context.Context, secret string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	id := identity{key: k, settings: acct.Settings}
+	id := identity{key: k, settings: acct.Settings, created: acct.CreatedAt}
 	a.keys.put(hash, id)
 	return id, nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -16,11 +18,13 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case meter.ECodeInvalidAPIKey:
 		return http.StatusUnauthorized
-	case meter.ECodeInsufficientCredits:
+	case meter.ECodeInsufficientCredits, meter.ECodeOverageLimitReached:
 		return http.StatusPaymentRequired
+	case meter.ECodeQuotaExceeded:
+		return http.StatusTooManyRequests
 	case meter.ECodeAccountNotFound, meter.ECodeNotFound:
 		return http.StatusNotFound
-	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict,
+	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed,
 		meter.ECodeReservationSettled, meter.ECodeReservationNotFound:
 		return http.StatusConflict
 	case meter.ECodeAccountDisabled:
@@ -59,6 +63,19 @@ func writeError(w http.ResponseWriter, err error) {
 	status, body := errorBody(err)
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
+	}
+	if status == http.StatusTooManyRequests {
+		// A quota refusal says when the quota resets.
+		var e *meter.Error
+		if errors.As(err, &e) {
+			if t, ok := e.Details["resets_at"].(time.Time); ok {
+				secs := int64(time.Until(t).Seconds()) + 1
+				if secs < 1 {
+					secs = 1
+				}
+				w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			}
+		}
 	}
 	writeJSON(w, status, body)
 }

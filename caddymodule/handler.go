@@ -29,6 +29,10 @@ const (
 	HeaderRemaining = "X-Remaining-Credits"
 	HeaderReplayed  = "Idempotent-Replayed"
 	HeaderTest      = "X-Meter-Test"
+	// HeaderQuotaRemaining and HeaderQuotaReset are set for accounts with a
+	// monthly quota: what is left of it and when it resets (RFC 3339).
+	HeaderQuotaRemaining = "X-Quota-Remaining"
+	HeaderQuotaReset     = "X-Quota-Reset"
 )
 
 // Request headers set for the upstream. Any the client sent are removed
@@ -225,6 +229,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		observeOutcome(outcomeTest, nil)
 		return rq.forwardTest(w, next)
 	}
+	period, err := id.settings.PeriodAt(time.Now(), id.created)
+	if err != nil {
+		rq.refuse(w, err)
+		return nil
+	}
 	ctx, span = startSpan(r.Context(), "reserve", attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String()))
 	sctx, cancel := h.app.storeCtx(ctx)
 	rq.res, err = h.app.store.Reserve(sctx, meter.ReserveRequest{
@@ -233,6 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		Amount:         rq.quote.Total,
 		TTL:            time.Duration(h.ReservationTTL),
 		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Period:         period,
 	})
 	cancel()
 	endSpan(span, err)
@@ -245,6 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		observeOutcome(outcomeReplayed, nil)
 		w.Header().Set(HeaderReplayed, "true")
 		setMoneyHeaders(w.Header(), 0, rq.res.Available)
+		setQuotaHeaders(w.Header(), rq.res.Quota)
 		return next.ServeHTTP(w, r)
 	}
 	meterMetrics.reserved.Add(creditsFloat(rq.res.Amount))
@@ -335,6 +346,18 @@ func isJSON(contentType string) bool {
 
 func bodyTooLarge(max int64) error {
 	return meter.Errorf(meter.ECodeBodyTooLarge, "request body is larger than the limit of %d bytes", max).With("max_body", max)
+}
+
+// setQuotaHeaders writes the quota headers of an account that has a
+// monthly quota.
+func setQuotaHeaders(h http.Header, q meter.QuotaState) {
+	if q.Limit <= 0 {
+		return
+	}
+	h.Set(HeaderQuotaRemaining, q.Remaining.String())
+	if !q.ResetsAt.IsZero() {
+		h.Set(HeaderQuotaReset, q.ResetsAt.UTC().Format(time.RFC3339))
+	}
 }
 
 // setMoneyHeaders writes the cost and remaining-credits headers.

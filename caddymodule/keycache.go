@@ -12,6 +12,7 @@ import (
 type identity struct {
 	key      meter.Key
 	settings meter.Settings
+	created  time.Time // the account's, for anniversary periods
 }
 
 // keyCache keeps resolved keys for a short TTL, so a hot key costs two

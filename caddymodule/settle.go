@@ -109,6 +109,7 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	}
 	log.Debug("settled", zap.Bool("commit", ok), zap.Stringer("charged", st.Charged), zap.String("entry", st.EntryID))
 	setMoneyHeaders(hdr, st.Charged, st.Available)
+	setQuotaHeaders(hdr, st.Quota)
 }
 
 // settleQuoted settles a success at the quoted (reserved) price.
@@ -127,6 +128,7 @@ func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 		Description:   rq.r.Method + " " + rq.r.URL.Path,
 		Route:         rq.route,
 		RequestID:     rq.reqID,
+		Pages:         rq.in.Usage.Pages,
 	}
 	var (
 		st  meter.Settlement

@@ -24,6 +24,9 @@ const (
 	ECodeNotFound             = "not_found"
 	ECodeAccountDisabled      = "account_disabled"
 	ECodePageLimitExceeded    = "page_limit_exceeded"
+	ECodeQuotaExceeded        = "quota_exceeded"
+	ECodeOverageLimitReached  = "overage_limit_reached"
+	ECodeRefundNotAllowed     = "refund_not_allowed"
 	ECodeServerBusy           = "server_busy"
 	ECodeUnsupportedMediaType = "unsupported_media_type"
 )

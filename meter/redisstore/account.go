@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -205,27 +206,71 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 	case limit > 1000:
 		limit = 1000
 	}
+	if q.Before != "" && !streamID.MatchString(q.Before) {
+		return nil, invalid("cursor %q is not a ledger entry id", q.Before)
+	}
 	keys := s.accountKeys(q.AccountID)
-	var exists *redis.IntCmd
-	var xs *redis.XMessageSliceCmd
-	// Both keys are in the account's slot, so this is one round trip even
-	// on a cluster.
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		exists = p.Exists(ctx, keys[0])
-		xs = p.XRevRangeN(ctx, keys[4], "+", "-", int64(limit))
-		return nil
-	})
+	exists, err := s.c.Exists(ctx, keys[0]).Result()
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	if exists.Val() == 0 {
+	if exists == 0 {
 		return nil, meter.Errorf(meter.ECodeAccountNotFound, "account %q not found", q.AccountID)
 	}
-	out := make([]meter.LedgerEntry, 0, len(xs.Val()))
-	for _, m := range xs.Val() {
-		out = append(out, entryFrom(q.AccountID, m))
+	// Stream ids are server-time ordered: date bounds and the cursor are
+	// id ranges. "(" makes a bound exclusive (Redis 6.2+).
+	end, start := "+", "-"
+	if !q.To.IsZero() {
+		end = "(" + strconv.FormatInt(q.To.UnixMilli(), 10) + "-0"
+	}
+	if q.Before != "" && (end == "+" || idLess(q.Before, end[1:])) {
+		end = "(" + q.Before
+	}
+	if !q.From.IsZero() {
+		start = strconv.FormatInt(q.From.UnixMilli(), 10) + "-0"
+	}
+	out := make([]meter.LedgerEntry, 0, limit)
+	// Without a type filter one read is enough; with one, read on in
+	// batches until the page is full or the range is exhausted.
+	batch := int64(limit)
+	if q.Type != "" {
+		batch = 500
+	}
+	for len(out) < limit {
+		xs, err := s.c.XRevRangeN(ctx, keys[4], end, start, batch).Result()
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		for _, m := range xs {
+			if e := entryFrom(q.AccountID, m); q.Type == "" || e.Type == q.Type {
+				out = append(out, e)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		if int64(len(xs)) < batch || q.Type == "" {
+			break
+		}
+		end = "(" + xs[len(xs)-1].ID
 	}
 	return out, nil
+}
+
+var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// idLess compares two stream ids "<ms>-<seq>".
+func idLess(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	an, _ := strconv.ParseUint(am, 10, 64)
+	bn, _ := strconv.ParseUint(bm, 10, 64)
+	if an != bn {
+		return an < bn
+	}
+	asq, _ := strconv.ParseUint(as, 10, 64)
+	bsq, _ := strconv.ParseUint(bs, 10, 64)
+	return asq < bsq
 }
 
 func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
@@ -234,6 +279,7 @@ func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
 	return meter.LedgerEntry{ID: m.ID, AccountID: acct, Type: str("type"), Amount: num("amount"),
 		BalanceAfter: num("balance_after"), Description: str("description"), Route: str("route"),
 		RequestID: str("request_id"), ReservationID: str("reservation_id"), Late: str("late") == "1",
+		Quota: num("quota"), Overage: num("overage"), Pages: int(num("pages")), RefundOf: str("refund_of"),
 		CreatedAt: entryTime(m.ID)}
 }
 

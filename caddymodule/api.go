@@ -1,0 +1,204 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+func init() {
+	caddy.RegisterModule(API{})
+	httpcaddyfile.RegisterHandlerDirective("meter_api", parseAPIDirective)
+	httpcaddyfile.RegisterDirectiveOrder("meter_api", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// API serves the caller's own account, found from its API key, as JSON:
+//
+//	GET .../balance        balance, reserved, available, totals, quota, overage
+//	GET .../transactions   the ledger, newest first: ?type= &date_from= &date_to=
+//	                       (RFC 3339 or YYYY-MM-DD) &limit= (default 50, max 100)
+//	                       &cursor= (the next_cursor of the previous page)
+//
+// Mount it under any path, e.g. `handle /v1/credits/* { meter_api }`; the
+// endpoint is the last path segment. A key never sees another account.
+type API struct {
+	// KeyHeader is the request header that carries the API key, as for
+	// the meter handler. Default: Authorization (Bearer).
+	KeyHeader string `json:"key_header,omitempty"`
+
+	auth Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (API) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.meter_api",
+		New: func() caddy.Module { return new(API) },
+	}
+}
+
+// Provision gets the meter app.
+func (a *API) Provision(ctx caddy.Context) error {
+	a.auth.KeyHeader = a.KeyHeader
+	if a.auth.KeyHeader == "" {
+		a.auth.KeyHeader = "Authorization"
+	}
+	app, err := ctx.App("meter")
+	if err != nil {
+		return err
+	}
+	a.auth.app = app.(*App)
+	return nil
+}
+
+// ServeHTTP answers one API call; it never calls next.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, meter.Errorf(meter.ECodeNotFound, "%s is not allowed here: use GET", r.Method))
+		return nil
+	}
+	secret, err := a.auth.apiKey(r)
+	var id identity
+	if err == nil {
+		id, err = a.auth.app.lookupKey(r.Context(), secret)
+	}
+	if err != nil {
+		writeError(w, err)
+		return nil
+	}
+	ctx, cancel := a.auth.app.storeCtx(r.Context())
+	defer cancel()
+	store := a.auth.app.store
+	switch endpoint := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]; endpoint {
+	case "balance":
+		acct, err := store.Account(ctx, id.key.AccountID)
+		if err != nil {
+			writeError(w, err)
+			return nil
+		}
+		writeJSON(w, http.StatusOK, acct)
+	case "transactions":
+		q, err := ledgerQuery(r, id.key.AccountID, 100)
+		if err != nil {
+			writeError(w, err)
+			return nil
+		}
+		entries, err := store.Ledger(ctx, q)
+		if err != nil {
+			writeError(w, err)
+			return nil
+		}
+		writeJSON(w, http.StatusOK, ledgerPage(entries, q.Limit))
+	default:
+		writeError(w, meter.Errorf(meter.ECodeNotFound, "unknown endpoint %q: use balance or transactions", endpoint))
+	}
+	return nil
+}
+
+// ledgerQuery reads the ledger filters of a request.
+func ledgerQuery(r *http.Request, account string, maxLimit int) (meter.LedgerQuery, error) {
+	v := r.URL.Query()
+	q := meter.LedgerQuery{AccountID: account, Limit: 50, Type: v.Get("type"), Before: v.Get("cursor")}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			return q, meter.Errorf(meter.ECodeInvalid, "limit must be between 1 and %d", maxLimit)
+		}
+		q.Limit = n
+	}
+	switch q.Type {
+	case "", meter.EntryPurchase, meter.EntryUsage, meter.EntryRefund, meter.EntryAdjustment:
+	default:
+		return q, meter.Errorf(meter.ECodeInvalid, "type %q: use purchase, usage, refund or adjustment", q.Type)
+	}
+	var err error
+	if q.From, err = dateParam(v.Get("date_from"), false); err != nil {
+		return q, err
+	}
+	if q.To, err = dateParam(v.Get("date_to"), true); err != nil {
+		return q, err
+	}
+	return q, nil
+}
+
+// dateParam parses RFC 3339 or a date (UTC). A date as an upper bound
+// includes the whole day.
+func dateParam(s string, upper bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return t, meter.Errorf(meter.ECodeInvalid, "invalid date %q: use YYYY-MM-DD or RFC 3339", s)
+	}
+	if upper {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t, nil
+}
+
+// ledgerPage is a page of transactions with the cursor of the next one.
+func ledgerPage(entries []meter.LedgerEntry, limit int) map[string]any {
+	if entries == nil {
+		entries = []meter.LedgerEntry{}
+	}
+	page := map[string]any{"data": entries, "has_more": false}
+	if len(entries) == limit {
+		page["has_more"] = true
+		page["next_cursor"] = entries[len(entries)-1].ID
+	}
+	return page
+}
+
+func parseAPIDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	a := new(API)
+	err := a.UnmarshalCaddyfile(h.Dispenser)
+	return a, err
+}
+
+// UnmarshalCaddyfile sets up the API from Caddyfile tokens. Syntax:
+//
+//	meter_api {
+//		key_header <header>
+//	}
+func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "key_header":
+			if a.KeyHeader != "" {
+				return d.Err("meter_api: key_header given more than once")
+			}
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			a.KeyHeader = v
+		default:
+			return d.Errf("meter_api: unknown subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*API)(nil)
+	_ caddyhttp.MiddlewareHandler = (*API)(nil)
+	_ caddyfile.Unmarshaler       = (*API)(nil)
+)
