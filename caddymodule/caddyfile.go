@@ -9,9 +9,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-
-	"github.com/creditgate/creditgate/meter"
-	"github.com/creditgate/creditgate/meter/pricing"
 )
 
 func init() {
@@ -78,7 +75,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	meter {
-//		per_page         <credits>
+//		per_page         <credits>   # and the other pricing rules: see unmarshalPricing
 //		route            <name>
 //		key_header       <header>
 //		max_body         <size>
@@ -98,17 +95,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		sub := d.Val()
+		// Pricing rules may repeat; see pricing_caddyfile.go.
+		if ok, err := h.unmarshalPricing(d); ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if seen[sub] {
 			return d.Errf("meter: %s given more than once", sub)
 		}
 		seen[sub] = true
 		var err error
 		switch sub {
-		case "per_page":
-			var c meter.Credits
-			if c, err = creditsArg(d); err == nil {
-				h.Rules = append(h.Rules, pricing.Spec{PerPage: &c})
-			}
 		case "route":
 			h.Route, err = oneArg(d)
 		case "key_header":
@@ -154,19 +153,6 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 		return "", d.Errf("meter: %s takes one value, got extra %q", name, d.Val())
 	}
 	return v, nil
-}
-
-func creditsArg(d *caddyfile.Dispenser) (meter.Credits, error) {
-	name := d.Val()
-	s, err := oneArg(d)
-	if err != nil {
-		return 0, err
-	}
-	c, err := meter.ParseCredits(s)
-	if err != nil || c < 0 {
-		return 0, d.Errf("meter: %s: expected a non-negative number of credits (up to 3 decimals), got %q", name, s)
-	}
-	return c, nil
 }
 
 func sizeArg(d *caddyfile.Dispenser) (int64, error) {

@@ -1,10 +1,13 @@
 // Package pricing turns what a request consumes into a Quote: a total and
 // the named lines it is the sum of. The same Quote is what a request is
 // charged and what a dry run shows.
+//
+// A price list is a list of Specs (the config form), compiled once into
+// Rules. Every rule yields one or more named lines; the request costs the
+// sum of all lines. See docs/pricing.md for the language.
 package pricing
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/creditgate/creditgate/meter"
@@ -13,13 +16,14 @@ import (
 
 // Line is one named part of a quote.
 type Line struct {
-	// Name says what is priced, e.g. "pages".
+	// Name says what is priced, e.g. "pages", "drawing", "ocr_api".
 	Name string `json:"name"`
 	// Units is how many of it the request has.
 	Units int64 `json:"units"`
 	// UnitCost is the price of one unit.
 	UnitCost meter.Credits `json:"unit_cost"`
-	// Cost is Units * UnitCost (or the rule's own formula).
+	// Cost is Units * UnitCost (or the rule's own formula: a capped
+	// response-priced line says so in Source).
 	Cost meter.Credits `json:"cost"`
 	// Source says where in the request the units came from.
 	Source string `json:"source,omitempty"`
@@ -36,11 +40,15 @@ type Input struct {
 	// Usage is what the request body carries: files, pages, page boxes.
 	Usage usage.Usage
 	// JSON is the request body when a rule needs it and the body is JSON
-	// (Content-Type application/json or +json); nil otherwise.
+	// (Content-Type application/json or +json); nil otherwise. A JSON rule
+	// given nil refuses the request (bad_request), so a client cannot
+	// dodge JSON pricing by mislabelling its body.
 	JSON []byte
 	// Rates are the account's overrides of named rates (e.g. "drawing" ->
 	// 8 credits per drawing page). A rate not listed keeps the route's.
 	Rates map[string]meter.Credits
+
+	doc *jsonDoc // JSON parsed once by Rules.Prepare
 }
 
 // Response is what a rule may look at after the upstream answered 2xx.
@@ -63,7 +71,7 @@ type Needs struct {
 	// OutputPages: the response body's PDF pages are counted.
 	OutputPages bool
 	// ResponseHeaders are read from the upstream's response, then removed
-	// before the client sees it.
+	// before the client sees it. Canonical names, no duplicates.
 	ResponseHeaders []string
 }
 
@@ -73,55 +81,62 @@ type Rule interface {
 	// the response returns its estimate: what is reserved.
 	Lines(in Input) ([]Line, error)
 	// Final prices the request once the upstream answered 2xx. Rules not
-	// priced on the response return what Lines returned.
+	// priced on the response return what Lines returned; rules priced on
+	// it never return more than their Lines unless configured uncapped.
 	Final(in Input, resp Response) ([]Line, error)
 	Needs() Needs
-}
-
-// Spec is the declarative form of a rule, as it appears in config. Exactly
-// one kind is set; more kinds come with the pricing language.
-type Spec struct {
-	// Name of the quote line (default: the rule's kind, e.g. "pages").
-	Name string `json:"name,omitempty"`
-	// PerPage charges this many credits for every page of every document
-	// in the request body (PDF pages; an image counts one page).
-	PerPage *meter.Credits `json:"per_page,omitempty"`
-}
-
-// Compile checks specs and returns the rules they describe.
-func Compile(specs []Spec) (Rules, error) {
-	rules := make(Rules, 0, len(specs))
-	for i, s := range specs {
-		switch {
-		case s.PerPage != nil:
-			if *s.PerPage < 0 {
-				return nil, fmt.Errorf("rule %d: per_page must not be negative, got %s", i, s.PerPage)
-			}
-			name := s.Name
-			if name == "" {
-				name = "pages"
-			}
-			rules = append(rules, PerPage{Name: name, Credits: *s.PerPage})
-		default:
-			return nil, fmt.Errorf("rule %d: no pricing kind set (expected per_page)", i)
-		}
-	}
-	return rules, nil
 }
 
 // Rules is a price list: the quote is the sum of its rules' lines.
 type Rules []Rule
 
+// Prepare parses what several rules read (the JSON body) once and returns
+// the Input to give Quote and Final. Calling it is optional: without it
+// each JSON rule parses the body itself. Its error is a *meter.Error with
+// code bad_request.
+func (rs Rules) Prepare(in Input) (Input, error) {
+	if in.doc != nil || !rs.Needs().JSON || in.JSON == nil {
+		return in, nil
+	}
+	doc, err := parseJSON(in.JSON)
+	if err != nil {
+		return in, err
+	}
+	in.doc = doc
+	return in, nil
+}
+
 // Quote prices a request before it is forwarded: what is reserved, and
 // what a dry run shows.
 func (rs Rules) Quote(in Input) (Quote, error) {
+	in, err := rs.Prepare(in)
+	if err != nil {
+		return Quote{}, err
+	}
 	return rs.sum(func(r Rule) ([]Line, error) { return r.Lines(in) })
 }
 
 // Final prices a request after the upstream answered 2xx: what is charged.
-// For rules not priced on the response it equals Quote.
+// For rules not priced on the response it equals Quote. Unless Uncapped,
+// Final's total never exceeds Quote's for the same Input.
 func (rs Rules) Final(in Input, resp Response) (Quote, error) {
+	in, err := rs.Prepare(in)
+	if err != nil {
+		return Quote{}, err
+	}
 	return rs.sum(func(r Rule) ([]Line, error) { return r.Final(in, resp) })
+}
+
+// Uncapped reports whether a rule may charge more than it reserved (a
+// response-priced rule configured `uncapped`): only then may the final
+// total exceed the quote, and the commit must allow it.
+func (rs Rules) Uncapped() bool {
+	for _, r := range rs {
+		if rr, ok := r.(*responseRule); ok && rr.uncapped {
+			return true
+		}
+	}
+	return false
 }
 
 func (rs Rules) sum(lines func(Rule) ([]Line, error)) (Quote, error) {
@@ -132,7 +147,9 @@ func (rs Rules) sum(lines func(Rule) ([]Line, error)) (Quote, error) {
 			return Quote{}, err
 		}
 		for _, l := range ls {
-			q.Total += l.Cost
+			if q.Total, err = addCredits(q.Total, l.Cost); err != nil {
+				return Quote{}, err
+			}
 			q.Lines = append(q.Lines, l)
 		}
 	}
@@ -142,41 +159,29 @@ func (rs Rules) sum(lines func(Rule) ([]Line, error)) (Quote, error) {
 // Needs is the union of what the rules read.
 func (rs Rules) Needs() Needs {
 	var n Needs
+	seen := map[string]bool{}
 	for _, r := range rs {
 		rn := r.Needs()
 		n.Pages = n.Pages || rn.Pages
 		n.Boxes = n.Boxes || rn.Boxes
 		n.JSON = n.JSON || rn.JSON
 		n.OutputPages = n.OutputPages || rn.OutputPages
-		n.ResponseHeaders = append(n.ResponseHeaders, rn.ResponseHeaders...)
+		for _, h := range rn.ResponseHeaders {
+			h = http.CanonicalHeaderKey(h)
+			if !seen[h] {
+				seen[h] = true
+				n.ResponseHeaders = append(n.ResponseHeaders, h)
+			}
+		}
 	}
 	return n
 }
 
-// PerPage charges Credits for every page in the request.
-type PerPage struct {
-	Name    string
-	Credits meter.Credits
-}
-
-// Lines returns one line: the request's pages at the per-page rate.
-func (p PerPage) Lines(in Input) ([]Line, error) {
-	rate := p.Credits
-	if r, ok := in.Rates[p.Name]; ok {
-		rate = r
+// rate returns the account's override of the named rate, or def. A
+// negative override is a store bug, not a refund: it is ignored.
+func rate(in Input, name string, def meter.Credits) meter.Credits {
+	if r, ok := in.Rates[name]; ok && r >= 0 {
+		return r
 	}
-	n := int64(in.Usage.Pages)
-	return []Line{{
-		Name:     p.Name,
-		Units:    n,
-		UnitCost: rate,
-		Cost:     meter.Credits(n) * rate,
-		Source:   "request body",
-	}}, nil
+	return def
 }
-
-// Final is Lines: pages are known before the request is forwarded.
-func (p PerPage) Final(in Input, _ Response) ([]Line, error) { return p.Lines(in) }
-
-// Needs reports that PerPage counts pages.
-func (PerPage) Needs() Needs { return Needs{Pages: true} }
