@@ -100,6 +100,8 @@ type Key struct {
 	Prefix    string    `json:"prefix"`
 	Last4     string    `json:"last4"`
 	CreatedAt time.Time `json:"created_at"`
+	// RevokedAt is when the key was revoked (zero: active).
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
 
 // HashKey returns the hex SHA-256 of an API key secret, the form in which
@@ -296,6 +298,16 @@ type Store interface {
 	Void(ctx context.Context, accountID, reservationID string) (Settlement, error)
 	// Ledger lists entries, newest first.
 	Ledger(ctx context.Context, q LedgerQuery) ([]LedgerEntry, error)
+	// ListAccounts returns account ids in order, after a cursor id.
+	ListAccounts(ctx context.Context, after string, limit int) ([]string, error)
+	// ListKeys returns an account's keys, revoked ones included.
+	ListKeys(ctx context.Context, account string) ([]Key, error)
+	// RevokeKey revokes a key by its KeyID; LookupKey stops finding it.
+	// ECodeNotFound when the account has no such key.
+	RevokeKey(ctx context.Context, account, keyID string) (Key, error)
+	// TrimLedger removes ledger entries older than before and returns how
+	// many; balances never depend on the ledger's history.
+	TrimLedger(ctx context.Context, account string, before time.Time) (int64, error)
 	// Close releases the store's resources.
 	Close() error
 }

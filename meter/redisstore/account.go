@@ -131,12 +131,10 @@ func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 	if err != nil {
 		return meter.Key{}, storeErr(err)
 	}
-	if m["account"] == "" {
+	if m["account"] == "" || m["revoked_ms"] != "" {
 		return meter.Key{}, unknown
 	}
-	ms, _ := strconv.ParseInt(m["created_ms"], 10, 64)
-	return meter.Key{Hash: hash, AccountID: m["account"], Mode: meter.Mode(m["mode"]),
-		Prefix: m["prefix"], Last4: m["last4"], CreatedAt: msTime(ms)}, nil
+	return keyFrom(hash, m), nil
 }
 
 func isSHA256Hex(h string) bool {

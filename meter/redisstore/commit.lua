@@ -9,22 +9,21 @@
 -- An expired one is charged min(amount, reserved amount, available) and
 -- marked late. A committed one answers its first settlement again.
 local rid, amount = ARGV[2], tonumber(ARGV[3])
-if not account_exists() then return {'account_not_found'} end
-local now = now_ms()
-local balance, reserved = sweep(now)
+local balance, reserved, now = open()
+if not balance then return {'account_not_found'} end
 
 local r = load_res(rid)
 if not r then return {'reservation_not_found'} end
-if r.state == 'committed' then
+if r.state == 'c' then
   return {'ok', r.charged, r.bal, r.avail, r.entry, r.late and 1 or 0}
 end
-if r.state == 'voided' then return {'reservation_settled', 'voided'} end
-if r.state == 'held' and r.exp <= now then
+if r.state == 'v' then return {'reservation_settled', 'voided'} end
+if r.state == 'h' and r.exp <= now then
   reserved = expire(rid, r, now, reserved) -- due but beyond the sweep limit
 end
 
 local charged
-local late = r.state == 'expired'
+local late = r.state == 'x'
 if late then
   charged = math.min(amount, r.amount, math.max(0, balance - reserved))
   -- The request was charged after all: let a retry with its key replay it,
@@ -35,7 +34,6 @@ if late then
 else
   charged = math.min(amount, r.amount)
   reserved = reserved - r.amount
-  redis.call('ZREM', KEYS[2], rid)
 end
 balance = balance - charged
 
@@ -44,7 +42,7 @@ if charged > 0 then
   entry = append('usage', -charged, balance, ARGV[4], ARGV[5], ARGV[6], rid, late)
 end
 redis.call('HSET', KEYS[1], 'balance', int(balance), 'reserved', int(reserved))
-r.state, r.charged, r.entry, r.late = 'committed', charged, entry, late
+r.state, r.charged, r.entry, r.late = 'c', charged, entry, late
 r.bal, r.avail = balance, balance - reserved
-finish(rid, r, now)
+finish(rid, r, now) -- also turns the expiry timer into the purge timer
 return {'ok', charged, balance, balance - reserved, entry, late and 1 or 0}

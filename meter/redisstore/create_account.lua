@@ -5,8 +5,8 @@
 -- Initial credits are recorded as a purchase. The nonce makes a client-side
 -- retry of this very call answer the same instead of "exists".
 local initial, nonce = tonumber(ARGV[2]), ARGV[3]
-if account_exists() then
-  local v = redis.call('HMGET', KEYS[1], 'nonce', 'balance', 'reserved', 'created_ms')
+local v = redis.call('HMGET', KEYS[1], 'nonce', 'balance', 'reserved', 'created_ms')
+if v[2] then
   if v[1] == nonce then
     return {'ok', tonumber(v[2]), tonumber(v[3]), tonumber(v[4])}
   end

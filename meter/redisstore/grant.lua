@@ -9,9 +9,8 @@
 -- that settling the held reservations can never make the balance negative.
 -- A key seen before answers the entry it recorded first.
 local typ, amount, desc, idem = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-if not account_exists() then return {'account_not_found'} end
-local now = now_ms()
-local balance, reserved = sweep(now)
+local balance, reserved, now = open()
+if not balance then return {'account_not_found'} end
 
 if idem ~= '' then
   local prev = redis.call('HGET', KEYS[4], 'g:' .. idem)
@@ -19,7 +18,7 @@ if idem ~= '' then
   if found and #found == 1 then
     local f, kv = {}, found[1][2]
     for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
-    return {'ok', prev, f.type, tonumber(f.amount), tonumber(f.balance_after), f.description, 1}
+    return {'ok', prev, f.type, tonumber(f.amount), tonumber(f.balance_after), f.description or '', 1}
   end
 end
 
@@ -34,6 +33,6 @@ local entry = append(typ, amount, balance, desc, '', '', '', false)
 redis.call('HSET', KEYS[1], 'balance', int(balance))
 if idem ~= '' then
   redis.call('HSET', KEYS[4], 'g:' .. idem, entry)
-  redis.call('ZADD', KEYS[6], int(now + tonumber(ARGV[1])), 'g:' .. idem)
+  redis.call('ZADD', KEYS[2], int(now + tonumber(ARGV[1])), 'g:' .. idem)
 end
 return {'ok', entry, typ, amount, balance, desc, 0}

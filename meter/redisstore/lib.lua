@@ -2,16 +2,20 @@
 -- at init, so everything here is local.
 --
 -- Every account script gets the same KEYS, all under one {hash tag}:
---   KEYS[1] account hash: balance, reserved, created_ms, nonce
---   KEYS[2] holds zset: rid -> expires_ms, the held (unsettled) reservations
---   KEYS[3] reservations hash: rid -> cjson record {amount, state, idem,
---           charged, entry, late, bal, avail, and while held: exp, nonce};
---           state is one of held | committed | voided | expired
+--   KEYS[1] account hash: balance, reserved, created_ms, nonce, settings
+--   KEYS[2] timers zset, what is due when:
+--           'r:'..rid -> expires_ms while the reservation is held,
+--                        purge-at ms once it is settled;
+--           'g:'..key -> purge-at ms of a Grant idempotency mapping
+--   KEYS[3] reservations hash: rid -> record, see load_res
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'g:'..key -> ledger entry id (Grant)
 --   KEYS[5] ledger stream: one entry per balance change
---   KEYS[6] gc zset: 'r:'..rid | 'g:'..key -> purge-at ms
 -- and ARGV[1] = retain_ms, how long settled records and mappings are kept.
+--
+-- Every redis.call costs a few microseconds, most of a script's time: the
+-- hot scripts make as few as they can (one timers zset instead of holds +
+-- gc, no EXISTS, records as plain strings rather than cjson).
 --
 -- Amounts are integer milli-credits held in Lua doubles (exact below 2^53);
 -- they always leave Lua through int(), because Lua's own number formatting
@@ -30,24 +34,25 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local NUMS = {'amount', 'exp', 'charged', 'bal', 'avail'}
+-- A record is 'state|amount|exp|charged|bal|avail|late|entry|nonce|idem',
+-- state h (held), c (committed), v (voided) or x (expired); exp and nonce
+-- only matter while held. The idempotency key is last, as it may hold '|'.
+local REC = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
 local function load_res(rid)
   local raw = redis.call('HGET', KEYS[3], rid)
   if not raw then return nil end
-  local r = cjson.decode(raw)
-  for _, f in ipairs(NUMS) do r[f] = tonumber(r[f] or '0') end
-  return r
+  local st, amount, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
+  if not st then error('redisstore: bad reservation record ' .. rid) end
+  return {state = st, amount = tonumber(amount), exp = tonumber(exp), charged = tonumber(charged),
+    bal = tonumber(bal), avail = tonumber(avail), late = late == '1', entry = entry,
+    nonce = nonce, idem = idem}
 end
 
--- save_res stores numbers as strings: cjson would print them with 14 digits.
 local function save_res(rid, r)
-  local o = {}
-  for k, v in pairs(r) do o[k] = v end
-  for _, f in ipairs(NUMS) do
-    if r[f] then o[f] = int(r[f]) end
-  end
-  redis.call('HSET', KEYS[3], rid, cjson.encode(o))
+  redis.call('HSET', KEYS[3], rid, r.state .. '|' .. int(r.amount) .. '|' .. int(r.exp or 0) .. '|' ..
+    int(r.charged or 0) .. '|' .. int(r.bal or 0) .. '|' .. int(r.avail or 0) .. '|' ..
+    (r.late and '1' or '0') .. '|' .. (r.entry or '') .. '|' .. (r.nonce or '') .. '|' .. r.idem)
 end
 
 -- drop_idem removes the Reserve idempotency mapping of r if it names rid,
@@ -59,66 +64,66 @@ local function drop_idem(rid, r)
 end
 
 -- finish stores a settled record, without what only a held one needs
--- (records are many: one per request for retain_ms), and schedules its
--- purge.
+-- (records are many: one per request for retain_ms), and moves its timer
+-- from the expiry to the purge (one ZADD: the member stays).
 local function finish(rid, r, now)
   r.nonce, r.exp = nil, nil
   save_res(rid, r)
-  redis.call('ZADD', KEYS[6], int(now + tonumber(ARGV[1])), 'r:' .. rid)
+  redis.call('ZADD', KEYS[2], int(now + tonumber(ARGV[1])), 'r:' .. rid)
 end
 
 -- expire marks a held reservation whose TTL has passed as expired and
 -- returns the new reserved total. The caller writes it back (HSET).
 local function expire(rid, r, now, reserved)
-  r.state = 'expired'
+  r.state = 'x'
   drop_idem(rid, r)
-  redis.call('ZREM', KEYS[2], rid)
   finish(rid, r, now)
   return reserved - r.amount
 end
 
--- sweep expires due holds and purges due gc entries, a bounded number of
--- each per call, and returns balance, reserved. The account must exist.
-local function sweep(now)
+-- open reads the account's balances and the server time, then expires due
+-- holds and purges due settled records and mappings, a bounded number per
+-- call. It returns balance, reserved, now; or nil if there is no account.
+local function open()
   local v = redis.call('HMGET', KEYS[1], 'balance', 'reserved')
+  if not v[1] then return nil end
   local balance, reserved = tonumber(v[1]), tonumber(v[2])
+  local now = now_ms()
   local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(now), 'LIMIT', 0, SWEEP_LIMIT)
-  if #due > 0 then
-    for _, rid in ipairs(due) do
-      local r = load_res(rid)
-      if r and r.state == 'held' then
-        reserved = expire(rid, r, now, reserved)
+  if #due == 0 then return balance, reserved, now end
+  local expired, gone = false, {}
+  for _, m in ipairs(due) do
+    local id = string.sub(m, 3)
+    if string.sub(m, 1, 2) == 'g:' then
+      redis.call('HDEL', KEYS[4], m)
+      gone[#gone + 1] = m
+    else
+      local r = load_res(id)
+      if r and r.state == 'h' then
+        reserved, expired = expire(id, r, now, reserved), true
       else
-        redis.call('ZREM', KEYS[2], rid)
+        if r then drop_idem(id, r) end
+        redis.call('HDEL', KEYS[3], id)
+        gone[#gone + 1] = m
       end
     end
-    redis.call('HSET', KEYS[1], 'reserved', int(reserved))
   end
-  local old = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', int(now), 'LIMIT', 0, SWEEP_LIMIT)
-  for _, m in ipairs(old) do
-    if string.sub(m, 1, 2) == 'r:' then
-      local rid = string.sub(m, 3)
-      local r = load_res(rid)
-      if r then drop_idem(rid, r) end
-      redis.call('HDEL', KEYS[3], rid)
-    else
-      redis.call('HDEL', KEYS[4], m)
-    end
-  end
-  if #old > 0 then redis.call('ZREM', KEYS[6], unpack(old)) end
-  return balance, reserved
+  if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
+  if expired then redis.call('HSET', KEYS[1], 'reserved', int(reserved)) end
+  return balance, reserved, now
 end
 
 -- append adds a ledger entry and returns its id (server-time ordered).
+-- Empty fields are left out (readers take a missing field as empty):
+-- every field costs in the script, in memory and in the AOF.
 local function append(typ, amount, balance_after, desc, route, reqid, rid, late)
-  return redis.call('XADD', KEYS[5], '*',
-    'type', typ, 'amount', int(amount), 'balance_after', int(balance_after),
-    'description', desc, 'route', route, 'request_id', reqid,
-    'reservation_id', rid, 'late', late and '1' or '0')
-end
-
-local function account_exists()
-  return redis.call('EXISTS', KEYS[1]) == 1
+  local f = {'type', typ, 'amount', int(amount), 'balance_after', int(balance_after)}
+  if desc ~= '' then f[#f + 1] = 'description'; f[#f + 1] = desc end
+  if route ~= '' then f[#f + 1] = 'route'; f[#f + 1] = route end
+  if reqid ~= '' then f[#f + 1] = 'request_id'; f[#f + 1] = reqid end
+  if rid ~= '' then f[#f + 1] = 'reservation_id'; f[#f + 1] = rid end
+  if late then f[#f + 1] = 'late'; f[#f + 1] = '1' end
+  return redis.call('XADD', KEYS[5], '*', unpack(f))
 end
 
 -- (end of lib.lua)

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -96,8 +98,8 @@ func (s *Store) Close() error {
 // the keys out of the account's slot.
 func (s *Store) accountKeys(id string) []string {
 	base := s.prefix + ":{" + id + "}:"
-	return []string{base + "account", base + "holds", base + "reservations",
-		base + "idempotency", base + "ledger", base + "gc"}
+	return []string{base + "account", base + "timers", base + "reservations",
+		base + "idempotency", base + "ledger"}
 }
 
 func (s *Store) keySetKey(id string) string      { return s.prefix + ":{" + id + "}:keys" }
@@ -170,7 +172,16 @@ func serverBusy(err error) bool {
 }
 
 // nonce identifies one call, so that a script can tell go-redis's retry
-// of it (same arguments, after a lost reply) from a new call.
-func nonce() string { return rand.Text() }
+// of it (same arguments, after a lost reply) from a new call. It need only
+// be unique, not secret: a random per-process prefix and a counter, which
+// spares the hot path a getrandom call per Reserve.
+func nonce() string {
+	return noncePrefix + strconv.FormatUint(nonceSeq.Add(1), 36)
+}
+
+var (
+	noncePrefix = rand.Text()[:16] + "."
+	nonceSeq    atomic.Uint64
+)
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

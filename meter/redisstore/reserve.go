@@ -33,8 +33,11 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	if err != nil {
 		return meter.Reservation{}, err
 	}
-	res := meter.Reservation{ID: rep.str(1), AccountID: r.AccountID, Amount: meter.Credits(rep.int(2)),
-		Balance: meter.Credits(rep.int(3)), Available: meter.Credits(rep.int(4)), Replayed: rep.int(5) == 1}
+	res := meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(rep.int(1)),
+		Balance: meter.Credits(rep.int(2)), Available: meter.Credits(rep.int(3))}
+	if len(rep.v) > 4 { // a replay names the reservation it replays
+		res.ID, res.Replayed = rep.str(4), true
+	}
 	return res, rep.check()
 }
 

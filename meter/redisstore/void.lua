@@ -6,21 +6,19 @@
 --   or {'reservation_settled', 'committed'}
 -- Voiding a voided or expired reservation changes nothing and succeeds.
 local rid = ARGV[2]
-if not account_exists() then return {'account_not_found'} end
-local now = now_ms()
-local balance, reserved = sweep(now)
+local balance, reserved, now = open()
+if not balance then return {'account_not_found'} end
 
 local r = load_res(rid)
 if not r then return {'reservation_not_found'} end
-if r.state == 'committed' then return {'reservation_settled', 'committed'} end
-if r.state == 'held' then
+if r.state == 'c' then return {'reservation_settled', 'committed'} end
+if r.state == 'h' then
   if r.exp <= now then
     reserved = expire(rid, r, now, reserved) -- due but beyond the sweep limit
   else
     reserved = reserved - r.amount
-    r.state = 'voided'
+    r.state = 'v'
     drop_idem(rid, r)
-    redis.call('ZREM', KEYS[2], rid)
     finish(rid, r, now)
   end
   redis.call('HSET', KEYS[1], 'reserved', int(reserved))

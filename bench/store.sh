@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Store throughput: Reserve+Commit pairs per second through redisstore
+# against a private redis-server, over 1000 accounts and over one hot
+# account, without persistence and with AOF (appendfsync everysec, the
+# production setting). Prints one table row per run.
+#
+# Usage: bench/store.sh [seconds] [workers]
+# Environment:
+#   PIN=1        pin redis-server to CPU 0 and the load to CPU 1 (default 1
+#                when the box has 2+ CPUs): less noise, but the load
+#                generator then has one core (GOMAXPROCS=1).
+#   BINS="a b"   storeload binaries to compare side by side (default: one
+#                built from this tree); each cell runs them in turn.
+#   REPEAT=n     runs per cell and binary (default 1).
+#   POOL=n       go-redis PoolSize (default: go-redis's).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+WORKERS=${2:-128}
+REPEAT=${REPEAT:-1}
+POOL=${POOL:-0}
+OUT=bench/out
+mkdir -p "$OUT"
+if [ -z "${PIN:-}" ]; then PIN=$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0); fi
+if [ -z "${BINS:-}" ]; then
+	go build -o "$OUT/storeload" ./bench/storeload
+	BINS="$OUT/storeload"
+fi
+srvpin=() loadpin=()
+if [ "$PIN" = 1 ]; then
+	srvpin=(taskset -c 0) loadpin=(taskset -c 1)
+	echo "pinned: redis-server on CPU 0, storeload on CPU 1"
+else
+	echo "not pinned: redis-server and storeload share all $(nproc) CPUs"
+fi
+
+pid=
+cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; pid=; }
+trap cleanup EXIT
+
+freeport() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# start NAME REDIS-ARGS... starts a fresh server in its own directory.
+start() {
+	local name=$1
+	shift
+	PORT=$(freeport)
+	local dir="$OUT/redis-$name"
+	rm -rf "$dir" && mkdir -p "$dir"
+	"${srvpin[@]}" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --dir "$PWD/$dir" \
+		--logfile "$PWD/$dir/redis.log" "$@" &
+	pid=$!
+	until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+}
+
+"${BINS%% *}" -header
+for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync everysec"; do
+	name=${cfg%%:*}
+	# shellcheck disable=SC2086 # the arguments are meant to split
+	start "$name" ${cfg#*:}
+	for accounts in 1000 1; do
+		for _ in $(seq "$REPEAT"); do
+			for bin in $BINS; do
+				"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
+					-pool "$POOL" -duration "${DUR}s" -label "$name $(basename "$bin")"
+			done
+		done
+	done
+	cleanup
+done
