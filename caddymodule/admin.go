@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -52,12 +53,16 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 
 func (a *adminAPI) endpoints() map[string]adminFunc {
 	return map[string]adminFunc{
-		"POST /meter/accounts":                  a.createAccount,
-		"GET /meter/accounts/{id}":              a.getAccount,
-		"PATCH /meter/accounts/{id}":            a.updateSettings,
-		"POST /meter/accounts/{id}/keys":        a.createKey,
-		"POST /meter/accounts/{id}/credits":     a.grant,
-		"GET /meter/accounts/{id}/transactions": a.transactions,
+		"POST /meter/accounts":                   a.createAccount,
+		"GET /meter/accounts/{id}":               a.getAccount,
+		"PATCH /meter/accounts/{id}":             a.updateSettings,
+		"POST /meter/accounts/{id}/keys":         a.createKey,
+		"POST /meter/accounts/{id}/credits":      a.grant,
+		"GET /meter/accounts/{id}/transactions":  a.transactions,
+		"GET /meter/accounts":                    a.listAccounts,
+		"GET /meter/accounts/{id}/keys":          a.listKeys,
+		"DELETE /meter/accounts/{id}/keys/{key}": a.revokeKey,
+		"POST /meter/accounts/{id}/trim":         a.trim,
 	}
 }
 
@@ -85,6 +90,13 @@ func (a *adminAPI) wrap(f adminFunc) http.Handler {
 			writeError(w, err)
 		}
 	})
+}
+
+// dropCached forgets an account's cached keys and settings on this gateway.
+func (a *adminAPI) dropCached(account string) {
+	if app, err := a.ctx.AppIfConfigured("meter"); err == nil && app.(*App).keys != nil {
+		app.(*App).keys.dropAccount(account)
+	}
 }
 
 func (a *adminAPI) store() (meter.Store, error) {
@@ -192,6 +204,7 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	if err != nil {
 		return err
 	}
+	a.dropCached(id)
 	writeJSON(w, http.StatusOK, acct)
 	return nil
 }
@@ -282,6 +295,78 @@ func (a *adminAPI) transactions(ctx context.Context, s meter.Store, w http.Respo
 		return err
 	}
 	writeJSON(w, http.StatusOK, ledgerPage(entries, q.Limit))
+	return nil
+}
+
+func (a *adminAPI) listAccounts(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return meter.Errorf(meter.ECodeInvalid, "limit must be between 1 and 1000")
+		}
+		limit = n
+	}
+	ids, err := s.ListAccounts(ctx, r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	accounts := make([]meter.Account, 0, len(ids))
+	for _, id := range ids {
+		acct, err := s.Account(ctx, id)
+		if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
+			continue // indexed, then removed
+		}
+		if err != nil {
+			return err
+		}
+		accounts = append(accounts, acct)
+	}
+	page := map[string]any{"data": accounts, "has_more": len(ids) == limit}
+	if len(ids) == limit {
+		page["next_cursor"] = ids[len(ids)-1]
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (a *adminAPI) listKeys(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	keys, err := s.ListKeys(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": keys})
+	return nil
+}
+
+func (a *adminAPI) revokeKey(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	k, err := s.RevokeKey(ctx, r.PathValue("id"), r.PathValue("key"))
+	if err != nil {
+		return err
+	}
+	a.dropCached(r.PathValue("id"))
+	writeJSON(w, http.StatusOK, k)
+	return nil
+}
+
+// trim removes ledger entries older than "before" (a date or RFC 3339
+// time); balances are unchanged.
+func (a *adminAPI) trim(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Before string `json:"before"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	before, err := dateParam(req.Before, false)
+	if err != nil || before.IsZero() {
+		return meter.Errorf(meter.ECodeInvalid, "before is required: a date (YYYY-MM-DD) or an RFC 3339 time")
+	}
+	n, err := s.TrimLedger(ctx, r.PathValue("id"), before)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": n})
 	return nil
 }
 

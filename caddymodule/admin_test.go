@@ -1,9 +1,11 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -68,5 +70,84 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if !strings.HasPrefix(k.Key, "sk_test_") || k.Account != "adm_a" || k.Mode != "test" || k.Last4 != k.Key[len(k.Key)-4:] {
 		t.Fatalf("key %+v", k)
+	}
+}
+
+func TestKeysListAndRevoke(t *testing.T) {
+	g, _ := startPerPage(t)
+	live := g.newAccount("adm_keys", 10, meter.ModeLive)
+	var second struct{ Key, ID string }
+	g.adminDo("POST", "/meter/accounts/adm_keys/keys", map[string]any{"mode": "test"}, &second)
+	other := g.newAccount("adm_keys_other", 10, meter.ModeLive)
+
+	var list struct{ Data []meter.Key }
+	if code := g.adminDo("GET", "/meter/accounts/adm_keys/keys", nil, &list); code != 200 || len(list.Data) != 2 {
+		t.Fatalf("list: %d %+v", code, list)
+	}
+	k := list.Data[0]
+	if k.Mode != meter.ModeLive || k.Last4 != live[len(live)-4:] || k.Prefix != "sk_live" || !strings.HasPrefix(k.ID, "key_") || !k.RevokedAt.IsZero() {
+		t.Fatalf("first key %+v", k)
+	}
+	raw, _ := json.Marshal(list)
+	if strings.Contains(string(raw), live) || strings.Contains(string(raw), meter.HashKey(live)) {
+		t.Fatal("the key listing shows a secret or its hash")
+	}
+
+	if resp, _ := g.post("/v1/convert", live, "application/pdf", pdftest.Pages(1)); resp.StatusCode != 200 {
+		t.Fatalf("before revoking: %d", resp.StatusCode)
+	}
+	var revoked meter.Key
+	if code := g.adminDo("DELETE", "/meter/accounts/adm_keys/keys/"+k.ID, nil, &revoked); code != 200 || revoked.RevokedAt.IsZero() {
+		t.Fatalf("revoke: %d %+v", code, revoked)
+	}
+	// This gateway forgets the key at once; others within key_cache_ttl.
+	resp, raw2 := g.post("/v1/convert", live, "application/pdf", pdftest.Pages(1))
+	if code, _ := errorCode(t, raw2); resp.StatusCode != 401 || code != meter.ECodeInvalidAPIKey {
+		t.Fatalf("revoked key: %d %s", resp.StatusCode, raw2)
+	}
+	if resp, _ := g.post("/v1/convert", other, "application/pdf", pdftest.Pages(1)); resp.StatusCode != 200 {
+		t.Fatalf("another account's key after a revocation: %d", resp.StatusCode)
+	}
+	var e map[string]any
+	if code := g.adminDo("DELETE", "/meter/accounts/adm_keys_other/keys/"+k.ID, nil, &e); code != 404 {
+		t.Fatalf("revoking a key through another account: %d", code)
+	}
+	g.adminDo("GET", "/meter/accounts/adm_keys/keys", nil, &list)
+	if list.Data[0].RevokedAt.IsZero() || !list.Data[1].RevokedAt.IsZero() {
+		t.Fatalf("after revoking: %+v", list.Data)
+	}
+	g.assertBalance("adm_keys", 9, 0)
+}
+
+func TestListAccountsAndTrim(t *testing.T) {
+	g := startGateway(t, globalBlock+minimalSite)
+	for _, id := range []string{"lst_c", "lst_a", "lst_b"} {
+		g.newAccount(id, 1, meter.ModeLive)
+	}
+	var page struct {
+		Data       []meter.Account
+		HasMore    bool   `json:"has_more"`
+		NextCursor string `json:"next_cursor"`
+	}
+	// Accounts come in id order; other tests' accounts sort before "lst_".
+	if code := g.adminDo("GET", "/meter/accounts?limit=2&cursor=lst_", nil, &page); code != 200 || len(page.Data) != 2 ||
+		page.Data[0].ID != "lst_a" || page.Data[1].ID != "lst_b" || !page.HasMore || page.NextCursor != "lst_b" {
+		t.Fatalf("first page: %d %+v", code, page)
+	}
+	if code := g.adminDo("GET", "/meter/accounts?limit=2&cursor=lst_b", nil, &page); code != 200 || page.Data[0].ID != "lst_c" || page.Data[0].Balance != credits(1) {
+		t.Fatalf("second page: %d %+v", code, page)
+	}
+
+	g.adminDo("POST", "/meter/accounts/lst_a/credits", map[string]any{"amount": 4}, nil)
+	var out struct{ Removed int64 }
+	if code := g.adminDo("POST", "/meter/accounts/lst_a/trim", map[string]any{"before": "2999-01-01"}, &out); code != 200 || out.Removed != 2 {
+		t.Fatalf("trim: %d %+v", code, out)
+	}
+	if a := g.account("lst_a"); a.Balance != credits(5) || len(g.ledger("lst_a")) != 0 {
+		t.Fatalf("after trim: %+v", a)
+	}
+	var e map[string]any
+	if code := g.adminDo("POST", "/meter/accounts/lst_a/trim", map[string]any{"before": "soon"}, &e); code != 400 {
+		t.Fatalf("bad trim: %d", code)
 	}
 }

@@ -61,3 +61,16 @@ func (c *keyCache) put(hash string, id identity) {
 	c.m[hash] = cachedKey{id: id, expires: c.now().Add(c.ttl)}
 	c.mu.Unlock()
 }
+
+// dropAccount forgets every cached key of an account, so a settings change
+// or a revocation made through this gateway applies here at once (other
+// gateways see it within the TTL).
+func (c *keyCache) dropAccount(account string) {
+	c.mu.Lock()
+	for h, e := range c.m {
+		if e.id.key.AccountID == account {
+			delete(c.m, h)
+		}
+	}
+	c.mu.Unlock()
+}
