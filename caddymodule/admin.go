@@ -1,9 +1,9 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -153,8 +153,8 @@ func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.Respons
 }
 
 // updateSettings changes the settings named in the body and keeps the
-// others: {"enabled": false}, {"rates": {"drawing": 8}}, {"page_limit": 0}.
-// A null value resets a setting to its default.
+// others: {"enabled": false}, {"rates": {"drawing": 8}}, {"monthly_quota":
+// 10}. A null value resets a setting to its default.
 func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var patch map[string]json.RawMessage
@@ -165,40 +165,31 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	if err != nil {
 		return err
 	}
-	st := acct.Settings
-	for name, raw := range patch {
-		isNull := string(raw) == "null"
-		var err error
-		switch name {
-		case "enabled":
-			st.Enabled = nil
-			if !isNull {
-				err = json.Unmarshal(raw, &st.Enabled)
-			}
-		case "rates":
-			st.Rates = nil
-			if !isNull {
-				err = json.Unmarshal(raw, &st.Rates)
-			}
-			for k, v := range st.Rates {
-				if v < 0 || k == "" {
-					err = fmt.Errorf("rate %q must be a named, non-negative number of credits", k)
-				}
-			}
-		case "page_limit":
-			st.PageLimit = 0
-			if !isNull {
-				err = json.Unmarshal(raw, &st.PageLimit)
-			}
-			if st.PageLimit < 0 {
-				err = fmt.Errorf("must not be negative")
-			}
-		default:
-			return meter.Errorf(meter.ECodeInvalid, "unknown setting %q (expected enabled, rates or page_limit)", name)
+	// Merge as JSON: the settings' own field names and types are the API.
+	cur, err := json.Marshal(acct.Settings)
+	if err != nil {
+		return err
+	}
+	merged := map[string]json.RawMessage{}
+	if err := json.Unmarshal(cur, &merged); err != nil {
+		return err
+	}
+	for k, v := range patch {
+		if string(v) == "null" {
+			delete(merged, k)
+		} else {
+			merged[k] = v
 		}
-		if err != nil {
-			return meter.Errorf(meter.ECodeInvalid, "setting %s: %v", name, err)
-		}
+	}
+	raw, _ := json.Marshal(merged)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var st meter.Settings
+	if err := dec.Decode(&st); err != nil {
+		return meter.Errorf(meter.ECodeInvalid, "settings: %v", err)
+	}
+	if err := validateSettings(st, acct.CreatedAt); err != nil {
+		return err
 	}
 	acct, err = s.UpdateSettings(ctx, id, st)
 	if err != nil {
@@ -207,6 +198,22 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	a.dropCached(id)
 	writeJSON(w, http.StatusOK, acct)
 	return nil
+}
+
+func validateSettings(st meter.Settings, created time.Time) error {
+	for k, v := range st.Rates {
+		if k == "" || v < 0 {
+			return meter.Errorf(meter.ECodeInvalid, "rates: %q must be a named, non-negative number of credits", k)
+		}
+	}
+	switch {
+	case st.PageLimit < 0:
+		return meter.Errorf(meter.ECodeInvalid, "page_limit must not be negative")
+	case st.MonthlyQuota < 0, st.OverageCap < 0, st.LowBalanceThreshold < 0:
+		return meter.Errorf(meter.ECodeInvalid, "monthly_quota, overage_cap and low_balance_threshold must not be negative")
+	}
+	_, err := st.PeriodAt(time.Now(), created) // checks time_zone and period_anchor
+	return err
 }
 
 func (a *adminAPI) createKey(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {

@@ -90,6 +90,39 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	if out := cli("account", "get", "acme", "--json"); !strings.Contains(out, `"balance": 92.5`) {
 		t.Fatalf("--json printed:\n%s", out)
 	}
+	if out := cli("transactions", "acme", "--type", "usage"); strings.Contains(out, "purchase") || !strings.Contains(out, "usage") {
+		t.Fatalf("transactions --type usage printed:\n%s", out)
+	}
+	cli("account", "create", "beta")
+	if out := cli("account", "list"); !regexp.MustCompile(`(?s)acme\s+92.5.*beta\s+0`).MatchString(out) {
+		t.Fatalf("account list printed:\n%s", out)
+	}
+	cli("account", "update", "acme", "--set", "rates.pages=0.5", "--set", "page_limit=100")
+	out = cli("account", "update", "acme", "--set", "rates.other=3", "--json")
+	if !strings.Contains(out, `"pages": 0.5`) || !strings.Contains(out, `"other": 3`) || !strings.Contains(out, `"page_limit": 100`) {
+		t.Fatalf("account update kept or set the wrong settings:\n%s", out)
+	}
+	cli("account", "disable", "acme")
+	if out := cli("account", "list"); !regexp.MustCompile(`acme\s+92.5\s+0\s+92.5\s+no`).MatchString(out) {
+		t.Fatalf("disabled account listed as:\n%s", out)
+	}
+	cli("account", "enable", "acme")
+	keyID := regexp.MustCompile(`key_[0-9a-f]{16}`).FindString(cli("key", "list", "acme"))
+	if out := cli("key", "revoke", "acme", keyID); !strings.Contains(out, keyID) || !regexp.MustCompile(`\d{4}-\d\d-\d\dT`).MatchString(out) {
+		t.Fatalf("key revoke printed:\n%s", out)
+	}
+	resp, err = http.DefaultClient.Do(req.Clone(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("a revoked key answered %d", resp.StatusCode)
+	}
+	if out := cli("account", "trim", "acme", "--before", "2999-01-01"); !strings.Contains(out, "3 ledger entries removed") {
+		t.Fatalf("trim printed:\n%s", out)
+	}
+
 	bad, err := exec.Command(bin, "meter", "account", "create", "acme").CombinedOutput()
 	if err == nil || !strings.Contains(string(bad), "account_exists") {
 		t.Fatalf("duplicate account: %v\n%s", err, bad)

@@ -50,7 +50,9 @@ func buildMeterCommand(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVarP(&c.adapter, "adapter", "a", "", "name of the config adapter")
 	cmd.PersistentFlags().BoolVar(&c.json, "json", false, "print the API's JSON")
 
-	account := &cobra.Command{Use: "account", Short: "Creates and shows accounts"}
+	account := &cobra.Command{Use: "account", Short: "Creates, shows, lists and changes accounts"}
+	var listLimit int
+	var listCursor string
 	var initial string
 	create := &cobra.Command{
 		Use: "create <id>", Short: "Creates an account", Args: cobra.ExactArgs(1),
@@ -69,7 +71,60 @@ func buildMeterCommand(cmd *cobra.Command) {
 			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0]), nil, printAccount)
 		},
 	}
-	account.AddCommand(create, get)
+	list := &cobra.Command{
+		Use: "list", Short: "Lists accounts in id order", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{"limit": {fmt.Sprint(listLimit)}, "cursor": {listCursor}}
+			return c.do(http.MethodGet, "/meter/accounts?"+q.Encode(), nil, printAccounts)
+		},
+	}
+	list.Flags().IntVar(&listLimit, "limit", 100, "accounts per page (1-1000)")
+	list.Flags().StringVar(&listCursor, "cursor", "", "list accounts after this id")
+	var sets []string
+	update := &cobra.Command{
+		Use:   "update <id> --set name=value...",
+		Short: "Changes account settings (enabled, rates.<name>, page_limit, monthly_quota, quota_unit, overage_cap, low_balance_threshold, time_zone, period_anchor)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			patch, err := settingsPatch(sets)
+			if err != nil {
+				return err
+			}
+			if rates, ok := patch["rates"].(map[string]any); ok {
+				// --set rates.x=... changes one rate and keeps the others.
+				var cur map[string]any
+				if err := c.call(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0]), nil, &cur); err != nil {
+					return err
+				}
+				st, _ := cur["settings"].(map[string]any)
+				old, _ := st["rates"].(map[string]any)
+				for k, v := range old {
+					if _, set := rates[k]; !set {
+						rates[k] = v
+					}
+				}
+			}
+			return c.do(http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), patch, printAccount)
+		},
+	}
+	update.Flags().StringArrayVar(&sets, "set", nil, "a setting, e.g. monthly_quota=10, rates.drawing=8, enabled=false, page_limit=null")
+	toggle := func(name string, enabled bool) *cobra.Command {
+		return &cobra.Command{
+			Use: name + " <id>", Short: strings.ToUpper(name[:1]) + name[1:] + "s an account's API access", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return c.do(http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), map[string]any{"enabled": enabled}, printAccount)
+			},
+		}
+	}
+	var trimBefore string
+	trim := &cobra.Command{
+		Use: "trim <id> --before <date>", Short: "Removes ledger entries older than a date (balances are unchanged)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/trim", map[string]any{"before": trimBefore}, printRemoved)
+		},
+	}
+	trim.Flags().StringVar(&trimBefore, "before", "", "YYYY-MM-DD or RFC 3339")
+	account.AddCommand(create, get, list, update, toggle("disable", false), toggle("enable", true), trim)
 
 	key := &cobra.Command{Use: "key", Short: "Creates API keys"}
 	var mode string
@@ -80,7 +135,20 @@ func buildMeterCommand(cmd *cobra.Command) {
 		},
 	}
 	keyCreate.Flags().StringVar(&mode, "mode", "live", "live or test")
-	key.AddCommand(keyCreate)
+	keyList := &cobra.Command{
+		Use: "list <account>", Short: "Lists an account's keys (prefix and last four characters only)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/keys", nil, printKeys)
+		},
+	}
+	keyRevoke := &cobra.Command{
+		Use: "revoke <account> <key-id>", Short: "Revokes a key; every gateway refuses it within key_cache_ttl", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodDelete, "/meter/accounts/"+url.PathEscape(args[0])+"/keys/"+url.PathEscape(args[1]), nil,
+				func(w io.Writer, v map[string]any) { printKeys(w, map[string]any{"data": []any{v}}) })
+		},
+	}
+	key.AddCommand(keyCreate, keyList, keyRevoke)
 
 	credits := &cobra.Command{Use: "credits", Short: "Adds or adjusts credits"}
 	var typ, desc, idem string
@@ -97,52 +165,80 @@ func buildMeterCommand(cmd *cobra.Command) {
 	credits.AddCommand(add)
 
 	var limit int
+	var txType, from, to, cursor string
 	transactions := &cobra.Command{
 		Use: "transactions <account>", Short: "Lists an account's ledger, newest first", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodGet, fmt.Sprintf("/meter/accounts/%s/transactions?limit=%d", url.PathEscape(args[0]), limit), nil, printLedger)
+			q := url.Values{"limit": {fmt.Sprint(limit)}}
+			for k, v := range map[string]string{"type": txType, "date_from": from, "date_to": to, "cursor": cursor} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/transactions?"+q.Encode(), nil, printLedger)
 		},
 	}
 	transactions.Flags().IntVar(&limit, "limit", 50, "entries to show (1-1000)")
+	transactions.Flags().StringVar(&txType, "type", "", "purchase, usage, refund or adjustment")
+	transactions.Flags().StringVar(&from, "from", "", "first date (YYYY-MM-DD or RFC 3339)")
+	transactions.Flags().StringVar(&to, "to", "", "last date, included")
+	transactions.Flags().StringVar(&cursor, "cursor", "", "the next_cursor of the previous page")
 
 	cmd.AddCommand(account, key, credits, transactions)
 }
 
-// do sends one admin request and prints its answer.
-func (c *client) do(method, uri string, body any, print func(io.Writer, map[string]any)) error {
-	addr, err := caddycmd.DetermineAdminAPIAddress(c.address, nil, c.config, c.adapter)
+// call sends one admin request and decodes its JSON answer into out.
+func (c *client) call(method, uri string, body any, out any) error {
+	raw, err := c.send(method, uri, body)
 	if err != nil {
 		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("unexpected answer from the admin API: %s", raw)
+	}
+	return nil
+}
+
+// do sends one admin request and prints its answer.
+func (c *client) do(method, uri string, body any, print func(io.Writer, map[string]any)) error {
+	if c.json {
+		raw, err := c.send(method, uri, body)
+		if err != nil {
+			return err
+		}
+		_, err = c.out.Write(raw)
+		return err
+	}
+	var v map[string]any
+	if err := c.call(method, uri, body, &v); err != nil {
+		return err
+	}
+	print(c.out, v)
+	return nil
+}
+
+// send sends one admin request and returns its body.
+func (c *client) send(method, uri string, body any) ([]byte, error) {
+	addr, err := caddycmd.DetermineAdminAPIAddress(c.address, nil, c.config, c.adapter)
+	if err != nil {
+		return nil, err
 	}
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, rd)
 	if err != nil {
-		return friendlyAdminError(err)
+		return nil, friendlyAdminError(err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		_, err = c.out.Write(raw)
-		return err
-	}
-	var v map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("unexpected answer from the admin API: %s", raw)
-	}
-	print(c.out, v)
-	return nil
+	return io.ReadAll(resp.Body)
 }
 
 // friendlyAdminError turns "caddy responded with error: HTTP 409: {json}"
@@ -180,6 +276,69 @@ func printAccount(w io.Writer, v map[string]any) {
 		{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE"},
 		{str(v["id"]), str(v["balance"]), str(v["reserved"]), str(v["available"])},
 	})
+}
+
+func printAccounts(w io.Writer, v map[string]any) {
+	rows := [][]string{{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE", "ENABLED"}}
+	data, _ := v["data"].([]any)
+	for _, d := range data {
+		a, _ := d.(map[string]any)
+		st, _ := a["settings"].(map[string]any)
+		enabled := "yes"
+		if st["enabled"] == false {
+			enabled = "no"
+		}
+		rows = append(rows, []string{str(a["id"]), str(a["balance"]), str(a["reserved"]), str(a["available"]), enabled})
+	}
+	table(w, rows)
+	if next := str(v["next_cursor"]); next != "" {
+		fmt.Fprintf(w, "more: --cursor %s\n", next)
+	}
+}
+
+func printKeys(w io.Writer, v map[string]any) {
+	rows := [][]string{{"ID", "MODE", "KEY", "CREATED", "REVOKED"}}
+	data, _ := v["data"].([]any)
+	for _, d := range data {
+		k, _ := d.(map[string]any)
+		rows = append(rows, []string{str(k["id"]), str(k["mode"]), str(k["prefix"]) + "_..." + str(k["last4"]), str(k["created_at"]), str(k["revoked_at"])})
+	}
+	table(w, rows)
+}
+
+func printRemoved(w io.Writer, v map[string]any) {
+	fmt.Fprintf(w, "%s ledger entries removed\n", str(v["removed"]))
+}
+
+// settingsPatch turns --set name=value flags into a settings patch:
+// values are JSON when they parse as JSON (numbers, true, null), strings
+// otherwise; rates.<name>=<credits> sets one rate.
+func settingsPatch(sets []string) (map[string]any, error) {
+	if len(sets) == 0 {
+		return nil, fmt.Errorf("nothing to change: give --set name=value")
+	}
+	patch := map[string]any{}
+	rates := map[string]any{}
+	for _, kv := range sets {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--set %q: expected name=value", kv)
+		}
+		var v any = val
+		var js any
+		if json.Unmarshal([]byte(val), &js) == nil {
+			v = json.RawMessage(val)
+		}
+		if r, isRate := strings.CutPrefix(name, "rates."); isRate {
+			rates[r] = v
+			continue
+		}
+		patch[name] = v
+	}
+	if len(rates) > 0 {
+		patch["rates"] = rates
+	}
+	return patch, nil
 }
 
 func printKey(w io.Writer, v map[string]any) {
