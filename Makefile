@@ -49,5 +49,15 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# bench runs every comparison of bench/ and prints their tables; see
+# bench/RESULTS.md for the numbers of this machine.
+bench: deps build
+	@command -v wrk >/dev/null || $(SUDO) apt-get install -y -qq wrk >/dev/null
+	bench/gateway.sh
+	bench/pages.sh
+	bench/store.sh
+	bench/memory.sh
+	$(GO) test -run '^$$' -bench . -benchtime 2x ./meter/usage/ ./meter/pricing/
+
 clean:
 	rm -rf bin $(RUN_DIR)
