@@ -50,12 +50,7 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
 	_, span := startSpan(rq.r.Context(), "settle", attrAccount.String(rq.key.AccountID))
 	defer span.End()
-	log := rq.h.logger.With(
-		zap.String("account", rq.key.AccountID),
-		zap.String("reservation", rq.res.ID),
-		zap.String("request_id", rq.reqID),
-		zap.Int("status", status),
-	)
+	log := rq.logger(status)
 	if len(rq.h.needs.ResponseHeaders) > 0 {
 		out.Header = make(http.Header, len(rq.h.needs.ResponseHeaders))
 		for _, name := range rq.h.needs.ResponseHeaders {
@@ -107,10 +102,37 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 		log.Warn("reservation expired before settle; charged from available credits",
 			zap.Stringer("charged", st.Charged), zap.Stringer("quoted", rq.quote.Total))
 	}
-	log.Debug("settled", zap.Bool("commit", ok), zap.Stringer("charged", st.Charged), zap.String("entry", st.EntryID))
+	if ce := rq.h.logger.Check(zap.DebugLevel, "settled"); ce != nil {
+		ce.Write(zap.String("account", rq.key.AccountID), zap.String("reservation", rq.res.ID),
+			zap.String("request_id", rq.reqID), zap.Int("status", status), zap.Bool("commit", ok),
+			zap.Stringer("charged", st.Charged), zap.String("entry", st.EntryID))
+	}
 	setMoneyHeaders(hdr, st.Charged, st.Available)
 	setQuotaHeaders(hdr, st.Quota)
 }
+
+// logger returns a logger with the request's money fields. It is built
+// only on the paths that log at warn level or above, not per request.
+func (rq *request) logger(status int) lazyLogger {
+	return lazyLogger{rq: rq, status: status}
+}
+
+type lazyLogger struct {
+	rq     *request
+	status int
+}
+
+func (l lazyLogger) with() *zap.Logger {
+	return l.rq.h.logger.With(
+		zap.String("account", l.rq.key.AccountID),
+		zap.String("reservation", l.rq.res.ID),
+		zap.String("request_id", l.rq.reqID),
+		zap.Int("status", l.status),
+	)
+}
+
+func (l lazyLogger) Warn(msg string, f ...zap.Field)  { l.with().Warn(msg, f...) }
+func (l lazyLogger) Error(msg string, f ...zap.Field) { l.with().Error(msg, f...) }
 
 // settleQuoted settles a success at the quoted (reserved) price.
 func (rq *request) settleQuoted(status int, hdr http.Header) {
