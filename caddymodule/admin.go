@@ -62,6 +62,8 @@ func (a *adminAPI) endpoints() map[string]adminFunc {
 		"GET /meter/accounts":                    a.listAccounts,
 		"GET /meter/accounts/{id}/keys":          a.listKeys,
 		"DELETE /meter/accounts/{id}/keys/{key}": a.revokeKey,
+		"POST /meter/accounts/{id}/refunds":      a.refund,
+		"GET /meter/accounts/{id}/usage":         a.usage,
 		"POST /meter/accounts/{id}/trim":         a.trim,
 	}
 }
@@ -374,6 +376,41 @@ func (a *adminAPI) trim(ctx context.Context, s meter.Store, w http.ResponseWrite
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": n})
+	return nil
+}
+
+// refund gives back (part of) a usage entry: {"entry_id": "...",
+// "amount": 2, "description": "..."}; no amount refunds all of it.
+func (a *adminAPI) refund(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		EntryID     string        `json:"entry_id"`
+		Amount      meter.Credits `json:"amount"`
+		Description string        `json:"description"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.EntryID == "" || req.Amount < 0 {
+		return meter.Errorf(meter.ECodeInvalid, "entry_id is required and amount must not be negative")
+	}
+	e, err := s.Refund(ctx, meter.Refund{AccountID: r.PathValue("id"), EntryID: req.EntryID, Amount: req.Amount, Description: req.Description})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+func (a *adminAPI) usage(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	acct, err := s.Account(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rep, err := usageFor(ctx, s, r, acct)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 

@@ -26,6 +26,8 @@ func init() {
 //	GET .../transactions   the ledger, newest first: ?type= &date_from= &date_to=
 //	                       (RFC 3339 or YYYY-MM-DD) &limit= (default 50, max 100)
 //	                       &cursor= (the next_cursor of the previous page)
+//	GET .../usage          usage by route in a period: ?period=current
+//	                       (default), previous, or a date in the period
 //
 // Mount it under any path, e.g. `handle /v1/credits/* { meter_api }`; the
 // endpoint is the last path segment. A key never sees another account.
@@ -98,8 +100,18 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 			return nil
 		}
 		writeJSON(w, http.StatusOK, ledgerPage(entries, q.Limit))
+	case "usage":
+		acct, err := store.Account(ctx, id.key.AccountID)
+		if err == nil {
+			var rep usageReport
+			if rep, err = usageFor(ctx, store, r, acct); err == nil {
+				writeJSON(w, http.StatusOK, rep)
+				return nil
+			}
+		}
+		writeError(w, err)
 	default:
-		writeError(w, meter.Errorf(meter.ECodeNotFound, "unknown endpoint %q: use balance or transactions", endpoint))
+		writeError(w, meter.Errorf(meter.ECodeNotFound, "unknown endpoint %q: use balance, transactions or usage", endpoint))
 	}
 	return nil
 }

@@ -183,6 +183,11 @@ func (rq *request) refuse(w http.ResponseWriter, err error) {
 		if a, ok := e.Details["available"].(meter.Credits); ok {
 			available, known = a, true
 		}
+		if reset, ok := e.Details["resets_at"].(time.Time); ok {
+			limit, _ := e.Details["limit"].(meter.Credits)
+			used, _ := e.Details["used"].(meter.Credits)
+			setQuotaHeaders(w.Header(), meter.QuotaState{Limit: limit, Used: used, Remaining: max(0, limit-used), ResetsAt: reset})
+		}
 	}
 	if !known && meter.ErrorCode(err) != meter.ECodeMeteringUnavailable {
 		ctx, cancel := rq.h.app.storeCtx(rq.r.Context())

@@ -188,6 +188,8 @@ type Reservation struct {
 	Available Credits
 	// Quota is the quota state after the reservation.
 	Quota QuotaState
+	// Overage is the overage state after the reservation.
+	Overage OverageState
 }
 
 // CommitRequest settles a reservation as used.
@@ -205,7 +207,9 @@ type CommitRequest struct {
 
 // Settlement is the outcome of Commit or Void.
 type Settlement struct {
-	// Charged is what was debited (0 for a void).
+	// Charged is what was charged from every pool: quota, balance and
+	// overage (0 for a void). The ledger entry's Amount is the balance and
+	// overage parts only.
 	Charged   Credits
 	Balance   Credits
 	Available Credits
@@ -216,6 +220,8 @@ type Settlement struct {
 	Late bool
 	// Quota is the quota state after the settlement.
 	Quota QuotaState
+	// Overage is the overage state after the settlement.
+	Overage OverageState
 }
 
 // Grant adds (or with a negative amount, removes) credits outside of a
@@ -305,6 +311,15 @@ type Store interface {
 	// RevokeKey revokes a key by its KeyID; LookupKey stops finding it.
 	// ECodeNotFound when the account has no such key.
 	RevokeKey(ctx context.Context, account, keyID string) (Key, error)
+	// Refund gives back (part of) what a usage entry took from the balance
+	// (-entry.Amount), once per entry, with a refund entry.
+	// ECodeNotFound if there is no such usage entry, ECodeRefundNotAllowed
+	// if it was refunded already or the amount exceeds what it took.
+	Refund(ctx context.Context, r Refund) (LedgerEntry, error)
+	// Usage returns an account's usage by route in a period (the zero
+	// Period: usage counted while the account had no period), most
+	// credits first.
+	Usage(ctx context.Context, account string, period Period) ([]RouteUsage, error)
 	// TrimLedger removes ledger entries older than before and returns how
 	// many; balances never depend on the ledger's history.
 	TrimLedger(ctx context.Context, account string, before time.Time) (int64, error)

@@ -162,7 +162,21 @@ func buildMeterCommand(cmd *cobra.Command) {
 	add.Flags().StringVar(&typ, "type", "purchase", "purchase or adjustment")
 	add.Flags().StringVar(&desc, "description", "", "ledger description")
 	add.Flags().StringVar(&idem, "idempotency-key", "", "records a retried grant once")
-	credits.AddCommand(add)
+	var refundAmount, refundDesc string
+	refund := &cobra.Command{
+		Use: "refund <account> <usage-entry-id>", Short: "Refunds a usage entry, whole or --amount of it, once", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{"entry_id": args[1], "description": refundDesc}
+			if refundAmount != "" {
+				body["amount"] = json.Number(refundAmount)
+			}
+			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/refunds", body,
+				func(w io.Writer, v map[string]any) { printLedger(w, map[string]any{"data": []any{v}}) })
+		},
+	}
+	refund.Flags().StringVar(&refundAmount, "amount", "", "credits to refund (default: all the entry took)")
+	refund.Flags().StringVar(&refundDesc, "description", "", "ledger description")
+	credits.AddCommand(add, refund)
 
 	var limit int
 	var txType, from, to, cursor string
@@ -184,7 +198,16 @@ func buildMeterCommand(cmd *cobra.Command) {
 	transactions.Flags().StringVar(&to, "to", "", "last date, included")
 	transactions.Flags().StringVar(&cursor, "cursor", "", "the next_cursor of the previous page")
 
-	cmd.AddCommand(account, key, credits, transactions)
+	var period string
+	usage := &cobra.Command{
+		Use: "usage <account>", Short: "Shows an account's usage by route in a quota period", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/usage?period="+url.QueryEscape(period), nil, printUsage)
+		},
+	}
+	usage.Flags().StringVar(&period, "period", "current", "current, previous, or a date (YYYY-MM-DD) in the period")
+
+	cmd.AddCommand(account, key, credits, transactions, usage)
 }
 
 // call sends one admin request and decodes its JSON answer into out.
@@ -303,6 +326,22 @@ func printKeys(w io.Writer, v map[string]any) {
 		k, _ := d.(map[string]any)
 		rows = append(rows, []string{str(k["id"]), str(k["mode"]), str(k["prefix"]) + "_..." + str(k["last4"]), str(k["created_at"]), str(k["revoked_at"])})
 	}
+	table(w, rows)
+}
+
+func printUsage(w io.Writer, v map[string]any) {
+	p, _ := v["period"].(map[string]any)
+	fmt.Fprintf(w, "period %s to %s\n", str(p["start"]), str(p["end"]))
+	rows := [][]string{{"ROUTE", "REQUESTS", "PAGES", "CREDITS", "SHARE"}}
+	data, _ := v["data"].([]any)
+	for _, d := range data {
+		u, _ := d.(map[string]any)
+		n, _ := u["share"].(json.Number)
+		share, _ := n.Float64()
+		rows = append(rows, []string{str(u["route"]), str(u["requests"]), str(u["pages"]), str(u["credits"]), fmt.Sprintf("%.1f%%", share*100)})
+	}
+	t, _ := v["total"].(map[string]any)
+	rows = append(rows, []string{"total", str(t["requests"]), str(t["pages"]), str(t["credits"]), ""})
 	table(w, rows)
 }
 

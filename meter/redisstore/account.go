@@ -61,7 +61,10 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 	if err != nil {
 		return meter.Account{}, internalErr(err)
 	}
-	r, err := s.run(ctx, settingsScript, id, string(b))
+	if st.MonthlyQuota < 0 || st.OverageCap < 0 || st.MonthlyQuota > MaxCredits || st.OverageCap > MaxCredits {
+		return meter.Account{}, invalid("monthly_quota and overage_cap must be between 0 and %s credits", MaxCredits)
+	}
+	r, err := s.run(ctx, settingsScript, id, string(b), int64(st.MonthlyQuota), int64(st.OverageCap), st.QuotaUnit)
 	if err != nil {
 		return meter.Account{}, err
 	}
@@ -69,7 +72,9 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 	return a, r.check()
 }
 
-// accountFrom reads {'ok', balance, reserved, created_ms[, settings_json]}.
+// accountFrom reads {'ok', balance, reserved, created_ms[, settings_json,
+// total_purchased, total_used[, state...]]}. Reserved is the balance and
+// overage parts of the holds; quota parts are in Quota.Reserved.
 func accountFrom(id string, r *reply) meter.Account {
 	bal, res := meter.Credits(r.int(1)), meter.Credits(r.int(2))
 	a := meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.int(3))}
@@ -79,6 +84,10 @@ func accountFrom(id string, r *reply) meter.Account {
 				r.err = fmt.Errorf("redisstore: account %s: bad settings %q: %v", id, raw, err)
 			}
 		}
+		a.TotalPurchased, a.TotalUsed = meter.Credits(r.int(5)), meter.Credits(r.int(6))
+	}
+	if len(r.v) > 7 {
+		a.Quota, a.Overage = r.periodState(7)
 	}
 	return a
 }

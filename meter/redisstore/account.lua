@@ -2,8 +2,11 @@
 -- so that reserved counts only active reservations.
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms
--- Reply: {'ok', balance, reserved, created_ms, settings_json} or {'account_not_found'}
-local balance, reserved = open()
-if not balance then return {'account_not_found'} end
+-- Reply: {'ok', balance, reserved, created_ms, settings_json, total_purchased,
+--   total_used, state...} (state: see with_state in lib.lua)
+--   or {'account_not_found'}
+local a = open()
+if not a then return {'account_not_found'} end
 local v = redis.call('HMGET', KEYS[1], 'created_ms', 'settings')
-return {'ok', balance, reserved, tonumber(v[1]), v[2] or ''}
+return with_state({'ok', a.balance, a.reserved, tonumber(v[1]), v[2] or '',
+  a.total_purchased, a.total_used}, a)

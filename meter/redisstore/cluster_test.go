@@ -67,6 +67,24 @@ func TestOnCluster(t *testing.T) {
 	}
 	expect(t, s, id, c(12), 0, entry{"purchase", c(10), c(10), false},
 		entry{"purchase", c(5), c(15), false}, entry{"usage", -c(3), c(12), false})
+
+	// The issue-5 operations, on another account: settings, a period,
+	// quota and overage, usage by route, a refund.
+	id2 := "cluster_2"
+	if _, err := s.CreateAccount(ctx, id2, c(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateSettings(ctx, id2, meter.Settings{MonthlyQuota: c(1), OverageCap: c(1)}); err != nil {
+		t.Fatal(err)
+	}
+	mustReserveIn(t, s, id2, "r1", c(3), month(0))
+	st := mustCommit(t, s, id2, "r1", c(3))
+	if _, err := s.Refund(ctx, meter.Refund{AccountID: id2, EntryID: st.EntryID}); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := s.Usage(ctx, id2, month(0)); err != nil || len(us) != 1 || us[0].Credits != c(3) {
+		t.Errorf("usage %+v, %v", us, err)
+	}
 }
 
 // go-redis resends a command whose reply was lost; the nonce (or the

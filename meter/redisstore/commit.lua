@@ -1,48 +1,84 @@
 -- commit.lua: settle a reservation as used.
--- KEYS: the account keys, see lib.lua.
+-- KEYS: the account keys, see lib.lua, and
+--   KEYS[7] usage hash of the period the charge counts in (see ARGV[8]):
+--           '<route>\0requests', '<route>\0pages', '<route>\0credits'
 -- ARGV: [1] retain_ms, [2] rid, [3] amount (actual cost), [4] description,
---       [5] route, [6] request_id
--- Reply: {'ok', charged, balance, available, entry_id ('' if none), late (0|1)}
+--       [5] route, [6] request_id, [7] pages, [8] id of KEYS[7]'s period
+-- Reply: {'ok', charged, balance, available, entry_id ('' if none), late (0|1), state...}
+--   (state: see with_state in lib.lua)
+--   or {'period', id}: KEYS[7] is not the usage hash of period id; nothing
+--   was charged, call again with that one
 --   or {'account_not_found'} | {'reservation_not_found'}
 --   or {'reservation_settled', 'voided'}
--- A held reservation is charged min(amount, reserved amount) and released.
--- An expired one is charged min(amount, reserved amount, available) and
--- marked late. A committed one answers its first settlement again.
-local rid, amount = ARGV[2], tonumber(ARGV[3])
-local balance, reserved, now = open()
-if not balance then return {'account_not_found'} end
+-- A held reservation is charged min(amount, reserved amount) from its own
+-- parts, quota first, then balance, then overage, and released; its usage
+-- counts in the period it was made in. Parts held in a period that has
+-- since rolled over are charged all the same, but not counted in the new
+-- period's quota or overage used. An expired reservation is charged
+-- min(amount, reserved amount) from what the pools have now, in the same
+-- order, and marked late; it counts in the stored period. A committed one
+-- answers its first settlement again (with the current period state).
+-- charged is the total from every pool; the ledger entry's amount is the
+-- balance and overage parts (what leaves the balance), its quota and
+-- overage fields the parts; an entry is written unless all are 0.
+local rid, amount, route, pages = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[7]) or 0
+local a = open()
+if not a then return {'account_not_found'} end
 
 local r = load_res(rid)
 if not r then return {'reservation_not_found'} end
 if r.state == 'c' then
-  return {'ok', r.charged, r.bal, r.avail, r.entry, r.late and 1 or 0}
+  return with_state({'ok', r.charged, r.bal, r.avail, r.entry, r.late and 1 or 0}, a)
 end
 if r.state == 'v' then return {'reservation_settled', 'voided'} end
-if r.state == 'h' and r.exp <= now then
-  reserved = expire(rid, r, now, reserved) -- due but beyond the sweep limit
+if r.state == 'h' and r.exp <= a.now then
+  expire(rid, r, a) -- due but beyond the sweep limit
+  save(a, 'reserved', 'q_res', 'o_res')
 end
 
-local charged
 local late = r.state == 'x'
+local bucket = late and a.period or r.per
+if tonumber(ARGV[8]) ~= bucket then return {'period', bucket} end
+
+local x = math.min(amount, r.amount)
+local q, b, o
+local current = true
 if late then
-  charged = math.min(amount, r.amount, math.max(0, balance - reserved))
+  q, b, o = split(a, x)
   -- The request was charged after all: let a retry with its key replay it,
   -- unless a retry already holds the key.
   if r.idem ~= '' and redis.call('HEXISTS', KEYS[4], 'r:' .. r.idem) == 0 then
     redis.call('HSET', KEYS[4], 'r:' .. r.idem, rid)
   end
 else
-  charged = math.min(amount, r.amount)
-  reserved = reserved - r.amount
+  q = math.min(x, r.q)
+  b = math.min(x - q, r.b)
+  o = x - q - b
+  current = r.per == a.period
+  release(a, r)
 end
-balance = balance - charged
+if current then
+  a.q_used, a.o_used = a.q_used + q, a.o_used + o
+end
+local charged = q + b + o
+a.balance = a.balance - b - o
+a.total_used = a.total_used + charged
 
 local entry = ''
 if charged > 0 then
-  entry = append('usage', -charged, balance, ARGV[4], ARGV[5], ARGV[6], rid, late)
+  entry = append('usage', -(b + o), a.balance, {'description', ARGV[4], 'route', route,
+    'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages})
 end
-redis.call('HSET', KEYS[1], 'balance', int(balance), 'reserved', int(reserved))
+save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
+if redis.call('HINCRBY', KEYS[7], route .. '\0requests', 1) == 1 and bucket > 0 then
+  -- A new route in the period: its counters live two months past its end.
+  local ends = bucket == a.period and a.period_end or 0
+  redis.call('PEXPIREAT', KEYS[7], int(math.max(ends, a.now) + 62 * 86400000))
+end
+if pages > 0 then redis.call('HINCRBY', KEYS[7], route .. '\0pages', pages) end
+if charged > 0 then redis.call('HINCRBY', KEYS[7], route .. '\0credits', int(charged)) end
 r.state, r.charged, r.entry, r.late = 'c', charged, entry, late
-r.bal, r.avail = balance, balance - reserved
-finish(rid, r, now) -- also turns the expiry timer into the purge timer
-return {'ok', charged, balance, balance - reserved, entry, late and 1 or 0}
+r.q, r.b, r.o = q, b, o
+r.bal, r.avail = a.balance, a.balance - a.reserved
+finish(rid, r, a.now) -- also turns the expiry timer into the purge timer
+return with_state({'ok', charged, a.balance, a.balance - a.reserved, entry, late and 1 or 0}, a)

@@ -6,11 +6,12 @@
 --   or {'account_not_found'} | {'invalid', message}
 --   or {'insufficient_credits', required, available}
 -- A removal may not take more than is available (balance - reserved), so
--- that settling the held reservations can never make the balance negative.
--- A key seen before answers the entry it recorded first.
+-- that settling the held reservations can never make the balance more
+-- negative than the overage allows. A positive grant counts in
+-- total_purchased. A key seen before answers the entry it recorded first.
 local typ, amount, desc, idem = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local balance, reserved, now = open()
-if not balance then return {'account_not_found'} end
+local a = open()
+if not a then return {'account_not_found'} end
 
 if idem ~= '' then
   local prev = redis.call('HGET', KEYS[4], 'g:' .. idem)
@@ -22,17 +23,18 @@ if idem ~= '' then
   end
 end
 
-if amount < 0 and balance - reserved < -amount then
-  return {'insufficient_credits', -amount, balance - reserved}
+if amount < 0 and a.balance - a.reserved < -amount then
+  return {'insufficient_credits', -amount, a.balance - a.reserved}
 end
-if balance + amount > MAX_CREDITS then
+if a.balance + amount > MAX_CREDITS then
   return {'invalid', 'balance would exceed the maximum'}
 end
-balance = balance + amount
-local entry = append(typ, amount, balance, desc, '', '', '', false)
-redis.call('HSET', KEYS[1], 'balance', int(balance))
+a.balance = a.balance + amount
+if amount > 0 then a.total_purchased = a.total_purchased + amount end
+local entry = append(typ, amount, a.balance, {'description', desc})
+save(a, 'balance', 'total_purchased')
 if idem ~= '' then
   redis.call('HSET', KEYS[4], 'g:' .. idem, entry)
-  redis.call('ZADD', KEYS[2], int(now + tonumber(ARGV[1])), 'g:' .. idem)
+  redis.call('ZADD', KEYS[2], int(a.now + tonumber(ARGV[1])), 'g:' .. idem)
 end
-return {'ok', entry, typ, amount, balance, desc, 0}
+return {'ok', entry, typ, amount, a.balance, desc, 0}

@@ -2,7 +2,8 @@
 -- at init, so everything here is local.
 --
 -- Every account script gets the same KEYS, all under one {hash tag}:
---   KEYS[1] account hash: balance, reserved, created_ms, nonce, settings
+--   KEYS[1] account hash, see FIELDS below, and created_ms, nonce,
+--           settings (JSON), quota_unit
 --   KEYS[2] timers zset, what is due when:
 --           'r:'..rid -> expires_ms while the reservation is held,
 --                        purge-at ms once it is settled;
@@ -11,7 +12,21 @@
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'g:'..key -> ledger entry id (Grant)
 --   KEYS[5] ledger stream: one entry per balance change
+--   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
+-- (commit.lua also gets KEYS[7], the usage-by-route hash of a period)
 -- and ARGV[1] = retain_ms, how long settled records and mappings are kept.
+--
+-- Money model (issue 5). A charge is taken from three pools, in order:
+--   quota   quota_limit free credits per period: limit - q_used - q_res;
+--   balance the prepaid balance: balance - reserved, when positive;
+--   overage postpaid, overage_cap per period: cap - o_used - o_res, and
+--           never so much that the balance, once every hold is settled,
+--           would be below -cap (a debt left from an unpaid period
+--           shrinks the next period's overage instead of adding to it).
+-- 'reserved' holds the balance and overage parts of all holds (what will
+-- leave the balance); q_res and o_res only the parts of holds made in the
+-- current period. The pools that count per period need a known period:
+-- with none stored yet, quota and overage are not usable.
 --
 -- Every redis.call costs a few microseconds, most of a script's time: the
 -- hot scripts make as few as they can (one timers zset instead of holds +
@@ -34,25 +49,96 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- A record is 'state|amount|exp|charged|bal|avail|late|entry|nonce|idem',
--- state h (held), c (committed), v (voided) or x (expired); exp and nonce
--- only matter while held. The idempotency key is last, as it may hold '|'.
-local REC = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
+-- A record is 'state|q|b|o|period|exp|charged|bal|avail|late|entry|nonce|idem':
+-- state h (held), c (committed), v (voided) or x (expired); q, b, o the
+-- quota, balance and overage parts held (once committed: charged), period
+-- the id of the period the hold was made in; exp and nonce only matter
+-- while held. The idempotency key is last, as it may hold '|'.
+local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
+-- Records written before quotas ('state|amount|exp|charged|bal|avail|late|
+-- entry|nonce|idem') never match REC (their 8th field is never a number)
+-- and are read as a balance hold of no period, so an upgrade needs no
+-- migration.
+local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
 local function load_res(rid)
   local raw = redis.call('HGET', KEYS[3], rid)
   if not raw then return nil end
-  local st, amount, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
+  local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
+  if not st then
+    st, b, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC0)
+    q, o, per = 0, 0, 0
+  end
   if not st then error('redisstore: bad reservation record ' .. rid) end
-  return {state = st, amount = tonumber(amount), exp = tonumber(exp), charged = tonumber(charged),
-    bal = tonumber(bal), avail = tonumber(avail), late = late == '1', entry = entry,
-    nonce = nonce, idem = idem}
+  local r = {state = st, q = tonumber(q), b = tonumber(b), o = tonumber(o), per = tonumber(per),
+    exp = tonumber(exp), charged = tonumber(charged), bal = tonumber(bal), avail = tonumber(avail),
+    late = late == '1', entry = entry, nonce = nonce, idem = idem}
+  r.amount = r.q + r.b + r.o
+  return r
 end
 
 local function save_res(rid, r)
-  redis.call('HSET', KEYS[3], rid, r.state .. '|' .. int(r.amount) .. '|' .. int(r.exp or 0) .. '|' ..
-    int(r.charged or 0) .. '|' .. int(r.bal or 0) .. '|' .. int(r.avail or 0) .. '|' ..
-    (r.late and '1' or '0') .. '|' .. (r.entry or '') .. '|' .. (r.nonce or '') .. '|' .. r.idem)
+  redis.call('HSET', KEYS[3], rid, r.state .. '|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) ..
+    '|' .. int(r.per) .. '|' .. int(r.exp or 0) .. '|' .. int(r.charged or 0) .. '|' .. int(r.bal or 0) ..
+    '|' .. int(r.avail or 0) .. '|' .. (r.late and '1' or '0') .. '|' .. (r.entry or '') .. '|' ..
+    (r.nonce or '') .. '|' .. r.idem)
+end
+
+-- The account hash's numeric fields, read by open into a table of the
+-- same names (missing ones, in accounts older than the field, read 0).
+local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'period', 'period_end',
+  'quota_limit', 'overage_cap', 'total_purchased', 'total_used'}
+
+-- save writes the named fields of a back to the account hash.
+local function save(a, ...)
+  local f = {}
+  for _, k in ipairs({...}) do
+    f[#f + 1] = k
+    f[#f + 1] = int(a[k])
+  end
+  redis.call('HSET', KEYS[1], unpack(f))
+end
+
+-- release takes a hold's parts off the pools. Parts held in an earlier
+-- period were already dropped from q_res and o_res when the period rolled.
+local function release(a, r)
+  a.reserved = a.reserved - r.b - r.o
+  if r.per == a.period then
+    a.q_res = a.q_res - r.q
+    a.o_res = a.o_res - r.o
+  end
+end
+
+-- pools returns what the quota, the balance and the overage can give now;
+-- room (balance - reserved) may be negative.
+local function pools(a)
+  local room = a.balance - a.reserved
+  if a.period == 0 then return 0, room, 0 end
+  local qa = math.max(0, a.quota_limit - a.q_used - a.q_res)
+  local oa = math.max(0, math.min(a.overage_cap - a.o_used - a.o_res, a.overage_cap + math.min(0, room)))
+  return qa, room, oa
+end
+
+-- split takes x from the pools in order: quota, balance, overage. The
+-- parts may fall short of x.
+local function split(a, x)
+  local qa, room, oa = pools(a)
+  local q = math.min(x, qa)
+  local b = math.min(x - q, math.max(0, room))
+  local o = math.min(x - q - b, oa)
+  return q, b, o
+end
+
+-- with_state appends the period's state to a reply: quota limit, used,
+-- reserved, remaining, resets_at ms; overage cap, used, reserved,
+-- remaining.
+local function with_state(rep, a)
+  local qa, _, oa = pools(a)
+  for _, v in ipairs({a.quota_limit, a.q_used, a.q_res, qa, a.period_end,
+    a.overage_cap, a.o_used, a.o_res, oa}) do
+    rep[#rep + 1] = v
+  end
+  return rep
 end
 
 -- drop_idem removes the Reserve idempotency mapping of r if it names rid,
@@ -73,24 +159,38 @@ local function finish(rid, r, now)
 end
 
 -- expire marks a held reservation whose TTL has passed as expired and
--- returns the new reserved total. The caller writes it back (HSET).
-local function expire(rid, r, now, reserved)
+-- releases its parts. The caller writes the pools back.
+local function expire(rid, r, a)
   r.state = 'x'
   drop_idem(rid, r)
-  finish(rid, r, now)
-  return reserved - r.amount
+  finish(rid, r, a.now)
+  release(a, r)
 end
 
--- open reads the account's balances and the server time, then expires due
+-- migrate fills quota_limit and overage_cap of an account whose settings
+-- were written before they were kept as plain fields (see settings.lua).
+local function migrate(a)
+  local raw = redis.call('HGET', KEYS[1], 'settings')
+  local ok, s = pcall(cjson.decode, raw or '{}')
+  if not ok or type(s) ~= 'table' then s = {} end
+  local function credits(v) return type(v) == 'number' and math.floor(v * 1000 + 0.5) or 0 end
+  a.quota_limit, a.overage_cap = credits(s.monthly_quota), credits(s.overage_cap)
+  redis.call('HSET', KEYS[1], 'quota_limit', int(a.quota_limit), 'overage_cap', int(a.overage_cap),
+    'quota_unit', type(s.quota_unit) == 'string' and s.quota_unit or '')
+end
+
+-- open reads the account and the server time (a.now), then expires due
 -- holds and purges due settled records and mappings, a bounded number per
--- call. It returns balance, reserved, now; or nil if there is no account.
+-- call. It returns the account table, or nil if there is no account.
 local function open()
-  local v = redis.call('HMGET', KEYS[1], 'balance', 'reserved')
+  local v = redis.call('HMGET', KEYS[1], unpack(FIELDS))
   if not v[1] then return nil end
-  local balance, reserved = tonumber(v[1]), tonumber(v[2])
-  local now = now_ms()
-  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(now), 'LIMIT', 0, SWEEP_LIMIT)
-  if #due == 0 then return balance, reserved, now end
+  local a = {}
+  for i, k in ipairs(FIELDS) do a[k] = tonumber(v[i]) or 0 end
+  if not v[9] then migrate(a) end
+  a.now = now_ms()
+  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(a.now), 'LIMIT', 0, SWEEP_LIMIT)
+  if #due == 0 then return a end
   local expired, gone = false, {}
   for _, m in ipairs(due) do
     local id = string.sub(m, 3)
@@ -100,7 +200,8 @@ local function open()
     else
       local r = load_res(id)
       if r and r.state == 'h' then
-        reserved, expired = expire(id, r, now, reserved), true
+        expire(id, r, a)
+        expired = true
       else
         if r then drop_idem(id, r) end
         redis.call('HDEL', KEYS[3], id)
@@ -109,20 +210,24 @@ local function open()
     end
   end
   if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
-  if expired then redis.call('HSET', KEYS[1], 'reserved', int(reserved)) end
-  return balance, reserved, now
+  if expired then save(a, 'reserved', 'q_res', 'o_res') end
+  return a
 end
 
 -- append adds a ledger entry and returns its id (server-time ordered).
--- Empty fields are left out (readers take a missing field as empty):
--- every field costs in the script, in memory and in the AOF.
-local function append(typ, amount, balance_after, desc, route, reqid, rid, late)
+-- extra is a flat list of name, value; empty values ('', 0, false) are
+-- left out (readers take a missing field as empty): every field costs in
+-- the script, in memory and in the AOF.
+local function append(typ, amount, balance_after, extra)
   local f = {'type', typ, 'amount', int(amount), 'balance_after', int(balance_after)}
-  if desc ~= '' then f[#f + 1] = 'description'; f[#f + 1] = desc end
-  if route ~= '' then f[#f + 1] = 'route'; f[#f + 1] = route end
-  if reqid ~= '' then f[#f + 1] = 'request_id'; f[#f + 1] = reqid end
-  if rid ~= '' then f[#f + 1] = 'reservation_id'; f[#f + 1] = rid end
-  if late then f[#f + 1] = 'late'; f[#f + 1] = '1' end
+  for i = 1, #extra, 2 do
+    local v = extra[i + 1]
+    if v ~= '' and v ~= 0 and v ~= false then
+      if v == true then v = '1' elseif type(v) == 'number' then v = int(v) end
+      f[#f + 1] = extra[i]
+      f[#f + 1] = v
+    end
+  end
   return redis.call('XADD', KEYS[5], '*', unpack(f))
 end
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,7 +34,10 @@ type Options struct {
 
 // Store is a meter.Store on Redis. It is safe for concurrent use.
 type Store struct {
-	c        redis.UniversalClient
+	c redis.UniversalClient
+	// periods caches each account's current period id as last seen, so
+	// that Commit names the right usage hash at once (see Commit).
+	periods  sync.Map
 	prefix   string
 	retainMS int64
 	owned    bool // Close closes c only when Open created it
@@ -99,7 +103,12 @@ func (s *Store) Close() error {
 func (s *Store) accountKeys(id string) []string {
 	base := s.prefix + ":{" + id + "}:"
 	return []string{base + "account", base + "timers", base + "reservations",
-		base + "idempotency", base + "ledger"}
+		base + "idempotency", base + "ledger", base + "refunds"}
+}
+
+// usageKey is the usage-by-route hash of an account's period (0: no period).
+func (s *Store) usageKey(id string, period int64) string {
+	return s.prefix + ":{" + id + "}:usage:" + strconv.FormatInt(period, 10)
 }
 
 func (s *Store) keySetKey(id string) string      { return s.prefix + ":{" + id + "}:keys" }
@@ -108,8 +117,13 @@ func (s *Store) accountsKey() string             { return s.prefix + ":accounts"
 
 // run runs an account script and turns a refusal reply into a *meter.Error.
 func (s *Store) run(ctx context.Context, sc *redis.Script, id string, args ...any) (*reply, error) {
+	return s.runKeys(ctx, sc, id, s.accountKeys(id), args...)
+}
+
+// runKeys is run with more keys than the account's (all in its slot).
+func (s *Store) runKeys(ctx context.Context, sc *redis.Script, id string, keys []string, args ...any) (*reply, error) {
 	argv := append([]any{s.retainMS}, args...)
-	v, err := sc.Run(ctx, s.c, s.accountKeys(id), argv...).Slice()
+	v, err := sc.Run(ctx, s.c, keys, argv...).Slice()
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -138,10 +152,36 @@ func refusal(code, id string, r *reply) error {
 		return meter.Errorf(code, "reservation not found")
 	case meter.ECodeReservationSettled:
 		return meter.Errorf(code, "reservation is already %s", r.str(1))
-	case meter.ECodeInvalid:
+	case meter.ECodeOverageLimitReached:
+		req, avail, limit := meter.Credits(r.int(1)), meter.Credits(r.int(2)), meter.Credits(r.int(3))
+		e := meter.Errorf(code, "the overage of this period (%s credits) cannot cover %s credits", limit, req)
+		e.Details = map[string]any{"required": req, "available": avail, "cap": limit}
+		return e
+	case meter.ECodeQuotaExceeded:
+		limit, used, resets := meter.Credits(r.int(1)), meter.Credits(r.int(2)), msTime(r.int(3))
+		e := meter.Errorf(code, "%s", meter.QuotaMessage(limit, r.str(4), resets))
+		e.Details = map[string]any{"limit": limit, "used": used, "resets_at": resets}
+		return e
+	case meter.ECodeRefundNotAllowed:
+		if r.str(1) == "refund_exceeds" {
+			return meter.Errorf(code, "a refund of %s credits exceeds the %s credits the entry took",
+				meter.Credits(r.int(2)), meter.Credits(r.int(3)))
+		}
 		return meter.Errorf(code, "%s", r.str(1))
+	case meter.ECodeInvalid, meter.ECodeNotFound:
+		return meter.Errorf(code, "%s", r.str(1))
+	case "period":
+		return &wrongPeriod{id: r.int(1)}
 	}
 	return internalErr(fmt.Errorf("redisstore: unexpected script reply %v", r.v))
+}
+
+// wrongPeriod is commit.lua's "call again with the usage hash of period
+// id"; Commit handles it, it never leaves the package.
+type wrongPeriod struct{ id int64 }
+
+func (w *wrongPeriod) Error() string {
+	return fmt.Sprintf("redisstore: usage counts in period %d", w.id)
 }
 
 func internalErr(err error) error {

@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -28,23 +30,36 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	if err := checkLen("idempotency key", r.IdempotencyKey, maxIdemLen); err != nil {
 		return meter.Reservation{}, err
 	}
+	var pid, pend int64
+	if !r.Period.Start.IsZero() {
+		pid, pend = r.Period.ID(), r.Period.End.UnixMilli()
+		if pid <= 0 || !r.Period.End.After(r.Period.Start) {
+			return meter.Reservation{}, invalid("period must start after 1970 and end after it starts")
+		}
+	}
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
-	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce())
+	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend)
 	if err != nil {
 		return meter.Reservation{}, err
 	}
 	res := meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(rep.int(1)),
 		Balance: meter.Credits(rep.int(2)), Available: meter.Credits(rep.int(3))}
-	if len(rep.v) > 4 { // a replay names the reservation it replays
-		res.ID, res.Replayed = rep.str(4), true
+	if rid := rep.str(4); rid != "" { // a replay names the reservation it replays
+		res.ID, res.Replayed = rid, true
 	}
+	s.periods.Store(r.AccountID, rep.int(5))
+	res.Quota, res.Overage = rep.periodState(6)
 	return res, rep.check()
 }
 
-// Commit debits min(c.Amount, reserved) and releases the rest; see
-// meter.Store. A reservation that expired first is charged
-// min(c.Amount, reserved, available) and marked Late: lateness never
-// makes a request cost more than it would have on time.
+// Commit charges min(c.Amount, reserved) from the reservation's parts,
+// quota first, then balance, then overage, and releases the rest; see
+// meter.Store and commit.lua. Settlement.Charged is the total from every
+// pool. A reservation that expired first is charged min(c.Amount,
+// reserved) from what the pools have now, in the same order, and marked
+// Late: lateness never makes a request cost more than it would have on
+// time. The commit also counts the request, its pages and its credits in
+// the usage by route of the reservation's period.
 func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
 	if err := meter.ValidateAccountID(c.AccountID); err != nil {
 		return meter.Settlement{}, err
@@ -62,14 +77,39 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 			return meter.Settlement{}, err
 		}
 	}
-	rep, err := s.run(ctx, commitScript, c.AccountID, c.ReservationID, int64(c.Amount),
-		c.Description, c.Route, c.RequestID)
-	if err != nil {
-		return meter.Settlement{}, err
+	if strings.ContainsRune(c.Route, 0) {
+		return meter.Settlement{}, invalid("route must not contain NUL")
 	}
-	st := meter.Settlement{Charged: meter.Credits(rep.int(1)), Balance: meter.Credits(rep.int(2)),
-		Available: meter.Credits(rep.int(3)), EntryID: rep.str(4), Late: rep.int(5) == 1}
-	return st, rep.check()
+	if c.Pages < 0 {
+		return meter.Settlement{}, invalid("pages must not be negative")
+	}
+	// The usage hash is a key of the script, so it is named here, for the
+	// period the script will count the charge in: the one last seen for
+	// the account. When that is wrong (another gateway rolled the period,
+	// or this process is new) the script says which one, having changed
+	// nothing, and the call is made again: at most once more per account
+	// and period.
+	period := int64(0)
+	if v, ok := s.periods.Load(c.AccountID); ok {
+		period = v.(int64)
+	}
+	for attempt := 0; ; attempt++ {
+		keys := append(s.accountKeys(c.AccountID), s.usageKey(c.AccountID, period))
+		rep, err := s.runKeys(ctx, commitScript, c.AccountID, keys, c.ReservationID, int64(c.Amount),
+			c.Description, c.Route, c.RequestID, c.Pages, period)
+		var wp *wrongPeriod
+		if errors.As(err, &wp) && attempt < 2 {
+			period = wp.id
+			continue
+		}
+		if err != nil {
+			return meter.Settlement{}, err
+		}
+		st := meter.Settlement{Charged: meter.Credits(rep.int(1)), Balance: meter.Credits(rep.int(2)),
+			Available: meter.Credits(rep.int(3)), EntryID: rep.str(4), Late: rep.int(5) == 1}
+		st.Quota, st.Overage = rep.periodState(6)
+		return st, rep.check()
+	}
 }
 
 // Void releases a held reservation without charging. Voiding a voided or
@@ -87,6 +127,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 		return meter.Settlement{}, err
 	}
 	st := meter.Settlement{Balance: meter.Credits(rep.int(1)), Available: meter.Credits(rep.int(2))}
+	st.Quota, st.Overage = rep.periodState(3)
 	return st, rep.check()
 }
 

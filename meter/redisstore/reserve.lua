@@ -1,24 +1,43 @@
--- reserve.lua: hold credits for one request.
+-- reserve.lua: hold credits for one request, from the quota, then the
+-- balance, then the overage (see lib.lua).
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] rid, [3] amount, [4] ttl_ms,
---       [5] idempotency key ('' for none), [6] nonce of this call
--- Reply: {'ok', amount, balance, available} (a new hold of rid)
---   or {'ok', amount, balance, available, replayed_rid} (a replay)
+--       [5] idempotency key ('' for none), [6] nonce of this call,
+--       [7] period id (start ms; 0 or absent: the stored period),
+--       [8] period end ms
+-- Reply: {'ok', amount, balance, available, replayed_rid, period_id, state...}
+--   replayed_rid is '' for a new hold of rid; a replay names the committed
+--   reservation and what it charged. state: see with_state in lib.lua.
 --   or {'account_not_found'} | {'invalid', message} | {'idempotency_conflict'}
 --   or {'insufficient_credits', required, available}
--- A replay names the committed reservation and what it charged.
+--   or {'overage_limit_reached', required, available, cap}
+--   or {'quota_exceeded', limit, used (held included), resets_at_ms, unit}
+-- A newer period id starts the period's quota and overage afresh; an older
+-- one (a gateway whose clock lags) is read as the stored period.
 -- The nonce makes a client-side retry of this very call (connection lost
 -- after the script ran) answer the same instead of "id already used".
 local rid, amount, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idem, nonce = ARGV[5], ARGV[6]
-local balance, reserved, now = open()
-if not balance then return {'account_not_found'} end
+local pid, pend = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
+local a = open()
+if not a then return {'account_not_found'} end
+local now = a.now
+
+local rolled = pid > a.period
+if rolled then
+  -- Holds of the old period keep their parts but no longer count here.
+  a.period, a.period_end = pid, pend
+  a.q_used, a.q_res, a.o_used, a.o_res = 0, 0, 0, 0
+  save(a, 'period', 'period_end', 'q_used', 'q_res', 'o_used', 'o_res')
+end
+
+local function ok(amt, replayed)
+  return with_state({'ok', amt, a.balance, a.balance - a.reserved, replayed, a.period}, a)
+end
 
 local r = load_res(rid)
 if r then
-  if r.nonce == nonce then
-    return {'ok', r.amount, balance, balance - reserved}
-  end
+  if r.nonce == nonce then return ok(r.amount, '') end
   return {'invalid', 'reservation id already used'}
 end
 
@@ -26,22 +45,29 @@ if idem ~= '' then
   local prev = redis.call('HGET', KEYS[4], 'r:' .. idem)
   local p = prev and load_res(prev)
   if p and p.state == 'h' and p.exp <= now then
-    -- due but beyond this call's sweep limit
-    reserved = expire(prev, p, now, reserved)
-    redis.call('HSET', KEYS[1], 'reserved', int(reserved))
+    expire(prev, p, a) -- due but beyond this call's sweep limit
+    save(a, 'reserved', 'q_res', 'o_res')
   elseif p and p.state == 'h' then
     return {'idempotency_conflict'}
   elseif p and p.state == 'c' then
-    return {'ok', p.charged, balance, balance - reserved, prev}
+    return ok(p.charged, prev)
   end
 end
 
-if balance - reserved < amount then
-  return {'insufficient_credits', amount, balance - reserved}
+local q, b, o = split(a, amount)
+if q + b + o < amount then
+  local room = a.balance - a.reserved
+  if a.period > 0 and a.overage_cap > 0 then
+    return {'overage_limit_reached', amount, room, a.overage_cap}
+  elseif a.period > 0 and a.quota_limit > 0 and room <= 0 then
+    return {'quota_exceeded', a.quota_limit, a.q_used + a.q_res, a.period_end,
+      redis.call('HGET', KEYS[1], 'quota_unit') or ''}
+  end
+  return {'insufficient_credits', amount, room}
 end
-reserved = reserved + amount
-redis.call('HSET', KEYS[1], 'reserved', int(reserved))
+a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
+save(a, 'reserved', 'q_res', 'o_res')
 redis.call('ZADD', KEYS[2], int(now + ttl), 'r:' .. rid)
-save_res(rid, {state = 'h', amount = amount, exp = now + ttl, nonce = nonce, idem = idem})
+save_res(rid, {state = 'h', q = q, b = b, o = o, per = a.period, exp = now + ttl, nonce = nonce, idem = idem})
 if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid) end
-return {'ok', amount, balance, balance - reserved}
+return ok(amount, '')

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
 var (
@@ -27,6 +29,8 @@ var (
 	addKeyLua string
 	//go:embed settings.lua
 	settingsLua string
+	//go:embed refund.lua
+	refundLua string
 )
 
 // The shebang (Redis 7+) turns on the strict script mode, in which a
@@ -45,6 +49,7 @@ var (
 	voidScript          = redis.NewScript(shebang + libLua + voidLua)
 	addKeyScript        = redis.NewScript(shebang + addKeyLua)
 	settingsScript      = redis.NewScript(shebang + libLua + settingsLua)
+	refundScript        = redis.NewScript(shebang + libLua + refundLua)
 )
 
 // reply reads a script's array reply. A reply of an unexpected shape is a
@@ -86,6 +91,18 @@ func (r *reply) bad(i int) {
 	if r.err == nil {
 		r.err = fmt.Errorf("redisstore: unexpected script reply %v at %d", r.v, i)
 	}
+}
+
+// periodState reads the nine values of lib.lua's with_state from i on.
+func (r *reply) periodState(i int) (meter.QuotaState, meter.OverageState) {
+	q := meter.QuotaState{Limit: meter.Credits(r.int(i)), Used: meter.Credits(r.int(i + 1)),
+		Reserved: meter.Credits(r.int(i + 2)), Remaining: meter.Credits(r.int(i + 3))}
+	if ms := r.int(i + 4); ms > 0 {
+		q.ResetsAt = msTime(ms)
+	}
+	o := meter.OverageState{Cap: meter.Credits(r.int(i + 5)), Used: meter.Credits(r.int(i + 6)),
+		Reserved: meter.Credits(r.int(i + 7)), Remaining: meter.Credits(r.int(i + 8))}
+	return q, o
 }
 
 // check returns the first shape error as an internal error.

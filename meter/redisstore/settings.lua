@@ -1,8 +1,15 @@
 -- settings.lua: replace an account's settings.
 -- KEYS: the account keys, see lib.lua.
--- ARGV: [1] retain_ms, [2] settings as JSON
--- Reply: {'ok', balance, reserved, created_ms, settings_json} or {'account_not_found'}
-local balance, reserved = open()
-if not balance then return {'account_not_found'} end
-redis.call('HSET', KEYS[1], 'settings', ARGV[2])
-return {'ok', balance, reserved, tonumber(redis.call('HGET', KEYS[1], 'created_ms')), ARGV[2]}
+-- ARGV: [1] retain_ms, [2] settings as JSON, [3] monthly quota,
+--       [4] overage cap, [5] quota unit
+-- Reply: as account.lua's, or {'account_not_found'}
+-- The quota and overage cap are also kept as plain fields, which the hot
+-- scripts read without decoding the JSON; a change applies at once, to the
+-- current period too.
+local a = open()
+if not a then return {'account_not_found'} end
+a.quota_limit, a.overage_cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'settings', ARGV[2], 'quota_unit', ARGV[5])
+save(a, 'quota_limit', 'overage_cap')
+return with_state({'ok', a.balance, a.reserved, tonumber(redis.call('HGET', KEYS[1], 'created_ms')),
+  ARGV[2], a.total_purchased, a.total_used}, a)

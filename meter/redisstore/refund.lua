@@ -1,0 +1,51 @@
+-- refund.lua: give back (part of) what a usage entry took from the balance.
+-- KEYS: the account keys, see lib.lua (KEYS[6]: the refunds hash).
+-- ARGV: [1] retain_ms, [2] usage entry id, [3] amount (0: all it took),
+--       [4] description, [5] nonce of this call
+-- Reply: {'ok', entry_id, amount, balance_after, description}
+--   or {'account_not_found'} | {'not_found', message}
+--   or {'refund_not_allowed', message} | {'invalid', message}
+-- An entry took -amount (its balance and overage parts); its quota part is
+-- not refunded (it was free). Each entry is refunded at most once, whole
+-- or in part: the refunds hash makes that atomic. The nonce makes a
+-- client-side retry of this very call answer the same refund.
+local eid, amount, desc, nonce = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local a = open()
+if not a then return {'account_not_found'} end
+
+local function fields(id)
+  local found = redis.call('XRANGE', KEYS[5], id, id)
+  if #found ~= 1 then return nil end
+  local f, kv = {}, found[1][2]
+  for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
+  return f
+end
+
+local prev = redis.call('HGET', KEYS[6], eid)
+if prev then
+  local rent, n = string.match(prev, '^([^|]*)|(.*)$')
+  local f = n == nonce and fields(rent)
+  if f then return {'ok', rent, tonumber(f.amount), tonumber(f.balance_after), f.description or ''} end
+  return {'refund_not_allowed', 'entry ' .. eid .. ' is already refunded'}
+end
+
+local u = fields(eid)
+if not u then return {'not_found', 'no ledger entry ' .. eid} end
+if u.type ~= 'usage' then return {'not_found', 'ledger entry ' .. eid .. ' is not a usage entry'} end
+local took = -tonumber(u.amount)
+if took <= 0 then
+  return {'refund_not_allowed', 'entry ' .. eid .. ' took nothing from the balance (quota only)'}
+end
+if amount == 0 then amount = took end
+if amount > took then
+  return {'refund_not_allowed', 'refund_exceeds', int(amount), int(took)}
+end
+if a.balance + amount > MAX_CREDITS then
+  return {'invalid', 'balance would exceed the maximum'}
+end
+a.balance = a.balance + amount
+a.total_used = a.total_used - amount
+local entry = append('refund', amount, a.balance, {'description', desc, 'refund_of', eid})
+save(a, 'balance', 'total_used')
+redis.call('HSET', KEYS[6], eid, entry .. '|' .. nonce)
+return {'ok', entry, amount, a.balance, desc}
