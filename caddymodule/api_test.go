@@ -89,6 +89,32 @@ func TestCustomerAPI(t *testing.T) {
 		t.Fatalf("date filter: %d %+v", code, none)
 	}
 
+	var rep struct {
+		Data []struct {
+			Route           string
+			Requests, Pages int64
+			Credits         meter.Credits
+		}
+		Total struct{ Credits meter.Credits }
+	}
+	if code := g.get("/v1/credits/usage", key, &rep); code != 200 || len(rep.Data) != 1 || rep.Data[0].Route != "/convert" ||
+		rep.Data[0].Requests != 3 || rep.Data[0].Pages != 6 || rep.Data[0].Credits != credits(6) || rep.Total.Credits != credits(6) {
+		t.Fatalf("usage: %d %+v", code, rep)
+	}
+	if code := g.get("/v1/credits/usage", other, &rep); code != 200 || len(rep.Data) != 0 {
+		t.Fatalf("another account's usage: %d %+v", code, rep)
+	}
+	if code := g.get("/v1/credits/usage?period=someday", key, nil); code != 400 {
+		t.Fatalf("bad period: %d", code)
+	}
+	if bal.TotalUsed != 0 {
+		t.Fatalf("other's totals %+v", bal)
+	}
+	g.get("/v1/credits/balance", key, &bal)
+	if bal.TotalPurchased != credits(20) || bal.TotalUsed != credits(6) {
+		t.Fatalf("totals %+v", bal)
+	}
+
 	for _, bad := range []string{"?limit=101", "?limit=0", "?type=gift", "?date_from=yesterday"} {
 		var e map[string]any
 		if code := g.get("/v1/credits/transactions"+bad, key, &e); code != 400 {
