@@ -14,6 +14,7 @@ import (
 
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/redisstore"
+	"github.com/creditgate/creditgate/meter/usage"
 )
 
 func init() {
@@ -39,9 +40,17 @@ type App struct {
 	// Default: 2s.
 	StoreTimeout caddy.Duration `json:"store_timeout,omitempty"`
 
+	// CountMemory is the memory, in bytes, that reading documents (and
+	// JSON bodies priced by content) may use at once across all routes.
+	// A request that cannot get its share within a second gets 503
+	// server_busy with Retry-After; a document that needs more than all of
+	// it gets 422. Default: 256 MiB.
+	CountMemory int64 `json:"count_memory,omitempty"`
+
 	store   meter.Store
 	poolKey string
 	keys    *keyCache
+	budget  *usage.Budget
 	logger  *zap.Logger
 }
 
@@ -68,6 +77,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.StoreTimeout == 0 {
 		a.StoreTimeout = caddy.Duration(2 * time.Second)
 	}
+	if a.CountMemory == 0 {
+		a.CountMemory = 256 << 20
+	}
+	a.budget = usage.NewBudget(a.CountMemory, 0)
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -103,6 +116,9 @@ func (a *App) Validate() error {
 	}
 	if a.StoreTimeout < 0 {
 		return fmt.Errorf("meter: store_timeout must be positive")
+	}
+	if a.CountMemory < 0 {
+		return fmt.Errorf("meter: count_memory must be positive")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -131,4 +132,28 @@ func activeStoreApp(t *testing.T) *App {
 		t.Fatal(err)
 	}
 	return app.(*App)
+}
+
+// Page counting is admitted by memory: when the budget is taken, a request
+// waits a moment, then gets 503 server_busy and is not charged.
+func TestCountMemoryBudget(t *testing.T) {
+	src := strings.Replace(globalBlock, "redis {REDIS}", "redis {REDIS}\n\t\tcount_memory 64MB", 1) + minimalSite
+	g := startGateway(t, src)
+	key := g.newAccount("e2e_budget", 10, meter.ModeLive)
+	app := activeStoreApp(t)
+	if app.budget.Capacity() != 64_000_000 {
+		t.Fatalf("capacity %d", app.budget.Capacity())
+	}
+	release, err := app.budget.Hold(context.Background(), app.budget.Capacity())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, raw := g.post("/", key, "application/pdf", pdftest.Pages(2))
+	if code, _ := errorCode(t, raw); resp.StatusCode != 503 || code != meter.ECodeServerBusy || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("with the budget taken: %d %s", resp.StatusCode, raw)
+	}
+	release()
+	resp, _ = g.post("/", key, "application/pdf", pdftest.Pages(2))
+	assertMoney(t, resp, "2", "8")
+	g.assertBalance("e2e_budget", 8, 0)
 }

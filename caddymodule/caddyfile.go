@@ -35,6 +35,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		redis          <url>
 //		key_cache_ttl  <duration>
 //		store_timeout  <duration>
+//		count_memory   <size>
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
@@ -56,8 +57,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.KeyCacheTTL, err = durationArg(d)
 		case "store_timeout":
 			a.StoreTimeout, err = durationArg(d)
+		case "count_memory":
+			a.CountMemory, err = sizeArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, key_cache_ttl or store_timeout)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, key_cache_ttl, store_timeout or count_memory)", sub)
 		}
 		if err != nil {
 			return err

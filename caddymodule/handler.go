@@ -140,6 +140,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("meter: %w", err)
 	}
 	h.app = appIface.(*App)
+	h.uopts.Budget = h.app.budget
 	return nil
 }
 
@@ -323,6 +324,13 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 		if body.Size() > maxJSONBody {
 			return body, meter.Errorf(meter.ECodeBodyTooLarge, "a JSON body priced by its content may be at most %d bytes", maxJSONBody).With("max_body", maxJSONBody)
 		}
+		// The body and its parsed form live in memory: admit about 4x its
+		// size against the same budget as page counting.
+		release, err := h.uopts.Budget.Hold(r.Context(), 4*body.Size())
+		if err != nil {
+			return body, err
+		}
+		body.OnClose(release)
 		in.JSON = make([]byte, body.Size())
 		if _, err := io.ReadFull(body.Reader(), in.JSON); err != nil {
 			return body, err

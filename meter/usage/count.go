@@ -106,12 +106,23 @@ func CountPDFPages(ctx context.Context, r io.ReadSeeker, size int64, lim PDFLimi
 // goroutine may still use r until it notices the cancellation at its next
 // read, so r must not be reused. scan.go says how the document is read.
 func ScanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits) (PDFInfo, error) {
+	return readPDF(ctx, r, size, lim, nil)
+}
+
+// readPDF is ScanPDF within a memory budget (nil: unlimited): it holds its
+// share from before reading starts until the reading goroutine ends, even
+// when a timeout returns first, since that goroutine still holds memory.
+func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budget *Budget) (PDFInfo, error) {
 	lim = lim.withDefaults()
 	if size <= 0 {
 		return PDFInfo{}, toMeterError(unreadable(ReasonDamaged, "empty document"))
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
+	g, err := budget.acquire(ctx, scanNeed(size))
+	if err != nil {
+		return PDFInfo{}, pdfError(ctx, err)
+	}
 
 	type result struct {
 		info PDFInfo
@@ -124,7 +135,8 @@ func ScanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits) (PDF
 				done <- result{err: unreadable(ReasonDamaged, "pdf reader panicked: %v", p)}
 			}
 		}()
-		info, err := scanPDF(ctx, &ctxReaderAt{ctx: ctx, r: r}, size, lim)
+		defer g.release() // before the result is sent, on every path
+		info, err := scanPDF(ctx, &ctxReaderAt{ctx: ctx, r: r}, size, lim, g)
 		done <- result{info, err}
 	}()
 
@@ -137,18 +149,24 @@ func ScanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits) (PDF
 	if res.err == nil {
 		return res.info, nil
 	}
-	// A client that went away is not a bad document.
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return PDFInfo{}, context.Canceled
-	}
-	if ctx.Err() != nil {
-		return PDFInfo{}, toMeterError(unreadable(ReasonTimeout, "%w", res.err))
-	}
+	return PDFInfo{}, pdfError(ctx, res.err)
+}
+
+// pdfError turns the failure of reading a PDF into what ScanPDF returns.
+func pdfError(ctx context.Context, err error) error {
+	var be *errBusy
 	var re *readError
-	if errors.As(res.err, &re) {
-		return PDFInfo{}, fmt.Errorf("usage: read document: %w", re.err)
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return context.Canceled // a client that went away is not a bad document
+	case errors.As(err, &be):
+		return busyError(be) // before the timeout: a wait for memory may end in it
+	case ctx.Err() != nil:
+		return toMeterError(unreadable(ReasonTimeout, "%w", err))
+	case errors.As(err, &re):
+		return fmt.Errorf("usage: read document: %w", re.err)
 	}
-	return PDFInfo{}, toMeterError(res.err)
+	return toMeterError(err)
 }
 
 // readError is a failure to read the input itself (a disk error, not a bad

@@ -37,6 +37,11 @@ type Options struct {
 	MaxFiles int
 	// PDF bounds the work of reading one PDF.
 	PDF PDFLimits
+	// Budget, when set, bounds the memory of reading PDFs across all the
+	// requests that share it: a document that cannot get its share within
+	// the budget's wait is a server_busy error, one that needs more than
+	// the whole budget is unreadable (too_large). Default nil: unlimited.
+	Budget *Budget
 }
 
 const (
@@ -105,7 +110,7 @@ func Measure(ctx context.Context, contentType string, body *Body, opts Options) 
 	if err != nil {
 		return Usage{}, err
 	}
-	if err := countFile(ctx, &f, body.ReaderAt(), opts.PDF); err != nil {
+	if err := countFile(ctx, &f, body.ReaderAt(), opts); err != nil {
 		return Usage{}, err
 	}
 	var u Usage
@@ -165,12 +170,12 @@ func isPDFType(mediaType string) bool {
 
 // countFile sets f.Pages (and f.PageSizes) from the file's content read
 // from r, which is never loaded whole unless the fallback reader runs.
-func countFile(ctx context.Context, f *File, r io.ReaderAt, lim PDFLimits) error {
+func countFile(ctx context.Context, f *File, r io.ReaderAt, opts Options) error {
 	switch f.Kind {
 	case KindImage:
 		f.Pages = 1
 	case KindPDF:
-		info, err := ScanPDF(ctx, r, f.Size, lim)
+		info, err := readPDF(ctx, r, f.Size, opts.PDF, opts.Budget)
 		if err != nil {
 			var e *meter.Error
 			if f.Name != "" && errors.As(err, &e) {

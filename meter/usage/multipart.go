@@ -95,7 +95,7 @@ func measurePart(ctx context.Context, part *multipart.Part, body io.Reader, opts
 	if kind != KindPDF {
 		f.Size, err = io.Copy(io.Discard, head)
 		if err == nil {
-			err = countFile(ctx, &f, nil, opts.PDF)
+			err = countFile(ctx, &f, nil, opts)
 		}
 		return f, true, err
 	}
@@ -107,7 +107,7 @@ func measurePart(ctx context.Context, part *multipart.Part, body io.Reader, opts
 	}
 	defer b.Close()
 	f.Size = b.Size()
-	if err := countFile(ctx, &f, b.ReaderAt(), opts.PDF); err != nil {
+	if err := countFile(ctx, &f, b.ReaderAt(), opts); err != nil {
 		return File{}, false, err
 	}
 	return f, true, nil

@@ -31,15 +31,18 @@ func countPages(ctx context.Context, rs io.ReadSeeker, size int64, lim PDFLimits
 	if _, err := rs.Seek(0, io.SeekStart); err != nil {
 		return 0, nil, &readError{err}
 	}
-	b, err := io.ReadAll(io.LimitReader(rs, size))
-	if err != nil {
+	// One allocation of the known size: io.ReadAll would regrow its
+	// buffer, holding up to twice the file at once. The caller admitted
+	// this memory (fallbackNeed).
+	b := make([]byte, size)
+	if n, err := io.ReadFull(rs, b); err != nil {
 		if ctx.Err() != nil {
 			return 0, nil, ctx.Err()
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return 0, nil, unreadable(ReasonDamaged, "document has %d bytes, not %d", n, size)
+		}
 		return 0, nil, &readError{err}
-	}
-	if int64(len(b)) != size {
-		return 0, nil, unreadable(ReasonDamaged, "document has %d bytes, not %d", len(b), size)
 	}
 	if err := checkStreamLengths(b); err != nil {
 		return 0, nil, err

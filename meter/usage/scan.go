@@ -43,7 +43,10 @@ type PDFInfo struct {
 // objects) is final: the document is built to exhaust readers, and pdfcpu
 // would only spend more memory on it. So are a cancelled context and a
 // failure of r itself.
-func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits) (PDFInfo, error) {
+//
+// g holds the scanner's share of the memory budget; it is exchanged for
+// the fallback's, which is much larger, before pdfcpu runs.
+func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *grant) (PDFInfo, error) {
 	info, err := pdfscan.Scan(ctx, r, size, pdfscan.Limits{
 		MaxStreamBytes: min(lim.MaxStreamBytes, size),
 		MaxDecodeBytes: lim.MaxDecodeBytes,
@@ -61,9 +64,36 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits) (PDF
 	case errors.Is(err, pdfscan.ErrLimit):
 		return PDFInfo{}, unreadable(ReasonTooLarge, "%w", err)
 	}
+	// The scanner's memory is garbage now. Giving its share back before
+	// waiting for the fallback's means no document holds memory while it
+	// waits for more, so two fallbacks cannot block each other.
+	g.release()
+	if err := g.grow(ctx, fallbackNeed(size)); err != nil {
+		return PDFInfo{}, err
+	}
 	n, boxes, err := countPages(ctx, io.NewSectionReader(r, 0, size), size, lim)
 	if err != nil {
 		return PDFInfo{}, err
 	}
 	return PDFInfo{Pages: n, Boxes: boxes, Method: MethodPDFCPU}, nil
 }
+
+// Memory needs, for Budget: peaks of the Go heap, GC headroom included,
+// measured with internal/cmd/countpages on documents merged with qpdf from
+// real ones (GODEBUG=gctrace=1, and RSS with bench/pages.sh), with margin.
+//
+// The scanner's memory grows with the number of objects (16 bytes each in
+// the xref table) and pages (a box, a visited mark), not with the file's
+// bytes; the size is the only hint before reading, and real files have
+// 1,000 to 2,000 objects per MB. Its heap peaked at 6 MB on 19 MB (2,137
+// pages), 23 MB on 186 MB (14,751 pages, object streams) and 28 MB on
+// 484 MB (29,502 pages). Its limits cap what a hostile file can make it
+// use (a 4 MB object-stream cache; PDFLimits bound the rest).
+//
+// pdfcpu holds the whole file, a copy of every stream and a Go object per
+// PDF object: its heap peaked at 4 times the file (19 MB), 7 times (70 MB,
+// classic xref) and 4.4 times (56 MB, object streams); RSS grew by up to
+// 7.7 times alone, 9 times in the gateway (bench/memory.sh ENCRYPT=1).
+func scanNeed(size int64) int64 { return 8<<20 + min(size/8, 40<<20) }
+
+func fallbackNeed(size int64) int64 { return 16<<20 + 9*size }

@@ -21,6 +21,7 @@ type Body struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	onClose   []func()
 }
 
 // Spool reads r into a Body. It reads at most opts.MaxBody+1 bytes: one
@@ -94,10 +95,17 @@ func (b *Body) ReaderAt() io.ReaderAt {
 // InMemory reports whether the body stayed in memory.
 func (b *Body) InMemory() bool { return b.file == nil }
 
+// OnClose registers f to run when the body is closed (releasing what was
+// held for it). Not safe for use concurrent with Close.
+func (b *Body) OnClose(f func()) { b.onClose = append(b.onClose, f) }
+
 // Close removes the temp file of a spooled body; readers of that file fail
 // afterwards. It is safe to call more than once.
 func (b *Body) Close() error {
 	b.closeOnce.Do(func() {
+		for _, f := range b.onClose {
+			f()
+		}
 		if b.file == nil {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // PDF objects as the parser returns them. An Object is one of: nil (null),
@@ -212,9 +213,14 @@ func (p *parser) number() (Object, bool, error) {
 	if p.pos == len(p.b) && !p.eof {
 		return nil, false, errShort
 	}
+	if v, ok := digits(p.b[start:p.pos]); ok {
+		return v, true, nil // the common case, without strconv's allocations
+	}
 	s := string(p.b[start:p.pos])
-	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return v, true, nil
+	if strings.IndexByte(s, '.') < 0 { // a real fails ParseInt with an allocated error
+		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return v, true, nil
+		}
 	}
 	neg := false
 	for len(s) > 0 && (s[0] == '-' || s[0] == '+') {

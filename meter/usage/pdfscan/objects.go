@@ -90,11 +90,15 @@ type objStream struct {
 
 // streamCache keeps the most recently used object streams, up to maxBytes
 // of decoded data (at least one stream). Page objects sit in a handful of
-// streams, mostly in order, so a small cache decodes each about once.
+// streams, mostly in order, so a small cache decodes each about once. An
+// evicted stream's buffers are decoded into again: a document may have
+// thousands of object streams, and allocating each anew kept the garbage
+// collector busy for a fifth of the scan.
 type streamCache struct {
 	list     []*objStream // most recent first
 	bytes    int64
 	maxBytes int64
+	spare    *objStream // evicted, its buffers free for reuse
 }
 
 func (c *streamCache) get(num int) *objStream {
@@ -109,13 +113,35 @@ func (c *streamCache) get(num int) *objStream {
 }
 
 func (c *streamCache) put(s *objStream) {
-	c.list = append([]*objStream{s}, c.list...)
-	c.bytes += int64(len(s.data))
+	c.list = append(c.list, nil)
+	copy(c.list[1:], c.list)
+	c.list[0] = s
+	c.bytes += int64(cap(s.data))
 	for len(c.list) > 1 && c.bytes > c.maxBytes {
 		last := c.list[len(c.list)-1]
-		c.bytes -= int64(len(last.data))
+		c.bytes -= int64(cap(last.data))
+		c.list[len(c.list)-1] = nil
 		c.list = c.list[:len(c.list)-1]
+		c.recycle(last)
 	}
+}
+
+// recycle keeps s's buffers for the next stream, unless they are larger
+// than the cache should hold.
+func (c *streamCache) recycle(s *objStream) {
+	if int64(cap(s.data)) <= c.maxBytes/4 {
+		c.spare = s
+	}
+}
+
+// take returns the spare stream, or a new one.
+func (c *streamCache) take() *objStream {
+	s := c.spare
+	c.spare = nil
+	if s == nil {
+		s = &objStream{}
+	}
+	return s
 }
 
 // objectStream decodes object stream num, or takes it from the cache.
@@ -140,14 +166,20 @@ func (d *doc) objectStream(num int) (*objStream, error) {
 	if !ok1 || !ok2 || n < 0 || first < 0 {
 		return nil, damaged("object stream %d has a bad /N or /First", num)
 	}
-	data, err := d.decodeStream(dict, start)
+	// Decoded into one growing scratch buffer, then copied to an exact
+	// size: small documents never fill the cache to recycle its buffers,
+	// and growing each stream's own buffer made more garbage than data.
+	data, err := d.decodeStream(dict, start, d.scratch)
 	if err != nil {
 		return nil, err
 	}
+	d.scratch = data[:0]
 	if first > int64(len(data)) || n > int64(len(data))/2 {
 		return nil, damaged("object stream %d: /N %d, /First %d in %d bytes", num, n, first, len(data))
 	}
-	s := &objStream{num: num, data: data, nums: make([]int, n), offs: make([]int, n)}
+	s := d.streams.take()
+	s.num, s.data = num, append(s.data[:0], data...)
+	s.nums, s.offs = resize(s.nums, int(n)), resize(s.offs, int(n))
 	p := parser{b: data[:first], eof: true}
 	for i := range int(n) {
 		nrInt, ok1 := p.uint()
@@ -160,4 +192,12 @@ func (d *doc) objectStream(num int) (*objStream, error) {
 	}
 	d.streams.put(s)
 	return s, nil
+}
+
+// resize returns s with length n, reusing its array when it is large enough.
+func resize(s []int, n int) []int {
+	if cap(s) < n {
+		return make([]int, n)
+	}
+	return s[:n]
 }

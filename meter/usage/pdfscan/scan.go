@@ -90,6 +90,7 @@ type doc struct {
 	root     Object // the catalog's reference, from the trailer
 	streams  streamCache
 	inflater inflater
-	budget   int64 // bytes left to decode
-	nesting  int   // resolve calls in progress, against reference chains
+	scratch  []byte // object streams decode here first (objectStream)
+	budget   int64  // bytes left to decode
+	nesting  int    // resolve calls in progress, against reference chains
 }

@@ -3,6 +3,7 @@ package pdfscan
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strconv"
 )
 
@@ -38,14 +39,22 @@ func (t *xrefTable) set(num int64, e xrefEntry, hybrid bool) error {
 	if num < 0 || num >= int64(t.max) {
 		return limit("object number %d over %d", num, t.max)
 	}
-	for int64(len(t.e)) <= num {
-		t.e = append(t.e, xrefEntry{})
-	}
+	t.grow(num + 1)
 	old := &t.e[num]
 	if old.typ == entryUnset || hybrid && old.sec == e.sec && old.typ == entryFree {
 		*old = e
 	}
 	return nil
+}
+
+// grow makes room for objects below n (at most max) in one allocation:
+// growing entry by entry, by a quarter each time past a few hundred
+// entries, allocated five times the table on large documents.
+func (t *xrefTable) grow(n int64) {
+	n = min(n, int64(t.max))
+	if int64(len(t.e)) < n {
+		t.e = slices.Grow(t.e, int(n)-len(t.e))[:n]
+	}
 }
 
 func (t *xrefTable) lookup(num int) xrefEntry {
@@ -154,6 +163,9 @@ func (d *doc) readTable(off int64, sec uint16) (Dict, error) {
 		if start+count > int64(d.xref.max) {
 			return nil, limit("xref subsection %d+%d over %d objects", start, count, d.xref.max)
 		}
+		if d.src.size-tr.pos >= 20*count {
+			d.xref.grow(start + count) // sized by entries that may exist
+		}
 		for i := range count {
 			o, g, typ, err := tr.entry()
 			if err != nil {
@@ -199,7 +211,7 @@ func (d *doc) readXRefStream(off int64, sec uint16, hybrid bool) (Dict, error) {
 	if dict == nil || start < 0 || dict["Type"] != Name("XRef") {
 		return nil, damaged("no xref stream at %d", off)
 	}
-	data, err := d.decodeStream(dict, start)
+	data, err := d.decodeStream(dict, start, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +248,9 @@ func (d *doc) readXRefStream(off int64, sec uint16, hybrid bool) (Dict, error) {
 		}
 		if first+count > int64(d.xref.max) {
 			return nil, limit("xref stream section %d+%d over %d objects", first, count, d.xref.max)
+		}
+		if int64(len(data)) >= count*int64(width) {
+			d.xref.grow(first + count) // sized by data that exists
 		}
 		for j := range count {
 			if len(data) < width {
