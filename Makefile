@@ -3,9 +3,6 @@
 GO       ?= go
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN      := bin/creditgate
-RUN_DIR  := .run
-# The demo's Redis listens here, away from a system Redis on 6379.
-RUN_REDIS_PORT ?= 6390
 STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@2025.1.1
 
 .PHONY: all build run test lint deps bench clean
@@ -29,14 +26,11 @@ deps:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/creditgate
 
-# run starts a private Redis for the demo (data in .run/) and the gateway
-# with the repository's Caddyfile: metered API on :8080, admin on :2019.
-run: deps build
-	@mkdir -p $(RUN_DIR)
-	@redis-cli -p $(RUN_REDIS_PORT) ping >/dev/null 2>&1 || \
-		redis-server --port $(RUN_REDIS_PORT) --bind 127.0.0.1 --dir $(CURDIR)/$(RUN_DIR) \
-			--appendonly yes --daemonize yes --logfile $(CURDIR)/$(RUN_DIR)/redis.log
-	CREDITGATE_REDIS=redis://127.0.0.1:$(RUN_REDIS_PORT)/0 ./$(BIN) run --config Caddyfile
+# run starts the gateway with the repository's Caddyfile: metered API on
+# :8080, admin API on localhost:2019, accounts in the embedded store. It
+# needs nothing but Go.
+run: build
+	./$(BIN) run --config Caddyfile
 
 # test is the whole suite: formatting, vet, staticcheck, and every test
 # under the race detector against real redis-server processes.
@@ -60,4 +54,4 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2x ./meter/usage/ ./meter/pricing/
 
 clean:
-	rm -rf bin $(RUN_DIR)
+	rm -rf bin bench/out

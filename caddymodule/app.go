@@ -4,8 +4,9 @@ package caddymodule
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/boltstore"
 	"github.com/creditgate/creditgate/meter/redisstore"
 	"github.com/creditgate/creditgate/meter/usage"
 )
@@ -28,8 +30,14 @@ func init() {
 type App struct {
 	// Redis is the URL of the Redis server that holds accounts, keys and
 	// the ledger: redis://[:password@]host:port/db or rediss:// for TLS.
-	// Required until an embedded store exists.
+	// Without it, an embedded store in DataDir is used: right for one
+	// gateway process; several gateways need Redis.
 	Redis string `json:"redis,omitempty"`
+
+	// DataDir is where the embedded store keeps its database (meter.db)
+	// when no Redis is configured. Default: "creditgate" in Caddy's data
+	// directory.
+	DataDir string `json:"data_dir,omitempty"`
 
 	// KeyCacheTTL is how long a looked-up API key is cached in memory by
 	// each gateway. Revoking a key takes effect within this time on every
@@ -84,16 +92,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	a.poolKey = "redis:" + a.Redis
-	val, _, err := stores.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
-		openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		s, err := redisstore.Open(openCtx, a.Redis, redisstore.Options{})
-		if err != nil {
-			return nil, err
-		}
-		return storeDestructor{s}, nil
-	})
+	key, open := a.opener(ctx)
+	a.poolKey = key
+	val, _, err := stores.LoadOrNew(a.poolKey, open)
 	if err != nil {
 		a.poolKey = ""
 		return fmt.Errorf("meter: opening store: %w", err)
@@ -106,12 +107,41 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// opener returns the pool key of the configured store and the function
+// that opens it: Redis when configured, else the embedded store.
+func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error)) {
+	if a.Redis != "" {
+		return "redis:" + a.Redis, func() (caddy.Destructor, error) {
+			openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			s, err := redisstore.Open(openCtx, a.Redis, redisstore.Options{})
+			if err != nil {
+				return nil, err
+			}
+			return storeDestructor{s}, nil
+		}
+	}
+	dir := a.DataDir
+	if dir == "" {
+		dir = filepath.Join(caddy.AppDataDir(), "creditgate")
+	}
+	path := filepath.Join(dir, "meter.db")
+	return "bolt:" + path, func() (caddy.Destructor, error) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("embedded store: data directory %s: %w", dir, err)
+		}
+		s, err := boltstore.Open(path, boltstore.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("embedded store %s: %w", path, err)
+		}
+		a.logger.Info("using the embedded store; configure `meter { redis ... }` to share credits between gateways", zap.String("path", path))
+		return storeDestructor{s}, nil
+	}
+}
+
 // Validate checks the configuration.
 func (a *App) Validate() error {
-	if a.Redis == "" {
-		return errors.New("meter: no store configured: add `meter { redis redis://host:6379 }` to the global options")
-	}
-	if !strings.HasPrefix(a.Redis, "redis://") && !strings.HasPrefix(a.Redis, "rediss://") {
+	if a.Redis != "" && !strings.HasPrefix(a.Redis, "redis://") && !strings.HasPrefix(a.Redis, "rediss://") {
 		return fmt.Errorf("meter: redis %q: expected a redis:// or rediss:// URL", a.Redis)
 	}
 	if a.StoreTimeout < 0 {

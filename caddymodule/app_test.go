@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,16 +55,47 @@ func TestStoreConfigErrors(t *testing.T) {
 	}
 }
 
-func TestNoStoreConfigured(t *testing.T) {
+// Without Redis, the embedded store keeps accounts in Caddy's data
+// directory (XDG_DATA_HOME here) and they survive a restart.
+func TestEmbeddedStoreByDefault(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	noMeterOption := "{\n\tadmin {ADMIN}\n\tpersist_config off\n}\n" + minimalSite
+	g := startGatewayRedis(t, noMeterOption, "")
+	key := g.newAccount("e2e_embedded", 10, meter.ModeLive)
+	resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(3))
+	assertMoney(t, resp, "3", "7")
+	if _, err := os.Stat(filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy", "creditgate", "meter.db")); err != nil {
+		t.Fatalf("no database in Caddy's data directory: %v", err)
+	}
+	// A stop and a fresh start reopen the same database.
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	site := strings.TrimPrefix(g.URL, "http://")
+	if err := loadCaddyfile(t, noMeterOption, g.admin, site, ""); err != nil {
+		t.Fatal(err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	resp, _ = g.post("/", key, "application/pdf", pdftest.Pages(1))
+	assertMoney(t, resp, "1", "6")
+	g.assertBalance("e2e_embedded", 6, 0)
+}
+
+func TestEmbeddedStoreDataDirErrors(t *testing.T) {
 	caddyMu.Lock()
 	defer caddyMu.Unlock()
-	err := loadCaddyfile(t, "{\n\tadmin {ADMIN}\n\tpersist_config off\n}\n"+minimalSite, freeAddr(t), freeAddr(t), "")
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := "{\n\tadmin {ADMIN}\n\tpersist_config off\n\tmeter {\n\t\tdata_dir " + file + "\n\t}\n}\n" + minimalSite
+	err := loadCaddyfile(t, src, freeAddr(t), freeAddr(t), "")
 	if err == nil {
 		caddy.Stop()
-		t.Fatal("config without a store loaded")
+		t.Fatal("a data_dir that is a file was accepted")
 	}
-	if !strings.Contains(err.Error(), "no store configured") {
-		t.Fatalf("error %q", err)
+	if !strings.Contains(err.Error(), "data directory "+file) {
+		t.Fatalf("error %q does not name the directory", err)
 	}
 }
 

@@ -33,6 +33,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //
 //	meter {
 //		redis          <url>
+//		data_dir       <path>
 //		key_cache_ttl  <duration>
 //		store_timeout  <duration>
 //		count_memory   <size>
@@ -53,6 +54,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch sub {
 		case "redis":
 			a.Redis, err = oneArg(d)
+		case "data_dir":
+			a.DataDir, err = oneArg(d)
 		case "key_cache_ttl":
 			a.KeyCacheTTL, err = durationArg(d)
 		case "store_timeout":
@@ -60,7 +63,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "count_memory":
 			a.CountMemory, err = sizeArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, key_cache_ttl, store_timeout or count_memory)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, data_dir, key_cache_ttl, store_timeout or count_memory)", sub)
 		}
 		if err != nil {
 			return err

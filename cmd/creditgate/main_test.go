@@ -14,14 +14,12 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
-	"github.com/creditgate/creditgate/internal/redistest"
 )
 
 // TestDemoCaddyfileWithCLI builds the creditgate binary, runs it with the
-// repository's Caddyfile (as `make run` does), and drives it with the CLI
+// repository's Caddyfile and the embedded store (as `make run` does), and drives it with the CLI
 // exactly as the README shows.
 func TestDemoCaddyfileWithCLI(t *testing.T) {
-	rs := redistest.New(t)
 	bin := filepath.Join(t.TempDir(), "creditgate")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -29,7 +27,8 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := exec.CommandContext(ctx, bin, "run", "--config", "../../Caddyfile")
-	srv.Env = append(os.Environ(), "CREDITGATE_REDIS="+rs.URL(), "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
+	// The demo uses the embedded store, in Caddy's data directory.
+	srv.Env = append(os.Environ(), "HOME="+t.TempDir(), "XDG_DATA_HOME="+t.TempDir(), "XDG_CONFIG_HOME="+t.TempDir())
 	var logs bytes.Buffer
 	srv.Stdout, srv.Stderr = &logs, &logs
 	if err := srv.Start(); err != nil {

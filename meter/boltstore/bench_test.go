@@ -1,0 +1,46 @@
+package boltstore
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// BenchmarkReserveCommit is one metered request's store work: a reserve
+// and a commit, two fsynced transactions. Writes are serialized, so the
+// parallel form shows what concurrency gains (little: the disk's sync
+// latency is the bound).
+func BenchmarkReserveCommit(b *testing.B) {
+	for _, par := range []bool{false, true} {
+		b.Run(fmt.Sprintf("parallel=%v", par), func(b *testing.B) {
+			s := openTemp(b, Options{})
+			if _, err := s.CreateAccount(ctx, "a", MaxCredits); err != nil {
+				b.Fatal(err)
+			}
+			var n atomic.Int64
+			op := func() {
+				rid := fmt.Sprint("r", n.Add(1))
+				if _, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: "a", ID: rid, Amount: 1, TTL: time.Minute}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Commit(ctx, meter.CommitRequest{AccountID: "a", ReservationID: rid, Amount: 1, Route: "/x"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if par {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						op()
+					}
+				})
+				return
+			}
+			for i := 0; i < b.N; i++ {
+				op()
+			}
+		})
+	}
+}

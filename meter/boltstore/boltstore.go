@@ -1,0 +1,260 @@
+// Package boltstore implements meter.Store on an embedded bbolt database:
+// the store of a single gateway process that has no Redis. It keeps the
+// exact semantics of meter/redisstore (whose Lua scripts it follows step
+// by step; see money.go): every method is one bbolt transaction, so it is
+// atomic, and a committed transaction is fsynced before the method
+// returns. Time comes from Options.Now, the process clock by default.
+//
+// Layout. A top-level bucket "accounts" holds one bucket per account id:
+//
+//	"a"        the account record (JSON, see account in record.go)
+//	res/       reservation id -> record (JSON, see reservation)
+//	timers/    due ms (8 bytes, big-endian) + member -> "": what is due
+//	           when, as redisstore's timers zset. Members are "r:"+rid
+//	           (a hold's expiry, then a settled record's purge) and
+//	           "g:"+key (the purge of a Grant idempotency mapping).
+//	idem/      "r:"+key -> rid (Reserve); "g:"+key -> due ms + entry id
+//	ledger/    ms + seq (8 bytes each, big-endian) -> entry (JSON); the
+//	           id "<ms>-<seq>" sorts by time like a Redis stream id
+//	refunds/   usage entry id -> refund entry id
+//	usage/     period id (8 bytes) + route -> counters (JSON)
+//	keys/      key hash -> "": the account's keys
+//
+// and a top-level bucket "keys" maps a key hash to its record (JSON).
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Options configure a Store. The zero value is the production setting.
+type Options struct {
+	// Now is the store's clock, for reservation expiry, period state,
+	// ledger ids and creation times. Default time.Now. Tests pass a fake.
+	Now func() time.Time
+	// Retain is how long settled reservation records and idempotency
+	// mappings are kept: an Idempotency-Key replays for this long.
+	// Default 24h (as redisstore).
+	Retain time.Duration
+	// LockTimeout is how long Open waits for the file lock that another
+	// process (or another Store in this one) holds. Default 1s.
+	LockTimeout time.Duration
+}
+
+// Store is a meter.Store on a bbolt file. It is safe for concurrent use;
+// writes are serialized by bbolt, reads run beside them.
+type Store struct {
+	db       *bolt.DB
+	now      func() time.Time
+	retainMS int64
+	// beforeCommit, when set (by tests), runs just before a write
+	// transaction commits; an error from it fails the commit.
+	beforeCommit func(*bolt.Tx) error
+}
+
+// Open opens (creating it and its directory if need be) the database file
+// at path. It fails with a clear error when the directory is not writable
+// or another process holds the file.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Retain <= 0 {
+		opts.Retain = 24 * time.Hour
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if path == "" {
+		return nil, errors.New("boltstore: no database path")
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("boltstore: cannot create data directory %s: %w", dir, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("boltstore: %s is locked by another process (is another gateway using it?); waited %v", path, opts.LockTimeout)
+	case errors.Is(err, os.ErrPermission):
+		return nil, fmt.Errorf("boltstore: cannot open %s: %w (is the data directory writable by this user?)", path, err)
+	case err != nil:
+		return nil, fmt.Errorf("boltstore: cannot open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bAccounts, bKeys} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltstore: cannot initialise %s: %w", path, err)
+	}
+	return &Store{db: db, now: opts.Now, retainMS: opts.Retain.Milliseconds()}, nil
+}
+
+// Close closes the database, waiting for running transactions. Calls
+// after it fail with an internal error.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the database file's path.
+func (s *Store) Path() string { return s.db.Path() }
+
+var (
+	bAccounts = []byte("accounts")
+	bKeys     = []byte("keys")
+	kAccount  = []byte("a")
+	bRes      = []byte("res")
+	bTimers   = []byte("timers")
+	bIdem     = []byte("idem")
+	bLedger   = []byte("ledger")
+	bRefunds  = []byte("refunds")
+	bUsage    = []byte("usage")
+	bAcctKeys = []byte("keys")
+)
+
+// accountBuckets are the sub-buckets every account has.
+var accountBuckets = [][]byte{bRes, bTimers, bIdem, bLedger, bRefunds, bUsage, bAcctKeys}
+
+// op is the state of one write (or read) transaction on one account.
+type op struct {
+	s     *Store
+	tx    *bolt.Tx
+	b     *bolt.Bucket // the account's bucket
+	a     *account
+	now   int64
+	dirty bool // something was written: save a and commit
+}
+
+func (o *op) sub(name []byte) *bolt.Bucket { return o.b.Bucket(name) }
+
+// update runs fn in one write transaction on an existing account, after
+// open (which expires due holds and purges due records, as redisstore's
+// scripts do). A domain refusal from fn still commits what open and fn
+// changed before it (an expiry, a period rollover), like a script that
+// wrote before it refused; any other error rolls everything back.
+func (s *Store) update(ctx context.Context, id string, fn func(o *op) error) error {
+	if err := ctx.Err(); err != nil {
+		return meter.Unavailable(err)
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return meter.Unavailable(err)
+	}
+	defer tx.Rollback() // a no-op once committed
+	o, err := s.open(tx, id)
+	if err != nil {
+		return err
+	}
+	if err := o.sweep(); err != nil {
+		return internalErr(err)
+	}
+	ferr := fn(o)
+	if ferr != nil && meter.ErrorCode(ferr) == meter.ECodeInternal {
+		return ferr
+	}
+	if !o.dirty {
+		return ferr // nothing written: no commit, no fsync
+	}
+	if err := o.saveAccount(); err != nil {
+		return internalErr(err)
+	}
+	if err := s.commit(tx); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// commit commits a write transaction (rolled back by the caller's defer
+// when it fails, so nothing of it is kept).
+func (s *Store) commit(tx *bolt.Tx) error {
+	if s.beforeCommit != nil {
+		if err := s.beforeCommit(tx); err != nil {
+			return meter.Unavailable(err)
+		}
+	}
+	// A failed commit (disk full, I/O error, closed database) is the
+	// store being unavailable, as a Redis outage is: the gateway fails
+	// closed with 503, and nothing of the transaction is kept.
+	if err := tx.Commit(); err != nil {
+		return meter.Unavailable(err)
+	}
+	return nil
+}
+
+// view runs fn in a read transaction on an existing account, without
+// sweeping: callers whose answer depends on due timers use update.
+func (s *Store) view(ctx context.Context, id string, fn func(o *op) error) error {
+	if err := ctx.Err(); err != nil {
+		return meter.Unavailable(err)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		o, err := s.open(tx, id)
+		if err != nil {
+			return err
+		}
+		return fn(o)
+	})
+	return dbErr(err)
+}
+
+// dbErr maps an error of bbolt itself (a closed database) to an
+// unavailable store; domain errors pass through.
+func dbErr(err error) error {
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) || errors.Is(err, bolt.ErrTxClosed) {
+		return meter.Unavailable(err)
+	}
+	return err
+}
+
+// open loads an account in tx; ECodeAccountNotFound when there is none.
+func (s *Store) open(tx *bolt.Tx, id string) (*op, error) {
+	b := tx.Bucket(bAccounts).Bucket([]byte(id))
+	if b == nil {
+		return nil, notFound(id)
+	}
+	a, err := decodeAccount(b.Get(kAccount))
+	if err != nil {
+		return nil, internalErr(fmt.Errorf("boltstore: account %s: %w", id, err))
+	}
+	return &op{s: s, tx: tx, b: b, a: a, now: s.now().UnixMilli()}, nil
+}
+
+func (o *op) saveAccount() error {
+	raw, err := encode(o.a)
+	if err != nil {
+		return err
+	}
+	return o.b.Put(kAccount, raw)
+}
+
+func notFound(id string) error {
+	return meter.Errorf(meter.ECodeAccountNotFound, "account %q not found", id)
+}
+
+// internalErr wraps a database failure: it never reaches a client's eyes,
+// and the transaction it happened in left nothing behind.
+func internalErr(err error) error {
+	var me *meter.Error
+	if errors.As(err, &me) {
+		return err
+	}
+	return &meter.Error{Code: meter.ECodeInternal, Message: "metering store error", Err: err}
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+var _ meter.Store = (*Store)(nil)

@@ -1,0 +1,212 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"sort"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Ledger lists an account's entries, newest first: Limit, default 50, at
+// most 1000. From, To and Before are bounds on entry ids, as redisstore's
+// stream ranges: From includes "<from ms>-0", To and Before exclude.
+func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
+	if err := meter.ValidateAccountID(q.AccountID); err != nil {
+		return nil, err
+	}
+	limit := q.Limit
+	switch {
+	case limit < 0:
+		return nil, invalid("limit must not be negative")
+	case limit == 0:
+		limit = 50
+	case limit > 1000:
+		limit = 1000
+	}
+	var before ledgerID
+	if q.Before != "" {
+		var ok bool
+		if before, ok = parseLedgerID(q.Before); !ok {
+			return nil, invalid("cursor %q is not a ledger entry id", q.Before)
+		}
+	}
+	var upper []byte // exclusive; nil: none
+	if !q.To.IsZero() {
+		upper = timeBound(q.To).key()
+	}
+	if q.Before != "" && (upper == nil || bytes.Compare(before.key(), upper) < 0) {
+		upper = before.key()
+	}
+	var lower []byte
+	if !q.From.IsZero() {
+		lower = timeBound(q.From).key()
+	}
+	out := make([]meter.LedgerEntry, 0, limit)
+	err := s.view(ctx, q.AccountID, func(o *op) error {
+		c := o.sub(bLedger).Cursor()
+		var k, v []byte
+		switch {
+		case upper == nil:
+			k, v = c.Last()
+		default:
+			if k, _ = c.Seek(upper); k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Prev() {
+			if lower != nil && bytes.Compare(k, lower) < 0 {
+				break
+			}
+			var e entry
+			if err := decodeJSON(v, &e); err != nil {
+				return internalErr(err)
+			}
+			if q.Type == "" || e.Type == q.Type {
+				out = append(out, e.ledgerEntry(q.AccountID, ledgerIDOf(k)))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// TrimLedger removes an account's ledger entries older than before (ids
+// below "<before ms>-0"). Balances are kept in the account record, never
+// recomputed from the ledger, so trimming changes no balance.
+func (s *Store) TrimLedger(ctx context.Context, account string, before time.Time) (int64, error) {
+	if err := meter.ValidateAccountID(account); err != nil {
+		return 0, err
+	}
+	bound := timeBound(before).key()
+	var n int64
+	err := s.update(ctx, account, func(o *op) error {
+		c := o.sub(bLedger).Cursor()
+		var old [][]byte
+		for k, _ := c.First(); k != nil && bytes.Compare(k, bound) < 0; k, _ = c.Next() {
+			old = append(old, bytes.Clone(k))
+		}
+		for _, k := range old {
+			if err := o.del(bLedger, k); err != nil {
+				return internalErr(err)
+			}
+		}
+		n = int64(len(old))
+		return nil
+	})
+	return n, err
+}
+
+// Refund gives back (part of) what a usage entry took from the balance,
+// its balance and overage parts (-entry.Amount); the quota part was free
+// and is not given back. Amount 0 refunds all it took. An entry is
+// refunded at most once: a second refund, even of the rest, is
+// ECodeRefundNotAllowed, as is an amount over what it took.
+func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, error) {
+	if err := meter.ValidateAccountID(r.AccountID); err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	if err := checkAmount("refund amount", r.Amount); err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	if err := checkLen("description", r.Description, maxTextLen); err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	eid, ok := parseLedgerID(r.EntryID)
+	if !ok {
+		return meter.LedgerEntry{}, meter.Errorf(meter.ECodeNotFound, "no ledger entry %q", r.EntryID)
+	}
+	var out meter.LedgerEntry
+	err := s.update(ctx, r.AccountID, func(o *op) error {
+		a := o.a
+		if o.sub(bRefunds).Get([]byte(r.EntryID)) != nil {
+			return meter.Errorf(meter.ECodeRefundNotAllowed, "entry %s is already refunded", r.EntryID)
+		}
+		u, err := o.getEntry(eid)
+		if err != nil {
+			return internalErr(err)
+		}
+		if u == nil {
+			return meter.Errorf(meter.ECodeNotFound, "no ledger entry %s", r.EntryID)
+		}
+		if u.Type != meter.EntryUsage {
+			return meter.Errorf(meter.ECodeNotFound, "ledger entry %s is not a usage entry", r.EntryID)
+		}
+		took := -u.Amount
+		if took <= 0 {
+			return meter.Errorf(meter.ECodeRefundNotAllowed, "entry %s took nothing from the balance (quota only)", r.EntryID)
+		}
+		amount := int64(r.Amount)
+		if amount == 0 {
+			amount = took
+		}
+		if amount > took {
+			return meter.Errorf(meter.ECodeRefundNotAllowed, "a refund of %s credits exceeds the %s credits the entry took",
+				meter.Credits(amount), meter.Credits(took))
+		}
+		if a.Balance+amount > int64(MaxCredits) {
+			return invalid("balance would exceed the maximum")
+		}
+		a.Balance += amount
+		a.TotalUsed -= amount
+		e := &entry{Type: meter.EntryRefund, Amount: amount, BalanceAfter: a.Balance, Description: r.Description,
+			RefundOf: r.EntryID}
+		id, err := o.appendEntry(e)
+		if err == nil {
+			err = o.put(bRefunds, []byte(r.EntryID), []byte(id.String()))
+		}
+		if err != nil {
+			return internalErr(err)
+		}
+		out = e.ledgerEntry(r.AccountID, id)
+		return nil
+	})
+	if err != nil {
+		return meter.LedgerEntry{}, err
+	}
+	return out, nil
+}
+
+// Usage returns an account's usage by route in a period, most credits
+// first (then by route). Unlike redisstore's, whose counters expire about
+// two months after their period, counters are kept: they are a few bytes
+// per route and period.
+func (s *Store) Usage(ctx context.Context, account string, period meter.Period) ([]meter.RouteUsage, error) {
+	if err := meter.ValidateAccountID(account); err != nil {
+		return nil, err
+	}
+	var pid int64
+	if !period.Start.IsZero() {
+		pid = period.ID()
+	}
+	prefix := be64(pid)
+	out := []meter.RouteUsage{}
+	err := s.view(ctx, account, func(o *op) error {
+		c := o.sub(bUsage).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var n counters
+			if err := decodeJSON(v, &n); err != nil {
+				return internalErr(err)
+			}
+			out = append(out, meter.RouteUsage{Route: string(k[8:]), Requests: n.Requests, Pages: n.Pages,
+				Credits: meter.Credits(n.Credits)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Credits != out[j].Credits {
+			return out[i].Credits > out[j].Credits
+		}
+		return out[i].Route < out[j].Route
+	})
+	return out, nil
+}

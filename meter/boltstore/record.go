@@ -1,0 +1,188 @@
+package boltstore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// account is the account record: redisstore's account hash, field for
+// field (see lib.lua's FIELDS). Amounts are milli-credits.
+type account struct {
+	Balance        int64 `json:"balance"`
+	Reserved       int64 `json:"reserved"` // balance and overage parts of all holds
+	QRes           int64 `json:"q_res"`    // quota parts of the current period's holds
+	ORes           int64 `json:"o_res"`    // overage parts of the current period's holds
+	QUsed          int64 `json:"q_used"`
+	OUsed          int64 `json:"o_used"`
+	Period         int64 `json:"period"` // current period id (start ms), 0: none yet
+	PeriodEnd      int64 `json:"period_end"`
+	QuotaLimit     int64 `json:"quota_limit"`
+	OverageCap     int64 `json:"overage_cap"`
+	TotalPurchased int64 `json:"total_purchased"`
+	TotalUsed      int64 `json:"total_used"`
+	CreatedMS      int64 `json:"created_ms"`
+	// LastMS and LastSeq are the last ledger id given out, so ids keep
+	// increasing when the clock steps back (as a Redis stream's do).
+	LastMS    int64           `json:"last_ms"`
+	LastSeq   int64           `json:"last_seq"`
+	Settings  json.RawMessage `json:"settings,omitempty"`
+	QuotaUnit string          `json:"quota_unit,omitempty"`
+}
+
+func decodeAccount(raw []byte) (*account, error) {
+	if raw == nil {
+		return nil, errors.New("no account record")
+	}
+	a := new(account)
+	return a, json.Unmarshal(raw, a)
+}
+
+// Reservation states, as in lib.lua.
+const (
+	held      = "h"
+	committed = "c"
+	voided    = "v"
+	expired   = "x"
+)
+
+// reservation is a hold's record (lib.lua's load_res). Q, B, O are the
+// quota, balance and overage parts held (once committed: charged); Per
+// the period the hold was made in; Due the time of its timer.
+type reservation struct {
+	State   string `json:"s"`
+	Q       int64  `json:"q,omitempty"`
+	B       int64  `json:"b,omitempty"`
+	O       int64  `json:"o,omitempty"`
+	Per     int64  `json:"per,omitempty"`
+	Exp     int64  `json:"exp,omitempty"`
+	Due     int64  `json:"due"`
+	Charged int64  `json:"charged,omitempty"`
+	Bal     int64  `json:"bal,omitempty"`
+	Avail   int64  `json:"avail,omitempty"`
+	Late    bool   `json:"late,omitempty"`
+	Entry   string `json:"entry,omitempty"`
+	Idem    string `json:"idem,omitempty"`
+}
+
+func (r *reservation) amount() int64 { return r.Q + r.B + r.O }
+
+// entry is a stored ledger entry; its id and time are its key.
+type entry struct {
+	Type          string `json:"t"`
+	Amount        int64  `json:"a"`
+	BalanceAfter  int64  `json:"ba"`
+	Description   string `json:"d,omitempty"`
+	Route         string `json:"r,omitempty"`
+	RequestID     string `json:"rq,omitempty"`
+	ReservationID string `json:"rs,omitempty"`
+	Late          bool   `json:"l,omitempty"`
+	Quota         int64  `json:"q,omitempty"`
+	Overage       int64  `json:"o,omitempty"`
+	Pages         int    `json:"p,omitempty"`
+	RefundOf      string `json:"rf,omitempty"`
+}
+
+func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
+	return meter.LedgerEntry{ID: id.String(), AccountID: acct, Type: e.Type, Amount: meter.Credits(e.Amount),
+		BalanceAfter: meter.Credits(e.BalanceAfter), Description: e.Description, Route: e.Route,
+		RequestID: e.RequestID, ReservationID: e.ReservationID, Late: e.Late, Quota: meter.Credits(e.Quota),
+		Overage: meter.Credits(e.Overage), Pages: e.Pages, RefundOf: e.RefundOf, CreatedAt: msTime(int64(id.ms))}
+}
+
+// counters are one route's usage in one period.
+type counters struct {
+	Requests int64 `json:"n"`
+	Pages    int64 `json:"p,omitempty"`
+	Credits  int64 `json:"c,omitempty"`
+}
+
+// keyRecord is an API key's record, under its hash.
+type keyRecord struct {
+	Account   string `json:"account"`
+	Mode      string `json:"mode"`
+	Prefix    string `json:"prefix,omitempty"`
+	Last4     string `json:"last4,omitempty"`
+	CreatedMS int64  `json:"created_ms"`
+	RevokedMS int64  `json:"revoked_ms,omitempty"`
+}
+
+func (k *keyRecord) key(hash string) meter.Key {
+	out := meter.Key{ID: meter.KeyID(hash), Hash: hash, AccountID: k.Account, Mode: meter.Mode(k.Mode),
+		Prefix: k.Prefix, Last4: k.Last4, CreatedAt: msTime(k.CreatedMS)}
+	if k.RevokedMS > 0 {
+		out.RevokedAt = msTime(k.RevokedMS)
+	}
+	return out
+}
+
+func encode(v any) ([]byte, error) { return json.Marshal(v) }
+
+func decodeJSON(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// ledgerID is a ledger entry id, "<ms>-<seq>" like a Redis stream id:
+// its key is both numbers big-endian, so keys sort as ids do.
+type ledgerID struct{ ms, seq uint64 }
+
+var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+func parseLedgerID(s string) (ledgerID, bool) {
+	if !streamID.MatchString(s) {
+		return ledgerID{}, false
+	}
+	m, q, _ := strings.Cut(s, "-")
+	ms, err1 := strconv.ParseUint(m, 10, 64)
+	seq, err2 := strconv.ParseUint(q, 10, 64)
+	return ledgerID{ms, seq}, err1 == nil && err2 == nil
+}
+
+func (id ledgerID) String() string {
+	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
+}
+
+func (id ledgerID) key() []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, id.ms)
+	binary.BigEndian.PutUint64(k[8:], id.seq)
+	return k
+}
+
+func ledgerIDOf(k []byte) ledgerID {
+	return ledgerID{binary.BigEndian.Uint64(k), binary.BigEndian.Uint64(k[8:])}
+}
+
+// timeBound is the first ledger id at or after t (stream id "<ms>-0"); a
+// time before 1970 is the first id of all.
+func timeBound(t time.Time) ledgerID {
+	ms := t.UnixMilli()
+	if ms < 0 {
+		ms = 0
+	}
+	return ledgerID{ms: uint64(ms)}
+}
+
+// timerKey is the key of a timers entry: due ms, then the member.
+func timerKey(due int64, member string) []byte {
+	k := make([]byte, 8, 8+len(member))
+	binary.BigEndian.PutUint64(k, uint64(due))
+	return append(k, member...)
+}
+
+// usageKey is the key of a route's counters in a period.
+func usageKey(period int64, route string) []byte {
+	k := make([]byte, 8, 8+len(route))
+	binary.BigEndian.PutUint64(k, uint64(period))
+	return append(k, route...)
+}
+
+func be64(n int64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, uint64(n))
+	return k
+}

@@ -1,0 +1,320 @@
+package boltstore
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Reserve holds r.Amount of the account's credits for r.TTL, from the
+// quota, then the balance, then the overage (see money.go); it follows
+// redisstore's reserve.lua. With an IdempotencyKey: while the reservation
+// that holds the key is unsettled, ECodeIdempotencyConflict; once it is
+// committed (for Retain), a replay that reserves nothing; once it is
+// voided or expired, a new reservation.
+func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
+	if err := meter.ValidateAccountID(r.AccountID); err != nil {
+		return meter.Reservation{}, err
+	}
+	if err := checkAmount("reservation amount", r.Amount); err != nil {
+		return meter.Reservation{}, err
+	}
+	if r.ID == "" || len(r.ID) > maxRefLen {
+		return meter.Reservation{}, invalid("reservation id must be 1 to %d bytes", maxRefLen)
+	}
+	if r.TTL <= 0 {
+		return meter.Reservation{}, invalid("reservation TTL must be positive")
+	}
+	if err := checkLen("idempotency key", r.IdempotencyKey, maxIdemLen); err != nil {
+		return meter.Reservation{}, err
+	}
+	var pid, pend int64
+	if !r.Period.Start.IsZero() {
+		pid, pend = r.Period.ID(), r.Period.End.UnixMilli()
+		if pid <= 0 || !r.Period.End.After(r.Period.Start) {
+			return meter.Reservation{}, invalid("period must start after 1970 and end after it starts")
+		}
+	}
+	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
+	amount := int64(r.Amount)
+	var res meter.Reservation
+	err := s.update(ctx, r.AccountID, func(o *op) error {
+		a := o.a
+		if pid > a.Period {
+			// A newer period: holds of the old one keep their parts but no
+			// longer count here. An older id is read as the stored period.
+			a.Period, a.PeriodEnd = pid, pend
+			a.QUsed, a.QRes, a.OUsed, a.ORes = 0, 0, 0, 0
+			o.dirty = true
+		}
+		ok := func(amt int64, replayed string) error {
+			res = meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(amt),
+				Balance: meter.Credits(a.Balance), Available: meter.Credits(a.Balance - a.Reserved)}
+			if replayed != "" {
+				res.ID, res.Replayed = replayed, true
+			}
+			res.Quota, res.Overage = a.state()
+			return nil
+		}
+		prev, err := o.loadRes(r.ID)
+		if err != nil {
+			return internalErr(err)
+		}
+		if prev != nil {
+			return invalid("reservation id already used")
+		}
+		if r.IdempotencyKey != "" {
+			if rid := o.sub(bIdem).Get([]byte("r:" + r.IdempotencyKey)); rid != nil {
+				prid := string(rid)
+				p, err := o.loadRes(prid)
+				if err != nil {
+					return internalErr(err)
+				}
+				switch {
+				case p != nil && p.State == held && p.Exp <= o.now:
+					// Cannot happen after a full sweep; kept as in reserve.lua.
+					if err := o.expire(prid, p); err != nil {
+						return internalErr(err)
+					}
+				case p != nil && p.State == held:
+					return meter.Errorf(meter.ECodeIdempotencyConflict, "a request with this Idempotency-Key is still in progress")
+				case p != nil && p.State == committed:
+					return ok(p.Charged, prid)
+				}
+			}
+		}
+		q, b, ov := a.split(amount)
+		if q+b+ov < amount {
+			return refuse(a, amount)
+		}
+		a.Reserved, a.QRes, a.ORes = a.Reserved+b+ov, a.QRes+q, a.ORes+ov
+		o.dirty = true
+		hold := &reservation{State: held, Q: q, B: b, O: ov, Per: a.Period, Exp: o.now + ttl, Idem: r.IdempotencyKey}
+		if err := o.setTimer(r.ID, hold, hold.Exp); err != nil {
+			return internalErr(err)
+		}
+		if err := o.saveRes(r.ID, hold); err != nil {
+			return internalErr(err)
+		}
+		if r.IdempotencyKey != "" {
+			if err := o.put(bIdem, []byte("r:"+r.IdempotencyKey), []byte(r.ID)); err != nil {
+				return internalErr(err)
+			}
+		}
+		return ok(amount, "")
+	})
+	if err != nil {
+		return meter.Reservation{}, err
+	}
+	return res, nil
+}
+
+// refuse is the refusal of a reservation the pools cannot cover: the
+// overage's, the quota's or the balance's, in reserve.lua's order.
+func refuse(a *account, amount int64) error {
+	room := meter.Credits(a.Balance - a.Reserved)
+	req := meter.Credits(amount)
+	switch {
+	case a.Period > 0 && a.OverageCap > 0:
+		e := meter.Errorf(meter.ECodeOverageLimitReached, "the overage of this period (%s credits) cannot cover %s credits",
+			meter.Credits(a.OverageCap), req)
+		e.Details = map[string]any{"required": req, "available": room, "cap": meter.Credits(a.OverageCap)}
+		return e
+	case a.Period > 0 && a.QuotaLimit > 0 && room <= 0:
+		limit, used, resets := meter.Credits(a.QuotaLimit), meter.Credits(a.QUsed+a.QRes), msTime(a.PeriodEnd)
+		e := meter.Errorf(meter.ECodeQuotaExceeded, "%s", meter.QuotaMessage(limit, a.QuotaUnit, resets))
+		e.Details = map[string]any{"limit": limit, "used": used, "resets_at": resets}
+		return e
+	}
+	return insufficient(req, room)
+}
+
+func insufficient(req, avail meter.Credits) error {
+	e := meter.Errorf(meter.ECodeInsufficientCredits, "insufficient credits: %s required, %s available", req, avail)
+	e.Details = map[string]any{"required": req, "available": avail}
+	return e
+}
+
+// Commit charges min(c.Amount, reserved) from the reservation's parts,
+// quota first, then balance, then overage, and releases the rest; it
+// follows redisstore's commit.lua. A reservation that expired first is
+// charged min(c.Amount, reserved) from what the pools have now and marked
+// Late. The commit counts the request, its pages and its credits in the
+// usage by route of the reservation's period (the stored one when late).
+func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
+	if err := meter.ValidateAccountID(c.AccountID); err != nil {
+		return meter.Settlement{}, err
+	}
+	if err := checkAmount("commit amount", c.Amount); err != nil {
+		return meter.Settlement{}, err
+	}
+	if c.ReservationID == "" || len(c.ReservationID) > maxRefLen {
+		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
+	}
+	for _, f := range [...]struct{ what, v string }{
+		{"description", c.Description}, {"route", c.Route}, {"request id", c.RequestID},
+	} {
+		if err := checkLen(f.what, f.v, maxTextLen); err != nil {
+			return meter.Settlement{}, err
+		}
+	}
+	// redisstore keeps routes in hash fields "<route>\0..."; refused here too.
+	if strings.ContainsRune(c.Route, 0) {
+		return meter.Settlement{}, invalid("route must not contain NUL")
+	}
+	if c.Pages < 0 {
+		return meter.Settlement{}, invalid("pages must not be negative")
+	}
+	var st meter.Settlement
+	err := s.update(ctx, c.AccountID, func(o *op) error {
+		a, rid := o.a, c.ReservationID
+		r, err := o.loadRes(rid)
+		if err != nil {
+			return internalErr(err)
+		}
+		switch {
+		case r == nil:
+			return meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
+		case r.State == committed:
+			st = meter.Settlement{Charged: meter.Credits(r.Charged), Balance: meter.Credits(r.Bal),
+				Available: meter.Credits(r.Avail), EntryID: r.Entry, Late: r.Late}
+			st.Quota, st.Overage = a.state()
+			return nil
+		case r.State == voided:
+			return meter.Errorf(meter.ECodeReservationSettled, "reservation is already voided")
+		case r.State == held && r.Exp <= o.now:
+			if err := o.expire(rid, r); err != nil {
+				return internalErr(err)
+			}
+		}
+		if err := o.charge(rid, r, c); err != nil {
+			return internalErr(err)
+		}
+		st = meter.Settlement{Charged: meter.Credits(r.Charged), Balance: meter.Credits(a.Balance),
+			Available: meter.Credits(a.Balance - a.Reserved), EntryID: r.Entry, Late: r.Late}
+		st.Quota, st.Overage = a.state()
+		return nil
+	})
+	if err != nil {
+		return meter.Settlement{}, err
+	}
+	return st, nil
+}
+
+// charge settles a held or expired reservation r as used (commit.lua
+// from "local late").
+func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) error {
+	a := o.a
+	late := r.State == expired
+	bucket := r.Per
+	x := min(int64(c.Amount), r.amount())
+	var q, b, ov int64
+	current := true
+	if late {
+		bucket = a.Period
+		q, b, ov = a.split(x)
+		// The request was charged after all: let a retry with its key
+		// replay it, unless a retry already holds the key.
+		if k := []byte("r:" + r.Idem); r.Idem != "" && o.sub(bIdem).Get(k) == nil {
+			if err := o.put(bIdem, k, []byte(rid)); err != nil {
+				return err
+			}
+		}
+	} else {
+		q = min(x, r.Q)
+		b = min(x-q, r.B)
+		ov = x - q - b
+		current = r.Per == a.Period
+		a.release(r)
+	}
+	if current {
+		a.QUsed, a.OUsed = a.QUsed+q, a.OUsed+ov
+	}
+	charged := q + b + ov
+	a.Balance -= b + ov
+	a.TotalUsed += charged
+	o.dirty = true
+
+	entryID := ""
+	if charged > 0 {
+		id, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov), BalanceAfter: a.Balance,
+			Description: c.Description, Route: c.Route, RequestID: c.RequestID, ReservationID: rid,
+			Late: late, Quota: q, Overage: ov, Pages: c.Pages})
+		if err != nil {
+			return err
+		}
+		entryID = id.String()
+	}
+	if err := o.count(bucket, c.Route, int64(c.Pages), charged); err != nil {
+		return err
+	}
+	r.State, r.Charged, r.Entry, r.Late = committed, charged, entryID, late
+	r.Q, r.B, r.O = q, b, ov
+	r.Bal, r.Avail = a.Balance, a.Balance-a.Reserved
+	return o.finish(rid, r)
+}
+
+// count adds a request to a route's usage in a period.
+func (o *op) count(period int64, route string, pages, credits int64) error {
+	k := usageKey(period, route)
+	var n counters
+	if raw := o.sub(bUsage).Get(k); raw != nil {
+		if err := decodeJSON(raw, &n); err != nil {
+			return err
+		}
+	}
+	n.Requests++
+	n.Pages += pages
+	n.Credits += credits
+	raw, err := encode(&n)
+	if err != nil {
+		return err
+	}
+	return o.put(bUsage, k, raw)
+}
+
+// Void releases a held reservation without charging. Voiding a voided or
+// expired one succeeds and changes nothing; a committed one is
+// ECodeReservationSettled.
+func (s *Store) Void(ctx context.Context, accountID, reservationID string) (meter.Settlement, error) {
+	if err := meter.ValidateAccountID(accountID); err != nil {
+		return meter.Settlement{}, err
+	}
+	if reservationID == "" || len(reservationID) > maxRefLen {
+		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
+	}
+	var st meter.Settlement
+	err := s.update(ctx, accountID, func(o *op) error {
+		r, err := o.loadRes(reservationID)
+		if err != nil {
+			return internalErr(err)
+		}
+		switch {
+		case r == nil:
+			return meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
+		case r.State == committed:
+			return meter.Errorf(meter.ECodeReservationSettled, "reservation is already committed")
+		case r.State == held && r.Exp <= o.now:
+			err = o.expire(reservationID, r)
+		case r.State == held:
+			r.State = voided
+			if err = o.dropIdem(reservationID, r); err == nil {
+				err = o.finish(reservationID, r)
+			}
+			o.a.release(r)
+			o.dirty = true
+		}
+		if err != nil {
+			return internalErr(err)
+		}
+		st = meter.Settlement{Balance: meter.Credits(o.a.Balance), Available: meter.Credits(o.a.Balance - o.a.Reserved)}
+		st.Quota, st.Overage = o.a.state()
+		return nil
+	})
+	if err != nil {
+		return meter.Settlement{}, err
+	}
+	return st, nil
+}
