@@ -17,7 +17,7 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 	if err := meter.ValidateAccountID(id); err != nil {
 		return meter.Account{}, err
 	}
-	if err := checkAmount("initial credits", initial); err != nil {
+	if err := meter.CheckAmount("initial credits", initial); err != nil {
 		return meter.Account{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -97,8 +97,8 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 	if err != nil {
 		return meter.Account{}, internalErr(err)
 	}
-	if st.MonthlyQuota < 0 || st.OverageCap < 0 || st.MonthlyQuota > MaxCredits || st.OverageCap > MaxCredits {
-		return meter.Account{}, invalid("monthly_quota and overage_cap must be between 0 and %s credits", MaxCredits)
+	if err := st.ValidateAmounts(); err != nil {
+		return meter.Account{}, err
 	}
 	var a meter.Account
 	err = s.update(ctx, id, func(o *op) error {
@@ -131,23 +131,7 @@ func (o *op) account(id string) (meter.Account, error) {
 // take more than the available balance. With an IdempotencyKey seen in
 // the last Retain, the first entry is returned and nothing is recorded.
 func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, error) {
-	if err := meter.ValidateAccountID(g.AccountID); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	switch {
-	case g.Type != meter.EntryPurchase && g.Type != meter.EntryAdjustment:
-		return meter.LedgerEntry{}, invalid("grant type must be %q or %q", meter.EntryPurchase, meter.EntryAdjustment)
-	case g.Amount == 0:
-		return meter.LedgerEntry{}, invalid("grant amount must not be 0")
-	case g.Type == meter.EntryPurchase && g.Amount < 0:
-		return meter.LedgerEntry{}, invalid("a purchase must be positive; use an adjustment to remove credits")
-	case g.Amount > MaxCredits || g.Amount < -MaxCredits:
-		return meter.LedgerEntry{}, invalid("grant amount out of range")
-	}
-	if err := checkLen("description", g.Description, maxTextLen); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	if err := checkLen("idempotency key", g.IdempotencyKey, maxIdemLen); err != nil {
+	if err := g.Validate(); err != nil {
 		return meter.LedgerEntry{}, err
 	}
 	var out meter.LedgerEntry

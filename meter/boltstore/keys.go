@@ -14,17 +14,8 @@ import (
 // Adding the same key to the same account again is a no-op; a hash that
 // belongs to another account is refused.
 func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
-	if err := meter.ValidateAccountID(k.AccountID); err != nil {
+	if err := k.Validate(); err != nil {
 		return err
-	}
-	if !isSHA256Hex(k.Hash) {
-		return invalid("key hash must be a lowercase hex SHA-256 (see meter.HashKey)")
-	}
-	if k.Mode != meter.ModeLive && k.Mode != meter.ModeTest {
-		return invalid("key mode must be %q or %q", meter.ModeLive, meter.ModeTest)
-	}
-	if len(k.Prefix) > 32 || len(k.Last4) > 8 {
-		return invalid("key prefix or last4 too long")
 	}
 	return s.update(ctx, k.AccountID, func(o *op) error {
 		keys := o.tx.Bucket(bKeys)

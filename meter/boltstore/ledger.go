@@ -13,23 +13,15 @@ import (
 // most 1000. From, To and Before are bounds on entry ids, as redisstore's
 // stream ranges: From includes "<from ms>-0", To and Before exclude.
 func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
-	if err := meter.ValidateAccountID(q.AccountID); err != nil {
+	limit, err := q.Validate()
+	if err != nil {
 		return nil, err
-	}
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, invalid("limit must not be negative")
-	case limit == 0:
-		limit = 50
-	case limit > 1000:
-		limit = 1000
 	}
 	var before ledgerID
 	if q.Before != "" {
 		var ok bool
-		if before, ok = parseLedgerID(q.Before); !ok {
-			return nil, invalid("cursor %q is not a ledger entry id", q.Before)
+		if before, ok = parseLedgerID(q.Before); !ok { // checked by Validate
+			return nil, meter.Errorf(meter.ECodeInvalid, "cursor %q is not a ledger entry id", q.Before)
 		}
 	}
 	var upper []byte // exclusive; nil: none
@@ -44,7 +36,7 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 		lower = timeBound(q.From).key()
 	}
 	out := make([]meter.LedgerEntry, 0, limit)
-	err := s.view(ctx, q.AccountID, func(o *op) error {
+	err = s.view(ctx, q.AccountID, func(o *op) error {
 		c := o.sub(bLedger).Cursor()
 		var k, v []byte
 		switch {
@@ -109,13 +101,7 @@ func (s *Store) TrimLedger(ctx context.Context, account string, before time.Time
 // refunded at most once: a second refund, even of the rest, is
 // ECodeRefundNotAllowed, as is an amount over what it took.
 func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, error) {
-	if err := meter.ValidateAccountID(r.AccountID); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	if err := checkAmount("refund amount", r.Amount); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	if err := checkLen("description", r.Description, maxTextLen); err != nil {
+	if err := r.Validate(); err != nil {
 		return meter.LedgerEntry{}, err
 	}
 	eid, ok := parseLedgerID(r.EntryID)

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -15,27 +14,12 @@ import (
 // committed (for Retain), a replay that reserves nothing; once it is
 // voided or expired, a new reservation.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	if err := meter.ValidateAccountID(r.AccountID); err != nil {
-		return meter.Reservation{}, err
-	}
-	if err := checkAmount("reservation amount", r.Amount); err != nil {
-		return meter.Reservation{}, err
-	}
-	if r.ID == "" || len(r.ID) > maxRefLen {
-		return meter.Reservation{}, invalid("reservation id must be 1 to %d bytes", maxRefLen)
-	}
-	if r.TTL <= 0 {
-		return meter.Reservation{}, invalid("reservation TTL must be positive")
-	}
-	if err := checkLen("idempotency key", r.IdempotencyKey, maxIdemLen); err != nil {
+	if err := r.Validate(); err != nil {
 		return meter.Reservation{}, err
 	}
 	var pid, pend int64
 	if !r.Period.Start.IsZero() {
 		pid, pend = r.Period.ID(), r.Period.End.UnixMilli()
-		if pid <= 0 || !r.Period.End.After(r.Period.Start) {
-			return meter.Reservation{}, invalid("period must start after 1970 and end after it starts")
-		}
 	}
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	amount := int64(r.Amount)
@@ -144,28 +128,8 @@ func insufficient(req, avail meter.Credits) error {
 // Late. The commit counts the request, its pages and its credits in the
 // usage by route of the reservation's period (the stored one when late).
 func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
-	if err := meter.ValidateAccountID(c.AccountID); err != nil {
+	if err := c.Validate(); err != nil {
 		return meter.Settlement{}, err
-	}
-	if err := checkAmount("commit amount", c.Amount); err != nil {
-		return meter.Settlement{}, err
-	}
-	if c.ReservationID == "" || len(c.ReservationID) > maxRefLen {
-		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
-	}
-	for _, f := range [...]struct{ what, v string }{
-		{"description", c.Description}, {"route", c.Route}, {"request id", c.RequestID},
-	} {
-		if err := checkLen(f.what, f.v, maxTextLen); err != nil {
-			return meter.Settlement{}, err
-		}
-	}
-	// redisstore keeps routes in hash fields "<route>\0..."; refused here too.
-	if strings.ContainsRune(c.Route, 0) {
-		return meter.Settlement{}, invalid("route must not contain NUL")
-	}
-	if c.Pages < 0 {
-		return meter.Settlement{}, invalid("pages must not be negative")
 	}
 	var st meter.Settlement
 	err := s.update(ctx, c.AccountID, func(o *op) error {
@@ -282,7 +246,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	if err := meter.ValidateAccountID(accountID); err != nil {
 		return meter.Settlement{}, err
 	}
-	if reservationID == "" || len(reservationID) > maxRefLen {
+	if reservationID == "" || len(reservationID) > meter.MaxRefLen {
 		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
 	}
 	var st meter.Settlement

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +19,7 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 	if err := meter.ValidateAccountID(id); err != nil {
 		return meter.Account{}, err
 	}
-	if err := checkAmount("initial credits", initial); err != nil {
+	if err := meter.CheckAmount("initial credits", initial); err != nil {
 		return meter.Account{}, err
 	}
 	r, err := s.run(ctx, createAccountScript, id, int64(initial), nonce())
@@ -61,8 +60,8 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 	if err != nil {
 		return meter.Account{}, internalErr(err)
 	}
-	if st.MonthlyQuota < 0 || st.OverageCap < 0 || st.MonthlyQuota > MaxCredits || st.OverageCap > MaxCredits {
-		return meter.Account{}, invalid("monthly_quota and overage_cap must be between 0 and %s credits", MaxCredits)
+	if err := st.ValidateAmounts(); err != nil {
+		return meter.Account{}, err
 	}
 	r, err := s.run(ctx, settingsScript, id, string(b), int64(st.MonthlyQuota), int64(st.OverageCap), st.QuotaUnit)
 	if err != nil {
@@ -96,17 +95,8 @@ func accountFrom(id string, r *reply) meter.Account {
 // account's key set. The record's CreatedAt is the server's time; k's is
 // ignored. Adding the same key to the same account again is a no-op.
 func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
-	if err := meter.ValidateAccountID(k.AccountID); err != nil {
+	if err := k.Validate(); err != nil {
 		return err
-	}
-	if !isSHA256Hex(k.Hash) {
-		return invalid("key hash must be a lowercase hex SHA-256 (see meter.HashKey)")
-	}
-	if k.Mode != meter.ModeLive && k.Mode != meter.ModeTest {
-		return invalid("key mode must be %q or %q", meter.ModeLive, meter.ModeTest)
-	}
-	if len(k.Prefix) > 32 || len(k.Last4) > 8 {
-		return invalid("key prefix or last4 too long")
 	}
 	n, err := s.c.Exists(ctx, s.accountKeys(k.AccountID)[0]).Result()
 	if err != nil {
@@ -133,7 +123,7 @@ func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
 // LookupKey returns the key record of a hash; ECodeInvalidAPIKey if none.
 func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 	unknown := meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
-	if !isSHA256Hex(hash) {
+	if !meter.IsKeyHash(hash) {
 		return meter.Key{}, unknown
 	}
 	m, err := s.c.HGetAll(ctx, s.keyRecordKey(hash)).Result()
@@ -146,40 +136,12 @@ func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 	return keyFrom(hash, m), nil
 }
 
-func isSHA256Hex(h string) bool {
-	if len(h) != 64 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		if !('0' <= h[i] && h[i] <= '9' || 'a' <= h[i] && h[i] <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // Grant adds (or, negative, removes) credits with a ledger entry. A
 // purchase must be positive; an adjustment may be negative but may not
 // take more than the available balance. With an IdempotencyKey seen in
 // the last Retain, the first entry is returned and nothing is recorded.
 func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, error) {
-	if err := meter.ValidateAccountID(g.AccountID); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	switch {
-	case g.Type != meter.EntryPurchase && g.Type != meter.EntryAdjustment:
-		return meter.LedgerEntry{}, invalid("grant type must be %q or %q", meter.EntryPurchase, meter.EntryAdjustment)
-	case g.Amount == 0:
-		return meter.LedgerEntry{}, invalid("grant amount must not be 0")
-	case g.Type == meter.EntryPurchase && g.Amount < 0:
-		return meter.LedgerEntry{}, invalid("a purchase must be positive; use an adjustment to remove credits")
-	case g.Amount > MaxCredits || g.Amount < -MaxCredits:
-		return meter.LedgerEntry{}, invalid("grant amount out of range")
-	}
-	if err := checkLen("description", g.Description, maxTextLen); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	if err := checkLen("idempotency key", g.IdempotencyKey, maxIdemLen); err != nil {
+	if err := g.Validate(); err != nil {
 		return meter.LedgerEntry{}, err
 	}
 	idem := g.IdempotencyKey
@@ -201,20 +163,9 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 // Ledger lists an account's entries, newest first: Limit, default 50,
 // at most 1000.
 func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
-	if err := meter.ValidateAccountID(q.AccountID); err != nil {
+	limit, err := q.Validate()
+	if err != nil {
 		return nil, err
-	}
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, invalid("limit must not be negative")
-	case limit == 0:
-		limit = 50
-	case limit > 1000:
-		limit = 1000
-	}
-	if q.Before != "" && !streamID.MatchString(q.Before) {
-		return nil, invalid("cursor %q is not a ledger entry id", q.Before)
 	}
 	keys := s.accountKeys(q.AccountID)
 	exists, err := s.c.Exists(ctx, keys[0]).Result()
@@ -263,8 +214,6 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 	}
 	return out, nil
 }
-
-var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 
 // idLess compares two stream ids "<ms>-<seq>".
 func idLess(a, b string) bool {

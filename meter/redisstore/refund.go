@@ -17,16 +17,10 @@ import (
 // restores the balance and lowers TotalUsed; it does not give back quota
 // or the period's overage, nor change the usage by route.
 func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, error) {
-	if err := meter.ValidateAccountID(r.AccountID); err != nil {
+	if err := r.Validate(); err != nil {
 		return meter.LedgerEntry{}, err
 	}
-	if err := checkAmount("refund amount", r.Amount); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	if err := checkLen("description", r.Description, maxTextLen); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	if !streamID.MatchString(r.EntryID) {
+	if !meter.LedgerEntryID.MatchString(r.EntryID) {
 		return meter.LedgerEntry{}, meter.Errorf(meter.ECodeNotFound, "no ledger entry %q", r.EntryID)
 	}
 	rep, err := s.run(ctx, refundScript, r.AccountID, r.EntryID, int64(r.Amount), r.Description, nonce())

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -15,27 +14,12 @@ import (
 // ECodeIdempotencyConflict; once it is committed (for Retain), a replay
 // that reserves nothing; once it is voided or expired, a new reservation.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	if err := meter.ValidateAccountID(r.AccountID); err != nil {
-		return meter.Reservation{}, err
-	}
-	if err := checkAmount("reservation amount", r.Amount); err != nil {
-		return meter.Reservation{}, err
-	}
-	if r.ID == "" || len(r.ID) > maxRefLen {
-		return meter.Reservation{}, invalid("reservation id must be 1 to %d bytes", maxRefLen)
-	}
-	if r.TTL <= 0 {
-		return meter.Reservation{}, invalid("reservation TTL must be positive")
-	}
-	if err := checkLen("idempotency key", r.IdempotencyKey, maxIdemLen); err != nil {
+	if err := r.Validate(); err != nil {
 		return meter.Reservation{}, err
 	}
 	var pid, pend int64
 	if !r.Period.Start.IsZero() {
 		pid, pend = r.Period.ID(), r.Period.End.UnixMilli()
-		if pid <= 0 || !r.Period.End.After(r.Period.Start) {
-			return meter.Reservation{}, invalid("period must start after 1970 and end after it starts")
-		}
 	}
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend)
@@ -61,27 +45,8 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 // time. The commit also counts the request, its pages and its credits in
 // the usage by route of the reservation's period.
 func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
-	if err := meter.ValidateAccountID(c.AccountID); err != nil {
+	if err := c.Validate(); err != nil {
 		return meter.Settlement{}, err
-	}
-	if err := checkAmount("commit amount", c.Amount); err != nil {
-		return meter.Settlement{}, err
-	}
-	if c.ReservationID == "" || len(c.ReservationID) > maxRefLen {
-		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
-	}
-	for _, f := range [...]struct{ what, v string }{
-		{"description", c.Description}, {"route", c.Route}, {"request id", c.RequestID},
-	} {
-		if err := checkLen(f.what, f.v, maxTextLen); err != nil {
-			return meter.Settlement{}, err
-		}
-	}
-	if strings.ContainsRune(c.Route, 0) {
-		return meter.Settlement{}, invalid("route must not contain NUL")
-	}
-	if c.Pages < 0 {
-		return meter.Settlement{}, invalid("pages must not be negative")
 	}
 	// The usage hash is a key of the script, so it is named here, for the
 	// period the script will count the charge in: the one last seen for
@@ -119,7 +84,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	if err := meter.ValidateAccountID(accountID); err != nil {
 		return meter.Settlement{}, err
 	}
-	if reservationID == "" || len(reservationID) > maxRefLen {
+	if reservationID == "" || len(reservationID) > meter.MaxRefLen {
 		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
 	}
 	rep, err := s.run(ctx, voidScript, accountID, reservationID)

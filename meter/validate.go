@@ -1,0 +1,178 @@
+package meter
+
+import (
+	"regexp"
+	"strings"
+)
+
+// MaxCredits bounds every amount and balance: 2^53 milli-credits, where
+// the doubles of Redis's Lua stop being exact. Both stores accept and
+// refuse the same amounts.
+const MaxCredits = Credits(1 << 53)
+
+// Limits of caller-chosen strings kept in a store.
+const (
+	MaxRefLen  = 128 // reservation ids
+	MaxIdemLen = 255 // idempotency keys
+	MaxTextLen = 1024
+)
+
+// The checks below are the ones every Store applies before touching its
+// data, so that both stores refuse the same requests with the same codes.
+
+func invalid(format string, args ...any) error { return Errorf(ECodeInvalid, format, args...) }
+
+// CheckAmount checks a non-negative amount of credits.
+func CheckAmount(what string, c Credits) error {
+	if c < 0 || c > MaxCredits {
+		return invalid("%s must be between 0 and %s credits", what, MaxCredits)
+	}
+	return nil
+}
+
+func checkLen(what, s string, n int) error {
+	if len(s) > n {
+		return invalid("%s is longer than %d bytes", what, n)
+	}
+	return nil
+}
+
+// Validate checks a reservation request.
+func (r ReserveRequest) Validate() error {
+	if err := ValidateAccountID(r.AccountID); err != nil {
+		return err
+	}
+	if err := CheckAmount("reservation amount", r.Amount); err != nil {
+		return err
+	}
+	if r.ID == "" || len(r.ID) > MaxRefLen {
+		return invalid("reservation id must be 1 to %d bytes", MaxRefLen)
+	}
+	if r.TTL <= 0 {
+		return invalid("reservation TTL must be positive")
+	}
+	if err := checkLen("idempotency key", r.IdempotencyKey, MaxIdemLen); err != nil {
+		return err
+	}
+	if !r.Period.Start.IsZero() && (r.Period.ID() <= 0 || !r.Period.End.After(r.Period.Start)) {
+		return invalid("period must start after 1970 and end after it starts")
+	}
+	return nil
+}
+
+// Validate checks a commit request. An impossible reservation id is
+// reported as not found, like an unknown one.
+func (c CommitRequest) Validate() error {
+	if err := ValidateAccountID(c.AccountID); err != nil {
+		return err
+	}
+	if err := CheckAmount("commit amount", c.Amount); err != nil {
+		return err
+	}
+	if c.ReservationID == "" || len(c.ReservationID) > MaxRefLen {
+		return Errorf(ECodeReservationNotFound, "reservation not found")
+	}
+	for _, f := range [...]struct{ what, v string }{
+		{"description", c.Description}, {"route", c.Route}, {"request id", c.RequestID},
+	} {
+		if err := checkLen(f.what, f.v, MaxTextLen); err != nil {
+			return err
+		}
+	}
+	if strings.ContainsRune(c.Route, 0) {
+		return invalid("route must not contain NUL")
+	}
+	if c.Pages < 0 {
+		return invalid("pages must not be negative")
+	}
+	return nil
+}
+
+// Validate checks a grant.
+func (g Grant) Validate() error {
+	if err := ValidateAccountID(g.AccountID); err != nil {
+		return err
+	}
+	switch {
+	case g.Type != EntryPurchase && g.Type != EntryAdjustment:
+		return invalid("grant type must be %q or %q", EntryPurchase, EntryAdjustment)
+	case g.Amount == 0:
+		return invalid("grant amount must not be 0")
+	case g.Type == EntryPurchase && g.Amount < 0:
+		return invalid("a purchase must be positive; use an adjustment to remove credits")
+	case g.Amount > MaxCredits || g.Amount < -MaxCredits:
+		return invalid("grant amount out of range")
+	}
+	if err := checkLen("description", g.Description, MaxTextLen); err != nil {
+		return err
+	}
+	return checkLen("idempotency key", g.IdempotencyKey, MaxIdemLen)
+}
+
+// Validate checks a refund's account, amount and description; the entry
+// id's form is the store's.
+func (r Refund) Validate() error {
+	if err := ValidateAccountID(r.AccountID); err != nil {
+		return err
+	}
+	if err := CheckAmount("refund amount", r.Amount); err != nil {
+		return err
+	}
+	return checkLen("description", r.Description, MaxTextLen)
+}
+
+// Validate checks a key record before it is stored.
+func (k Key) Validate() error {
+	if err := ValidateAccountID(k.AccountID); err != nil {
+		return err
+	}
+	if !sha256Hex.MatchString(k.Hash) {
+		return invalid("key hash must be a lowercase hex SHA-256 (see meter.HashKey)")
+	}
+	if k.Mode != ModeLive && k.Mode != ModeTest {
+		return invalid("key mode must be %q or %q", ModeLive, ModeTest)
+	}
+	if len(k.Prefix) > 32 || len(k.Last4) > 8 {
+		return invalid("key prefix or last4 too long")
+	}
+	return nil
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// IsKeyHash reports whether h has the form of HashKey's result.
+func IsKeyHash(h string) bool { return sha256Hex.MatchString(h) }
+
+// LedgerEntryID matches the ledger entry ids of every store: "<ms>-<seq>",
+// which sort by time (Redis stream ids).
+var LedgerEntryID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
+// Validate checks a ledger query and returns its effective limit (0 means
+// 50; at most 1000).
+func (q LedgerQuery) Validate() (limit int, err error) {
+	if err := ValidateAccountID(q.AccountID); err != nil {
+		return 0, err
+	}
+	switch {
+	case q.Limit < 0:
+		return 0, invalid("limit must not be negative")
+	case q.Limit == 0:
+		limit = 50
+	case q.Limit > 1000:
+		limit = 1000
+	default:
+		limit = q.Limit
+	}
+	if q.Before != "" && !LedgerEntryID.MatchString(q.Before) {
+		return 0, invalid("cursor %q is not a ledger entry id", q.Before)
+	}
+	return limit, nil
+}
+
+// ValidateAmounts checks the quota and overage amounts of settings.
+func (s Settings) ValidateAmounts() error {
+	if s.MonthlyQuota < 0 || s.OverageCap < 0 || s.MonthlyQuota > MaxCredits || s.OverageCap > MaxCredits {
+		return invalid("monthly_quota and overage_cap must be between 0 and %s credits", MaxCredits)
+	}
+	return nil
+}
