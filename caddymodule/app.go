@@ -55,7 +55,17 @@ type App struct {
 	// it gets 422. Default: 256 MiB.
 	CountMemory int64 `json:"count_memory,omitempty"`
 
+	// LedgerRetention, when set, trims ledger entries older than this from
+	// every account, in the background (balances never depend on trimmed
+	// entries). Default: keep everything.
+	LedgerRetention caddy.Duration `json:"ledger_retention,omitempty"`
+
+	// RetentionInterval is how often the retention runs. Default: 1h.
+	RetentionInterval caddy.Duration `json:"retention_interval,omitempty"`
+
 	store   meter.Store
+	stop    context.CancelFunc
+	done    chan struct{}
 	poolKey string
 	keys    *keyCache
 	budget  *usage.Budget
@@ -84,6 +94,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.StoreTimeout == 0 {
 		a.StoreTimeout = caddy.Duration(2 * time.Second)
+	}
+	if a.RetentionInterval == 0 {
+		a.RetentionInterval = caddy.Duration(time.Hour)
 	}
 	if a.CountMemory == 0 {
 		a.CountMemory = 256 << 20
@@ -150,14 +163,31 @@ func (a *App) Validate() error {
 	if a.CountMemory < 0 {
 		return fmt.Errorf("meter: count_memory must be positive")
 	}
+	if a.LedgerRetention < 0 || a.RetentionInterval < 0 {
+		return fmt.Errorf("meter: ledger_retention and retention_interval must be positive")
+	}
 	return nil
 }
 
-// Start implements caddy.App; the store is ready after Provision.
-func (a *App) Start() error { return nil }
+// Start starts the background work: ledger retention, when configured.
+func (a *App) Start() error {
+	if a.LedgerRetention > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stop = cancel
+		a.done = make(chan struct{})
+		go a.retain(ctx, time.Duration(a.LedgerRetention), time.Duration(a.RetentionInterval))
+	}
+	return nil
+}
 
-// Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+// Stop stops the background work and waits for it.
+func (a *App) Stop() error {
+	if a.stop != nil {
+		a.stop()
+		<-a.done
+	}
+	return nil
+}
 
 // Cleanup releases this config's use of the store; the pool closes it when
 // no config uses it any more.
@@ -167,6 +197,51 @@ func (a *App) Cleanup() error {
 	}
 	_, err := stores.Delete(a.poolKey)
 	return err
+}
+
+// retain trims every account's ledger to the retention, now and then
+// every interval, until ctx ends. With several gateways each trims; the
+// trims are idempotent.
+func (a *App) retain(ctx context.Context, retention, every time.Duration) {
+	defer close(a.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := a.trimAll(ctx, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			a.logger.Error("ledger retention", zap.Error(err))
+		} else if n > 0 {
+			a.logger.Info("ledger retention", zap.Int64("entries_removed", n), zap.Duration("retention", retention))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// trimAll trims every account's ledger entries older than before.
+func (a *App) trimAll(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	after := ""
+	for {
+		ids, err := a.store.ListAccounts(ctx, after, 500)
+		if err != nil {
+			return total, err
+		}
+		for _, id := range ids {
+			n, err := a.store.TrimLedger(ctx, id, before)
+			if err != nil && meter.ErrorCode(err) != meter.ECodeAccountNotFound {
+				return total, err
+			}
+			total += n
+		}
+		if len(ids) < 500 {
+			return total, nil
+		}
+		after = ids[len(ids)-1]
+	}
 }
 
 // Store returns the app's store.

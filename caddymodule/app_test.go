@@ -190,3 +190,26 @@ func TestCountMemoryBudget(t *testing.T) {
 	assertMoney(t, resp, "2", "8")
 	g.assertBalance("e2e_budget", 8, 0)
 }
+
+// With ledger_retention, old ledger entries are trimmed in the background;
+// balances are untouched.
+func TestLedgerRetention(t *testing.T) {
+	src := strings.Replace(globalBlock, "redis {REDIS}", "redis {REDIS}\n\t\tledger_retention 1s\n\t\tretention_interval 100ms", 1) + minimalSite
+	g := startGateway(t, src)
+	key := g.newAccount("e2e_retention", 10, meter.ModeLive)
+	resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(1))
+	assertMoney(t, resp, "1", "9")
+	if n := len(g.ledger("e2e_retention")); n != 2 {
+		t.Fatalf("%d ledger entries before the retention passed, want 2", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(g.ledger("e2e_retention")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("entries older than ledger_retention were not trimmed")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if a := g.account("e2e_retention"); a.Balance != credits(9) {
+		t.Fatalf("balance after trimming: %s", a.Balance)
+	}
+}

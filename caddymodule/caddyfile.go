@@ -37,6 +37,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		key_cache_ttl  <duration>
 //		store_timeout  <duration>
 //		count_memory   <size>
+//		ledger_retention   <duration>
+//		retention_interval <duration>
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
@@ -62,8 +64,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.StoreTimeout, err = durationArg(d)
 		case "count_memory":
 			a.CountMemory, err = sizeArg(d)
+		case "ledger_retention":
+			a.LedgerRetention, err = durationArg(d)
+		case "retention_interval":
+			a.RetentionInterval, err = durationArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, data_dir, key_cache_ttl, store_timeout or count_memory)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, data_dir, key_cache_ttl, store_timeout, count_memory, ledger_retention or retention_interval)", sub)
 		}
 		if err != nil {
 			return err
