@@ -4,6 +4,7 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +34,21 @@ type App struct {
 	// Without it, an embedded store in DataDir is used: right for one
 	// gateway process; several gateways need Redis.
 	Redis string `json:"redis,omitempty"`
+
+	// RedisCluster lists seed nodes (host:port) of a Redis Cluster, used
+	// instead of Redis.
+	RedisCluster []string `json:"redis_cluster,omitempty"`
+
+	// RedisSentinel is a Sentinel master name followed by the sentinels'
+	// addresses (host:port), used instead of Redis.
+	RedisSentinel []string `json:"redis_sentinel,omitempty"`
+
+	// RedisPassword authenticates to the nodes of RedisCluster or
+	// RedisSentinel (a Redis URL carries its own). Use a {$ENV} placeholder.
+	RedisPassword string `json:"redis_password,omitempty"`
+
+	// RedisTLS connects to RedisCluster or RedisSentinel nodes with TLS.
+	RedisTLS bool `json:"redis_tls,omitempty"`
 
 	// DataDir is where the embedded store keeps its database (meter.db)
 	// when no Redis is configured. Default: "creditgate" in Caddy's data
@@ -123,11 +139,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 // opener returns the pool key of the configured store and the function
 // that opens it: Redis when configured, else the embedded store.
 func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error)) {
-	if a.Redis != "" {
-		return "redis:" + a.Redis, func() (caddy.Destructor, error) {
+	if t, ok := a.redisTarget(); ok {
+		key, _ := json.Marshal(t)
+		return "redis:" + string(key), func() (caddy.Destructor, error) {
 			openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			s, err := redisstore.Open(openCtx, a.Redis, redisstore.Options{})
+			s, err := redisstore.OpenTarget(openCtx, t, redisstore.Options{})
 			if err != nil {
 				return nil, err
 			}
@@ -152,8 +169,29 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 	}
 }
 
+// redisTarget is the configured Redis, if any.
+func (a *App) redisTarget() (redisstore.Target, bool) {
+	t := redisstore.Target{URL: a.Redis, Cluster: a.RedisCluster, Password: a.RedisPassword, TLS: a.RedisTLS}
+	if len(a.RedisSentinel) > 0 {
+		t.MasterName, t.Sentinels = a.RedisSentinel[0], a.RedisSentinel[1:]
+	}
+	return t, a.Redis != "" || len(a.RedisCluster) > 0 || len(a.RedisSentinel) > 0
+}
+
 // Validate checks the configuration.
 func (a *App) Validate() error {
+	forms := 0
+	for _, set := range []bool{a.Redis != "", len(a.RedisCluster) > 0, len(a.RedisSentinel) > 0} {
+		if set {
+			forms++
+		}
+	}
+	if forms > 1 {
+		return fmt.Errorf("meter: give one of redis, redis_cluster and redis_sentinel")
+	}
+	if len(a.RedisSentinel) == 1 {
+		return fmt.Errorf("meter: redis_sentinel needs the master name and at least one sentinel address")
+	}
 	if a.Redis != "" && !strings.HasPrefix(a.Redis, "redis://") && !strings.HasPrefix(a.Redis, "rediss://") {
 		return fmt.Errorf("meter: redis %q: expected a redis:// or rediss:// URL", a.Redis)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +212,20 @@ func TestLedgerRetention(t *testing.T) {
 	}
 	if a := g.account("e2e_retention"); a.Balance != credits(9) {
 		t.Fatalf("balance after trimming: %s", a.Balance)
+	}
+}
+
+// The gateway meters on a Redis Cluster of three masters given by
+// redis_cluster, accounts spread over the nodes.
+func TestRedisClusterOption(t *testing.T) {
+	cl := redistest.NewCluster(t, 3)
+	global := strings.Replace(globalBlock, "redis {REDIS}", "redis_cluster "+strings.Join(cl.Addrs(), " "), 1)
+	g := startGatewayRedis(t, global+minimalSite, "")
+	for i := 0; i < 6; i++ {
+		id := "e2e_cluster_" + strconv.Itoa(i)
+		key := g.newAccount(id, 5, meter.ModeLive)
+		resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(i%3+1))
+		assertMoney(t, resp, strconv.Itoa(i%3+1), strconv.Itoa(5-(i%3+1)))
+		g.assertBalance(id, float64(5-(i%3+1)), 0)
 	}
 }

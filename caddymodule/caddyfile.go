@@ -33,6 +33,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //
 //	meter {
 //		redis          <url>
+//		redis_cluster  <host:port>...
+//		redis_sentinel <master> <host:port>...
+//		redis_password <password>
+//		redis_tls
 //		data_dir       <path>
 //		key_cache_ttl  <duration>
 //		store_timeout  <duration>
@@ -56,6 +60,23 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch sub {
 		case "redis":
 			a.Redis, err = oneArg(d)
+		case "redis_cluster", "redis_sentinel":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("meter: %s needs addresses", sub)
+			}
+			if sub == "redis_cluster" {
+				a.RedisCluster = args
+			} else {
+				a.RedisSentinel = args
+			}
+		case "redis_password":
+			a.RedisPassword, err = oneArg(d)
+		case "redis_tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.RedisTLS = true
 		case "data_dir":
 			a.DataDir, err = oneArg(d)
 		case "key_cache_ttl":
@@ -69,7 +90,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, data_dir, key_cache_ttl, store_timeout, count_memory, ledger_retention or retention_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, data_dir, key_cache_ttl, store_timeout, count_memory, ledger_retention or retention_interval)", sub)
 		}
 		if err != nil {
 			return err

@@ -112,3 +112,23 @@ func TestCaddyfileErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCaddyfileRedisForms(t *testing.T) {
+	t.Setenv("PW", "s3cret")
+	m, err := adapt(t, "{\n\tmeter {\n\t\tredis_sentinel mymaster 10.0.0.1:26379 10.0.0.2:26379\n\t\tredis_password {$PW}\n\t\tredis_tls\n\t}\n}\n:80 {\n\trespond ok\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _ := json.Marshal(m["apps"].(map[string]any)["meter"])
+	if want := `{"redis_password":"s3cret","redis_sentinel":["mymaster","10.0.0.1:26379","10.0.0.2:26379"],"redis_tls":true}`; string(app) != want {
+		t.Errorf("got %s\nwant %s", app, want)
+	}
+	for _, bad := range []*App{
+		{Redis: "redis://x", RedisCluster: []string{"a:1"}},
+		{RedisSentinel: []string{"mymaster"}},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v validated", bad)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,13 @@ type Server struct {
 // fresh temporary directory. Extra arguments are passed as config
 // (e.g. "--appendonly", "yes"). The server is stopped by Stop.
 func Start(extra ...string) (*Server, error) {
+	return launch("", nil, extra...)
+}
+
+// launch starts redis-server in a fresh directory. A non-empty conf is
+// written there as its config file, which comes first on the command line,
+// followed by pre (e.g. "--sentinel").
+func launch(conf string, pre []string, extra ...string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found in PATH: run `make test`, which installs it (Debian package redis-server)")
@@ -40,6 +48,14 @@ func Start(extra ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if conf != "" {
+		path := filepath.Join(dir, "redis.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		pre = append([]string{path}, pre...)
+	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -47,7 +63,7 @@ func Start(extra ...string) (*Server, error) {
 			return nil, err
 		}
 		s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}
-		s.args = append([]string{
+		s.args = append(append(append([]string(nil), pre...),
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
 			"--dir", dir,
@@ -55,7 +71,7 @@ func Start(extra ...string) (*Server, error) {
 			"--appendonly", "no",
 			"--daemonize", "no",
 			"--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)),
-		}, extra...)
+		), extra...)
 		if lastErr = s.start(bin); lastErr == nil {
 			return s, nil
 		}
@@ -104,11 +120,29 @@ func (s *Server) Restart() error {
 	return s.start(bin)
 }
 
+// Crash kills the process with SIGKILL, as the OOM killer would, keeping
+// its data directory for Restart. (What the kernel had buffered survives:
+// this is not a power cut.)
+func (s *Server) Crash() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+// Pause stops the process with SIGSTOP: it keeps its connections open and
+// answers nothing, like a server stalled on a slow disk, until Resume.
+func (s *Server) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process.
+func (s *Server) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Kill stops the process, keeping its data directory so that Restart can
 // bring it back with its data (with AOF on).
 func (s *Server) Kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Signal(os.Interrupt)
+		s.cmd.Process.Signal(syscall.SIGCONT) // if paused
 		select {
 		case <-s.exited:
 		case <-time.After(5 * time.Second):

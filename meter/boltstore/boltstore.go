@@ -214,7 +214,7 @@ func (s *Store) view(ctx context.Context, id string, fn func(o *op) error) error
 // dbErr maps an error of bbolt itself (a closed database) to an
 // unavailable store; domain errors pass through.
 func dbErr(err error) error {
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) || errors.Is(err, bolt.ErrTxClosed) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) || errors.Is(err, bolterrors.ErrTxClosed) {
 		return meter.Unavailable(err)
 	}
 	return err

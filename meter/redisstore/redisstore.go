@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,9 +42,6 @@ type Store struct {
 	owned    bool // Close closes c only when Open created it
 }
 
-// pingTimeout bounds Open's first contact with the server.
-const pingTimeout = 3 * time.Second
-
 // New returns a Store on client. Close does not close the client. New
 // panics if opts.Prefix contains a brace (a programming error).
 func New(client redis.UniversalClient, opts Options) *Store {
@@ -59,34 +55,6 @@ func New(client redis.UniversalClient, opts Options) *Store {
 		opts.Retain = 24 * time.Hour
 	}
 	return &Store{c: client, prefix: opts.Prefix, retainMS: opts.Retain.Milliseconds()}
-}
-
-// Open connects to the Redis server at rawURL (redis:// or rediss://,
-// see redis.ParseURL) and checks that it answers. Errors never include
-// the URL's password. Close closes the connection.
-func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
-	if strings.ContainsAny(opts.Prefix, "{}") {
-		return nil, fmt.Errorf("redisstore: prefix %q may not contain braces", opts.Prefix)
-	}
-	ro, err := redis.ParseURL(rawURL)
-	if err != nil {
-		// url.Error quotes the whole URL, password included.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("invalid redis URL (want redis://[user:password@]host:port/db or rediss://...): %v", err)
-	}
-	c := redis.NewClient(ro)
-	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
-	defer cancel()
-	if err := c.Ping(pctx).Err(); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("redis at %s: %w", ro.Addr, err)
-	}
-	s := New(c, opts)
-	s.owned = true
-	return s, nil
 }
 
 // Close closes the client if Open created it.
