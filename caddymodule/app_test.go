@@ -143,7 +143,7 @@ func TestReloadSharesStore(t *testing.T) {
 	if after := activeStore(t); after != before {
 		t.Fatal("reload opened a new store")
 	}
-	if refs, ok := stores.References("redis:" + testRedis.URL()); !ok || refs != 1 {
+	if refs, ok := stores.References(activeStoreApp(t).poolKey); !ok || refs != 1 {
 		t.Fatalf("store pool references = %d, %v; want 1", refs, ok)
 	}
 	// Keep-alive connections to the old server are closed by the reload,
