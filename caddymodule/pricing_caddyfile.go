@@ -33,10 +33,10 @@ var ruleNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 //	tiers    [<name>] <up_to>:<credits>... *:<credits> [per_file|per_request] [<response options>]
 //	per_call [<name>] <credits>
 //	json     <name> <credits> <query>...
-//	per_unit [<name>] <credits> header <field> <reserve> [uncapped]
+//	per_unit [<name>] <credits> header <field> <reserve>
 //
 // where <response options> are `output` or `header <field>`, then
-// `reserve <n>` or `reserve input`, then optionally `uncapped`.
+// `reserve <n>` or `reserve input`.
 //
 // Each rule is compiled as it is read, so a bad rule is reported at its
 // own line.
@@ -197,12 +197,10 @@ func parseOptions(d *caddyfile.Dispenser, kind string, s *pricing.Spec, args []s
 				return d.Errf("meter: %s: reserve: expected a positive whole count or `input`, got %q", kind, v)
 			}
 			s.Reserve = n
-		case opt == "uncapped" && !s.Uncapped:
-			s.Uncapped = true
 		case kind != "blocks" && kind != "tiers" && isNumber(opt):
 			return d.Errf("meter: %s takes one value, got extra %q", kind, opt)
 		default:
-			return d.Errf("meter: %s: unexpected or repeated %q (options: per_file, per_request, output, header <field>, reserve <n>|input, uncapped)", kind, opt)
+			return d.Errf("meter: %s: unexpected or repeated %q (options: per_file, per_request, output, header <field>, reserve <n>|input)", kind, opt)
 		}
 	}
 	return nil

@@ -32,7 +32,7 @@ func TestPricingCaddyfileAdapt(t *testing.T) {
 		{"json", "json ocr_api 2 \"$..actions[?@.type == 'ocr']\"", `[{"name":"ocr_api","per_match":2,"json":["$..actions[?@.type == 'ocr']"]}]`},
 		{"json, several queries", "json editor 1 $.parts[1] `$..actions[?@.type=='rotate']`", `[{"name":"editor","per_match":1,"json":["$.parts[1]","$..actions[?@.type=='rotate']"]}]`},
 		{"output blocks", `blocks 5 1 output reserve 50`, `[{"blocks":{"pages":5,"credits":1},"output":true,"reserve":50}]`},
-		{"output per page, reserve input", `per_page 0.1 output reserve input uncapped`, `[{"per_page":0.1,"output":true,"reserve_input":true,"uncapped":true}]`},
+		{"output per page, reserve input", `per_page 0.1 output reserve input`, `[{"per_page":0.1,"output":true,"reserve_input":true}]`},
 		{"header units", `per_unit 0.01 header X-Billable-Units reserve 1000`, `[{"per_unit":0.01,"header":"X-Billable-Units","reserve":1000}]`},
 		{"rules add up", "per_call 1\nper_page 0.5", `[{"per_call":1},{"per_page":0.5}]`},
 	} {

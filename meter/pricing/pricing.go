@@ -82,7 +82,7 @@ type Rule interface {
 	Lines(in Input) ([]Line, error)
 	// Final prices the request once the upstream answered 2xx. Rules not
 	// priced on the response return what Lines returned; rules priced on
-	// it never return more than their Lines unless configured uncapped.
+	// it never return more than their Lines.
 	Final(in Input, resp Response) ([]Line, error)
 	Needs() Needs
 }
@@ -117,26 +117,14 @@ func (rs Rules) Quote(in Input) (Quote, error) {
 }
 
 // Final prices a request after the upstream answered 2xx: what is charged.
-// For rules not priced on the response it equals Quote. Unless Uncapped,
-// Final's total never exceeds Quote's for the same Input.
+// For rules not priced on the response it equals Quote; Final's total
+// never exceeds Quote's for the same Input.
 func (rs Rules) Final(in Input, resp Response) (Quote, error) {
 	in, err := rs.Prepare(in)
 	if err != nil {
 		return Quote{}, err
 	}
 	return rs.sum(func(r Rule) ([]Line, error) { return r.Final(in, resp) })
-}
-
-// Uncapped reports whether a rule may charge more than it reserved (a
-// response-priced rule configured `uncapped`): only then may the final
-// total exceed the quote, and the commit must allow it.
-func (rs Rules) Uncapped() bool {
-	for _, r := range rs {
-		if rr, ok := r.(*responseRule); ok && rr.uncapped {
-			return true
-		}
-	}
-	return false
 }
 
 func (rs Rules) sum(lines func(Rule) ([]Line, error)) (Quote, error) {

@@ -10,17 +10,16 @@ import (
 // pages of its response PDF, or units it reports in a header. Before
 // forwarding it quotes its reservation (a configured count, or the input
 // page count); after, the real count, capped at the reservation's price
-// unless uncapped.
+// (a request is never charged more than it reserved).
 type responseRule struct {
 	sched        schedule
 	header       string // "" for output pages
 	reserve      int64
 	reserveInput bool
-	uncapped     bool
 }
 
 func compileResponse(sch schedule, s Spec) *responseRule {
-	return &responseRule{sched: sch, header: s.Header, reserve: s.Reserve, reserveInput: s.ReserveInput, uncapped: s.Uncapped}
+	return &responseRule{sched: sch, header: s.Header, reserve: s.Reserve, reserveInput: s.ReserveInput}
 }
 
 func (r *responseRule) what() string {
@@ -73,23 +72,18 @@ func (r *responseRule) Final(in Input, resp Response) ([]Line, error) {
 		}
 	}
 	l, err := r.line(in, n)
-	if r.uncapped {
+	max, merr := r.line(in, r.reserved(in))
+	if merr != nil {
+		return nil, merr
+	}
+	// A request is never charged more than it reserved: the stores cap a
+	// commit there. An overflowing count is capped like any count too large.
+	if err != nil || l.Cost > max.Cost {
 		if err != nil {
-			return nil, err
+			l = max
 		}
-	} else {
-		max, merr := r.line(in, r.reserved(in))
-		if merr != nil {
-			return nil, merr
-		}
-		// An overflowing count is capped like any other count too large.
-		if err != nil || l.Cost > max.Cost {
-			if err != nil {
-				l = max
-			}
-			l.Cost = max.Cost
-			src += fmt.Sprintf(", capped at the reservation (%d)", r.reserved(in))
-		}
+		l.Cost = max.Cost
+		src += fmt.Sprintf(", capped at the reservation (%d)", r.reserved(in))
 	}
 	if l.Source != "" {
 		src += ", " + l.Source

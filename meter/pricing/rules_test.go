@@ -142,13 +142,6 @@ func TestResponseRules(t *testing.T) {
 			t.Errorf("%d output pages: %s, want %s", pages, got, want)
 		}
 	}
-	uncapped := mustCompile(t, Spec{PerPage: credits("0.5"), Output: true, Reserve: 10, Uncapped: true})
-	if !uncapped.Uncapped() || out.Uncapped() {
-		t.Error("Uncapped()")
-	}
-	if got := final(uncapped, Input{}, Response{OutputPages: 30}); got != cr("15") {
-		t.Errorf("uncapped: %s", got)
-	}
 	byInput := mustCompile(t, Spec{PerPage: credits("1"), Output: true, ReserveInput: true})
 	in := Input{Usage: files(pdf("a", 4))}
 	if n := byInput.Needs(); !n.Pages || !n.OutputPages {
@@ -232,7 +225,7 @@ func TestCompileErrorsNameTheRule(t *testing.T) {
 		"bad size":          {[]Spec{{PageClasses: []PageClass{{Name: "a", PerPage: 1, LargerThan: "huge"}, {Name: "b", PerPage: 1}}}}, `invalid size "huge"`},
 		"no reservation":    {[]Spec{{PerPage: credits("1"), Output: true}}, "needs a reservation"},
 		"per file output":   {[]Spec{{Blocks: &Blocks{Pages: 5, Credits: 1}, Output: true, Reserve: 5, Per: "file"}}, "per file does not apply"},
-		"reserve on input":  {[]Spec{{PerPage: credits("1"), Reserve: 5}}, "reserve and uncapped apply to output and header rules only"},
+		"reserve on input":  {[]Spec{{PerPage: credits("1"), Reserve: 5}}, "reserve applies to output and header rules only"},
 		"per on per_page":   {[]Spec{{PerPage: credits("1"), Per: "request"}}, "per applies to blocks and tiers only"},
 		"per_unit no hdr":   {[]Spec{{PerUnit: credits("1"), Reserve: 5}}, "needs the header"},
 		"bad header":        {[]Spec{{PerUnit: credits("1"), Header: "X Units", Reserve: 5}}, "not a valid header name"},

@@ -58,9 +58,6 @@ type Spec struct {
 	// ReserveInput reserves the request's own page count instead (for
 	// services whose output has as many pages as their input).
 	ReserveInput bool `json:"reserve_input,omitempty"`
-	// Uncapped lets the final price of an output or header rule exceed
-	// what it reserved. Default: capped at the reservation.
-	Uncapped bool `json:"uncapped,omitempty"`
 }
 
 // PageClass is one page class of a page_classes rule.
@@ -228,14 +225,14 @@ func (s Spec) checkModifiers(kind string) error {
 		return fmt.Errorf("header units are priced with per_unit, not per_page")
 	case s.Header != "" && !validHeader(s.Header):
 		return fmt.Errorf("header %q is not a valid header name", s.Header)
-	case !respPriced && (s.Reserve != 0 || s.ReserveInput || s.Uncapped):
-		return fmt.Errorf("reserve and uncapped apply to output and header rules only")
+	case !respPriced && (s.Reserve != 0 || s.ReserveInput):
+		return fmt.Errorf("reserve applies to output and header rules only")
 	case respPriced && s.Reserve < 0:
 		return fmt.Errorf("reserve must not be negative, got %d", s.Reserve)
 	case respPriced && s.Reserve > 0 && s.ReserveInput:
 		return fmt.Errorf("reserve a number or the input pages, not both")
-	case respPriced && s.Reserve == 0 && !s.ReserveInput && !s.Uncapped:
-		return fmt.Errorf("a rule priced on the response needs a reservation (reserve <n> or reserve input), or uncapped")
+	case respPriced && s.Reserve == 0 && !s.ReserveInput:
+		return fmt.Errorf("a rule priced on the response needs a reservation (reserve <n> or reserve input)")
 	}
 	return nil
 }
