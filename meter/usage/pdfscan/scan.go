@@ -75,6 +75,7 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Info, err
 		budget: 4 * lim.MaxDecodeBytes,
 	}
 	d.streams.maxBytes = min(4<<20, lim.MaxDecodeBytes)
+	defer d.src.release()
 	if err := d.readXRef(); err != nil {
 		return Info{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 // source reads windows of the file. Objects are parsed from a window that
@@ -12,6 +13,8 @@ type source struct {
 	r    *recorder
 	size int64
 	buf  []byte // reused for small windows
+	// pooled is buf's pool entry, when it came from windowPool.
+	pooled *[]byte
 }
 
 // recorder keeps the first failure of r, to tell it apart from damage
@@ -35,6 +38,29 @@ const (
 	reuseWindow = 64 << 10 // larger windows are not kept between reads
 )
 
+// windowPool keeps full-size reuse windows between scans: a gateway scans
+// a document per request, and a fresh 64 KB window each time was most of
+// what a small document's scan allocated.
+var windowPool = sync.Pool{New: func() any { b := make([]byte, reuseWindow); return &b }}
+
+// window returns the reuse window: from the pool for files at least its
+// size, exactly the file's size for smaller ones.
+func (s *source) window() []byte {
+	if s.size < reuseWindow {
+		return make([]byte, s.size)
+	}
+	s.pooled = windowPool.Get().(*[]byte)
+	return *s.pooled
+}
+
+// release gives the pooled window back; the source must not read after.
+func (s *source) release() {
+	if s.pooled != nil {
+		windowPool.Put(s.pooled)
+		s.pooled, s.buf = nil, nil
+	}
+}
+
 // read returns the n bytes at off, fewer at the end of the file. The slice
 // is only valid until the next read.
 func (s *source) read(off int64, n int) ([]byte, error) {
@@ -44,8 +70,8 @@ func (s *source) read(off int64, n int) ([]byte, error) {
 	n = int(min(int64(n), s.size-off))
 	var b []byte
 	if n <= reuseWindow {
-		if cap(s.buf) < reuseWindow {
-			s.buf = make([]byte, reuseWindow)
+		if cap(s.buf) < n {
+			s.buf = s.window()
 		}
 		b = s.buf[:n]
 	} else {
