@@ -213,6 +213,11 @@ func validateSettings(st meter.Settings, created time.Time) error {
 	case st.MonthlyQuota < 0, st.OverageCap < 0, st.LowBalanceThreshold < 0:
 		return meter.Errorf(meter.ECodeInvalid, "monthly_quota, overage_cap and low_balance_threshold must not be negative")
 	}
+	if st.WebhookURL != "" || st.WebhookSecret != "" {
+		if err := checkWebhook(st.WebhookURL, st.WebhookSecret); err != nil {
+			return meter.Errorf(meter.ECodeInvalid, "settings: %v (webhook_url and webhook_secret go together)", err)
+		}
+	}
 	_, err := st.PeriodAt(time.Now(), created) // checks time_zone and period_anchor
 	return err
 }

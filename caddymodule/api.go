@@ -87,6 +87,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 			writeError(w, err)
 			return nil
 		}
+		// A key holder sees its settings but not the webhook signing
+		// secret: a leaked API key must not let anyone forge webhooks.
+		if acct.Settings.WebhookSecret != "" {
+			acct.Settings.WebhookSecret = "(set)"
+		}
 		writeJSON(w, http.StatusOK, acct)
 	case "transactions":
 		q, err := ledgerQuery(r, id.key.AccountID, 100)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
@@ -113,6 +114,16 @@ func TestCustomerAPI(t *testing.T) {
 	g.get("/v1/credits/balance", key, &bal)
 	if bal.TotalPurchased != credits(20) || bal.TotalUsed != credits(6) {
 		t.Fatalf("totals %+v", bal)
+	}
+
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	if code := g.adminDo("PATCH", "/meter/accounts/api_a", map[string]any{"webhook_url": "http://127.0.0.1:1/hook", "webhook_secret": secret}, nil); code != 200 {
+		t.Fatalf("PATCH webhook: %d", code)
+	}
+	var raw map[string]any
+	g.get("/v1/credits/balance", key, &raw)
+	if js, _ := json.Marshal(raw); strings.Contains(string(js), secret) || !strings.Contains(string(js), "(set)") {
+		t.Fatalf("the customer API shows the webhook secret: %s", js)
 	}
 
 	for _, bad := range []string{"?limit=101", "?limit=0", "?type=gift", "?date_from=yesterday"} {

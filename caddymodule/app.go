@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -79,9 +80,31 @@ type App struct {
 	// RetentionInterval is how often the retention runs. Default: 1h.
 	RetentionInterval caddy.Duration `json:"retention_interval,omitempty"`
 
+	// Webhooks receive the webhook events of every account (see the
+	// README's Webhooks). Accounts may add their own endpoint in their
+	// settings (webhook_url, webhook_secret). Default: none.
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+
+	// WebhookInterval is how often the delivery worker looks for due
+	// events. Default: 500ms.
+	WebhookInterval caddy.Duration `json:"webhook_interval,omitempty"`
+
+	// WebhookTimeout bounds one delivery. Default: 10s.
+	WebhookTimeout caddy.Duration `json:"webhook_timeout,omitempty"`
+
+	// WebhookBackoff is the delay before the first retry of a failed
+	// delivery; it doubles with each attempt, up to 10m. Default: 1s.
+	WebhookBackoff caddy.Duration `json:"webhook_backoff,omitempty"`
+
+	// WebhookScanInterval is how often the worker scans every account's
+	// outbox for events the store's index lost (a Redis write lost
+	// between the script that recorded an event and the index update).
+	// Default: 5m.
+	WebhookScanInterval caddy.Duration `json:"webhook_scan_interval,omitempty"`
+
 	store   meter.Store
 	stop    context.CancelFunc
-	done    chan struct{}
+	workers *sync.WaitGroup
 	poolKey string
 	keys    *keyCache
 	budget  *usage.Budget
@@ -116,6 +139,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.CountMemory == 0 {
 		a.CountMemory = 256 << 20
+	}
+	for d, def := range map[*caddy.Duration]time.Duration{&a.WebhookInterval: 500 * time.Millisecond,
+		&a.WebhookTimeout: 10 * time.Second, &a.WebhookBackoff: time.Second, &a.WebhookScanInterval: 5 * time.Minute} {
+		if *d == 0 {
+			*d = caddy.Duration(def)
+		}
 	}
 	a.budget = usage.NewBudget(a.CountMemory, 0)
 	if err := a.Validate(); err != nil {
@@ -204,25 +233,37 @@ func (a *App) Validate() error {
 	if a.LedgerRetention < 0 || a.RetentionInterval < 0 {
 		return fmt.Errorf("meter: ledger_retention and retention_interval must be positive")
 	}
-	return nil
-}
-
-// Start starts the background work: ledger retention, when configured.
-func (a *App) Start() error {
-	if a.LedgerRetention > 0 {
-		ctx, cancel := context.WithCancel(context.Background())
-		a.stop = cancel
-		a.done = make(chan struct{})
-		go a.retain(ctx, time.Duration(a.LedgerRetention), time.Duration(a.RetentionInterval))
+	if a.WebhookInterval < 0 || a.WebhookTimeout < 0 || a.WebhookBackoff < 0 || a.WebhookScanInterval < 0 {
+		return fmt.Errorf("meter: webhook_interval, webhook_timeout, webhook_backoff and webhook_scan_interval must be positive")
+	}
+	for _, w := range a.Webhooks {
+		if err := checkWebhook(w.URL, w.Secret); err != nil {
+			return fmt.Errorf("meter: %w", err)
+		}
 	}
 	return nil
 }
 
-// Stop stops the background work and waits for it.
+// Start starts the background work: webhook delivery, and ledger
+// retention when configured.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop = cancel
+	a.workers = new(sync.WaitGroup)
+	w := a.newWebhookWorker()
+	a.workers.Go(func() { w.run(ctx) })
+	if a.LedgerRetention > 0 {
+		a.workers.Go(func() { a.retain(ctx, time.Duration(a.LedgerRetention), time.Duration(a.RetentionInterval)) })
+	}
+	return nil
+}
+
+// Stop stops the background work and waits for it. Deliveries in flight
+// are cancelled; their events are delivered again later.
 func (a *App) Stop() error {
 	if a.stop != nil {
 		a.stop()
-		<-a.done
+		a.workers.Wait()
 	}
 	return nil
 }
@@ -241,7 +282,6 @@ func (a *App) Cleanup() error {
 // every interval, until ctx ends. With several gateways each trims; the
 // trims are idempotent.
 func (a *App) retain(ctx context.Context, retention, every time.Duration) {
-	defer close(a.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -43,7 +43,16 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		count_memory   <size>
 //		ledger_retention   <duration>
 //		retention_interval <duration>
+//		webhook <url> {
+//			secret <whsec_...>
+//		}
+//		webhook_interval      <duration>
+//		webhook_timeout       <duration>
+//		webhook_backoff       <duration>
+//		webhook_scan_interval <duration>
 //	}
+//
+// webhook may be repeated, one per endpoint.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
@@ -52,12 +61,22 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if seen[sub] {
+		if seen[sub] && sub != "webhook" {
 			return d.Errf("meter: %s given more than once", sub)
 		}
 		seen[sub] = true
 		var err error
 		switch sub {
+		case "webhook":
+			err = a.unmarshalWebhook(d)
+		case "webhook_interval":
+			a.WebhookInterval, err = durationArg(d)
+		case "webhook_timeout":
+			a.WebhookTimeout, err = durationArg(d)
+		case "webhook_backoff":
+			a.WebhookBackoff, err = durationArg(d)
+		case "webhook_scan_interval":
+			a.WebhookScanInterval, err = durationArg(d)
 		case "redis":
 			a.Redis, err = oneArg(d)
 		case "redis_cluster", "redis_sentinel":
@@ -90,12 +109,39 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, data_dir, key_cache_ttl, store_timeout, count_memory, ledger_retention or retention_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, data_dir, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// unmarshalWebhook parses `webhook <url> { secret <whsec_...> }`.
+func (a *App) unmarshalWebhook(d *caddyfile.Dispenser) error {
+	var w Webhook
+	var err error
+	if w.URL, err = oneArg(d); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "secret":
+			if w.Secret != "" {
+				return d.Errf("meter: webhook %s: secret given more than once", w.URL)
+			}
+			if w.Secret, err = oneArg(d); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("meter: webhook %s: unknown option %q (expected secret)", w.URL, d.Val())
+		}
+	}
+	if w.Secret == "" {
+		return d.Errf("meter: webhook %s needs a secret: webhook <url> { secret whsec_... }", w.URL)
+	}
+	a.Webhooks = append(a.Webhooks, w)
 	return nil
 }
 

@@ -84,6 +84,12 @@ type Settings struct {
 	TimeZone string `json:"time_zone,omitempty"`
 	// PeriodAnchor is AnchorMonthStart (default) or AnchorAnniversary.
 	PeriodAnchor string `json:"period_anchor,omitempty"`
+	// WebhookURL receives the account's webhook events, besides the
+	// gateway's own webhooks. Default: none.
+	WebhookURL string `json:"webhook_url,omitempty"`
+	// WebhookSecret signs what WebhookURL receives: "whsec_" and the
+	// base64 of the key (Standard Webhooks). Required with WebhookURL.
+	WebhookSecret string `json:"webhook_secret,omitempty"`
 }
 
 // IsEnabled reports whether the account may make requests.
@@ -323,6 +329,24 @@ type Store interface {
 	// TrimLedger removes ledger entries older than before and returns how
 	// many; balances never depend on the ledger's history.
 	TrimLedger(ctx context.Context, account string, before time.Time) (int64, error)
+	// ClaimEvents leases up to limit pending webhook events, of any
+	// accounts, to owner for lease: events that are due (not delayed by
+	// RetryEvent) and not under a lease that has not ended yet (whoever's
+	// it is), so that gateways sharing a store do not deliver the same
+	// event at once. An event whose lease ends unacknowledged is claimable
+	// again: delivery is at least once.
+	ClaimEvents(ctx context.Context, owner string, lease time.Duration, limit int) ([]Event, error)
+	// AckEvent removes a delivered event from the account's outbox.
+	// Acknowledging an event that is gone is a no-op.
+	AckEvent(ctx context.Context, account, id string) error
+	// RetryEvent puts a claimed event back, claimable after delay (on the
+	// store's clock), and counts the attempt. ECodeNotFound if it is gone.
+	RetryEvent(ctx context.Context, account, id string, delay time.Duration) error
+	// ReindexEvents scans every account's outbox and makes sure that
+	// ClaimEvents finds the ones with events, and returns how many have
+	// some: a store whose pending index is written apart from the outbox
+	// (redisstore) may lose an index write; workers call it now and then.
+	ReindexEvents(ctx context.Context) (int, error)
 	// Close releases the store's resources.
 	Close() error
 }

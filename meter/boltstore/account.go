@@ -43,7 +43,7 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 	}
 	now := s.now().UnixMilli()
 	o := &op{s: s, tx: tx, b: b, now: now,
-		a: &account{Balance: int64(initial), CreatedMS: now, TotalPurchased: int64(initial)}}
+		a: &account{Balance: int64(initial), CreatedMS: now, TotalPurchased: int64(initial), LBThreshold: new(int64)}}
 	if initial > 0 {
 		if _, err := o.appendEntry(&entry{Type: meter.EntryPurchase, Amount: int64(initial),
 			BalanceAfter: int64(initial), Description: "initial credits"}); err != nil {
@@ -104,6 +104,13 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 	err = s.update(ctx, id, func(o *op) error {
 		o.a.QuotaLimit, o.a.OverageCap = int64(st.MonthlyQuota), int64(st.OverageCap)
 		o.a.Settings, o.a.QuotaUnit = raw, st.QuotaUnit
+		// A new threshold records no event; it re-arms when the balance
+		// is at or above it (the next debit below it records one).
+		t := int64(st.LowBalanceThreshold)
+		o.a.LBThreshold = &t
+		if t <= 0 || o.a.Balance >= t {
+			o.a.LBSent = false
+		}
 		o.dirty = true
 		a, err = o.account(id)
 		return err
@@ -168,6 +175,9 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 		}
 		e := &entry{Type: g.Type, Amount: amount, BalanceAfter: a.Balance, Description: g.Description}
 		id, err := o.appendEntry(e)
+		if err == nil {
+			err = o.lowBalance()
+		}
 		if err != nil {
 			return internalErr(err)
 		}

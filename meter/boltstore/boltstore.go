@@ -19,8 +19,12 @@
 //	refunds/   usage entry id -> refund entry id
 //	usage/     period id (8 bytes) + route -> counters (JSON)
 //	keys/      key hash -> "": the account's keys
+//	outbox/    event id "<ms>-<seq>" -> webhook event (JSON, see event);
+//	           created with the first event of accounts older than it
 //
-// and a top-level bucket "keys" maps a key hash to its record (JSON).
+// a top-level bucket "keys" maps a key hash to its record (JSON), and a
+// top-level bucket "outbox" lists the accounts with events (id -> ""),
+// written in the same transaction as their outbox.
 package boltstore
 
 import (
@@ -92,7 +96,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: cannot open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bAccounts, bKeys} {
+		for _, b := range [][]byte{bAccounts, bKeys, bOutboxIndex} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -124,6 +128,9 @@ var (
 	bRefunds  = []byte("refunds")
 	bUsage    = []byte("usage")
 	bAcctKeys = []byte("keys")
+	bOutbox   = []byte("outbox")
+	// bOutboxIndex is the top-level bucket of accounts with events.
+	bOutboxIndex = []byte("outbox")
 )
 
 // accountBuckets are the sub-buckets every account has.
@@ -134,6 +141,7 @@ type op struct {
 	s     *Store
 	tx    *bolt.Tx
 	b     *bolt.Bucket // the account's bucket
+	id    string       // the account's id
 	a     *account
 	now   int64
 	dirty bool // something was written: save a and commit
@@ -230,7 +238,7 @@ func (s *Store) open(tx *bolt.Tx, id string) (*op, error) {
 	if err != nil {
 		return nil, internalErr(fmt.Errorf("boltstore: account %s: %w", id, err))
 	}
-	return &op{s: s, tx: tx, b: b, a: a, now: s.now().UnixMilli()}, nil
+	return &op{s: s, tx: tx, b: b, id: id, a: a, now: s.now().UnixMilli()}, nil
 }
 
 func (o *op) saveAccount() error {

@@ -147,6 +147,9 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 		if err == nil {
 			err = o.put(bRefunds, []byte(r.EntryID), []byte(id.String()))
 		}
+		if err == nil {
+			err = o.lowBalance() // only ever re-arms: a refund raises the balance
+		}
 		if err != nil {
 			return internalErr(err)
 		}

@@ -213,6 +213,58 @@ func (o *op) appendEntry(e *entry) (ledgerID, error) {
 	return id, o.put(bLedger, id.key(), raw)
 }
 
+// emit records a webhook event in the account's outbox, claimable now,
+// and lists the account in the outbox index (lib.lua's emit).
+func (o *op) emit(typ string, threshold, limit, used, resets int64) error {
+	a := o.a
+	a.EvtSeq++
+	o.dirty = true
+	id := fmt.Sprintf("%d-%d", o.now, a.EvtSeq)
+	raw, err := encode(&event{Type: typ, MS: o.now, Balance: a.Balance, Threshold: threshold, Limit: limit,
+		Used: used, Resets: resets, Due: o.now})
+	if err != nil {
+		return err
+	}
+	b, err := o.b.CreateBucketIfNotExists(bOutbox)
+	if err != nil {
+		return err
+	}
+	if err := b.Put([]byte(id), raw); err != nil {
+		return err
+	}
+	return o.tx.Bucket(bOutboxIndex).Put([]byte(o.id), nil)
+}
+
+// threshold is the account's low-balance threshold.
+func (o *op) threshold() int64 {
+	if o.a.LBThreshold == nil {
+		var st meter.Settings
+		if len(o.a.Settings) > 0 {
+			_ = json.Unmarshal(o.a.Settings, &st)
+		}
+		t := int64(st.LowBalanceThreshold)
+		o.a.LBThreshold = &t
+	}
+	return *o.a.LBThreshold
+}
+
+// lowBalance, after the balance moved, records a low-balance event when
+// it is below the threshold and none was since it last was at or above
+// it, and re-arms when it is at or above it (lib.lua's low_balance).
+func (o *op) lowBalance() error {
+	a, t := o.a, o.threshold()
+	switch {
+	case t <= 0:
+	case a.Balance < t && !a.LBSent:
+		a.LBSent = true
+		return o.emit(meter.EventLowBalance, t, 0, 0, 0)
+	case a.Balance >= t && a.LBSent:
+		a.LBSent = false
+		o.dirty = true
+	}
+	return nil
+}
+
 // getEntry reads a ledger entry by id; nil if there is none.
 func (o *op) getEntry(id ledgerID) (*entry, error) {
 	raw := o.sub(bLedger).Get(id.key())

@@ -34,6 +34,13 @@ type account struct {
 	LastSeq   int64           `json:"last_seq"`
 	Settings  json.RawMessage `json:"settings,omitempty"`
 	QuotaUnit string          `json:"quota_unit,omitempty"`
+	// LBThreshold is Settings.LowBalanceThreshold (nil in records written
+	// before webhooks: read from Settings once), LBSent true once a
+	// low-balance event was recorded and until the balance is back at or
+	// above it; EvtSeq numbers the account's events.
+	LBThreshold *int64 `json:"lb_threshold,omitempty"`
+	LBSent      bool   `json:"lb_sent,omitempty"`
+	EvtSeq      int64  `json:"evt_seq,omitempty"`
 }
 
 func decodeAccount(raw []byte) (*account, error) {
@@ -72,6 +79,32 @@ type reservation struct {
 }
 
 func (r *reservation) amount() int64 { return r.Q + r.B + r.O }
+
+// event is a webhook event in an account's outbox (lib.lua's emit). Due
+// is when it may be claimed: its creation, the end of its lease, the time
+// of its retry.
+type event struct {
+	Type      string `json:"t"`
+	MS        int64  `json:"ms"`
+	Balance   int64  `json:"b"`
+	Threshold int64  `json:"th,omitempty"`
+	Limit     int64  `json:"l,omitempty"`
+	Used      int64  `json:"u,omitempty"`
+	Resets    int64  `json:"r,omitempty"`
+	Attempts  int    `json:"n,omitempty"`
+	Owner     string `json:"o,omitempty"`
+	Due       int64  `json:"due"`
+}
+
+func (e *event) event(account, id string) meter.Event {
+	out := meter.Event{ID: id, AccountID: account, Type: e.Type, CreatedAt: msTime(e.MS),
+		Balance: meter.Credits(e.Balance), Threshold: meter.Credits(e.Threshold), Limit: meter.Credits(e.Limit),
+		Used: meter.Credits(e.Used), Attempts: e.Attempts}
+	if e.Resets > 0 {
+		out.ResetsAt = msTime(e.Resets)
+	}
+	return out
+}
 
 // entry is a stored ledger entry; its id and time are its key.
 type entry struct {

@@ -201,6 +201,21 @@ func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) error {
 	a.TotalUsed += charged
 	o.dirty = true
 
+	if current && q > 0 && a.QuotaLimit > 0 && a.QUsed >= a.QuotaLimit && a.QUsed-q < a.QuotaLimit {
+		if err := o.emit(meter.EventQuotaExhausted, 0, a.QuotaLimit, a.QUsed, a.PeriodEnd); err != nil {
+			return err
+		}
+	}
+	if b+ov > 0 {
+		if err := o.lowBalance(); err != nil {
+			return err
+		}
+	}
+	if current && ov > 0 && a.OverageCap > 0 && a.OUsed >= a.OverageCap && a.OUsed-ov < a.OverageCap {
+		if err := o.emit(meter.EventOverageLimitReached, 0, a.OverageCap, a.OUsed, a.PeriodEnd); err != nil {
+			return err
+		}
+	}
 	entryID := ""
 	if charged > 0 {
 		id, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov), BalanceAfter: a.Balance,

@@ -63,7 +63,8 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 	if err := st.ValidateAmounts(); err != nil {
 		return meter.Account{}, err
 	}
-	r, err := s.run(ctx, settingsScript, id, string(b), int64(st.MonthlyQuota), int64(st.OverageCap), st.QuotaUnit)
+	r, err := s.run(ctx, settingsScript, id, string(b), int64(st.MonthlyQuota), int64(st.OverageCap), st.QuotaUnit,
+		int64(st.LowBalanceThreshold))
 	if err != nil {
 		return meter.Account{}, err
 	}
@@ -157,6 +158,9 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 	e := meter.LedgerEntry{ID: r.str(1), AccountID: g.AccountID, Type: r.str(2),
 		Amount: meter.Credits(r.int(3)), BalanceAfter: meter.Credits(r.int(4)), Description: r.str(5)}
 	e.CreatedAt = entryTime(e.ID)
+	if r.int(7) > 0 {
+		s.indexEvents(ctx, g.AccountID)
+	}
 	return e, r.check()
 }
 

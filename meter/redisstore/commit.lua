@@ -1,12 +1,13 @@
 -- commit.lua: settle a reservation as used.
 -- KEYS: the account keys, see lib.lua, and
---   KEYS[7] usage hash of the period the charge counts in (see ARGV[8]):
+--   KEYS[9] usage hash of the period the charge counts in (see ARGV[8]):
 --           '<route>\0requests', '<route>\0pages', '<route>\0credits'
 -- ARGV: [1] retain_ms, [2] rid, [3] amount (actual cost), [4] description,
---       [5] route, [6] request_id, [7] pages, [8] id of KEYS[7]'s period
--- Reply: {'ok', charged, balance, available, entry_id ('' if none), late (0|1), state...}
---   (state: see with_state in lib.lua)
---   or {'period', id}: KEYS[7] is not the usage hash of period id; nothing
+--       [5] route, [6] request_id, [7] pages, [8] id of KEYS[9]'s period
+-- Reply: {'ok', charged, balance, available, entry_id ('' if none), late (0|1), state...,
+--   events} (state: see with_state in lib.lua; events: how many webhook
+--   events were recorded, see below)
+--   or {'period', id}: KEYS[9] is not the usage hash of period id; nothing
 --   was charged, call again with that one
 --   or {'account_not_found'} | {'reservation_not_found'}
 --   or {'reservation_settled', 'voided'}
@@ -21,6 +22,10 @@
 -- charged is the total from every pool; the ledger entry's amount is the
 -- balance and overage parts (what leaves the balance), its quota and
 -- overage fields the parts; an entry is written unless all are 0.
+-- Webhook events, in the outbox: quota.exhausted when the commit uses the
+-- last of the period's quota, overage.limit_reached the last of its
+-- overage cap, credits.low_balance when it takes the balance below the
+-- threshold (see low_balance in lib.lua).
 local rid, amount, route, pages = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[7]) or 0
 local a = open()
 if not a then return {'account_not_found'} end
@@ -28,7 +33,9 @@ if not a then return {'account_not_found'} end
 local r = load_res(rid)
 if not r then return {'reservation_not_found'} end
 if r.state == 'c' then
-  return with_state({'ok', r.charged, r.bal, r.avail, r.entry, r.late and 1 or 0}, a)
+  local rep = with_state({'ok', r.charged, r.bal, r.avail, r.entry, r.late and 1 or 0}, a)
+  rep[#rep + 1] = 0
+  return rep
 end
 if r.state == 'v' then return {'reservation_settled', 'voided'} end
 if r.state == 'h' and r.exp <= a.now then
@@ -70,15 +77,25 @@ if charged > 0 then
     'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages})
 end
 save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
-if redis.call('HINCRBY', KEYS[7], route .. '\0requests', 1) == 1 and bucket > 0 then
+if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
+  emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
+end
+if b + o > 0 then low_balance(a) end
+if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
+  emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
+end
+if a.events then save(a, 'evt_seq') end
+if redis.call('HINCRBY', KEYS[9], route .. '\0requests', 1) == 1 and bucket > 0 then
   -- A new route in the period: its counters live two months past its end.
   local ends = bucket == a.period and a.period_end or 0
-  redis.call('PEXPIREAT', KEYS[7], int(math.max(ends, a.now) + 62 * 86400000))
+  redis.call('PEXPIREAT', KEYS[9], int(math.max(ends, a.now) + 62 * 86400000))
 end
-if pages > 0 then redis.call('HINCRBY', KEYS[7], route .. '\0pages', pages) end
-if charged > 0 then redis.call('HINCRBY', KEYS[7], route .. '\0credits', int(charged)) end
+if pages > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', pages) end
+if charged > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(charged)) end
 r.state, r.charged, r.entry, r.late = 'c', charged, entry, late
 r.q, r.b, r.o = q, b, o
 r.bal, r.avail = a.balance, a.balance - a.reserved
 finish(rid, r, a.now) -- also turns the expiry timer into the purge timer
-return with_state({'ok', charged, a.balance, a.balance - a.reserved, entry, late and 1 or 0}, a)
+local rep = with_state({'ok', charged, a.balance, a.balance - a.reserved, entry, late and 1 or 0}, a)
+rep[#rep + 1] = a.events or 0
+return rep

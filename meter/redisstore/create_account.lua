@@ -16,7 +16,7 @@ if v[2] then
 end
 local now = now_ms()
 redis.call('HSET', KEYS[1], 'balance', int(initial), 'reserved', '0',
-  'created_ms', int(now), 'nonce', nonce, 'quota_limit', '0', 'overage_cap', '0',
+  'created_ms', int(now), 'nonce', nonce, 'quota_limit', '0', 'overage_cap', '0', 'lb_threshold', '0',
   'total_purchased', int(initial))
 if initial > 0 then
   append('purchase', initial, initial, {'description', 'initial credits'})

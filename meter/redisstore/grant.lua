@@ -2,7 +2,8 @@
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] type, [3] amount (signed), [4] description,
 --       [5] idempotency key
--- Reply: {'ok', entry_id, type, amount, balance_after, description, replayed (0|1)}
+-- Reply: {'ok', entry_id, type, amount, balance_after, description, replayed (0|1),
+--   events (webhook events recorded: a low-balance one, see lib.lua)}
 --   or {'account_not_found'} | {'invalid', message}
 --   or {'insufficient_credits', required, available}
 -- A removal may not take more than is available (balance - reserved), so
@@ -19,7 +20,7 @@ if idem ~= '' then
   if found and #found == 1 then
     local f, kv = {}, found[1][2]
     for i = 1, #kv, 2 do f[kv[i]] = kv[i + 1] end
-    return {'ok', prev, f.type, tonumber(f.amount), tonumber(f.balance_after), f.description or '', 1}
+    return {'ok', prev, f.type, tonumber(f.amount), tonumber(f.balance_after), f.description or '', 1, 0}
   end
 end
 
@@ -33,8 +34,9 @@ a.balance = a.balance + amount
 if amount > 0 then a.total_purchased = a.total_purchased + amount end
 local entry = append(typ, amount, a.balance, {'description', desc})
 save(a, 'balance', 'total_purchased')
+low_balance(a)
 if idem ~= '' then
   redis.call('HSET', KEYS[4], 'g:' .. idem, entry)
   redis.call('ZADD', KEYS[2], int(a.now + tonumber(ARGV[1])), 'g:' .. idem)
 end
-return {'ok', entry, typ, amount, a.balance, desc, 0}
+return {'ok', entry, typ, amount, a.balance, desc, 0, a.events or 0}

@@ -13,7 +13,10 @@
 --           'g:'..key -> ledger entry id (Grant)
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
--- (commit.lua also gets KEYS[7], the usage-by-route hash of a period)
+--   KEYS[7] outbox hash: webhook event id -> record, see emit
+--   KEYS[8] outbox zset: event id -> ms when it may be claimed (its
+--           creation, the end of its lease, the time of its retry)
+-- (commit.lua also gets KEYS[9], the usage-by-route hash of a period)
 -- and ARGV[1] = retain_ms, how long settled records and mappings are kept.
 --
 -- Money model (issue 5). A charge is taken from three pools, in order:
@@ -86,8 +89,11 @@ end
 
 -- The account hash's numeric fields, read by open into a table of the
 -- same names (missing ones, in accounts older than the field, read 0).
+-- lb_threshold is Settings.LowBalanceThreshold, lb_sent 1 once a low-balance
+-- event was recorded and until the balance is back at or above it;
+-- evt_seq numbers the account's events.
 local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'period', 'period_end',
-  'quota_limit', 'overage_cap', 'total_purchased', 'total_used'}
+  'quota_limit', 'overage_cap', 'total_purchased', 'total_used', 'lb_threshold', 'lb_sent', 'evt_seq'}
 
 -- save writes the named fields of a back to the account hash.
 local function save(a, ...)
@@ -169,11 +175,15 @@ end
 
 -- migrate fills quota_limit and overage_cap of an account whose settings
 -- were written before they were kept as plain fields (see settings.lua).
-local function migrate(a)
+-- (and lb_threshold, when the settings were written before webhooks).
+local function migrate(a, quota)
   local raw = redis.call('HGET', KEYS[1], 'settings')
   local ok, s = pcall(cjson.decode, raw or '{}')
   if not ok or type(s) ~= 'table' then s = {} end
   local function credits(v) return type(v) == 'number' and math.floor(v * 1000 + 0.5) or 0 end
+  a.lb_threshold = credits(s.low_balance_threshold)
+  redis.call('HSET', KEYS[1], 'lb_threshold', int(a.lb_threshold))
+  if not quota then return end
   a.quota_limit, a.overage_cap = credits(s.monthly_quota), credits(s.overage_cap)
   redis.call('HSET', KEYS[1], 'quota_limit', int(a.quota_limit), 'overage_cap', int(a.overage_cap),
     'quota_unit', type(s.quota_unit) == 'string' and s.quota_unit or '')
@@ -187,7 +197,7 @@ local function open()
   if not v[1] then return nil end
   local a = {}
   for i, k in ipairs(FIELDS) do a[k] = tonumber(v[i]) or 0 end
-  if not v[9] then migrate(a) end
+  if not v[9] or not v[13] then migrate(a, not v[9]) end
   a.now = now_ms()
   local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(a.now), 'LIMIT', 0, SWEEP_LIMIT)
   if #due == 0 then return a end
@@ -229,6 +239,33 @@ local function append(typ, amount, balance_after, extra)
     end
   end
   return redis.call('XADD', KEYS[5], '*', unpack(f))
+end
+
+-- emit records a webhook event in the account's outbox, claimable now.
+-- A record is 'type|ms|balance|threshold|limit|used|resets_ms|attempts|owner'
+-- (owner last: it is the caller's). The caller saves evt_seq.
+local function emit(a, typ, threshold, limit, used, resets)
+  a.evt_seq = a.evt_seq + 1
+  local id = int(a.now) .. '-' .. int(a.evt_seq)
+  redis.call('HSET', KEYS[7], id, typ .. '|' .. int(a.now) .. '|' .. int(a.balance) .. '|' .. int(threshold) ..
+    '|' .. int(limit) .. '|' .. int(used) .. '|' .. int(resets) .. '|0|')
+  redis.call('ZADD', KEYS[8], int(a.now), id)
+  a.events = (a.events or 0) + 1
+end
+
+-- low_balance, after the balance moved, records a low-balance event when
+-- it is below the threshold and none was since it last was at or above
+-- it, and re-arms when it is at or above it. It saves what it changed.
+local function low_balance(a)
+  if a.lb_threshold <= 0 then return end
+  if a.balance < a.lb_threshold and a.lb_sent == 0 then
+    a.lb_sent = 1
+    emit(a, 'credits.low_balance', a.lb_threshold, 0, 0, 0)
+    save(a, 'lb_sent', 'evt_seq')
+  elseif a.balance >= a.lb_threshold and a.lb_sent ~= 0 then
+    a.lb_sent = 0
+    save(a, 'lb_sent')
+  end
 end
 
 -- (end of lib.lua)

@@ -71,8 +71,13 @@ func (s *Store) Close() error {
 func (s *Store) accountKeys(id string) []string {
 	base := s.prefix + ":{" + id + "}:"
 	return []string{base + "account", base + "timers", base + "reservations",
-		base + "idempotency", base + "ledger", base + "refunds"}
+		base + "idempotency", base + "ledger", base + "refunds", base + "outbox", base + "outbox_due"}
 }
+
+// outboxIndexKey is the set of accounts that may have webhook events. It
+// is in a slot of its own, so it is written after the script that records
+// an event, not in it (see ClaimEvents and ReindexEvents).
+func (s *Store) outboxIndexKey() string { return s.prefix + ":outbox:accounts" }
 
 // usageKey is the usage-by-route hash of an account's period (0: no period).
 func (s *Store) usageKey(id string, period int64) string {

@@ -47,5 +47,6 @@ a.balance = a.balance + amount
 a.total_used = a.total_used - amount
 local entry = append('refund', amount, a.balance, {'description', desc, 'refund_of', eid})
 save(a, 'balance', 'total_used')
+low_balance(a) -- only ever re-arms: a refund raises the balance
 redis.call('HSET', KEYS[6], eid, entry .. '|' .. nonce)
 return {'ok', entry, amount, a.balance, desc}

@@ -73,6 +73,9 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		st := meter.Settlement{Charged: meter.Credits(rep.int(1)), Balance: meter.Credits(rep.int(2)),
 			Available: meter.Credits(rep.int(3)), EntryID: rep.str(4), Late: rep.int(5) == 1}
 		st.Quota, st.Overage = rep.periodState(6)
+		if rep.int(15) > 0 {
+			s.indexEvents(ctx, c.AccountID)
+		}
 		return st, rep.check()
 	}
 }

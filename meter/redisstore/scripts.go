@@ -31,6 +31,10 @@ var (
 	settingsLua string
 	//go:embed refund.lua
 	refundLua string
+	//go:embed claim_events.lua
+	claimEventsLua string
+	//go:embed ack_event.lua
+	ackEventLua string
 )
 
 // The shebang (Redis 7+) turns on the strict script mode, in which a
@@ -39,7 +43,8 @@ var (
 const shebang = "#!lua\n"
 
 // The account scripts share lib.lua, prepended once here; add_key works on
-// a key record, not an account, and stands alone.
+// a key record, not an account, and the event scripts on an account's
+// outbox only: they stand alone.
 var (
 	createAccountScript = redis.NewScript(shebang + libLua + createAccountLua)
 	accountScript       = redis.NewScript(shebang + libLua + accountLua)
@@ -50,6 +55,8 @@ var (
 	addKeyScript        = redis.NewScript(shebang + addKeyLua)
 	settingsScript      = redis.NewScript(shebang + libLua + settingsLua)
 	refundScript        = redis.NewScript(shebang + libLua + refundLua)
+	claimEventsScript   = redis.NewScript(shebang + claimEventsLua)
+	ackEventScript      = redis.NewScript(shebang + ackEventLua)
 )
 
 // reply reads a script's array reply. A reply of an unexpected shape is a

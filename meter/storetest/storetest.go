@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"TrimLedger", testTrimLedger},
 		{"ConcurrentReserveNeverOverspends", testConcurrentReserve},
 		{"ConcurrentMixed", testConcurrentMixed},
+		{"Events", testEvents},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore(t)) })
