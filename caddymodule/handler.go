@@ -211,6 +211,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	rq.quote, err = h.rules.Quote(rq.in)
 	span.SetAttributes(attrCost.String(rq.quote.Total.String()))
 	endSpan(span, err)
+	for _, l := range rq.quote.Lines {
+		if l.PageClass && l.Units > 0 {
+			meterMetrics.classes.WithLabelValues(l.Name).Add(float64(l.Units))
+		}
+	}
 	if err != nil {
 		rq.refuse(w, err)
 		return nil

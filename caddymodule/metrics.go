@@ -30,6 +30,7 @@ var meterMetrics = struct {
 	debited   prometheus.Counter
 	reserved  prometheus.Counter
 	pages     *prometheus.CounterVec
+	classes   *prometheus.CounterVec
 	countTime prometheus.Histogram
 	storeTime *prometheus.HistogramVec
 }{}
@@ -54,6 +55,10 @@ func initMetrics(registry *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "pages_total",
 			Help: "Pages counted in request bodies, by file kind.",
 		}, []string{"kind"})
+		m.classes = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "class_pages_total",
+			Help: "Pages counted by page class, on routes that price page classes.",
+		}, []string{"class"})
 		m.countTime = prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "measure_duration_seconds",
 			Help:    "Time spent measuring a request body (spooling, page counting).",
@@ -68,7 +73,7 @@ func initMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.debited, m.reserved, m.pages, m.countTime, m.storeTime} {
+	for _, c := range []prometheus.Collector{m.requests, m.debited, m.reserved, m.pages, m.classes, m.countTime, m.storeTime} {
 		if err := registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

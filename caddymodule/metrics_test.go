@@ -24,6 +24,17 @@ http://{SITE} {
 	handle /metrics {
 		metrics
 	}
+	handle /classes {
+		route {
+			meter {
+				per_page {
+					drawing 10 larger_than 11x17in
+					document 1
+				}
+			}
+			respond "done"
+		}
+	}
 	handle /fail {
 		route {
 			meter {
@@ -57,7 +68,7 @@ func metricValue(t *testing.T, body, prefix string) string {
 
 func TestMetricsAreScraped(t *testing.T) {
 	g := startGateway(t, globalBlock+metricsSite)
-	key := g.newAccount("e2e_metrics", 10, meter.ModeLive)
+	key := g.newAccount("e2e_metrics", 100, meter.ModeLive)
 	scrape := func() string {
 		resp, err := http.Get(g.URL + "/metrics")
 		if err != nil {
@@ -81,22 +92,25 @@ func TestMetricsAreScraped(t *testing.T) {
 	g.post("/convert", key, "application/pdf", pdftest.Pages(3))
 	g.post("/fail", key, "application/pdf", pdftest.Pages(2))
 	g.post("/convert", "sk_live_unknown", "application/pdf", pdftest.Pages(2))
+	g.post("/classes", key, "application/pdf", pdftest.Sized(pdftest.A3, pdftest.Letter, pdftest.Letter))
 	after := scrape()
 
 	checks := []struct {
 		sample string
 		delta  float64
 	}{
-		{`caddy_meter_requests_total{code="",outcome="charged"}`, 1},
+		{`caddy_meter_requests_total{code="",outcome="charged"}`, 2},
+		{`caddy_meter_class_pages_total{class="drawing"}`, 1},
+		{`caddy_meter_class_pages_total{class="document"}`, 2},
 		{`caddy_meter_requests_total{code="",outcome="voided"}`, 1},
 		{`caddy_meter_requests_total{code="invalid_api_key",outcome="refused"}`, 1},
-		{`caddy_meter_credits_debited_total`, 3},
-		{`caddy_meter_credits_reserved_total`, 5},
-		{`caddy_meter_pages_total{kind="pdf"}`, 5},
-		{`caddy_meter_store_duration_seconds_count{op="reserve"}`, 2},
-		{`caddy_meter_store_duration_seconds_count{op="commit"}`, 1},
+		{`caddy_meter_credits_debited_total`, 15},
+		{`caddy_meter_credits_reserved_total`, 17},
+		{`caddy_meter_pages_total{kind="pdf"}`, 8},
+		{`caddy_meter_store_duration_seconds_count{op="reserve"}`, 3},
+		{`caddy_meter_store_duration_seconds_count{op="commit"}`, 2},
 		{`caddy_meter_store_duration_seconds_count{op="void"}`, 1},
-		{`caddy_meter_measure_duration_seconds_count`, 2},
+		{`caddy_meter_measure_duration_seconds_count`, 3},
 	}
 	for _, c := range checks {
 		if d := num(after, c.sample) - num(before, c.sample); d != c.delta {

@@ -176,7 +176,7 @@ func (r *classRule) Lines(in Input) ([]Line, error) {
 		if i < last {
 			src = "pages larger than " + c.label
 		}
-		lines[i] = Line{Name: c.name, Units: counts[i], UnitCost: unit, Cost: cost, Source: src}
+		lines[i] = Line{Name: c.name, Units: counts[i], UnitCost: unit, Cost: cost, Source: src, PageClass: true}
 	}
 	return lines, nil
 }

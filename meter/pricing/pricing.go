@@ -27,6 +27,9 @@ type Line struct {
 	Cost meter.Credits `json:"cost"`
 	// Source says where in the request the units came from.
 	Source string `json:"source,omitempty"`
+	// PageClass marks a line that counts the pages of one page class
+	// (Name is the class): the gateway's metrics count pages by class.
+	PageClass bool `json:"page_class,omitempty"`
 }
 
 // Quote is the price of one request.
