@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -91,6 +92,13 @@ func (a *adminAPI) wrap(f adminFunc) http.Handler {
 			writeError(w, err)
 		}
 	})
+}
+
+// logMoney logs a credit movement made through the admin API.
+func (a *adminAPI) logMoney(e meter.LedgerEntry) {
+	a.ctx.Logger().Info("ledger entry", zap.String("account", e.AccountID), zap.String("entry", e.ID),
+		zap.String("type", e.Type), zap.Stringer("amount", e.Amount), zap.Stringer("balance_after", e.BalanceAfter),
+		zap.String("refund_of", e.RefundOf))
 }
 
 // dropCached forgets an account's cached keys and settings on this gateway.
@@ -290,6 +298,7 @@ func (a *adminAPI) grant(ctx context.Context, s meter.Store, w http.ResponseWrit
 	if err != nil {
 		return err
 	}
+	a.logMoney(entry)
 	writeJSON(w, http.StatusCreated, map[string]any{"entry": entry, "account": acct})
 	return nil
 }

@@ -101,6 +101,7 @@ func (a *adminAPI) refund(ctx context.Context, s meter.Store, w http.ResponseWri
 	if err != nil {
 		return err
 	}
+	a.logMoney(e)
 	writeJSON(w, http.StatusCreated, e)
 	return nil
 }

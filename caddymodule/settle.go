@@ -102,6 +102,8 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 		log.Warn("reservation expired before settle; charged from available credits",
 			zap.Stringer("charged", st.Charged), zap.Stringer("quoted", rq.quote.Total))
 	}
+	// One line per settlement, at debug level: Caddy's access log already
+	// has a line per request, and both carry the request id.
 	if ce := rq.h.logger.Check(zap.DebugLevel, "settled"); ce != nil {
 		ce.Write(zap.String("account", rq.key.AccountID), zap.String("reservation", rq.res.ID),
 			zap.String("request_id", rq.reqID), zap.Int("status", status), zap.Bool("commit", ok),
