@@ -2,10 +2,8 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/storetest"
 )
 
 // One private redis-server for the package; every test uses its own
@@ -68,7 +67,15 @@ func newRID() string { return newID("res") }
 // tests and -count runs.
 func newID(prefix string) string { return fmt.Sprintf("%s_%d", prefix, seq.Add(1)) }
 
-// entry is a ledger entry as the tables state it.
+// The money assertions are the conformance suite's, so the Redis-specific
+// tests check balances and ledgers exactly as the suite does.
+var (
+	oldestFirst    = storetest.OldestFirst
+	checkInvariant = storetest.CheckInvariant
+	wantCode       = storetest.WantCode
+)
+
+// entry is a ledger entry as a table states it (storetest.Entry's fields).
 type entry struct {
 	Type   string
 	Amount meter.Credits
@@ -76,79 +83,14 @@ type entry struct {
 	Late   bool
 }
 
-// expect asserts an account's balances and its whole ledger, oldest first,
-// and the money invariants: each balance_after is the running sum of the
-// amounts, and the sum of the ledger is the balance.
+// expect is storetest.Expect with this package's entry literals.
 func expect(t *testing.T, s *Store, id string, balance, reserved meter.Credits, ledger ...entry) {
 	t.Helper()
-	a, err := s.Account(ctx, id)
-	if err != nil {
-		t.Fatalf("Account: %v", err)
+	es := make([]storetest.Entry, len(ledger))
+	for i, e := range ledger {
+		es[i] = storetest.Entry(e)
 	}
-	if a.Balance != balance || a.Reserved != reserved || a.Available != balance-reserved {
-		t.Errorf("account: balance %s reserved %s available %s; want %s, %s, %s",
-			a.Balance, a.Reserved, a.Available, balance, reserved, balance-reserved)
-	}
-	got := oldestFirst(t, s, id)
-	var gotE []entry
-	for _, e := range got {
-		gotE = append(gotE, entry{e.Type, e.Amount, e.BalanceAfter, e.Late})
-	}
-	if ledger == nil {
-		ledger = []entry{}
-	}
-	if gotE == nil {
-		gotE = []entry{}
-	}
-	if !reflect.DeepEqual(gotE, ledger) {
-		t.Errorf("ledger:\n got %v\nwant %v", gotE, ledger)
-	}
-	checkInvariant(t, got, balance)
-}
-
-// oldestFirst returns the account's whole ledger, oldest first.
-func oldestFirst(t testing.TB, s *Store, id string) []meter.LedgerEntry {
-	t.Helper()
-	es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000})
-	if err != nil {
-		t.Fatalf("Ledger: %v", err)
-	}
-	if len(es) == 1000 {
-		t.Fatalf("ledger of %s too long to check whole", id)
-	}
-	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
-		es[i], es[j] = es[j], es[i]
-	}
-	return es
-}
-
-func checkInvariant(t testing.TB, oldest []meter.LedgerEntry, balance meter.Credits) {
-	t.Helper()
-	var sum meter.Credits
-	overage := false // only overage may take a balance below zero
-	for _, e := range oldest {
-		sum += e.Amount
-		overage = overage || e.Overage > 0
-		if e.BalanceAfter != sum {
-			t.Errorf("entry %s: balance_after %s, running sum %s", e.ID, e.BalanceAfter, sum)
-		}
-		if e.BalanceAfter < 0 && !overage {
-			t.Errorf("entry %s: balance_after %s is negative", e.ID, e.BalanceAfter)
-		}
-	}
-	if sum != balance {
-		t.Errorf("ledger sums to %s, balance is %s", sum, balance)
-	}
-}
-
-// wantCode fails unless err is a *meter.Error with code.
-func wantCode(t testing.TB, err error, code string) *meter.Error {
-	t.Helper()
-	var me *meter.Error
-	if !errors.As(err, &me) || me.Code != code {
-		t.Fatalf("error %v; want code %s", err, code)
-	}
-	return me
+	storetest.Expect(t, s, id, balance, reserved, es...)
 }
 
 func reserve(t testing.TB, s *Store, id, rid string, amount meter.Credits, ttl time.Duration, idem string) (meter.Reservation, error) {
