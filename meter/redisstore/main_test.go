@@ -70,9 +70,8 @@ func newID(prefix string) string { return fmt.Sprintf("%s_%d", prefix, seq.Add(1
 // The money assertions are the conformance suite's, so the Redis-specific
 // tests check balances and ledgers exactly as the suite does.
 var (
-	oldestFirst    = storetest.OldestFirst
-	checkInvariant = storetest.CheckInvariant
-	wantCode       = storetest.WantCode
+	oldestFirst = storetest.OldestFirst
+	wantCode    = storetest.WantCode
 )
 
 // entry is a ledger entry as a table states it (storetest.Entry's fields).

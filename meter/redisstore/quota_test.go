@@ -10,7 +10,6 @@ import (
 // The period helpers and pool assertions are the conformance suite's.
 var (
 	month         = storetest.Month
-	quotaAccount  = storetest.QuotaAccount
 	reserveIn     = storetest.ReserveIn
 	mustReserveIn = storetest.MustReserveIn
 	qs            = storetest.QS

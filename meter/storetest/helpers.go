@@ -39,13 +39,6 @@ func OldestFirst(t testing.TB, s meter.Store, id string) []meter.LedgerEntry {
 	return oldestFirst(t, s, id)
 }
 
-// CheckInvariant asserts that each entry's balance_after is the running
-// sum and that the ledger sums to balance.
-func CheckInvariant(t testing.TB, oldest []meter.LedgerEntry, balance meter.Credits) {
-	t.Helper()
-	checkInvariant(t, oldest, balance)
-}
-
 // WantCode asserts that err is a *meter.Error with code.
 func WantCode(t testing.TB, err error, code string) *meter.Error {
 	t.Helper()
@@ -54,13 +47,6 @@ func WantCode(t testing.TB, err error, code string) *meter.Error {
 
 // Month is the n-th monthly period of a fixed year, a controllable clock.
 func Month(n int) meter.Period { return month(n) }
-
-// QuotaAccount creates an account with a balance, a monthly quota and an
-// overage cap.
-func QuotaAccount(t testing.TB, s meter.Store, balance, quota, overageCap meter.Credits) string {
-	t.Helper()
-	return quotaAccount(t, s, balance, quota, overageCap)
-}
 
 // ReserveIn reserves in a given period.
 func ReserveIn(s meter.Store, id, rid string, amount meter.Credits, p meter.Period, ttl time.Duration) (meter.Reservation, error) {

@@ -63,6 +63,8 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"TrimLedger", testTrimLedger},
 		{"ConcurrentReserveNeverOverspends", testConcurrentReserve},
 		{"ConcurrentMixed", testConcurrentMixed},
+		{"ConcurrentPoolsNeverOverspend", testConcurrentPools},
+		{"ConcurrentPoolsMixed", testConcurrentPoolsMixed},
 		{"Events", testEvents},
 	}
 	for _, g := range groups {

@@ -1,4 +1,4 @@
-package redisstore
+package storetest
 
 import (
 	"math/rand/v2"
@@ -12,8 +12,7 @@ import (
 
 // Quota 10, balance 5, overage cap 5: 60 requests of 1 credit race for the
 // period's 20; exactly 20 are served, 10 free, 5 prepaid, 5 postpaid.
-func TestConcurrentPoolsNeverOverspend(t *testing.T) {
-	s := newStore(t, Options{})
+func testConcurrentPools(t *testing.T, s meter.Store) {
 	id := quotaAccount(t, s, c(5), c(10), c(5))
 	p := month(0)
 	var ok, refused atomic.Int64
@@ -70,8 +69,7 @@ func TestConcurrentPoolsNeverOverspend(t *testing.T) {
 // Random amounts, partial commits, voids and abandoned holds from many
 // goroutines: the period never spends more than quota + balance + cap,
 // and every pool's count agrees with the ledger and the usage by route.
-func TestConcurrentPoolsMixed(t *testing.T) {
-	s := newStore(t, Options{})
+func testConcurrentPoolsMixed(t *testing.T, s meter.Store) {
 	id := quotaAccount(t, s, c(5), c(10), c(5))
 	p := month(0)
 	var wg sync.WaitGroup
