@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// The readable output of the meter subcommands (without --json).
+
+func table(w io.Writer, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func str(v any) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func printAccount(w io.Writer, v map[string]any) {
+	table(w, [][]string{
+		{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE"},
+		{str(v["id"]), str(v["balance"]), str(v["reserved"]), str(v["available"])},
+	})
+}
+
+func printAccounts(w io.Writer, v map[string]any) {
+	rows := [][]string{{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE", "ENABLED"}}
+	data, _ := v["data"].([]any)
+	for _, d := range data {
+		a, _ := d.(map[string]any)
+		st, _ := a["settings"].(map[string]any)
+		enabled := "yes"
+		if st["enabled"] == false {
+			enabled = "no"
+		}
+		rows = append(rows, []string{str(a["id"]), str(a["balance"]), str(a["reserved"]), str(a["available"]), enabled})
+	}
+	table(w, rows)
+	if next := str(v["next_cursor"]); next != "" {
+		fmt.Fprintf(w, "more: --cursor %s\n", next)
+	}
+}
+
+func printKeys(w io.Writer, v map[string]any) {
+	rows := [][]string{{"ID", "MODE", "KEY", "CREATED", "REVOKED"}}
+	data, _ := v["data"].([]any)
+	for _, d := range data {
+		k, _ := d.(map[string]any)
+		rows = append(rows, []string{str(k["id"]), str(k["mode"]), str(k["prefix"]) + "_..." + str(k["last4"]), str(k["created_at"]), str(k["revoked_at"])})
+	}
+	table(w, rows)
+}
+
+func printRemoved(w io.Writer, v map[string]any) {
+	fmt.Fprintf(w, "%s ledger entries removed\n", str(v["removed"]))
+}
+
+func printUsage(w io.Writer, v map[string]any) {
+	p, _ := v["period"].(map[string]any)
+	fmt.Fprintf(w, "period %s to %s\n", str(p["start"]), str(p["end"]))
+	rows := [][]string{{"ROUTE", "REQUESTS", "PAGES", "CREDITS", "SHARE"}}
+	data, _ := v["data"].([]any)
+	for _, d := range data {
+		u, _ := d.(map[string]any)
+		n, _ := u["share"].(json.Number)
+		share, _ := n.Float64()
+		rows = append(rows, []string{str(u["route"]), str(u["requests"]), str(u["pages"]), str(u["credits"]), fmt.Sprintf("%.1f%%", share*100)})
+	}
+	t, _ := v["total"].(map[string]any)
+	rows = append(rows, []string{"total", str(t["requests"]), str(t["pages"]), str(t["credits"]), ""})
+	table(w, rows)
+}
+
+func printKey(w io.Writer, v map[string]any) {
+	fmt.Fprintf(w, "API key for %s (%s), shown once; store it now:\n%s\n", str(v["account"]), str(v["mode"]), str(v["key"]))
+}
+
+func printGrant(w io.Writer, v map[string]any) {
+	e, _ := v["entry"].(map[string]any)
+	fmt.Fprintf(w, "%s %s recorded as %s\n", str(e["type"]), str(e["amount"]), str(e["id"]))
+	if a, ok := v["account"].(map[string]any); ok {
+		printAccount(w, a)
+	}
+}
+
+func printLedger(w io.Writer, v map[string]any) {
+	rows := [][]string{{"ID", "CREATED", "TYPE", "AMOUNT", "BALANCE AFTER", "ROUTE", "DESCRIPTION"}}
+	data, _ := v["data"].([]any)
+	for _, d := range data {
+		e, _ := d.(map[string]any)
+		rows = append(rows, []string{str(e["id"]), str(e["created_at"]), str(e["type"]), str(e["amount"]), str(e["balance_after"]), str(e["route"]), str(e["description"])})
+	}
+	table(w, rows)
+}
