@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -103,6 +104,7 @@ func (t Target) client() (redis.UniversalClient, string, error) {
 			return nil, "", fmt.Errorf("invalid redis URL (want redis://[user:password@]host:port/db or rediss://...): %v", err)
 		}
 		ro.ContextTimeoutEnabled = true
+		ro.PoolSize, ro.MaxActiveConns, ro.PipelinePoolSize = bounded(ro.PoolSize)
 		return redis.NewClient(ro), "redis at " + ro.Addr, nil
 	}
 
@@ -114,6 +116,7 @@ func (t Target) client() (redis.UniversalClient, string, error) {
 		DB:                    t.DB,
 		ContextTimeoutEnabled: true,
 	}
+	uo.PoolSize, uo.MaxActiveConns, uo.PipelinePoolSize = bounded(0)
 	if t.TLS {
 		uo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
@@ -158,4 +161,15 @@ func ping(ctx context.Context, c redis.UniversalClient) error {
 		})
 	}
 	return c.Ping(ctx).Err()
+}
+
+// bounded sizes a client's connections: the pool (default 10 per CPU, as
+// go-redis), no connections beyond it (go-redis allocates past PoolSize
+// when the pool is exhausted, which under a stalled server is unbounded),
+// and pipelines on the same pool instead of a pool of their own.
+func bounded(poolSize int) (pool, maxActive, pipelinePool int) {
+	if poolSize <= 0 {
+		poolSize = 10 * runtime.GOMAXPROCS(0)
+	}
+	return poolSize, poolSize, -1
 }
