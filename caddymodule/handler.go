@@ -208,7 +208,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	_, span = startSpan(ctx, "price")
 	rq.in.Rates = id.settings.Rates
-	rq.quote, err = h.rules.Quote(rq.in)
+	// Parse a JSON body once: Quote now and Final at settle reuse it.
+	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
+		rq.quote, err = h.rules.Quote(rq.in)
+	}
 	span.SetAttributes(attrCost.String(rq.quote.Total.String()))
 	endSpan(span, err)
 	for _, l := range rq.quote.Lines {
