@@ -39,6 +39,10 @@ type Event struct {
 	// ResetsAt is the end of the period (EventQuotaExhausted,
 	// EventOverageLimitReached), when the store knows it.
 	ResetsAt time.Time `json:"resets_at,omitzero"`
+	// JobID and UpstreamJobID name the job of EventJobBlocked (the
+	// upstream's id when the job had one then).
+	JobID         string `json:"job_id,omitempty"`
+	UpstreamJobID string `json:"upstream_job_id,omitempty"`
 	// Attempts is how many deliveries were retried (Store.RetryEvent).
 	Attempts int `json:"attempts"`
 }
@@ -63,8 +67,13 @@ func (e Event) Payload() ([]byte, error) {
 		data["quota_limit"], data["quota_used"] = e.Limit, e.Used
 	case EventOverageLimitReached:
 		data["overage_cap"], data["overage_used"] = e.Limit, e.Used
+	case EventJobBlocked:
+		data["job_id"] = e.JobID
+		if e.UpstreamJobID != "" {
+			data["upstream_job_id"] = e.UpstreamJobID
+		}
 	}
-	if e.Type != EventLowBalance && !e.ResetsAt.IsZero() {
+	if e.Type != EventLowBalance && e.Type != EventJobBlocked && !e.ResetsAt.IsZero() {
 		data["resets_at"] = e.ResetsAt.UTC().Format(time.RFC3339)
 	}
 	return json.Marshal(map[string]any{"type": e.Type, "id": e.WebhookID(),

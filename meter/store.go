@@ -27,6 +27,9 @@ type Account struct {
 	// Available is Balance minus Reserved: what a new request can spend.
 	Available Credits   `json:"available"`
 	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is when the settings last changed (CreateAccount, then
+	// each UpdateSettings).
+	UpdatedAt time.Time `json:"updated_at"`
 	// Settings are the account's own overrides of the gateway's defaults.
 	Settings Settings `json:"settings"`
 	// TotalPurchased and TotalUsed are lifetime sums: purchases (and
@@ -84,6 +87,10 @@ type Settings struct {
 	TimeZone string `json:"time_zone,omitempty"`
 	// PeriodAnchor is AnchorMonthStart (default) or AnchorAnniversary.
 	PeriodAnchor string `json:"period_anchor,omitempty"`
+	// RetentionDays is how many days the upstream keeps the account's job
+	// results, shown in its profile; the gateway keeps finished job records
+	// that long too. 0: the gateway's default (30).
+	RetentionDays int `json:"retention_days,omitempty"`
 	// WebhookURL receives the account's webhook events, besides the
 	// gateway's own webhooks. Default: none.
 	WebhookURL string `json:"webhook_url,omitempty"`
@@ -279,6 +286,7 @@ type RouteUsage struct {
 // for domain refusals, and Unavailable(err) when the backend cannot be
 // reached.
 type Store interface {
+	JobStore
 	// CreateAccount creates an account, with initial credits recorded as a
 	// purchase when positive. ECodeAccountExists if it exists.
 	CreateAccount(ctx context.Context, id string, initial Credits) (Account, error)

@@ -48,6 +48,10 @@ func (r ReserveRequest) Validate() error {
 	if r.ID == "" || len(r.ID) > MaxRefLen {
 		return invalid("reservation id must be 1 to %d bytes", MaxRefLen)
 	}
+	if strings.HasPrefix(r.ID, JobHoldPrefix) {
+		// The holds of jobs (see jobs.go) live among reservations.
+		return invalid("reservation ids starting with %q are reserved for jobs", JobHoldPrefix)
+	}
 	if r.TTL <= 0 {
 		return invalid("reservation TTL must be positive")
 	}

@@ -43,7 +43,7 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 	}
 	now := s.now().UnixMilli()
 	o := &op{s: s, tx: tx, b: b, now: now,
-		a: &account{Balance: int64(initial), CreatedMS: now, TotalPurchased: int64(initial), LBThreshold: new(int64)}}
+		a: &account{Balance: int64(initial), CreatedMS: now, UpdatedMS: now, TotalPurchased: int64(initial), LBThreshold: new(int64)}}
 	if initial > 0 {
 		if _, err := o.appendEntry(&entry{Type: meter.EntryPurchase, Amount: int64(initial),
 			BalanceAfter: int64(initial), Description: "initial credits"}); err != nil {
@@ -104,6 +104,7 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 	err = s.update(ctx, id, func(o *op) error {
 		o.a.QuotaLimit, o.a.OverageCap = int64(st.MonthlyQuota), int64(st.OverageCap)
 		o.a.Settings, o.a.QuotaUnit = raw, st.QuotaUnit
+		o.a.UpdatedMS = o.now
 		// A new threshold records no event; it re-arms when the balance
 		// is at or above it (the next debit below it records one).
 		t := int64(st.LowBalanceThreshold)
@@ -123,7 +124,10 @@ func (o *op) account(id string) (meter.Account, error) {
 	r := o.a
 	a := meter.Account{ID: id, Balance: meter.Credits(r.Balance), Reserved: meter.Credits(r.Reserved),
 		Available: meter.Credits(r.Balance - r.Reserved), CreatedAt: msTime(r.CreatedMS),
-		TotalPurchased: meter.Credits(r.TotalPurchased), TotalUsed: meter.Credits(r.TotalUsed)}
+		UpdatedAt: msTime(r.CreatedMS), TotalPurchased: meter.Credits(r.TotalPurchased), TotalUsed: meter.Credits(r.TotalUsed)}
+	if r.UpdatedMS > 0 {
+		a.UpdatedAt = msTime(r.UpdatedMS)
+	}
 	if len(r.Settings) > 0 {
 		if err := json.Unmarshal(r.Settings, &a.Settings); err != nil {
 			return meter.Account{}, internalErr(err)

@@ -11,8 +11,9 @@
 //	res/       reservation id -> record (JSON, see reservation)
 //	timers/    due ms (8 bytes, big-endian) + member -> "": what is due
 //	           when, as redisstore's timers zset. Members are "r:"+rid
-//	           (a hold's expiry, then a settled record's purge) and
-//	           "g:"+key (the purge of a Grant idempotency mapping).
+//	           (a hold's expiry, then a settled record's purge),
+//	           "g:"+key (the purge of a Grant idempotency mapping) and
+//	           "j:"+job id (a job's expiry, then its record's purge)
 //	idem/      "r:"+key -> rid (Reserve); "g:"+key -> due ms + entry id
 //	ledger/    ms + seq (8 bytes each, big-endian) -> entry (JSON); the
 //	           id "<ms>-<seq>" sorts by time like a Redis stream id
@@ -21,6 +22,9 @@
 //	keys/      key hash -> "": the account's keys
 //	outbox/    event id "<ms>-<seq>" -> webhook event (JSON, see event);
 //	           created with the first event of accounts older than it
+//	jobs/      job id -> job record (JSON, see jobs.go); created with the
+//	           account's first job, as jobup/
+//	jobup/     upstream job id -> job id
 //
 // a top-level bucket "keys" maps a key hash to its record (JSON), and a
 // top-level bucket "outbox" lists the accounts with events (id -> ""),

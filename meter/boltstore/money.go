@@ -162,6 +162,15 @@ func (o *op) sweep() error {
 	for _, k := range due {
 		member := string(k[8:])
 		id := member[2:]
+		if member[:2] == "j:" {
+			if err := o.jobTimer(id, k); err != nil {
+				return err
+			}
+			continue
+		}
+		if o.sub(bTimers).Get(k) == nil {
+			continue // dropped by an earlier member (a job's expiry releasing its hold)
+		}
 		if member[:2] == "g:" {
 			if err := o.del(bIdem, []byte(member)); err != nil {
 				return err
@@ -216,12 +225,17 @@ func (o *op) appendEntry(e *entry) (ledgerID, error) {
 // emit records a webhook event in the account's outbox, claimable now,
 // and lists the account in the outbox index (lib.lua's emit).
 func (o *op) emit(typ string, threshold, limit, used, resets int64) error {
+	return o.emitEvent(&event{Type: typ, Threshold: threshold, Limit: limit, Used: used, Resets: resets})
+}
+
+// emitEvent records e, stamped with the store's time and the balance.
+func (o *op) emitEvent(e *event) error {
 	a := o.a
 	a.EvtSeq++
 	o.dirty = true
 	id := fmt.Sprintf("%d-%d", o.now, a.EvtSeq)
-	raw, err := encode(&event{Type: typ, MS: o.now, Balance: a.Balance, Threshold: threshold, Limit: limit,
-		Used: used, Resets: resets, Due: o.now})
+	e.MS, e.Balance, e.Due = o.now, a.Balance, o.now
+	raw, err := encode(e)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ type account struct {
 	TotalPurchased int64 `json:"total_purchased"`
 	TotalUsed      int64 `json:"total_used"`
 	CreatedMS      int64 `json:"created_ms"`
+	// UpdatedMS is when the settings last changed (0 in records written
+	// before it: read as CreatedMS).
+	UpdatedMS int64 `json:"updated_ms,omitempty"`
 	// LastMS and LastSeq are the last ledger id given out, so ids keep
 	// increasing when the clock steps back (as a Redis stream's do).
 	LastMS    int64           `json:"last_ms"`
@@ -76,6 +79,9 @@ type reservation struct {
 	Late    bool   `json:"late,omitempty"`
 	Entry   string `json:"entry,omitempty"`
 	Idem    string `json:"idem,omitempty"`
+	// Job marks a job's hold ("job:" + job id): only the job's calls
+	// settle it, never Commit or Void.
+	Job bool `json:"job,omitempty"`
 }
 
 func (r *reservation) amount() int64 { return r.Q + r.B + r.O }
@@ -94,12 +100,15 @@ type event struct {
 	Attempts  int    `json:"n,omitempty"`
 	Owner     string `json:"o,omitempty"`
 	Due       int64  `json:"due"`
+	// JobID and UpstreamJobID name the job of a job.blocked event.
+	JobID         string `json:"j,omitempty"`
+	UpstreamJobID string `json:"uj,omitempty"`
 }
 
 func (e *event) event(account, id string) meter.Event {
 	out := meter.Event{ID: id, AccountID: account, Type: e.Type, CreatedAt: msTime(e.MS),
 		Balance: meter.Credits(e.Balance), Threshold: meter.Credits(e.Threshold), Limit: meter.Credits(e.Limit),
-		Used: meter.Credits(e.Used), Attempts: e.Attempts}
+		Used: meter.Credits(e.Used), JobID: e.JobID, UpstreamJobID: e.UpstreamJobID, Attempts: e.Attempts}
 	if e.Resets > 0 {
 		out.ResetsAt = msTime(e.Resets)
 	}

@@ -139,7 +139,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 			return internalErr(err)
 		}
 		switch {
-		case r == nil:
+		case r == nil || r.Job: // a job's hold is settled by the job's calls only
 			return meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
 		case r.State == committed:
 			st = meter.Settlement{Charged: meter.Credits(r.Charged), Balance: meter.Credits(r.Bal),
@@ -271,7 +271,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 			return internalErr(err)
 		}
 		switch {
-		case r == nil:
+		case r == nil || r.Job:
 			return meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
 		case r.State == committed:
 			return meter.Errorf(meter.ECodeReservationSettled, "reservation is already committed")

@@ -73,11 +73,16 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 }
 
 // accountFrom reads {'ok', balance, reserved, created_ms[, settings_json,
-// total_purchased, total_used[, state...]]}. Reserved is the balance and
-// overage parts of the holds; quota parts are in Quota.Reserved.
+// total_purchased, total_used, updated_ms[, state...]]}. Reserved is the
+// balance and overage parts of the holds; quota parts are in
+// Quota.Reserved. Accounts created before updated_ms read it as created.
 func accountFrom(id string, r *reply) meter.Account {
 	bal, res := meter.Credits(r.int(1)), meter.Credits(r.int(2))
 	a := meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.int(3))}
+	a.UpdatedAt = a.CreatedAt
+	if len(r.v) > 7 && r.str(7) != "" {
+		a.UpdatedAt = msTime(r.int(7))
+	}
 	if len(r.v) > 4 {
 		if raw := r.str(4); raw != "" {
 			if err := json.Unmarshal([]byte(raw), &a.Settings); err != nil && r.err == nil {
@@ -86,8 +91,8 @@ func accountFrom(id string, r *reply) meter.Account {
 		}
 		a.TotalPurchased, a.TotalUsed = meter.Credits(r.int(5)), meter.Credits(r.int(6))
 	}
-	if len(r.v) > 7 {
-		a.Quota, a.Overage = r.periodState(7)
+	if len(r.v) > 8 {
+		a.Quota, a.Overage = r.periodState(8)
 	}
 	return a
 }

@@ -75,10 +75,19 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, lease time.Durati
 	return out, nil
 }
 
-// eventFrom reads a record 'type|ms|balance|threshold|limit|used|resets_ms|attempts|owner'.
+// eventFrom reads a record 'type|ms|balance|threshold|limit|used|resets_ms|attempts|owner',
+// or a job event's 'type|ms|balance|threshold|limit|used|resets_ms|job|upstream_job|attempts|owner'
+// (the job ids escaped, so a record's '|' are all separators; see emit in
+// lib.lua).
 func eventFrom(account, id, raw string) (meter.Event, error) {
-	f := strings.SplitN(raw, "|", 9)
-	if len(f) != 9 {
+	f := strings.Split(raw, "|")
+	var job, upjob string
+	switch len(f) {
+	case 9:
+	case 11:
+		job, upjob = jobFieldEscape.Replace(f[7]), jobFieldEscape.Replace(f[8])
+		f = append(f[:7], f[9:]...)
+	default:
 		return meter.Event{}, fmt.Errorf("redisstore: bad event record %s of %s: %q", id, account, raw)
 	}
 	n := make([]int64, 7)
@@ -89,12 +98,16 @@ func eventFrom(account, id, raw string) (meter.Event, error) {
 		}
 	}
 	e := meter.Event{ID: id, AccountID: account, Type: f[0], CreatedAt: msTime(n[0]), Balance: meter.Credits(n[1]),
-		Threshold: meter.Credits(n[2]), Limit: meter.Credits(n[3]), Used: meter.Credits(n[4]), Attempts: int(n[6])}
+		Threshold: meter.Credits(n[2]), Limit: meter.Credits(n[3]), Used: meter.Credits(n[4]), Attempts: int(n[6]),
+		JobID: job, UpstreamJobID: upjob}
 	if n[5] > 0 {
 		e.ResetsAt = msTime(n[5])
 	}
 	return e, nil
 }
+
+// jobFieldEscape undoes emit's escaping of job ids.
+var jobFieldEscape = strings.NewReplacer("%7C", "|", "%25", "%")
 
 // AckEvent removes a delivered event; an account left without events is
 // dropped from the index.

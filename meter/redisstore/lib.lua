@@ -243,12 +243,19 @@ end
 
 -- emit records a webhook event in the account's outbox, claimable now.
 -- A record is 'type|ms|balance|threshold|limit|used|resets_ms|attempts|owner'
--- (owner last: it is the caller's). The caller saves evt_seq.
-local function emit(a, typ, threshold, limit, used, resets)
+-- (owner last: it is the caller's). A job event (job given) has
+-- 'job|upstream_job|' before attempts, with '%' and '|' escaped as %25 and
+-- %7C. The caller saves evt_seq.
+local function emit(a, typ, threshold, limit, used, resets, job, upjob)
   a.evt_seq = a.evt_seq + 1
   local id = int(a.now) .. '-' .. int(a.evt_seq)
+  local jf = ''
+  if job then
+    local e = {['%'] = '%25', ['|'] = '%7C'}
+    jf = string.gsub(job, '[%%|]', e) .. '|' .. string.gsub(upjob or '', '[%%|]', e) .. '|'
+  end
   redis.call('HSET', KEYS[7], id, typ .. '|' .. int(a.now) .. '|' .. int(a.balance) .. '|' .. int(threshold) ..
-    '|' .. int(limit) .. '|' .. int(used) .. '|' .. int(resets) .. '|0|')
+    '|' .. int(limit) .. '|' .. int(used) .. '|' .. int(resets) .. '|' .. jf .. '0|')
   redis.call('ZADD', KEYS[8], int(a.now), id)
   a.events = (a.events or 0) + 1
 end

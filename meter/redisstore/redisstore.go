@@ -36,7 +36,9 @@ type Store struct {
 	c redis.UniversalClient
 	// periods caches each account's current period id as last seen, so
 	// that Commit names the right usage hash at once (see Commit).
-	periods  sync.Map
+	periods sync.Map
+	// jobUps caches jobs' upstream ids (see runJob).
+	jobUps   upstreamCache
 	prefix   string
 	retainMS int64
 	owned    bool // Close closes c only when Open created it
@@ -145,6 +147,18 @@ func refusal(code, id string, r *reply) error {
 		return meter.Errorf(code, "%s", r.str(1))
 	case "period":
 		return &wrongPeriod{id: r.int(1)}
+	case meter.ECodeJobNotFound:
+		return meter.Errorf(code, "job %q not found", r.str(1))
+	case meter.ECodeJobExpired:
+		return meter.Errorf(code, "job %q expired", r.str(1))
+	case meter.ECodeJobFinished:
+		e := meter.Errorf(code, "job %q is already %s", r.str(1), r.str(2))
+		e.Details = map[string]any{"status": r.str(2)}
+		return e
+	case "upstream":
+		return &wrongUpstream{id: r.str(1)}
+	case "job_invalid":
+		return &badReport{job: r.str(1)}
 	}
 	return internalErr(fmt.Errorf("redisstore: unexpected script reply %v", r.v))
 }

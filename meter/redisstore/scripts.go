@@ -35,6 +35,20 @@ var (
 	claimEventsLua string
 	//go:embed ack_event.lua
 	ackEventLua string
+	//go:embed job_lib.lua
+	jobLibLua string
+	//go:embed job_create.lua
+	jobCreateLua string
+	//go:embed job_get.lua
+	jobGetLua string
+	//go:embed job_attach.lua
+	jobAttachLua string
+	//go:embed job_report.lua
+	jobReportLua string
+	//go:embed job_resume.lua
+	jobResumeLua string
+	//go:embed job_cancel.lua
+	jobCancelLua string
 )
 
 // The shebang (Redis 7+) turns on the strict script mode, in which a
@@ -58,6 +72,18 @@ var (
 	claimEventsScript   = redis.NewScript(shebang + claimEventsLua)
 	ackEventScript      = redis.NewScript(shebang + ackEventLua)
 )
+
+// The job scripts are account scripts with job_lib.lua after lib.lua.
+var (
+	jobCreateScript = jobScript(jobCreateLua)
+	jobGetScript    = jobScript(jobGetLua)
+	jobAttachScript = jobScript(jobAttachLua)
+	jobReportScript = jobScript(jobReportLua)
+	jobResumeScript = jobScript(jobResumeLua)
+	jobCancelScript = jobScript(jobCancelLua)
+)
+
+func jobScript(src string) *redis.Script { return redis.NewScript(shebang + libLua + jobLibLua + src) }
 
 // reply reads a script's array reply. A reply of an unexpected shape is a
 // bug in a script; it is recorded in err rather than panicking.

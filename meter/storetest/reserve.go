@@ -153,6 +153,7 @@ func testReserveCommitVoid(t *testing.T, s meter.Store) {
 				{AccountID: id, ID: "", Amount: 1, TTL: time.Minute},
 				{AccountID: id, ID: string(make([]byte, 129)), Amount: 1, TTL: time.Minute},
 				{AccountID: id, ID: "r1", Amount: 1, TTL: 0},
+				{AccountID: id, ID: meter.JobHoldPrefix + "r1", Amount: 1, TTL: time.Minute}, // a job's hold
 				{AccountID: "bad id", ID: "r1", Amount: 1, TTL: time.Minute},
 				{AccountID: id, ID: "r1", Amount: 1, TTL: time.Minute, Period: meter.Period{Start: month(1).Start, End: month(0).Start}},
 			} {

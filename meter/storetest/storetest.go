@@ -66,6 +66,12 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"ConcurrentPoolsNeverOverspend", testConcurrentPools},
 		{"ConcurrentPoolsMixed", testConcurrentPoolsMixed},
 		{"Events", testEvents},
+		{"AccountUpdatedAt", testAccountUpdatedAt},
+		{"Jobs", testJobs},
+		{"JobBlockAndResume", testJobBlockAndResume},
+		{"JobExpiry", testJobExpiry},
+		{"JobsConcurrent", testJobsConcurrent},
+		{"JobEvents", testJobEvents},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore(t)) })
