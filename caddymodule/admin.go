@@ -53,18 +53,20 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 
 func (a *adminAPI) endpoints() map[string]adminFunc {
 	return map[string]adminFunc{
-		"POST /meter/accounts":                   a.createAccount,
-		"GET /meter/accounts/{id}":               a.getAccount,
-		"PATCH /meter/accounts/{id}":             a.updateSettings,
-		"POST /meter/accounts/{id}/keys":         a.createKey,
-		"POST /meter/accounts/{id}/credits":      a.grant,
-		"GET /meter/accounts/{id}/transactions":  a.transactions,
-		"GET /meter/accounts":                    a.listAccounts,
-		"GET /meter/accounts/{id}/keys":          a.listKeys,
-		"DELETE /meter/accounts/{id}/keys/{key}": a.revokeKey,
-		"POST /meter/accounts/{id}/refunds":      a.refund,
-		"GET /meter/accounts/{id}/usage":         a.usage,
-		"POST /meter/accounts/{id}/trim":         a.trim,
+		"POST /meter/accounts":                        a.createAccount,
+		"GET /meter/accounts/{id}":                    a.getAccount,
+		"PATCH /meter/accounts/{id}":                  a.updateSettings,
+		"POST /meter/accounts/{id}/keys":              a.createKey,
+		"POST /meter/accounts/{id}/credits":           a.grant,
+		"GET /meter/accounts/{id}/transactions":       a.transactions,
+		"GET /meter/accounts":                         a.listAccounts,
+		"GET /meter/accounts/{id}/keys":               a.listKeys,
+		"DELETE /meter/accounts/{id}/keys/{key}":      a.revokeKey,
+		"POST /meter/accounts/{id}/refunds":           a.refund,
+		"GET /meter/accounts/{id}/usage":              a.usage,
+		"POST /meter/accounts/{id}/trim":              a.trim,
+		"GET /meter/accounts/{id}/jobs/{job}":         a.getJob,
+		"POST /meter/accounts/{id}/jobs/{job}/cancel": a.cancelJob,
 	}
 }
 
@@ -218,6 +220,8 @@ func validateSettings(st meter.Settings, created time.Time) error {
 	switch {
 	case st.PageLimit < 0:
 		return meter.Errorf(meter.ECodeInvalid, "page_limit must not be negative")
+	case st.RetentionDays < 0 || st.RetentionDays > 3650:
+		return meter.Errorf(meter.ECodeInvalid, "retention_days must be between 0 (the default, 30) and 3650")
 	case st.MonthlyQuota < 0, st.OverageCap < 0, st.LowBalanceThreshold < 0:
 		return meter.Errorf(meter.ECodeInvalid, "monthly_quota, overage_cap and low_balance_threshold must not be negative")
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"go.uber.org/zap"
+
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -116,5 +118,41 @@ func (a *adminAPI) usage(ctx context.Context, s meter.Store, w http.ResponseWrit
 		return err
 	}
 	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// adminJob finds a job by its id or the upstream's.
+func adminJob(ctx context.Context, s meter.Store, account, ref string) (meter.Job, error) {
+	j, err := s.Job(ctx, account, ref)
+	if meter.ErrorCode(err) == meter.ECodeJobNotFound {
+		j, err = s.JobByUpstream(ctx, account, ref)
+	}
+	return j, err
+}
+
+func (a *adminAPI) getJob(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	j, err := adminJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+// cancelJob releases a job's hold: for a job whose upstream will never
+// report again (the submission's answer was lost, the upstream dropped
+// it).
+func (a *adminAPI) cancelJob(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+	j, err := adminJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
+	if err != nil {
+		return err
+	}
+	res, err := s.CancelJob(ctx, j.AccountID, j.ID)
+	if err != nil {
+		return err
+	}
+	a.ctx.Logger().Info("job canceled", zap.String("account", j.AccountID), zap.String("job", j.ID),
+		zap.Stringer("released", j.Reserved))
+	writeJSON(w, http.StatusOK, res.Job)
 	return nil
 }

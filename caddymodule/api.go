@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,9 @@ func init() {
 //	                       &cursor= (the next_cursor of the previous page)
 //	GET .../usage          usage by route in a period: ?period=current
 //	                       (default), previous, or a date in the period
+//	GET .../profile        rates per page class of the job routes (with the
+//	                       account's own), API access enabled, page limit per
+//	                       job, retention in days, when the profile changed
 //
 // Mount it under any path, e.g. `handle /v1/credits/* { meter_api }`; the
 // endpoint is the last path segment. A key never sees another account.
@@ -35,6 +39,10 @@ type API struct {
 	// KeyHeader is the request header that carries the API key, as for
 	// the meter handler. Default: Authorization (Bearer).
 	KeyHeader string `json:"key_header,omitempty"`
+
+	// Case is "snake" (default) or "camel": the member names of the
+	// profile (drawing_credits_per_page or drawingCreditsPerPage).
+	Case string `json:"case,omitempty"`
 
 	auth Handler
 }
@@ -52,6 +60,9 @@ func (a *API) Provision(ctx caddy.Context) error {
 	a.auth.KeyHeader = a.KeyHeader
 	if a.auth.KeyHeader == "" {
 		a.auth.KeyHeader = "Authorization"
+	}
+	if a.Case != "" && a.Case != "snake" && a.Case != "camel" {
+		return meter.Errorf(meter.ECodeInvalid, "meter_api: case %q: use snake or camel", a.Case)
 	}
 	app, err := ctx.App("meter")
 	if err != nil {
@@ -115,11 +126,51 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 			}
 		}
 		writeError(w, err)
+	case "profile":
+		acct, err := store.Account(ctx, id.key.AccountID)
+		if err != nil {
+			writeError(w, err)
+			return nil
+		}
+		writeJSON(w, http.StatusOK, a.profile(acct))
 	default:
-		writeError(w, meter.Errorf(meter.ECodeNotFound, "unknown endpoint %q: use balance, transactions or usage", endpoint))
+		writeError(w, meter.Errorf(meter.ECodeNotFound, "unknown endpoint %q: use balance, transactions, usage or profile", endpoint))
 	}
 	return nil
 }
+
+// profile is what the caller may see of its account's terms.
+func (a *API) profile(acct meter.Account) object {
+	b := &BillingConfig{Case: a.Case}
+	rates := a.auth.app.profileRates(acct.Settings.Rates)
+	classes := make([]string, 0, len(rates))
+	for c := range rates {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	o := object{{b.name("account"), acct.ID}}
+	for _, c := range classes {
+		o = append(o, member{b.name(c + "_credits_per_page"), rates[c]})
+	}
+	retention := acct.Settings.RetentionDays
+	if retention == 0 {
+		retention = defaultRetentionDays
+	}
+	updated := acct.UpdatedAt
+	if updated.IsZero() {
+		updated = acct.CreatedAt
+	}
+	return append(o,
+		member{b.name("enabled"), acct.Settings.IsEnabled()},
+		member{b.name("job_page_limit"), acct.Settings.PageLimit},
+		member{b.name("retention_days"), retention},
+		member{b.name("updated_at"), updated.UTC()},
+	)
+}
+
+// defaultRetentionDays is the retention of accounts without their own
+// (JobConfig.Retention's default).
+const defaultRetentionDays = 30
 
 // ledgerQuery reads the ledger filters of a request.
 func ledgerQuery(r *http.Request, account string, maxLimit int) (meter.LedgerQuery, error) {
@@ -189,6 +240,7 @@ func parseAPIDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 //
 //	meter_api {
 //		key_header <header>
+//		case       snake|camel
 //	}
 func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -206,6 +258,15 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.KeyHeader = v
+		case "case":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			if v != "snake" && v != "camel" {
+				return d.Errf("meter_api: case %q: use snake or camel", v)
+			}
+			a.Case = v
 		default:
 			return d.Errf("meter_api: unknown subdirective %q", d.Val())
 		}

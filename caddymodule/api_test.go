@@ -2,8 +2,6 @@ package caddymodule
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -29,16 +27,7 @@ http://{SITE} {
 
 func (g *gateway) get(path, key string, out any) int {
 	g.t.Helper()
-	req, _ := http.NewRequest("GET", g.URL+path, nil)
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := g.getRaw(path, key)
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
 			g.t.Fatalf("GET %s: %q: %v", path, raw, err)

@@ -102,6 +102,14 @@ type App struct {
 	// Default: 5m.
 	WebhookScanInterval caddy.Duration `json:"webhook_scan_interval,omitempty"`
 
+	// JobSecret signs the tokens with which upstreams report the progress
+	// of long-running jobs. Gateways that share a store must share it (use
+	// a placeholder: {env.NAME} is read at start, and empty is an error). Default: a secret created on first use in
+	// DataDir (or Caddy's data directory), which serves one gateway.
+	JobSecret string `json:"job_secret,omitempty"`
+
+	jobs *jobState
+
 	store   meter.Store
 	stop    context.CancelFunc
 	workers *sync.WaitGroup
@@ -128,6 +136,14 @@ func (s storeDestructor) Destruct() error { return s.Close() }
 // Provision opens (or reuses) the store.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.jobs = &jobState{}
+	if a.JobSecret != "" {
+		secret := caddy.NewReplacer().ReplaceAll(a.JobSecret, "")
+		if len(secret) < 16 {
+			return fmt.Errorf("meter: job_secret %q is empty or shorter than 16 bytes once its placeholders are replaced", a.JobSecret)
+		}
+		a.jobs.secret = []byte(secret)
+	}
 	if a.KeyCacheTTL == 0 {
 		a.KeyCacheTTL = caddy.Duration(5 * time.Second)
 	}
@@ -364,3 +380,45 @@ var (
 	_ caddy.Validator    = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
 )
+
+// jobState is the app's job token secret, loaded once, and the rates of
+// its job routes.
+type jobState struct {
+	secret  []byte // job_secret, resolved
+	keyOnce sync.Once
+	key     []byte
+	keyErr  error
+	// rates are the per-page rates of every job route, merged by class
+	// name (the first route to name a class wins): the defaults an account
+	// profile shows.
+	mu    sync.Mutex
+	rates map[string]meter.Credits
+}
+
+// addJobRates records a job route's default rates for account profiles.
+func (a *App) addJobRates(rates map[string]meter.Credits) {
+	a.jobs.mu.Lock()
+	defer a.jobs.mu.Unlock()
+	if a.jobs.rates == nil {
+		a.jobs.rates = make(map[string]meter.Credits, len(rates))
+	}
+	for c, r := range rates {
+		if _, ok := a.jobs.rates[c]; !ok {
+			a.jobs.rates[c] = r
+		}
+	}
+}
+
+// profileRates are the job routes' rates with an account's overrides.
+func (a *App) profileRates(overrides map[string]meter.Credits) map[string]meter.Credits {
+	a.jobs.mu.Lock()
+	defer a.jobs.mu.Unlock()
+	out := make(map[string]meter.Credits, len(a.jobs.rates))
+	for c, r := range a.jobs.rates {
+		if o, ok := overrides[c]; ok {
+			r = o
+		}
+		out[c] = r
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -38,6 +39,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		redis_password <password>
 //		redis_tls
 //		data_dir       <path>
+//		job_secret     <secret>
 //		key_cache_ttl  <duration>
 //		store_timeout  <duration>
 //		count_memory   <size>
@@ -98,6 +100,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.RedisTLS = true
 		case "data_dir":
 			a.DataDir, err = oneArg(d)
+		case "job_secret":
+			a.JobSecret, err = oneArg(d)
 		case "key_cache_ttl":
 			a.KeyCacheTTL, err = durationArg(d)
 		case "store_timeout":
@@ -109,7 +113,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, data_dir, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err
@@ -163,6 +167,15 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_files        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		billing [<field>] [snake|camel]
+//		job {
+//			ttl            <duration>
+//			upstream_id    json <query> | header <name>
+//			declared_bytes <query>
+//			pages_per_mb   <n>
+//			progress_url   <url>
+//			retention      <duration>
+//		}
 //	}
 //
 // At least one pricing rule (per_page) is required.
@@ -209,6 +222,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "billing":
+			h.Billing, err = unmarshalBilling(d)
+		case "job":
+			h.Job, err = unmarshalJob(d)
 		default:
 			return d.Errf("meter: unknown subdirective %q", sub)
 		}
@@ -220,6 +237,76 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("meter: no pricing rule: add one, e.g. `per_page 1`")
 	}
 	return nil
+}
+
+// unmarshalBilling parses `billing [<field>] [snake|camel]`.
+func unmarshalBilling(d *caddyfile.Dispenser) (*BillingConfig, error) {
+	b := &BillingConfig{}
+	for d.NextArg() {
+		switch v := d.Val(); {
+		case v == "snake" || v == "camel":
+			if b.Case != "" {
+				return nil, d.Errf("meter: billing: case given twice")
+			}
+			b.Case = v
+		case b.Field == "" && b.Case == "":
+			b.Field = v
+		default:
+			return nil, d.Errf("meter: billing: unexpected %q (expected: billing [<field>] [snake|camel])", v)
+		}
+	}
+	return b, nil
+}
+
+// unmarshalJob parses the job block of a meter route.
+func unmarshalJob(d *caddyfile.Dispenser) (*JobConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	jc := &JobConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return nil, d.Errf("meter: job: %s given more than once", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "ttl":
+			jc.TTL, err = durationArg(d)
+		case "retention":
+			jc.Retention, err = durationArg(d)
+		case "upstream_id":
+			args := d.RemainingArgs()
+			if len(args) != 2 || args[0] != "json" && args[0] != "header" {
+				return nil, d.Errf("meter: job: upstream_id: expected `json <query>` or `header <name>`, got %q", strings.Join(args, " "))
+			}
+			jc.UpstreamID = args[0] + " " + args[1]
+		case "declared_bytes":
+			jc.DeclaredBytes, err = oneArg(d)
+		case "progress_url":
+			jc.ProgressURL, err = oneArg(d)
+		case "pages_per_mb":
+			var s string
+			if s, err = oneArg(d); err == nil {
+				jc.PagesPerMB, err = strconv.ParseFloat(s, 64)
+				if err != nil || jc.PagesPerMB <= 0 {
+					err = d.Errf("meter: job: pages_per_mb: expected a positive number, got %q", s)
+				}
+			}
+		default:
+			return nil, d.Errf("meter: job: unknown option %q (expected ttl, upstream_id, declared_bytes, pages_per_mb, progress_url or retention)", sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// Check the queries here, where the error can name the line.
+	if err := (&JobConfig{UpstreamID: jc.UpstreamID, DeclaredBytes: jc.DeclaredBytes}).provision(nil); err != nil {
+		return nil, d.Errf("%v", err)
+	}
+	return jc, nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {

@@ -22,11 +22,13 @@ func statusOf(code string) int {
 		return http.StatusPaymentRequired
 	case meter.ECodeQuotaExceeded:
 		return http.StatusTooManyRequests
-	case meter.ECodeAccountNotFound, meter.ECodeNotFound:
+	case meter.ECodeAccountNotFound, meter.ECodeNotFound, meter.ECodeJobNotFound:
 		return http.StatusNotFound
 	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed,
-		meter.ECodeReservationSettled, meter.ECodeReservationNotFound:
+		meter.ECodeReservationSettled, meter.ECodeReservationNotFound, meter.ECodeJobFinished:
 		return http.StatusConflict
+	case meter.ECodeJobExpired:
+		return http.StatusGone
 	case meter.ECodeAccountDisabled:
 		return http.StatusForbidden
 	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded:

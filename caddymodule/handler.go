@@ -88,6 +88,13 @@ type Handler struct {
 	// then. Default: 5m.
 	ReservationTTL caddy.Duration `json:"reservation_ttl,omitempty"`
 
+	// Job makes this route a job submission route (see JobConfig).
+	Job *JobConfig `json:"job,omitempty"`
+
+	// Billing merges a billing object into the upstream's 2xx JSON
+	// answers (see BillingConfig).
+	Billing *BillingConfig `json:"billing,omitempty"`
+
 	app    *App
 	rules  pricing.Rules
 	needs  pricing.Needs
@@ -129,6 +136,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("meter: %w", err)
 	}
 	h.rules, h.needs = rules, rules.Needs()
+	if h.Billing != nil {
+		if err := h.Billing.provision(); err != nil {
+			return fmt.Errorf("meter: %w", err)
+		}
+	}
+	var jobRatesDefault map[string]meter.Credits
+	if h.Job != nil {
+		if err := h.Job.provision(h.Rules); err != nil {
+			return err
+		}
+		if h.Job.declared != nil {
+			h.needs.JSON = true
+		}
+		q, err := h.rules.Quote(pricing.Input{})
+		if err != nil {
+			return fmt.Errorf("meter: job: %w", err)
+		}
+		jobRatesDefault = jobRates(q)
+	}
 	h.uopts = usage.Options{
 		MaxBody:         h.MaxBody,
 		MemoryThreshold: h.MemoryThreshold,
@@ -141,6 +167,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.uopts.Budget = h.app.budget
+	if jobRatesDefault != nil {
+		h.app.addJobRates(jobRatesDefault)
+	}
 	return nil
 }
 
@@ -159,7 +188,7 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP meters one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	for _, name := range []string{UpstreamReservation, UpstreamAccount, UpstreamTest} {
+	for _, name := range []string{UpstreamReservation, UpstreamAccount, UpstreamTest, UpstreamJob, UpstreamJobToken, UpstreamJobProgress} {
 		r.Header.Del(name)
 	}
 	ctx, span := startSpan(r.Context(), "authenticate")
@@ -242,6 +271,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		rq.refuse(w, err)
 		return nil
+	}
+	if h.Job != nil {
+		return h.serveJob(w, r, next, rq, id, period)
 	}
 	ctx, span = startSpan(r.Context(), "reserve", attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String()))
 	sctx, cancel := h.app.storeCtx(ctx)
@@ -344,7 +376,7 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 			return body, err
 		}
 	}
-	if h.needs.Pages {
+	if h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
 		in.Usage, err = usage.Measure(ctx, ct, body, h.uopts)
 		cancel()

@@ -203,7 +203,20 @@ func (g *gateway) waitReservedZero(id string) {
 // and the decoded JSON error, if any.
 func (g *gateway) post(path, key, contentType string, body []byte, hdr ...string) (*http.Response, []byte) {
 	g.t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), "POST", g.URL+path, bytes.NewReader(body))
+	return g.do("POST", path, key, contentType, body, hdr...)
+}
+
+// getRaw sends a GET with the key and returns the response and its body.
+func (g *gateway) getRaw(path, key string) (*http.Response, []byte) {
+	g.t.Helper()
+	return g.do("GET", path, key, "", nil)
+}
+
+// do sends a request to the site with the key (if any) and headers given
+// as name, value pairs.
+func (g *gateway) do(method, path, key, contentType string, body []byte, hdr ...string) (*http.Response, []byte) {
+	g.t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), method, g.URL+path, bytes.NewReader(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

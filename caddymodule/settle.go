@@ -29,6 +29,13 @@ type request struct {
 	// (the response could not be measured).
 	chargeQuote bool
 	res         meter.Reservation
+	// job is the job a submission created (job routes).
+	job *meter.Job
+	// body is the upstream's 2xx answer when it was buffered and small
+	// enough to read (job ids, billing objects); merge is the billing
+	// object to add to it.
+	body  []byte
+	merge object
 }
 
 // requestID is Caddy's request UUID (the one its access log shows). It is
@@ -47,6 +54,10 @@ func requestID(r *http.Request) string {
 // priced on the response read: hdr's priced headers (removed from hdr
 // here) and the output pages, counted by the caller.
 func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
+	if rq.job != nil {
+		rq.settleJob(status, hdr)
+		return
+	}
 	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
 	_, span := startSpan(rq.r.Context(), "settle", attrAccount.String(rq.key.AccountID))
 	defer span.End()
@@ -87,6 +98,9 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	if ok && err == nil {
 		rq.outcome = outcomeCharged
 		meterMetrics.debited.Add(creditsFloat(st.Charged))
+		if rq.h.Billing != nil {
+			rq.merge = rq.h.Billing.chargeObject(st.Charged, st.Available+st.Charged)
+		}
 	}
 	observeOutcome(rq.outcome, err)
 	span.SetAttributes(attrOutcome.String(rq.outcome), attrCharged.String(st.Charged.String()))

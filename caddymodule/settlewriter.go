@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -48,13 +49,22 @@ func (sw *settleWriter) WriteHeader(status int) {
 		sw.ResponseWriterWrapper.WriteHeader(status)
 		return
 	}
-	if sw.rq.h.needs.OutputPages && status >= 200 && status < 300 {
+	if status >= 200 && status < 300 && sw.buffers() {
 		sw.startBuffering(status)
 		return
 	}
 	sw.settled = true
 	sw.rq.settle(status, sw.Header(), pricing.Response{})
 	sw.ResponseWriterWrapper.WriteHeader(status)
+}
+
+// buffers says whether a 2xx answer is held back until it is complete:
+// its pages are priced, or a job id or a billing object is read from it
+// or merged into it.
+func (sw *settleWriter) buffers() bool {
+	rq := sw.rq
+	return rq.h.needs.OutputPages || rq.job != nil ||
+		rq.h.Billing != nil && isJSON(sw.Header().Get("Content-Type"))
 }
 
 // startBuffering spools what the upstream writes, bounded like a request
@@ -140,19 +150,37 @@ func (sw *settleWriter) finishBuffered(err error) error {
 		}
 		return err
 	}
-	out := pricing.Response{}
-	ctx, cancel := context.WithTimeout(sw.rq.r.Context(), time.Duration(sw.rq.h.CountTimeout))
-	info, cerr := usage.ScanPDF(ctx, res.body.ReaderAt(), res.body.Size(), sw.rq.h.uopts.PDF)
-	cancel()
-	if cerr != nil {
-		// The client gets what it asked for; it is charged the reserved
-		// estimate (see README: output pages).
-		sw.rq.h.logger.Warn("could not count the pages of the upstream's response; charging the estimate",
-			zap.String("reservation", sw.rq.res.ID), zap.Error(cerr))
-		sw.rq.settleQuoted(sw.status, hdr)
+	if size := res.body.Size(); size <= maxMergeBody {
+		sw.rq.body = make([]byte, size)
+		if _, err := io.ReadFull(res.body.Reader(), sw.rq.body); err != nil {
+			sw.rq.body = nil
+		}
+	}
+	if sw.rq.h.needs.OutputPages && sw.rq.job == nil {
+		out := pricing.Response{}
+		ctx, cancel := context.WithTimeout(sw.rq.r.Context(), time.Duration(sw.rq.h.CountTimeout))
+		info, cerr := usage.ScanPDF(ctx, res.body.ReaderAt(), res.body.Size(), sw.rq.h.uopts.PDF)
+		cancel()
+		if cerr != nil {
+			// The client gets what it asked for; it is charged the reserved
+			// estimate (see README: output pages).
+			sw.rq.h.logger.Warn("could not count the pages of the upstream's response; charging the estimate",
+				zap.String("reservation", sw.rq.res.ID), zap.Error(cerr))
+			sw.rq.settleQuoted(sw.status, hdr)
+		} else {
+			out.OutputPages = info.Pages
+			sw.rq.settle(sw.status, hdr, out)
+		}
 	} else {
-		out.OutputPages = info.Pages
-		sw.rq.settle(sw.status, hdr, out)
+		sw.rq.settle(sw.status, hdr, pricing.Response{})
+	}
+	if sw.rq.merge != nil && sw.rq.body != nil && isJSON(hdr.Get("Content-Type")) && hdr.Get("Content-Encoding") == "" {
+		if merged, ok := mergeMember(sw.rq.body, sw.rq.h.Billing.Field, sw.rq.merge); ok {
+			hdr.Set("Content-Length", strconv.Itoa(len(merged)))
+			sw.ResponseWriterWrapper.WriteHeader(sw.status)
+			sw.ResponseWriterWrapper.Write(merged)
+			return nil
+		}
 	}
 	sw.ResponseWriterWrapper.WriteHeader(sw.status)
 	_, werr := io.Copy(sw.ResponseWriterWrapper.ResponseWriter, res.body.Reader())
