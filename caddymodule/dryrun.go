@@ -39,6 +39,16 @@ type dryRunResponse struct {
 	// Affordable says whether the account could pay for it now.
 	Affordable bool          `json:"affordable"`
 	Available  meter.Credits `json:"available"`
+	// Job is, on a job route, what the submission would hold: its
+	// estimated pages and credits (Affordable then says whether the
+	// estimate could be held).
+	Job *dryRunJob `json:"job,omitempty"`
+}
+
+type dryRunJob struct {
+	EstimatedPages int                      `json:"estimated_pages"`
+	Estimate       meter.Credits            `json:"estimate"`
+	Rates          map[string]meter.Credits `json:"rates"`
 }
 
 func (rq *request) dryRun(w http.ResponseWriter) error {
@@ -57,6 +67,16 @@ func (rq *request) dryRun(w http.ResponseWriter) error {
 		Files:      make([]dryRunFile, 0, len(rq.in.Usage.Files)),
 		Affordable: rq.key.Mode == meter.ModeTest || acct.Available >= rq.quote.Total,
 		Available:  acct.Available,
+	}
+	if rq.h.Job != nil {
+		rates := jobRates(rq.quote)
+		pages, estimate, err := rq.jobEstimate(rates)
+		if err != nil {
+			rq.refuse(w, err)
+			return nil
+		}
+		resp.Job = &dryRunJob{EstimatedPages: pages, Estimate: estimate, Rates: rates}
+		resp.Affordable = rq.key.Mode == meter.ModeTest || acct.Available >= estimate
 	}
 	for _, f := range rq.in.Usage.Files {
 		resp.Files = append(resp.Files, dryRunFile{Name: f.Name, Kind: f.Kind, Size: f.Size, Pages: f.Pages})

@@ -241,7 +241,7 @@ func (rq *request) settleJob(status int, hdr http.Header) {
 		hdr.Set(HeaderRemaining, (rq.res.Available + rq.res.Amount).String())
 		return
 	}
-	rq.outcome = outcomeCharged
+	rq.outcome = outcomeJob
 	observeOutcome(rq.outcome, nil)
 	job := *rq.job
 	if up := rq.upstreamJobID(hdr); up != "" {

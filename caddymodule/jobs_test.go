@@ -433,8 +433,14 @@ func TestJobBlocksThenResumesAfterTopUp(t *testing.T) {
 	// Declared 100 KB: 1 page at the highest rate (10) held; 5 drawings
 	// come: 10 from the hold, 10 from the balance, then 5 left: blocked
 	// with one drawing owed.
-	resp, raw := g.post("/api/jobs", key, "application/json", []byte(`{"files": [{"name": "a.pdf", "size": 100000}]}`),
-		"X-Test-Plan", "drawing,drawing,drawing,drawing,drawing")
+	decl := []byte(`{"files": [{"name": "a.pdf", "size": 100000}]}`)
+	resp, raw := g.post("/api/jobs", key, "application/json", decl, "X-Meter-Dry-Run", "true")
+	dry := decodeJSON(t, raw)
+	if job, _ := dry["job"].(map[string]any); resp.StatusCode != 200 || job["estimate"] != 10.0 || job["estimated_pages"] != 1.0 ||
+		dry["affordable"] != true || u.job("up-1") != nil {
+		t.Fatalf("dry run: %d %s", resp.StatusCode, raw)
+	}
+	resp, raw = g.post("/api/jobs", key, "application/json", decl, "X-Test-Plan", "drawing,drawing,drawing,drawing,drawing")
 	if resp.StatusCode != 202 || resp.Header.Get(HeaderReserved) != "10" {
 		t.Fatalf("submit: %d %s %v", resp.StatusCode, raw, resp.Header)
 	}

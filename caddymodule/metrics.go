@@ -19,6 +19,7 @@ const (
 	outcomeReplayed = "replayed" // Idempotency-Key repeat, not charged
 	outcomeTest     = "test"     // test key, never charged
 	outcomeDryRun   = "dry_run"
+	outcomeJob      = "job_started" // a job submission accepted: its estimate held
 )
 
 // meterMetrics are process-wide collectors, registered with each config's
