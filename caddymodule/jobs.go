@@ -215,6 +215,7 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return err
 	}
 	r.Header.Set(UpstreamAccount, id.key.AccountID)
+	r.Header.Set(UpstreamReservation, meter.JobHoldPrefix+res.Job.ID)
 	r.Header.Set(UpstreamJob, res.Job.ID)
 	r.Header.Set(UpstreamJobToken, token)
 	if h.Job.ProgressURL != "" {

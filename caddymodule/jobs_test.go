@@ -78,7 +78,7 @@ func (u *jobUpstream) serve(w http.ResponseWriter, r *http.Request) {
 			state: "running", resume: make(chan struct{}, 1)}
 		u.jobs[j.id] = j
 		u.mu.Unlock()
-		if j.token == "" || j.meterJob == "" || j.progress == "" {
+		if j.token == "" || j.meterJob == "" || j.progress == "" || r.Header.Get(UpstreamReservation) != meter.JobHoldPrefix+j.meterJob {
 			u.t.Errorf("submission without job headers: %v", r.Header)
 		}
 		go u.process(j)
@@ -719,5 +719,34 @@ func TestJobRouteMustBePricedPerPage(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "rule 2: a job route is priced per page") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestAdminReadsAndCancelsAJob(t *testing.T) {
+	id := uniqueID("job_admin")
+	u := newJobUpstream(t)
+	u.delay = 300 * time.Millisecond
+	g, _ := startJobGateway(t, u, "1m", globalBlock)
+	key := g.newAccount(id, 50, meter.ModeLive)
+	resp, raw := g.post("/api/jobs", key, "application/pdf", planPDF(2, 0), "X-Test-Plan", "drawing,drawing")
+	if resp.StatusCode != 202 {
+		t.Fatalf("submit: %d %s", resp.StatusCode, raw)
+	}
+	jobID := resp.Header.Get(HeaderJob)
+	var j meter.Job
+	if code := g.adminDo("GET", "/meter/accounts/"+id+"/jobs/up-1", nil, &j); code != 200 || j.ID != jobID ||
+		j.Status != meter.JobRunning || j.Reserved != credits(20) || j.Rates["drawing"] != credits(10) {
+		t.Fatalf("admin get: %d %+v", code, j)
+	}
+	if code := g.adminDo("POST", "/meter/accounts/"+id+"/jobs/"+jobID+"/cancel", nil, &j); code != 200 || j.Status != meter.JobCanceled {
+		t.Fatalf("admin cancel: %d %+v", code, j)
+	}
+	g.assertBalance(id, 50, 0)
+	// The upstream's next report is told to stop; nothing is charged.
+	u.waitState(t, "up-1", "stopped")
+	g.assertBalance(id, 50, 0)
+	var e map[string]any
+	if code := g.adminDo("GET", "/meter/accounts/"+id+"/jobs/nope", nil, &e); code != 404 {
+		t.Fatalf("unknown job: %d %v", code, e)
 	}
 }

@@ -126,6 +126,12 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	if err == nil || !strings.Contains(string(bad), "account_exists") {
 		t.Fatalf("duplicate account: %v\n%s", err, bad)
 	}
+	// The demo has no job route: the job commands reach the admin API and
+	// say so.
+	bad, err = exec.Command(bin, "meter", "job", "cancel", "acme", "up-1").CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "job_not_found") {
+		t.Fatalf("job cancel of an unknown job: %v\n%s", err, bad)
+	}
 }
 
 func waitFor(t *testing.T, url string) {

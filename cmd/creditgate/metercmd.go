@@ -206,7 +206,23 @@ func buildMeterCommand(cmd *cobra.Command) {
 	}
 	usage.Flags().StringVar(&period, "period", "current", "current, previous, or a date (YYYY-MM-DD) in the period")
 
-	cmd.AddCommand(account, key, credits, transactions, usage)
+	job := &cobra.Command{Use: "job", Short: "Shows or cancels long-running jobs"}
+	jobPath := func(args []string) string {
+		return "/meter/accounts/" + url.PathEscape(args[0]) + "/jobs/" + url.PathEscape(args[1])
+	}
+	job.AddCommand(&cobra.Command{
+		Use: "get <account> <job-id>", Short: "Shows a job's billing record (by its job_ id or the upstream's)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodGet, jobPath(args), nil, printJob)
+		},
+	}, &cobra.Command{
+		Use: "cancel <account> <job-id>", Short: "Cancels a job: its hold is released, its charges stay", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodPost, jobPath(args)+"/cancel", nil, printJob)
+		},
+	})
+
+	cmd.AddCommand(account, key, credits, transactions, usage, job)
 }
 
 // call sends one admin request and decodes its JSON answer into out.

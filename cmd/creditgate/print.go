@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 )
@@ -100,4 +101,23 @@ func printLedger(w io.Writer, v map[string]any) {
 		rows = append(rows, []string{str(e["id"]), str(e["created_at"]), str(e["type"]), str(e["amount"]), str(e["balance_after"]), str(e["route"]), str(e["description"])})
 	}
 	table(w, rows)
+}
+
+func printJob(w io.Writer, v map[string]any) {
+	table(w, [][]string{
+		{"JOB", "UPSTREAM", "STATUS", "DEBITED", "RESERVED", "PAGES", "FAILED", "EXPIRES"},
+		{str(v["id"]), str(v["upstream_id"]), str(v["status"]), str(v["credits_debited"]), str(v["credits_reserved"]),
+			pagesByClass(v["pages"]), str(v["failed_pages"]), str(v["expires_at"])},
+	})
+}
+
+// pagesByClass writes {"drawing": 2, "document": 3} as "document=3 drawing=2".
+func pagesByClass(v any) string {
+	m, _ := v.(map[string]any)
+	parts := make([]string, 0, len(m))
+	for c, n := range m {
+		parts = append(parts, c+"="+str(n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
 }
