@@ -750,3 +750,42 @@ func TestAdminReadsAndCancelsAJob(t *testing.T) {
 		t.Fatalf("unknown job: %d %v", code, e)
 	}
 }
+
+func TestJobProgressRefusesBadReports(t *testing.T) {
+	id := uniqueID("job_bad")
+	u := newJobUpstream(t)
+	u.delay = time.Second // the job stays running while we report
+	g, _ := startJobGateway(t, u, "1m", globalBlock)
+	key := g.newAccount(id, 50, meter.ModeLive)
+	resp, raw := g.post("/api/jobs", key, "application/pdf", planPDF(1, 0), "X-Test-Plan", "drawing")
+	if resp.StatusCode != 202 {
+		t.Fatalf("submit: %d %s", resp.StatusCode, raw)
+	}
+	tok := u.job("up-1").token
+	for _, tc := range []struct {
+		body string
+		code string
+	}{
+		{`{"pages": {"drawing": 1}`, meter.ECodeBadRequest},
+		{`{"pages": {"drawing": -1}}`, meter.ECodeInvalid},
+		{`{"pages": {"blueprint": 1}}`, meter.ECodeInvalid},
+		{`{"pages": {"drawing": 1}, "status": "done"}`, meter.ECodeBadRequest},
+		{`{"pages": {"drawing": 1}, "colour": "red"}`, meter.ECodeBadRequest},
+		{`{"pages": {"drawing": 1}, "failed_pages": -2}`, meter.ECodeInvalid},
+		{`["drawing"]`, meter.ECodeBadRequest},
+		{`{"pages": {"drawing": 1}, "x": "` + strings.Repeat("a", 70<<10) + `"}`, meter.ECodeBadRequest},
+	} {
+		resp, raw := g.post("/internal/progress", tok, "application/json", []byte(tc.body))
+		if code, _ := errorCode(t, raw); code != tc.code || resp.StatusCode != statusOf(tc.code) {
+			t.Errorf("%.60s: %d %s, want %s", tc.body, resp.StatusCode, raw, tc.code)
+		}
+	}
+	resp, raw = g.do("GET", "/internal/progress", tok, "", nil)
+	if resp.StatusCode != 404 || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET progress: %d %s", resp.StatusCode, raw)
+	}
+	// Nothing was charged by the refused reports; the job goes on.
+	g.assertBalance(id, 50, 10)
+	u.waitState(t, "up-1", "completed")
+	g.assertBalance(id, 40, 0)
+}
