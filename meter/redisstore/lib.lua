@@ -37,14 +37,16 @@
 --
 -- Amounts are integer milli-credits held in Lua doubles (exact below 2^53);
 -- they always leave Lua through int(), because Lua's own number formatting
--- (%.14g) would turn large values into "1e+15".
+-- (%.14g) would turn large values into "1e+15". int() formats with %d (Lua
+-- 5.1 casts to a C long): the same digits as %.0f for integers, at a third
+-- of the cost (glibc's %.0f takes a multi-precision path, ~1 us per call
+-- on large values; a commit formats about 25 numbers).
 
 local SWEEP_LIMIT = 200
 local MAX_CREDITS = 9007199254740992
 
 local function int(n)
-  if n == 0 then return '0' end -- never "-0"
-  return string.format('%.0f', n)
+  return string.format('%d', n) -- never "-0": (long)-0.0 is 0
 end
 
 local function now_ms()
