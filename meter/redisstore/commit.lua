@@ -95,7 +95,7 @@ if charged > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(cha
 r.state, r.charged, r.entry, r.late = 'c', charged, entry, late
 r.q, r.b, r.o = q, b, o
 r.bal, r.avail = a.balance, a.balance - a.reserved
-finish(rid, r, a.now) -- also turns the expiry timer into the purge timer
+finish(rid, r, a) -- also turns the expiry timer into the purge timer
 local rep = with_state({'ok', charged, a.balance, a.balance - a.reserved, entry, late and 1 or 0}, a)
 rep[#rep + 1] = a.events or 0
 return rep

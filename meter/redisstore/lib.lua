@@ -43,6 +43,8 @@
 -- on large values; a commit formats about 25 numbers).
 
 local SWEEP_LIMIT = 200
+-- SWEEP_AHEAD bounds how long an account goes without a sweep (see open).
+local SWEEP_AHEAD = 1000
 local MAX_CREDITS = 9007199254740992
 
 local function int(n)
@@ -82,20 +84,25 @@ local function load_res(rid)
   return r
 end
 
-local function save_res(rid, r)
-  redis.call('HSET', KEYS[3], rid, r.state .. '|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) ..
+local function record(r)
+  return r.state .. '|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) ..
     '|' .. int(r.per) .. '|' .. int(r.exp or 0) .. '|' .. int(r.charged or 0) .. '|' .. int(r.bal or 0) ..
     '|' .. int(r.avail or 0) .. '|' .. (r.late and '1' or '0') .. '|' .. (r.entry or '') .. '|' ..
-    (r.nonce or '') .. '|' .. r.idem)
+    (r.nonce or '') .. '|' .. r.idem
+end
+
+local function save_res(rid, r)
+  redis.call('HSET', KEYS[3], rid, record(r))
 end
 
 -- The account hash's numeric fields, read by open into a table of the
 -- same names (missing ones, in accounts older than the field, read 0).
 -- lb_threshold is Settings.LowBalanceThreshold, lb_sent 1 once a low-balance
 -- event was recorded and until the balance is back at or above it;
--- evt_seq numbers the account's events.
+-- evt_seq numbers the account's events; due is the "next due" marker of
+-- the timers zset (see open).
 local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'period', 'period_end',
-  'quota_limit', 'overage_cap', 'total_purchased', 'total_used', 'lb_threshold', 'lb_sent', 'evt_seq'}
+  'quota_limit', 'overage_cap', 'total_purchased', 'total_used', 'lb_threshold', 'lb_sent', 'evt_seq', 'due'}
 
 -- save writes the named fields of a back to the account hash.
 local function save(a, ...)
@@ -157,13 +164,24 @@ local function drop_idem(rid, r)
   end
 end
 
+-- timer sets when member of the timers zset is due, keeping a.due (the
+-- account's next-due marker, see open) at or below every timer: a timer
+-- earlier than the marker lowers it, and the account hash, at once.
+local function timer(a, ms, member)
+  redis.call('ZADD', KEYS[2], int(ms), member)
+  if ms < a.due then
+    a.due = ms
+    redis.call('HSET', KEYS[1], 'due', int(ms))
+  end
+end
+
 -- finish stores a settled record, without what only a held one needs
 -- (records are many: one per request for retain_ms), and moves its timer
 -- from the expiry to the purge (one ZADD: the member stays).
-local function finish(rid, r, now)
+local function finish(rid, r, a)
   r.nonce, r.exp = nil, nil
   save_res(rid, r)
-  redis.call('ZADD', KEYS[2], int(now + tonumber(ARGV[1])), 'r:' .. rid)
+  timer(a, a.now + tonumber(ARGV[1]), 'r:' .. rid)
 end
 
 -- expire marks a held reservation whose TTL has passed as expired and
@@ -171,7 +189,7 @@ end
 local function expire(rid, r, a)
   r.state = 'x'
   drop_idem(rid, r)
-  finish(rid, r, a.now)
+  finish(rid, r, a)
   release(a, r)
 end
 
@@ -191,20 +209,25 @@ local function migrate(a, quota)
     'quota_unit', type(s.quota_unit) == 'string' and s.quota_unit or '')
 end
 
--- open reads the account and the server time (a.now), then expires due
--- holds and purges due settled records and mappings, a bounded number per
--- call. It returns the account table, or nil if there is no account.
-local function open()
-  local v = redis.call('HMGET', KEYS[1], unpack(FIELDS))
-  if not v[1] then return nil end
-  local a = {}
-  for i, k in ipairs(FIELDS) do a[k] = tonumber(v[i]) or 0 end
-  if not v[9] or not v[13] then migrate(a, not v[9]) end
-  a.now = now_ms()
-  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(a.now), 'LIMIT', 0, SWEEP_LIMIT)
-  if #due == 0 then return a end
+-- sweep expires due holds and purges due settled records and mappings, a
+-- bounded number per call, and sets the next-due marker a.due: the first
+-- timer after now, if it is within SWEEP_AHEAD ms, else now + SWEEP_AHEAD
+-- (or now, when more may be due than this call took). It saves what it
+-- changed.
+local function sweep(a)
+  local now = a.now
+  local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(now + SWEEP_AHEAD), 'WITHSCORES',
+    'LIMIT', '0', SWEEP_LIMIT)
+  local nxt = (#due == 2 * SWEEP_LIMIT) and now or now + SWEEP_AHEAD
+  a.due = nxt -- timers set below (expiries' purges) may lower it
   local expired, gone = false, {}
-  for _, m in ipairs(due) do
+  for i = 1, #due, 2 do
+    local at = tonumber(due[i + 1])
+    if at > now then
+      nxt = at
+      break
+    end
+    local m = due[i]
     local id = string.sub(m, 3)
     if string.sub(m, 1, 2) == 'g:' then
       redis.call('HDEL', KEYS[4], m)
@@ -222,7 +245,37 @@ local function open()
     end
   end
   if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
-  if expired then save(a, 'reserved', 'q_res', 'o_res') end
+  if nxt < a.due then a.due = nxt end
+  if expired then
+    save(a, 'reserved', 'q_res', 'o_res', 'due')
+  else
+    save(a, 'due')
+  end
+end
+
+-- open reads the account and the server time (a.now), then sweeps the
+-- account's timers if the next-due marker says some may be due. It
+-- returns the account table, or nil if there is no account.
+--
+-- The marker (the 'due' field, ms) is never above the earliest timer that
+-- this code set (timer() lowers it), so a call before it has nothing to
+-- sweep and skips the range query. It is also never more than SWEEP_AHEAD
+-- ms ahead of the last sweep, which bounds how late a timer set without it
+-- is seen: those of a gateway of an older version, during an upgrade.
+-- Accounts written before the marker read it as 0: swept at once, as
+-- before.
+local function open()
+  local v = redis.call('HMGET', KEYS[1], unpack(FIELDS))
+  if not v[1] then return nil end
+  local n = tonumber
+  local a = {balance = n(v[1]) or 0, reserved = n(v[2]) or 0, q_res = n(v[3]) or 0, o_res = n(v[4]) or 0,
+    q_used = n(v[5]) or 0, o_used = n(v[6]) or 0, period = n(v[7]) or 0, period_end = n(v[8]) or 0,
+    quota_limit = n(v[9]) or 0, overage_cap = n(v[10]) or 0, total_purchased = n(v[11]) or 0,
+    total_used = n(v[12]) or 0, lb_threshold = n(v[13]) or 0, lb_sent = n(v[14]) or 0,
+    evt_seq = n(v[15]) or 0, due = n(v[16]) or 0, now = 0}
+  if not v[9] or not v[13] then migrate(a, not v[9]) end
+  a.now = now_ms()
+  if a.now >= a.due then sweep(a) end
   return a
 end
 

@@ -67,7 +67,7 @@ if q + b + o < amount then
 end
 a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
 save(a, 'reserved', 'q_res', 'o_res')
-redis.call('ZADD', KEYS[2], int(now + ttl), 'r:' .. rid)
+timer(a, now + ttl, 'r:' .. rid)
 save_res(rid, {state = 'h', q = q, b = b, o = o, per = a.period, exp = now + ttl, nonce = nonce, idem = idem})
 if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid) end
 return ok(amount, '')
