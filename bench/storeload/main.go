@@ -2,7 +2,8 @@
 // each doing Reserve+Commit pairs, as the gateway does once per request,
 // through redisstore.Store against a real Redis for a fixed duration.
 // It prints pairs/s, pair latency percentiles, and what Redis itself
-// reports: usec_per_call of EVALSHA and the CPU the server used.
+// reports: usec_per_call of the scripts (EVALSHA or FCALL: the
+// evalsha_us column) and the CPU the server used.
 //
 //	storeload -addr 127.0.0.1:6379 -workers 128 -accounts 1000 -duration 10s
 //
@@ -150,7 +151,7 @@ func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, la
 	return nil
 }
 
-// stats are the server's cumulative EVALSHA calls and time, and its CPU
+// stats are the server's cumulative script calls (EVALSHA and FCALL) and time, and its CPU
 // seconds (user+sys, main thread and others).
 type stats struct{ calls, usec, cpu float64 }
 
@@ -163,15 +164,16 @@ func serverStats(ctx context.Context, cl *redis.Client) (stats, error) {
 	for _, line := range strings.Split(txt, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
-		case strings.HasPrefix(line, "cmdstat_evalsha:"):
-			for _, kv := range strings.Split(strings.TrimPrefix(line, "cmdstat_evalsha:"), ",") {
+		case strings.HasPrefix(line, "cmdstat_evalsha:"), strings.HasPrefix(line, "cmdstat_fcall:"):
+			_, fields, _ := strings.Cut(line, ":")
+			for _, kv := range strings.Split(fields, ",") {
 				k, v, _ := strings.Cut(kv, "=")
 				f, _ := strconv.ParseFloat(v, 64)
 				switch k {
 				case "calls":
-					st.calls = f
+					st.calls += f
 				case "usec":
-					st.usec = f
+					st.usec += f
 				}
 			}
 		case strings.HasPrefix(line, "used_cpu_sys:"), strings.HasPrefix(line, "used_cpu_user:"):

@@ -93,18 +93,22 @@ func TestServerGoneIsUnavailable(t *testing.T) {
 	}
 }
 
-// Scripts are loaded by EVALSHA's fallback, also after the server's script
-// cache is flushed (a restart or failover).
-func TestScriptCacheFlushed(t *testing.T) {
+// The function library is loaded when a call misses it, also after the
+// server lost it (FUNCTION FLUSH, or a restart without persistence).
+func TestFunctionsFlushed(t *testing.T) {
 	s := newStore(t, Options{})
 	id := newAccount(t, s, c(3))
 	cl := srv.Client()
 	defer cl.Close()
-	if err := cl.ScriptFlush(ctx).Err(); err != nil {
+	if err := cl.FunctionFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	mustReserve(t, s, id, "r1", c(1))
 	expect(t, s, id, c(3), c(1), entry{"purchase", c(3), c(3), false})
+	libs, err := cl.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: "creditgate_*"}).Result()
+	if err != nil || len(libs) != 1 {
+		t.Fatalf("libraries %v, %v", libs, err)
+	}
 }
 
 // A script error (a bug, not an outage) is internal, not unavailable.

@@ -89,12 +89,12 @@ func (s *Store) keyRecordKey(hash string) string { return s.prefix + ":key:" + h
 func (s *Store) accountsKey() string             { return s.prefix + ":accounts" }
 
 // run runs an account script and turns a refusal reply into a *meter.Error.
-func (s *Store) run(ctx context.Context, sc *redis.Script, id string, args ...any) (*reply, error) {
+func (s *Store) run(ctx context.Context, sc *script, id string, args ...any) (*reply, error) {
 	return s.runKeys(ctx, sc, id, s.accountKeys(id), args...)
 }
 
 // runKeys is run with more keys than the account's (all in its slot).
-func (s *Store) runKeys(ctx context.Context, sc *redis.Script, id string, keys []string, args ...any) (*reply, error) {
+func (s *Store) runKeys(ctx context.Context, sc *script, id string, keys []string, args ...any) (*reply, error) {
 	argv := append([]any{s.retainMS}, args...)
 	v, err := sc.Run(ctx, s.c, keys, argv...).Slice()
 	if err != nil {
