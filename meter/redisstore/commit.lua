@@ -27,7 +27,7 @@
 -- overage cap, credits.low_balance when it takes the balance below the
 -- threshold (see low_balance in lib.lua).
 local rid, amount, route, pages = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[7]) or 0
-local a = open()
+local a = open(15) -- all but total_purchased
 if not a then return {'account_not_found'} end
 
 local r = load_res(rid)

@@ -101,8 +101,11 @@ end
 -- event was recorded and until the balance is back at or above it;
 -- evt_seq numbers the account's events; due is the "next due" marker of
 -- the timers zset (see open).
+-- open(n) reads only the first n (each field read costs ~0.5 us: the hash
+-- is a listpack, searched from its start): reserve stops after due,
+-- commit before total_purchased.
 local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'period', 'period_end',
-  'quota_limit', 'overage_cap', 'total_purchased', 'total_used', 'lb_threshold', 'lb_sent', 'evt_seq', 'due'}
+  'quota_limit', 'overage_cap', 'lb_threshold', 'due', 'total_used', 'lb_sent', 'evt_seq', 'total_purchased'}
 
 -- save writes the named fields of a back to the account hash.
 local function save(a, ...)
@@ -264,16 +267,18 @@ end
 -- is seen: those of a gateway of an older version, during an upgrade.
 -- Accounts written before the marker read it as 0: swept at once, as
 -- before.
-local function open()
-  local v = redis.call('HMGET', KEYS[1], unpack(FIELDS))
+--
+-- With n, only the first n FIELDS are read; the others are false in the
+-- table, so that using one fails loudly (arithmetic on a boolean, or
+-- int()) rather than writing 0 over it.
+local function open(n)
+  local v = redis.call('HMGET', KEYS[1], unpack(FIELDS, 1, n or #FIELDS))
   if not v[1] then return nil end
-  local n = tonumber
-  local a = {balance = n(v[1]) or 0, reserved = n(v[2]) or 0, q_res = n(v[3]) or 0, o_res = n(v[4]) or 0,
-    q_used = n(v[5]) or 0, o_used = n(v[6]) or 0, period = n(v[7]) or 0, period_end = n(v[8]) or 0,
-    quota_limit = n(v[9]) or 0, overage_cap = n(v[10]) or 0, total_purchased = n(v[11]) or 0,
-    total_used = n(v[12]) or 0, lb_threshold = n(v[13]) or 0, lb_sent = n(v[14]) or 0,
-    evt_seq = n(v[15]) or 0, due = n(v[16]) or 0, now = 0}
-  if not v[9] or not v[13] then migrate(a, not v[9]) end
+  local a = {balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
+    period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
+    due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
+  for i = 1, #v do a[FIELDS[i]] = tonumber(v[i]) or 0 end
+  if not v[9] or not v[11] then migrate(a, not v[9]) end
   a.now = now_ms()
   if a.now >= a.due then sweep(a) end
   return a

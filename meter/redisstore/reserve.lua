@@ -19,7 +19,7 @@
 local rid, amount, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idem, nonce = ARGV[5], ARGV[6]
 local pid, pend = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
-local a = open()
+local a = open(12) -- up to due
 if not a then return {'account_not_found'} end
 local now = a.now
 
