@@ -63,9 +63,15 @@ type caller interface {
 // flushed server: "Function not found"). It has the shape of
 // redis.Script's Run.
 func (sc *script) Run(ctx context.Context, c caller, keys []string, args ...any) *redis.Cmd {
+	return sc.run(ctx, c, c, keys, args...)
+}
+
+// run is Run with the library loaded through client (the client behind
+// an autopipeliner c, which would send FUNCTION LOAD to any one node).
+func (sc *script) run(ctx context.Context, c, client caller, keys []string, args ...any) *redis.Cmd {
 	cmd := c.FCall(ctx, sc.fn, keys, args...)
 	if err := cmd.Err(); err != nil && strings.Contains(err.Error(), "Function not found") {
-		if err := loadLibrary(ctx, c); err != nil {
+		if err := loadLibrary(ctx, client); err != nil {
 			cmd.SetErr(err)
 			return cmd
 		}
