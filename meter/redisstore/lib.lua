@@ -1,5 +1,7 @@
--- lib.lua: helpers shared by the account scripts; prepended to each of them
--- at init, so everything here is local.
+-- lib.lua: helpers shared by the scripts. It opens the function library
+-- that every .lua file of this directory is a function of (see scripts.go):
+-- everything here is a local of the library, loaded once per server; KEYS
+-- and ARGV are too, set by each function on entry.
 --
 -- Every account script gets the same KEYS, all under one {hash tag}:
 --   KEYS[1] account hash, see FIELDS below, and created_ms, nonce,
@@ -33,7 +35,8 @@
 --
 -- Every redis.call costs a few microseconds, most of a script's time: the
 -- hot scripts make as few as they can (one timers zset instead of holds +
--- gc, no EXISTS, records as plain strings rather than cjson).
+-- gc, no EXISTS, records as plain strings rather than cjson, the sweep
+-- only when the next-due marker says, HSETNX for a new hold).
 --
 -- Amounts are integer milli-credits held in Lua doubles (exact below 2^53);
 -- they always leave Lua through int(), because Lua's own number formatting
