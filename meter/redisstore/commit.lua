@@ -27,7 +27,7 @@
 -- overage cap, credits.low_balance when it takes the balance below the
 -- threshold (see low_balance in lib.lua).
 local rid, amount, route, pages = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[7]) or 0
-local a = open(15) -- all but total_purchased
+local a = open(15, true) -- all but total_purchased; the marker saved below
 if not a then return {'account_not_found'} end
 
 local r = load_res(rid)
@@ -76,7 +76,11 @@ if charged > 0 then
   entry = append('usage', -(b + o), a.balance, {'description', ARGV[4], 'route', route,
     'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages})
 end
-save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
+if a.due_dirty then
+  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
+else
+  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
+end
 if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
   emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
 end

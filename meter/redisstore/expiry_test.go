@@ -82,3 +82,26 @@ func TestTimerBehindMarker(t *testing.T) {
 		t.Errorf("a second later: reserved %s, want 0", a.Reserved)
 	}
 }
+
+// The first call on an account sweeps it and leaves a next-due marker,
+// which reserve saves with its own fields; calls before it skip the sweep.
+func TestNextDueMarkerSaved(t *testing.T) {
+	s := newStore(t, Options{})
+	id := newAccount(t, s, c(10))
+	cl := srv.Client()
+	defer cl.Close()
+	k := s.accountKeys(id)[0]
+	if due, err := cl.HGet(ctx, k, "due").Result(); err != redis.Nil {
+		t.Fatalf("new account: due %q, %v", due, err)
+	}
+	before := time.Now().UnixMilli()
+	mustReserve(t, s, id, "r1", c(1))
+	due, err := cl.HGet(ctx, k, "due").Int64()
+	if err != nil || due < before || due > time.Now().UnixMilli()+1000 {
+		t.Fatalf("after reserve: due %d, %v (before %d)", due, err, before)
+	}
+	mustCommit(t, s, id, "r1", c(1))
+	if again, _ := cl.HGet(ctx, k, "due").Int64(); again != due && time.Now().UnixMilli() < due {
+		t.Errorf("commit within the second moved the marker: %d -> %d", due, again)
+	}
+}

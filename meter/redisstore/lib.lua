@@ -254,6 +254,8 @@ local function sweep(a)
   if nxt < a.due then a.due = nxt end
   if expired then
     save(a, 'reserved', 'q_res', 'o_res', 'due')
+  elseif a.keep_due then
+    a.due_dirty = true -- the caller saves it with its own fields
   else
     save(a, 'due')
   end
@@ -273,8 +275,12 @@ end
 --
 -- With n, only the first n FIELDS are read; the others are false in the
 -- table, so that using one fails loudly (arithmetic on a boolean, or
--- int()) rather than writing 0 over it.
-local function open(n)
+-- int()) rather than writing 0 over it. With keep_due, a new marker the
+-- sweep set is left to the caller to save (a.due_dirty), with the fields
+-- it writes anyway: one HSET less when accounts are swept on most calls
+-- (each call finds a purge due, retain after a busy period). A marker
+-- not saved only makes the next call sweep again.
+local function open(n, keep_due)
   local v = redis.call('HMGET', KEYS[1], unpack(FIELDS, 1, n or #FIELDS))
   if not v[1] then return nil end
   local a = {balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
@@ -283,6 +289,7 @@ local function open(n)
   for i = 1, #v do a[FIELDS[i]] = tonumber(v[i]) or 0 end
   if not v[9] or not v[11] then migrate(a, not v[9]) end
   a.now = now_ms()
+  a.keep_due = keep_due
   if a.now >= a.due then sweep(a) end
   return a
 end

@@ -19,7 +19,7 @@
 local rid, amount, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idem, nonce = ARGV[5], ARGV[6]
 local pid, pend = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
-local a = open(12) -- up to due
+local a = open(12, true) -- up to due; the marker saved below
 if not a then return {'account_not_found'} end
 local now = a.now
 
@@ -78,7 +78,11 @@ if redis.call('HSETNX', KEYS[3], rid, record({state = 'h', q = q, b = b, o = o, 
   return seen(load_res(rid)) -- nothing was written yet
 end
 a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
-save(a, 'reserved', 'q_res', 'o_res')
+if a.due_dirty then
+  save(a, 'reserved', 'q_res', 'o_res', 'due')
+else
+  save(a, 'reserved', 'q_res', 'o_res')
+end
 timer(a, now + ttl, 'r:' .. rid)
 if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid) end
 return ok(amount, '')
