@@ -89,12 +89,12 @@ if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o
   emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
 end
 if a.events then save(a, 'evt_seq') end
-if redis.call('HINCRBY', KEYS[9], route .. '\0requests', 1) == 1 and bucket > 0 then
+if redis.call('HINCRBY', KEYS[9], route .. '\0requests', '1') == 1 and bucket > 0 then
   -- A new route in the period: its counters live two months past its end.
   local ends = bucket == a.period and a.period_end or 0
   redis.call('PEXPIREAT', KEYS[9], int(math.max(ends, a.now) + 62 * 86400000))
 end
-if pages > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', pages) end
+if pages > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', int(pages)) end
 if charged > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(charged)) end
 r.state, r.charged, r.entry, r.late = 'c', charged, entry, late
 r.q, r.b, r.o = q, b, o
