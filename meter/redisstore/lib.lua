@@ -188,7 +188,11 @@ end
 local function finish(rid, r, a)
   r.nonce, r.exp = nil, nil
   save_res(rid, r)
-  timer(a, a.now + tonumber(ARGV[1]), 'r:' .. rid)
+  if type(a) == 'table' then
+    timer(a, a.now + tonumber(ARGV[1]), 'r:' .. rid)
+  else -- finish(rid, r, now), as written before the marker: the purge may wait up to SWEEP_AHEAD
+    redis.call('ZADD', KEYS[2], int(a + tonumber(ARGV[1])), 'r:' .. rid)
+  end
 end
 
 -- expire marks a held reservation whose TTL has passed as expired and

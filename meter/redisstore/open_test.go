@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -122,4 +123,30 @@ func TestScriptErrorIsInternal(t *testing.T) {
 	}
 	_, err := commit(s, id, "r1", c(1))
 	wantCode(t, err, meter.ECodeInternal)
+}
+
+// A <group>_lib.lua is the helpers of the <group>_*.lua scripts, after
+// lib.lua's, and no function itself.
+func TestLibraryGroups(t *testing.T) {
+	fsys := fstest.MapFS{
+		"lib.lua":   {Data: []byte("local function base() return 'base:' .. KEYS[1] end\n")},
+		"plain.lua": {Data: []byte("return base()")},
+		"x_lib.lua": {Data: []byte("local function xh() return 'x+' .. base() end\n")},
+		"x_b.lua":   {Data: []byte("return xh() .. ARGV[1]")},
+	}
+	version, code := buildLibrary(fsys)
+	cl := srv.Client()
+	defer cl.Close()
+	if err := cl.FunctionLoad(ctx, code).Err(); err != nil {
+		t.Fatalf("%v\n%s", err, code)
+	}
+	defer cl.FunctionDelete(ctx, "creditgate_"+version)
+	for fn, want := range map[string]string{"plain": "base:k", "x_b": "x+base:k!"} {
+		if got, err := cl.FCall(ctx, "cg"+version+"_"+fn, []string{"k"}, "!").Text(); err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", fn, got, err, want)
+		}
+	}
+	if err := cl.FCall(ctx, "cg"+version+"_x_lib", []string{"k"}).Err(); err == nil {
+		t.Error("x_lib is a function")
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,7 +47,7 @@ type script struct{ fn string }
 // it panics when there is no such file (a programming error).
 func newScript(file string) *script {
 	name, ok := strings.CutSuffix(file, ".lua")
-	if _, err := fs.Stat(luaFiles, file); err != nil || !ok || file == "lib.lua" {
+	if _, err := fs.Stat(luaFiles, file); err != nil || !ok || strings.HasSuffix(file, "lib.lua") {
 		panic(fmt.Sprintf("redisstore: no script %q", file))
 	}
 	return &script{fn: "cg" + libVersion() + "_" + name}
@@ -80,50 +81,77 @@ func (sc *script) run(ctx context.Context, c, client caller, keys []string, args
 	return cmd
 }
 
-// The library is every .lua file, lib.lua first, then each of the others
-// as the callback of a function named cg<version>_<file name>. Its name
-// and its functions' carry a hash of its code, so gateways of different
-// versions can share a server, each calling its own. Function flags are
-// none: the functions may write and, on a cluster, may only touch keys of
-// the slot of their KEYS (as the #!lua scripts they were).
+// The library is every .lua file: lib.lua first, then each of the others
+// as the callback of a function named cg<version>_<file name>. A file
+// named <group>_lib.lua is not a function but helpers of the files named
+// <group>_*.lua (as lib.lua is of all): it comes right before them, in a
+// do ... end block of their own. The library's name and its functions'
+// carry a hash of its code, so gateways of different versions can share
+// a server, each calling its own. Function flags are none: the functions
+// may write and, on a cluster, may only touch keys of the slot of their
+// KEYS (as the #!lua scripts they were).
 //
 // The scripts are written as EVAL scripts, reading the globals KEYS and
 // ARGV; a function gets them as arguments, and there are no globals, so
 // the library declares KEYS and ARGV as locals of its own, which every
-// function sets on entry (calls never overlap on a server) and lib.lua's
+// function sets on entry (calls never overlap on a server) and the
 // helpers read.
-var library = sync.OnceValues(func() (string, string) {
-	lib, err := luaFiles.ReadFile("lib.lua")
-	if err != nil {
-		panic(err)
+var library = sync.OnceValues(func() (string, string) { return buildLibrary(luaFiles) })
+
+func buildLibrary(fsys fs.FS) (version, code string) {
+	read := func(f string) string {
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			panic(err)
+		}
+		return string(b)
 	}
-	files, err := fs.Glob(luaFiles, "*.lua")
+	files, err := fs.Glob(fsys, "*.lua")
 	if err != nil {
 		panic(err)
 	}
 	slices.Sort(files)
+	groups := map[string]bool{} // <group> of each <group>_lib.lua
+	for _, f := range files {
+		if g, ok := strings.CutSuffix(f, "_lib.lua"); ok {
+			groups[g] = true
+		}
+	}
+	group := func(f string) string {
+		if g, _, ok := strings.Cut(f, "_"); ok && groups[g] {
+			return g
+		}
+		return ""
+	}
 	var body strings.Builder
 	body.WriteString("local KEYS, ARGV\n")
-	body.Write(lib)
-	for _, f := range files {
-		if f == "lib.lua" {
-			continue
-		}
-		src, err := luaFiles.ReadFile(f)
-		if err != nil {
-			panic(err)
-		}
+	body.WriteString(read("lib.lua"))
+	register := func(f string) {
 		// The callback's first line is the function header, so Lua's
 		// error line numbers are one off the file's.
 		fmt.Fprintf(&body, "redis.register_function{function_name = '%%s_%s', callback = function(keys, args)"+
-			" KEYS, ARGV = keys, args\n%s\nend}\n", strings.TrimSuffix(f, ".lua"), src)
+			" KEYS, ARGV = keys, args\n%s\nend}\n", strings.TrimSuffix(f, ".lua"), read(f))
+	}
+	for _, f := range files {
+		if f != "lib.lua" && group(f) == "" {
+			register(f)
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
+		body.WriteString("do\n" + read(g+"_lib.lua") + "\n")
+		for _, f := range files {
+			if group(f) == g && f != g+"_lib.lua" {
+				register(f)
+			}
+		}
+		body.WriteString("end\n")
 	}
 	sum := sha1.Sum([]byte(body.String()))
-	version := hex.EncodeToString(sum[:5])
-	code := "#!lua name=creditgate_" + version + "\n" +
+	version = hex.EncodeToString(sum[:5])
+	code = "#!lua name=creditgate_" + version + "\n" +
 		strings.ReplaceAll(body.String(), "function_name = '%s_", "function_name = 'cg"+version+"_")
 	return version, code
-})
+}
 
 func libVersion() string { v, _ := library(); return v }
 
