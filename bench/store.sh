@@ -13,12 +13,17 @@
 #                built from this tree); each cell runs them in turn.
 #   REPEAT=n     runs per cell and binary (default 1).
 #   POOL=n       go-redis PoolSize (default: go-redis's).
+#   PIPELINE=1   also run each cell with redisstore's Options.Pipeline
+#                (full-duplex autopipelining), labelled "+pipe".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
 WORKERS=${2:-128}
 REPEAT=${REPEAT:-1}
 POOL=${POOL:-0}
+PIPELINE=${PIPELINE:-0}
+modes="plain"
+if [ "$PIPELINE" = 1 ]; then modes="plain pipe"; fi
 OUT=bench/out
 mkdir -p "$OUT"
 if [ -z "${PIN:-}" ]; then PIN=$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0); fi
@@ -67,8 +72,12 @@ for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync
 	for accounts in 1000 1; do
 		for _ in $(seq "$REPEAT"); do
 			for bin in $BINS; do
-				"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
-					-pool "$POOL" -duration "${DUR}s" -label "$name $(basename "$bin")"
+				for mode in $modes; do
+					flags=() suffix=
+					if [ "$mode" = pipe ]; then flags=(-pipeline) suffix=+pipe; fi
+					"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
+						-pool "$POOL" -duration "${DUR}s" -label "$name $(basename "$bin")$suffix" "${flags[@]}"
+				done
 			done
 		done
 	done

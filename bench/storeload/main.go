@@ -2,7 +2,8 @@
 // each doing Reserve+Commit pairs, as the gateway does once per request,
 // through redisstore.Store against a real Redis for a fixed duration.
 // It prints pairs/s, pair latency percentiles, and what Redis itself
-// reports: usec_per_call of EVALSHA and the CPU the server used.
+// reports: usec_per_call of the scripts (EVALSHA or FCALL: the
+// evalsha_us column) and the CPU the server used.
 //
 //	storeload -addr 127.0.0.1:6379 -workers 128 -accounts 1000 -duration 10s
 //
@@ -35,13 +36,14 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured time first")
 	pool := flag.Int("pool", 0, "go-redis PoolSize (0: its default, 10 per GOMAXPROCS)")
 	label := flag.String("label", "", "first column of the result row")
+	pipeline := flag.Bool("pipeline", false, "redisstore Options.Pipeline (full-duplex autopipelining)")
 	header := flag.Bool("header", false, "print the column header and exit")
 	flag.Parse()
 	if *header {
 		fmt.Println(header_)
 		return
 	}
-	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label); err != nil {
+	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label, *pipeline); err != nil {
 		fmt.Fprintln(os.Stderr, "storeload:", err)
 		os.Exit(1)
 	}
@@ -49,14 +51,15 @@ func main() {
 
 const header_ = "label                    accounts workers   pairs/s  p50_ms  p99_ms  evalsha_us  redis_cpu  errors"
 
-func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string) error {
+func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string, pipeline bool) error {
 	ctx := context.Background()
 	cl := redis.NewClient(&redis.Options{Addr: addr, PoolSize: pool})
 	defer cl.Close()
 	if err := cl.Ping(ctx).Err(); err != nil {
 		return err
 	}
-	s := redisstore.New(cl, redisstore.Options{Prefix: fmt.Sprintf("load%d", time.Now().UnixNano())})
+	s := redisstore.New(cl, redisstore.Options{Prefix: fmt.Sprintf("load%d", time.Now().UnixNano()),
+		Pipeline: pipeline})
 	ids := make([]string, accounts)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("acct_%d", i)
@@ -150,7 +153,7 @@ func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, la
 	return nil
 }
 
-// stats are the server's cumulative EVALSHA calls and time, and its CPU
+// stats are the server's cumulative script calls (EVALSHA and FCALL) and time, and its CPU
 // seconds (user+sys, main thread and others).
 type stats struct{ calls, usec, cpu float64 }
 
@@ -163,15 +166,16 @@ func serverStats(ctx context.Context, cl *redis.Client) (stats, error) {
 	for _, line := range strings.Split(txt, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
-		case strings.HasPrefix(line, "cmdstat_evalsha:"):
-			for _, kv := range strings.Split(strings.TrimPrefix(line, "cmdstat_evalsha:"), ",") {
+		case strings.HasPrefix(line, "cmdstat_evalsha:"), strings.HasPrefix(line, "cmdstat_fcall:"):
+			_, fields, _ := strings.Cut(line, ":")
+			for _, kv := range strings.Split(fields, ",") {
 				k, v, _ := strings.Cut(kv, "=")
 				f, _ := strconv.ParseFloat(v, 64)
 				switch k {
 				case "calls":
-					st.calls = f
+					st.calls += f
 				case "usec":
-					st.usec = f
+					st.usec += f
 				}
 			}
 		case strings.HasPrefix(line, "used_cpu_sys:"), strings.HasPrefix(line, "used_cpu_user:"):

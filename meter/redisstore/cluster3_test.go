@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
@@ -49,6 +52,19 @@ func TestClusterOfThreeMasters(t *testing.T) {
 			})
 		}
 	})
+
+	// A master that lost the functions (a restart without persistence)
+	// gets them back on the first call that misses them.
+	if err := raw.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		return m.FunctionFlush(ctx).Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := s.Account(ctx, id); err != nil {
+			t.Fatalf("after FUNCTION FLUSH: %v", err)
+		}
+	}
 
 	got, err := s.ListAccounts(ctx, "", 100)
 	if err != nil {

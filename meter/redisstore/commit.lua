@@ -27,7 +27,7 @@
 -- overage cap, credits.low_balance when it takes the balance below the
 -- threshold (see low_balance in lib.lua).
 local rid, amount, route, pages = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[7]) or 0
-local a = open()
+local a = open(15, true) -- all but total_purchased; the marker saved below
 if not a then return {'account_not_found'} end
 
 local r = load_res(rid)
@@ -76,7 +76,11 @@ if charged > 0 then
   entry = append('usage', -(b + o), a.balance, {'description', ARGV[4], 'route', route,
     'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages})
 end
-save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
+if a.due_dirty then
+  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
+else
+  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
+end
 if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
   emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
 end
@@ -85,17 +89,17 @@ if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o
   emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
 end
 if a.events then save(a, 'evt_seq') end
-if redis.call('HINCRBY', KEYS[9], route .. '\0requests', 1) == 1 and bucket > 0 then
+if redis.call('HINCRBY', KEYS[9], route .. '\0requests', '1') == 1 and bucket > 0 then
   -- A new route in the period: its counters live two months past its end.
   local ends = bucket == a.period and a.period_end or 0
   redis.call('PEXPIREAT', KEYS[9], int(math.max(ends, a.now) + 62 * 86400000))
 end
-if pages > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', pages) end
+if pages > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', int(pages)) end
 if charged > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(charged)) end
 r.state, r.charged, r.entry, r.late = 'c', charged, entry, late
 r.q, r.b, r.o = q, b, o
 r.bal, r.avail = a.balance, a.balance - a.reserved
-finish(rid, r, a.now) -- also turns the expiry timer into the purge timer
+finish(rid, r, a) -- also turns the expiry timer into the purge timer
 local rep = with_state({'ok', charged, a.balance, a.balance - a.reserved, entry, late and 1 or 0}, a)
 rep[#rep + 1] = a.events or 0
 return rep

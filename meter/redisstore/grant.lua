@@ -37,6 +37,6 @@ save(a, 'balance', 'total_purchased')
 low_balance(a)
 if idem ~= '' then
   redis.call('HSET', KEYS[4], 'g:' .. idem, entry)
-  redis.call('ZADD', KEYS[2], int(a.now + tonumber(ARGV[1])), 'g:' .. idem)
+  timer(a, a.now + tonumber(ARGV[1]), 'g:' .. idem)
 end
 return {'ok', entry, typ, amount, a.balance, desc, 0, a.events or 0}

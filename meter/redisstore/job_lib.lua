@@ -84,7 +84,7 @@ local function drop_hold(j, a, r)
   if not r then return end
   release(a, r)
   r.state = 'v'
-  finish(job_rid(j), r, a.now)
+  finish(job_rid(j), r, a)
   save(a, 'reserved', 'q_res', 'o_res')
 end
 
@@ -213,7 +213,7 @@ local function hold_for(j, a, x)
   local q, b, o = split(a, x)
   a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
   save(a, 'reserved', 'q_res', 'o_res')
-  redis.call('ZADD', KEYS[2], int(j.expires), 'r:' .. job_rid(j))
+  timer(a, j.expires, 'r:' .. job_rid(j))
   save_res(job_rid(j), {state = 'h', q = q, b = b, o = o, per = a.period, exp = j.expires, idem = ''})
   return q + b + o
 end

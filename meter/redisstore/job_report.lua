@@ -75,7 +75,7 @@ elseif final ~= '' then
 elseif r and pages > 0 then
   r.exp = j.expires
   save_res(rid, r)
-  redis.call('ZADD', KEYS[2], int(r.exp), 'r:' .. rid)
+  timer(a, r.exp, 'r:' .. rid)
 end
 save_job(j)
 return job_reply(j, a, charged, entry)

@@ -42,8 +42,12 @@ var ctx = context.Background()
 // c is n credits, to keep tables readable; amounts are in milli-credits.
 func c(n float64) meter.Credits { return meter.Credits(n * meter.Scale) }
 
+// REDISSTORE_PIPELINE=1 runs the tests with Options.Pipeline.
+var pipelineTests = os.Getenv("REDISSTORE_PIPELINE") != ""
+
 func newStore(t testing.TB, opts Options) *Store {
 	t.Helper()
+	opts.Pipeline = opts.Pipeline || pipelineTests
 	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { cl.Close() })
 	return New(cl, opts)

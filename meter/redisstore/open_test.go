@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -93,18 +94,22 @@ func TestServerGoneIsUnavailable(t *testing.T) {
 	}
 }
 
-// Scripts are loaded by EVALSHA's fallback, also after the server's script
-// cache is flushed (a restart or failover).
-func TestScriptCacheFlushed(t *testing.T) {
+// The function library is loaded when a call misses it, also after the
+// server lost it (FUNCTION FLUSH, or a restart without persistence).
+func TestFunctionsFlushed(t *testing.T) {
 	s := newStore(t, Options{})
 	id := newAccount(t, s, c(3))
 	cl := srv.Client()
 	defer cl.Close()
-	if err := cl.ScriptFlush(ctx).Err(); err != nil {
+	if err := cl.FunctionFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	mustReserve(t, s, id, "r1", c(1))
 	expect(t, s, id, c(3), c(1), entry{"purchase", c(3), c(3), false})
+	libs, err := cl.FunctionList(ctx, redis.FunctionListQuery{LibraryNamePattern: "creditgate_*"}).Result()
+	if err != nil || len(libs) != 1 {
+		t.Fatalf("libraries %v, %v", libs, err)
+	}
 }
 
 // A script error (a bug, not an outage) is internal, not unavailable.
@@ -118,4 +123,30 @@ func TestScriptErrorIsInternal(t *testing.T) {
 	}
 	_, err := commit(s, id, "r1", c(1))
 	wantCode(t, err, meter.ECodeInternal)
+}
+
+// A <group>_lib.lua is the helpers of the <group>_*.lua scripts, after
+// lib.lua's, and no function itself.
+func TestLibraryGroups(t *testing.T) {
+	fsys := fstest.MapFS{
+		"lib.lua":   {Data: []byte("local function base() return 'base:' .. KEYS[1] end\n")},
+		"plain.lua": {Data: []byte("return base()")},
+		"x_lib.lua": {Data: []byte("local function xh() return 'x+' .. base() end\n")},
+		"x_b.lua":   {Data: []byte("return xh() .. ARGV[1]")},
+	}
+	version, code := buildLibrary(fsys)
+	cl := srv.Client()
+	defer cl.Close()
+	if err := cl.FunctionLoad(ctx, code).Err(); err != nil {
+		t.Fatalf("%v\n%s", err, code)
+	}
+	defer cl.FunctionDelete(ctx, "creditgate_"+version)
+	for fn, want := range map[string]string{"plain": "base:k", "x_b": "x+base:k!"} {
+		if got, err := cl.FCall(ctx, "cg"+version+"_"+fn, []string{"k"}, "!").Text(); err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", fn, got, err, want)
+		}
+	}
+	if err := cl.FCall(ctx, "cg"+version+"_x_lib", []string{"k"}).Err(); err == nil {
+		t.Error("x_lib is a function")
+	}
 }

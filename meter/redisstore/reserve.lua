@@ -19,7 +19,7 @@
 local rid, amount, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idem, nonce = ARGV[5], ARGV[6]
 local pid, pend = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
-local a = open()
+local a = open(12, true) -- up to due; the marker saved below
 if not a then return {'account_not_found'} end
 local now = a.now
 
@@ -35,13 +35,19 @@ local function ok(amt, replayed)
   return with_state({'ok', amt, a.balance, a.balance - a.reserved, replayed, a.period}, a)
 end
 
-local r = load_res(rid)
-if r then
+-- A rid seen before: a retry of this very call answers the same.
+local function seen(r)
   if r.nonce == nonce then return ok(r.amount, '') end
   return {'invalid', 'reservation id already used'}
 end
 
+-- With a key, the rid is looked up first (a retry of this call must not
+-- find its own hold in the way). Without one, the record is written with
+-- HSETNX below, which tells the same for one call less; a refusal looks
+-- it up (a retry must not be refused for what its first run holds).
 if idem ~= '' then
+  local r = load_res(rid)
+  if r then return seen(r) end
   local prev = redis.call('HGET', KEYS[4], 'r:' .. idem)
   local p = prev and load_res(prev)
   if p and p.state == 'h' and p.exp <= now then
@@ -56,6 +62,8 @@ end
 
 local q, b, o = split(a, amount)
 if q + b + o < amount then
+  local r = idem == '' and load_res(rid)
+  if r then return seen(r) end
   local room = a.balance - a.reserved
   if a.period > 0 and a.overage_cap > 0 then
     return {'overage_limit_reached', amount, room, a.overage_cap}
@@ -65,9 +73,16 @@ if q + b + o < amount then
   end
   return {'insufficient_credits', amount, room}
 end
+if redis.call('HSETNX', KEYS[3], rid, record({state = 'h', q = q, b = b, o = o, per = a.period,
+    exp = now + ttl, nonce = nonce, idem = idem})) == 0 then
+  return seen(load_res(rid)) -- nothing was written yet
+end
 a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
-save(a, 'reserved', 'q_res', 'o_res')
-redis.call('ZADD', KEYS[2], int(now + ttl), 'r:' .. rid)
-save_res(rid, {state = 'h', q = q, b = b, o = o, per = a.period, exp = now + ttl, nonce = nonce, idem = idem})
+if a.due_dirty then
+  save(a, 'reserved', 'q_res', 'o_res', 'due')
+else
+  save(a, 'reserved', 'q_res', 'o_res')
+end
+timer(a, now + ttl, 'r:' .. rid)
 if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid) end
 return ok(amount, '')

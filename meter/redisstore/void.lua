@@ -19,7 +19,7 @@ if r.state == 'h' then
   else
     r.state = 'v'
     drop_idem(rid, r)
-    finish(rid, r, a.now)
+    finish(rid, r, a)
     release(a, r)
   end
   save(a, 'reserved', 'q_res', 'o_res')
