@@ -9,6 +9,8 @@ CONNS=${2:-32}
 OUT=bench/out
 mkdir -p "$OUT"
 export ADMIN_PORT=22019 PLAIN_PORT=28081 METER_PORT=28082 UPSTREAM_PORT=29180 REDIS_PORT=26390
+# A second gateway, idle while the first is measured, with redis_pipeline.
+PIPE_ADMIN_PORT=22020 PIPE_PLAIN_PORT=28083 PIPE_METER_PORT=28084
 export CREDITGATE_REDIS=redis://127.0.0.1:$REDIS_PORT/0
 
 go build -o "$OUT/creditgate" ./cmd/creditgate
@@ -21,7 +23,8 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --dir "$PWD/$OUT" --logfile "$PWD/$OUT/redis.log" &
-pids+=($!)
+rds=$!
+pids+=($rds)
 "$OUT/upstream" -addr 127.0.0.1:$UPSTREAM_PORT &
 pids+=($!)
 until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done
@@ -29,6 +32,12 @@ until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done
 gw=$!
 pids+=($gw)
 until curl -sf "http://127.0.0.1:$ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
+sed 's/^\t\tredis {\$CREDITGATE_REDIS}$/&\n\t\tredis_pipeline/' bench/Caddyfile.bench >"$OUT/Caddyfile.pipeline"
+grep -q redis_pipeline "$OUT/Caddyfile.pipeline"
+ADMIN_PORT=$PIPE_ADMIN_PORT PLAIN_PORT=$PIPE_PLAIN_PORT METER_PORT=$PIPE_METER_PORT \
+	"$OUT/creditgate" run --config "$OUT/Caddyfile.pipeline" --adapter caddyfile >"$OUT/gateway-pipeline.log" 2>&1 &
+pids+=($!)
+until curl -sf "http://127.0.0.1:$PIPE_ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
 
 curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts" -d '{"id":"bench","credits":1000000000000}' >/dev/null || true
 KEY=$(curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts/bench/keys" -d '{"mode":"live"}' | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
@@ -46,13 +55,39 @@ run() {
 	echo "$rps $p50"
 }
 
+# cpu_per_req PORT BODY KEY PID -> "gateway_us redis_us": CPU time (user +
+# system) per request of the gateway process and of redis-server, over a
+# run of DUR seconds: what each request costs, whatever else shares the
+# cores.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_per_req() {
+	local g0 r0 g1 r1 res n
+	g0=$(ticks "$4") r0=$(ticks "$rds")
+	res=$(BODY=$2 KEY=$3 wrk -t2 -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
+	g1=$(ticks "$4") r1=$(ticks "$rds")
+	n=$(echo "$res" | awk '/requests in/ {print $1}')
+	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%.0f %.0f\n", g / hz / n * 1e6, r / hz / n * 1e6 }'
+}
+cpu=()
+
 : >"$OUT/wrk.log"
-printf '%-22s %12s %12s %8s %12s %12s %10s\n' "body" "plain req/s" "meter req/s" "ratio" "plain p50ms" "meter p50ms" "added ms"
+printf '%-26s %12s %12s %8s %12s %12s %10s\n' "body" "plain req/s" "meter req/s" "ratio" "plain p50ms" "meter p50ms" "added ms"
 for body in p1 p10; do
 	read -r prps pp50 <<<"$(run $PLAIN_PORT "$OUT/$body.pdf" "")"
 	read -r mrps mp50 <<<"$(run $METER_PORT "$OUT/$body.pdf" "$KEY")"
+	read -r qrps qp50 <<<"$(run $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY")"
+	read -r pgw prd <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw)"
+	read -r mgw mrd <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw)"
+	cpu+=("$(printf '%-22s %14s %14s %14s' "$body" "$pgw" "$mgw" "$mrd")")
 	label=$([ $body = p1 ] && echo "1 page" || echo "10 pages, 200 KB")
 	awk -v l="$label" -v a="$prps" -v b="$mrps" -v c="$pp50" -v d="$mp50" \
-		'BEGIN { printf "%-22s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
+		'BEGIN { printf "%-26s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
+	awk -v l="$label, redis_pipeline" -v a="$prps" -v b="$qrps" -v c="$pp50" -v d="$qp50" \
+		'BEGIN { printf "%-26s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
 done
+echo
+echo "CPU per request (us, user + system; same load as above):"
+printf '%-22s %14s %14s %14s\n' "body" "gateway plain" "gateway meter" "redis meter"
+printf '%s\n' "${cpu[@]}"
 echo "gateway peak RSS: $(awk '/VmHWM/ {print $2/1024 " MB"}' /proc/$gw/status)"

@@ -38,6 +38,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		redis_sentinel <master> <host:port>...
 //		redis_password <password>
 //		redis_tls
+//		redis_pipeline
 //		data_dir       <path>
 //		job_secret     <secret>
 //		key_cache_ttl  <duration>
@@ -98,6 +99,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.RedisTLS = true
+		case "redis_pipeline":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.RedisPipeline = true
 		case "data_dir":
 			a.DataDir, err = oneArg(d)
 		case "job_secret":
@@ -113,7 +119,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err

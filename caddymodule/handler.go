@@ -349,7 +349,9 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 	if r.ContentLength > h.MaxBody {
 		return nil, bodyTooLarge(h.MaxBody)
 	}
-	body, err := usage.Spool(r.Body, h.uopts)
+	opts := h.uopts
+	opts.SizeHint = r.ContentLength
+	body, err := usage.Spool(r.Body, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -73,8 +73,10 @@ func (sw *settleWriter) startBuffering(status int) {
 	sw.buffering, sw.status = true, status
 	pr, pw := io.Pipe()
 	sw.pw, sw.spooled = pw, make(chan spoolResult, 1)
+	opts := sw.rq.h.uopts
+	opts.SizeHint, _ = strconv.ParseInt(sw.Header().Get("Content-Length"), 10, 64)
 	go func() {
-		b, err := usage.Spool(pr, sw.rq.h.uopts)
+		b, err := usage.Spool(pr, opts)
 		// Unblock the writer when Spool stopped early (too large).
 		pr.CloseWithError(io.ErrClosedPipe)
 		sw.spooled <- spoolResult{b, err}

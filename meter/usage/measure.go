@@ -32,6 +32,9 @@ type Options struct {
 	MemoryThreshold int64
 	// TempDir holds spool files. Default os.TempDir().
 	TempDir string
+	// SizeHint is the body's declared size (Content-Length), when known:
+	// Spool sizes its memory buffer by it. 0 or less: unknown.
+	SizeHint int64
 	// MaxFiles is the most multipart parts inspected, form fields
 	// included; one more is a bad_request. Default 100.
 	MaxFiles int

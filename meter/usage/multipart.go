@@ -101,7 +101,7 @@ func measurePart(ctx context.Context, part *multipart.Part, body io.Reader, opts
 	}
 
 	// The whole body is already within MaxBody, so a part is too.
-	b, err := spool(head, opts.MaxBody, opts.MemoryThreshold, opts.TempDir)
+	b, err := spool(head, opts.MaxBody, opts.MemoryThreshold, opts.TempDir, 0)
 	if err != nil {
 		return File{}, false, err
 	}

@@ -1,10 +1,10 @@
 package usage
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"sync"
 
@@ -18,6 +18,14 @@ type Body struct {
 	size int64
 	mem  []byte   // set when the body stayed in memory
 	file *os.File // set when the body was spooled to disk
+	// pooled: mem came from the buffer pool and goes back to it on
+	// Close. memMu orders that against reads: a reader still at work
+	// (an upstream transport may read a request body after the handler
+	// returned) holds it shared, Close exclusively; after Close reads
+	// fail instead of seeing another request's bytes.
+	pooled bool
+	memMu  sync.RWMutex
+	closed bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -29,31 +37,42 @@ type Body struct {
 // exactly MaxBody bytes. On any error nothing is left behind on disk.
 func Spool(r io.Reader, opts Options) (*Body, error) {
 	opts = opts.withDefaults()
-	return spool(r, opts.MaxBody, opts.MemoryThreshold, opts.TempDir)
+	return spool(r, opts.MaxBody, opts.MemoryThreshold, opts.TempDir, opts.SizeHint)
 }
 
-func spool(r io.Reader, maxBody, threshold int64, tempDir string) (*Body, error) {
+func spool(r io.Reader, maxBody, threshold int64, tempDir string, hint int64) (*Body, error) {
 	threshold = min(threshold, maxBody)
 
-	// Read up to threshold+1 bytes into memory first: most bodies end there.
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(r, threshold+1))
+	// Read up to threshold+1 bytes into memory first: most bodies end
+	// there. The buffer comes from a pool, sized by the declared length
+	// when there is one: a buffer grown by doubling, then dropped, was
+	// most of a metered request's allocations.
+	start := int64(minPooled)
+	if hint > 0 {
+		start = min(hint+1, threshold+1)
+	}
+	buf, n, err := readInto(getBuf(int(start)), io.LimitReader(r, threshold+1))
 	if err != nil {
+		putBuf(buf)
 		return nil, fmt.Errorf("usage: read body: %w", err)
 	}
 	if n <= threshold {
-		return &Body{size: n, mem: buf.Bytes()}, nil
+		return &Body{size: n, mem: buf[:n], pooled: true}, nil
 	}
 	if n > maxBody {
+		putBuf(buf)
 		return nil, tooLarge(maxBody)
 	}
 
 	f, err := os.CreateTemp(tempDir, "creditgate-body-*")
 	if err != nil {
+		putBuf(buf)
 		return nil, fmt.Errorf("usage: create spool file: %w", err)
 	}
 	b := &Body{file: f}
-	if _, err := f.Write(buf.Bytes()); err != nil {
+	_, err = f.Write(buf[:n])
+	putBuf(buf)
+	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("usage: write spool file: %w", err)
 	}
@@ -68,6 +87,27 @@ func spool(r io.Reader, maxBody, threshold int64, tempDir string) (*Body, error)
 		return nil, tooLarge(maxBody)
 	}
 	return b, nil
+}
+
+// readInto reads r to its end into buf (a pooled buffer, length 0),
+// moving to a larger pooled buffer when it is full.
+func readInto(buf []byte, r io.Reader) ([]byte, int64, error) {
+	for {
+		if len(buf) == cap(buf) {
+			bigger := getBuf(2 * cap(buf))
+			bigger = append(bigger, buf...)
+			putBuf(buf)
+			buf = bigger
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, int64(len(buf)), nil
+		}
+		if err != nil {
+			return buf, int64(len(buf)), err
+		}
+	}
 }
 
 func tooLarge(maxBody int64) *meter.Error {
@@ -85,11 +125,35 @@ func (b *Body) Reader() io.ReadSeeker {
 }
 
 // ReaderAt returns the body as an io.ReaderAt, safe for concurrent use.
+// After Close its reads fail.
 func (b *Body) ReaderAt() io.ReaderAt {
 	if b.file != nil {
 		return b.file
 	}
-	return bytes.NewReader(b.mem)
+	return memReader{b}
+}
+
+// memReader reads an in-memory body while it is open.
+type memReader struct{ b *Body }
+
+func (m memReader) ReadAt(p []byte, off int64) (int, error) {
+	b := m.b
+	b.memMu.RLock()
+	defer b.memMu.RUnlock()
+	if b.closed {
+		return 0, os.ErrClosed
+	}
+	if off < 0 {
+		return 0, errors.New("usage: negative offset")
+	}
+	if off >= int64(len(b.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // InMemory reports whether the body stayed in memory.
@@ -107,10 +171,59 @@ func (b *Body) Close() error {
 			f()
 		}
 		if b.file == nil {
+			b.memMu.Lock()
+			b.closed = true
+			if b.pooled {
+				putBuf(b.mem)
+			}
+			b.mem = nil
+			b.memMu.Unlock()
 			return
 		}
 		name := b.file.Name()
 		b.closeErr = errors.Join(b.file.Close(), os.Remove(name))
 	})
 	return b.closeErr
+}
+
+// The buffer pool: one sync.Pool per power-of-two capacity from minPooled
+// to maxPooled. Larger buffers (a memory_threshold above maxPooled) are
+// allocated and left to the garbage collector.
+const (
+	minPooled = 16 << 10
+	maxPooled = 4 << 20
+)
+
+// 9 pools: 16 KiB << 0..8, up to maxPooled.
+var bufPools [9]sync.Pool
+
+// poolIndex is the pool of buffers of capacity minPooled << i >= n.
+func poolIndex(n int) int {
+	if n <= minPooled {
+		return 0
+	}
+	return bits.Len(uint((n - 1) / minPooled))
+}
+
+// getBuf returns an empty buffer of capacity at least n.
+func getBuf(n int) []byte {
+	i := poolIndex(n)
+	if i >= len(bufPools) {
+		return make([]byte, 0, n)
+	}
+	if p, ok := bufPools[i].Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, minPooled<<i)
+}
+
+// putBuf returns a buffer of getBuf to its pool.
+func putBuf(b []byte) {
+	c := cap(b)
+	if c < minPooled || c > maxPooled || c&(c-1) != 0 {
+		return
+	}
+	i := poolIndex(c)
+	b = b[:0]
+	bufPools[i].Put(&b)
 }

@@ -129,3 +129,83 @@ func TestSpoolDefaults(t *testing.T) {
 		t.Errorf("defaults = %+v", o)
 	}
 }
+
+// In-memory bodies come from a buffer pool: every size and size hint
+// (right, too small, too large, none) gives back exactly the bytes read,
+// across the pool's classes, in memory up to the threshold.
+func TestSpoolPooledSizes(t *testing.T) {
+	const threshold = 3 << 20
+	for _, size := range []int{1, minPooled - 1, minPooled, minPooled + 1, 100 << 10, 1 << 20, threshold} {
+		data := randomBytes(t, size)
+		for _, hint := range []int64{0, int64(size), int64(size / 2), int64(2 * size)} {
+			b, err := Spool(iotest.HalfReader(bytes.NewReader(data)), Options{MemoryThreshold: threshold, SizeHint: hint})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(b.Reader())
+			if !b.InMemory() || b.Size() != int64(size) || !bytes.Equal(got, data) {
+				t.Fatalf("size %d hint %d: in memory %v, size %d, equal %v", size, hint, b.InMemory(), b.Size(), bytes.Equal(got, data))
+			}
+			b.Close()
+		}
+	}
+}
+
+// A pooled buffer goes back to the pool on Close: a reader of the closed
+// body (an upstream transport may still read a request body after the
+// handler returned) gets an error, never the next body's bytes.
+func TestSpoolReadAfterCloseFails(t *testing.T) {
+	first := bytes.Repeat([]byte("a"), 20<<10)
+	b, err := Spool(bytes.NewReader(first), Options{SizeHint: int64(len(first))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.Reader()
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(r, head); err != nil || string(head) != "aaaaaaaaaa" {
+		t.Fatalf("read %q, %v", head, err)
+	}
+	b.Close()
+	second := bytes.Repeat([]byte("b"), 20<<10)
+	b2, err := Spool(bytes.NewReader(second), Options{SizeHint: int64(len(second))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	rest, err := io.ReadAll(r)
+	if !errors.Is(err, os.ErrClosed) || bytes.Contains(rest, []byte("b")) {
+		t.Fatalf("read after close: %d bytes (%q...), %v", len(rest), rest[:min(len(rest), 8)], err)
+	}
+	got, _ := io.ReadAll(b2.Reader())
+	if !bytes.Equal(got, second) {
+		t.Fatal("the second body is not its own bytes")
+	}
+}
+
+// Close while a reader copies: the race detector checks the guard.
+func TestSpoolCloseDuringRead(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		b, err := Spool(bytes.NewReader(randomBytes(t, 64<<10)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = io.Copy(io.Discard, iotest.OneByteReader(b.Reader()))
+		}()
+		b.Close()
+		<-done
+	}
+}
+
+func TestPoolIndex(t *testing.T) {
+	for _, tc := range []struct{ n, i int }{{1, 0}, {minPooled, 0}, {minPooled + 1, 1}, {2 * minPooled, 1}, {maxPooled, len(bufPools) - 1}, {maxPooled + 1, len(bufPools)}} {
+		if got := poolIndex(tc.n); got != tc.i {
+			t.Errorf("poolIndex(%d) = %d, want %d", tc.n, got, tc.i)
+		}
+		if tc.i < len(bufPools) && cap(getBuf(tc.n)) != minPooled<<tc.i {
+			t.Errorf("getBuf(%d) has capacity %d", tc.n, cap(getBuf(tc.n)))
+		}
+	}
+}
