@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,4 +229,32 @@ func TestRedisClusterOption(t *testing.T) {
 		assertMoney(t, resp, strconv.Itoa(i%3+1), strconv.Itoa(5-(i%3+1)))
 		g.assertBalance(id, float64(5-(i%3+1)), 0)
 	}
+}
+
+// redis_pipeline: concurrent requests' scripts share writes, and money
+// stays exact: 40 one-page requests at once against 25 credits.
+func TestRedisPipelineOption(t *testing.T) {
+	id := uniqueID("pipe")
+	g := startGateway(t, strings.Replace(globalBlock, "redis {REDIS}", "redis {REDIS}\n\t\tredis_pipeline", 1)+minimalSite)
+	key := g.newAccount(id, 25, meter.ModeLive)
+	var wg sync.WaitGroup
+	codes := make(chan int, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(1))
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[200] != 25 || n[402] != 15 {
+		t.Fatalf("status counts %v, want 25 x 200 and 15 x 402", n)
+	}
+	g.assertBalance(id, 0, 0)
 }
