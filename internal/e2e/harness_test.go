@@ -65,6 +65,7 @@ const caddyfile = `{
 	meter {
 		redis {REDIS}
 		store_timeout {STORE_TIMEOUT}
+		job_secret {env.CREDITGATE_JOB_SECRET}
 	}
 	log {
 		output stderr
@@ -73,12 +74,36 @@ const caddyfile = `{
 }
 
 http://{SITE} {
-	meter {
-		per_page 1
-		route convert
-		reservation_ttl {TTL}
+	# Long-running jobs (jobs_test.go): the upstream reports to any gateway.
+	handle /jobs {
+		meter {
+			route jobs
+			per_page {
+				drawing  10 larger_than 11x17in
+				document 1
+			}
+			job {
+				ttl 1m
+			}
+		}
+		reverse_proxy {UPSTREAM}
 	}
-	reverse_proxy {UPSTREAM}
+	@resume path_regexp resume ^/jobs/([^/]+)/resume$
+	handle @resume {
+		meter_job resume {re.resume.1}
+		reverse_proxy {UPSTREAM}
+	}
+	handle /progress {
+		meter_job progress
+	}
+	handle {
+		meter {
+			per_page 1
+			route convert
+			reservation_ttl {TTL}
+		}
+		reverse_proxy {UPSTREAM}
+	}
 }
 `
 
@@ -152,7 +177,10 @@ func launch(t *testing.T, cfg config) *gateway {
 		t.Fatal(err)
 	}
 	g.cmd = exec.Command(binary, "run", "--config", filepath.Join(dir, "Caddyfile"))
-	g.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	// One job secret for every gateway of the package, as a deployment
+	// shares one: a job's token is accepted by any of them.
+	g.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir,
+		"CREDITGATE_JOB_SECRET=e2e-job-secret-shared-by-all-gateways")
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
