@@ -26,16 +26,7 @@ end
 if load_hold({id = id}) then return {'invalid', 'job id already used'} end
 
 local q, b, o = split(a, estimate)
-if q + b + o < estimate then
-  local room = a.balance - a.reserved
-  if a.period > 0 and a.overage_cap > 0 then
-    return {'overage_limit_reached', estimate, room, a.overage_cap}
-  elseif a.period > 0 and a.quota_limit > 0 and room <= 0 then
-    return {'quota_exceeded', a.quota_limit, a.q_used + a.q_res, a.period_end,
-      redis.call('HGET', KEYS[1], 'quota_unit') or ''}
-  end
-  return {'insufficient_credits', estimate, room}
-end
+if q + b + o < estimate then return refusal(a, estimate) end
 
 local rates = {}
 local pages = {}

@@ -151,6 +151,20 @@ local function split(a, x)
   return q, b, o
 end
 
+-- refusal is the reply to a hold of amount that the pools cannot cover:
+-- the overage cap is reached, a quota-only account used its quota, or
+-- the balance is short (reserve.lua, job_create.lua).
+local function refusal(a, amount)
+  local room = a.balance - a.reserved
+  if a.period > 0 and a.overage_cap > 0 then
+    return {'overage_limit_reached', amount, room, a.overage_cap}
+  elseif a.period > 0 and a.quota_limit > 0 and room <= 0 then
+    return {'quota_exceeded', a.quota_limit, a.q_used + a.q_res, a.period_end,
+      redis.call('HGET', KEYS[1], 'quota_unit') or ''}
+  end
+  return {'insufficient_credits', amount, room}
+end
+
 -- with_state appends the period's state to a reply: quota limit, used,
 -- reserved, remaining, resets_at ms; overage cap, used, reserved,
 -- remaining.

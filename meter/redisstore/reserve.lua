@@ -64,14 +64,7 @@ local q, b, o = split(a, amount)
 if q + b + o < amount then
   local r = idem == '' and load_res(rid)
   if r then return seen(r) end
-  local room = a.balance - a.reserved
-  if a.period > 0 and a.overage_cap > 0 then
-    return {'overage_limit_reached', amount, room, a.overage_cap}
-  elseif a.period > 0 and a.quota_limit > 0 and room <= 0 then
-    return {'quota_exceeded', a.quota_limit, a.q_used + a.q_res, a.period_end,
-      redis.call('HGET', KEYS[1], 'quota_unit') or ''}
-  end
-  return {'insufficient_credits', amount, room}
+  return refusal(a, amount)
 end
 if redis.call('HSETNX', KEYS[3], rid, record({state = 'h', q = q, b = b, o = o, per = a.period,
     exp = now + ttl, nonce = nonce, idem = idem})) == 0 then
