@@ -789,3 +789,29 @@ func TestJobProgressRefusesBadReports(t *testing.T) {
 	u.waitState(t, "up-1", "completed")
 	g.assertBalance(id, 40, 0)
 }
+
+// A test key's submission is forwarded, marked, with no job: nothing is
+// held or charged, and the upstream gets no token.
+func TestJobSubmissionWithATestKey(t *testing.T) {
+	id := uniqueID("job_testkey")
+	var got http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.WriteHeader(202)
+	}))
+	defer up.Close()
+	g := startGateway(t, globalBlock+strings.NewReplacer("{UP}", up.URL, "{TTL}", "1m").Replace(jobSite))
+	g.newAccount(id, 50, meter.ModeLive)
+	var k struct{ Key string }
+	if code := g.adminDo("POST", "/meter/accounts/"+id+"/keys", map[string]any{"mode": "test"}, &k); code != 201 {
+		t.Fatalf("test key: %d", code)
+	}
+	resp, raw := g.post("/api/jobs", k.Key, "application/pdf", planPDF(2, 0))
+	if resp.StatusCode != 202 || resp.Header.Get(HeaderTest) != "true" || resp.Header.Get(HeaderCost) != "20" || resp.Header.Get(HeaderJob) != "" {
+		t.Fatalf("test key submission: %d %s %v", resp.StatusCode, raw, resp.Header)
+	}
+	if got.Get(UpstreamTest) != "true" || got.Get(UpstreamJobToken) != "" || got.Get(UpstreamJob) != "" {
+		t.Fatalf("upstream headers %v", got)
+	}
+	g.assertBalance(id, 50, 0)
+}
