@@ -45,7 +45,7 @@ KEY=$(curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts/bench/keys" -d '{"mo
 # run PORT BODY KEY -> "req/s p50_ms"
 run() {
 	local res
-	res=$(BODY=$2 KEY=$3 wrk -t2 -c"$CONNS" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
+	res=$(BODY=$2 KEY=$3 wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	echo "$res" >>"$OUT/wrk.log"
 	local rps p50 non2xx
 	rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
@@ -63,7 +63,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_per_req() {
 	local g0 r0 g1 r1 res n
 	g0=$(ticks "$4") r0=$(ticks "$rds")
-	res=$(BODY=$2 KEY=$3 wrk -t2 -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
+	res=$(BODY=$2 KEY=$3 wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	g1=$(ticks "$4") r1=$(ticks "$rds")
 	n=$(echo "$res" | awk '/requests in/ {print $1}')
 	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
