@@ -68,6 +68,9 @@ type Store struct {
 	// beforeCommit, when set (by tests), runs just before a write
 	// transaction commits; an error from it fails the commit.
 	beforeCommit func(*bolt.Tx) error
+	// batch groups concurrent Reserve, Commit and Void calls into shared
+	// transactions (batch.go).
+	batch batcher
 }
 
 // Open opens (creating it and its directory if need be) the database file

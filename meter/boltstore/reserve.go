@@ -24,7 +24,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	amount := int64(r.Amount)
 	var res meter.Reservation
-	err := s.update(ctx, r.AccountID, func(o *op) error {
+	err := s.updateBatched(ctx, r.AccountID, func(o *op) error {
 		a := o.a
 		if pid > a.Period {
 			// A newer period: holds of the old one keep their parts but no
@@ -132,7 +132,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		return meter.Settlement{}, err
 	}
 	var st meter.Settlement
-	err := s.update(ctx, c.AccountID, func(o *op) error {
+	err := s.updateBatched(ctx, c.AccountID, func(o *op) error {
 		a, rid := o.a, c.ReservationID
 		r, err := o.loadRes(rid)
 		if err != nil {
@@ -265,7 +265,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
 	}
 	var st meter.Settlement
-	err := s.update(ctx, accountID, func(o *op) error {
+	err := s.updateBatched(ctx, accountID, func(o *op) error {
 		r, err := o.loadRes(reservationID)
 		if err != nil {
 			return internalErr(err)
