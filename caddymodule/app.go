@@ -102,6 +102,12 @@ type App struct {
 	// delivery; it doubles with each attempt, up to 10m. Default: 1s.
 	WebhookBackoff caddy.Duration `json:"webhook_backoff,omitempty"`
 
+	// WebhookMaxAge is how long an event is retried: one that no
+	// attempt delivered within this time of its creation is dropped, with
+	// an error log and caddy_meter_webhook_deliveries_total{result=
+	// "dropped"}. Default: 72h.
+	WebhookMaxAge caddy.Duration `json:"webhook_max_age,omitempty"`
+
 	// WebhookScanInterval is how often the worker scans every account's
 	// outbox for events the store's index lost (a Redis write lost
 	// between the script that recorded an event and the index update).
@@ -163,7 +169,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.CountMemory = 256 << 20
 	}
 	for d, def := range map[*caddy.Duration]time.Duration{&a.WebhookInterval: 500 * time.Millisecond,
-		&a.WebhookTimeout: 10 * time.Second, &a.WebhookBackoff: time.Second, &a.WebhookScanInterval: 5 * time.Minute} {
+		&a.WebhookTimeout: 10 * time.Second, &a.WebhookBackoff: time.Second, &a.WebhookScanInterval: 5 * time.Minute,
+		&a.WebhookMaxAge: 72 * time.Hour} {
 		if *d == 0 {
 			*d = caddy.Duration(def)
 		}
@@ -258,8 +265,8 @@ func (a *App) Validate() error {
 	if a.LedgerRetention < 0 || a.RetentionInterval < 0 {
 		return fmt.Errorf("meter: ledger_retention and retention_interval must be positive")
 	}
-	if a.WebhookInterval < 0 || a.WebhookTimeout < 0 || a.WebhookBackoff < 0 || a.WebhookScanInterval < 0 {
-		return fmt.Errorf("meter: webhook_interval, webhook_timeout, webhook_backoff and webhook_scan_interval must be positive")
+	if a.WebhookInterval < 0 || a.WebhookTimeout < 0 || a.WebhookBackoff < 0 || a.WebhookScanInterval < 0 || a.WebhookMaxAge < 0 {
+		return fmt.Errorf("meter: webhook_interval, webhook_timeout, webhook_backoff, webhook_scan_interval and webhook_max_age must be positive")
 	}
 	for _, w := range a.Webhooks {
 		if err := checkWebhook(w.URL, w.Secret); err != nil {

@@ -52,6 +52,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		webhook_interval      <duration>
 //		webhook_timeout       <duration>
 //		webhook_backoff       <duration>
+//		webhook_max_age       <duration>
 //		webhook_scan_interval <duration>
 //	}
 //
@@ -78,6 +79,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.WebhookTimeout, err = durationArg(d)
 		case "webhook_backoff":
 			a.WebhookBackoff, err = durationArg(d)
+		case "webhook_max_age":
+			a.WebhookMaxAge, err = durationArg(d)
 		case "webhook_scan_interval":
 			a.WebhookScanInterval, err = durationArg(d)
 		case "redis":
@@ -119,7 +122,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err

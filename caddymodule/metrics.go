@@ -34,6 +34,7 @@ var meterMetrics = struct {
 	classes   *prometheus.CounterVec
 	countTime prometheus.Histogram
 	storeTime *prometheus.HistogramVec
+	webhooks  *prometheus.CounterVec
 }{}
 
 func initMetrics(registry *prometheus.Registry) error {
@@ -70,11 +71,15 @@ func initMetrics(registry *prometheus.Registry) error {
 			Help:    "Latency of store operations on the request path.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 3, 10),
 		}, []string{"op"})
+		m.webhooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "webhook_deliveries_total",
+			Help: "Webhook delivery attempts by event type and result: delivered, failed (retried), dropped (given up after webhook_max_age).",
+		}, []string{"type", "result"})
 	})
 	if registry == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.debited, m.reserved, m.pages, m.classes, m.countTime, m.storeTime} {
+	for _, c := range []prometheus.Collector{m.requests, m.debited, m.reserved, m.pages, m.classes, m.countTime, m.storeTime, m.webhooks} {
 		if err := registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -81,6 +81,7 @@ type webhookWorker struct {
 	every    time.Duration
 	scan     time.Duration
 	backoff  time.Duration
+	maxAge   time.Duration
 	lease    time.Duration
 	logger   *zap.Logger
 	mu       sync.Mutex
@@ -100,6 +101,7 @@ func (a *App) newWebhookWorker() *webhookWorker {
 		every:   time.Duration(a.WebhookInterval),
 		scan:    time.Duration(a.WebhookScanInterval),
 		backoff: time.Duration(a.WebhookBackoff),
+		maxAge:  time.Duration(a.WebhookMaxAge),
 		// Long enough for every endpoint of an event to time out.
 		lease:    timeout*time.Duration(len(a.Webhooks)+1) + 30*time.Second,
 		logger:   a.logger.Named("webhooks"),
@@ -189,9 +191,25 @@ func (w *webhookWorker) deliver(ctx context.Context, e meter.Event) {
 		w.seen(k, true)
 	}
 	if failed != nil {
+		meterMetrics.webhooks.WithLabelValues(e.Type, "failed").Inc()
+		if age := time.Since(e.CreatedAt); age > w.maxAge {
+			// An endpoint that has failed this long is not coming back for
+			// this event: stop retrying, so that outboxes stay bounded.
+			w.logger.Error("giving up on a webhook event", zap.String("event", e.WebhookID()), zap.String("type", e.Type),
+				zap.String("account", e.AccountID), zap.Duration("age", age), zap.Int("attempts", e.Attempts+1), zap.Error(failed))
+			meterMetrics.webhooks.WithLabelValues(e.Type, "dropped").Inc()
+			w.ack(sctx, e, targets)
+			return
+		}
 		w.retry(sctx, e, nil)
 		return
 	}
+	meterMetrics.webhooks.WithLabelValues(e.Type, "delivered").Inc()
+	w.ack(sctx, e, targets)
+}
+
+// ack removes a delivered (or abandoned) event from its outbox.
+func (w *webhookWorker) ack(sctx context.Context, e meter.Event, targets []Webhook) {
 	if err := w.store.AckEvent(sctx, e.AccountID, e.ID); err != nil {
 		w.logger.Error("acknowledging webhook event", zap.String("event", e.WebhookID()), zap.Error(err))
 		return // the lease ends and the event is delivered again

@@ -323,3 +323,44 @@ func TestWebhookValidation(t *testing.T) {
 		t.Errorf("webhook_url without a secret: %v", err)
 	}
 }
+
+// An event no endpoint accepts within webhook_max_age is dropped: retries
+// stop, and the metrics count it.
+func TestWebhookGivesUpAfterMaxAge(t *testing.T) {
+	id := uniqueID("wh_giveup")
+	r := newReceiver(t, id)
+	r.down = true
+	src := strings.Replace(strings.ReplaceAll(webhookGlobal, "{HOOK}", r.URL), "webhook_backoff 50ms",
+		"webhook_backoff 50ms\n\t\twebhook_max_age 400ms", 1) + metricsSite
+	g := startGateway(t, src)
+	key := g.newAccount(id, 10, meter.ModeLive)
+	if code := g.adminDo("PATCH", "/meter/accounts/"+id, map[string]any{"low_balance_threshold": 5}, nil); code != 200 {
+		t.Fatalf("PATCH: %d", code)
+	}
+	if resp, raw := g.post("/", key, "application/pdf", pdftest.Pages(6)); resp.StatusCode != 200 {
+		t.Fatalf("request: %d %s", resp.StatusCode, raw)
+	}
+	r.waitFor("failed attempts", func(ds []delivery) bool { return len(ds) >= 2 })
+	time.Sleep(time.Second) // past the max age, and then some retries' worth
+	n := len(r.deliveries())
+	r.mu.Lock()
+	r.down = false
+	r.mu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	ds := r.deliveries()
+	if ok200(ds) != 0 || len(ds) != n {
+		t.Fatalf("deliveries went on after the max age: %d then %d (%d accepted)", n, len(ds), ok200(ds))
+	}
+	resp, err := http.Get(g.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, result := range []string{"dropped", "failed"} {
+		v := metricValue(t, string(body), `caddy_meter_webhook_deliveries_total{result="`+result+`",type="credits.low_balance"}`)
+		if v == "0" {
+			t.Errorf("%s deliveries: %s", result, v)
+		}
+	}
+}
