@@ -152,7 +152,7 @@ func (sw *settleWriter) finishBuffered(err error) error {
 		}
 		return err
 	}
-	if size := res.body.Size(); size <= maxMergeBody {
+	if size := res.body.Size(); size <= maxMergeBody && (sw.rq.job != nil || sw.rq.h.Billing != nil) {
 		sw.rq.body = make([]byte, size)
 		if _, err := io.ReadFull(res.body.Reader(), sw.rq.body); err != nil {
 			sw.rq.body = nil
@@ -180,7 +180,7 @@ func (sw *settleWriter) finishBuffered(err error) error {
 		if merged, ok := mergeMember(sw.rq.body, sw.rq.h.Billing.Field, sw.rq.merge); ok {
 			hdr.Set("Content-Length", strconv.Itoa(len(merged)))
 			sw.ResponseWriterWrapper.WriteHeader(sw.status)
-			sw.ResponseWriterWrapper.Write(merged)
+			_, _ = sw.ResponseWriterWrapper.Write(merged)
 			return nil
 		}
 	}
