@@ -117,6 +117,16 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		writeJSON(w, http.StatusOK, a.record(job))
 		return nil
 	case JobResume:
+		// Resuming pays the owed pages: only a live key of an enabled
+		// account may.
+		if id.key.Mode == meter.ModeTest {
+			writeError(w, meter.Errorf(meter.ECodeTestKeyNotAllowed, "a test key cannot resume a job: use a live key"))
+			return nil
+		}
+		if !id.settings.IsEnabled() {
+			writeError(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
+			return nil
+		}
 		period, err := id.settings.PeriodAt(time.Now(), id.created)
 		if err != nil {
 			writeError(w, err)

@@ -473,6 +473,27 @@ func TestJobBlocksThenResumesAfterTopUp(t *testing.T) {
 		t.Fatalf("%d job.blocked deliveries: %+v", blocked, ds)
 	}
 
+	// A test key cannot resume (it would pay the owed pages), nor a
+	// disabled account.
+	var tk struct{ Key string }
+	if code := g.adminDo("POST", "/meter/accounts/"+id+"/keys", map[string]any{"mode": "test"}, &tk); code != 201 {
+		t.Fatalf("test key: %d", code)
+	}
+	resp, raw = g.post("/api/jobs/up-1/resume", tk.Key, "", nil)
+	if code, _ := errorCode(t, raw); resp.StatusCode != 403 || code != meter.ECodeTestKeyNotAllowed {
+		t.Fatalf("resume with a test key: %d %s", resp.StatusCode, raw)
+	}
+	if code := g.adminDo("PATCH", "/meter/accounts/"+id, map[string]any{"enabled": false}, nil); code != 200 {
+		t.Fatalf("disable: %d", code)
+	}
+	resp, raw = g.post("/api/jobs/up-1/resume", key, "", nil)
+	if code, _ := errorCode(t, raw); resp.StatusCode != 403 || code != meter.ECodeAccountDisabled {
+		t.Fatalf("resume of a disabled account: %d %s", resp.StatusCode, raw)
+	}
+	if code := g.adminDo("PATCH", "/meter/accounts/"+id, map[string]any{"enabled": nil}, nil); code != 200 {
+		t.Fatalf("enable: %d", code)
+	}
+
 	// Resuming without credits: owed 10 + one more drawing = 20 needed.
 	resp, raw = g.post("/api/jobs/up-1/resume", key, "", nil)
 	code, e := errorCode(t, raw)

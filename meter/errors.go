@@ -29,6 +29,9 @@ const (
 	ECodeRefundNotAllowed     = "refund_not_allowed"
 	ECodeServerBusy           = "server_busy"
 	ECodeUnsupportedMediaType = "unsupported_media_type"
+	// ECodeTestKeyNotAllowed: a test key asked for what moves money
+	// outside of a request (resuming a job).
+	ECodeTestKeyNotAllowed = "test_key_not_allowed"
 )
 
 // Error is a domain error with a stable code, a message safe to show to
