@@ -158,7 +158,11 @@ func (rq *request) jobEstimate(rates map[string]meter.Credits) (pages int, estim
 		}
 		bytes += n
 	}
-	pages = int(math.Ceil(bytes / 1e6 * jc.PagesPerMB))
+	pf := math.Ceil(bytes / 1e6 * jc.PagesPerMB)
+	if pf > 1<<40 {
+		return 0, 0, meter.Errorf(meter.ECodeBadRequest, "the declared files are too large to price")
+	}
+	pages = int(pf)
 	var top meter.Credits
 	for _, r := range rates {
 		top = max(top, r)

@@ -836,3 +836,23 @@ func TestJobSubmissionWithATestKey(t *testing.T) {
 	}
 	g.assertBalance(id, 50, 0)
 }
+
+// Declared sizes that are not byte counts, or too large to price, are a
+// 400 before anything is held.
+func TestJobDeclaredSizesAreChecked(t *testing.T) {
+	id := uniqueID("job_decl")
+	u := newJobUpstream(t)
+	g, _ := startJobGateway(t, u, "1m", globalBlock)
+	key := g.newAccount(id, 50, meter.ModeLive)
+	huge := `{"files": [` + strings.TrimSuffix(strings.Repeat(`{"size": 1e15},`, 2000), ",") + `]}`
+	for _, body := range []string{`{"files": [{"size": "big"}]}`, `{"files": [{"size": -1}]}`, `{"files": [{"size": 1e300}]}`, huge, `{"files": `} {
+		resp, raw := g.post("/api/jobs", key, "application/json", []byte(body))
+		if code, _ := errorCode(t, raw); resp.StatusCode != 400 || code != meter.ECodeBadRequest {
+			t.Errorf("%.40s: %d %s", body, resp.StatusCode, raw)
+		}
+	}
+	g.assertBalance(id, 50, 0)
+	if u.job("up-1") != nil {
+		t.Fatal("a refused submission reached the upstream")
+	}
+}
