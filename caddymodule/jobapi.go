@@ -108,6 +108,12 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		return nil
 	}
 	job, err := a.find(r, id.key.AccountID)
+	if a.Action == JobStatus && meter.ErrorCode(err) == meter.ECodeJobNotFound {
+		// A job creditgate did not meter (submitted before it was
+		// deployed, or not a job at all): reading it moves no money, so it
+		// goes to the upstream as it is.
+		return next.ServeHTTP(w, r)
+	}
 	if err != nil {
 		writeError(w, err)
 		return nil

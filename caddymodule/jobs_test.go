@@ -389,10 +389,18 @@ func TestJobCompletesChargingDonePagesOnly(t *testing.T) {
 	}
 	g.assertBalance(id, 78, 0)
 
-	// Another account's key does not see the job.
+	// Another account's key does not see the job's billing; its status
+	// request goes upstream untouched (the upstream's own access rules).
 	other := g.newAccount(uniqueID("job_other"), 5, meter.ModeLive)
 	if resp, raw := g.getRaw("/api/jobs/up-1/billing", other); resp.StatusCode != 404 {
 		t.Fatalf("another account read the job: %d %s", resp.StatusCode, raw)
+	}
+	resp, raw = g.getRaw("/api/jobs/up-1", other)
+	if st := decodeJSON(t, raw); resp.StatusCode != 200 || st["billing"] != nil || st["id"] != "up-1" {
+		t.Fatalf("status of another account's job: %d %s", resp.StatusCode, raw)
+	}
+	if resp, raw := g.post("/api/jobs/up-1/resume", other, "", nil); resp.StatusCode != 404 {
+		t.Fatalf("another account resumed the job: %d %s", resp.StatusCode, raw)
 	}
 }
 
