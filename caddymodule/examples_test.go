@@ -174,3 +174,34 @@ func TestExampleBlueClerk(t *testing.T) {
 	}
 	g.assertBalance("ex_blueclerk", 0, 0)
 }
+
+// The guide's Caddyfile (docs/jobs.md) is docs/examples/plangrep-jobs.Caddyfile
+// and adapts, with each handler where the guide says.
+func TestExampleJobsGuide(t *testing.T) {
+	src, err := os.ReadFile("../docs/examples/plangrep-jobs.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guide, err := os.ReadFile("../docs/jobs.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(src[strings.IndexByte(string(src), '\n')+1:])
+	if !strings.Contains(string(guide), "```caddyfile\n"+body+"```") {
+		t.Fatal("docs/jobs.md's Caddyfile differs from docs/examples/plangrep-jobs.Caddyfile")
+	}
+	t.Setenv("CREDITGATE_REDIS", "redis://127.0.0.1:6379/0")
+	m, err := adapt(t, string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := find(m, "meter")
+	if job, _ := h["job"].(map[string]any); job["upstream_id"] != "json $.jobId" || job["declared_bytes"] != "$.files[*].sizeBytes" {
+		t.Fatalf("meter handler %v", h)
+	}
+	for _, action := range []string{"status", "resume", "billing", "progress"} {
+		if !strings.Contains(fmt.Sprint(m), "action:"+action) {
+			t.Errorf("no meter_job %s in the adapted config", action)
+		}
+	}
+}
