@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/creditgate/creditgate/internal/freeport"
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/redisstore"
 )
@@ -119,12 +120,11 @@ type gateway struct {
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // startGateway runs creditgate with cfg and waits until its admin endpoint
