@@ -25,6 +25,16 @@ type Period struct {
 // gateways' clocks disagree around a boundary.
 func (p Period) ID() int64 { return p.Start.UnixMilli() }
 
+// Millis returns the period's ID and end in UTC milliseconds, as the
+// stores keep them; 0, 0 for the zero Period (no period: the store's
+// current one).
+func (p Period) Millis() (id, end int64) {
+	if p.Start.IsZero() {
+		return 0, 0
+	}
+	return p.ID(), p.End.UnixMilli()
+}
+
 // Location returns the account's time zone (UTC by default).
 func (s Settings) Location() (*time.Location, error) {
 	if s.TimeZone == "" {

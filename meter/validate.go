@@ -58,10 +58,7 @@ func (r ReserveRequest) Validate() error {
 	if err := checkLen("idempotency key", r.IdempotencyKey, MaxIdemLen); err != nil {
 		return err
 	}
-	if !r.Period.Start.IsZero() && (r.Period.ID() <= 0 || !r.Period.End.After(r.Period.Start)) {
-		return invalid("period must start after 1970 and end after it starts")
-	}
-	return nil
+	return checkPeriod(r.Period)
 }
 
 // Validate checks a commit request. An impossible reservation id is

@@ -236,21 +236,6 @@ func (o *op) releaseHold(id string) error {
 	return o.finish(rid, h)
 }
 
-// rollPeriod applies a caller's period, as Reserve does: a newer one
-// starts afresh; an older one is read as the stored one.
-func (o *op) rollPeriod(p meter.Period) {
-	if p.Start.IsZero() {
-		return
-	}
-	a := o.a
-	if pid := p.ID(); pid > a.Period {
-		// Holds of the old period keep their parts but no longer count here.
-		a.Period, a.PeriodEnd = pid, p.End.UnixMilli()
-		a.QUsed, a.QRes, a.OUsed, a.ORes = 0, 0, 0, 0
-		o.dirty = true
-	}
-}
-
 // poolsTotal is all the pools can give now: quota, balance, overage.
 func (a *account) poolsTotal() int64 {
 	q, b, ov := a.split(math.MaxInt64)

@@ -170,10 +170,7 @@ func (s *Store) Usage(ctx context.Context, account string, period meter.Period) 
 	if err := meter.ValidateAccountID(account); err != nil {
 		return nil, err
 	}
-	var pid int64
-	if !period.Start.IsZero() {
-		pid = period.ID()
-	}
+	pid, _ := period.Millis()
 	prefix := be64(pid)
 	out := []meter.RouteUsage{}
 	err := s.view(ctx, account, func(o *op) error {

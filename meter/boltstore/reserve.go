@@ -7,6 +7,19 @@ import (
 	"github.com/creditgate/creditgate/meter"
 )
 
+// rollPeriod applies a caller's period (Reserve, the job calls): a newer
+// one starts afresh; an older one is read as the stored one.
+func (o *op) rollPeriod(p meter.Period) {
+	a := o.a
+	if pid, pend := p.Millis(); pid > a.Period {
+		// Holds of the old period keep their parts but no longer count
+		// here; an older or absent one is read as the stored period.
+		a.Period, a.PeriodEnd = pid, pend
+		a.QUsed, a.QRes, a.OUsed, a.ORes = 0, 0, 0, 0
+		o.dirty = true
+	}
+}
+
 // Reserve holds r.Amount of the account's credits for r.TTL, from the
 // quota, then the balance, then the overage (see money.go); it follows
 // redisstore's reserve.lua. With an IdempotencyKey: while the reservation
@@ -17,22 +30,12 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	if err := r.Validate(); err != nil {
 		return meter.Reservation{}, err
 	}
-	var pid, pend int64
-	if !r.Period.Start.IsZero() {
-		pid, pend = r.Period.ID(), r.Period.End.UnixMilli()
-	}
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	amount := int64(r.Amount)
 	var res meter.Reservation
 	err := s.updateBatched(ctx, r.AccountID, func(o *op) error {
 		a := o.a
-		if pid > a.Period {
-			// A newer period: holds of the old one keep their parts but no
-			// longer count here. An older id is read as the stored period.
-			a.Period, a.PeriodEnd = pid, pend
-			a.QUsed, a.QRes, a.OUsed, a.ORes = 0, 0, 0, 0
-			o.dirty = true
-		}
+		o.rollPeriod(r.Period)
 		ok := func(amt int64, replayed string) error {
 			res = meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(amt),
 				Balance: meter.Credits(a.Balance), Available: meter.Credits(a.Balance - a.Reserved)}

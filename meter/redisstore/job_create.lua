@@ -12,7 +12,7 @@
 local id, estimate, ttl, nonce = ARGV[6], tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[13]
 local a = open()
 if not a then return {'account_not_found'} end
-roll(a)
+roll(a, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0)
 local now = a.now
 
 local j = load_job()

@@ -103,17 +103,8 @@ local function expire_job(j, a)
   end
 end
 
--- roll starts the call's period if it is newer than the stored one (as in
--- reserve.lua).
-local function roll(a)
-  local pid, pend = tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0
-  if pid > a.period then
-    a.period, a.period_end = pid, pend
-    a.q_used, a.q_res, a.o_used, a.o_res = 0, 0, 0, 0
-    save(a, 'period', 'period_end', 'q_used', 'q_res', 'o_used', 'o_res')
-  end
-end
-
+-- wrong_period says when KEYS[9] is not the usage hash of the stored
+-- period (after roll), where a charge counts.
 local function wrong_period(a)
   if tonumber(ARGV[2]) ~= a.period then return {'period', a.period} end
   return nil

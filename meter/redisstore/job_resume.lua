@@ -11,7 +11,7 @@
 -- its expiry moved on by the TTL. A running job is answered as it is.
 local a = open()
 if not a then return {'account_not_found'} end
-roll(a)
+roll(a, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0)
 local j = load_job()
 if not j then return {'job_not_found', ARGV[6]} end
 if not job_alias_ok(j) then return {'upstream', j.upstream_id} end

@@ -156,10 +156,7 @@ func (s *Store) CancelJob(ctx context.Context, account, id string) (meter.JobRes
 // upstream id as last seen); a script that finds a guess wrong says so,
 // having changed nothing, and the call is made again.
 func (s *Store) runJob(ctx context.Context, sc *script, account, id string, p meter.Period, args ...any) (meter.JobResult, error) {
-	var pid, pend int64
-	if !p.Start.IsZero() {
-		pid, pend = p.ID(), p.End.UnixMilli()
-	}
+	pid, pend := p.Millis()
 	period := pid
 	if v, ok := s.periods.Load(account); ok {
 		period = max(period, v.(int64))

@@ -151,6 +151,18 @@ local function split(a, x)
   return q, b, o
 end
 
+-- roll moves the account to period pid (ending pend) when it is newer than
+-- the stored one: its quota and overage start afresh, and holds of the old
+-- period keep their parts but no longer count here. An older or absent
+-- (0) id is read as the stored period (a gateway whose clock lags).
+local function roll(a, pid, pend)
+  if pid > a.period then
+    a.period, a.period_end = pid, pend
+    a.q_used, a.q_res, a.o_used, a.o_res = 0, 0, 0, 0
+    save(a, 'period', 'period_end', 'q_used', 'q_res', 'o_used', 'o_res')
+  end
+end
+
 -- refusal is the reply to a hold of amount that the pools cannot cover:
 -- the overage cap is reached, a quota-only account used its quota, or
 -- the balance is short (reserve.lua, job_create.lua).

@@ -41,10 +41,7 @@ func (s *Store) Usage(ctx context.Context, account string, period meter.Period) 
 	if err := meter.ValidateAccountID(account); err != nil {
 		return nil, err
 	}
-	var pid int64
-	if !period.Start.IsZero() {
-		pid = period.ID()
-	}
+	pid, _ := period.Millis()
 	if err := s.mustExist(ctx, account); err != nil {
 		return nil, err
 	}

@@ -17,10 +17,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	if err := r.Validate(); err != nil {
 		return meter.Reservation{}, err
 	}
-	var pid, pend int64
-	if !r.Period.Start.IsZero() {
-		pid, pend = r.Period.ID(), r.Period.End.UnixMilli()
-	}
+	pid, pend := r.Period.Millis()
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend)
 	if err != nil {

@@ -23,13 +23,7 @@ local a = open(12, true) -- up to due; the marker saved below
 if not a then return {'account_not_found'} end
 local now = a.now
 
-local rolled = pid > a.period
-if rolled then
-  -- Holds of the old period keep their parts but no longer count here.
-  a.period, a.period_end = pid, pend
-  a.q_used, a.q_res, a.o_used, a.o_res = 0, 0, 0, 0
-  save(a, 'period', 'period_end', 'q_used', 'q_res', 'o_used', 'o_res')
-end
+roll(a, pid, pend)
 
 local function ok(amt, replayed)
   return with_state({'ok', amt, a.balance, a.balance - a.reserved, replayed, a.period}, a)
