@@ -79,11 +79,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 		writeError(w, meter.Errorf(meter.ECodeNotFound, "%s is not allowed here: use GET", r.Method))
 		return nil
 	}
-	secret, err := a.auth.apiKey(r)
-	var id identity
-	if err == nil {
-		id, err = a.auth.app.lookupKey(r.Context(), secret)
-	}
+	id, err := a.auth.identify(r.Context(), r)
 	if err != nil {
 		writeError(w, err)
 		return nil

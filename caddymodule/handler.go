@@ -43,6 +43,11 @@ const (
 	UpstreamTest        = "X-Meter-Test"
 )
 
+// upstreamHeaders are the request headers the gateway sets for the
+// upstream: removed from what clients send, so the upstream can trust them.
+var upstreamHeaders = []string{UpstreamReservation, UpstreamAccount, UpstreamTest,
+	UpstreamJob, UpstreamJobToken, UpstreamJobProgress}
+
 // Handler is the `meter` HTTP handler: it authenticates the caller's API
 // key, measures the request, prices it, reserves the price, calls the next
 // handler (normally reverse_proxy), and debits the reservation when the
@@ -188,15 +193,11 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP meters one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	for _, name := range []string{UpstreamReservation, UpstreamAccount, UpstreamTest, UpstreamJob, UpstreamJobToken, UpstreamJobProgress} {
+	for _, name := range upstreamHeaders {
 		r.Header.Del(name)
 	}
 	ctx, span := startSpan(r.Context(), "authenticate")
-	secret, err := h.apiKey(r)
-	var id identity
-	if err == nil {
-		id, err = h.app.lookupKey(ctx, secret)
-	}
+	id, err := h.identify(ctx, r)
 	endSpan(span, err)
 	if err != nil {
 		observeOutcome(outcomeRefused, err)
@@ -303,25 +304,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	r.Header.Set(UpstreamReservation, rq.res.ID)
 	r.Header.Set(UpstreamAccount, id.key.AccountID)
-	ctx, span = startSpan(r.Context(), "upstream", attrRoute.String(rq.route))
+	return h.forward(w, r, next, rq)
+}
+
+// forward calls the next handler with a writer that settles rq when the
+// upstream's status is known.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) error {
+	ctx, span := startSpan(r.Context(), "upstream", attrRoute.String(rq.route))
 	sw := newSettleWriter(w, rq)
-	err = next.ServeHTTP(sw, r.WithContext(ctx))
+	err := next.ServeHTTP(sw, r.WithContext(ctx))
 	err = sw.finish(err)
 	span.SetAttributes(attrOutcome.String(rq.outcome))
 	endSpan(span, err)
 	return err
 }
 
+// identify finds the caller's key and account from the request's API key.
+func (h *Handler) identify(ctx context.Context, r *http.Request) (identity, error) {
+	secret, err := h.apiKey(r)
+	if err != nil {
+		return identity{}, err
+	}
+	return h.app.lookupKey(ctx, secret)
+}
+
+// bearer returns the token of an "Authorization: Bearer <token>" value, or
+// "" for any other scheme.
+func bearer(v string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
 // apiKey extracts the key secret from the request.
 func (h *Handler) apiKey(r *http.Request) (string, error) {
 	v := strings.TrimSpace(r.Header.Get(h.KeyHeader))
 	if strings.EqualFold(h.KeyHeader, "Authorization") {
-		scheme, token, ok := strings.Cut(v, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			v = ""
-		} else {
-			v = strings.TrimSpace(token)
-		}
+		v = bearer(v)
 	}
 	if v == "" {
 		return "", meter.Errorf(meter.ECodeInvalidAPIKey, "missing API key: send it as %s", h.keyHint())

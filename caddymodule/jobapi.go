@@ -98,11 +98,7 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if a.Action == JobProgress {
 		return a.progress(w, r)
 	}
-	secret, err := a.auth.apiKey(r)
-	var id identity
-	if err == nil {
-		id, err = a.auth.app.lookupKey(r.Context(), secret)
-	}
+	id, err := a.auth.identify(r.Context(), r)
 	if err != nil {
 		writeError(w, err)
 		return nil
@@ -161,7 +157,7 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	// status and resume go on to the upstream, with the billing object
 	// merged into its JSON answer.
-	for _, name := range []string{UpstreamReservation, UpstreamAccount, UpstreamTest, UpstreamJob, UpstreamJobToken, UpstreamJobProgress} {
+	for _, name := range upstreamHeaders {
 		r.Header.Del(name)
 	}
 	r.Header.Set(UpstreamAccount, job.AccountID)
@@ -244,10 +240,8 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	tok := r.Header.Get(UpstreamJobToken)
-	if v := r.Header.Get("Authorization"); tok == "" && v != "" {
-		if scheme, t, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			tok = strings.TrimSpace(t)
-		}
+	if tok == "" {
+		tok = bearer(r.Header.Get("Authorization"))
 	}
 	account, jobID, err := a.auth.app.parseJobToken(tok)
 	if err != nil {

@@ -225,13 +225,7 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if h.Job.ProgressURL != "" {
 		r.Header.Set(UpstreamJobProgress, h.Job.ProgressURL)
 	}
-	ctx, span = startSpan(r.Context(), "upstream", attrRoute.String(rq.route))
-	sw := newSettleWriter(w, rq)
-	err = next.ServeHTTP(sw, r.WithContext(ctx))
-	err = sw.finish(err)
-	span.SetAttributes(attrOutcome.String(rq.outcome))
-	endSpan(span, err)
-	return err
+	return h.forward(w, r, next, rq)
 }
 
 // settleJob runs when the submission's status is known: a 2xx keeps the
