@@ -121,17 +121,8 @@ func (a *adminAPI) usage(ctx context.Context, s meter.Store, w http.ResponseWrit
 	return nil
 }
 
-// adminJob finds a job by its id or the upstream's.
-func adminJob(ctx context.Context, s meter.Store, account, ref string) (meter.Job, error) {
-	j, err := s.Job(ctx, account, ref)
-	if meter.ErrorCode(err) == meter.ECodeJobNotFound {
-		j, err = s.JobByUpstream(ctx, account, ref)
-	}
-	return j, err
-}
-
 func (a *adminAPI) getJob(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
-	j, err := adminJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
+	j, err := findJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
 	if err != nil {
 		return err
 	}
@@ -143,7 +134,7 @@ func (a *adminAPI) getJob(ctx context.Context, s meter.Store, w http.ResponseWri
 // report again (the submission's answer was lost, the upstream dropped
 // it).
 func (a *adminAPI) cancelJob(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
-	j, err := adminJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
+	j, err := findJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
 	if err != nil {
 		return err
 	}

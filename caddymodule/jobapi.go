@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -177,10 +178,15 @@ func (a *JobAPI) find(r *http.Request, account string) (meter.Job, error) {
 	}
 	ctx, cancel := a.auth.app.storeCtx(r.Context())
 	defer cancel()
-	store := a.auth.app.store
-	job, err := store.JobByUpstream(ctx, account, ref)
+	return findJob(ctx, a.auth.app.store, account, ref)
+}
+
+// findJob finds an account's job by the upstream's id, or by creditgate's
+// own (job_...).
+func findJob(ctx context.Context, s meter.Store, account, ref string) (meter.Job, error) {
+	job, err := s.JobByUpstream(ctx, account, ref)
 	if meter.ErrorCode(err) == meter.ECodeJobNotFound && strings.HasPrefix(ref, "job_") {
-		job, err = store.Job(ctx, account, ref)
+		job, err = s.Job(ctx, account, ref)
 	}
 	if meter.ErrorCode(err) == meter.ECodeJobNotFound {
 		err = meter.Errorf(meter.ECodeJobNotFound, "job %q not found", ref)
