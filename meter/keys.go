@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -33,6 +34,18 @@ func NewKey(accountID string, mode Mode) (secret string, k Key) {
 
 // NewID returns a random identifier with the given prefix, e.g.
 // NewID("rsv") == "rsv_k3...". 128 bits of randomness.
+// SortKeys orders keys as ListKeys returns them: oldest first, then by
+// id, so that keys created in the same millisecond list the same way on
+// every store and every call.
+func SortKeys(keys []Key) {
+	slices.SortFunc(keys, func(a, b Key) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
+
 func NewID(prefix string) string {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {

@@ -320,7 +320,8 @@ type Store interface {
 	Ledger(ctx context.Context, q LedgerQuery) ([]LedgerEntry, error)
 	// ListAccounts returns account ids in order, after a cursor id.
 	ListAccounts(ctx context.Context, after string, limit int) ([]string, error)
-	// ListKeys returns an account's keys, revoked ones included.
+	// ListKeys returns an account's keys, revoked ones included, oldest
+	// first (see SortKeys).
 	ListKeys(ctx context.Context, account string) ([]Key, error)
 	// RevokeKey revokes a key by its KeyID; LookupKey stops finding it.
 	// ECodeNotFound when the account has no such key.

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"context"
-	"sort"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -116,7 +115,7 @@ func (o *op) keys(account string) ([]meter.Key, error) {
 	if err != nil {
 		return nil, internalErr(err)
 	}
-	sort.SliceStable(keys, func(i, j int) bool { return keys[i].CreatedAt.Before(keys[j].CreatedAt) })
+	meter.SortKeys(keys)
 	return keys, nil
 }
 

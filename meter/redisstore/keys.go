@@ -41,7 +41,7 @@ func (s *Store) ListKeys(ctx context.Context, account string) ([]meter.Key, erro
 			keys = append(keys, keyFrom(h, m))
 		}
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].CreatedAt.Before(keys[j].CreatedAt) })
+	meter.SortKeys(keys)
 	return keys, nil
 }
 
