@@ -2,6 +2,8 @@
 # Gateway overhead: throughput and latency of a metered route against a
 # plain reverse_proxy route to the same upstream, same load generator, same
 # run. Prints a table of ratios. Usage: bench/gateway.sh [seconds] [connections]
+# ALT="redis_batch 1" gives the second gateway (the rows labelled with it)
+# that global meter option instead of the default, redis_pipeline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -9,7 +11,8 @@ CONNS=${2:-32}
 OUT=bench/out
 mkdir -p "$OUT"
 export ADMIN_PORT=22019 PLAIN_PORT=28081 METER_PORT=28082 UPSTREAM_PORT=29180 REDIS_PORT=26390
-# A second gateway, idle while the first is measured, with redis_pipeline.
+# A second gateway, idle while the first is measured, with $ALT.
+ALT=${ALT:-redis_pipeline}
 PIPE_ADMIN_PORT=22020 PIPE_PLAIN_PORT=28083 PIPE_METER_PORT=28084
 export CREDITGATE_REDIS=redis://127.0.0.1:$REDIS_PORT/0
 
@@ -32,8 +35,8 @@ until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done
 gw=$!
 pids+=($gw)
 until curl -sf "http://127.0.0.1:$ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
-sed 's/^\t\tredis {\$CREDITGATE_REDIS}$/&\n\t\tredis_pipeline/' bench/Caddyfile.bench >"$OUT/Caddyfile.pipeline"
-grep -q redis_pipeline "$OUT/Caddyfile.pipeline"
+sed "s/^\t\tredis {\$CREDITGATE_REDIS}\$/&\n\t\t$ALT/" bench/Caddyfile.bench >"$OUT/Caddyfile.pipeline"
+grep -q "$ALT" "$OUT/Caddyfile.pipeline"
 ADMIN_PORT=$PIPE_ADMIN_PORT PLAIN_PORT=$PIPE_PLAIN_PORT METER_PORT=$PIPE_METER_PORT \
 	"$OUT/creditgate" run --config "$OUT/Caddyfile.pipeline" --adapter caddyfile >"$OUT/gateway-pipeline.log" 2>&1 &
 pids+=($!)
@@ -83,7 +86,7 @@ for body in p1 p10; do
 	label=$([ $body = p1 ] && echo "1 page" || echo "10 pages, 200 KB")
 	awk -v l="$label" -v a="$prps" -v b="$mrps" -v c="$pp50" -v d="$mp50" \
 		'BEGIN { printf "%-26s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
-	awk -v l="$label, redis_pipeline" -v a="$prps" -v b="$qrps" -v c="$pp50" -v d="$qp50" \
+	awk -v l="$label, $ALT" -v a="$prps" -v b="$qrps" -v c="$pp50" -v d="$qp50" \
 		'BEGIN { printf "%-26s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
 done
 echo

@@ -39,6 +39,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		redis_password <password>
 //		redis_tls
 //		redis_pipeline
+//		redis_batch    <n>
 //		data_dir       <path>
 //		job_secret     <secret>
 //		key_cache_ttl  <duration>
@@ -107,6 +108,14 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.RedisPipeline = true
+		case "redis_batch":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				a.RedisBatch, err = strconv.Atoi(v)
+				if err != nil || a.RedisBatch < 1 || a.RedisBatch > maxRedisBatch {
+					return d.Errf("meter: redis_batch %q is not a number from 1 to %d", v, maxRedisBatch)
+				}
+			}
 		case "data_dir":
 			a.DataDir, err = oneArg(d)
 		case "job_secret":
@@ -122,7 +131,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err

@@ -50,6 +50,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 		redis redis://127.0.0.1:6379/2
 		key_cache_ttl 3s
 		store_timeout 500ms
+		redis_batch 8
 	}
 }
 :8080 {
@@ -70,7 +71,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 		t.Fatal(err)
 	}
 	app, _ := json.Marshal(m["apps"].(map[string]any)["meter"])
-	if want := `{"key_cache_ttl":3000000000,"redis":"redis://127.0.0.1:6379/2","store_timeout":500000000}`; string(app) != want {
+	if want := `{"key_cache_ttl":3000000000,"redis":"redis://127.0.0.1:6379/2","redis_batch":8,"store_timeout":500000000}`; string(app) != want {
 		t.Errorf("meter app:\n got %s\nwant %s", app, want)
 	}
 	h, _ := json.Marshal(find(m, "meter"))
@@ -101,6 +102,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"missing value", ":80 {\n\tmeter {\n\t\tper_page\n\t}\n}", "per_page needs a value"},
 		{"bad max_files", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tmax_files 0\n\t}\n}", "max_files: expected a positive integer"},
 		{"unknown global option", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredsi y\n\t}\n}\n:80 {\n\trespond ok\n}", `unknown option "redsi"`},
+		{"bad redis_batch", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredis_batch 0\n\t}\n}\n:80 {\n\trespond ok\n}", `redis_batch "0" is not a number from 1 to 256, at Caddyfile:4`},
 		{"global argument", "{\n\tmeter redis://x\n}\n:80 {\n\trespond ok\n}", "wrong argument count"},
 	}
 	for _, tt := range tests {
@@ -126,6 +128,8 @@ func TestCaddyfileRedisForms(t *testing.T) {
 	for _, bad := range []*App{
 		{Redis: "redis://x", RedisCluster: []string{"a:1"}},
 		{RedisSentinel: []string{"mymaster"}},
+		{Redis: "redis://x", RedisBatch: -1},
+		{Redis: "redis://x", RedisBatch: 257},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)

@@ -37,13 +37,14 @@ func main() {
 	pool := flag.Int("pool", 0, "go-redis PoolSize (0: its default, 10 per GOMAXPROCS)")
 	label := flag.String("label", "", "first column of the result row")
 	pipeline := flag.Bool("pipeline", false, "redisstore Options.Pipeline (full-duplex autopipelining)")
+	batch := flag.Int("batch", 0, "redisstore Options.MaxBatch (0: its default; 1: every call alone)")
 	header := flag.Bool("header", false, "print the column header and exit")
 	flag.Parse()
 	if *header {
 		fmt.Println(header_)
 		return
 	}
-	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label, *pipeline); err != nil {
+	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label, *pipeline, *batch); err != nil {
 		fmt.Fprintln(os.Stderr, "storeload:", err)
 		os.Exit(1)
 	}
@@ -51,7 +52,7 @@ func main() {
 
 const header_ = "label                    accounts workers   pairs/s  p50_ms  p99_ms  evalsha_us  redis_cpu  errors"
 
-func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string, pipeline bool) error {
+func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string, pipeline bool, batch int) error {
 	ctx := context.Background()
 	cl := redis.NewClient(&redis.Options{Addr: addr, PoolSize: pool})
 	defer cl.Close()
@@ -59,7 +60,7 @@ func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, la
 		return err
 	}
 	s := redisstore.New(cl, redisstore.Options{Prefix: fmt.Sprintf("load%d", time.Now().UnixNano()),
-		Pipeline: pipeline})
+		Pipeline: pipeline, MaxBatch: batch})
 	ids := make([]string, accounts)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("acct_%d", i)

@@ -2,8 +2,10 @@ package redisstore
 
 import (
 	"fmt"
+	"io/fs"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,3 +50,59 @@ func BenchmarkReserveCommit(b *testing.B) { benchReserveCommit(b, 1000) }
 
 // One account takes every request: the per-slot worst case.
 func BenchmarkReserveCommitHotAccount(b *testing.B) { benchReserveCommit(b, 1) }
+
+// What the parts of the hot scripts cost inside Redis, without the cost of
+// an FCALL: each sub-benchmark runs its part 100 times in one function
+// call of a library built with probes (see buildLibrary), and reports
+// microseconds per run of the part (plus a 100th of a round trip).
+func BenchmarkScriptParts(b *testing.B) {
+	s := newStore(b, Options{MaxBatch: 1})
+	id := newAccount(b, s, c(1e9))
+	keys := append(s.accountKeys(id), s.usageKey(id, 0))
+	parts := []struct{ name, body string }{
+		{"time", `for i = 1, N do now_ms() end`},
+		{"hmget3", `for i = 1, N do redis.call('HMGET', KEYS[1], 'balance', 'reserved', 'due') end`},
+		{"hmget12", `for i = 1, N do redis.call('HMGET', KEYS[1], unpack(FIELDS, 1, 12)) end`},
+		{"open", `for i = 1, N do local a = open(12, true) if a.due_dirty then save(a, 'due') end end`},
+		{"record", `for i = 1, N do record({state = 'h', q = 0, b = 5000, o = 0, per = 0, exp = 1700000000000,` +
+			` nonce = 'abcdefghijklmnop.1a', idem = ''}) end`},
+		{"with_state", `local a = open(12) for i = 1, N do with_state({'ok', 1, a.balance, 0, '', a.period}, a) end`},
+		{"reserve", `local K, A = KEYS, ARGV local base = A[2] for i = 1, N do A[2], A[6] = base .. i, 'n' .. i` +
+			` local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end end`},
+		{"reserve+commit", `local K, A = KEYS, ARGV local base = A[2]` +
+			` local ca = {A[1], '', '3000', 'd', '/convert', 'req', '0', '0'} for i = 1, N do` +
+			` A[2], A[6] = base .. i, 'n' .. i local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end` +
+			` ca[2] = A[2] r = OPS['commit'](K, ca) if r[1] ~= 'ok' then error(r[1]) end end`},
+	}
+	files := fstest.MapFS{}
+	ents, err := fs.ReadDir(luaFiles, ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range ents {
+		data, err := fs.ReadFile(luaFiles, e.Name())
+		if err != nil {
+			b.Fatal(err)
+		}
+		files[e.Name()] = &fstest.MapFile{Data: data}
+	}
+	for i, p := range parts {
+		files[fmt.Sprintf("zzprobe%d.lua", i)] = &fstest.MapFile{Data: []byte("local N = 100\n" + p.body + "\nreturn 1")}
+	}
+	ver, code := buildLibrary(files)
+	if err := s.c.FunctionLoad(ctx, code).Err(); err != nil {
+		b.Fatal(err)
+	}
+	for i, p := range parts {
+		b.Run(p.name, func(b *testing.B) {
+			for n := 0; n < b.N; n++ {
+				rid := fmt.Sprintf("p%d_%d_", seq.Add(1), n)
+				if err := s.c.FCall(ctx, fmt.Sprintf("cg%s_zzprobe%d", ver, i), keys,
+					s.retainMS, rid, 5000, 60000, "", "", 0, 0).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*100), "us/part")
+		})
+	}
+}

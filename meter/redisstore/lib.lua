@@ -56,6 +56,7 @@ local function int(n)
 end
 
 local function now_ms()
+  if NOW then return NOW end -- one time for every operation of a batch (batch.lua)
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end

@@ -37,6 +37,9 @@ type Options struct {
 	// about 30% (see bench/RESULTS.md); a lone call is sent at once. The
 	// autopipeliner is marked experimental in go-redis 9.
 	Pipeline bool
+	// MaxBatch is how many concurrent Reserve, Commit and Void calls may
+	// share one FCALL (see batch.go). Default 32; 1 sends each alone.
+	MaxBatch int
 }
 
 // Store is a meter.Store on Redis. It is safe for concurrent use.
@@ -49,6 +52,7 @@ type Store struct {
 	periods sync.Map
 	// jobUps caches jobs' upstream ids (see runJob).
 	jobUps   upstreamCache
+	batch    *batcher // nil: no batching
 	prefix   string
 	retainMS int64
 	owned    bool // Close closes c only when Open created it
@@ -66,7 +70,13 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Retain <= 0 {
 		opts.Retain = 24 * time.Hour
 	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 32
+	}
 	s := &Store{c: client, calls: client, prefix: opts.Prefix, retainMS: opts.Retain.Milliseconds()}
+	if opts.MaxBatch > 1 {
+		s.batch = newBatcher(s, opts.MaxBatch)
+	}
 	if opts.Pipeline {
 		if ap := autoPipeline(client); ap != nil {
 			s.calls = ap
@@ -135,7 +145,13 @@ func (s *Store) run(ctx context.Context, sc *script, id string, args ...any) (*r
 // runKeys is run with more keys than the account's (all in its slot).
 func (s *Store) runKeys(ctx context.Context, sc *script, id string, keys []string, args ...any) (*reply, error) {
 	argv := append([]any{s.retainMS}, args...)
-	v, err := sc.run(ctx, s.calls, s.c, keys, argv...).Slice()
+	var v []any
+	var err error
+	if s.batch != nil && (sc == reserveScript || sc == commitScript || sc == voidScript) {
+		v, err = s.batch.do(ctx, sc, id, keys, argv)
+	} else {
+		v, err = sc.run(ctx, s.calls, s.c, keys, argv...).Slice()
+	}
 	if err != nil {
 		return nil, storeErr(err)
 	}

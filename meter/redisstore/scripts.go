@@ -46,8 +46,9 @@ var (
 //go:embed *.lua
 var luaFiles embed.FS
 
-// script is one .lua file, called by its function name in the library.
-type script struct{ fn string }
+// script is one .lua file, called by its function name in the library
+// (fn), or by its file's name in a batch (name, see batch.lua).
+type script struct{ fn, name string }
 
 // newScript names the function of file (a .lua file of this directory);
 // it panics when there is no such file (a programming error).
@@ -56,7 +57,7 @@ func newScript(file string) *script {
 	if _, err := fs.Stat(luaFiles, file); err != nil || !ok || strings.HasSuffix(file, "lib.lua") {
 		panic(fmt.Sprintf("redisstore: no script %q", file))
 	}
-	return &script{fn: "cg" + libVersion() + "_" + name}
+	return &script{fn: "cg" + libVersion() + "_" + name, name: name}
 }
 
 // caller is what a script runs on: any go-redis client.
@@ -130,13 +131,17 @@ func buildLibrary(fsys fs.FS) (version, code string) {
 		return ""
 	}
 	var body strings.Builder
-	body.WriteString("local KEYS, ARGV\n")
+	body.WriteString("local KEYS, ARGV, NOW\nlocal OPS = {}\n")
 	body.WriteString(read("lib.lua"))
 	register := func(f string) {
-		// The callback's first line is the function header, so Lua's
-		// error line numbers are one off the file's.
+		// The body's first line is the function header, so Lua's error
+		// line numbers are one off the file's. The registered callback
+		// clears NOW, the time batch.lua sets for its operations: a call
+		// alone reads the server's.
+		name := strings.TrimSuffix(f, ".lua")
+		fmt.Fprintf(&body, "OPS['%s'] = function(keys, args) KEYS, ARGV = keys, args\n%s\nend\n", name, read(f))
 		fmt.Fprintf(&body, "redis.register_function{function_name = '%%s_%s', callback = function(keys, args)"+
-			" KEYS, ARGV = keys, args\n%s\nend}\n", strings.TrimSuffix(f, ".lua"), read(f))
+			" NOW = nil return OPS['%s'](keys, args) end}\n", name, name)
 	}
 	for _, f := range files {
 		if f != "lib.lua" && group(f) == "" {
