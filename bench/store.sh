@@ -15,6 +15,8 @@
 #   POOL=n       go-redis PoolSize (default: go-redis's).
 #   PIPELINE=1   also run each cell with redisstore's Options.Pipeline
 #                (full-duplex autopipelining), labelled "+pipe".
+#   NOBATCH=1    also run each cell with every call alone (Options.MaxBatch
+#                1, no batching), labelled "+nobatch".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -23,7 +25,8 @@ REPEAT=${REPEAT:-1}
 POOL=${POOL:-0}
 PIPELINE=${PIPELINE:-0}
 modes="plain"
-if [ "$PIPELINE" = 1 ]; then modes="plain pipe"; fi
+if [ "$PIPELINE" = 1 ]; then modes="$modes pipe"; fi
+if [ "${NOBATCH:-0}" = 1 ]; then modes="$modes nobatch"; fi
 OUT=bench/out
 mkdir -p "$OUT"
 if [ -z "${PIN:-}" ]; then PIN=$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0); fi
@@ -75,6 +78,7 @@ for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync
 				for mode in $modes; do
 					flags=() suffix=
 					if [ "$mode" = pipe ]; then flags=(-pipeline) suffix=+pipe; fi
+					if [ "$mode" = nobatch ]; then flags=(-batch 1) suffix=+nobatch; fi
 					"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
 						-pool "$POOL" -duration "${DUR}s" -label "$name $(basename "$bin")$suffix" "${flags[@]}"
 				done
