@@ -138,7 +138,7 @@ func TestReloadSharesStore(t *testing.T) {
 	key := g.newAccount("e2e_reload", 10, meter.ModeLive)
 	before := activeStore(t)
 	site := strings.TrimPrefix(g.URL, "http://")
-	if err := loadCaddyfile(t, globalBlock+strings.ReplaceAll(minimalSite, "per_page 1", "per_page 2"), g.admin, site, testRedis.URL()); err != nil {
+	if err := loadCaddyfile(t, globalBlock+strings.ReplaceAll(minimalSite, "per_page 1", "per_page 2"), g.admin, site, testRedisURL(t)); err != nil {
 		t.Fatal(err)
 	}
 	if after := activeStore(t); after != before {

@@ -24,13 +24,33 @@ import (
 	"github.com/creditgate/creditgate/meter"
 )
 
-// One redis-server for the package; every test uses its own account ids,
-// so tests never see each other's keys.
+// One redis-server for the package. Each test has a database of its own
+// (testRedisURL), so its accounts are new however often it runs
+// (go test -count).
 var testRedis *redistest.Server
+
+var (
+	dbMu  sync.Mutex
+	dbs   = map[*testing.T]int{}
+	dbSeq int
+)
+
+// testRedisURL is the URL of t's own database of the test server.
+func testRedisURL(t *testing.T) string {
+	dbMu.Lock()
+	defer dbMu.Unlock()
+	db, ok := dbs[t]
+	if !ok {
+		dbSeq++
+		db = dbSeq
+		dbs[t] = db
+	}
+	return fmt.Sprintf("redis://%s/%d", testRedis.Addr, db)
+}
 
 func TestMain(m *testing.M) {
 	var err error
-	testRedis, err = redistest.Start()
+	testRedis, err = redistest.Start("--databases", "100000")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -76,7 +96,7 @@ func loadCaddyfile(t *testing.T, src string, admin, site, redisURL string) error
 // startGateway runs the Caddyfile template, whose site block is written
 // as `http://{SITE}`, until the test ends.
 func startGateway(t *testing.T, src string) *gateway {
-	return startGatewayRedis(t, src, testRedis.URL())
+	return startGatewayRedis(t, src, testRedisURL(t))
 }
 
 func startGatewayRedis(t *testing.T, src, redisURL string) *gateway {

@@ -726,7 +726,7 @@ func TestJobSecretMustResolve(t *testing.T) {
 		"http://{SITE} {\n\trespond ok\n}\n"
 	caddyMu.Lock()
 	defer caddyMu.Unlock()
-	err := loadCaddyfile(t, src, freeAddr(t), freeAddr(t), testRedis.URL())
+	err := loadCaddyfile(t, src, freeAddr(t), freeAddr(t), testRedisURL(t))
 	if err == nil {
 		_ = caddy.Stop()
 		t.Fatal("an empty job_secret loaded")
@@ -741,7 +741,7 @@ func TestJobRouteMustBePricedPerPage(t *testing.T) {
 	src := globalBlock + "http://{SITE} {\n\tmeter {\n\t\tper_page 1\n\t\tper_call 3\n\t\tjob\n\t}\n\treverse_proxy " + u.URL + "\n}\n"
 	caddyMu.Lock()
 	defer caddyMu.Unlock()
-	err := loadCaddyfile(t, src, freeAddr(t), freeAddr(t), testRedis.URL())
+	err := loadCaddyfile(t, src, freeAddr(t), freeAddr(t), testRedisURL(t))
 	if err == nil {
 		_ = caddy.Stop()
 		t.Fatal("a job route priced per call loaded")
