@@ -4,6 +4,10 @@
 # run. Prints a table of ratios. Usage: bench/gateway.sh [seconds] [connections]
 # ALT="redis_batch 1" gives the second gateway (the rows labelled with it)
 # that global meter option instead of the default, redis_pipeline.
+# SPLIT=1 pins redis-server to the last CPU and everything else (wrk, the
+# upstream, the gateways) to the others, as when Redis has its own machine:
+# the metered route then pays for its Redis calls in latency, not in CPU
+# taken from the gateway.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -25,20 +29,26 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --dir "$PWD/$OUT" --logfile "$PWD/$OUT/redis.log" &
+pin_redis=() pin_rest=()
+if [ "${SPLIT:-0}" = 1 ]; then
+	last=$(($(nproc) - 1))
+	pin_redis=(taskset -c "$last") pin_rest=(taskset -c "0-$((last - 1))")
+	echo "split: redis-server on CPU $last, the rest on CPUs 0-$((last - 1))"
+fi
+"${pin_redis[@]}" redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --dir "$PWD/$OUT" --logfile "$PWD/$OUT/redis.log" &
 rds=$!
 pids+=($rds)
-"$OUT/upstream" -addr 127.0.0.1:$UPSTREAM_PORT &
+"${pin_rest[@]}" "$OUT/upstream" -addr 127.0.0.1:$UPSTREAM_PORT &
 pids+=($!)
 until redis-cli -p $REDIS_PORT ping >/dev/null 2>&1; do sleep 0.1; done
-"$OUT/creditgate" run --config bench/Caddyfile.bench >"$OUT/gateway.log" 2>&1 &
+"${pin_rest[@]}" "$OUT/creditgate" run --config bench/Caddyfile.bench >"$OUT/gateway.log" 2>&1 &
 gw=$!
 pids+=($gw)
 until curl -sf "http://127.0.0.1:$ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
 sed "s/^\t\tredis {\$CREDITGATE_REDIS}\$/&\n\t\t$ALT/" bench/Caddyfile.bench >"$OUT/Caddyfile.pipeline"
 grep -q "$ALT" "$OUT/Caddyfile.pipeline"
 ADMIN_PORT=$PIPE_ADMIN_PORT PLAIN_PORT=$PIPE_PLAIN_PORT METER_PORT=$PIPE_METER_PORT \
-	"$OUT/creditgate" run --config "$OUT/Caddyfile.pipeline" --adapter caddyfile >"$OUT/gateway-pipeline.log" 2>&1 &
+	"${pin_rest[@]}" "$OUT/creditgate" run --config "$OUT/Caddyfile.pipeline" --adapter caddyfile >"$OUT/gateway-pipeline.log" 2>&1 &
 pids+=($!)
 until curl -sf "http://127.0.0.1:$PIPE_ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
 
@@ -48,7 +58,7 @@ KEY=$(curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts/bench/keys" -d '{"mo
 # run PORT BODY KEY -> "req/s p50_ms"
 run() {
 	local res
-	res=$(BODY=$2 KEY=$3 wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
+	res=$(BODY=$2 KEY=$3 "${pin_rest[@]}" wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	echo "$res" >>"$OUT/wrk.log"
 	local rps p50 non2xx
 	rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
@@ -66,7 +76,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_per_req() {
 	local g0 r0 g1 r1 res n
 	g0=$(ticks "$4") r0=$(ticks "$rds")
-	res=$(BODY=$2 KEY=$3 wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
+	res=$(BODY=$2 KEY=$3 "${pin_rest[@]}" wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	g1=$(ticks "$4") r1=$(ticks "$rds")
 	n=$(echo "$res" | awk '/requests in/ {print $1}')
 	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
