@@ -197,7 +197,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for _, name := range upstreamHeaders {
 		r.Header.Del(name)
 	}
-	ctx, span := startSpan(r.Context(), spanAuthenticate, nil)
+	tr := traced(r.Context())
+	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
 	id, err := h.identify(ctx, r)
 	endSpan(span, err)
 	if err != nil {
@@ -205,7 +206,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		writeError(w, err)
 		return nil
 	}
-	rq := &request{h: h, key: id.key, r: r, route: h.Route, reqID: requestID(r)}
+	rq := &request{h: h, key: id.key, r: r, route: h.Route, reqID: requestID(r), traced: tr}
 	if rq.route == "" {
 		rq.route = r.URL.Path
 	}
@@ -214,7 +215,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	ctx, span = startSpan(r.Context(), spanMeasure, func() []attribute.KeyValue {
+	ctx, span = startSpan(r.Context(), tr, spanMeasure, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrRoute.String(rq.route)}
 	})
 	start := time.Now()
@@ -241,7 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 	}
 
-	_, span = startSpan(ctx, spanPrice, nil)
+	_, span = startSpan(ctx, tr, spanPrice, nil)
 	rq.in.Rates = id.settings.Rates
 	// Parse a JSON body once: Quote now and Final at settle reuse it.
 	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
@@ -283,7 +284,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.Job != nil {
 		return h.serveJob(w, r, next, rq, id, period)
 	}
-	ctx, span = startSpan(r.Context(), spanReserve, func() []attribute.KeyValue {
+	ctx, span = startSpan(r.Context(), tr, spanReserve, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String())}
 	})
 	sctx, cancel := h.app.storeCtx(ctx)
@@ -319,7 +320,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // forward calls the next handler with a writer that settles rq when the
 // upstream's status is known.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) error {
-	ctx, span := startSpan(r.Context(), spanUpstream, func() []attribute.KeyValue {
+	ctx, span := startSpan(r.Context(), rq.traced, spanUpstream, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrRoute.String(rq.route)}
 	})
 	sw := newSettleWriter(w, rq)

@@ -192,7 +192,7 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if d := id.settings.RetentionDays; d > 0 {
 		retain = time.Duration(d) * 24 * time.Hour
 	}
-	ctx, span := startSpan(r.Context(), spanReserve, func() []attribute.KeyValue {
+	ctx, span := startSpan(r.Context(), rq.traced, spanReserve, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(estimate.String())}
 	})
 	sctx, cancel := h.app.storeCtx(ctx)

@@ -208,7 +208,7 @@ func TestStartSpanWithoutTracing(t *testing.T) {
 	called := false
 	attrs := func() []attribute.KeyValue { called = true; return nil }
 	allocs := testing.AllocsPerRun(100, func() {
-		got, span := startSpan(ctx, spanMeasure, attrs)
+		got, span := startSpan(ctx, traced(ctx), spanMeasure, attrs)
 		if got != ctx || span.IsRecording() {
 			t.Fatal("a span without tracing")
 		}

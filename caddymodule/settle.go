@@ -22,8 +22,10 @@ type request struct {
 	r     *http.Request
 	route string
 	reqID string
-	in    pricing.Input
-	quote pricing.Quote
+	// traced: the request has a span (see startSpan).
+	traced bool
+	in     pricing.Input
+	quote  pricing.Quote
 	// outcome is outcomeCharged or outcomeVoided once settled.
 	outcome string
 	// chargeQuote makes settle charge the quote instead of the final price
@@ -62,7 +64,7 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 		return
 	}
 	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
-	_, span := startSpan(rq.r.Context(), spanSettle, func() []attribute.KeyValue {
+	_, span := startSpan(rq.r.Context(), rq.traced, spanSettle, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(rq.key.AccountID)}
 	})
 	defer span.End()
