@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
@@ -196,7 +197,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for _, name := range upstreamHeaders {
 		r.Header.Del(name)
 	}
-	ctx, span := startSpan(r.Context(), "authenticate")
+	tr := traced(r.Context())
+	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
 	id, err := h.identify(ctx, r)
 	endSpan(span, err)
 	if err != nil {
@@ -204,7 +206,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		writeError(w, err)
 		return nil
 	}
-	rq := &request{h: h, key: id.key, r: r, route: h.Route, reqID: requestID(r)}
+	rq := &request{h: h, key: id.key, r: r, route: h.Route, reqID: requestID(r), traced: tr}
 	if rq.route == "" {
 		rq.route = r.URL.Path
 	}
@@ -213,11 +215,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	ctx, span = startSpan(r.Context(), "measure", attrAccount.String(id.key.AccountID), attrRoute.String(rq.route))
+	ctx, span = startSpan(r.Context(), tr, spanMeasure, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrRoute.String(rq.route)}
+	})
 	start := time.Now()
 	body, err := h.measure(r, &rq.in)
 	meterMetrics.countTime.Observe(time.Since(start).Seconds())
-	span.SetAttributes(attrPages.Int(rq.in.Usage.Pages))
+	if span.IsRecording() {
+		span.SetAttributes(attrPages.Int(rq.in.Usage.Pages))
+	}
 	endSpan(span, err)
 	if body != nil {
 		defer body.Close()
@@ -232,17 +238,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	for _, f := range rq.in.Usage.Files {
 		if f.Pages > 0 {
-			meterMetrics.pages.WithLabelValues(f.Kind).Add(float64(f.Pages))
+			observePages(f.Kind, f.Pages)
 		}
 	}
 
-	_, span = startSpan(ctx, "price")
+	_, span = startSpan(ctx, tr, spanPrice, nil)
 	rq.in.Rates = id.settings.Rates
 	// Parse a JSON body once: Quote now and Final at settle reuse it.
 	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
 		rq.quote, err = h.rules.Quote(rq.in)
 	}
-	span.SetAttributes(attrCost.String(rq.quote.Total.String()))
+	if span.IsRecording() {
+		span.SetAttributes(attrCost.String(rq.quote.Total.String()))
+	}
 	endSpan(span, err)
 	for _, l := range rq.quote.Lines {
 		if l.PageClass && l.Units > 0 {
@@ -276,7 +284,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.Job != nil {
 		return h.serveJob(w, r, next, rq, id, period)
 	}
-	ctx, span = startSpan(r.Context(), "reserve", attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String()))
+	ctx, span = startSpan(r.Context(), tr, spanReserve, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String())}
+	})
 	sctx, cancel := h.app.storeCtx(ctx)
 	rq.res, err = h.app.store.Reserve(sctx, meter.ReserveRequest{
 		AccountID:      id.key.AccountID,
@@ -310,11 +320,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // forward calls the next handler with a writer that settles rq when the
 // upstream's status is known.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) error {
-	ctx, span := startSpan(r.Context(), "upstream", attrRoute.String(rq.route))
+	ctx, span := startSpan(r.Context(), rq.traced, spanUpstream, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attrRoute.String(rq.route)}
+	})
 	sw := newSettleWriter(w, rq)
 	err := next.ServeHTTP(sw, r.WithContext(ctx))
 	err = sw.finish(err)
-	span.SetAttributes(attrOutcome.String(rq.outcome))
+	if span.IsRecording() {
+		span.SetAttributes(attrOutcome.String(rq.outcome))
+	}
 	endSpan(span, err)
 	return err
 }

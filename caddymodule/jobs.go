@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
@@ -191,7 +192,9 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if d := id.settings.RetentionDays; d > 0 {
 		retain = time.Duration(d) * 24 * time.Hour
 	}
-	ctx, span := startSpan(r.Context(), "reserve", attrAccount.String(id.key.AccountID), attrCost.String(estimate.String()))
+	ctx, span := startSpan(r.Context(), rq.traced, spanReserve, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(estimate.String())}
+	})
 	sctx, cancel := h.app.storeCtx(ctx)
 	res, err := h.app.store.CreateJob(sctx, meter.JobRequest{
 		AccountID:      id.key.AccountID,

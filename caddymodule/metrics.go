@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/usage"
 )
 
 // Request outcomes, the "outcome" label of caddy_meter_requests_total.
@@ -91,6 +92,12 @@ func initMetrics(registry *prometheus.Registry) error {
 }
 
 func observeOutcome(outcome string, err error) {
+	if err == nil {
+		if c, ok := outcomeCounters[outcome]; ok {
+			c.get(func() prometheus.Counter { return meterMetrics.requests.WithLabelValues(outcome, "") }).Inc()
+			return
+		}
+	}
 	code := ""
 	if err != nil {
 		code = meter.ErrorCode(err)
@@ -98,9 +105,48 @@ func observeOutcome(outcome string, err error) {
 	meterMetrics.requests.WithLabelValues(outcome, code).Inc()
 }
 
-func observeStore(op string, start time.Time) {
-	meterMetrics.storeTime.WithLabelValues(op).Observe(time.Since(start).Seconds())
+func observeStore(op *child[prometheus.Observer], name string, start time.Time) {
+	op.get(func() prometheus.Observer { return meterMetrics.storeTime.WithLabelValues(name) }).
+		Observe(time.Since(start).Seconds())
 }
+
+// observePages counts the pages of one file by its kind.
+func observePages(kind string, pages int) {
+	c, ok := pagesCounters[kind]
+	if !ok {
+		meterMetrics.pages.WithLabelValues(kind).Add(float64(pages))
+		return
+	}
+	c.get(func() prometheus.Counter { return meterMetrics.pages.WithLabelValues(kind) }).Add(float64(pages))
+}
+
+// child caches the child of a metric vector for label values known in
+// advance: WithLabelValues hashes the values and looks them up under a
+// lock, on every request. It is created on first use, as WithLabelValues
+// would, so /metrics shows only series that happened. The vectors live as
+// long as the process (initMetrics), and so do their children.
+type child[T any] struct {
+	once sync.Once
+	m    T
+}
+
+func (c *child[T]) get(create func() T) T {
+	c.once.Do(func() { c.m = create() })
+	return c.m
+}
+
+// The children of the request path's label values with no error code.
+// Read-only maps: safe for concurrent use.
+var (
+	outcomeCounters = map[string]*child[prometheus.Counter]{
+		outcomeCharged: {}, outcomeVoided: {}, outcomeRefused: {}, outcomeReplayed: {},
+		outcomeTest: {}, outcomeDryRun: {}, outcomeJob: {},
+	}
+	pagesCounters = map[string]*child[prometheus.Counter]{
+		usage.KindPDF: {}, usage.KindImage: {}, usage.KindOther: {},
+	}
+	storeLookupKey, storeAccount, storeReserve, storeCommit, storeVoid child[prometheus.Observer]
+)
 
 func creditsFloat(c meter.Credits) float64 { return float64(c) / meter.Scale }
 
@@ -108,26 +154,26 @@ func creditsFloat(c meter.Credits) float64 { return float64(c) / meter.Scale }
 type timedStore struct{ meter.Store }
 
 func (s timedStore) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
-	defer observeStore("lookup_key", time.Now())
+	defer observeStore(&storeLookupKey, "lookup_key", time.Now())
 	return s.Store.LookupKey(ctx, hash)
 }
 
 func (s timedStore) Account(ctx context.Context, id string) (meter.Account, error) {
-	defer observeStore("account", time.Now())
+	defer observeStore(&storeAccount, "account", time.Now())
 	return s.Store.Account(ctx, id)
 }
 
 func (s timedStore) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	defer observeStore("reserve", time.Now())
+	defer observeStore(&storeReserve, "reserve", time.Now())
 	return s.Store.Reserve(ctx, r)
 }
 
 func (s timedStore) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
-	defer observeStore("commit", time.Now())
+	defer observeStore(&storeCommit, "commit", time.Now())
 	return s.Store.Commit(ctx, c)
 }
 
 func (s timedStore) Void(ctx context.Context, accountID, reservationID string) (meter.Settlement, error) {
-	defer observeStore("void", time.Now())
+	defer observeStore(&storeVoid, "void", time.Now())
 	return s.Store.Void(ctx, accountID, reservationID)
 }

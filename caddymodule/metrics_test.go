@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -178,7 +179,44 @@ func TestSpans(t *testing.T) {
 	if attrs["meter.outcome"] != "charged" || attrs["meter.charged"] != "2" || attrs["meter.account"] != "e2e_spans" {
 		t.Errorf("settle span attributes %v", attrs)
 	}
+	for name, want := range map[string]map[string]string{
+		"meter.measure":  {"meter.account": "e2e_spans", "meter.route": "/convert", "meter.pages": "2"},
+		"meter.price":    {"meter.cost": "2"},
+		"meter.reserve":  {"meter.account": "e2e_spans", "meter.cost": "2"},
+		"meter.upstream": {"meter.route": "/convert", "meter.outcome": "charged"},
+	} {
+		attrs := map[string]string{}
+		if s := got[name]; s != nil {
+			for _, a := range s.Attributes() {
+				attrs[string(a.Key)] = a.Value.String()
+			}
+		}
+		for k, v := range want {
+			if attrs[k] != v {
+				t.Errorf("span %s: %s = %q, want %q", name, k, attrs[k], v)
+			}
+		}
+	}
 	g.assertBalance("e2e_spans", 8, 0)
+}
+
+// Without a request span (no `tracing` directive) startSpan leaves the
+// context as it is, allocates nothing and never builds the attributes.
+func TestStartSpanWithoutTracing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	called := false
+	attrs := func() []attribute.KeyValue { called = true; return nil }
+	allocs := testing.AllocsPerRun(100, func() {
+		got, span := startSpan(ctx, traced(ctx), spanMeasure, attrs)
+		if got != ctx || span.IsRecording() {
+			t.Fatal("a span without tracing")
+		}
+		endSpan(span, nil)
+	})
+	if allocs != 0 || called {
+		t.Errorf("%v allocations, attributes built: %v", allocs, called)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }

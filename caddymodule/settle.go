@@ -7,6 +7,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
 
@@ -21,8 +22,10 @@ type request struct {
 	r     *http.Request
 	route string
 	reqID string
-	in    pricing.Input
-	quote pricing.Quote
+	// traced: the request has a span (see startSpan).
+	traced bool
+	in     pricing.Input
+	quote  pricing.Quote
 	// outcome is outcomeCharged or outcomeVoided once settled.
 	outcome string
 	// chargeQuote makes settle charge the quote instead of the final price
@@ -43,7 +46,9 @@ type request struct {
 // reverse_proxy reads from its own goroutines.
 func requestID(r *http.Request) string {
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		return repl.ReplaceAll("{http.request.uuid}", "")
+		// GetString, not ReplaceAll: no placeholder to parse.
+		id, _ := repl.GetString("http.request.uuid")
+		return id
 	}
 	return ""
 }
@@ -59,7 +64,9 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 		return
 	}
 	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
-	_, span := startSpan(rq.r.Context(), "settle", attrAccount.String(rq.key.AccountID))
+	_, span := startSpan(rq.r.Context(), rq.traced, spanSettle, func() []attribute.KeyValue {
+		return []attribute.KeyValue{attrAccount.String(rq.key.AccountID)}
+	})
 	defer span.End()
 	log := rq.logger(status)
 	if len(rq.h.needs.ResponseHeaders) > 0 {
@@ -103,7 +110,9 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 		}
 	}
 	observeOutcome(rq.outcome, err)
-	span.SetAttributes(attrOutcome.String(rq.outcome), attrCharged.String(st.Charged.String()))
+	if span.IsRecording() {
+		span.SetAttributes(attrOutcome.String(rq.outcome), attrCharged.String(st.Charged.String()))
+	}
 	if err != nil {
 		span.SetStatus(codes.Error, meter.ErrorCode(err))
 		// The reservation stays held and expires after its TTL, uncharged.

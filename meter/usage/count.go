@@ -117,8 +117,14 @@ func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budg
 	if size <= 0 {
 		return PDFInfo{}, toMeterError(unreadable(ReasonDamaged, "empty document"))
 	}
-	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
-	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > lim.Timeout {
+		// A caller's earlier deadline (the gateway's count_timeout) bounds
+		// this read alone: no second context, whose Done channel and
+		// registration with its parent cost on every request.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, lim.Timeout)
+		defer cancel()
+	}
 	g, err := budget.acquire(ctx, scanNeed(size))
 	if err != nil {
 		return PDFInfo{}, pdfError(ctx, err)
@@ -130,13 +136,17 @@ func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budg
 	}
 	done := make(chan result, 1) // buffered: a late goroutine must not block
 	go func() {
+		// The grant is released before the result is sent, on every path:
+		// a deferred release ran after the send, so a caller could see
+		// the budget still held once ScanPDF had returned.
 		defer func() {
 			if p := recover(); p != nil {
+				g.release()
 				done <- result{err: unreadable(ReasonDamaged, "pdf reader panicked: %v", p)}
 			}
 		}()
-		defer g.release() // before the result is sent, on every path
 		info, err := scanPDF(ctx, &ctxReaderAt{ctx: ctx, r: r}, size, lim, g)
+		g.release()
 		done <- result{info, err}
 	}()
 

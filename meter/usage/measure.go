@@ -109,10 +109,16 @@ func Measure(ctx context.Context, contentType string, body *Body, opts Options) 
 	}
 
 	f := File{ContentType: mediaType, Size: body.Size()}
-	f.Kind, err = classify(mediaType, "", bufio.NewReaderSize(body.Reader(), sniffLen))
-	if err != nil {
-		return Usage{}, err
+	// Most bodies declare their type: the 1 KB sniffing buffer is made
+	// only for those that do not.
+	kind, ok := declaredKind(mediaType, "")
+	if !ok {
+		kind, err = sniff(bufio.NewReaderSize(body.Reader(), sniffLen))
+		if err != nil {
+			return Usage{}, err
+		}
 	}
+	f.Kind = kind
 	if err := countFile(ctx, &f, body.ReaderAt(), opts); err != nil {
 		return Usage{}, err
 	}
@@ -128,6 +134,10 @@ func Measure(ctx context.Context, contentType string, body *Body, opts Options) 
 func parseContentType(contentType string) (string, map[string]string, error) {
 	if strings.TrimSpace(contentType) == "" {
 		return "", nil, nil
+	}
+	if strings.EqualFold(contentType, "application/pdf") {
+		// What ParseMediaType returns for it, without its map.
+		return "application/pdf", nil, nil
 	}
 	mediaType, params, err := mime.ParseMediaType(contentType)
 	if errors.Is(err, mime.ErrInvalidMediaParameter) && !strings.HasPrefix(mediaType, "multipart/") {
@@ -147,16 +157,30 @@ const sniffLen = 1024
 // classify returns the kind of a file from its declared media type, its
 // name and, for untyped or octet-stream files, its first bytes.
 func classify(mediaType, name string, head *bufio.Reader) (string, error) {
+	if kind, ok := declaredKind(mediaType, name); ok {
+		return kind, nil
+	}
+	return sniff(head)
+}
+
+// declaredKind is the kind of a file told by its media type or name;
+// false when its first bytes must tell.
+func declaredKind(mediaType, name string) (string, bool) {
 	switch {
 	case isPDFType(mediaType):
-		return KindPDF, nil
+		return KindPDF, true
 	case strings.HasPrefix(mediaType, "image/"):
-		return KindImage, nil
+		return KindImage, true
 	case mediaType != "" && mediaType != "application/octet-stream":
-		return KindOther, nil
+		return KindOther, true
 	case strings.HasSuffix(strings.ToLower(name), ".pdf"):
-		return KindPDF, nil
+		return KindPDF, true
 	}
+	return "", false
+}
+
+// sniff tells a PDF by "%PDF-" in its first bytes.
+func sniff(head *bufio.Reader) (string, error) {
 	b, err := head.Peek(sniffLen)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return "", err

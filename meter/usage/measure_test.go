@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"mime"
 	"mime/multipart"
 	"net/textproto"
 	"reflect"
@@ -223,5 +224,16 @@ func TestMeasurePageSizes(t *testing.T) {
 	}
 	if got := u.Files[0].PageSizes; !reflect.DeepEqual(got, want) {
 		t.Errorf("PageSizes = %+v\nwant        %+v", got, want)
+	}
+}
+
+// The application/pdf fast path gives what mime.ParseMediaType gives.
+func TestParseContentTypePDF(t *testing.T) {
+	for _, ct := range []string{"application/pdf", "Application/PDF", "APPLICATION/pdf"} {
+		got, params, err := parseContentType(ct)
+		want, wparams, werr := mime.ParseMediaType(ct)
+		if got != want || len(params) != len(wparams) || err != nil || werr != nil {
+			t.Errorf("%q: %q %v %v, want %q %v %v", ct, got, params, err, want, wparams, werr)
+		}
 	}
 }
