@@ -66,8 +66,14 @@ func (e *ReadError) Unwrap() error { return e.Err }
 
 // Scan reads the page tree of the PDF of size bytes in r. It checks ctx
 // between objects; r should also fail once ctx is done, for reads that
-// block.
+// block. r must allow parallel ReadAt calls, as io.ReaderAt documents:
+// object streams are decoded ahead in another goroutine (prefetch.go),
+// which has returned when Scan returns.
 func Scan(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Info, error) {
+	return newDoc(ctx, r, size, lim).scan()
+}
+
+func newDoc(ctx context.Context, r io.ReaderAt, size int64, lim Limits) *doc {
 	d := &doc{
 		ctx:    ctx,
 		src:    source{r: &recorder{r: r}, size: size},
@@ -75,7 +81,12 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Info, err
 		budget: 4 * lim.MaxDecodeBytes,
 	}
 	d.streams.maxBytes = min(4<<20, lim.MaxDecodeBytes)
+	return d
+}
+
+func (d *doc) scan() (Info, error) {
 	defer d.src.release()
+	defer d.pre.close() // before release: the worker may be reading
 	if err := d.readXRef(); err != nil {
 		return Info{}, err
 	}
@@ -91,6 +102,8 @@ type doc struct {
 	root     Object // the catalog's reference, from the trailer
 	streams  streamCache
 	inflater inflater
+	pre      prefetcher
+	stack    []node // the page walk's nodes left to visit
 	scratch  []byte // object streams decode here first (objectStream)
 	budget   int64  // bytes left to decode
 	nesting  int    // resolve calls in progress, against reference chains
