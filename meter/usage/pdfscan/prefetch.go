@@ -108,16 +108,18 @@ func (d *doc) prefetch(cur int) {
 		// Unclaimed, it is never decoded; claimed, dropped when done.
 		return p.moves-j.moves > prefetchStale && (j.claim() || j.isReady())
 	})
+	last := cur // neighbours on the stack mostly share a stream
 	for i, looked := len(d.stack)-1, 0; i >= 0 && looked < prefetchLook && len(p.queue) < prefetchAhead; i, looked = i-1, looked+1 {
 		r, ok := d.stack[i].obj.(Ref)
 		if !ok {
 			continue
 		}
 		e := d.xref.lookup(r.Num)
-		if e.typ != entryCompressed || r.Gen != 0 {
+		if e.typ != entryCompressed || r.Gen != 0 || int(e.off) == last {
 			continue
 		}
 		num := int(e.off)
+		last = num
 		if num == cur || p.queued(num) != nil || p.skip[num] || d.streams.has(num) {
 			continue
 		}
