@@ -157,16 +157,16 @@ func (c *streamCache) take() *objStream {
 // objectStream decodes object stream num, or takes it from the cache or
 // from the prefetcher.
 func (d *doc) objectStream(num int) (*objStream, error) {
+	// Queue the next streams first: the worker decodes them while the
+	// walk decodes or waits for this one.
+	d.prefetch(num)
 	if s := d.streams.get(num); s != nil {
-		d.prefetch(num)
 		return s, nil
 	}
 	if s := d.takePrefetched(num); s != nil {
 		d.streams.put(s)
-		d.prefetch(num)
 		return s, nil
 	}
-	d.prefetch(num) // the worker decodes the next ones while we decode this
 	e := d.xref.lookup(num)
 	if e.typ != entryInUse || e.gen != 0 || e.off <= 0 || e.off >= d.src.size {
 		return nil, damaged("object stream %d not found", num)
