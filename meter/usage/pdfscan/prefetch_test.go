@@ -15,7 +15,7 @@ import (
 
 // scanDoc scans b with decoding ahead on (forced, whatever the CPUs) or
 // off, and returns the doc too.
-func scanDoc(b []byte, lim Limits, ahead bool) (Info, error, *doc) {
+func scanDoc(b []byte, lim Limits, ahead bool) (Info, *doc, error) {
 	defer func(old int) { prefetchMinProcs = old }(prefetchMinProcs)
 	prefetchMinProcs = 0
 	if !ahead {
@@ -23,23 +23,23 @@ func scanDoc(b []byte, lim Limits, ahead bool) (Info, error, *doc) {
 	}
 	d := newDoc(context.Background(), bytes.NewReader(b), int64(len(b)), lim)
 	info, err := d.scan()
-	return info, err, d
+	return info, d, err
 }
 
 // sameBothWays scans b with and without decoding ahead and fails unless
 // both give the same pages, boxes and error; it returns the result with
 // decoding ahead and how many streams it took from it.
-func sameBothWays(t *testing.T, b []byte, lim Limits) (Info, error, int) {
+func sameBothWays(t *testing.T, b []byte, lim Limits) (Info, int, error) {
 	t.Helper()
-	want, wantErr, _ := scanDoc(b, lim, false)
-	got, err, d := scanDoc(b, lim, true)
+	want, _, wantErr := scanDoc(b, lim, false)
+	got, d, err := scanDoc(b, lim, true)
 	if fmt.Sprint(err) != fmt.Sprint(wantErr) || !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoding ahead: %d pages, err %v; without: %d pages, err %v", got.Pages, err, want.Pages, wantErr)
 	}
 	if d.pre.jobs != nil && !isClosed(d.pre.done) {
 		t.Fatal("the worker runs after Scan returned")
 	}
-	return got, err, d.pre.taken
+	return got, d.pre.taken, err
 }
 
 func isClosed(c chan struct{}) bool {
@@ -127,7 +127,7 @@ func offsets(bodies []string) []int {
 
 func TestPrefetchDecodesAhead(t *testing.T) {
 	pdf := qpdfLike(300, 5)
-	info, err, taken := sameBothWays(t, pdf, testLimits)
+	info, taken, err := sameBothWays(t, pdf, testLimits)
 	if err != nil || info.Pages != 300 {
 		t.Fatalf("pages = %d, err = %v", info.Pages, err)
 	}
@@ -229,7 +229,7 @@ func TestPrefetchSameResults(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			info, err, _ := sameBothWays(t, tc.pdf, tc.lim)
+			info, _, err := sameBothWays(t, tc.pdf, tc.lim)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("err = %v, want %v", err, tc.err)
@@ -280,7 +280,7 @@ func TestPrefetchSmallCache(t *testing.T) {
 		}
 		return out
 	}
-	info, err, taken := sameBothWays(t, streamsDoc(100, 10, interleave, nil), lim)
+	info, taken, err := sameBothWays(t, streamsDoc(100, 10, interleave, nil), lim)
 	if err != nil || info.Pages != 100 || taken == 0 {
 		t.Errorf("interleaved: pages = %d, err = %v, %d streams decoded ahead", info.Pages, err, taken)
 	}
