@@ -34,7 +34,8 @@ func (d *doc) walkPages() (Info, error) {
 		return Info{}, damaged("catalog has no /Pages")
 	}
 
-	visited := map[int]bool{}
+	d.visited = map[int]bool{}
+	visited := d.visited
 	d.stack = append(d.stack[:0], node{obj: pages})
 	var info Info
 	for steps := 0; len(d.stack) > 0; steps++ {

@@ -30,8 +30,10 @@ const (
 	// prefetchAhead is how many streams are queued ahead of the walk.
 	prefetchAhead = 4
 	// prefetchMaxBytes bounds what one stream decoded ahead may decode to
-	// (real object streams decode to 20 KB to 1 MB): with prefetchAhead,
-	// decoding ahead holds at most 4 MB more than the walk alone.
+	// (qpdf writes 100 objects a stream, 20-40 KB decoded; a larger
+	// stream is decoded again by the walk, up to MaxDecodeBytes): with
+	// prefetchAhead, decoding ahead holds at most 4 MB more than the walk
+	// alone, and wastes at most 1 MB of inflating a stream.
 	prefetchMaxBytes = 1 << 20
 	// prefetchLook is how many entries of the walk's stack are looked at
 	// for streams to queue, each time the walk moves to another stream:
@@ -59,8 +61,13 @@ type prefetcher struct {
 	skip  map[int]bool   // streams the walk decodes itself
 	cur   int            // the stream the walk used last
 	moves int            // times the walk moved to another stream
-	off   bool           // one CPU: nothing to gain
+	off   bool           // one CPU, or too much decoded for nothing
 	taken int            // streams the walk took decoded ahead (for tests)
+
+	wasted   int64 // bytes decoded ahead that the walk did not take
+	maxWaste int64 // at most, then off
+
+	inflated atomic.Int64 // jobs inflated (for tests)
 }
 
 // prefetchJob is one object stream to decode: what the walk read of its
@@ -105,9 +112,21 @@ func (d *doc) prefetch(cur int) {
 		return
 	}
 	p.queue = slices.DeleteFunc(p.queue, func(j *prefetchJob) bool {
-		// Unclaimed, it is never decoded; claimed, dropped when done.
-		return p.moves-j.moves > prefetchStale && (j.claim() || j.isReady())
+		if p.moves-j.moves <= prefetchStale {
+			return false
+		}
+		// Unclaimed, it is never decoded; claimed, dropped when done. The
+		// walk decodes the stream itself if it comes to it after all.
+		if j.claim() || j.isReady() {
+			p.skipStream(j.num)
+			p.waste(j)
+			return true
+		}
+		return false
 	})
+	if p.off {
+		return
+	}
 	last := cur // neighbours on the stack mostly share a stream
 	for i, looked := len(d.stack)-1, 0; i >= 0 && looked < prefetchLook && len(p.queue) < prefetchAhead; i, looked = i-1, looked+1 {
 		r, ok := d.stack[i].obj.(Ref)
@@ -120,20 +139,43 @@ func (d *doc) prefetch(cur int) {
 		}
 		num := int(e.off)
 		last = num
-		if num == cur || p.queued(num) != nil || p.skip[num] || d.streams.has(num) {
+		if num == cur || d.visited[r.Num] || p.queued(num) != nil || p.skip[num] || d.streams.has(num) {
 			continue
 		}
 		j := d.prefetchJob(num)
 		if j == nil {
-			if p.skip == nil {
-				p.skip = map[int]bool{}
-			}
-			p.skip[num] = true
+			p.skipStream(num)
 			continue
 		}
 		if !p.submit(j) {
 			return
 		}
+	}
+}
+
+// skipStream leaves stream num to the walk from now on.
+func (p *prefetcher) skipStream(num int) {
+	if p.skip == nil {
+		p.skip = map[int]bool{}
+	}
+	p.skip[num] = true
+}
+
+// waste counts the work of a job the walk did not take, and stops decoding
+// ahead once that is over MaxDecodeBytes: the walk's budget bounds what it
+// decodes, and this what is decoded for nothing, whatever a hostile page
+// tree makes the walk skip.
+func (p *prefetcher) waste(j *prefetchJob) {
+	if !j.isReady() {
+		return // claimed by the walk to be dropped: never decoded
+	}
+	if j.err == nil {
+		p.wasted += int64(j.size)
+	} else {
+		p.wasted += j.lim
+	}
+	if p.wasted > p.maxWaste {
+		p.off = true
 	}
 }
 
@@ -234,6 +276,7 @@ func (d *doc) takePrefetched(num int) *objStream {
 		d.decodeHere(next)
 	}
 	if j.err != nil || int64(j.size) > d.budget {
+		p.waste(j)
 		return nil // decoded again by the walk, for its exact error
 	}
 	d.budget -= int64(j.size)
@@ -245,7 +288,7 @@ func (d *doc) takePrefetched(num int) *objStream {
 // scratch buffer (free here: takePrefetched runs before objectStream
 // decodes anything).
 func (d *doc) decodeHere(j *prefetchJob) {
-	d.scratch = decodeJob(j, &d.inflater, d.scratch, &d.pre.stop)
+	d.scratch = d.pre.decode(j, &d.inflater, d.scratch)
 	close(j.ready)
 }
 
@@ -269,16 +312,16 @@ func (p *prefetcher) work() {
 	var scratch []byte
 	for j := range p.jobs {
 		if j.claim() {
-			scratch = decodeJob(j, &in, scratch, &p.stop)
+			scratch = p.decode(j, &in, scratch)
 			close(j.ready)
 		}
 	}
 }
 
-// decodeJob decodes j into scratch, returned for the next job. A panic is
-// the job's error: the walk then decodes the stream itself, where a panic
-// is caught and reported by the caller of Scan.
-func decodeJob(j *prefetchJob, in *inflater, scratch []byte, stop *atomic.Bool) (out []byte) {
+// decode decodes j into scratch, returned for the next job. A panic is the
+// job's error: the walk then decodes the stream itself, where a panic is
+// caught and reported by the caller of Scan.
+func (p *prefetcher) decode(j *prefetchJob, in *inflater, scratch []byte) (out []byte) {
 	defer func() {
 		if v := recover(); v != nil {
 			j.s, j.err = nil, fmt.Errorf("pdfscan: decoding ahead panicked: %v", v)
@@ -286,10 +329,11 @@ func decodeJob(j *prefetchJob, in *inflater, scratch []byte, stop *atomic.Bool) 
 			out = nil
 		}
 	}()
-	if stop.Load() {
+	if p.stop.Load() {
 		j.err = errStopped
 		return scratch
 	}
+	p.inflated.Add(1)
 	j.sec.Seek(0, io.SeekStart)
 	data, err := in.inflate(j.sec, j.lim, scratch[:0])
 	if err != nil {

@@ -334,3 +334,48 @@ func TestPrefetchCancelled(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after", before, after)
 	}
 }
+
+// A stream queued ahead that the walk takes long to reach is dropped, and
+// then left to the walk: not decoded again and again while the walk moves
+// between other streams (here 400 moves, a page in A and its box in B,
+// with page x in stream X at the bottom of the stack all along).
+func TestPrefetchStaleNotRequeued(t *testing.T) {
+	f := newFile()
+	f.obj(1, "<</Type /Catalog /Pages 2 0 R>>")
+	var pages []string
+	for range 200 {
+		pages = append(pages, "<</Type /Page /MediaBox 300 0 R>>")
+	}
+	f.objStm(10, 100, "", 0, pages...)                             // A: pages 100-299
+	f.objStm(11, 300, "", 0, "[0 0 595 842]")                      // B: the box
+	f.objStm(12, 400, "", 0, "<</Type /Page>>", "<</Type /Font>>") // X: page 400
+	f.obj(2, fmt.Sprintf("<</Type /Pages /Kids [%s 400 0 R]>>", strings.TrimSuffix(strings.TrimPrefix(kids(100, 200), "["), "]")))
+	pdf := f.end(f.xrefStream(500, "/Size 501 /Root 1 0 R", true, false))
+	info, _, err := sameBothWays(t, pdf, testLimits)
+	if err != nil || info.Pages != 201 {
+		t.Fatalf("pages = %d, err = %v", info.Pages, err)
+	}
+	_, d, _ := scanDoc(pdf, testLimits, true)
+	if n := d.pre.inflated.Load(); n > 3 {
+		t.Errorf("%d streams inflated ahead, want at most 3 (B, X once, maybe A)", n)
+	}
+}
+
+// Past MaxDecodeBytes decoded for nothing, nothing more is decoded ahead.
+func TestPrefetchWasteBounded(t *testing.T) {
+	p := prefetcher{maxWaste: 100}
+	done := func(size int, err error) *prefetchJob {
+		j := &prefetchJob{size: size, err: err, lim: 60, ready: make(chan struct{})}
+		close(j.ready)
+		return j
+	}
+	p.waste(&prefetchJob{ready: make(chan struct{})}) // never decoded
+	p.waste(done(50, nil))
+	if p.off {
+		t.Fatal("off after 50 bytes")
+	}
+	p.waste(done(0, ErrLimit)) // counts its limit, 60
+	if !p.off || p.wasted != 110 {
+		t.Errorf("off = %v, wasted = %d; want true, 110", p.off, p.wasted)
+	}
+}

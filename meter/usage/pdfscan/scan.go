@@ -81,6 +81,7 @@ func newDoc(ctx context.Context, r io.ReaderAt, size int64, lim Limits) *doc {
 		budget: 4 * lim.MaxDecodeBytes,
 	}
 	d.streams.maxBytes = min(4<<20, lim.MaxDecodeBytes)
+	d.pre.maxWaste = lim.MaxDecodeBytes
 	return d
 }
 
@@ -103,8 +104,9 @@ type doc struct {
 	streams  streamCache
 	inflater inflater
 	pre      prefetcher
-	stack    []node // the page walk's nodes left to visit
-	scratch  []byte // object streams decode here first (objectStream)
-	budget   int64  // bytes left to decode
-	nesting  int    // resolve calls in progress, against reference chains
+	stack    []node       // the page walk's nodes left to visit
+	visited  map[int]bool // the objects it visited
+	scratch  []byte       // object streams decode here first (objectStream)
+	budget   int64        // bytes left to decode
+	nesting  int          // resolve calls in progress, against reference chains
 }
