@@ -23,7 +23,9 @@ type Limits struct {
 	MaxStreamBytes int64
 	// MaxDecodeBytes is the most bytes one stream may decode to; the scan
 	// as a whole decodes at most 4 times this (object streams evicted from
-	// the cache and decoded again count again).
+	// the cache and decoded again count again), and at most this plus
+	// 5 MB more in object streams decoded ahead that the walk did not take
+	// (prefetch.go).
 	MaxDecodeBytes int64
 	// MaxObjects is the highest object number accepted.
 	MaxObjects int
