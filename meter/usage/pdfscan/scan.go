@@ -2,7 +2,9 @@
 // loading the document: it reads the cross-reference data from the end of
 // the file, then only the objects of the page tree (and the object streams
 // that hold them), each on demand from an io.ReaderAt. Its memory depends
-// on the number of pages, not on the size of the file.
+// on the number of pages, not on the size of the file. The object streams
+// the walk is about to need are inflated ahead by a second goroutine
+// (prefetch.go), which ends before Scan returns.
 //
 // It reads well-formed files only. Encrypted files, broken cross-reference
 // data and unsupported stream filters are errors that tell the caller to
