@@ -154,24 +154,36 @@ func (d *doc) unpredict(data []byte, parms Dict) ([]byte, error) {
 	prev := make([]byte, row)
 	for len(data) > row {
 		tag, cur := data[0], data[1:row+1]
-		for i := range cur {
-			var left, upLeft byte
-			if i >= bpp {
-				left, upLeft = cur[i-bpp], prev[i-bpp]
+		// One loop per filter: xref streams are mostly Up (qpdf, Acrobat),
+		// and a switch per byte was half of reading their entries.
+		switch tag {
+		case 0:
+		case 1:
+			for i := bpp; i < len(cur); i++ {
+				cur[i] += cur[i-bpp]
 			}
-			switch tag {
-			case 0:
-			case 1:
-				cur[i] += left
-			case 2:
+		case 2:
+			for i := range cur {
 				cur[i] += prev[i]
-			case 3:
-				cur[i] += byte((int(left) + int(prev[i])) / 2)
-			case 4:
-				cur[i] += paeth(left, prev[i], upLeft)
-			default:
-				return nil, damaged("bad PNG predictor tag %d", tag)
 			}
+		case 3:
+			for i := range cur {
+				var left byte
+				if i >= bpp {
+					left = cur[i-bpp]
+				}
+				cur[i] += byte((int(left) + int(prev[i])) / 2)
+			}
+		case 4:
+			for i := range cur {
+				var left, upLeft byte
+				if i >= bpp {
+					left, upLeft = cur[i-bpp], prev[i-bpp]
+				}
+				cur[i] += paeth(left, prev[i], upLeft)
+			}
+		default:
+			return nil, damaged("bad PNG predictor tag %d", tag)
 		}
 		copy(prev, cur)
 		out = append(out, cur...)

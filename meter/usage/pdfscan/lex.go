@@ -145,6 +145,9 @@ func (p *parser) name() (Object, error) {
 		return nil, errShort
 	}
 	raw := p.b[start:p.pos]
+	if n, ok := commonName(raw); ok {
+		return n, nil
+	}
 	if bytes.IndexByte(raw, '#') < 0 {
 		return Name(raw), nil
 	}
@@ -216,6 +219,9 @@ func (p *parser) number() (Object, bool, error) {
 	if v, ok := digits(p.b[start:p.pos]); ok {
 		return v, true, nil // the common case, without strconv's allocations
 	}
+	if v, ok := decimal(p.b[start:p.pos]); ok {
+		return v, false, nil // the next commonest, in boxes
+	}
 	s := string(p.b[start:p.pos])
 	if strings.IndexByte(s, '.') < 0 { // a real fails ParseInt with an allocated error
 		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -256,7 +262,7 @@ func (p *parser) array() (Object, error) {
 		return nil, err
 	}
 	defer func() { p.depth-- }()
-	a := Array{}
+	a := make(Array, 0, 4) // boxes, the commonest arrays, in one allocation
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.b) {
@@ -322,4 +328,76 @@ func (p *parser) dict() (Object, error) {
 		}
 		d[key] = v
 	}
+}
+
+// pow10 are the powers of ten a float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// decimal reads a real written as [+-]digits.digits with at most 15
+// digits, as strconv.ParseFloat would (one correctly rounded division of
+// two exact values), without its allocations; ok is false for anything
+// else, which number reads the slow way.
+func decimal(b []byte) (float64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	var m int64
+	n, frac, dot := 0, 0, false
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + int64(c-'0')
+			if n++; dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if !dot || n == 0 || n > 15 {
+		return 0, false
+	}
+	v := float64(m) / pow10[frac]
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// commonName returns the names page trees and object streams are made of
+// without allocating them.
+func commonName(raw []byte) (Name, bool) {
+	switch string(raw) {
+	case "Type":
+		return "Type", true
+	case "Page":
+		return "Page", true
+	case "Pages":
+		return "Pages", true
+	case "Kids":
+		return "Kids", true
+	case "MediaBox":
+		return "MediaBox", true
+	case "CropBox":
+		return "CropBox", true
+	case "Rotate":
+		return "Rotate", true
+	case "Length":
+		return "Length", true
+	case "Filter":
+		return "Filter", true
+	case "FlateDecode":
+		return "FlateDecode", true
+	case "ObjStm":
+		return "ObjStm", true
+	case "N":
+		return "N", true
+	case "First":
+		return "First", true
+	}
+	return "", false
 }

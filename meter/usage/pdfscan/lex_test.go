@@ -2,7 +2,10 @@ package pdfscan
 
 import (
 	"errors"
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -111,5 +114,70 @@ func TestParserErrors(t *testing.T) {
 				t.Errorf("err = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// skipValue ends where object does, and asks for more data where it does,
+// on every prefix of values found in page dictionaries.
+func TestSkipValueEndsWhereObjectEnds(t *testing.T) {
+	values := []string{
+		"12 0 R", "12 0 Rx", "12 0", "12", "-3 0 R", "3.5 0 R", "3 0.5 R", "1234567890123456789 0 R", "+7", ".5", "1.2.3",
+		"/Name", "true", "null",
+		"(a(b)c)", `(a\)b)`, `(\\)`, "(%not a comment)", "<48 65>", "<>",
+		"[0 0 595.275 841.889]", "[1 [2 (])] <</A >>]", "[% comment ]\n1]",
+		"<</Font <</F1 5 0 R /F2 6 0 R>> /ProcSet [/PDF /Text] /XObject <<>>>>",
+		"<</A (>>) /B <3E3E> /C [<<>>]>>",
+		"<</S /GoTo /D (page.1)>>",
+	}
+	for _, v := range values {
+		for n := 1; n <= len(v); n++ {
+			in := v[:n] + " /Next"
+			if n < len(v) {
+				in = v[:n]
+			}
+			p := parser{b: []byte(in)}
+			_, err := p.object()
+			q := parser{b: []byte(in)}
+			skipErr := q.skipValue()
+			switch {
+			case errors.Is(err, errShort):
+				if !errors.Is(skipErr, errShort) {
+					t.Errorf("%q: object asks for more data, skipValue: %v", in, skipErr)
+				}
+			case err == nil:
+				if skipErr != nil || q.pos != p.pos {
+					t.Errorf("%q: object ends at %d, skipValue at %d (%v)", in, p.pos, q.pos, skipErr)
+				}
+			}
+		}
+	}
+}
+
+// decimal reads reals as strconv.ParseFloat does.
+func TestDecimal(t *testing.T) {
+	ins := []string{"595.275", "841.889", "0.1", "-0.0", "+.5", "5.", "123456789012.345", "0.00000000000001", "999999999999999.", "-12.5"}
+	for i := range 2000 {
+		ins = append(ins, strconv.FormatFloat(float64(i*7919%100000)/1000, 'f', 1+i%6, 64))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 20000 { // up to 15 random digits, the dot anywhere
+		b := make([]byte, 1+r.IntN(15))
+		for i := range b {
+			b[i] = byte('0' + r.IntN(10))
+		}
+		dot := r.IntN(len(b) + 1)
+		ins = append(ins, string(b[:dot])+"."+string(b[dot:]))
+	}
+	for _, in := range ins {
+		got, ok := decimal([]byte(in))
+		want, err := strconv.ParseFloat(in, 64)
+		if !ok || err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Errorf("decimal(%q) = %v, %v; ParseFloat: %v, %v", in, got, ok, want, err)
+		}
+	}
+	for _, in := range []string{"1", "1.2.3", ".", "-", "1e5", "1234567890123456.7", "--1.5", "0x1.8"} {
+		if _, ok := decimal([]byte(in)); ok {
+			t.Errorf("decimal(%q) accepted", in)
+		}
 	}
 }

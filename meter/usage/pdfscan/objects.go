@@ -112,6 +112,16 @@ func (c *streamCache) get(num int) *objStream {
 	return nil
 }
 
+// has reports whether stream num is cached, without making it recent.
+func (c *streamCache) has(num int) bool {
+	for _, s := range c.list {
+		if s.num == num {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *streamCache) put(s *objStream) {
 	c.list = append(c.list, nil)
 	copy(c.list[1:], c.list)
@@ -144,9 +154,17 @@ func (c *streamCache) take() *objStream {
 	return s
 }
 
-// objectStream decodes object stream num, or takes it from the cache.
+// objectStream decodes object stream num, or takes it from the cache or
+// from the prefetcher.
 func (d *doc) objectStream(num int) (*objStream, error) {
+	// Queue the next streams first: the worker decodes them while the
+	// walk decodes or waits for this one.
+	d.prefetch(num)
 	if s := d.streams.get(num); s != nil {
+		return s, nil
+	}
+	if s := d.takePrefetched(num); s != nil {
+		d.streams.put(s)
 		return s, nil
 	}
 	e := d.xref.lookup(num)
@@ -174,10 +192,21 @@ func (d *doc) objectStream(num int) (*objStream, error) {
 		return nil, err
 	}
 	d.scratch = data[:0]
-	if first > int64(len(data)) || n > int64(len(data))/2 {
-		return nil, damaged("object stream %d: /N %d, /First %d in %d bytes", num, n, first, len(data))
-	}
 	s := d.streams.take()
+	if err := s.set(num, n, first, data); err != nil {
+		d.streams.recycle(s)
+		return nil, err
+	}
+	d.streams.put(s)
+	return s, nil
+}
+
+// set makes s object stream num of n objects, from its decoded data (which
+// it copies) whose first object starts at first.
+func (s *objStream) set(num int, n, first int64, data []byte) error {
+	if first > int64(len(data)) || n > int64(len(data))/2 {
+		return damaged("object stream %d: /N %d, /First %d in %d bytes", num, n, first, len(data))
+	}
 	s.num, s.data = num, append(s.data[:0], data...)
 	s.nums, s.offs = resize(s.nums, int(n)), resize(s.offs, int(n))
 	p := parser{b: data[:first], eof: true}
@@ -185,13 +214,12 @@ func (d *doc) objectStream(num int) (*objStream, error) {
 		nrInt, ok1 := p.uint()
 		offInt, ok2 := p.uint()
 		if !ok1 || !ok2 || offInt > int64(len(data)) {
-			return nil, damaged("object stream %d has a bad header", num)
+			return damaged("object stream %d has a bad header", num)
 		}
 		s.nums[i] = int(min(nrInt, 1<<40))
 		s.offs[i] = int(first + offInt)
 	}
-	d.streams.put(s)
-	return s, nil
+	return nil
 }
 
 // resize returns s with length n, reusing its array when it is large enough.

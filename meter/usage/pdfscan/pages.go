@@ -6,12 +6,20 @@ type attrs struct {
 	rotate      int64
 }
 
+// node is a page tree node the walk will visit, with what it inherits.
+type node struct {
+	obj   Object
+	depth int
+	inh   attrs
+}
+
 // walkPages counts the leaves reachable from the catalog's /Pages and
 // collects their boxes. /Count is never read: a hostile one could claim any
 // number. Each indirect node is visited once (cycles and shared kids add
 // nothing) and depth is bounded, so the walk is linear in the size of the
 // tree. A leaf is a /Type /Page dictionary, or an untyped one without
-// /Kids, as poppler and qpdf read them.
+// /Kids, as poppler and qpdf read them. The nodes left to visit are
+// d.stack, where the prefetcher looks for the object streams needed next.
 func (d *doc) walkPages() (Info, error) {
 	root, err := d.resolve(d.root)
 	if err != nil {
@@ -26,22 +34,18 @@ func (d *doc) walkPages() (Info, error) {
 		return Info{}, damaged("catalog has no /Pages")
 	}
 
-	type node struct {
-		obj   Object
-		depth int
-		inh   attrs
-	}
-	visited := map[int]bool{}
-	stack := []node{{obj: pages}}
+	d.visited = map[int]bool{}
+	visited := d.visited
+	d.stack = append(d.stack[:0], node{obj: pages})
 	var info Info
-	for steps := 0; len(stack) > 0; steps++ {
+	for steps := 0; len(d.stack) > 0; steps++ {
 		if steps%1024 == 0 {
 			if err := d.ctx.Err(); err != nil {
 				return Info{}, err
 			}
 		}
-		n := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
+		n := d.stack[len(d.stack)-1]
+		d.stack = d.stack[:len(d.stack)-1]
 		if r, ok := n.obj.(Ref); ok {
 			if visited[r.Num] {
 				continue
@@ -85,7 +89,7 @@ func (d *doc) walkPages() (Info, error) {
 		arr, _ := ko.(Array)
 		// Push in reverse so that pages come out in document order.
 		for i := len(arr) - 1; i >= 0; i-- {
-			stack = append(stack, node{arr[i], n.depth + 1, a})
+			d.stack = append(d.stack, node{arr[i], n.depth + 1, a})
 		}
 	}
 	if info.Pages == 0 {

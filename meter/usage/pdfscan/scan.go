@@ -2,7 +2,9 @@
 // loading the document: it reads the cross-reference data from the end of
 // the file, then only the objects of the page tree (and the object streams
 // that hold them), each on demand from an io.ReaderAt. Its memory depends
-// on the number of pages, not on the size of the file.
+// on the number of pages, not on the size of the file. The object streams
+// the walk is about to need are inflated ahead by a second goroutine
+// (prefetch.go), which ends before Scan returns.
 //
 // It reads well-formed files only. Encrypted files, broken cross-reference
 // data and unsupported stream filters are errors that tell the caller to
@@ -23,7 +25,9 @@ type Limits struct {
 	MaxStreamBytes int64
 	// MaxDecodeBytes is the most bytes one stream may decode to; the scan
 	// as a whole decodes at most 4 times this (object streams evicted from
-	// the cache and decoded again count again).
+	// the cache and decoded again count again), and at most this plus
+	// 5 MB more in object streams decoded ahead that the walk did not take
+	// (prefetch.go).
 	MaxDecodeBytes int64
 	// MaxObjects is the highest object number accepted.
 	MaxObjects int
@@ -66,8 +70,14 @@ func (e *ReadError) Unwrap() error { return e.Err }
 
 // Scan reads the page tree of the PDF of size bytes in r. It checks ctx
 // between objects; r should also fail once ctx is done, for reads that
-// block.
+// block. r must allow parallel ReadAt calls, as io.ReaderAt documents:
+// object streams are decoded ahead in another goroutine (prefetch.go),
+// which has returned when Scan returns.
 func Scan(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Info, error) {
+	return newDoc(ctx, r, size, lim).scan()
+}
+
+func newDoc(ctx context.Context, r io.ReaderAt, size int64, lim Limits) *doc {
 	d := &doc{
 		ctx:    ctx,
 		src:    source{r: &recorder{r: r}, size: size},
@@ -75,7 +85,13 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Info, err
 		budget: 4 * lim.MaxDecodeBytes,
 	}
 	d.streams.maxBytes = min(4<<20, lim.MaxDecodeBytes)
+	d.pre.maxWaste = lim.MaxDecodeBytes
+	return d
+}
+
+func (d *doc) scan() (Info, error) {
 	defer d.src.release()
+	defer d.pre.close() // before release: the worker may be reading
 	if err := d.readXRef(); err != nil {
 		return Info{}, err
 	}
@@ -91,7 +107,10 @@ type doc struct {
 	root     Object // the catalog's reference, from the trailer
 	streams  streamCache
 	inflater inflater
-	scratch  []byte // object streams decode here first (objectStream)
-	budget   int64  // bytes left to decode
-	nesting  int    // resolve calls in progress, against reference chains
+	pre      prefetcher
+	stack    []node       // the page walk's nodes left to visit
+	visited  map[int]bool // the objects it visited
+	scratch  []byte       // object streams decode here first (objectStream)
+	budget   int64        // bytes left to decode
+	nesting  int          // resolve calls in progress, against reference chains
 }

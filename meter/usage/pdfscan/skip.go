@@ -2,20 +2,24 @@ package pdfscan
 
 import "bytes"
 
-// usedKeys are the dictionary keys the scanner reads. With parser.shallow,
-// the values of other keys of a top-level dictionary (a page's /Resources,
+// usedKey reports whether the scanner reads key. With parser.shallow, the
+// values of other keys of a top-level dictionary (a page's /Resources,
 // /Annots, /Group...) are skipped without being built: parsing them was a
 // third of the time on large documents.
-var usedKeys = map[string]bool{
-	"Type": true, "Kids": true, "MediaBox": true, "CropBox": true, "Rotate": true,
-	"Pages": true, "Root": true, "Prev": true, "Encrypt": true, "XRefStm": true,
-	"Size": true, "W": true, "Index": true, "Length": true, "Filter": true,
-	"DecodeParms": true, "N": true, "First": true,
+func usedKey(key []byte) bool {
+	switch string(key) {
+	case "Type", "Kids", "MediaBox", "CropBox", "Rotate",
+		"Pages", "Root", "Prev", "Encrypt", "XRefStm",
+		"Size", "W", "Index", "Length", "Filter",
+		"DecodeParms", "N", "First":
+		return true
+	}
+	return false
 }
 
 // skipValue skips the value of a dictionary entry. A value that is a
-// number or a reference is parsed as usual (it is small); containers and
-// strings are scanned for their end.
+// number or a reference is scanned as numberOrRef reads it, without
+// building it; containers and strings are scanned for their end.
 func (p *parser) skipValue() error {
 	p.skipSpace()
 	if p.pos >= len(p.b) {
@@ -28,25 +32,90 @@ func (p *parser) skipValue() error {
 	case c == '(' || c == '[' || c == '<':
 		return p.skipContainer()
 	case c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'):
-		_, err := p.numberOrRef()
-		return err
+		return p.skipNumberOrRef()
 	}
 	_, err := p.object() // a name or a keyword
 	return err
 }
 
+// skipNumberOrRef moves past what numberOrRef would read.
+func (p *parser) skipNumberOrRef() error {
+	start := p.pos
+	isInt, err := p.skipNumber()
+	if err != nil || !isInt || p.b[start] == '+' || p.b[start] == '-' {
+		return err
+	}
+	save := p.pos
+	p.skipSpace()
+	if p.pos >= len(p.b) {
+		if !p.eof {
+			return errShort
+		}
+		p.pos = save
+		return nil
+	}
+	if c := p.b[p.pos]; c < '0' || c > '9' {
+		p.pos = save
+		return nil
+	}
+	gInt, err := p.skipNumber()
+	if err != nil {
+		return err
+	}
+	p.skipSpace()
+	if p.pos >= len(p.b) && !p.eof {
+		return errShort
+	}
+	if gInt && p.pos < len(p.b) && p.b[p.pos] == 'R' &&
+		(p.pos+1 == len(p.b) || !isRegular(p.b[p.pos+1])) {
+		if p.pos+1 == len(p.b) && !p.eof {
+			return errShort
+		}
+		p.pos++
+		return nil
+	}
+	p.pos = save
+	return nil
+}
+
+// skipNumber moves past what number would read and reports whether it is
+// an integer, without building it.
+func (p *parser) skipNumber() (bool, error) {
+	start := p.pos
+	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
+		p.pos++
+	}
+	if p.pos == len(p.b) && !p.eof {
+		return false, errShort
+	}
+	if _, ok := digits(p.b[start:p.pos]); ok {
+		return true, nil
+	}
+	p.pos = start
+	_, isInt, err := p.number()
+	return isInt, err
+}
+
+// skipping marks the bytes skipContainer must look at: everything else
+// (white space, names, numbers, words) it steps over.
+var skipping = [256]bool{'(': true, '<': true, '>': true, '[': true, ']': true, '%': true}
+
 // skipContainer skips a string, hex string, array or dictionary, with
 // whatever it nests.
 func (p *parser) skipContainer() error {
 	depth := 0
-	for {
-		p.skipSpace()
-		if p.pos >= len(p.b) {
-			return p.short()
+	for p.pos < len(p.b) {
+		c := p.b[p.pos]
+		if !skipping[c] {
+			p.pos++
+			continue
 		}
-		switch c := p.b[p.pos]; {
+		switch {
+		case c == '%':
+			p.skipSpace()
+			continue
 		case c == '(':
-			if _, err := p.literalString(); err != nil {
+			if err := p.skipLiteralString(); err != nil {
 				return err
 			}
 		case c == '<' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '<', c == '[':
@@ -58,30 +127,68 @@ func (p *parser) skipContainer() error {
 			if p.pos+1 >= len(p.b) {
 				return p.short()
 			}
-			if _, err := p.hexString(); err != nil {
+			if err := p.skipHexString(); err != nil {
 				return err
 			}
 		case c == '>' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '>', c == ']':
 			depth--
 			p.pos += opener(c)
-		case c == '>':
+		default: // '>'
 			return p.short() // half of ">>", or damage
-		case c == '/':
-			p.pos++
-			for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
-				p.pos++
-			}
-		case isRegular(c):
-			for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
-				p.pos++
-			}
-		default: // ')', '{', '}': not valid here, but harmless
-			p.pos++
 		}
 		if depth <= 0 {
 			return nil
 		}
 	}
+	return p.short()
+}
+
+// skipLiteralString moves past what literalString reads.
+func (p *parser) skipLiteralString() error {
+	p.pos++ // '('
+	level := 1
+	for p.pos < len(p.b) {
+		c := p.b[p.pos]
+		p.pos++
+		switch c {
+		case '(':
+			level++
+		case ')':
+			if level--; level == 0 {
+				return nil
+			}
+		case '\\':
+			if p.pos >= len(p.b) {
+				return p.short()
+			}
+			p.pos++ // what follows an escape never ends the string
+		}
+	}
+	return p.short()
+}
+
+// hexDigit marks the bytes a hex string may hold before its '>'.
+var hexDigit = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefABCDEF \n\r\t\f\x00") {
+		t[c] = true
+	}
+	return t
+}()
+
+// skipHexString moves past what hexString reads.
+func (p *parser) skipHexString() error {
+	p.pos++ // '<'
+	for p.pos < len(p.b) {
+		c := p.b[p.pos]
+		p.pos++
+		if c == '>' {
+			return nil
+		}
+		if !hexDigit[c] {
+			return damaged("bad hex string at %d", p.pos-1)
+		}
+	}
+	return p.short()
 }
 
 // opener is the length of the delimiter starting with c: "<<" and ">>"
@@ -116,7 +223,7 @@ func (p *parser) skipUnused() (bool, error) {
 		return false, errShort
 	}
 	key := p.b[p.pos+1 : end]
-	if usedKeys[string(key)] || bytes.IndexByte(key, '#') >= 0 {
+	if usedKey(key) || bytes.IndexByte(key, '#') >= 0 {
 		return false, nil
 	}
 	p.pos = end

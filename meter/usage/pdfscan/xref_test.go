@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -204,4 +205,51 @@ func xrefBomb() []byte {
 	off := f.buf.Len()
 	fmt.Fprintf(&f.buf, "3 0 obj\n<</Type /XRef /W [1 4 2] /Size 1000000 /Root 1 0 R /Filter /FlateDecode /Length %d>>\nstream\n%s\nendstream\nendobj\n", len(z), z)
 	return f.end(int64(off))
+}
+
+// unpredict undoes each PNG filter, as a reference encoder writes them.
+func TestUnpredict(t *testing.T) {
+	const columns, bpp = 7, 1
+	r := rand.New(rand.NewPCG(3, 4))
+	raw := make([]byte, 40*columns)
+	for i := range raw {
+		raw[i] = byte(r.IntN(256))
+		if i%3 == 0 {
+			raw[i] = byte(i / columns) // rows that look alike, as xref rows do
+		}
+	}
+	var enc []byte
+	prev := make([]byte, columns)
+	for n := 0; n*columns < len(raw); n++ {
+		cur := raw[n*columns : (n+1)*columns]
+		tag := byte(n % 5)
+		enc = append(enc, tag)
+		for i, c := range cur {
+			var left, upLeft byte
+			if i >= bpp {
+				left, upLeft = cur[i-bpp], prev[i-bpp]
+			}
+			switch tag {
+			case 1:
+				c -= left
+			case 2:
+				c -= prev[i]
+			case 3:
+				c -= byte((int(left) + int(prev[i])) / 2)
+			case 4:
+				c -= paeth(left, prev[i], upLeft)
+			}
+			enc = append(enc, c)
+		}
+		prev = cur
+	}
+	var d doc
+	got, err := d.unpredict(enc, Dict{"Predictor": int64(15), "Columns": int64(columns)})
+	if err != nil || !bytes.Equal(got, raw) {
+		t.Fatalf("unpredict: err %v, equal %v", err, bytes.Equal(got, raw))
+	}
+	bad := append([]byte{5}, make([]byte, columns)...)
+	if _, err := d.unpredict(bad, Dict{"Predictor": int64(12), "Columns": int64(columns)}); !errors.Is(err, ErrDamaged) {
+		t.Errorf("tag 5: err = %v", err)
+	}
 }
