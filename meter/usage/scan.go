@@ -88,7 +88,8 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *g
 // 1,000 to 2,000 objects per MB. Its heap peaked at 6 MB on 19 MB (2,137
 // pages), 23 MB on 186 MB (14,751 pages, object streams) and 28 MB on
 // 484 MB (29,502 pages). Its limits cap what a hostile file can make it
-// use (a 4 MB object-stream cache; PDFLimits bound the rest).
+// use (a 4 MB object-stream cache, up to 4 MB of object streams decoded
+// ahead of the page walk by a second goroutine; PDFLimits bound the rest).
 //
 // pdfcpu holds the whole file, a copy of every stream and a Go object per
 // PDF object: its heap peaked at 4 times the file (19 MB), 7 times (70 MB,
