@@ -51,7 +51,7 @@ bench: deps build
 	bench/pages.sh
 	bench/store.sh
 	bench/memory.sh
-	$(GO) test -run '^$$' -bench . -benchtime 2x ./meter/usage/ ./meter/pricing/
+	$(GO) test -run '^$$' -bench . -benchtime 2x ./meter/usage/... ./meter/pricing/ ./meter/redisstore/ ./caddymodule/
 
 clean:
 	rm -rf bin bench/out
