@@ -89,8 +89,13 @@ func (b *batcher) do(ctx context.Context, sc *script, id string, keys []string, 
 		batch = b.take(g)
 	}
 	b.mu.Unlock()
-	if batch != nil {
-		b.send(key, g, batch)
+	switch {
+	case len(batch) == 1 && batch[0] == c:
+		b.send(key, g, batch) // alone: its FCALL ends with ctx
+	case batch != nil:
+		// Others' calls too: their batch's FCALL may outlast ctx, which
+		// must not keep this caller.
+		go b.send(key, g, batch)
 	}
 	// A caller whose context ends first goes, as it would from a call of
 	// its own: the operation may or may not happen (an unavailable store).

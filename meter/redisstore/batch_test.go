@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -195,5 +196,52 @@ func TestBatchedConcurrentRequests(t *testing.T) {
 	// most 24 and then refuses.
 	if charged[poor] > 24 || refused == 0 {
 		t.Errorf("poor account: %d charged, %d refused; want at most 24 charged, then refusals", charged[poor], refused)
+	}
+}
+
+// A caller whose batch also carries others' calls leaves at its own
+// deadline, not theirs, when the server stalls; the others get their
+// replies once it is back.
+func TestBatchCallerLeavesAtItsDeadline(t *testing.T) {
+	own := redistest.New(t)
+	s, err := Open(ctx, own.URL(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id := newID("deadline")
+	if _, err := s.CreateAccount(ctx, id, c(5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	long := batchCall(s, reserveScript, id, "long", int64(c(1)), int64(60000), "", "n1", 0, 0)
+	longCtx, cancelLong := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelLong()
+	long.ctx = longCtx
+	s.batch.mu.Lock()
+	s.batch.groups[""] = &batchGroup{pending: []*call{long}}
+	s.batch.mu.Unlock()
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Reserve(short, meter.ReserveRequest{AccountID: id, ID: "short", Amount: c(1), TTL: time.Minute})
+	if took := time.Since(start); took > 2*time.Second || meter.ErrorCode(err) != meter.ECodeMeteringUnavailable {
+		t.Errorf("short call: %v after %v; want metering_unavailable at its deadline", err, took)
+	}
+	if err := own.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	<-long.done
+	if code(long) != "ok" {
+		t.Errorf("long call: %v, %v", long.v, long.err)
+	}
+	// The short call's operation ran too (its caller had gone): a store
+	// that was unavailable to it may have done it, as for a call alone.
+	acct, err := s.Account(ctx, id)
+	if err != nil || acct.Reserved != c(2) {
+		t.Errorf("reserved %s, %v; want 2 (both went in the batch)", acct.Reserved, err)
 	}
 }
