@@ -102,7 +102,9 @@ func (sc *script) run(ctx context.Context, c, client caller, keys []string, args
 // ARGV; a function gets them as arguments, and there are no globals, so
 // the library declares KEYS and ARGV as locals of its own, which every
 // function sets on entry (calls never overlap on a server) and the
-// helpers read.
+// helpers read. Each file's body is also OPS[<file name>], which
+// batch.lua calls for each operation of a batch, with NOW set to the
+// batch's one server time (a function called alone clears it).
 var library = sync.OnceValues(func() (string, string) { return buildLibrary(luaFiles) })
 
 func buildLibrary(fsys fs.FS) (version, code string) {
