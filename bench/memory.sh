@@ -12,6 +12,9 @@
 #   MB=100        approximate size of the PDF
 #   BIN=path      gateway binary to run instead of building cmd/creditgate
 #   CONFIG=file   Caddyfile (default bench/Caddyfile.bench)
+#   OBJSTM=1      write the PDF with object streams (its page objects
+#                 compressed: the scanner decodes them, some ahead of its
+#                 walk)
 #   ENCRYPT=1     encrypt the PDF (owner password only): pdfcpu, the
 #                 fallback reader that holds the whole document, counts it
 set -euo pipefail
@@ -47,7 +50,9 @@ find /usr/share/doc -name '*.pdf' -type f -printf '%s %p\n' | sort -nr |
 	awk -v want=$((MB * 800000)) 's < want { s += $1; sub(/^[0-9]+ /, ""); print }' >"$TMP/list"
 i=0
 while read -r path; do i=$((i + 1)); ln -s "$path" "$TMP/in/$i.pdf"; done <"$TMP/list"
-qpdf --no-warn --warning-exit-0 --empty --pages "$TMP"/in/*.pdf -- "$TMP/doc.pdf"
+objstm=()
+if [ -n "${OBJSTM:-}" ]; then objstm=(--object-streams=generate); fi
+qpdf --no-warn --warning-exit-0 "${objstm[@]}" --empty --pages "$TMP"/in/*.pdf -- "$TMP/doc.pdf"
 if [ -n "${ENCRYPT:-}" ]; then
 	qpdf --encrypt "" owner 256 -- "$TMP/doc.pdf" "$TMP/enc.pdf"
 	mv "$TMP/enc.pdf" "$TMP/doc.pdf"
