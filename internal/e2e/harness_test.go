@@ -269,12 +269,19 @@ func ledger(t *testing.T, s meter.Store, id string) (meter.Account, []meter.Ledg
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(es) == 1000 {
-		t.Fatalf("ledger of %s too long to check", id)
+	// Newest first, a page of 1000 at a time (a fast machine makes more
+	// requests in a test than one page holds).
+	var es []meter.LedgerEntry
+	for before := ""; ; {
+		page, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000, Before: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, page...)
+		if len(page) < 1000 {
+			break
+		}
+		before = page[len(page)-1].ID
 	}
 	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
 		es[i], es[j] = es[j], es[i]
