@@ -247,11 +247,11 @@ func (a *App) redisTarget() (redisstore.Target, bool) {
 	return t, a.Redis != "" || len(a.RedisCluster) > 0 || len(a.RedisSentinel) > 0
 }
 
-// Validate checks the configuration.
 // maxRedisBatch bounds redis_batch: a batch runs as one script, during
 // which the server serves nobody else.
 const maxRedisBatch = 256
 
+// Validate checks the configuration.
 func (a *App) Validate() error {
 	forms := 0
 	for _, set := range []bool{a.Redis != "", len(a.RedisCluster) > 0, len(a.RedisSentinel) > 0} {
