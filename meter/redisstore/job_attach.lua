@@ -5,10 +5,8 @@
 --   or {'account_not_found'} | {'job_not_found', id} | {'invalid', message}
 -- Attaching the job's own upstream id again changes nothing.
 local uid = ARGV[3]
-local a = open()
-if not a then return {'account_not_found'} end
-local j = load_job()
-if not j then return {'job_not_found', ARGV[6]} end
+local a, j, refused = open_job(false, false)
+if refused then return refused end
 expire_job(j, a)
 if j.upstream_id == uid then return job_reply(j, a, 0, '') end
 if j.upstream_id ~= '' then

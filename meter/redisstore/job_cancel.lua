@@ -4,11 +4,8 @@
 -- Reply: see job_reply in job_lib.lua,
 --   or {'account_not_found'} | {'job_not_found', id} | {'upstream', id}
 --   or {'job_finished', id, status} (canceling a canceled job answers it)
-local a = open()
-if not a then return {'account_not_found'} end
-local j = load_job()
-if not j then return {'job_not_found', ARGV[6]} end
-if not job_alias_ok(j) then return {'upstream', j.upstream_id} end
+local a, j, refused = open_job(false, true)
+if refused then return refused end
 expire_job(j, a)
 if j.status == 'canceled' then return job_reply(j, a, 0, '') end
 if j.status ~= RUNNING and j.status ~= BLOCKED then return {'job_finished', j.id, j.status} end

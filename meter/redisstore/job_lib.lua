@@ -72,6 +72,21 @@ end
 
 local function job_rid(j) return 'job:' .. j.id end
 
+-- open_job opens the account, moves it to the call's period (ARGV[4],
+-- ARGV[5]) with roll_period, and reads the job (ARGV[6] names it); with
+-- check_alias, a job of another upstream id than KEYS[11]'s is refused.
+-- It returns the account and the job, or nil, nil and the refusal to
+-- answer.
+local function open_job(roll_period, check_alias)
+  local a = open()
+  if not a then return nil, nil, {'account_not_found'} end
+  if roll_period then roll(a, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0) end
+  local j = load_job()
+  if not j then return nil, nil, {'job_not_found', ARGV[6]} end
+  if check_alias and not job_alias_ok(j) then return nil, nil, {'upstream', j.upstream_id} end
+  return a, j
+end
+
 -- load_hold returns the job's hold record while it holds, else nil.
 local function load_hold(j)
   local r = load_res(job_rid(j))

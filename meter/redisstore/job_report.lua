@@ -19,12 +19,8 @@
 -- that repeats its final one (the same status, failed count, and counts
 -- of the classes it names).
 local final, request_id = ARGV[9], ARGV[10]
-local a = open()
-if not a then return {'account_not_found'} end
-roll(a, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0)
-local j = load_job()
-if not j then return {'job_not_found', ARGV[6]} end
-if not job_alias_ok(j) then return {'upstream', j.upstream_id} end
+local a, j, refused = open_job(true, true)
+if refused then return refused end
 
 local raw, done = {}, {}
 for c, v in pairs(cjson.decode(ARGV[7])) do

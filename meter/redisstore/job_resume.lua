@@ -9,12 +9,8 @@
 -- then the job finishes as the waiting final status, or runs again
 -- holding min(max(estimate - debited, highest rate), what is left), with
 -- its expiry moved on by the TTL. A running job is answered as it is.
-local a = open()
-if not a then return {'account_not_found'} end
-roll(a, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0)
-local j = load_job()
-if not j then return {'job_not_found', ARGV[6]} end
-if not job_alias_ok(j) then return {'upstream', j.upstream_id} end
+local a, j, refused = open_job(true, true)
+if refused then return refused end
 expire_job(j, a)
 if j.status == 'expired' then return {'job_expired', j.id} end
 if j.status == RUNNING then return job_reply(j, a, 0, '') end
