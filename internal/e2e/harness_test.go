@@ -22,6 +22,7 @@ import (
 	"github.com/creditgate/creditgate/internal/freeport"
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/redisstore"
+	"github.com/creditgate/creditgate/meter/storetest"
 )
 
 // binary is the creditgate executable, built once for the package.
@@ -269,23 +270,7 @@ func ledger(t *testing.T, s meter.Store, id string) (meter.Account, []meter.Ledg
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Newest first, a page of 1000 at a time (a fast machine makes more
-	// requests in a test than one page holds).
-	var es []meter.LedgerEntry
-	for before := ""; ; {
-		page, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000, Before: before})
-		if err != nil {
-			t.Fatal(err)
-		}
-		es = append(es, page...)
-		if len(page) < 1000 {
-			break
-		}
-		before = page[len(page)-1].ID
-	}
-	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
-		es[i], es[j] = es[j], es[i]
-	}
+	es := storetest.OldestFirst(t, s, id)
 	var sum meter.Credits
 	for _, e := range es {
 		sum += e.Amount

@@ -144,12 +144,18 @@ func expect(t *testing.T, s meter.Store, id string, balance, reserved meter.Cred
 // oldestFirst returns the account's whole ledger, oldest first.
 func oldestFirst(t testing.TB, s meter.Store, id string) []meter.LedgerEntry {
 	t.Helper()
-	es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000})
-	if err != nil {
-		t.Fatalf("Ledger: %v", err)
-	}
-	if len(es) == 1000 {
-		t.Fatalf("ledger of %s too long to check whole", id)
+	// Newest first, 1000 (the most a query returns) at a time.
+	var es []meter.LedgerEntry
+	for before := ""; ; {
+		page, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000, Before: before})
+		if err != nil {
+			t.Fatalf("Ledger: %v", err)
+		}
+		es = append(es, page...)
+		if len(page) < 1000 {
+			break
+		}
+		before = page[len(page)-1].ID
 	}
 	for i, j := 0, len(es)-1; i < j; i, j = i+1, j-1 {
 		es[i], es[j] = es[j], es[i]
