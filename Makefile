@@ -3,7 +3,7 @@
 GO       ?= go
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN      := bin/creditgate
-STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build run test lint deps bench clean
 
