@@ -135,6 +135,8 @@ type App struct {
 	keys    *keyCache
 	budget  *usage.Budget
 	logger  *zap.Logger
+	// consoles are this config's meter_console handlers, checked at Start.
+	consoles []*Console
 }
 
 // CaddyModule returns the Caddy module information.
@@ -294,6 +296,9 @@ func (a *App) Validate() error {
 // Start starts the background work: webhook delivery, and ledger
 // retention when configured.
 func (a *App) Start() error {
+	if err := a.checkConsoles(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
 	a.workers = new(sync.WaitGroup)

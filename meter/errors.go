@@ -32,6 +32,8 @@ const (
 	// ECodeTestKeyNotAllowed: a test key asked for what moves money
 	// outside of a request (resuming a job).
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"
+	// ECodeForbidden: the console refused a cross-origin form submission.
+	ECodeForbidden = "forbidden"
 )
 
 // Error is a domain error with a stable code, a message safe to show to

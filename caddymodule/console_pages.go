@@ -1,0 +1,268 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// The console's read-only pages: the accounts list, one account, the
+// gateway. Every list is a page of the store's own cursors; nothing loads
+// all accounts or a whole ledger.
+
+// seriesStore is a store that keeps usage series (both stores do).
+type seriesStore interface {
+	UsageSeries(ctx context.Context, q meter.SeriesQuery) ([]meter.UsagePoint, error)
+}
+
+// accountRow is one line of the accounts list.
+type accountRow struct {
+	meter.Account
+	PeriodCredits meter.Credits
+	LastActivity  time.Time
+}
+
+func (c *Console) storeCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 10*time.Second)
+}
+
+func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := c.storeCtx(r)
+	defer cancel()
+	s := c.app.Store()
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	cursor := r.URL.Query().Get("cursor")
+	var ids []string
+	var err error
+	if q != "" {
+		// Ids are listed in order, so the ids that start with q follow q.
+		if _, err := s.Account(ctx, q); err == nil && cursor == "" {
+			ids = append(ids, q)
+		}
+		if cursor == "" {
+			cursor = q
+		}
+		var more []string
+		more, err = s.ListAccounts(ctx, cursor, c.PageSize)
+		for _, id := range more {
+			if strings.HasPrefix(id, q) {
+				ids = append(ids, id)
+			}
+		}
+	} else {
+		ids, err = s.ListAccounts(ctx, cursor, c.PageSize)
+	}
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	rows := make([]accountRow, 0, len(ids))
+	for _, id := range ids {
+		row, err := c.accountRow(ctx, s, id)
+		if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
+			continue
+		}
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		rows = append(rows, row)
+	}
+	sortKey := r.URL.Query().Get("sort")
+	sortRows(rows, sortKey)
+	next := ""
+	if len(ids) == c.PageSize || (q != "" && len(ids) > 0 && len(ids) >= c.PageSize) {
+		next = ids[len(ids)-1]
+	}
+	c.render(w, http.StatusOK, "accounts.html", map[string]any{
+		"P": c.Prefix, "Title": "Accounts", "Rows": rows, "Q": q, "Sort": sortKey, "Next": next,
+		"Cursor": r.URL.Query().Get("cursor"),
+	})
+}
+
+func (c *Console) accountRow(ctx context.Context, s meter.Store, id string) (accountRow, error) {
+	acct, err := s.Account(ctx, id)
+	if err != nil {
+		return accountRow{}, err
+	}
+	row := accountRow{Account: acct}
+	if p, err := acct.Settings.PeriodAt(time.Now(), acct.CreatedAt); err == nil {
+		routes, err := s.Usage(ctx, id, p)
+		if err != nil {
+			return row, err
+		}
+		for _, u := range routes {
+			row.PeriodCredits += u.Credits
+		}
+	}
+	last, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1})
+	if err != nil {
+		return row, err
+	}
+	if len(last) > 0 {
+		row.LastActivity = last[0].CreatedAt
+	}
+	return row, nil
+}
+
+// sortRows sorts one page of accounts: by balance, usage this period or
+// last activity (largest or newest first), else by id.
+func sortRows(rows []accountRow, key string) {
+	less := map[string]func(a, b accountRow) bool{
+		"balance":  func(a, b accountRow) bool { return a.Balance > b.Balance },
+		"usage":    func(a, b accountRow) bool { return a.PeriodCredits > b.PeriodCredits },
+		"activity": func(a, b accountRow) bool { return a.LastActivity.After(b.LastActivity) },
+	}[key]
+	if less != nil {
+		sort.SliceStable(rows, func(i, j int) bool { return less(rows[i], rows[j]) })
+	}
+}
+
+// periodDays are the choices of the account page's period selector.
+var periodDays = []int{7, 30, 90, 365}
+
+func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := c.storeCtx(r)
+	defer cancel()
+	s := c.app.Store()
+	id := r.PathValue("id")
+	acct, err := s.Account(ctx, id)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	lq, err := ledgerQuery(r, id, 500)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("limit") == "" {
+		lq.Limit = c.PageSize
+	}
+	entries, err := s.Ledger(ctx, lq)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	keys, err := s.ListKeys(ctx, id)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	rep, err := usageFor(ctx, s, r, acct)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	days := 30
+	for _, d := range periodDays {
+		if r.URL.Query().Get("days") == itoa(d) {
+			days = d
+		}
+	}
+	chart, err := c.dailyChart(ctx, s, []string{id}, days)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	data := map[string]any{
+		"P": c.Prefix, "Title": "Account " + id, "A": acct, "Entries": entries, "Keys": keys,
+		"Usage": rep, "Chart": chart, "Days": days, "PeriodDays": periodDays,
+		"LQ": lq, "Filter": r.URL.Query(), "Done": r.URL.Query().Get("done"),
+		"RefundOf": r.URL.Query().Get("refund"),
+	}
+	if len(entries) == lq.Limit {
+		data["NextCursor"] = entries[len(entries)-1].ID
+	}
+	if ref := r.URL.Query().Get("job"); ref != "" {
+		job, err := findJob(ctx, s, id, ref)
+		if err != nil {
+			_, body := errorBody(err)
+			data["JobError"] = body["error"].(map[string]any)["message"]
+		} else {
+			data["Job"] = job
+		}
+	}
+	c.render(w, http.StatusOK, "account.html", data)
+}
+
+// chartData is a usage chart and its table: one row per day, one column
+// per route, credits (and the requests and pages totals of each day).
+type chartData struct {
+	Days     []time.Time
+	Routes   []string
+	Credits  [][]meter.Credits // [route][day]
+	Requests []int64           // per day
+	Pages    []int64           // per day
+	Total    meter.Credits
+	Missing  bool // the store keeps no series
+}
+
+// Row is one day of the table.
+type chartRow struct {
+	Day      time.Time
+	Credits  []meter.Credits
+	Requests int64
+	Pages    int64
+}
+
+// Rows is the table form of the chart, newest day first.
+func (d chartData) Rows() []chartRow {
+	out := make([]chartRow, 0, len(d.Days))
+	for i := len(d.Days) - 1; i >= 0; i-- {
+		row := chartRow{Day: d.Days[i], Requests: d.Requests[i], Pages: d.Pages[i]}
+		for r := range d.Routes {
+			row.Credits = append(row.Credits, d.Credits[r][i])
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// dailyChart sums the daily series of accounts over the last days (UTC
+// days, today included).
+func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []string, days int) (chartData, error) {
+	ss, ok := s.(seriesStore)
+	if !ok {
+		return chartData{Missing: true}, nil
+	}
+	to := meter.Bucket(time.Now(), meter.GranularityDay).AddDate(0, 0, 1)
+	from := to.AddDate(0, 0, -days)
+	d := chartData{}
+	index := map[time.Time]int{}
+	for t := from; t.Before(to); t = t.AddDate(0, 0, 1) {
+		index[t] = len(d.Days)
+		d.Days = append(d.Days, t)
+	}
+	d.Requests = make([]int64, len(d.Days))
+	d.Pages = make([]int64, len(d.Days))
+	routeIdx := map[string]int{}
+	for _, id := range accounts {
+		pts, err := ss.UsageSeries(ctx, meter.SeriesQuery{AccountID: id, Granularity: meter.GranularityDay, From: from, To: to})
+		if err != nil {
+			return d, err
+		}
+		for _, p := range pts {
+			i, ok := index[p.Start.UTC()]
+			if !ok {
+				continue
+			}
+			ri, ok := routeIdx[p.Route]
+			if !ok {
+				ri = len(d.Routes)
+				routeIdx[p.Route] = ri
+				d.Routes = append(d.Routes, p.Route)
+				d.Credits = append(d.Credits, make([]meter.Credits, len(d.Days)))
+			}
+			d.Credits[ri][i] += p.Credits
+			d.Requests[i] += p.Requests
+			d.Pages[i] += p.Pages
+			d.Total += p.Credits
+		}
+	}
+	return d, nil
+}

@@ -1,0 +1,269 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/creditgate/creditgate/internal/pdftest"
+	"github.com/creditgate/creditgate/meter"
+)
+
+// consoleHash is the bcrypt (cost 4, for speed) of "console-test".
+const consoleHash = `$2a$04$keQxusxNIopkamZgNQ48iu0n1ZmIA3ELSqnSns3SM22IcfeKhvznu`
+
+// consoleSite meters /v1/* in front of {UPSTREAM} and mounts the console
+// behind basic_auth (operator / console-test).
+const consoleSite = `
+http://{SITE} {
+	route /v1/* {
+		meter {
+			per_page 1
+			route convert
+		}
+		reverse_proxy {UPSTREAM}
+	}
+	handle /console* {
+		basic_auth {
+			operator ` + consoleHash + `
+		}
+		meter_console
+	}
+}
+`
+
+// storeBlocks are the global options of each store.
+func storeBlocks(t *testing.T) map[string]string {
+	return map[string]string{
+		"redis": globalBlock,
+		"bolt": strings.Replace(globalBlock, "redis {REDIS}", "data_dir "+t.TempDir(), 1),
+	}
+}
+
+func startConsole(t *testing.T, global string) (*gateway, *upstream) {
+	u := newUpstream(t)
+	src := global + strings.ReplaceAll(consoleSite, "{UPSTREAM}", strings.TrimPrefix(u.URL, "http://"))
+	return startGateway(t, src), u
+}
+
+// consoleDo sends a console request as the operator (user "" sends no
+// credentials) and does not follow redirects.
+func (g *gateway) consoleDo(method, path string, form url.Values, user string, hdr ...string) (*http.Response, string) {
+	g.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, g.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if user != "" {
+		req.SetBasicAuth(user, "console-test")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp, string(raw)
+}
+
+// formKey finds the idempotency key of the form with the given id or
+// action in a page.
+func formKey(t *testing.T, page, form string) string {
+	t.Helper()
+	m := regexp.MustCompile(regexp.QuoteMeta(form) + `"[^>]*>[\s\S]*?name="idem" value="([0-9a-f]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no form %s in the page", form)
+	}
+	return m[1]
+}
+
+func TestConsoleRefusesUnguardedRoutes(t *testing.T) {
+	guardTests := []struct {
+		name, site string
+		ok         bool
+	}{
+		{"basic_auth in the same handle", `handle /console* {
+			basic_auth {
+				operator ` + consoleHash + `
+			}
+			meter_console
+		}`, true},
+		{"basic_auth for the whole site", `basic_auth {
+			operator ` + consoleHash + `
+		}
+		meter_console`, true},
+		{"forward_auth before it", `handle /console* {
+			forward_auth 127.0.0.1:9 {
+				uri /check
+			}
+			meter_console
+		}`, true},
+		{"nothing in front", `handle /console* {
+			meter_console
+		}`, false},
+		{"basic_auth on another path", `basic_auth /admin/* {
+			operator ` + consoleHash + `
+		}
+		handle /console* {
+			meter_console
+		}`, false},
+		{"basic_auth in another handle", `handle /admin* {
+			basic_auth {
+				operator ` + consoleHash + `
+			}
+		}
+		handle /console* {
+			meter_console
+		}`, false},
+		{"basic_auth with the same matcher", `basic_auth /console* {
+			operator ` + consoleHash + `
+		}
+		meter_console /console*`, true},
+		{"insecure_no_auth", `handle /console* {
+			meter_console {
+				insecure_no_auth
+			}
+		}`, true},
+	}
+	for _, tc := range guardTests {
+		t.Run(tc.name, func(t *testing.T) {
+			caddyMu.Lock()
+			defer caddyMu.Unlock()
+			src := globalBlock + "http://{SITE} {\n" + tc.site + "\n}\n"
+			err := loadCaddyfile(t, src, freeAddr(t), freeAddr(t), testRedisURL(t))
+			if err == nil {
+				defer caddy.Stop()
+			}
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(err.Error(), "no authentication before it")) {
+				t.Fatalf("loaded: %v", err)
+			}
+		})
+	}
+}
+
+func TestConsoleMoneyActions(t *testing.T) {
+	for name, global := range storeBlocks(t) {
+		t.Run(name, func(t *testing.T) {
+			g, up := startConsole(t, global)
+			key := g.newAccount("acme", 100, meter.ModeLive)
+			if resp, _ := g.post("/v1/convert", key, "application/pdf", pdftest.Pages(3)); resp.StatusCode != 200 {
+				t.Fatalf("metered request: %d", resp.StatusCode)
+			}
+			g.assertBalance("acme", 97, 0)
+
+			// No credentials: 401 from basic_auth, nothing rendered.
+			if resp, _ := g.consoleDo("GET", "/console/accounts/acme", nil, ""); resp.StatusCode != 401 {
+				t.Fatalf("without credentials: %d", resp.StatusCode)
+			}
+			resp, page := g.consoleDo("GET", "/console/accounts/acme", nil, "operator")
+			if resp.StatusCode != 200 || !strings.Contains(page, `id="balance">97<`) {
+				t.Fatalf("account page: %d\n%s", resp.StatusCode, page)
+			}
+			idem := formKey(t, page, `id="grant-form`)
+			grant := url.Values{"idem": {idem}, "type": {"purchase"}, "amount": {"50"}, "reason": {"invoice 1042"}}
+
+			// A cross-origin submission is refused before anything else.
+			resp, _ = g.consoleDo("POST", "/console/accounts/acme/grant", url.Values{"idem": {idem}, "type": {"purchase"},
+				"amount": {"50"}, "reason": {"x"}, "confirm": {"yes"}}, "operator", "Sec-Fetch-Site", "cross-site")
+			if resp.StatusCode != 403 {
+				t.Fatalf("cross-site grant: %d", resp.StatusCode)
+			}
+			// The first POST only asks for confirmation.
+			resp, page = g.consoleDo("POST", "/console/accounts/acme/grant", grant, "operator")
+			if resp.StatusCode != 200 || !strings.Contains(page, "Grant 50 credits (purchase) on account acme") {
+				t.Fatalf("confirmation: %d\n%s", resp.StatusCode, page)
+			}
+			g.assertBalance("acme", 97, 0)
+			grant.Set("confirm", "yes")
+			resp, _ = g.consoleDo("POST", "/console/accounts/acme/grant", grant, "operator")
+			first := resp.Header.Get("Location")
+			if resp.StatusCode != 303 || !strings.Contains(first, "done=") {
+				t.Fatalf("grant: %d %q", resp.StatusCode, first)
+			}
+			// The same form again lands nowhere new.
+			resp, _ = g.consoleDo("POST", "/console/accounts/acme/grant", grant, "operator")
+			if resp.StatusCode != 303 || resp.Header.Get("Location") != first {
+				t.Fatalf("resubmitted grant: %d %q, first %q", resp.StatusCode, resp.Header.Get("Location"), first)
+			}
+			g.assertBalance("acme", 147, 0)
+			led := g.ledger("acme")
+			if e := led[0]; e.Type != meter.EntryPurchase || e.Amount != credits(50) || e.Description != "invoice 1042 (by operator)" {
+				t.Fatalf("grant entry %+v", e)
+			}
+
+			// Refund the usage entry, with confirmation, once.
+			usage := led[1]
+			if usage.Type != meter.EntryUsage {
+				t.Fatalf("entry %+v", usage)
+			}
+			_, page = g.consoleDo("GET", "/console/accounts/acme?refund="+usage.ID, nil, "operator")
+			refund := url.Values{"idem": {formKey(t, page, `id="refund`)}, "entry": {usage.ID}, "reason": {"bad scan"}, "confirm": {"yes"}}
+			for range 2 {
+				if resp, page := g.consoleDo("POST", "/console/accounts/acme/refund", refund, "operator"); resp.StatusCode != 303 {
+					t.Fatalf("refund: %d\n%s", resp.StatusCode, page)
+				}
+			}
+			g.assertBalance("acme", 150, 0)
+
+			// A key's secret is shown once; the form again does not show it.
+			_, page = g.consoleDo("GET", "/console/accounts/acme", nil, "operator")
+			mk := url.Values{"idem": {formKey(t, page, `id="key-form`)}, "mode": {"live"}, "confirm": {"yes"}}
+			resp, page = g.consoleDo("POST", "/console/accounts/acme/key", mk, "operator")
+			secret := regexp.MustCompile(`<pre id="secret">([^<]+)</pre>`).FindStringSubmatch(page)
+			if resp.StatusCode != 201 || secret == nil {
+				t.Fatalf("new key: %d\n%s", resp.StatusCode, page)
+			}
+			resp, page = g.consoleDo("POST", "/console/accounts/acme/key", mk, "operator")
+			if resp.StatusCode != 200 || strings.Contains(page, secret[1]) || !strings.Contains(page, `id="already"`) {
+				t.Fatalf("resubmitted key form: %d\n%s", resp.StatusCode, page)
+			}
+			if _, page = g.consoleDo("GET", "/console/accounts/acme", nil, "operator"); strings.Contains(page, secret[1]) {
+				t.Fatal("the account page shows a key secret")
+			}
+			var keys struct{ Data []meter.Key }
+			g.adminDo("GET", "/meter/accounts/acme/keys", nil, &keys)
+			if len(keys.Data) != 2 {
+				t.Fatalf("keys %+v", keys.Data)
+			}
+
+			// Revoke the new key: the gateway refuses it, unforwarded.
+			newKey := keys.Data[1].ID
+			m := regexp.MustCompile(`name="idem" value="([0-9a-f]+)"><input type="hidden" name="key" value="` + newKey).FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("no revoke form for %s", newKey)
+			}
+			rv := url.Values{"idem": {m[1]}, "key": {newKey}}
+			if resp, page := g.consoleDo("POST", "/console/accounts/acme/revoke", rv, "operator"); resp.StatusCode != 200 || !strings.Contains(page, "Revoke key "+newKey) {
+				t.Fatalf("revoke confirmation: %d", resp.StatusCode)
+			}
+			rv.Set("confirm", "yes")
+			if resp, _ := g.consoleDo("POST", "/console/accounts/acme/revoke", rv, "operator"); resp.StatusCode != 303 {
+				t.Fatalf("revoke: %d", resp.StatusCode)
+			}
+			before := up.requests.Load()
+			if resp, _ := g.post("/v1/convert", secret[1], "application/pdf", pdftest.Pages(1)); resp.StatusCode != 401 {
+				t.Fatalf("revoked key: %d", resp.StatusCode)
+			}
+			if up.requests.Load() != before {
+				t.Fatal("a revoked key reached the upstream")
+			}
+			g.assertBalance("acme", 150, 0)
+		})
+	}
+}
