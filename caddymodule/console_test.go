@@ -41,7 +41,7 @@ http://{SITE} {
 func storeBlocks(t *testing.T) map[string]string {
 	return map[string]string{
 		"redis": globalBlock,
-		"bolt": strings.Replace(globalBlock, "redis {REDIS}", "data_dir "+t.TempDir(), 1),
+		"bolt":  strings.Replace(globalBlock, "redis {REDIS}", "data_dir "+t.TempDir(), 1),
 	}
 }
 
