@@ -315,9 +315,16 @@ func TestBadValuesNameTheFlag(t *testing.T) {
 		{[]string{"key", "create", "acme", "--mode", "prod"}, `--mode "prod": expected live or test`},
 		{[]string{"account", "trim", "acme", "--before", "soon", "--yes"}, `--before "soon"`},
 		{[]string{"account", "trim", "acme", "--yes"}, `--before is required`},
+		{[]string{"usage", "acme", "--period", "last"}, `--period "last": expected current, previous or a date`},
 	} {
 		if e := g.cliErr("", false, tt.args...); !strings.Contains(e, tt.want) {
 			t.Errorf("meter %s: %s\nwant it to contain %s", strings.Join(tt.args, " "), e, tt.want)
+		}
+	}
+	// Good values pass the same checks.
+	for _, p := range []string{"current", "previous", "2026-11-15"} {
+		if out := g.cli("usage", "acme", "--period", p); !strings.Contains(out, "period ") {
+			t.Fatalf("usage --period %s printed:\n%s", p, out)
 		}
 	}
 	if _, code := g.account("beta"); code != 404 {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -239,6 +240,9 @@ func (c *client) addCommands(cmd *cobra.Command) {
 	usage := &cobra.Command{
 		Use: "usage <account>", Short: "Shows an account's usage by route in a quota period", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := time.Parse("2006-01-02", period); err != nil && period != "current" && period != "previous" {
+				return fmt.Errorf("--period %q: expected current, previous or a date YYYY-MM-DD in the period", period)
+			}
 			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/usage?period="+url.QueryEscape(period), nil, printUsage)
 		},
 	}
