@@ -33,7 +33,9 @@ type App struct {
 	// Redis is the URL of the Redis server that holds accounts, keys and
 	// the ledger: redis://[:password@]host:port/db or rediss:// for TLS.
 	// Without it, an embedded store in DataDir is used: right for one
-	// gateway process; several gateways need Redis.
+	// gateway process; several gateways need Redis. In a Caddyfile,
+	// `redis off` (e.g. `redis {$CREDITGATE_REDIS:off}` with the variable
+	// unset) means no Redis.
 	Redis string `json:"redis,omitempty"`
 
 	// RedisCluster lists seed nodes (host:port) of a Redis Cluster, used

@@ -33,7 +33,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 // UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
 //
 //	meter {
-//		redis          <url>
+//		redis          <url>|off
 //		redis_cluster  <host:port>...
 //		redis_sentinel <master> <host:port>...
 //		redis_password <password>
@@ -57,7 +57,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		webhook_scan_interval <duration>
 //	}
 //
-// webhook may be repeated, one per endpoint.
+// webhook may be repeated, one per endpoint. `redis off` keeps the
+// embedded store: it lets one Caddyfile say `redis {$CREDITGATE_REDIS:off}`
+// and run on Redis only when the variable is set. An unset variable
+// without that default still fails, so a production config that forgot
+// its Redis URL never splits its ledger into one store per gateway.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
@@ -85,7 +89,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "webhook_scan_interval":
 			a.WebhookScanInterval, err = durationArg(d)
 		case "redis":
-			a.Redis, err = oneArg(d)
+			if a.Redis, err = oneArg(d); a.Redis == "off" {
+				a.Redis = ""
+			}
 		case "redis_cluster", "redis_sentinel":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
