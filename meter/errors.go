@@ -34,6 +34,19 @@ const (
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"
 )
 
+// Refusals of the idempotency contract and of unpaid requests.
+const (
+	// ECodeIdempotencyKeyReused: the Idempotency-Key was used for another
+	// request (another fingerprint) of the account (422).
+	ECodeIdempotencyKeyReused = "idempotency_key_reused"
+	// ECodeIdempotencyResponseNotStored: the key's request was charged, but
+	// its response was too large to keep, so it cannot be replayed (409).
+	ECodeIdempotencyResponseNotStored = "idempotency_response_not_stored"
+	// ECodeRateLimited: too many unpaid (zero-cost or refused) requests
+	// of one account on one gateway (429, with Retry-After).
+	ECodeRateLimited = "rate_limited"
+)
+
 // Error is a domain error with a stable code, a message safe to show to
 // a client, and optional details that are rendered next to them.
 type Error struct {
