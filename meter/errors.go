@@ -97,3 +97,10 @@ func ErrorCode(err error) string {
 func Unavailable(err error) *Error {
 	return &Error{Code: ECodeMeteringUnavailable, Message: "metering is temporarily unavailable", Err: err}
 }
+
+// IdempotencyKeyReused is the refusal of a Reserve whose idempotency key
+// is held or committed for another request: both stores say the same.
+func IdempotencyKeyReused() *Error {
+	return Errorf(ECodeIdempotencyKeyReused,
+		"this Idempotency-Key was already used for a different request (method, path, content type or body); use a new key")
+}

@@ -73,9 +73,17 @@ local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|
 -- migration.
 local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
+-- A hold made with an idempotency key and a fingerprint (reserve.lua)
+-- has '#'..fp..'|' before it: records never start with '#' otherwise, so
+-- those written before fingerprints read with fp ''.
 local function load_res(rid)
   local raw = redis.call('HGET', KEYS[3], rid)
   if not raw then return nil end
+  local fp = ''
+  if string.byte(raw, 1) == 35 then -- '#'
+    local bar = string.find(raw, '|', 2, true)
+    fp, raw = string.sub(raw, 2, bar - 1), string.sub(raw, bar + 1)
+  end
   local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
   if not st then
     st, b, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC0)
@@ -84,13 +92,13 @@ local function load_res(rid)
   if not st then error('redisstore: bad reservation record ' .. rid) end
   local r = {state = st, q = tonumber(q), b = tonumber(b), o = tonumber(o), per = tonumber(per),
     exp = tonumber(exp), charged = tonumber(charged), bal = tonumber(bal), avail = tonumber(avail),
-    late = late == '1', entry = entry, nonce = nonce, idem = idem}
+    late = late == '1', entry = entry, nonce = nonce, idem = idem, fp = fp}
   r.amount = r.q + r.b + r.o
   return r
 end
 
 local function record(r)
-  return r.state .. '|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) ..
+  return ((r.fp or '') ~= '' and '#' .. r.fp .. '|' or '') .. r.state .. '|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) ..
     '|' .. int(r.per) .. '|' .. int(r.exp or 0) .. '|' .. int(r.charged or 0) .. '|' .. int(r.bal or 0) ..
     '|' .. int(r.avail or 0) .. '|' .. (r.late and '1' or '0') .. '|' .. (r.entry or '') .. '|' ..
     (r.nonce or '') .. '|' .. r.idem
