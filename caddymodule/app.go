@@ -126,7 +126,20 @@ type App struct {
 	// DataDir (or Caddy's data directory), which serves one gateway.
 	JobSecret string `json:"job_secret,omitempty"`
 
-	jobs *jobState
+	// UnpaidRate bounds, per account and per gateway process, the
+	// requests that are forwarded at zero cost and, apart, those refused
+	// after authentication (402, 413, 422, 429...): each kind may come at
+	// this many per second on average, in bursts of UnpaidBurst; beyond
+	// it 429 rate_limited with Retry-After. In memory: every gateway (and
+	// every config reload) counts on its own. Default 10; negative: no
+	// limit.
+	UnpaidRate float64 `json:"unpaid_rate,omitempty"`
+
+	// UnpaidBurst is the burst of UnpaidRate. Default 20.
+	UnpaidBurst int `json:"unpaid_burst,omitempty"`
+
+	jobs   *jobState
+	unpaid *unpaidLimiter
 
 	store   meter.Store
 	stop    context.CancelFunc
@@ -182,6 +195,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.budget = usage.NewBudget(a.CountMemory, 0)
+	a.unpaid = newUnpaidLimiter(a.UnpaidRate, a.UnpaidBurst)
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -273,6 +287,9 @@ func (a *App) Validate() error {
 	}
 	if a.StoreTimeout < 0 {
 		return fmt.Errorf("meter: store_timeout must be positive")
+	}
+	if a.UnpaidBurst < 0 {
+		return fmt.Errorf("meter: unpaid_rate's burst must be positive")
 	}
 	if a.CountMemory < 0 {
 		return fmt.Errorf("meter: count_memory must be positive")
