@@ -188,6 +188,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_files        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		idempotency_max_response <size>|off
 //		billing [<field>] [snake|camel]
 //		job {
 //			ttl            <duration>
@@ -243,6 +244,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "idempotency_max_response":
+			h.IdempotencyMaxResponse, err = idempotencyMaxArg(d)
 		case "billing":
 			h.Billing, err = unmarshalBilling(d)
 		case "job":

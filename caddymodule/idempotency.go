@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/dustin/go-humanize"
+
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/usage"
 )
@@ -118,4 +121,18 @@ func (rq *request) replay(w http.ResponseWriter) {
 	if rq.r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// idempotencyMaxArg parses `idempotency_max_response <size>|off`.
+func idempotencyMaxArg(d *caddyfile.Dispenser) (int64, error) {
+	v, err := oneArg(d)
+	if err != nil || v == "off" {
+		return -1, err
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > maxIdempotencyResponse {
+		return 0, d.Errf("meter: idempotency_max_response %q: expected a size from 1B to %dKiB, or off",
+			v, maxIdempotencyResponse>>10)
+	}
+	return int64(n), nil
 }
