@@ -1,0 +1,128 @@
+package caddymodule
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/internal/pdftest"
+	"github.com/creditgate/creditgate/meter"
+)
+
+// redisFootprint is the number of keys of the test's database and the
+// bytes they use (MEMORY USAGE), as a zero-cost flood would grow them.
+func redisFootprint(t *testing.T, url string) (keys int, bytes int64) {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	defer c.Close()
+	ctx := context.Background()
+	all, err := c.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range all {
+		n, err := c.MemoryUsage(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes += n
+	}
+	return len(all), bytes
+}
+
+// A zero-cost request (no pages on a per-page route) is forwarded
+// without a reservation: it leaves nothing in the store, whatever its
+// Idempotency-Key, and an account gets unpaid_rate of them (burst 20),
+// then 429 rate_limited with Retry-After, not forwarded.
+func TestZeroCostRequestsLeaveNothingAndAreBounded(t *testing.T) {
+	eachStore(t, func(t *testing.T, global string) {
+		g, u := startIdem(t, global)
+		key := g.newAccount("free_flood", 0, meter.ModeLive)
+		isRedis := global == globalBlock
+		var keys0 int
+		var bytes0 int64
+		if isRedis {
+			keys0, bytes0 = redisFootprint(t, testRedisURL(t))
+		}
+		for i := 0; i < 20; i++ {
+			resp, raw := g.post("/v1/convert/x", key, "text/plain", []byte("no pages "+strconv.Itoa(i)),
+				"Idempotency-Key", "free-"+strconv.Itoa(i))
+			if resp.StatusCode != 201 {
+				t.Fatalf("free request %d: %d %s", i, resp.StatusCode, raw)
+			}
+			assertMoney(t, resp, "0", "0")
+			assertNoForgedHeaders(t, resp)
+		}
+		resp, raw := g.post("/v1/convert/x", key, "text/plain", []byte("one more"))
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "1" {
+			t.Fatalf("beyond the burst: %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+		}
+		if code, _ := errorCode(t, raw); code != meter.ECodeRateLimited {
+			t.Fatalf("code %s", code)
+		}
+		if n := u.hits.Load(); n != 20 {
+			t.Fatalf("upstream hits %d, want 20", n)
+		}
+		if isRedis {
+			keys, bytes := redisFootprint(t, testRedisURL(t))
+			t.Logf("redis: %d keys, %d bytes before; %d keys, %d bytes after 20 zero-cost requests", keys0, bytes0, keys, bytes)
+			if keys != keys0 || bytes != bytes0 {
+				t.Fatalf("the store grew: %d keys, %d bytes before; %d, %d after", keys0, bytes0, keys, bytes)
+			}
+		}
+		var rep usageReport
+		if code := g.adminDo("GET", "/meter/accounts/free_flood/usage", nil, &rep); code != 200 || rep.Total.Requests != 0 {
+			t.Fatalf("usage: HTTP %d, %+v", code, rep)
+		}
+		g.assertBalance("free_flood", 0, 0)
+		if n := len(g.ledger("free_flood")); n != 0 {
+			t.Fatalf("%d ledger entries, want none", n)
+		}
+
+		// Free requests do not slow paid ones: they have a bucket of their own.
+		paid := g.newAccount("free_then_paid", 5, meter.ModeLive)
+		for i := 0; i < 21; i++ {
+			g.post("/v1/convert/x", paid, "text/plain", []byte("free"))
+		}
+		resp, _ = g.post("/v1/convert/x", paid, "application/pdf", pdftest.Pages(2))
+		if resp.StatusCode != 201 {
+			t.Fatalf("a paid request after the free burst: %d", resp.StatusCode)
+		}
+		assertMoney(t, resp, "2", "3")
+	})
+}
+
+// A broke account sending paid requests is refused (402) up to the burst
+// of unpaid_rate, then answered 429 rate_limited before its body is even
+// counted; nothing reaches the upstream.
+func TestRefusedRequestsAreBounded(t *testing.T) {
+	eachStore(t, func(t *testing.T, global string) {
+		g, u := startIdem(t, global)
+		key := g.newAccount("broke", 0, meter.ModeLive)
+		doc := pdftest.Pages(3)
+		for i := 0; i < 20; i++ {
+			resp, raw := g.post("/v1/convert/x", key, "application/pdf", doc)
+			if resp.StatusCode != 402 {
+				t.Fatalf("refusal %d: %d %s", i, resp.StatusCode, raw)
+			}
+			assertMoney(t, resp, "3", "0")
+		}
+		resp, raw := g.post("/v1/convert/x", key, "application/pdf", doc)
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("beyond the burst: %d %s", resp.StatusCode, raw)
+		}
+		if code, _ := errorCode(t, raw); code != meter.ECodeRateLimited {
+			t.Fatalf("code %s", code)
+		}
+		if u.hits.Load() != 0 {
+			t.Fatalf("the upstream was reached %d times", u.hits.Load())
+		}
+		g.assertBalance("broke", 0, 0)
+	})
+}
