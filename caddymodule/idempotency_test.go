@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
@@ -328,4 +329,28 @@ func TestMoneyWriterStripsTheUpstreamsHeaders(t *testing.T) {
 		got.Get(HeaderQuotaRemaining) != "" || got.Get("X-Other") != "kept" || len(got.Values(HeaderCost)) != 1 {
 		t.Fatalf("headers %v", got)
 	}
+}
+
+// A key expires idempotency_ttl after its request's charge: then the
+// same request is run and charged again, and the key may name another.
+func TestIdempotencyKeyExpires(t *testing.T) {
+	eachStore(t, func(t *testing.T, global string) {
+		global = strings.Replace(global, "\tmeter {\n", "\tmeter {\n\t\tidempotency_ttl 1s\n", 1)
+		g, u := startIdem(t, global)
+		key := g.newAccount("idem_ttl", 10, meter.ModeLive)
+		doc := pdftest.Pages(1)
+		resp, _ := g.post("/v1/convert/x", key, "application/pdf", doc, "Idempotency-Key", "k")
+		assertMoney(t, resp, "1", "9")
+		resp, _ = g.post("/v1/convert/x", key, "application/pdf", doc, "Idempotency-Key", "k")
+		if resp.Header.Get(HeaderReplayed) != "true" || u.hits.Load() != 1 {
+			t.Fatalf("replay within the TTL: replayed %q, hits %d", resp.Header.Get(HeaderReplayed), u.hits.Load())
+		}
+		time.Sleep(1200 * time.Millisecond)
+		resp, raw := g.post("/v1/convert/x", key, "application/pdf", pdftest.Pages(2), "Idempotency-Key", "k")
+		if resp.StatusCode != 201 || resp.Header.Get(HeaderReplayed) != "" || string(raw) != `{"seq":2}` {
+			t.Fatalf("after the TTL: %d, replayed %q, %s", resp.StatusCode, resp.Header.Get(HeaderReplayed), raw)
+		}
+		assertMoney(t, resp, "2", "7")
+		g.assertBalance("idem_ttl", 7, 0)
+	})
 }

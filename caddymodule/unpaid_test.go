@@ -2,13 +2,18 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/pricing"
 )
 
 // redisFootprint is the number of keys of the test's database and the
@@ -125,4 +130,53 @@ func TestRefusedRequestsAreBounded(t *testing.T) {
 		}
 		g.assertBalance("broke", 0, 0)
 	})
+}
+
+func TestCaddyfileIdempotencyAndUnpaidOptions(t *testing.T) {
+	m, err := adapt(t, "{\n\tmeter {\n\t\tidempotency_ttl 1h\n\t\tunpaid_rate 2.5 40\n\t}\n}\n"+
+		":80 {\n\tmeter {\n\t\tper_page 1\n\t\tidempotency_max_response 128KiB\n\t}\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, _ := json.Marshal(m["apps"].(map[string]any)["meter"])
+	if want := `{"idempotency_ttl":3600000000000,"unpaid_burst":40,"unpaid_rate":2.5}`; string(app) != want {
+		t.Errorf("meter app:\n got %s\nwant %s", app, want)
+	}
+	if h := find(m, "meter"); h["idempotency_max_response"] != float64(128<<10) {
+		t.Errorf("meter handler: %v", h)
+	}
+	m, err = adapt(t, "{\n\tmeter {\n\t\tunpaid_rate off\n\t}\n}\n:80 {\n\tmeter {\n\t\tper_page 1\n\t\tidempotency_max_response off\n\t}\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app := m["apps"].(map[string]any)["meter"].(map[string]any); app["unpaid_rate"] != float64(-1) {
+		t.Errorf("unpaid_rate off: %v", app)
+	}
+	if h := find(m, "meter"); h["idempotency_max_response"] != float64(-1) {
+		t.Errorf("idempotency_max_response off: %v", h)
+	}
+
+	bad := []struct{ src, want string }{
+		{"{\n\tmeter {\n\t\tunpaid_rate fast\n\t}\n}\n:80 {\n\trespond ok\n}", `unpaid_rate "fast": expected a positive number of requests per second, or off, at Caddyfile:3`},
+		{"{\n\tmeter {\n\t\tunpaid_rate 0\n\t}\n}\n:80 {\n\trespond ok\n}", `unpaid_rate "0"`},
+		{"{\n\tmeter {\n\t\tunpaid_rate 1 0\n\t}\n}\n:80 {\n\trespond ok\n}", `unpaid_rate burst "0": expected a positive integer, at Caddyfile:3`},
+		{"{\n\tmeter {\n\t\tunpaid_rate off 3\n\t}\n}\n:80 {\n\trespond ok\n}", "unpaid_rate off takes no burst, at Caddyfile:3"},
+		{"{\n\tmeter {\n\t\tunpaid_rate 1 2 3\n\t}\n}\n:80 {\n\trespond ok\n}", "wrong argument count"},
+		{"{\n\tmeter {\n\t\tidempotency_ttl soon\n\t}\n}\n:80 {\n\trespond ok\n}", "idempotency_ttl: expected a positive duration"},
+		{":80 {\n\tmeter {\n\t\tper_page 1\n\t\tidempotency_max_response 2MB\n\t}\n}", `idempotency_max_response "2MB": expected a size from 1B to 512KiB, or off, at Caddyfile:4`},
+	}
+	for _, tt := range bad {
+		if _, err := adapt(t, tt.src); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error %v, want it to contain %q", err, tt.want)
+		}
+	}
+	for _, a := range []*App{{IdempotencyTTL: caddy.Duration(time.Millisecond)}, {UnpaidBurst: -1}} {
+		if err := a.Validate(); err == nil {
+			t.Errorf("%+v validated", a)
+		}
+	}
+	one := meter.Credits(meter.Scale)
+	if err := (&Handler{Rules: []pricing.Spec{{PerPage: &one}}, IdempotencyMaxResponse: 1 << 20}).Validate(); err == nil {
+		t.Error("idempotency_max_response of 1 MiB validated")
+	}
 }
