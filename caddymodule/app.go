@@ -132,20 +132,20 @@ type App struct {
 	// at least 1s.
 	IdempotencyTTL caddy.Duration `json:"idempotency_ttl,omitempty"`
 
-	// UnpaidRate bounds, per account and per gateway process, the
-	// requests that are forwarded at zero cost and, apart, those refused
-	// after authentication (402, 413, 422, 429...): each kind may come at
-	// this many per second on average, in bursts of UnpaidBurst; beyond
-	// it 429 rate_limited with Retry-After. In memory: every gateway (and
-	// every config reload) counts on its own. Default 10; negative: no
-	// limit.
-	UnpaidRate float64 `json:"unpaid_rate,omitempty"`
+	// ZeroCostRate bounds, per account and per gateway process, the
+	// requests that are forwarded at zero cost (nothing to charge, so no
+	// reservation): this many per second on average, in bursts of
+	// ZeroCostBurst; beyond it 429 rate_limited with Retry-After, not
+	// forwarded. In memory: every gateway (and every config reload)
+	// counts on its own. Refused requests are not limited (see the
+	// README). Default 10; negative: no limit.
+	ZeroCostRate float64 `json:"zero_cost_rate,omitempty"`
 
-	// UnpaidBurst is the burst of UnpaidRate. Default 20.
-	UnpaidBurst int `json:"unpaid_burst,omitempty"`
+	// ZeroCostBurst is the burst of ZeroCostRate. Default 20.
+	ZeroCostBurst int `json:"zero_cost_burst,omitempty"`
 
-	jobs   *jobState
-	unpaid *unpaidLimiter
+	jobs     *jobState
+	zeroCost *zeroCostLimiter
 
 	store   meter.Store
 	stop    context.CancelFunc
@@ -204,7 +204,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.IdempotencyTTL = caddy.Duration(24 * time.Hour)
 	}
 	a.budget = usage.NewBudget(a.CountMemory, 0)
-	a.unpaid = newUnpaidLimiter(a.UnpaidRate, a.UnpaidBurst)
+	a.zeroCost = newZeroCostLimiter(a.ZeroCostRate, a.ZeroCostBurst)
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -302,8 +302,8 @@ func (a *App) Validate() error {
 	if a.IdempotencyTTL != 0 && a.IdempotencyTTL < caddy.Duration(time.Second) {
 		return fmt.Errorf("meter: idempotency_ttl must be at least 1s")
 	}
-	if a.UnpaidBurst < 0 {
-		return fmt.Errorf("meter: unpaid_rate's burst must be positive")
+	if a.ZeroCostBurst < 0 {
+		return fmt.Errorf("meter: zero_cost_rate's burst must be positive")
 	}
 	if a.CountMemory < 0 {
 		return fmt.Errorf("meter: count_memory must be positive")

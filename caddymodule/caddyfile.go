@@ -48,7 +48,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		ledger_retention   <duration>
 //		retention_interval <duration>
 //		idempotency_ttl <duration>
-//		unpaid_rate    <per_second>|off [<burst>]
+//		zero_cost_rate    <per_second>|off [<burst>]
 //		webhook <url> {
 //			secret <whsec_...>
 //		}
@@ -134,10 +134,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.RetentionInterval, err = durationArg(d)
 		case "idempotency_ttl":
 			a.IdempotencyTTL, err = durationArg(d)
-		case "unpaid_rate":
-			err = a.unmarshalUnpaidRate(d)
+		case "zero_cost_rate":
+			err = a.unmarshalZeroCostRate(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, unpaid_rate, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err

@@ -223,11 +223,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if rq.route == "" {
 		rq.route = r.URL.Path
 	}
-	if err := h.app.unpaid.check(id.key.AccountID, unpaidRefused); err != nil {
-		// Refused too often of late: not even read (see unpaid.go).
-		rq.refuse(w, err)
-		return nil
-	}
 	if !id.settings.IsEnabled() {
 		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
 		return nil

@@ -228,17 +228,12 @@ func (rq *request) void() (meter.Settlement, error) {
 // refuse answers a request that will not be forwarded, with the cost it
 // would have had and what the account has available.
 func (rq *request) refuse(w http.ResponseWriter, err error) {
-	switch meter.ErrorCode(err) {
-	case meter.ECodeRateLimited:
+	if meter.ErrorCode(err) == meter.ECodeRateLimited {
 		// Answered from memory: the store is not asked for the balance.
 		observeOutcome(outcomeRefused, err)
 		w.Header().Set(HeaderCost, "0")
 		writeError(w, err)
 		return
-	case meter.ECodeMeteringUnavailable, meter.ECodeServerBusy, meter.ECodeInternal:
-		// The gateway's trouble, not the client's doing.
-	default:
-		_ = rq.h.app.unpaid.take(rq.key.AccountID, unpaidRefused)
 	}
 	available, known := meter.Credits(0), false
 	var e *meter.Error

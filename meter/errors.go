@@ -42,8 +42,8 @@ const (
 	// ECodeIdempotencyResponseNotStored: the key's request was charged, but
 	// its response was too large to keep, so it cannot be replayed (409).
 	ECodeIdempotencyResponseNotStored = "idempotency_response_not_stored"
-	// ECodeRateLimited: too many unpaid (zero-cost or refused) requests
-	// of one account on one gateway (429, with Retry-After).
+	// ECodeRateLimited: too many zero-cost requests of one account on
+	// one gateway (429, with Retry-After).
 	ECodeRateLimited = "rate_limited"
 )
 
