@@ -65,8 +65,14 @@ type storedResponse struct {
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Date"}
 
-func encodeResponse(status int, hdr http.Header, body []byte) []byte {
+// encodeResponse is what rq keeps of an answer for its replays: as the
+// client gets it, so without the headers the route prices (settle removes
+// them).
+func (rq *request) encodeResponse(status int, hdr http.Header, body []byte) []byte {
 	h := hdr.Clone()
+	for _, name := range rq.h.needs.ResponseHeaders {
+		h.Del(name)
+	}
 	for _, f := range h.Values("Connection") {
 		for _, name := range strings.Split(f, ",") {
 			h.Del(strings.TrimSpace(name))

@@ -119,7 +119,7 @@ func (sw *settleWriter) finishCaptured(err error) error {
 		sw.rq.settle(http.StatusBadGateway, hdr, pricing.Response{})
 		return err
 	}
-	sw.rq.stored = encodeResponse(sw.status, hdr, sw.captured.Bytes())
+	sw.rq.stored = sw.rq.encodeResponse(sw.status, hdr, sw.captured.Bytes())
 	sw.rq.settle(sw.status, hdr, pricing.Response{})
 	sw.ResponseWriterWrapper.WriteHeader(sw.status)
 	_, _ = sw.ResponseWriterWrapper.Write(sw.captured.Bytes())
@@ -234,7 +234,7 @@ func (sw *settleWriter) finishBuffered(err error) error {
 		// billing object is merged again when it is replayed).
 		b := make([]byte, res.body.Size())
 		if _, err := io.ReadFull(res.body.Reader(), b); err == nil {
-			sw.rq.stored = encodeResponse(sw.status, hdr, b)
+			sw.rq.stored = sw.rq.encodeResponse(sw.status, hdr, b)
 		}
 	}
 	if sw.rq.h.needs.OutputPages && sw.rq.job == nil {
