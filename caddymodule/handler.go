@@ -94,12 +94,12 @@ type Handler struct {
 	// then. Default: 5m.
 	ReservationTTL caddy.Duration `json:"reservation_ttl,omitempty"`
 
-	// IdempotencyMaxResponse is the largest response body, in bytes, kept
-	// for the replays of a request sent with an Idempotency-Key (with its
-	// status and headers, in the store, for 24 hours). The replay of a
-	// charged request whose body was larger is refused with 409
-	// idempotency_response_not_stored. Default: 64 KiB; at most 1 MiB;
-	// negative: keep none.
+	// IdempotencyMaxResponse is the largest 2xx response body, in bytes,
+	// kept for the replays of a request sent with an Idempotency-Key (with
+	// its status and headers, in the store, for the app's idempotency_ttl).
+	// The replay of a charged request whose body was larger is refused
+	// with 409 idempotency_response_not_stored. Default: 64 KiB; at most
+	// 512 KiB; negative: keep none.
 	IdempotencyMaxResponse int64 `json:"idempotency_max_response,omitempty"`
 
 	// Job makes this route a job submission route (see JobConfig).
