@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
 )
@@ -349,5 +351,37 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 		}
 		assertMoney(t, resp, "2", "7")
 		g.assertBalance("idem_ttl", 7, 0)
+	})
+}
+
+// The stored response lives in the store, not in the gateway: a gateway
+// started again (as after a crash) replays it without the upstream.
+func TestIdempotencyReplaySurvivesARestart(t *testing.T) {
+	eachStore(t, func(t *testing.T, global string) {
+		u := newForgingUpstream(t)
+		redisURL := testRedisURL(t)
+		src := strings.NewReplacer("{REDIS}", redisURL).Replace(global) +
+			strings.ReplaceAll(idemSite, "{UPSTREAM}", strings.TrimPrefix(u.URL, "http://"))
+		g := startGatewayRedis(t, src, redisURL)
+		key := g.newAccount("idem_restart", 10, meter.ModeLive)
+		doc := pdftest.Pages(3)
+		if resp, _ := g.post("/v1/convert/x", key, "application/pdf", doc, "Idempotency-Key", "k"); resp.StatusCode != 201 {
+			t.Fatalf("first: %d", resp.StatusCode)
+		}
+		if err := caddy.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := loadCaddyfile(t, src, g.admin, strings.TrimPrefix(g.URL, "http://"), redisURL); err != nil {
+			t.Fatal(err)
+		}
+		resp, raw := g.post("/v1/convert/x", key, "application/pdf", doc, "Idempotency-Key", "k")
+		if resp.StatusCode != 201 || string(raw) != `{"seq":1}` || resp.Header.Get(HeaderReplayed) != "true" {
+			t.Fatalf("replay after restart: %d %q", resp.StatusCode, raw)
+		}
+		assertMoney(t, resp, "3", "7")
+		if u.hits.Load() != 1 {
+			t.Fatalf("upstream hits %d, want 1", u.hits.Load())
+		}
+		g.assertBalance("idem_restart", 7, 0)
 	})
 }
