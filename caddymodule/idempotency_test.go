@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -384,4 +385,27 @@ func TestIdempotencyReplaySurvivesARestart(t *testing.T) {
 		}
 		g.assertBalance("idem_restart", 7, 0)
 	})
+}
+
+// What is kept for a replay is the answer as the client got it: no
+// hop-by-hop or connection-listed header, no money header, no header the
+// route prices (settle removes it from the client's answer).
+func TestStoredResponseHeaders(t *testing.T) {
+	rq := &request{h: &Handler{}}
+	rq.h.needs.ResponseHeaders = []string{"X-Units"}
+	hdr := http.Header{}
+	for _, h := range []string{"Connection", "X-Hop", "Keep-Alive", "Transfer-Encoding", "Content-Length", "Date",
+		"X-Units", HeaderCost, HeaderRemaining, HeaderReplayed, "Content-Type", "X-Kept"} {
+		hdr.Set(h, "v")
+	}
+	hdr.Set("Connection", "X-Hop")
+	raw := rq.encodeResponse(201, hdr, []byte("body"))
+	var sr storedResponse
+	if err := json.Unmarshal(raw, &sr); err != nil {
+		t.Fatal(err)
+	}
+	if sr.Status != 201 || string(sr.Body) != "body" || len(sr.Header) != 2 ||
+		sr.Header.Get("Content-Type") != "v" || sr.Header.Get("X-Kept") != "v" {
+		t.Fatalf("stored %+v", sr)
+	}
 }
