@@ -66,6 +66,8 @@ func requestID(r *http.Request) string {
 // priced on the response read: hdr's priced headers (removed from hdr
 // here) and the output pages, counted by the caller.
 func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
+	// The money headers are the gateway's alone, on every path.
+	stripMoneyHeaders(hdr)
 	if rq.job != nil {
 		rq.settleJob(status, hdr)
 		return
@@ -85,8 +87,6 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 			hdr.Del(name)
 		}
 	}
-	// The money headers are the gateway's alone, on every path.
-	stripMoneyHeaders(hdr)
 	if rq.free != nil {
 		rq.settleFree(hdr)
 		return
