@@ -61,6 +61,16 @@ func testIdempotencyFingerprint(t *testing.T, s meter.Store) {
 			}
 		}, c(8), 0, []entry{purchase, usage(2, 8)}},
 
+		{"a replay needs no credits: it charges nothing", func(t *testing.T, s meter.Store, id string) {
+			mustReserveFP(t, s, id, "r1", c(4), time.Minute, "k", fpA)
+			mustCommitResponse(t, s, id, "r1", c(4), resp)
+			mustReserve(t, s, id, "r2", c(6)) // everything else is held
+			r, err := reserveFP(s, id, "r3", c(4), time.Minute, "k", fpA)
+			if err != nil || !r.Replayed || r.Amount != c(4) || r.Available != 0 || !bytes.Equal(r.Response, resp) {
+				t.Fatalf("replay: %+v, %v", r, err)
+			}
+		}, c(6), c(6), []entry{purchase, usage(4, 6)}},
+
 		{"a commit without a response replays none", func(t *testing.T, s meter.Store, id string) {
 			mustReserveFP(t, s, id, "r1", c(2), time.Minute, "k", fpA)
 			mustCommit(t, s, id, "r1", c(2))
