@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,15 @@ func TestRetainExpiresStoredResponses(t *testing.T) {
 	if ttl, err := cl.PTTL(ctx, key).Result(); err != nil || ttl <= 0 || ttl > 200*time.Millisecond {
 		t.Fatalf("response key TTL %v, %v; want at most Retain", ttl, err)
 	}
+	// The fingerprint is kept next to the key's mapping, not in the
+	// record, whose format gateways of older versions read too.
+	idemKey, resKey := s.accountKeys(id)[3], s.accountKeys(id)[2]
+	if got, err := cl.HGet(ctx, idemKey, "f:r1").Result(); err != nil || got != fp {
+		t.Fatalf("fingerprint %q, %v", got, err)
+	}
+	if rec, err := cl.HGet(ctx, resKey, "r1").Result(); err != nil || !strings.HasPrefix(rec, "c|") {
+		t.Fatalf("record %q, %v", rec, err)
+	}
 	time.Sleep(250 * time.Millisecond)
 	if n, err := cl.Exists(ctx, key).Result(); err != nil || n != 0 {
 		t.Fatalf("response key still there after Retain: %d, %v", n, err)
@@ -37,5 +47,8 @@ func TestRetainExpiresStoredResponses(t *testing.T) {
 		IdempotencyKey: "k", Fingerprint: "other"})
 	if err != nil || r.Replayed {
 		t.Fatalf("after Retain: %+v, %v", r, err)
+	}
+	if n, err := cl.HExists(ctx, idemKey, "f:r1").Result(); err != nil || n {
+		t.Fatalf("the purged record's fingerprint is still there: %v, %v", n, err)
 	}
 }

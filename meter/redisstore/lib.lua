@@ -12,7 +12,8 @@
 --           'g:'..key -> purge-at ms of a Grant idempotency mapping
 --   KEYS[3] reservations hash: rid -> record, see load_res
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
---           'g:'..key -> ledger entry id (Grant)
+--           'f:'..rid -> fingerprint of the request that holds a key
+--           (as long as rid's record), 'g:'..key -> ledger entry id (Grant)
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -73,17 +74,9 @@ local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|
 -- migration.
 local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
--- A hold made with an idempotency key and a fingerprint (reserve.lua)
--- has '#'..fp..'|' before it: records never start with '#' otherwise, so
--- those written before fingerprints read with fp ''.
 local function load_res(rid)
   local raw = redis.call('HGET', KEYS[3], rid)
   if not raw then return nil end
-  local fp = ''
-  if string.byte(raw, 1) == 35 then -- '#'
-    local bar = string.find(raw, '|', 2, true)
-    fp, raw = string.sub(raw, 2, bar - 1), string.sub(raw, bar + 1)
-  end
   local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
   if not st then
     st, b, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC0)
@@ -92,13 +85,13 @@ local function load_res(rid)
   if not st then error('redisstore: bad reservation record ' .. rid) end
   local r = {state = st, q = tonumber(q), b = tonumber(b), o = tonumber(o), per = tonumber(per),
     exp = tonumber(exp), charged = tonumber(charged), bal = tonumber(bal), avail = tonumber(avail),
-    late = late == '1', entry = entry, nonce = nonce, idem = idem, fp = fp}
+    late = late == '1', entry = entry, nonce = nonce, idem = idem}
   r.amount = r.q + r.b + r.o
   return r
 end
 
 local function record(r)
-  return ((r.fp or '') ~= '' and '#' .. r.fp .. '|' or '') .. r.state .. '|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) ..
+  return r.state .. '|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) ..
     '|' .. int(r.per) .. '|' .. int(r.exp or 0) .. '|' .. int(r.charged or 0) .. '|' .. int(r.bal or 0) ..
     '|' .. int(r.avail or 0) .. '|' .. (r.late and '1' or '0') .. '|' .. (r.entry or '') .. '|' ..
     (r.nonce or '') .. '|' .. r.idem
@@ -198,6 +191,13 @@ local function with_state(rep, a)
   return rep
 end
 
+-- fingerprint is the fingerprint of the request of rid, which holds an
+-- idempotency key: '' for one made before fingerprints. It is kept apart
+-- from the record, whose format gateways of older versions read too.
+local function fingerprint(rid)
+  return redis.call('HGET', KEYS[4], 'f:' .. rid) or ''
+end
+
 -- drop_idem removes the Reserve idempotency mapping of r if it names rid,
 -- so that a retry with the same key may be charged again.
 local function drop_idem(rid, r)
@@ -285,6 +285,7 @@ local function sweep(a)
         expired = true
       else
         if r then drop_idem(id, r) end
+        if r and r.idem ~= '' then redis.call('HDEL', KEYS[4], 'f:' .. id) end
         redis.call('HDEL', KEYS[3], id)
         gone[#gone + 1] = m
       end

@@ -50,7 +50,7 @@ if idem ~= '' then
   if p and p.state == 'h' and p.exp <= now then
     expire(prev, p, a) -- due but beyond this call's sweep limit
     save(a, 'reserved', 'q_res', 'o_res')
-  elseif p and (p.state == 'h' or p.state == 'c') and p.fp ~= fp then
+  elseif p and (p.state == 'h' or p.state == 'c') and fingerprint(prev) ~= fp then
     return {'idempotency_key_reused'}
   elseif p and p.state == 'h' then
     return {'idempotency_conflict'}
@@ -66,7 +66,7 @@ if q + b + o < amount then
   return refusal(a, amount)
 end
 if redis.call('HSETNX', KEYS[3], rid, record({state = 'h', q = q, b = b, o = o, per = a.period,
-    exp = now + ttl, nonce = nonce, idem = idem, fp = idem ~= '' and fp or ''})) == 0 then
+    exp = now + ttl, nonce = nonce, idem = idem})) == 0 then
   return seen(load_res(rid)) -- nothing was written yet
 end
 a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
@@ -76,5 +76,5 @@ else
   save(a, 'reserved', 'q_res', 'o_res')
 end
 timer(a, now + ttl, 'r:' .. rid)
-if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid) end
+if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid, 'f:' .. rid, fp) end
 return ok(amount, '')
