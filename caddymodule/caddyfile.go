@@ -47,6 +47,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		count_memory   <size>
 //		ledger_retention   <duration>
 //		retention_interval <duration>
+//		idempotency_ttl <duration>
+//		zero_cost_rate    <per_second>|off [<burst>]
 //		webhook <url> {
 //			secret <whsec_...>
 //		}
@@ -136,8 +138,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.LedgerRetention, err = durationArg(d)
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
+		case "idempotency_ttl":
+			a.IdempotencyTTL, err = durationArg(d)
+		case "zero_cost_rate":
+			err = a.unmarshalZeroCostRate(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err
@@ -191,6 +197,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_files        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		idempotency_max_response <size>|off
 //		billing [<field>] [snake|camel]
 //		job {
 //			ttl            <duration>
@@ -246,6 +253,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "idempotency_max_response":
+			h.IdempotencyMaxResponse, err = idempotencyMaxArg(d)
 		case "billing":
 			h.Billing, err = unmarshalBilling(d)
 		case "job":
