@@ -233,9 +233,9 @@ func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []stri
 	to := meter.Bucket(time.Now(), meter.GranularityDay).AddDate(0, 0, 1)
 	from := to.AddDate(0, 0, -days)
 	d := chartData{}
-	index := map[time.Time]int{}
+	index := map[int64]int{} // by Unix time: Time values are not map keys
 	for t := from; t.Before(to); t = t.AddDate(0, 0, 1) {
-		index[t] = len(d.Days)
+		index[t.Unix()] = len(d.Days)
 		d.Days = append(d.Days, t)
 	}
 	d.Requests = make([]int64, len(d.Days))
@@ -247,7 +247,7 @@ func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []stri
 			return d, err
 		}
 		for _, p := range pts {
-			i, ok := index[p.Start.UTC()]
+			i, ok := index[p.Start.Unix()]
 			if !ok {
 				continue
 			}

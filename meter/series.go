@@ -1,6 +1,9 @@
 package meter
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // Usage series granularities.
 const (
@@ -57,4 +60,14 @@ func Bucket(t time.Time, g string) time.Time {
 		return t.Truncate(time.Hour)
 	}
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// SortPoints orders a series as stores return it: by bucket, then route.
+func SortPoints(pts []UsagePoint) {
+	sort.Slice(pts, func(i, j int) bool {
+		if !pts[i].Start.Equal(pts[j].Start) {
+			return pts[i].Start.Before(pts[j].Start)
+		}
+		return pts[i].Route < pts[j].Route
+	})
 }

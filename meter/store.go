@@ -349,6 +349,12 @@ type Store interface {
 	// Period: usage counted while the account had no period), most
 	// credits first.
 	Usage(ctx context.Context, account string, period Period) ([]RouteUsage, error)
+	// UsageSeries returns an account's usage per route in the UTC day or
+	// hour buckets that start in [From, To), by bucket then route: what
+	// Commit and job charges counted, in the same atomic step as the
+	// usage by route. Hours are kept for HourlyDays days, days as long as
+	// the account. ECodeInvalid for a bad query (see SeriesQuery).
+	UsageSeries(ctx context.Context, q SeriesQuery) ([]UsagePoint, error)
 	// TrimLedger removes ledger entries older than before and returns how
 	// many; balances never depend on the ledger's history.
 	TrimLedger(ctx context.Context, account string, before time.Time) (int64, error)

@@ -19,7 +19,8 @@
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
 --   KEYS[8] outbox zset: event id -> ms when it may be claimed (its
 --           creation, the end of its lease, the time of its retry)
--- (commit.lua also gets KEYS[9], the usage-by-route hash of a period)
+-- (commit.lua also gets KEYS[9], the usage-by-route hash of a period, and
+-- the usage series hash, see count_series)
 -- and ARGV[1] = retain_ms, how long settled records and mappings are kept.
 --
 -- Money model (issue 5). A charge is taken from three pools, in order:
@@ -387,3 +388,27 @@ local function low_balance(a)
 end
 
 -- (end of lib.lua)
+
+-- count_series adds one request's usage to the account's usage series, a
+-- hash (key) of one field per bucket: 'd'..day (UTC days since the epoch)
+-- and 'h'..(hour % SERIES_HOURS), a ring of the last hours, each
+-- '{"t": bucket start ms, "r": {route: [requests, pages, credits]}}' with
+-- the numbers as decimal strings (exact, see int). A ring slot that holds
+-- an older hour starts afresh. Written by the scripts that write the usage
+-- by route (commit, job charges), in the same call.
+local SERIES_HOURS = 168
+local function count_series(key, now, route, pages, credits)
+  local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
+  local f = {'d' .. int(day), 'h' .. int(hour % SERIES_HOURS)}
+  local t = {int(day * 86400000), int(hour * 3600000)}
+  local cur = redis.call('HMGET', key, f[1], f[2])
+  local args = {}
+  for i = 1, 2 do
+    local v = cur[i] and cjson.decode(cur[i])
+    if not v or v.t ~= t[i] then v = {t = t[i], r = {}} end
+    local c = v.r[route] or {'0', '0', '0'}
+    v.r[route] = {int(tonumber(c[1]) + 1), int(tonumber(c[2]) + pages), int(tonumber(c[3]) + credits)}
+    args[#args + 1], args[#args + 2] = f[i], cjson.encode(v)
+  end
+  redis.call('HSET', key, unpack(args))
+end

@@ -133,6 +133,10 @@ func (s *Store) usageKey(id string, period int64) string {
 	return s.prefix + ":{" + id + "}:usage:" + strconv.FormatInt(period, 10)
 }
 
+// seriesKey is the usage series hash of an account (see count_series in
+// lib.lua).
+func (s *Store) seriesKey(id string) string { return s.prefix + ":{" + id + "}:series" }
+
 // responseKey holds the response stored with the commit of reservation
 // rid (see commit.lua); the rid may hold anything but a brace cannot move
 // it out of the account's slot: the hash tag is the first {...}.

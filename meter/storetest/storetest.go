@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"Totals", testTotals},
 		{"UsageByRoute", testUsageByRoute},
 		{"UsageWithoutPeriod", testUsageWithoutPeriod},
+		{"UsageSeries", testUsageSeries},
 		{"LedgerLimits", testLedgerLimits},
 		{"LedgerFilters", testLedgerFilters},
 		{"TrimLedger", testTrimLedger},
