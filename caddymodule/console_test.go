@@ -28,6 +28,9 @@ http://{SITE} {
 		}
 		reverse_proxy {UPSTREAM}
 	}
+	handle /credits/* {
+		meter_api
+	}
 	handle /console* {
 		basic_auth {
 			operator ` + consoleHash + `
