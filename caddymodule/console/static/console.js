@@ -20,7 +20,9 @@
     });
     if (u.series.length === 0) { series.push({ label: "credits", stroke: palette[0] }); cols.push(u.x.map(function () { return 0; })); }
     window.consoleCharts.usage = new uPlot({ width: width(usageEl), height: 260, series: series,
-      axes: [{}, { label: "credits" }], scales: { x: { time: true } } }, cols, usageEl);
+      axes: [{}, { label: "credits" }],
+      // Half a day on each side, so the first and last days' bars show whole.
+      scales: { x: { time: true, range: function (u, min, max) { return [min - 43200, max + 43200]; } } } }, cols, usageEl);
     var details = usageEl.parentNode.querySelector("details.table");
     if (details) details.removeAttribute("open");
   }
@@ -28,6 +30,9 @@
   if (balEl && b && b.x.length > 1 && typeof uPlot !== "undefined") {
     window.consoleCharts.balance = new uPlot({ width: width(balEl), height: 160,
       series: [{}, { label: "balance after", stroke: "#1e8e3e", paths: uPlot.paths.stepped({ align: 1 }) }],
-      axes: [{}, { label: "credits" }] }, [b.x, b.balance], balEl);
+      axes: [{}, { label: "credits" }],
+      // Movements of one second still get a readable time axis.
+      scales: { x: { time: true, range: function (u, min, max) { return min === max ? [min - 60, max + 60] : [min, max]; } } } },
+      [b.x, b.balance], balEl);
   }
 })();
