@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"net/http"
 	"sort"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -57,11 +56,7 @@ func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	top, err := c.topAccounts(r, s, ids, days)
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
+	top := topAccounts(chart)
 	next := ""
 	if len(ids) == c.GatewayScan {
 		next = ids[len(ids)-1]
@@ -80,35 +75,21 @@ func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// topAccounts are the ten accounts of ids with the most credits used in
-// the last days.
-func (c *Console) topAccounts(r *http.Request, s meter.Store, ids []string, days int) ([]topRow, error) {
-	ss, ok := s.(seriesStore)
-	if !ok {
-		return nil, nil
-	}
-	to := meter.Bucket(time.Now(), meter.GranularityDay).AddDate(0, 0, 1)
-	q := meter.SeriesQuery{Granularity: meter.GranularityDay, From: to.AddDate(0, 0, -days), To: to}
-	var rows []topRow
-	for _, id := range ids {
-		q.AccountID = id
-		pts, err := ss.UsageSeries(r.Context(), q)
-		if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var sum meter.Credits
-		for _, p := range pts {
-			sum += p.Credits
-		}
+// topAccounts are the ten accounts with the most credits in a chart.
+func topAccounts(d chartData) []topRow {
+	rows := make([]topRow, 0, len(d.ByAccount))
+	for id, sum := range d.ByAccount {
 		if sum > 0 {
 			rows = append(rows, topRow{id, sum})
 		}
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Credits > rows[j].Credits })
-	return rows[:min(10, len(rows))], nil
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Credits != rows[j].Credits {
+			return rows[i].Credits > rows[j].Credits
+		}
+		return rows[i].ID < rows[j].ID
+	})
+	return rows[:min(10, len(rows))]
 }
 
 // metricRows reads a counter vector of this process by two of its labels

@@ -200,6 +200,9 @@ type chartData struct {
 	Pages    []int64           // per day
 	Total    meter.Credits
 	Missing  bool // the store keeps no series
+	// ByAccount is each account's credits in these days (for the gateway
+	// page's top accounts).
+	ByAccount map[string]meter.Credits
 }
 
 // Row is one day of the table.
@@ -232,7 +235,7 @@ func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []stri
 	}
 	to := meter.Bucket(time.Now(), meter.GranularityDay).AddDate(0, 0, 1)
 	from := to.AddDate(0, 0, -days)
-	d := chartData{}
+	d := chartData{ByAccount: map[string]meter.Credits{}}
 	index := map[int64]int{} // by Unix time: Time values are not map keys
 	for t := from; t.Before(to); t = t.AddDate(0, 0, 1) {
 		index[t.Unix()] = len(d.Days)
@@ -243,6 +246,9 @@ func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []stri
 	routeIdx := map[string]int{}
 	for _, id := range accounts {
 		pts, err := ss.UsageSeries(ctx, meter.SeriesQuery{AccountID: id, Granularity: meter.GranularityDay, From: from, To: to})
+		if meter.ErrorCode(err) == meter.ECodeAccountNotFound && len(accounts) > 1 {
+			continue // listed, then removed
+		}
 		if err != nil {
 			return d, err
 		}
@@ -262,6 +268,7 @@ func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []stri
 			d.Requests[i] += p.Requests
 			d.Pages[i] += p.Pages
 			d.Total += p.Credits
+			d.ByAccount[id] += p.Credits
 		}
 	}
 	return d, nil
