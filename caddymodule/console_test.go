@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -177,6 +178,11 @@ func TestConsoleMoneyActions(t *testing.T) {
 			resp, page := g.consoleDo("GET", "/console/accounts/acme", nil, "operator")
 			if resp.StatusCode != 200 || !strings.Contains(page, `id="balance">97<`) {
 				t.Fatalf("account page: %d\n%s", resp.StatusCode, page)
+			}
+			// Without JavaScript the chart is a table: today's row.
+			today := time.Now().UTC().Format("2006-01-02")
+			if !strings.Contains(page, `<tr><td>`+today+`</td><td class="n">3</td><td class="n">1</td><td class="n">3</td></tr>`) {
+				t.Fatalf("no usage row for %s in the table:\n%s", today, page)
 			}
 			idem := formKey(t, page, `id="grant-form`)
 			grant := url.Values{"idem": {idem}, "type": {"purchase"}, "amount": {"50"}, "reason": {"invoice 1042"}}
