@@ -24,18 +24,14 @@ import (
 	"strings"
 )
 
-// headLen is the PDF specification's header window: a "%PDF-" in it is a
-// PDF without doubt.
-const headLen = 1024
-
 var (
 	markPDF       = []byte("%PDF-")
 	markStartXRef = []byte("startxref")
 	markCatalog   = []byte("/Catalog")
 )
 
-// longestMark - 1 bytes are kept between writes to find marks that span
-// two of them.
+// keepLen bytes (the longest mark's length less one) are kept between
+// writes, to find marks that span two of them.
 const keepLen = len("startxref") - 1
 
 // markScan is an io.Writer that finds PDF marks in what is written to it,
