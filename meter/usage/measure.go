@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"os"
 	"strings"
 
 	"github.com/creditgate/creditgate/meter"
@@ -172,6 +173,17 @@ func measureRaw(ctx context.Context, u *Usage, mediaType string, body *Body, opt
 // already did.
 func marksOf(b *Body) (*markScan, error) {
 	if b.marks != nil {
+		return b.marks, nil
+	}
+	if b.file == nil {
+		// In memory: scanned where it lies, not copied.
+		b.memMu.RLock()
+		defer b.memMu.RUnlock()
+		if b.closed {
+			return nil, os.ErrClosed
+		}
+		b.marks = newMarkScan()
+		b.marks.Write(b.mem)
 		return b.marks, nil
 	}
 	return scanMarks(b.ReaderAt(), b.Size())

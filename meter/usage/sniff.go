@@ -76,6 +76,7 @@ func (s *markScan) Write(p []byte) (int, error) {
 func (s *markScan) find(b []byte, off int64) {
 	if i := bytes.Index(b, markPDF); i >= 0 && (s.pdfAt < 0 || off+int64(i) < s.pdfAt) {
 		s.pdfAt = off + int64(i)
+		return // "%PDF-" decides: the structure marks are not needed
 	}
 	if !s.structure && (bytes.Contains(b, markStartXRef) || bytes.Contains(b, markCatalog)) {
 		s.structure = true
@@ -85,7 +86,9 @@ func (s *markScan) find(b []byte, off int64) {
 // scanMarks scans size bytes of r (in pieces of 64 KB).
 func scanMarks(r io.ReaderAt, size int64) (*markScan, error) {
 	s := newMarkScan()
-	buf := make([]byte, 64<<10)
+	buf := getBuf(64 << 10)
+	buf = buf[:cap(buf)]
+	defer putBuf(buf)
 	for off := int64(0); off < size && s.pdfAt < 0; {
 		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
 		s.Write(buf[:n])
