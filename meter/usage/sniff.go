@@ -172,23 +172,27 @@ type verdict struct {
 // decide classifies a file from its marks, its first bytes and, as hints
 // that can only add a reading, its declared media type and name.
 //
-// "%PDF-" anywhere, or a declared PDF, is read as a PDF, strictly: an
-// image that carries a PDF after its signature is a PDF to readers, and a
-// failure to read it must not make it cheaper. An image signature (or an
-// image/* type) is an image; anything else is other.
+// "%PDF-" anywhere is read as a PDF, strictly: an image that carries a PDF
+// after its signature is a PDF to readers, and a failure to read it must
+// not make it cheaper. Then the structure marks (tried as a PDF), an image
+// signature, a declared PDF (strictly: a damaged upload is 422, as
+// before), an image/* type; anything else is other.
 func decide(s *markScan, head []byte, mediaType, name string) verdict {
+	image := isImage(head)
 	other := KindOther
-	if isImage(head) || strings.HasPrefix(mediaType, "image/") {
+	if image || strings.HasPrefix(mediaType, "image/") {
 		other = KindImage
 	}
 	declaredPDF := isPDFType(mediaType) || strings.HasSuffix(strings.ToLower(name), ".pdf")
 	switch {
 	case s.pdfAt >= 0:
 		return verdict{kind: KindPDF, pdfAt: s.pdfAt, strict: true}
+	case s.structure:
+		return verdict{kind: KindPDF, strict: declaredPDF && !image, otherwise: other}
+	case image:
+		return verdict{kind: KindImage}
 	case declaredPDF:
 		return verdict{kind: KindPDF, strict: true}
-	case s.structure:
-		return verdict{kind: KindPDF, otherwise: other}
 	}
 	return verdict{kind: other}
 }

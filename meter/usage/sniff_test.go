@@ -211,3 +211,32 @@ func TestMeasureMultipartContent(t *testing.T) {
 		t.Errorf("usage = %+v\nwant    %+v", got, want)
 	}
 }
+
+// The bytes win over every label: an image named a.pdf is an image, a
+// declared PDF that is neither is unreadable.
+func TestDecide(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+	for _, tc := range []struct {
+		name, body, mediaType, filename string
+		want                            verdict
+	}{
+		{"pdf labelled png", "%PDF-1.7", "image/png", "", verdict{kind: KindPDF, strict: true}},
+		{"pdf after junk", "junk %PDF-1.7", "", "", verdict{kind: KindPDF, pdfAt: 5, strict: true}},
+		{"png named a.pdf", string(png), "application/pdf", "a.pdf", verdict{kind: KindImage}},
+		{"declared pdf, text", "hello", "application/pdf", "", verdict{kind: KindPDF, strict: true}},
+		{"named a.pdf, text", "hello", "", "A.PDF", verdict{kind: KindPDF, strict: true}},
+		{"structure only", "x startxref 9", "", "", verdict{kind: KindPDF, otherwise: KindOther}},
+		{"structure, declared pdf", "x startxref 9", "application/pdf", "", verdict{kind: KindPDF, strict: true, otherwise: KindOther}},
+		{"structure after png", string(png) + "startxref", "", "", verdict{kind: KindPDF, otherwise: KindImage}},
+		{"image labelled text", string(png), "text/plain", "", verdict{kind: KindImage}},
+		{"text labelled image", "hello", "image/jpeg", "", verdict{kind: KindImage}},
+		{"text", "hello", "text/plain", "a.txt", verdict{kind: KindOther}},
+	} {
+		s := newMarkScan()
+		s.Write([]byte(tc.body))
+		head := []byte(tc.body)[:min(len(tc.body), 18)]
+		if got := decide(s, head, tc.mediaType, tc.filename); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
