@@ -12,6 +12,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
 // JSON document modes, for JSONDocs.Mode.
@@ -74,6 +76,9 @@ func measureJSON(ctx context.Context, u *Usage, body *Body, opts Options) (int, 
 		if err != nil {
 			return 0, nil // not JSON: the body is unpriced
 		}
+		if len(values) > opts.MaxFiles {
+			return 0, tooManyJSONDocs(opts.MaxFiles)
+		}
 		for i, s := range values {
 			f, err := jsonDoc(ctx, paths[i], s, opts)
 			if err != nil {
@@ -94,6 +99,9 @@ func measureJSON(ctx context.Context, u *Usage, body *Body, opts Options) (int, 
 		}
 		f, err := jsonDoc(ctx, path, s, opts)
 		if err == nil && f.Kind != KindOther {
+			if found == opts.MaxFiles {
+				return tooManyJSONDocs(opts.MaxFiles)
+			}
 			u.add(f)
 			found++
 		}
@@ -104,6 +112,11 @@ func measureJSON(ctx context.Context, u *Usage, body *Body, opts Options) (int, 
 		return found, err
 	}
 	return found, nil
+}
+
+func tooManyJSONDocs(n int) error {
+	return meter.Errorf(meter.ECodeBadRequest, "the JSON body carries more than %d documents", n).
+		With("max_files", n)
 }
 
 // jsonDoc decodes and measures the document in one JSON string. A string

@@ -242,7 +242,11 @@ func countFile(ctx context.Context, f *File, r io.ReaderAt, v verdict, opts Opti
 	case KindImage:
 		f.Pages = 1
 	case KindPDF:
-		info, err := readPDF(ctx, io.NewSectionReader(r, v.pdfAt, f.Size-v.pdfAt), f.Size-v.pdfAt, opts.PDF, opts.Budget)
+		from := r
+		if v.pdfAt > 0 {
+			from = io.NewSectionReader(r, v.pdfAt, f.Size-v.pdfAt)
+		}
+		info, err := readPDF(ctx, from, f.Size-v.pdfAt, opts.PDF, opts.Budget)
 		if err != nil && v.pdfAt > 0 && meter.ErrorCode(err) == meter.ECodeUnreadableDocument {
 			info, err = readPDF(ctx, r, f.Size, opts.PDF, opts.Budget)
 		}

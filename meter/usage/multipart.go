@@ -14,8 +14,9 @@ import (
 )
 
 // maxNesting is how deep multipart bodies are opened inside multipart
-// parts (multipart/mixed inside form-data is one level).
-const maxNesting = 3
+// parts (multipart/mixed inside form-data is one level); deeper is a
+// bad_request, since a reader that opens it would find files not counted.
+const maxNesting = 4
 
 // measureMultipart adds the files of a multipart body to u. Every part,
 // form fields included, is classified by its content, after its
@@ -105,7 +106,11 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 		}
 	}
 
-	if strings.HasPrefix(mediaType, "multipart/") && depth+1 < maxNesting {
+	if strings.HasPrefix(mediaType, "multipart/") && depth >= maxNesting {
+		return meter.Errorf(meter.ECodeBadRequest, "multipart bodies are nested more than %d levels deep", maxNesting).
+			With("max_nesting", maxNesting)
+	}
+	if strings.HasPrefix(mediaType, "multipart/") {
 		// Counted apart, so that a nested body that is not multipart
 		// after all adds nothing and is classified as a file instead.
 		var nested Usage
@@ -117,7 +122,7 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 			u.Unpriced += nested.Unpriced
 			return nil
 		}
-		if meter.ErrorCode(err) != meter.ECodeBadRequest {
+		if !errors.Is(err, errMalformed) {
 			return err
 		}
 	}
@@ -182,13 +187,17 @@ func checkBoundary(b string) error {
 	const bchars = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? "
 	switch {
 	case b == "":
-		return meter.Errorf(meter.ECodeBadRequest, "the multipart Content-Type has no boundary")
+		return &meter.Error{Code: meter.ECodeBadRequest, Message: "the multipart Content-Type has no boundary", Err: errMalformed}
 	case len(b) > 70 || strings.HasSuffix(b, " ") ||
 		strings.IndexFunc(b, func(r rune) bool { return !strings.ContainsRune(bchars, r) }) >= 0:
-		return meter.Errorf(meter.ECodeBadRequest, "the multipart boundary is invalid")
+		return &meter.Error{Code: meter.ECodeBadRequest, Message: "the multipart boundary is invalid", Err: errMalformed}
 	}
 	return nil
 }
+
+// errMalformed is behind the bad_request of a body that is not multipart
+// as declared: a nested part that is not is classified as a file instead.
+var errMalformed = errors.New("malformed multipart")
 
 // malformed turns a multipart parsing error into a bad_request, unless the
 // cause was reading the spooled body itself, which is the server's fault.
@@ -197,7 +206,7 @@ func malformed(src *errRecorder, err error) error {
 		return fmt.Errorf("usage: read body: %w", src.err)
 	}
 	return &meter.Error{Code: meter.ECodeBadRequest,
-		Message: "the multipart body is malformed or truncated", Err: err}
+		Message: "the multipart body is malformed or truncated", Err: fmt.Errorf("%w: %w", errMalformed, err)}
 }
 
 // errRecorder remembers the first error other than io.EOF from r.

@@ -3,6 +3,9 @@ package usage
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"mime/multipart"
+	"net/textproto"
 	"reflect"
 	"strings"
 	"testing"
@@ -238,5 +241,40 @@ func TestDecide(t *testing.T) {
 		if got := decide(s, head, tc.mediaType, tc.filename); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestMeasureLimits(t *testing.T) {
+	pdf := newDoc(1, 50).bytes(1)
+	nest := func(levels int) (string, []byte) {
+		ct, body := "application/pdf", pdf
+		for i := 0; i < levels; i++ {
+			var b bytes.Buffer
+			mw := multipart.NewWriter(&b)
+			w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {ct}, "Content-Disposition": {`form-data; name="x"`}})
+			w.Write(body)
+			mw.Close()
+			ct, body = "multipart/mixed; boundary="+mw.Boundary(), b.Bytes()
+		}
+		return ct, body
+	}
+	// The body and four levels inside it are opened; one more is refused.
+	ct, body := nest(5)
+	if u, err := measureBytes(t, ct, body, Options{}); err != nil || u.Pages != 1 {
+		t.Errorf("five levels: %+v %v", u, err)
+	}
+	ct, body = nest(6)
+	_, err := measureBytes(t, ct, body, Options{})
+	if e, ok := err.(*meter.Error); !ok || e.Code != meter.ECodeBadRequest || e.Details["max_nesting"] != maxNesting {
+		t.Errorf("six levels: %v", err)
+	}
+
+	doc := `"` + base64.StdEncoding.EncodeToString(pdf) + `"`
+	three := []byte("[" + doc + "," + doc + "," + doc + "]")
+	if _, err := measureBytes(t, "application/json", three, Options{MaxFiles: 2}); meter.ErrorCode(err) != meter.ECodeBadRequest {
+		t.Errorf("three JSON documents, MaxFiles 2: %v", err)
+	}
+	if u, err := measureBytes(t, "application/json", three, Options{MaxFiles: 3}); err != nil || u.Pages != 3 {
+		t.Errorf("three JSON documents, MaxFiles 3: %+v %v", u, err)
 	}
 }
