@@ -182,9 +182,9 @@ func marksOf(b *Body) (*markScan, error) {
 		if b.closed {
 			return nil, os.ErrClosed
 		}
-		b.marks = newMarkScan()
-		b.marks.Write(b.mem)
-		return b.marks, nil
+		s := newMarkScan()
+		s.Write(b.mem)
+		return s, nil
 	}
 	return scanMarks(b.ReaderAt(), b.Size())
 }

@@ -144,21 +144,16 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 	return nil
 }
 
-// spoolScanned spools r within MaxBody and MemoryThreshold, finding its
-// PDF marks as it is read. A read error of a base64 decoder is a
-// bad_request.
+// spoolScanned spools r within MaxBody and MemoryThreshold; a body that
+// goes to disk has its PDF marks found as it is written (spool). A read
+// error of a base64 decoder is a bad_request.
 func spoolScanned(r io.Reader, opts Options) (*Body, error) {
-	marks := newMarkScan()
-	b, err := spool(io.TeeReader(r, marks), opts.MaxBody, opts.MemoryThreshold, opts.TempDir, 0)
+	b, err := spool(r, opts.MaxBody, opts.MemoryThreshold, opts.TempDir, 0)
 	var ce base64.CorruptInputError
 	if errors.As(err, &ce) {
 		return nil, meter.Errorf(meter.ECodeBadRequest, "a part's base64 content is malformed")
 	}
-	if err != nil {
-		return nil, err
-	}
-	b.marks = marks
-	return b, nil
+	return b, err
 }
 
 // spaceDropper drops the white space base64 bodies are broken into lines
