@@ -14,6 +14,10 @@ package usage
 //   - with no header, no xref table and no trailer: mupdf alone reads it
 //     (100 pages), from its /Catalog object.
 //
+// On real files (testdata) after random junk the readers disagree (qpdf
+// often fails; mupdf reads them all): TestJunkCountsAsReaders checks that
+// the gateway counts at least what each reader that reads them counts.
+//
 // So "%PDF-" is looked for in the whole file, not in its first KB, and a
 // file without it that has a PDF's structure (startxref, /Catalog) is read
 // as a PDF too.
