@@ -59,9 +59,9 @@ func TestJunkCountsAsReaders(t *testing.T) {
 	for _, name := range []string{"cairo.pdf", "pdftex.pdf", "quartz.pdf", "skia.pdf", "objstm.pdf"} {
 		pdf := readTestdata(t, name)
 		for variant, body := range map[string][]byte{
-			"1100 junk bytes":   append(append([]byte{}, junk[:1100]...), pdf...),
-			"100 KB of junk":    append(append([]byte{}, junk...), pdf...),
-			"a PNG signature":   append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), pdf...),
+			"1100 junk bytes":    append(append([]byte{}, junk[:1100]...), pdf...),
+			"100 KB of junk":     append(append([]byte{}, junk...), pdf...),
+			"a PNG signature":    append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), pdf...),
 			"header overwritten": bytes.Replace(pdf, []byte("%PDF-"), []byte("%XYZ-"), 1),
 		} {
 			readers := readerPages(t, body)
