@@ -111,6 +111,14 @@ type Handler struct {
 	// is tried. "off": JSON bodies are not searched, so they are unpriced.
 	JSONDocuments []string `json:"json_documents,omitempty"`
 
+	// IdempotencyMaxResponse is the largest 2xx response body, in bytes,
+	// kept for the replays of a request sent with an Idempotency-Key (with
+	// its status and headers, in the store, for the app's idempotency_ttl).
+	// The replay of a charged request whose body was larger is refused
+	// with 409 idempotency_response_not_stored. Default: 64 KiB; at most
+	// 512 KiB; negative: keep none.
+	IdempotencyMaxResponse int64 `json:"idempotency_max_response,omitempty"`
+
 	// Job makes this route a job submission route (see JobConfig).
 	Job *JobConfig `json:"job,omitempty"`
 
@@ -153,6 +161,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.ReservationTTL == 0 {
 		h.ReservationTTL = caddy.Duration(5 * time.Minute)
+	}
+	if h.IdempotencyMaxResponse == 0 {
+		h.IdempotencyMaxResponse = defaultIdempotencyMaxResponse
 	}
 	rules, err := pricing.Compile(h.Rules)
 	if err != nil {
@@ -208,6 +219,8 @@ func (h *Handler) Validate() error {
 		return errors.New("meter: max_body, memory_threshold and max_files must not be negative")
 	case h.CountTimeout < 0, h.ReservationTTL < 0:
 		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
+	case h.IdempotencyMaxResponse > maxIdempotencyResponse:
+		return fmt.Errorf("meter: idempotency_max_response %d is above %d bytes", h.IdempotencyMaxResponse, maxIdempotencyResponse)
 	}
 	return nil
 }
@@ -304,6 +317,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.Job != nil {
 		return h.serveJob(w, r, next, rq, id, period)
 	}
+	if rq.quote.Total == 0 {
+		return h.forwardFree(w, r, next, rq)
+	}
+	idem := r.Header.Get(HeaderIdempotencyKey)
+	if idem != "" {
+		if rq.fp, err = fingerprint(id.key.AccountID, r, rq.route, body); err != nil {
+			rq.refuse(w, err)
+			return nil
+		}
+	}
 	ctx, span = startSpan(r.Context(), tr, spanReserve, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String())}
 	})
@@ -313,7 +336,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		ID:             meter.NewID("rsv"),
 		Amount:         rq.quote.Total,
 		TTL:            time.Duration(h.ReservationTTL),
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		IdempotencyKey: idem,
+		Fingerprint:    rq.fp,
 		Period:         period,
 	})
 	cancel()
@@ -323,12 +347,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if rq.res.Replayed {
-		// Charged before under this Idempotency-Key: proxy again, charge nothing.
-		observeOutcome(outcomeReplayed, nil)
-		w.Header().Set(HeaderReplayed, "true")
-		setMoneyHeaders(w.Header(), 0, rq.res.Available)
-		setQuotaHeaders(w.Header(), rq.res.Quota)
-		return next.ServeHTTP(w, r)
+		// The same request was charged under this Idempotency-Key: its
+		// stored response, without the upstream, charging nothing.
+		rq.replay(w)
+		return nil
 	}
 	meterMetrics.reserved.Add(creditsFloat(rq.res.Amount))
 
@@ -398,7 +420,9 @@ const maxJSONBody = 16 << 20
 // spooled once, measured, and put back on the request so the upstream
 // receives exactly the bytes the client sent.
 func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, error) {
-	if !h.needs.Pages && !h.needs.JSON {
+	// A request with an Idempotency-Key is spooled on every route: its
+	// fingerprint digests the body the upstream will receive.
+	if !h.needs.Pages && !h.needs.JSON && r.Header.Get(HeaderIdempotencyKey) == "" {
 		return nil, nil
 	}
 	if r.ContentLength > h.MaxBody {

@@ -40,6 +40,19 @@ const (
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"
 )
 
+// Refusals of the idempotency contract and of unpaid requests.
+const (
+	// ECodeIdempotencyKeyReused: the Idempotency-Key was used for another
+	// request (another fingerprint) of the account (422).
+	ECodeIdempotencyKeyReused = "idempotency_key_reused"
+	// ECodeIdempotencyResponseNotStored: the key's request was charged, but
+	// its response was too large to keep, so it cannot be replayed (409).
+	ECodeIdempotencyResponseNotStored = "idempotency_response_not_stored"
+	// ECodeRateLimited: too many zero-cost requests of one account on
+	// one gateway (429, with Retry-After).
+	ECodeRateLimited = "rate_limited"
+)
+
 // Error is a domain error with a stable code, a message safe to show to
 // a client, and optional details that are rendered next to them.
 type Error struct {
@@ -89,4 +102,11 @@ func ErrorCode(err error) string {
 // the gateway fails closed with a 503 without showing the cause.
 func Unavailable(err error) *Error {
 	return &Error{Code: ECodeMeteringUnavailable, Message: "metering is temporarily unavailable", Err: err}
+}
+
+// IdempotencyKeyReused is the refusal of a Reserve whose idempotency key
+// is held or committed for another request: both stores say the same.
+func IdempotencyKeyReused() *Error {
+	return Errorf(ECodeIdempotencyKeyReused,
+		"this Idempotency-Key was already used for a different request (method, path, content type or body); use a new key")
 }
