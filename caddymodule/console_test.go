@@ -179,6 +179,12 @@ func TestConsoleMoneyActions(t *testing.T) {
 			if resp.StatusCode != 200 || !strings.Contains(page, `id="balance">97<`) {
 				t.Fatalf("account page: %d\n%s", resp.StatusCode, page)
 			}
+			// The accounts list shows the API's numbers.
+			_, list := g.consoleDo("GET", "/console/", nil, "operator")
+			if !regexp.MustCompile(`data-account="acme">\s*<td><a [^>]*>acme</a></td>\s*<td><span class="ok">enabled</span></td>\s*` +
+				`<td class="n balance ">97</td><td class="n">0</td><td class="n">97</td>[\s\S]*?<td class="n">3</td>`).MatchString(list) {
+				t.Fatalf("accounts list:\n%s", list)
+			}
 			// Without JavaScript the chart is a table: today's row.
 			today := time.Now().UTC().Format("2006-01-02")
 			if !strings.Contains(page, `<tr><td>`+today+`</td><td class="n">3</td><td class="n">1</td><td class="n">3</td></tr>`) {
