@@ -148,6 +148,10 @@ func (s *Store) keySetKey(id string) string      { return s.prefix + ":{" + id +
 func (s *Store) keyRecordKey(hash string) string { return s.prefix + ":key:" + hash }
 func (s *Store) accountsKey() string             { return s.prefix + ":accounts" }
 
+// accountsByIDKey is the accounts index sorted by id (a zset, all scores
+// 0) that ListAccounts pages through.
+func (s *Store) accountsByIDKey() string { return s.prefix + ":accounts_by_id" }
+
 // run runs an account script and turns a refusal reply into a *meter.Error.
 func (s *Store) run(ctx context.Context, sc *script, id string, args ...any) (*reply, error) {
 	return s.runKeys(ctx, sc, id, s.accountKeys(id), args...)
