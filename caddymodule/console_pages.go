@@ -36,29 +36,31 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 	s := c.app.Store()
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	cursor := r.URL.Query().Get("cursor")
+	// Ids are listed in order, so the ids that start with q follow q: a
+	// search is a page of the listing from q, cut at the first id that
+	// does not start with it.
 	var ids []string
-	var err error
-	if q != "" {
-		// Ids are listed in order, so the ids that start with q follow q.
-		if _, err := s.Account(ctx, q); err == nil && cursor == "" {
+	if q != "" && cursor == "" {
+		if _, err := s.Account(ctx, q); err == nil {
 			ids = append(ids, q)
 		}
-		if cursor == "" {
-			cursor = q
-		}
-		var more []string
-		more, err = s.ListAccounts(ctx, cursor, c.PageSize)
-		for _, id := range more {
-			if strings.HasPrefix(id, q) {
-				ids = append(ids, id)
-			}
-		}
-	} else {
-		ids, err = s.ListAccounts(ctx, cursor, c.PageSize)
+		cursor = q
 	}
+	page, err := s.ListAccounts(ctx, cursor, c.PageSize)
 	if err != nil {
 		c.fail(w, r, err)
 		return
+	}
+	next := ""
+	if len(page) == c.PageSize {
+		next = page[len(page)-1]
+	}
+	for _, id := range page {
+		if !strings.HasPrefix(id, q) {
+			next = ""
+			break
+		}
+		ids = append(ids, id)
 	}
 	rows := make([]accountRow, 0, len(ids))
 	for _, id := range ids {
@@ -74,10 +76,6 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	sortKey := r.URL.Query().Get("sort")
 	sortRows(rows, sortKey)
-	next := ""
-	if len(ids) == c.PageSize || (q != "" && len(ids) > 0 && len(ids) >= c.PageSize) {
-		next = ids[len(ids)-1]
-	}
 	c.render(w, http.StatusOK, "accounts.html", map[string]any{
 		"P": c.Prefix, "Title": "Accounts", "Rows": rows, "Q": q, "Sort": sortKey, "Next": next,
 		"Cursor": r.URL.Query().Get("cursor"),
