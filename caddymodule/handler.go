@@ -36,18 +36,13 @@ const (
 	HeaderQuotaReset     = "X-Quota-Reset"
 )
 
-// Request headers set for the upstream. Any the client sent are removed
-// first, so the upstream can trust them.
+// Request headers set for the upstream. Every X-Meter-* header the client
+// sent is removed first (stripMeterHeaders), so the upstream can trust them.
 const (
 	UpstreamReservation = "X-Meter-Reservation"
 	UpstreamAccount     = "X-Meter-Account"
 	UpstreamTest        = "X-Meter-Test"
 )
-
-// upstreamHeaders are the request headers the gateway sets for the
-// upstream: removed from what clients send, so the upstream can trust them.
-var upstreamHeaders = []string{UpstreamReservation, UpstreamAccount, UpstreamTest,
-	UpstreamJob, UpstreamJobToken, UpstreamJobProgress}
 
 // Handler is the `meter` HTTP handler: it authenticates the caller's API
 // key, measures the request, prices it, reserves the price, calls the next
@@ -189,14 +184,16 @@ func (h *Handler) Validate() error {
 	case h.CountTimeout < 0, h.ReservationTTL < 0:
 		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
 	}
+	if err := checkKeyHeader(h.KeyHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
+	}
 	return nil
 }
 
 // ServeHTTP meters one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	for _, name := range upstreamHeaders {
-		r.Header.Del(name)
-	}
+	dryRun := isDryRun(r)
+	stripMeterHeaders(r.Header)
 	tr := traced(r.Context())
 	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
 	id, err := h.identify(ctx, r)
@@ -268,7 +265,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	if isDryRun(r) {
+	if dryRun {
 		observeOutcome(outcomeDryRun, nil)
 		return rq.dryRun(w)
 	}
