@@ -18,7 +18,6 @@ import (
 func init() {
 	caddy.RegisterModule(API{})
 	httpcaddyfile.RegisterHandlerDirective("meter_api", parseAPIDirective)
-	httpcaddyfile.RegisterDirectiveOrder("meter_api", httpcaddyfile.Before, "reverse_proxy")
 }
 
 // API serves the caller's own account, found from its API key, as JSON:

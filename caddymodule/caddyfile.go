@@ -15,7 +15,15 @@ import (
 func init() {
 	httpcaddyfile.RegisterGlobalOption("meter", parseGlobalOption)
 	httpcaddyfile.RegisterHandlerDirective("meter", parseHandlerDirective)
-	httpcaddyfile.RegisterDirectiveOrder("meter", httpcaddyfile.Before, "reverse_proxy")
+	// The meter handlers authenticate: they run next to basic_auth and
+	// forward_auth, before every directive that can answer a request
+	// (handle, route, respond, reverse_proxy, php_fastcgi, file_server...),
+	// or `meter` followed by `respond` in one block would never run. After
+	// encode, as before: a compressed answer would hide the JSON that
+	// billing merges into and the PDF whose pages are counted.
+	httpcaddyfile.RegisterDirectiveOrder("meter", httpcaddyfile.After, "encode")
+	httpcaddyfile.RegisterDirectiveOrder("meter_job", httpcaddyfile.Before, "push")
+	httpcaddyfile.RegisterDirectiveOrder("meter_api", httpcaddyfile.Before, "push")
 }
 
 // parseGlobalOption parses the `meter` global option into the meter app.

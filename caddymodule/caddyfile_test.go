@@ -136,3 +136,41 @@ func TestCaddyfileRedisForms(t *testing.T) {
 		}
 	}
 }
+
+// meter runs before every directive of its block that can answer, without
+// an order line or a route block: each Caddyfile puts the other directive
+// first, and the adapted routes must call meter first.
+func TestCaddyfileMeterRunsFirst(t *testing.T) {
+	for _, tt := range []struct{ name, directive string }{
+		{"respond", `respond "answered"`},
+		{"file_server", "file_server"},
+		{"php_fastcgi", "php_fastcgi localhost:9001"},
+		{"handle", "handle /x {\n\t\trespond \"answered\"\n\t}"},
+		{"route", "route {\n\t\trespond \"answered\"\n\t}"},
+		{"reverse_proxy", "reverse_proxy localhost:9000"},
+		{"error", `error "answered" 500`},
+		{"templates", "templates"},
+		{"meter_job", "meter_job status"},
+		{"meter_api", "meter_api"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := adapt(t, ":8080 {\n\t"+tt.directive+"\n\tmeter {\n\t\tper_page 1\n\t}\n}")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(m)
+			js := string(raw)
+			at := strings.Index(js, `"handler":"meter"`)
+			if at < 0 {
+				t.Fatalf("no meter handler in %s", js)
+			}
+			for _, other := range []string{`"answered"`, `"handler":"static_response"`, `"handler":"file_server"`,
+				`"handler":"reverse_proxy"`, `"handler":"error"`, `"handler":"templates"`, `"handler":"meter_job"`,
+				`"handler":"meter_api"`, `"handler":"rewrite"`} {
+				if i := strings.Index(js, other); i >= 0 && i < at {
+					t.Fatalf("%s comes before meter: %s", other, js)
+				}
+			}
+		})
+	}
+}

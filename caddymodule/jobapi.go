@@ -24,7 +24,6 @@ import (
 func init() {
 	caddy.RegisterModule(JobAPI{})
 	httpcaddyfile.RegisterHandlerDirective("meter_job", parseJobAPIDirective)
-	httpcaddyfile.RegisterDirectiveOrder("meter_job", httpcaddyfile.Before, "reverse_proxy")
 }
 
 // Job actions of the meter_job handler.
