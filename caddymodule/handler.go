@@ -97,6 +97,7 @@ type Handler struct {
 	Billing *BillingConfig `json:"billing,omitempty"`
 
 	app    *App
+	scope  string // the route's name in app.rates
 	rules  pricing.Rules
 	needs  pricing.Needs
 	uopts  usage.Options
@@ -168,8 +169,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.uopts.Budget = h.app.budget
+	h.scope = h.app.rates.Add(h.Route, h.rules.RateNames())
 	if jobRatesDefault != nil {
-		h.app.addJobRates(jobRatesDefault)
+		h.app.addJobRates(h.scope, jobRatesDefault)
 	}
 	return nil
 }
@@ -240,7 +242,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	_, span = startSpan(ctx, tr, spanPrice, nil)
-	rq.in.Rates = id.settings.Rates
+	rq.in.Rates = h.app.rates.For(id.settings.Rates, h.scope)
 	// Parse a JSON body once: Quote now and Final at settle reuse it.
 	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
 		rq.quote, err = h.rules.Quote(rq.in)
