@@ -193,6 +193,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_files        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		test             simulate|forward
+//		test_limit       <n>[/day]
 //		billing [<field>] [snake|camel]
 //		job {
 //			ttl            <duration>
@@ -229,7 +231,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "route":
 			h.Route, err = oneArg(d)
 		case "key_header":
-			h.KeyHeader, err = oneArg(d)
+			if h.KeyHeader, err = oneArg(d); err == nil && isMeterHeader(h.KeyHeader) {
+				err = d.Errf("meter: key_header %q: X-Meter-* request headers are the gateway's own", h.KeyHeader)
+			}
 		case "max_body":
 			h.MaxBody, err = sizeArg(d)
 		case "memory_threshold":
@@ -248,6 +252,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "test":
+			h.Test, err = oneArg(d)
+			if err == nil && h.Test != TestSimulate && h.Test != TestForward {
+				err = d.Errf("meter: test: expected simulate or forward, got %q", h.Test)
+			}
+		case "test_limit":
+			h.TestLimit, err = testLimitArg(d)
 		case "billing":
 			h.Billing, err = unmarshalBilling(d)
 		case "job":
@@ -333,6 +344,19 @@ func unmarshalJob(d *caddyfile.Dispenser) (*JobConfig, error) {
 		return nil, d.Errf("%v", err)
 	}
 	return jc, nil
+}
+
+// testLimitArg parses `test_limit <n>` or `test_limit <n>/day`.
+func testLimitArg(d *caddyfile.Dispenser) (int, error) {
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "/day"))
+	if err != nil || n < 1 {
+		return 0, d.Errf("meter: test_limit: expected a positive number of requests per day such as 100/day, got %q", s)
+	}
+	return n, nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {

@@ -103,6 +103,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad max_files", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tmax_files 0\n\t}\n}", "max_files: expected a positive integer"},
 		{"unknown global option", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredsi y\n\t}\n}\n:80 {\n\trespond ok\n}", `unknown option "redsi"`},
 		{"bad redis_batch", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredis_batch 0\n\t}\n}\n:80 {\n\trespond ok\n}", `redis_batch "0" is not a number from 1 to 256, at Caddyfile:4`},
+		{"bad test mode", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\ttest live\n\t}\n}", `test: expected simulate or forward, got "live", at Caddyfile:4`},
+		{"bad test_limit", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\ttest_limit 10/hour\n\t}\n}", `test_limit: expected a positive number of requests per day such as 100/day, got "10/hour", at Caddyfile:4`},
+		{"key_header X-Meter-*", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tkey_header X-Meter-Key\n\t}\n}", `X-Meter-* request headers are the gateway's own, at Caddyfile:4`},
 		{"global argument", "{\n\tmeter redis://x\n}\n:80 {\n\trespond ok\n}", "wrong argument count"},
 	}
 	for _, tt := range tests {

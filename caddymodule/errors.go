@@ -20,7 +20,7 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case meter.ECodeInsufficientCredits, meter.ECodeOverageLimitReached:
 		return http.StatusPaymentRequired
-	case meter.ECodeQuotaExceeded:
+	case meter.ECodeQuotaExceeded, meter.ECodeTestLimitExceeded:
 		return http.StatusTooManyRequests
 	case meter.ECodeAccountNotFound, meter.ECodeNotFound, meter.ECodeJobNotFound:
 		return http.StatusNotFound

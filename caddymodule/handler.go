@@ -96,6 +96,17 @@ type Handler struct {
 	// answers (see BillingConfig).
 	Billing *BillingConfig `json:"billing,omitempty"`
 
+	// Test says what a test key's request does once priced: "simulate"
+	// (default) answers it from the gateway (200, the quote, never
+	// forwarded); "forward" passes it on with X-Meter-Test: true, to the
+	// upstream or to a sandbox the Caddyfile picks by {http.meter.mode}.
+	Test string `json:"test,omitempty"`
+
+	// TestLimit is the most test-key requests an account may make on
+	// this route per UTC day, counted by each gateway process across all
+	// its routes; more get 429 test_limit_exceeded. Default: 1000.
+	TestLimit int `json:"test_limit,omitempty"`
+
 	app    *App
 	scope  string // the route's name in app.rates
 	rules  pricing.Rules
@@ -132,6 +143,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.ReservationTTL == 0 {
 		h.ReservationTTL = caddy.Duration(5 * time.Minute)
+	}
+	if h.Test == "" {
+		h.Test = TestSimulate
+	}
+	if h.TestLimit == 0 {
+		h.TestLimit = defaultTestLimit
 	}
 	rules, err := pricing.Compile(h.Rules)
 	if err != nil {
@@ -185,6 +202,10 @@ func (h *Handler) Validate() error {
 		return errors.New("meter: max_body, memory_threshold and max_files must not be negative")
 	case h.CountTimeout < 0, h.ReservationTTL < 0:
 		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
+	case h.Test != TestSimulate && h.Test != TestForward:
+		return fmt.Errorf("meter: test %q: use simulate or forward", h.Test)
+	case h.TestLimit < 0:
+		return errors.New("meter: test_limit must not be negative")
 	}
 	if err := checkKeyHeader(h.KeyHeader); err != nil {
 		return fmt.Errorf("meter: %w", err)
@@ -212,6 +233,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !id.settings.IsEnabled() {
 		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
 		return nil
+	}
+	setMode(r, id.key.Mode)
+	testUsed := 0
+	if id.key.Mode == meter.ModeTest && !dryRun {
+		// Counted before measuring: a refused test request costs no work.
+		if testUsed, err = h.takeTest(id.key.AccountID); err != nil {
+			rq.refuse(w, err)
+			return nil
+		}
 	}
 
 	ctx, span = startSpan(r.Context(), tr, spanMeasure, func() []attribute.KeyValue {
@@ -273,7 +303,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if id.key.Mode == meter.ModeTest {
 		observeOutcome(outcomeTest, nil)
-		return rq.forwardTest(w, next)
+		return rq.serveTest(w, next, testUsed)
 	}
 	period, err := id.settings.PeriodAt(time.Now(), id.created)
 	if err != nil {

@@ -32,6 +32,9 @@ const (
 	// ECodeTestKeyNotAllowed: a test key asked for what moves money
 	// outside of a request (resuming a job).
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"
+	// ECodeTestLimitExceeded: a test key's account made its route's
+	// test_limit of test requests today.
+	ECodeTestLimitExceeded = "test_limit_exceeded"
 )
 
 // Error is a domain error with a stable code, a message safe to show to
