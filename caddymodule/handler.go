@@ -187,6 +187,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.app = appIface.(*App)
 	h.uopts.Budget = h.app.budget
 	h.scope = h.app.rates.Add(h.Route, h.rules.RateNames())
+	if h.needs.Pages || h.needs.JSON {
+		h.removeStaleSpools()
+	}
 	if jobRatesDefault != nil {
 		h.app.addJobRates(h.scope, jobRatesDefault)
 	}
@@ -234,14 +237,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
 		return nil
 	}
-	setMode(r, id.key.Mode)
-	testUsed := 0
-	if id.key.Mode == meter.ModeTest && !dryRun {
-		// Counted before measuring: a refused test request costs no work.
-		if testUsed, err = h.takeTest(id.key.AccountID); err != nil {
-			rq.refuse(w, err)
-			return nil
-		}
+	testUsed, ok := h.admit(w, r, rq, id, dryRun)
+	if !ok {
+		return nil
 	}
 
 	ctx, span = startSpan(r.Context(), tr, spanMeasure, func() []attribute.KeyValue {
@@ -409,9 +407,6 @@ const maxJSONBody = 16 << 20
 func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, error) {
 	if !h.needs.Pages && !h.needs.JSON {
 		return nil, nil
-	}
-	if r.ContentLength > h.MaxBody {
-		return nil, bodyTooLarge(h.MaxBody)
 	}
 	opts := h.uopts
 	opts.SizeHint = r.ContentLength
