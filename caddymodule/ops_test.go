@@ -2,12 +2,15 @@ package caddymodule
 
 import (
 	"bufio"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
@@ -104,4 +107,40 @@ http://{SITE} {
 		t.Fatalf("the upstream got %d requests", n)
 	}
 	g.assertBalance(id, 10, 0)
+}
+
+// The admin API (which mints credits) on a unix socket that only its
+// owner may open, as deploy/ sets it up: the socket gets mode 0600, and
+// the CLI's client (caddycmd.AdminAPIRequest, behind `creditgate meter
+// --address unix/...`) reaches the meter endpoints through it.
+func TestAdminAPIOnUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	src := strings.Replace(globalBlock, "admin {ADMIN}", "admin unix/"+sock+"|0600", 1) + minimalSite
+	startGateway(t, src)
+	st, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket mode %v, want a socket with 0600", st.Mode())
+	}
+	addr := "unix/" + sock + "|0600"
+	resp, err := caddycmd.AdminAPIRequest(addr, "POST", "/meter/accounts", nil, strings.NewReader(`{"id":"sock_acme","credits":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create account over the socket: HTTP %d", resp.StatusCode)
+	}
+	resp, err = caddycmd.AdminAPIRequest(addr, "GET", "/meter/accounts/sock_acme", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a meter.Account
+	err = json.NewDecoder(resp.Body).Decode(&a)
+	resp.Body.Close()
+	if err != nil || a.Balance != credits(5) {
+		t.Fatalf("account over the socket: %+v, %v", a, err)
+	}
 }
