@@ -1,7 +1,13 @@
 package caddymodule
 
 import (
+	"bytes"
+	"io"
 	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -26,16 +32,52 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, rq *request, id 
 	// over max_body before reading or forwarding a byte of it, and stops a
 	// body that grows past it (chunked) where it is not spooled.
 	if r.ContentLength > h.MaxBody {
-		// Closing the connection is what sends the 413 now: otherwise the
-		// server first tries to drain the unread body, and a client that
-		// declared a length and sends nothing holds the answer until
-		// Caddy's read timeout.
-		w.Header().Set("Connection", "close")
-		rq.refuse(w, bodyTooLarge(h.MaxBody))
+		rq.refuseUnread(w, bodyTooLarge(h.MaxBody))
 		return 0, false
 	}
 	if !h.needs.Pages && !h.needs.JSON && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBody)
 	}
 	return testUsed, true
+}
+
+// lingerRead bounds how long, and how much of a refused body, refuseUnread
+// reads and drops after its answer.
+const (
+	lingerRead      = time.Second
+	lingerReadBytes = 1 << 20
+)
+
+// refuseUnread refuses a request whose body will not be read, and closes
+// its connection. Left to itself, the server would first try to drain up
+// to 256 KiB of the body (Caddy's body wrapper keeps net/http from seeing
+// it is too large), and a client that declared a length and sends nothing
+// would hold the answer until Caddy's read timeout. Closing at once could
+// instead reset a client that is still sending before it reads the answer.
+// So, as net/http's own lingering close does: the answer is sent with its
+// length, the write side is closed, and what the client still sends is
+// read and dropped for a moment (HTTP/1; HTTP/2 resets only the stream).
+func (rq *request) refuseUnread(w http.ResponseWriter, err error) {
+	var buf bytes.Buffer
+	rec := caddyhttp.NewResponseRecorder(w, &buf, func(int, http.Header) bool { return true })
+	rq.refuse(rec, err)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Connection", "close")
+	if rec.WriteResponse() != nil {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	conn, rw, herr := rc.Hijack()
+	if herr != nil {
+		return
+	}
+	defer conn.Close()
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(lingerRead))
+	_, _ = io.CopyN(io.Discard, rw, lingerReadBytes)
 }

@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,13 +96,18 @@ http://{SITE} {
 			}
 			// A deadline only so that a hang fails instead of blocking.
 			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			status, err := bufio.NewReader(conn).ReadString('\n')
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 			if err != nil {
 				t.Fatalf("no answer while the body never arrives: %v", err)
 			}
-			if !strings.HasPrefix(status, "HTTP/1.1 413") {
-				t.Fatalf("status line %q, want 413", status)
+			raw, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("reading the answer: %v", err)
 			}
+			if code, _ := errorCode(t, raw); resp.StatusCode != 413 || code != meter.ECodeBodyTooLarge {
+				t.Fatalf("%d %s, want 413 body_too_large", resp.StatusCode, raw)
+			}
+			assertMoney(t, resp, "0", "10")
 		})
 	}
 	if n := u.requests.Load(); n != 0 {
