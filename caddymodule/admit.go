@@ -41,12 +41,11 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, rq *request, id 
 	return testUsed, true
 }
 
-// lingerRead bounds how long, and how much of a refused body, refuseUnread
-// reads and drops after its answer.
-const (
-	lingerRead      = time.Second
-	lingerReadBytes = 1 << 20
-)
+// lingerRead bounds how long refuseUnread reads and drops a refused body
+// after its answer: long enough for a client sending a moderately oversized
+// body at LAN speed to finish and read the answer, short enough that a
+// huge or silent one holds nothing (dropped bytes cost no memory).
+const lingerRead = time.Second
 
 // refuseUnread refuses a request whose body will not be read, and closes
 // its connection. Left to itself, the server would first try to drain up
@@ -79,5 +78,5 @@ func (rq *request) refuseUnread(w http.ResponseWriter, err error) {
 		_ = cw.CloseWrite()
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(lingerRead))
-	_, _ = io.CopyN(io.Discard, rw, lingerReadBytes)
+	_, _ = io.Copy(io.Discard, rw)
 }
