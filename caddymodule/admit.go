@@ -35,7 +35,8 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, rq *request, id 
 		rq.refuseUnread(w, bodyTooLarge(h.MaxBody))
 		return 0, false
 	}
-	if !h.needs.Pages && !h.needs.JSON && r.Body != nil && r.Body != http.NoBody {
+	spooled := h.needs.Pages || h.needs.JSON || r.Header.Get(HeaderIdempotencyKey) != ""
+	if !spooled && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBody)
 	}
 	return testUsed, true

@@ -107,6 +107,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad test_limit", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\ttest_limit 10/hour\n\t}\n}", `test_limit: expected a positive number of requests per day such as 100/day, got "10/hour", at Caddyfile:4`},
 		{"key_header X-Meter-*", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tkey_header X-Meter-Key\n\t}\n}", `X-Meter-* request headers are the gateway's own, at Caddyfile:4`},
 		{"global argument", "{\n\tmeter redis://x\n}\n:80 {\n\trespond ok\n}", "wrong argument count"},
+		// An unset variable without a default is no silent embedded store.
+		{"redis from an unset variable", "{\n\tmeter {\n\t\tredis {$CREDITGATE_TEST_UNSET}\n\t}\n}\n:80 {\n\trespond ok\n}", "redis needs a value, at Caddyfile:3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +117,27 @@ func TestCaddyfileErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// `redis {$VAR:off}`: Redis when the variable is set, else the embedded
+// store (the examples in docs/examples run either way).
+func TestCaddyfileRedisOff(t *testing.T) {
+	src := "{\n\tmeter {\n\t\tredis {$CREDITGATE_TEST_REDIS:off}\n\t}\n}\n:80 {\n\trespond ok\n}"
+	for _, tt := range []struct{ env, want string }{
+		{"", `{}`},
+		{"redis://127.0.0.1:6379/3", `{"redis":"redis://127.0.0.1:6379/3"}`},
+	} {
+		if tt.env != "" {
+			t.Setenv("CREDITGATE_TEST_REDIS", tt.env)
+		}
+		m, err := adapt(t, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if app, _ := json.Marshal(m["apps"].(map[string]any)["meter"]); string(app) != tt.want {
+			t.Errorf("CREDITGATE_TEST_REDIS=%q: meter app %s, want %s", tt.env, app, tt.want)
+		}
 	}
 }
 

@@ -5,20 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 )
-
-// eachStore runs f once with the global options of each store: Redis and
-// the embedded store (a fresh data_dir).
-func eachStore(t *testing.T, f func(t *testing.T, global string)) {
-	t.Run("redis", func(t *testing.T) { f(t, globalBlock) })
-	t.Run("embedded", func(t *testing.T) {
-		f(t, strings.Replace(globalBlock, "redis {REDIS}", "data_dir "+filepath.Join(t.TempDir(), "data"), 1))
-	})
-}
 
 // recorder is an upstream that records every request it gets (path and
 // headers) and answers: POST .../jobs 202 {"id": "up-<n>"}, anything else

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -117,57 +116,8 @@ func (rq *request) serveTest(w http.ResponseWriter, next caddyhttp.Handler, used
 	}
 	rq.r.Header.Set(UpstreamTest, "true")
 	rq.r.Header.Set(UpstreamAccount, rq.key.AccountID)
-	gw := &gatewayHeaders{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-		set: func(h http.Header) {
-			h.Set(HeaderTest, "true")
-			setMoneyHeaders(h, rq.quote.Total, acct.Available)
-		}}
-	return next.ServeHTTP(gw, rq.r)
-}
-
-// moneyHeaders are the response headers only the gateway may set.
-var moneyHeaders = []string{HeaderCost, HeaderRemaining, HeaderReplayed, HeaderTest,
-	HeaderQuotaRemaining, HeaderQuotaReset}
-
-// gatewayHeaders removes the upstream's money headers from its answer and
-// sets the gateway's, when the final status is written.
-type gatewayHeaders struct {
-	*caddyhttp.ResponseWriterWrapper
-	set   func(http.Header)
-	wrote bool
-}
-
-func (g *gatewayHeaders) WriteHeader(status int) {
-	if !g.wrote && status >= 200 {
-		g.wrote = true
-		h := g.Header()
-		for _, name := range moneyHeaders {
-			h.Del(name)
-		}
-		g.set(h)
-	}
-	g.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (g *gatewayHeaders) Write(b []byte) (int, error) {
-	if !g.wrote {
-		g.WriteHeader(http.StatusOK)
-	}
-	return g.ResponseWriterWrapper.Write(b)
-}
-
-// ReadFrom and FlushError write the header first: the wrapper's would
-// reach the real writer without it.
-func (g *gatewayHeaders) ReadFrom(r io.Reader) (int64, error) {
-	if !g.wrote {
-		g.WriteHeader(http.StatusOK)
-	}
-	return g.ResponseWriterWrapper.ReadFrom(r)
-}
-
-func (g *gatewayHeaders) FlushError() error {
-	if !g.wrote {
-		g.WriteHeader(http.StatusOK)
-	}
-	return http.NewResponseController(g.ResponseWriterWrapper.ResponseWriter).Flush()
+	return next.ServeHTTP(newMoneyWriter(w, func(h http.Header) {
+		h.Set(HeaderTest, "true")
+		setMoneyHeaders(h, rq.quote.Total, acct.Available)
+	}), rq.r)
 }
