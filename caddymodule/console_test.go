@@ -236,6 +236,47 @@ func TestConsoleMoneyActions(t *testing.T) {
 			}
 			g.assertBalance("acme", 150, 0)
 
+			// An adjustment may remove credits; bad forms move nothing.
+			adj := url.Values{"idem": {newFormKey()}, "type": {"adjustment"}, "amount": {"-7.5"}, "reason": {"duplicate top-up"}, "confirm": {"yes"}}
+			if resp, page := g.consoleDo("POST", "/console/accounts/acme/grant", adj, "operator"); resp.StatusCode != 303 {
+				t.Fatalf("adjustment: %d\n%s", resp.StatusCode, page)
+			}
+			g.assertBalance("acme", 142.5, 0)
+			for name, form := range map[string]url.Values{
+				"negative purchase": {"type": {"purchase"}, "amount": {"-1"}, "reason": {"x"}},
+				"no reason":         {"type": {"purchase"}, "amount": {"1"}},
+				"zero":              {"type": {"adjustment"}, "amount": {"0"}, "reason": {"x"}},
+				"not a number":      {"type": {"purchase"}, "amount": {"ten"}, "reason": {"x"}},
+				"no form key":       {"type": {"purchase"}, "amount": {"1"}, "reason": {"x"}, "idem": {""}},
+			} {
+				if !form.Has("idem") {
+					form.Set("idem", newFormKey())
+				}
+				form.Set("confirm", "yes")
+				if resp, page := g.consoleDo("POST", "/console/accounts/acme/grant", form, "operator"); resp.StatusCode != 400 || !strings.Contains(page, "invalid") {
+					t.Errorf("%s: %d\n%s", name, resp.StatusCode, page)
+				}
+			}
+			g.assertBalance("acme", 142.5, 0)
+
+			// Disabling the account refuses its requests, unforwarded.
+			off := url.Values{"idem": {newFormKey()}, "enabled": {"false"}, "confirm": {"yes"}}
+			if resp, _ := g.consoleDo("POST", "/console/accounts/acme/enable", off, "operator"); resp.StatusCode != 303 {
+				t.Fatalf("disable: %d", resp.StatusCode)
+			}
+			before := up.requests.Load()
+			if resp, raw := g.post("/v1/convert", key, "application/pdf", pdftest.Pages(1)); resp.StatusCode != 403 || !strings.Contains(string(raw), "account_disabled") {
+				t.Fatalf("disabled account: %d %s", resp.StatusCode, raw)
+			}
+			if up.requests.Load() != before {
+				t.Fatal("a disabled account reached the upstream")
+			}
+			on := url.Values{"idem": {newFormKey()}, "enabled": {"true"}, "confirm": {"yes"}}
+			if resp, _ := g.consoleDo("POST", "/console/accounts/acme/enable", on, "operator"); resp.StatusCode != 303 || !g.account("acme").Settings.IsEnabled() {
+				t.Fatalf("enable: %d", resp.StatusCode)
+			}
+			g.assertBalance("acme", 142.5, 0)
+
 			// A key's secret is shown once; the form again does not show it.
 			_, page = g.consoleDo("GET", "/console/accounts/acme", nil, "operator")
 			mk := url.Values{"idem": {formKey(t, page, `id="key-form`)}, "mode": {"live"}, "confirm": {"yes"}}
@@ -271,14 +312,14 @@ func TestConsoleMoneyActions(t *testing.T) {
 			if resp, _ := g.consoleDo("POST", "/console/accounts/acme/revoke", rv, "operator"); resp.StatusCode != 303 {
 				t.Fatalf("revoke: %d", resp.StatusCode)
 			}
-			before := up.requests.Load()
+			before = up.requests.Load()
 			if resp, _ := g.post("/v1/convert", secret[1], "application/pdf", pdftest.Pages(1)); resp.StatusCode != 401 {
 				t.Fatalf("revoked key: %d", resp.StatusCode)
 			}
 			if up.requests.Load() != before {
 				t.Fatal("a revoked key reached the upstream")
 			}
-			g.assertBalance("acme", 150, 0)
+			g.assertBalance("acme", 142.5, 0)
 		})
 	}
 }
