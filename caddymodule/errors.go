@@ -31,7 +31,7 @@ func statusOf(code string) int {
 		return http.StatusGone
 	case meter.ECodeAccountDisabled, meter.ECodeTestKeyNotAllowed:
 		return http.StatusForbidden
-	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded:
+	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded, meter.ECodeTooManyPages:
 		return http.StatusRequestEntityTooLarge
 	case meter.ECodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType

@@ -33,12 +33,15 @@ type Limits struct {
 	MaxObjects int
 	// MaxDepth is the deepest page tree accepted.
 	MaxDepth int
+	// MaxPages, when positive, ends the scan with ErrTooManyPages as soon
+	// as the document is known to have more pages.
+	MaxPages int64
 }
 
 // Info is what a scan found.
 type Info struct {
-	Pages int       // leaf pages reachable from the catalog's /Pages
-	Boxes []PageBox // one per page, in document order
+	Pages int        // pages as readers count them (tree.go)
+	Sizes []PageSize // distinct page boxes and their pages
 }
 
 var (
@@ -108,8 +111,7 @@ type doc struct {
 	streams  streamCache
 	inflater inflater
 	pre      prefetcher
-	stack    []node       // the page walk's nodes left to visit
-	visited  map[int]bool // the objects it visited
+	walk     *walker // the page walk, once started
 	scratch  []byte       // object streams decode here first (objectStream)
 	budget   int64        // bytes left to decode
 	nesting  int          // resolve calls in progress, against reference chains
