@@ -112,7 +112,7 @@ type doc struct {
 	inflater inflater
 	pre      prefetcher
 	walk     *walker // the page walk, once started
-	scratch  []byte       // object streams decode here first (objectStream)
-	budget   int64        // bytes left to decode
-	nesting  int          // resolve calls in progress, against reference chains
+	scratch  []byte  // object streams decode here first (objectStream)
+	budget   int64   // bytes left to decode
+	nesting  int     // resolve calls in progress, against reference chains
 }
