@@ -63,6 +63,10 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *g
 		MaxObjects:     lim.MaxObjects,
 		MaxDepth:       lim.MaxDepth,
 		MaxPages:       lim.MaxPages,
+		// Decoding past the scanner's allowance draws from the budget too:
+		// a flate bomb in an object stream waits for its memory, then is
+		// refused (server_busy), instead of exhausting it.
+		Grow: func(n int64) error { return g.add(ctx, n) },
 	})
 	var re *pdfscan.ReadError
 	switch {
@@ -72,6 +76,8 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *g
 		return PDFInfo{}, ctx.Err()
 	case errors.As(err, &re):
 		return PDFInfo{}, &readError{re.Err}
+	case errors.Is(err, pdfscan.ErrMemory):
+		return PDFInfo{}, err // server_busy, or too_large past the whole budget
 	case errors.Is(err, pdfscan.ErrLimit), errors.Is(err, pdfscan.ErrCycle),
 		errors.Is(err, pdfscan.ErrTooManyPages):
 		// Final: the page tree is what it is, pdfcpu would read the same.

@@ -340,7 +340,7 @@ func (p *prefetcher) decode(j *prefetchJob, in *inflater, scratch []byte) (out [
 	}
 	p.inflated.Add(1)
 	j.sec.Seek(0, io.SeekStart)
-	data, err := in.inflate(j.sec, j.lim, scratch[:0])
+	data, err := in.inflate(j.sec, j.lim, scratch[:0], nil) // bounded by prefetchMaxBytes
 	if err != nil {
 		j.err = err
 		return scratch

@@ -36,7 +36,18 @@ type Limits struct {
 	// MaxPages, when positive, ends the scan with ErrTooManyPages as soon
 	// as the document is known to have more pages.
 	MaxPages int64
+	// Grow, when set, is asked for n more bytes of memory before decoding
+	// takes more than DecodeAllowance (its buffers, the object stream
+	// cache and the garbage they leave, counted twice for the collector's
+	// headroom). Its error ends the scan, wrapped in ErrMemory: a shared
+	// memory budget refuses a document rather than run out.
+	Grow func(n int64) error
 }
+
+// DecodeAllowance is the decoding memory a scan uses without asking
+// Limits.Grow: the object stream cache (4 MB) and what is decoded ahead
+// (prefetch.go), which the caller's admission of the scan covers.
+const DecodeAllowance = 8 << 20
 
 // Info is what a scan found.
 type Info struct {
@@ -51,6 +62,8 @@ var (
 	// ErrEncrypted is a document with /Encrypt: its object streams and
 	// strings need decrypting, which this package does not do.
 	ErrEncrypted = errors.New("pdfscan: encrypted document")
+	// ErrMemory is a scan that Limits.Grow refused more memory.
+	ErrMemory = errors.New("pdfscan: decoding memory refused")
 	// ErrDamaged is a document this package cannot read: broken
 	// cross-reference data, a bad object, an unsupported filter. A
 	// repairing reader may still read it.
@@ -114,5 +127,23 @@ type doc struct {
 	walk     *walker // the page walk, once started
 	scratch  []byte  // object streams decode here first (objectStream)
 	budget   int64   // bytes left to decode
+	grown    int64   // bytes Limits.Grow admitted
 	nesting  int     // resolve calls in progress, against reference chains
+}
+
+// reserve admits the memory of decoding with a new buffer of n bytes, on
+// top of the scratch buffer and the object stream cache, with Limits.Grow.
+func (d *doc) reserve(n int64) error {
+	if d.lim.Grow == nil {
+		return nil
+	}
+	need := 2*(n+int64(cap(d.scratch))+d.streams.bytes) - DecodeAllowance
+	if need <= d.grown {
+		return nil
+	}
+	if err := d.lim.Grow(need - d.grown); err != nil {
+		return fmt.Errorf("%w: %w", ErrMemory, err)
+	}
+	d.grown = need
+	return nil
 }
