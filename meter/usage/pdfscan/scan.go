@@ -2,9 +2,18 @@
 // loading the document: it reads the cross-reference data from the end of
 // the file, then only the objects of the page tree (and the object streams
 // that hold them), each on demand from an io.ReaderAt. Its memory depends
-// on the number of pages, not on the size of the file. The object streams
-// the walk is about to need are inflated ahead by a second goroutine
-// (prefetch.go), which ends before Scan returns.
+// on the number of objects, not on the size of the file nor on the number
+// of pages a shared page tree expands to. The object streams the walk is
+// about to need are inflated ahead by a second goroutine (prefetch.go),
+// which ends before Scan returns.
+//
+// Pages are counted as poppler and qpdf count them (Walk, which the pdfcpu
+// fallback uses too): every leaf occurrence, so a page listed twice or
+// under a shared node counts each time it is reached; any dictionary
+// without /Kids is a leaf, whatever its /Type; a cycle is ErrCycle; the
+// count is never below the root's /Count, which pdfinfo and qpdf
+// --show-npages report. Counts are memoised per node, so a shared tree is
+// never expanded. tree.go has the details.
 //
 // It reads well-formed files only. Encrypted files, broken cross-reference
 // data and unsupported stream filters are errors that tell the caller to
