@@ -20,6 +20,7 @@ func (d *doc) walkPages() (Info, error) {
 		MaxDepth: d.lim.MaxDepth,
 		MaxPages: d.lim.MaxPages,
 		MaxSteps: 4 * d.lim.MaxObjects,
+		Grow:     d.grow,
 	})
 	p, err := d.walk.walk(pages)
 	if err != nil {

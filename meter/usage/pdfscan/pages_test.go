@@ -144,3 +144,23 @@ func TestScanHonorsContext(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// The walk's bookkeeping past 16,384 nodes is asked of Limits.Grow, whose
+// refusal ends the scan with ErrMemory.
+func TestWalkMemoryGrows(t *testing.T) {
+	pdf := simple(40000)
+	var asked int64
+	lim := testLimits
+	lim.Grow = func(n int64) error { asked += n; return nil }
+	info, err := Scan(context.Background(), bytes.NewReader(pdf), int64(len(pdf)), lim)
+	if err != nil || info.Pages != 40000 {
+		t.Fatalf("pages = %d, err = %v", info.Pages, err)
+	}
+	if asked < 2*(40000-freeStates)*stateBytes {
+		t.Errorf("asked for %d bytes, want at least %d", asked, 2*(40000-freeStates)*stateBytes)
+	}
+	lim.Grow = func(int64) error { return errors.New("no memory") }
+	if _, err := Scan(context.Background(), bytes.NewReader(pdf), int64(len(pdf)), lim); !errors.Is(err, ErrMemory) {
+		t.Errorf("err = %v, want ErrMemory", err)
+	}
+}

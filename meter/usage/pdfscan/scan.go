@@ -150,9 +150,20 @@ func (d *doc) reserve(n int64) error {
 	if need <= d.grown {
 		return nil
 	}
-	if err := d.lim.Grow(need - d.grown); err != nil {
-		return fmt.Errorf("%w: %w", ErrMemory, err)
+	if err := d.grow(need - d.grown); err != nil {
+		return err
 	}
 	d.grown = need
+	return nil
+}
+
+// grow asks Limits.Grow for n more bytes.
+func (d *doc) grow(n int64) error {
+	if d.lim.Grow == nil {
+		return nil
+	}
+	if err := d.lim.Grow(n); err != nil {
+		return fmt.Errorf("%w: %w", ErrMemory, err)
+	}
 	return nil
 }

@@ -65,6 +65,10 @@ type WalkLimits struct {
 	// MaxSteps bounds the kids looked at, over all distinct (node,
 	// inherited box) pairs; past it the tree is ErrLimit.
 	MaxSteps int
+	// Grow, when set, is asked for n more bytes of memory as the walk's
+	// bookkeeping grows past what a tree of 16,384 nodes needs; its error
+	// ends the walk.
+	Grow func(n int64) error
 }
 
 // PageSize is a page box and how many pages have it.
@@ -119,16 +123,27 @@ type attrs struct {
 }
 
 func (a attrs) inherit(n TreeNode) attrs {
-	if len(n.Media) == 4 {
+	if len(n.Media) == 4 && !hasNaN(n.Media) {
 		a.media, a.hasMedia = [4]float64(n.Media), true
 	}
-	if len(n.Crop) == 4 {
+	if len(n.Crop) == 4 && !hasNaN(n.Crop) {
 		a.crop, a.hasCrop = [4]float64(n.Crop), true
 	}
 	if n.HasRotate {
 		a.rotate = n.Rotate
 	}
 	return a
+}
+
+// hasNaN reports a box no reader can use, and that would never equal
+// itself as a memo key.
+func hasNaN(r []float64) bool {
+	for _, v := range r {
+		if v != v {
+			return true
+		}
+	}
+	return false
 }
 
 func (a attrs) box() PageBox {
@@ -300,7 +315,8 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 		}
 	}
 	if n.Kids == nil {
-		return w.newLeaf(key, a), true, nil
+		st, err := w.newLeaf(key, a)
+		return st, err == nil, err
 	}
 	if depth >= w.lim.MaxDepth {
 		return 0, false, limit("page tree deeper than %d", w.lim.MaxDepth)
@@ -316,11 +332,14 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 			return 0, false, fmt.Errorf("%w: /Kids %d is its own ancestor", ErrCycle, arrNum)
 		}
 		if st, ok := w.memo[memoKey{arrNum, a}]; ok {
-			return w.finish(st, key, n.Page), true, nil
+			st, err := w.finish(st, key, n.Page)
+			return st, err == nil, err
 		}
 	}
-	w.states = append(w.states, state{})
-	st := int32(len(w.states) - 1)
+	st, err := w.newState(state{})
+	if err != nil {
+		return 0, false, err
+	}
 	w.frames = append(w.frames, frame{st: st, nodeNum: n.Num, arrNum: arrNum,
 		items: items, depth: depth, attrs: a, page: n.Page})
 	w.onPath[n.Num], w.onPath[arrNum] = true, true
@@ -339,7 +358,10 @@ func (w *walker) leave() error {
 		w.memo[memoKey{fr.arrNum, fr.attrs}] = fr.st
 		w.seen[fr.arrNum] = true
 	}
-	st := w.finish(fr.st, memoKey{fr.nodeNum, fr.attrs}, fr.page)
+	st, err := w.finish(fr.st, memoKey{fr.nodeNum, fr.attrs}, fr.page)
+	if err != nil {
+		return err
+	}
 	if len(w.frames) == 0 {
 		w.top = st
 		return nil
@@ -349,7 +371,7 @@ func (w *walker) leave() error {
 
 // finish returns the state of a node whose kids gave state st: st, or a
 // page for a node typed /Page without any; memoised under key.
-func (w *walker) finish(st int32, key memoKey, page bool) int32 {
+func (w *walker) finish(st int32, key memoKey, page bool) (int32, error) {
 	if page && w.states[st].count == 0 {
 		return w.newLeaf(key, key.attrs)
 	}
@@ -357,11 +379,11 @@ func (w *walker) finish(st int32, key memoKey, page bool) int32 {
 		w.memo[key] = st
 		w.seen[key.num] = true
 	}
-	return st
+	return st, nil
 }
 
 // newLeaf returns the state of one page with attributes a.
-func (w *walker) newLeaf(key memoKey, a attrs) int32 {
+func (w *walker) newLeaf(key memoKey, a attrs) (int32, error) {
 	b := a.box()
 	ix, ok := w.sizeIx[b]
 	if !ok {
@@ -369,14 +391,38 @@ func (w *walker) newLeaf(key memoKey, a attrs) int32 {
 		ix = int32(len(w.sizes) - 1)
 		w.sizeIx[b] = ix
 	}
-	w.states = append(w.states, state{count: 1, leaf: ix + 1})
-	st := int32(len(w.states) - 1)
+	st, err := w.newState(state{count: 1, leaf: ix + 1})
+	if err != nil {
+		return 0, err
+	}
 	w.order = append(w.order, st)
 	if key.num > 0 {
 		w.memo[key] = st
 		w.seen[key.num] = true
 	}
-	return st
+	return st, nil
+}
+
+// Memory of the walk, for WalkLimits.Grow: a state with its memo entry,
+// its place in order and an edge take about 256 bytes; the first
+// freeStates are the caller's, more are asked for stateChunk at a time,
+// twice over for the collector's headroom.
+const (
+	stateBytes = 256
+	freeStates = 16 << 10
+	stateChunk = 16 << 10
+)
+
+// newState adds s, asking WalkLimits.Grow for the memory of more states
+// every stateChunk of them past freeStates.
+func (w *walker) newState(s state) (int32, error) {
+	if n := len(w.states); n >= freeStates && n%stateChunk == 0 && w.lim.Grow != nil {
+		if err := w.lim.Grow(2 * stateChunk * stateBytes); err != nil {
+			return 0, err
+		}
+	}
+	w.states = append(w.states, s)
+	return int32(len(w.states) - 1), nil
 }
 
 // link adds child's pages to parent's, once more.
