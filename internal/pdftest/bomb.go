@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 )
 
@@ -11,7 +12,14 @@ import (
 // stream (with an xref stream) padded with pad spaces before compression:
 // a flate bomb a reader must inflate to find the page (1 MB of it inflates
 // to about 1 GB).
-func ObjStmBomb(pad int64) []byte {
+func ObjStmBomb(pad int64) []byte { return objStmBomb(pad, false) }
+
+// ObjStmBombHex is ObjStmBomb with its stream also ASCIIHex-encoded
+// (/Filter [/ASCIIHexDecode /FlateDecode]): a filter chain that only a
+// full reader decodes.
+func ObjStmBombHex(pad int64) []byte { return objStmBomb(pad, true) }
+
+func objStmBomb(pad int64, hexed bool) []byte {
 	objs := []string{
 		"<< /Type /Catalog /Pages 2 0 R >>",
 		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -31,13 +39,20 @@ func ObjStmBomb(pad int64) []byte {
 		w.Write(spaces[:min(n, int64(len(spaces)))])
 	}
 	w.Close()
+	filter := "/FlateDecode"
+	if hexed {
+		h := hex.EncodeToString(z.Bytes()) + ">"
+		z.Reset()
+		z.WriteString(h)
+		filter = "[/ASCIIHexDecode /FlateDecode]"
+	}
 
 	const osNr, xrefNr = 4, 5
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 	osOff := b.Len()
-	fmt.Fprintf(&b, "%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\nstream\n",
-		osNr, len(objs), head.Len(), z.Len())
+	fmt.Fprintf(&b, "%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Filter %s /Length %d >>\nstream\n",
+		osNr, len(objs), head.Len(), filter, z.Len())
 	b.Write(z.Bytes())
 	b.WriteString("\nendstream\nendobj\n")
 	xrefOff := b.Len()

@@ -5,7 +5,19 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/creditgate/creditgate/internal/pdftest"
 )
+
+// mustPages reads pdf with the fallback and returns its pages.
+func mustPages(t *testing.T, pdf []byte) int {
+	t.Helper()
+	info, err := scanBytes(pdf, PDFLimits{})
+	if err != nil || info.Method != MethodPDFCPU {
+		t.Fatalf("%d pages by %s, err = %v; want read by pdfcpu", info.Pages, info.Method, err)
+	}
+	return info.Pages
+}
 
 // Decoding an object stream draws from the budget past the scanner's
 // allowance: a flate bomb waits for its memory and is refused
@@ -53,4 +65,24 @@ func TestBudgetCoversObjectStreamDecoding(t *testing.T) {
 			t.Fatalf("pages = %d, err = %v", info.Pages, err)
 		}
 	})
+}
+
+// The fallback reader (here for a filter chain the scanner does not
+// decode) decodes a stream to at most fallbackDecode, which its grant
+// covers: the bomb is too_large at its limit, and the budget is whole
+// again after.
+func TestFallbackDecodeBounded(t *testing.T) {
+	if pdf := pdftest.ObjStmBombHex(1000); mustPages(t, pdf) != 1 {
+		t.Fatal("the control is not read")
+	}
+	bomb := pdftest.ObjStmBombHex(40 << 20)
+	b := NewBudget(256<<20, 50*time.Millisecond)
+	_, err := readPDF(context.Background(), bytes.NewReader(bomb), int64(len(bomb)), PDFLimits{}, b)
+	assertUnreadable(t, err, ReasonTooLarge)
+	if b.InUse() != 0 {
+		t.Errorf("InUse = %d after the refusal", b.InUse())
+	}
+	if got := fallbackDecode(int64(len(bomb)), PDFLimits{}.withDefaults()); got >= 8<<20 {
+		t.Errorf("fallbackDecode = %d MB for a %d KB file", got>>20, len(bomb)>>10)
+	}
 }

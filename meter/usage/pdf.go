@@ -63,7 +63,7 @@ func readConfig(size int64, lim PDFLimits) *model.Configuration {
 	// No stream can be longer than the file: pdfcpu allocates a declared
 	// /Length up front, so a lying /Length must not exceed what exists.
 	limits.MaxStreamBytes = min(lim.MaxStreamBytes, size)
-	limits.MaxDecodeBytes = lim.MaxDecodeBytes
+	limits.MaxDecodeBytes = fallbackDecode(size, lim)
 	limits.MaxObjectCount = lim.MaxObjects
 	limits.MaxXRefEntries = lim.MaxObjects
 	limits.MaxObjectStreamCount = min(limits.MaxObjectStreamCount, lim.MaxObjects)

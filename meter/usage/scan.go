@@ -87,7 +87,7 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *g
 	// waiting for the fallback's means no document holds memory while it
 	// waits for more, so two fallbacks cannot block each other.
 	g.release()
-	if err := g.grow(ctx, fallbackNeed(size)); err != nil {
+	if err := g.grow(ctx, fallbackNeed(size)+2*fallbackDecode(size, lim)); err != nil {
 		return PDFInfo{}, err
 	}
 	n, sizes, err := countPages(ctx, io.NewSectionReader(r, 0, size), size, lim)
@@ -136,3 +136,12 @@ func walkError(err error) error {
 func scanNeed(size int64) int64 { return 8<<20 + min(size/8, 40<<20) }
 
 func fallbackNeed(size int64) int64 { return 16<<20 + 9*size }
+
+// fallbackDecode is the most one stream may decode to in pdfcpu (object
+// and xref streams, one at a time): real ones decode to 5 to 20 times
+// their size, a fraction of the file. A flate or LZW bomb that only the
+// fallback reads (encrypted, or with a broken xref) stops there, and the
+// fallback's grant covers it twice (the buffer and its regrowth).
+func fallbackDecode(size int64, lim PDFLimits) int64 {
+	return min(lim.MaxDecodeBytes, 4<<20+4*size)
+}
