@@ -138,6 +138,9 @@ func (t pdfcpuTree) Node(v any) (pdfscan.TreeNode, error) {
 	}
 	if k, ok := d.Find("Kids"); ok && k != nil {
 		n.Kids = k
+		if o, err := t.xt.Dereference(k); err == nil && o == nil {
+			n.Kids = nil // a reference to null is no /Kids (qpdf: a page)
+		}
 	}
 	n.Media, n.Crop = pdfcpuRect(t.xt, d, "MediaBox"), pdfcpuRect(t.xt, d, "CropBox")
 	if r, ok := t.number(d, "Rotate"); ok {

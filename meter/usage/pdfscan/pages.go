@@ -49,6 +49,15 @@ func (t docTree) Node(v any) (TreeNode, error) {
 	n.Page = dict["Type"] == Name("Page")
 	if k, ok := dict["Kids"]; ok && k != nil {
 		n.Kids = k
+		if _, ok := k.(Ref); ok {
+			// A reference to null is no /Kids: qpdf renders the node as
+			// a page.
+			if k, err = t.d.resolve(k); err != nil {
+				return n, err
+			} else if k == nil {
+				n.Kids = nil
+			}
+		}
 	}
 	if n.Media, err = t.d.numbers(dict["MediaBox"]); err != nil {
 		return n, err

@@ -52,6 +52,8 @@ func TestScanPageTree(t *testing.T) {
 		{"leaves of any /Type", tree("<</Type /Pages /Kids [3 0 R 4 0 R 5 0 R 6 0 R]>>", page, "<</Type /Pagez>>", "<</Type /Pages>>", "<</Type /Font /Kids null>>"), 4, nil},
 		{"a /Page with kids is at least one page", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Page /Kids []>>", "<</Type /Page /Kids [5 0 R 5 0 R]>>", page), 3, nil},
 		{"/Kids that is not an array holds no page", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids 7>>", page), 1, nil},
+		{"/Kids null is a leaf", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids null>>", page), 2, nil},
+		{"/Kids referring to null is a leaf", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids 5 0 R>>", page, "null"), 2, nil},
 		{"null, dangling and direct kids", tree("<</Type /Pages /Kids [3 0 R 99 0 R null 7 4 0 R <</Type /Page>>]>>", page, page), 3, nil},
 		{"untyped leaves and nodes", tree("<</Kids [3 0 R 4 0 R]>>", "<</Parent 2 0 R>>", "<</Kids [5 0 R]>>", "<<>>"), 2, nil},
 		{"an empty node beside pages", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids []>>", page), 1, nil},
