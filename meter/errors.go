@@ -8,25 +8,22 @@ import (
 // Error codes are stable strings that clients can switch on. The HTTP
 // adapter maps each to a status code in one place.
 const (
-	ECodeInvalidAPIKey       = "invalid_api_key"
-	ECodeInsufficientCredits = "insufficient_credits"
-	ECodeBodyTooLarge        = "body_too_large"
-	ECodeUnreadableDocument  = "unreadable_document"
-	ECodeBadRequest          = "bad_request"
-	ECodeMeteringUnavailable = "metering_unavailable"
-	ECodeIdempotencyConflict = "idempotency_conflict"
-	ECodeAccountNotFound     = "account_not_found"
-	ECodeAccountExists       = "account_exists"
-	ECodeReservationNotFound = "reservation_not_found"
-	ECodeReservationSettled  = "reservation_settled"
-	ECodeInvalid             = "invalid"
-	ECodeInternal            = "internal"
-	ECodeNotFound            = "not_found"
-	ECodeAccountDisabled     = "account_disabled"
-	ECodePageLimitExceeded   = "page_limit_exceeded"
-	// ECodeTooManyPages: a request with more pages than its route's
-	// max_pages (413), refused before it is forwarded.
-	ECodeTooManyPages         = "too_many_pages"
+	ECodeInvalidAPIKey        = "invalid_api_key"
+	ECodeInsufficientCredits  = "insufficient_credits"
+	ECodeBodyTooLarge         = "body_too_large"
+	ECodeUnreadableDocument   = "unreadable_document"
+	ECodeBadRequest           = "bad_request"
+	ECodeMeteringUnavailable  = "metering_unavailable"
+	ECodeIdempotencyConflict  = "idempotency_conflict"
+	ECodeAccountNotFound      = "account_not_found"
+	ECodeAccountExists        = "account_exists"
+	ECodeReservationNotFound  = "reservation_not_found"
+	ECodeReservationSettled   = "reservation_settled"
+	ECodeInvalid              = "invalid"
+	ECodeInternal             = "internal"
+	ECodeNotFound             = "not_found"
+	ECodeAccountDisabled      = "account_disabled"
+	ECodePageLimitExceeded    = "page_limit_exceeded"
 	ECodeQuotaExceeded        = "quota_exceeded"
 	ECodeOverageLimitReached  = "overage_limit_reached"
 	ECodeRefundNotAllowed     = "refund_not_allowed"
@@ -36,6 +33,10 @@ const (
 	// outside of a request (resuming a job).
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"
 )
+
+// ECodeTooManyPages: a request with more pages than its route's max_pages
+// (413), refused before it is forwarded.
+const ECodeTooManyPages = "too_many_pages"
 
 // Error is a domain error with a stable code, a message safe to show to
 // a client, and optional details that are rendered next to them.
