@@ -125,3 +125,26 @@ func TestMaxPagesSumsTheFiles(t *testing.T) {
 func embeddedGlobal(t *testing.T) string {
 	return strings.Replace(globalBlock, "redis {REDIS}", "data_dir "+filepath.Join(t.TempDir(), "data"), 1)
 }
+
+// An object-stream flate bomb is refused within count_memory, before the
+// upstream sees it: here 422 too_large, its decoding could never fit in
+// 64 MB (the 503 server_busy of a bomb that waits for memory others hold
+// is tested in meter/usage, TestBudgetCoversObjectStreamDecoding).
+func TestObjectStreamBombWithinCountMemory(t *testing.T) {
+	u := newUpstream(t)
+	global := strings.Replace(embeddedGlobal(t), "meter {", "meter {\n\t\tcount_memory 64MB", 1)
+	g := startGateway(t, global+strings.ReplaceAll(pageTreeSite, "{UPSTREAM}", strings.TrimPrefix(u.URL, "http://")))
+	id := uniqueID("bomb")
+	key := g.newAccount(id, 100, meter.ModeLive)
+	resp, raw := g.post("/v1/convert", key, "application/pdf", pdftest.ObjStmBomb(100<<20))
+	if resp.StatusCode != 422 {
+		t.Fatalf("status %d: %s", resp.StatusCode, raw)
+	}
+	if code, e := errorCode(t, raw); code != meter.ECodeUnreadableDocument || e["reason"] != "too_large" {
+		t.Errorf("error = %v", e)
+	}
+	if u.requests.Load() != 0 {
+		t.Error("refused request reached the upstream")
+	}
+	g.assertBalance(id, 100, 0)
+}
