@@ -12,7 +12,10 @@ import (
 
 // Objects renders objs as objects 1..len(objs) with a classic xref table;
 // object 1 must be the catalog.
-func Objects(objs ...string) []byte {
+func Objects(objs ...string) []byte { return objectsRoot(1, objs...) }
+
+// objectsRoot is Objects with the catalog at object root.
+func objectsRoot(root int, objs ...string) []byte {
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
 	offsets := make([]int, len(objs))
@@ -25,7 +28,7 @@ func Objects(objs ...string) []byte {
 	for _, off := range offsets {
 		fmt.Fprintf(&b, "%010d 00000 n \n", off)
 	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, root, xref)
 	return b.Bytes()
 }
 
@@ -86,4 +89,28 @@ func Cycle() []byte {
 		"<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
 		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
 		"<< /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >>")
+}
+
+// Linearized is a one-page file that opens with a linearization
+// dictionary claiming n pages; its /L is the file's length when exact,
+// else one byte more (pdfinfo then ignores /N).
+func Linearized(n int, exact bool) []byte {
+	lin := func(l int) string {
+		return fmt.Sprintf("<< /Linearized 1 /L %d /N %d /H [0 0] /O 4 /E 0 /T 0 >>", l, n)
+	}
+	objs := []string{"", "<< /Type /Catalog /Pages 3 0 R >>",
+		"<< /Type /Pages /Kids [4 0 R] /Count 1 >>", "<< /Type /Page /MediaBox [0 0 612 792] >>"}
+	l := 0
+	for { // /L's digits change the length they state: find the fixed point
+		objs[0] = lin(l)
+		b := objectsRoot(2, objs...)
+		if len(b) == l {
+			if !exact {
+				objs[0] = lin(l + 1)
+				return objectsRoot(2, objs...)
+			}
+			return b
+		}
+		l = len(b)
+	}
 }

@@ -43,6 +43,10 @@ func TestPageTreeAttacks(t *testing.T) {
 		{"a root /Count above the tree", pdftest.Objects("<< /Type /Catalog /Pages 2 0 R >>",
 			"<< /Type /Pages /Kids [3 0 R] /Count 1000 >>", "<< /Type /Page >>"), 0, 1000,
 			[]PageSize{{Box: letter, Pages: 1}}, ""},
+		{"a linearization /N above the tree, as pdfinfo reports", pdftest.Linearized(5000, true), 0, 5000,
+			[]PageSize{{Box: letter, Pages: 1}}, ""},
+		{"a linearization /N whose /L is not the file's length", pdftest.Linearized(5000, false), 0, 1, nil, ""},
+		{"a linearization /N over max_pages", pdftest.Linearized(5000, true), 4999, 0, nil, meter.ECodeTooManyPages},
 		{"a root /Count over max_pages", pdftest.Objects("<< /Type /Catalog /Pages 2 0 R >>",
 			"<< /Type /Pages /Kids [3 0 R] /Count 1000001 >>", "<< /Type /Page >>"), 1_000_000, 0, nil, meter.ECodeTooManyPages},
 	}

@@ -52,7 +52,15 @@ func countPages(ctx context.Context, rs io.ReadSeeker, size int64, lim PDFLimits
 	if err != nil {
 		return 0, nil, classifyReadError(err)
 	}
-	return walkPageTree(ctx, pc.XRefTable, lim)
+	n, sizes, err := walkPageTree(ctx, pc.XRefTable, lim)
+	if err != nil {
+		return 0, nil, err
+	}
+	p, err := pdfscan.Pages{Count: n, Sizes: sizes}.AtLeast(pdfscan.LinearizedPages(bytes.NewReader(b), size), lim.MaxPages)
+	if err != nil {
+		return 0, nil, walkError(err)
+	}
+	return p.Count, p.Sizes, nil
 }
 
 // readConfig is a configuration for reading only. It is built by hand

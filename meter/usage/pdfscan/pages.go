@@ -26,6 +26,9 @@ func (d *doc) walkPages() (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	if p, err = p.AtLeast(d.src.linearizedPages(), d.lim.MaxPages); err != nil {
+		return Info{}, err
+	}
 	return Info{Pages: p.Count, Sizes: p.Sizes}, nil
 }
 

@@ -25,7 +25,9 @@ import (
 //     qpdf refuses such a file, poppler skips the looping kid.
 //   - The root's /Count is what pdfinfo and qpdf --show-npages report; the
 //     count is the larger of it and the leaves, so it is never below
-//     either reader. The pages /Count adds have no known box.
+//     either reader. The pages /Count adds have no known box. pdfinfo
+//     reports a linearized file's /N instead: callers apply that with
+//     LinearizedPages and Pages.AtLeast.
 //
 // Counts are computed once per node and inherited attributes (memoised),
 // so a tree that shares subtrees costs its number of objects, not its
