@@ -84,6 +84,10 @@ func TestKeysListAndRevoke(t *testing.T) {
 	if code := g.adminDo("GET", "/meter/accounts/adm_keys/keys", nil, &list); code != 200 || len(list.Data) != 2 {
 		t.Fatalf("list: %d %+v", code, list)
 	}
+	// Creating a key answers the id that revoking it takes.
+	if second.ID != meter.KeyID(meter.HashKey(second.Key)) || !strings.HasPrefix(second.ID, "key_") {
+		t.Fatalf("key create answered id %q", second.ID)
+	}
 	// Both keys may carry the same creation millisecond: find them by mode.
 	byMode := func(keys []meter.Key, m meter.Mode) meter.Key {
 		for _, k := range keys {

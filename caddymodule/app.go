@@ -33,7 +33,9 @@ type App struct {
 	// Redis is the URL of the Redis server that holds accounts, keys and
 	// the ledger: redis://[:password@]host:port/db or rediss:// for TLS.
 	// Without it, an embedded store in DataDir is used: right for one
-	// gateway process; several gateways need Redis.
+	// gateway process; several gateways need Redis. In a Caddyfile,
+	// `redis off` (e.g. `redis {$CREDITGATE_REDIS:off}` with the variable
+	// unset) means no Redis.
 	Redis string `json:"redis,omitempty"`
 
 	// RedisCluster lists seed nodes (host:port) of a Redis Cluster, used
@@ -126,7 +128,26 @@ type App struct {
 	// DataDir (or Caddy's data directory), which serves one gateway.
 	JobSecret string `json:"job_secret,omitempty"`
 
-	jobs *jobState
+	// IdempotencyTTL is how long an Idempotency-Key is bound to its
+	// request and its response kept for replays, from the request's
+	// charge; settled reservation records are kept as long. Default: 24h;
+	// at least 1s.
+	IdempotencyTTL caddy.Duration `json:"idempotency_ttl,omitempty"`
+
+	// ZeroCostRate bounds, per account and per gateway process, the
+	// requests that are forwarded at zero cost (nothing to charge, so no
+	// reservation): this many per second on average, in bursts of
+	// ZeroCostBurst; beyond it 429 rate_limited with Retry-After, not
+	// forwarded. In memory: every gateway (and every config reload)
+	// counts on its own. Refused requests are not limited (see the
+	// README). Default 10; negative: no limit.
+	ZeroCostRate float64 `json:"zero_cost_rate,omitempty"`
+
+	// ZeroCostBurst is the burst of ZeroCostRate. Default 20.
+	ZeroCostBurst int `json:"zero_cost_burst,omitempty"`
+
+	jobs     *jobState
+	zeroCost *zeroCostLimiter
 
 	store   meter.Store
 	stop    context.CancelFunc
@@ -181,7 +202,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			*d = caddy.Duration(def)
 		}
 	}
+	if a.IdempotencyTTL == 0 {
+		a.IdempotencyTTL = caddy.Duration(24 * time.Hour)
+	}
 	a.budget = usage.NewBudget(a.CountMemory, 0)
+	a.zeroCost = newZeroCostLimiter(a.ZeroCostRate, a.ZeroCostBurst)
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -208,12 +233,12 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 		if a.RedisPipeline {
 			key = append(key, " pipeline"...)
 		}
-		key = fmt.Appendf(key, " batch %d", a.RedisBatch)
+		key = fmt.Appendf(key, " batch %d retain %d", a.RedisBatch, a.IdempotencyTTL)
 		return "redis:" + string(key), func() (caddy.Destructor, error) {
 			openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			s, err := redisstore.OpenTarget(openCtx, t, redisstore.Options{Pipeline: a.RedisPipeline,
-				MaxBatch: a.RedisBatch})
+				MaxBatch: a.RedisBatch, Retain: time.Duration(a.IdempotencyTTL)})
 			if err != nil {
 				return nil, err
 			}
@@ -225,11 +250,13 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 		dir = filepath.Join(caddy.AppDataDir(), "creditgate")
 	}
 	path := filepath.Join(dir, "meter.db")
+	// One database file is opened once: a reload that changes
+	// idempotency_ttl keeps the open store's until the next start.
 	return "bolt:" + path, func() (caddy.Destructor, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("embedded store: data directory %s: %w", dir, err)
 		}
-		s, err := boltstore.Open(path, boltstore.Options{})
+		s, err := boltstore.Open(path, boltstore.Options{Retain: time.Duration(a.IdempotencyTTL)})
 		if err != nil {
 			return nil, fmt.Errorf("embedded store %s: %w", path, err)
 		}
@@ -273,6 +300,12 @@ func (a *App) Validate() error {
 	}
 	if a.StoreTimeout < 0 {
 		return fmt.Errorf("meter: store_timeout must be positive")
+	}
+	if a.IdempotencyTTL != 0 && a.IdempotencyTTL < caddy.Duration(time.Second) {
+		return fmt.Errorf("meter: idempotency_ttl must be at least 1s")
+	}
+	if a.ZeroCostBurst < 0 {
+		return fmt.Errorf("meter: zero_cost_rate's burst must be positive")
 	}
 	if a.CountMemory < 0 {
 		return fmt.Errorf("meter: count_memory must be positive")

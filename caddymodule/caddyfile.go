@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
 func init() {
@@ -33,7 +35,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 // UnmarshalCaddyfile sets up the app from Caddyfile tokens. Syntax:
 //
 //	meter {
-//		redis          <url>
+//		redis          <url>|off
 //		redis_cluster  <host:port>...
 //		redis_sentinel <master> <host:port>...
 //		redis_password <password>
@@ -47,6 +49,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		count_memory   <size>
 //		ledger_retention   <duration>
 //		retention_interval <duration>
+//		idempotency_ttl <duration>
+//		zero_cost_rate    <per_second>|off [<burst>]
 //		webhook <url> {
 //			secret <whsec_...>
 //		}
@@ -57,7 +61,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		webhook_scan_interval <duration>
 //	}
 //
-// webhook may be repeated, one per endpoint.
+// webhook may be repeated, one per endpoint. `redis off` keeps the
+// embedded store: it lets one Caddyfile say `redis {$CREDITGATE_REDIS:off}`
+// and run on Redis only when the variable is set. An unset variable
+// without that default still fails, so a production config that forgot
+// its Redis URL never splits its ledger into one store per gateway.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
 	if d.NextArg() {
@@ -85,7 +93,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "webhook_scan_interval":
 			a.WebhookScanInterval, err = durationArg(d)
 		case "redis":
-			a.Redis, err = oneArg(d)
+			if a.Redis, err = oneArg(d); a.Redis == "off" {
+				a.Redis = ""
+			}
 		case "redis_cluster", "redis_sentinel":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -130,8 +140,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.LedgerRetention, err = durationArg(d)
 		case "retention_interval":
 			a.RetentionInterval, err = durationArg(d)
+		case "idempotency_ttl":
+			a.IdempotencyTTL, err = durationArg(d)
+		case "zero_cost_rate":
+			err = a.unmarshalZeroCostRate(d)
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
 		}
 		if err != nil {
 			return err
@@ -186,6 +200,9 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_pages        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		unpriced         refuse | charge <credits>
+//		json_documents   auto | off | <query>...
+//		idempotency_max_response <size>|off
 //		billing [<field>] [snake|camel]
 //		job {
 //			ttl            <duration>
@@ -249,6 +266,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "unpriced":
+			err = h.unmarshalUnpriced(d)
+		case "json_documents":
+			h.JSONDocuments = d.RemainingArgs()
+			if len(h.JSONDocuments) == 0 {
+				return d.Errf("meter: json_documents needs auto, off or JSONPath queries such as $.document")
+			}
+			// Check the queries here, where the error can name the line.
+			if _, err := jsonDocs(h.JSONDocuments); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "idempotency_max_response":
+			h.IdempotencyMaxResponse, err = idempotencyMaxArg(d)
 		case "billing":
 			h.Billing, err = unmarshalBilling(d)
 		case "job":
@@ -264,6 +294,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("meter: no pricing rule: add one, e.g. `per_page 1`")
 	}
 	return nil
+}
+
+// unmarshalUnpriced parses `unpriced refuse | charge <credits>`.
+func (h *Handler) unmarshalUnpriced(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == unpricedRefuse:
+		h.Unpriced = unpricedRefuse
+		return nil
+	case len(args) == 2 && args[0] == unpricedCharge:
+		c, err := meter.ParseCredits(args[1])
+		if err != nil || c < 0 {
+			return d.Errf("meter: unpriced charge: expected credits such as 1 or 0.5, got %q", args[1])
+		}
+		h.Unpriced, h.UnpricedCredits = unpricedCharge, c
+		return nil
+	}
+	return d.Errf("meter: unpriced: expected `refuse` or `charge <credits>`, got %q", strings.Join(args, " "))
 }
 
 // unmarshalBilling parses `billing [<field>] [snake|camel]`.

@@ -106,6 +106,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"unknown global option", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredsi y\n\t}\n}\n:80 {\n\trespond ok\n}", `unknown option "redsi"`},
 		{"bad redis_batch", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredis_batch 0\n\t}\n}\n:80 {\n\trespond ok\n}", `redis_batch "0" is not a number from 1 to 256, at Caddyfile:4`},
 		{"global argument", "{\n\tmeter redis://x\n}\n:80 {\n\trespond ok\n}", "wrong argument count"},
+		// An unset variable without a default is no silent embedded store.
+		{"redis from an unset variable", "{\n\tmeter {\n\t\tredis {$CREDITGATE_TEST_UNSET}\n\t}\n}\n:80 {\n\trespond ok\n}", "redis needs a value, at Caddyfile:3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +116,27 @@ func TestCaddyfileErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// `redis {$VAR:off}`: Redis when the variable is set, else the embedded
+// store (the examples in docs/examples run either way).
+func TestCaddyfileRedisOff(t *testing.T) {
+	src := "{\n\tmeter {\n\t\tredis {$CREDITGATE_TEST_REDIS:off}\n\t}\n}\n:80 {\n\trespond ok\n}"
+	for _, tt := range []struct{ env, want string }{
+		{"", `{}`},
+		{"redis://127.0.0.1:6379/3", `{"redis":"redis://127.0.0.1:6379/3"}`},
+	} {
+		if tt.env != "" {
+			t.Setenv("CREDITGATE_TEST_REDIS", tt.env)
+		}
+		m, err := adapt(t, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if app, _ := json.Marshal(m["apps"].(map[string]any)["meter"]); string(app) != tt.want {
+			t.Errorf("CREDITGATE_TEST_REDIS=%q: meter app %s, want %s", tt.env, app, tt.want)
+		}
 	}
 }
 

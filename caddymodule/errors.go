@@ -20,8 +20,12 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case meter.ECodeInsufficientCredits, meter.ECodeOverageLimitReached:
 		return http.StatusPaymentRequired
-	case meter.ECodeQuotaExceeded:
+	case meter.ECodeQuotaExceeded, meter.ECodeRateLimited:
 		return http.StatusTooManyRequests
+	case meter.ECodeIdempotencyKeyReused:
+		return http.StatusUnprocessableEntity
+	case meter.ECodeIdempotencyResponseNotStored:
+		return http.StatusConflict
 	case meter.ECodeAccountNotFound, meter.ECodeNotFound, meter.ECodeJobNotFound:
 		return http.StatusNotFound
 	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed,
@@ -33,7 +37,7 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded, meter.ECodeTooManyPages:
 		return http.StatusRequestEntityTooLarge
-	case meter.ECodeUnsupportedMediaType:
+	case meter.ECodeUnsupportedMediaType, meter.ECodeUnsupportedContent, meter.ECodeUnsupportedEncoding:
 		return http.StatusUnsupportedMediaType
 	case meter.ECodeUnreadableDocument:
 		return http.StatusUnprocessableEntity
@@ -67,9 +71,13 @@ func writeError(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", "1")
 	}
 	if status == http.StatusTooManyRequests {
-		// A quota refusal says when the quota resets.
+		// A quota refusal says when the quota resets, a rate limit when a
+		// request may pass again.
 		var e *meter.Error
 		if errors.As(err, &e) {
+			if secs, ok := e.Details["retry_after"].(int64); ok {
+				w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			}
 			if t, ok := e.Details["resets_at"].(time.Time); ok {
 				secs := int64(time.Until(t).Seconds()) + 1
 				if secs < 1 {

@@ -100,6 +100,31 @@ type Handler struct {
 	// then. Default: 5m.
 	ReservationTTL caddy.Duration `json:"reservation_ttl,omitempty"`
 
+	// Unpriced says what a route priced by input pages does with content
+	// its pages cannot price: a body with no PDF or image in it, a named
+	// multipart file or a json_documents field that is neither. "refuse"
+	// (default) answers 415 unsupported_content before forwarding;
+	// "charge" charges UnpricedCredits for each.
+	Unpriced string `json:"unpriced,omitempty"`
+
+	// UnpricedCredits is the price of one unpriced item with unpriced
+	// "charge". Default: 0.
+	UnpricedCredits meter.Credits `json:"unpriced_credits,omitempty"`
+
+	// JSONDocuments are JSONPath queries of the string fields of a JSON
+	// body that carry documents base64-encoded (or as data: URLs), counted
+	// like uploaded files. Default ("auto"): every string of a JSON body
+	// is tried. "off": JSON bodies are not searched, so they are unpriced.
+	JSONDocuments []string `json:"json_documents,omitempty"`
+
+	// IdempotencyMaxResponse is the largest 2xx response body, in bytes,
+	// kept for the replays of a request sent with an Idempotency-Key (with
+	// its status and headers, in the store, for the app's idempotency_ttl).
+	// The replay of a charged request whose body was larger is refused
+	// with 409 idempotency_response_not_stored. Default: 64 KiB; at most
+	// 512 KiB; negative: keep none.
+	IdempotencyMaxResponse int64 `json:"idempotency_max_response,omitempty"`
+
 	// Job makes this route a job submission route (see JobConfig).
 	Job *JobConfig `json:"job,omitempty"`
 
@@ -146,6 +171,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.ReservationTTL == 0 {
 		h.ReservationTTL = caddy.Duration(5 * time.Minute)
 	}
+	if h.IdempotencyMaxResponse == 0 {
+		h.IdempotencyMaxResponse = defaultIdempotencyMaxResponse
+	}
 	rules, err := pricing.Compile(h.Rules)
 	if err != nil {
 		return fmt.Errorf("meter: %w", err)
@@ -182,6 +210,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.uopts.Budget = h.app.budget
+	if err := h.provisionContent(); err != nil {
+		return err
+	}
 	if jobRatesDefault != nil {
 		h.app.addJobRates(jobRatesDefault)
 	}
@@ -197,6 +228,8 @@ func (h *Handler) Validate() error {
 		return errors.New("meter: max_body, memory_threshold, max_files and max_pages must not be negative")
 	case h.CountTimeout < 0, h.ReservationTTL < 0:
 		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
+	case h.IdempotencyMaxResponse > maxIdempotencyResponse:
+		return fmt.Errorf("meter: idempotency_max_response %d is above %d bytes", h.IdempotencyMaxResponse, maxIdempotencyResponse)
 	}
 	return nil
 }
@@ -298,6 +331,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.Job != nil {
 		return h.serveJob(w, r, next, rq, id, period)
 	}
+	if rq.quote.Total == 0 {
+		return h.forwardFree(w, r, next, rq)
+	}
+	idem := r.Header.Get(HeaderIdempotencyKey)
+	if idem != "" {
+		if rq.fp, err = fingerprint(id.key.AccountID, r, rq.route, body); err != nil {
+			rq.refuse(w, err)
+			return nil
+		}
+	}
 	ctx, span = startSpan(r.Context(), tr, spanReserve, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String())}
 	})
@@ -307,7 +350,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		ID:             meter.NewID("rsv"),
 		Amount:         rq.quote.Total,
 		TTL:            time.Duration(h.ReservationTTL),
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		IdempotencyKey: idem,
+		Fingerprint:    rq.fp,
 		Period:         period,
 	})
 	cancel()
@@ -317,12 +361,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if rq.res.Replayed {
-		// Charged before under this Idempotency-Key: proxy again, charge nothing.
-		observeOutcome(outcomeReplayed, nil)
-		w.Header().Set(HeaderReplayed, "true")
-		setMoneyHeaders(w.Header(), 0, rq.res.Available)
-		setQuotaHeaders(w.Header(), rq.res.Quota)
-		return next.ServeHTTP(w, r)
+		// The same request was charged under this Idempotency-Key: its
+		// stored response, without the upstream, charging nothing.
+		rq.replay(w)
+		return nil
 	}
 	meterMetrics.reserved.Add(creditsFloat(rq.res.Amount))
 
@@ -392,7 +434,9 @@ const maxJSONBody = 16 << 20
 // spooled once, measured, and put back on the request so the upstream
 // receives exactly the bytes the client sent.
 func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, error) {
-	if !h.needs.Pages && !h.needs.JSON {
+	// A request with an Idempotency-Key is spooled on every route: its
+	// fingerprint digests the body the upstream will receive.
+	if !h.needs.Pages && !h.needs.JSON && r.Header.Get(HeaderIdempotencyKey) == "" {
 		return nil, nil
 	}
 	if r.ContentLength > h.MaxBody {
@@ -430,8 +474,11 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 	if h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
 		opts.PDF.MaxPages = h.MaxPages // not for the upstream's output pages
-		in.Usage, err = usage.Measure(ctx, ct, body, opts)
+		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
 		cancel()
+		if err == nil && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
+			err = unpricedError(in.Usage)
+		}
 	}
 	return body, err
 }

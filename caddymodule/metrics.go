@@ -20,6 +20,7 @@ const (
 	outcomeReplayed = "replayed" // Idempotency-Key repeat, not charged
 	outcomeTest     = "test"     // test key, never charged
 	outcomeDryRun   = "dry_run"
+	outcomeFree     = "free"        // zero cost: forwarded without a reservation
 	outcomeJob      = "job_started" // a job submission accepted: its estimate held
 )
 

@@ -39,6 +39,13 @@ type request struct {
 	// object to add to it.
 	body  []byte
 	merge object
+	// fp is the fingerprint of a request with an Idempotency-Key; stored
+	// is the response kept with its commit (see settleWriter).
+	fp     string
+	stored []byte
+	// free is the account of a zero-cost request, forwarded without a
+	// reservation (see forwardFree).
+	free *meter.Account
 }
 
 // requestID is Caddy's request UUID (the one its access log shows). It is
@@ -59,6 +66,8 @@ func requestID(r *http.Request) string {
 // priced on the response read: hdr's priced headers (removed from hdr
 // here) and the output pages, counted by the caller.
 func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
+	// The money headers are the gateway's alone, on every path.
+	stripMoneyHeaders(hdr)
 	if rq.job != nil {
 		rq.settleJob(status, hdr)
 		return
@@ -77,6 +86,10 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 			}
 			hdr.Del(name)
 		}
+	}
+	if rq.free != nil {
+		rq.settleFree(hdr)
+		return
 	}
 	var (
 		st  meter.Settlement
@@ -136,6 +149,18 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	setQuotaHeaders(hdr, st.Quota)
 }
 
+// settleFree writes the money headers of a zero-cost request: nothing
+// was reserved, nothing is charged.
+func (rq *request) settleFree(hdr http.Header) {
+	rq.outcome = outcomeFree
+	observeOutcome(outcomeFree, nil)
+	if rq.h.Billing != nil {
+		rq.merge = rq.h.Billing.chargeObject(0, rq.free.Available)
+	}
+	setMoneyHeaders(hdr, 0, rq.free.Available)
+	setQuotaHeaders(hdr, rq.free.Quota)
+}
+
 // logger returns a logger with the request's money fields. It is built
 // only on the paths that log at warn level or above, not per request.
 func (rq *request) logger(status int) lazyLogger {
@@ -176,6 +201,7 @@ func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 		Route:         rq.route,
 		RequestID:     rq.reqID,
 		Pages:         rq.in.Usage.Pages,
+		Response:      rq.stored,
 	}
 	var (
 		st  meter.Settlement
@@ -202,6 +228,13 @@ func (rq *request) void() (meter.Settlement, error) {
 // refuse answers a request that will not be forwarded, with the cost it
 // would have had and what the account has available.
 func (rq *request) refuse(w http.ResponseWriter, err error) {
+	if meter.ErrorCode(err) == meter.ECodeRateLimited {
+		// Answered from memory: the store is not asked for the balance.
+		observeOutcome(outcomeRefused, err)
+		w.Header().Set(HeaderCost, "0")
+		writeError(w, err)
+		return
+	}
 	available, known := meter.Credits(0), false
 	var e *meter.Error
 	if errors.As(err, &e) {

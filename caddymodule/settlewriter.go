@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -19,6 +20,11 @@ import (
 // When a rule prices the response body (output pages), a 2xx body is
 // spooled instead, counted, settled, and only then sent; an upstream that
 // fails mid-body is then a clean 502, not a charged half response.
+//
+// A request with an Idempotency-Key has its 2xx answer captured in memory
+// up to idempotency_max_response, so that the commit stores it for
+// replays in its own atomic step; a larger answer is committed without it
+// as soon as it outgrows the limit, then streams on.
 type settleWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	rq      *request
@@ -28,6 +34,9 @@ type settleWriter struct {
 	status    int
 	pw        *io.PipeWriter
 	spooled   chan spoolResult
+
+	capturing bool
+	captured  bytes.Buffer
 }
 
 type spoolResult struct {
@@ -40,17 +49,24 @@ func newSettleWriter(w http.ResponseWriter, rq *request) *settleWriter {
 }
 
 func (sw *settleWriter) WriteHeader(status int) {
-	if sw.buffering {
+	if sw.buffering || sw.capturing {
 		return
 	}
 	if sw.settled || status >= 100 && status < 200 && status != http.StatusSwitchingProtocols {
 		// Informational responses (100 Continue, 103 Early Hints) say
-		// nothing of the outcome.
+		// nothing of the outcome; they carry no money header either.
+		if !sw.settled {
+			stripMoneyHeaders(sw.Header())
+		}
 		sw.ResponseWriterWrapper.WriteHeader(status)
 		return
 	}
 	if status >= 200 && status < 300 && sw.buffers() {
 		sw.startBuffering(status)
+		return
+	}
+	if status >= 200 && status < 300 && sw.captures() {
+		sw.capturing, sw.status = true, status
 		return
 	}
 	sw.settled = true
@@ -65,6 +81,49 @@ func (sw *settleWriter) buffers() bool {
 	rq := sw.rq
 	return rq.h.needs.OutputPages || rq.job != nil ||
 		rq.h.Billing != nil && isJSON(sw.Header().Get("Content-Type"))
+}
+
+// captures says whether a 2xx answer that is not buffered is captured
+// for the replays of its Idempotency-Key: unless it says it is too large.
+func (sw *settleWriter) captures() bool {
+	limit := sw.rq.h.IdempotencyMaxResponse
+	if sw.rq.fp == "" || limit < 0 {
+		return false
+	}
+	n, err := strconv.ParseInt(sw.Header().Get("Content-Length"), 10, 64)
+	return err != nil || n <= limit
+}
+
+// capture holds b back while the answer fits the limit; past it, the
+// request is settled without a stored response and what was held goes.
+func (sw *settleWriter) capture(b []byte) (int, error) {
+	if int64(sw.captured.Len()+len(b)) <= sw.rq.h.IdempotencyMaxResponse {
+		return sw.captured.Write(b)
+	}
+	sw.capturing, sw.settled = false, true
+	sw.rq.settle(sw.status, sw.Header(), pricing.Response{})
+	sw.ResponseWriterWrapper.WriteHeader(sw.status)
+	if _, err := sw.ResponseWriterWrapper.Write(sw.captured.Bytes()); err != nil {
+		return 0, err
+	}
+	sw.captured = bytes.Buffer{}
+	return sw.ResponseWriterWrapper.Write(b)
+}
+
+// finishCaptured settles a captured answer with it stored, then sends it.
+func (sw *settleWriter) finishCaptured(err error) error {
+	sw.capturing, sw.settled = false, true
+	hdr := sw.Header()
+	if err != nil {
+		// Nothing has reached the client: fail cleanly and charge nothing.
+		sw.rq.settle(http.StatusBadGateway, hdr, pricing.Response{})
+		return err
+	}
+	sw.rq.stored = sw.rq.encodeResponse(sw.status, hdr, sw.captured.Bytes())
+	sw.rq.settle(sw.status, hdr, pricing.Response{})
+	sw.ResponseWriterWrapper.WriteHeader(sw.status)
+	_, _ = sw.ResponseWriterWrapper.Write(sw.captured.Bytes())
+	return nil
 }
 
 // startBuffering spools what the upstream writes, bounded like a request
@@ -84,30 +143,39 @@ func (sw *settleWriter) startBuffering(status int) {
 }
 
 func (sw *settleWriter) Write(b []byte) (int, error) {
-	if !sw.settled && !sw.buffering {
+	if !sw.settled && !sw.buffering && !sw.capturing {
 		sw.WriteHeader(http.StatusOK)
 	}
 	if sw.buffering {
 		return sw.pw.Write(b)
+	}
+	if sw.capturing {
+		return sw.capture(b)
 	}
 	return sw.ResponseWriterWrapper.Write(b)
 }
 
 // ReadFrom is overridden because the wrapper's would bypass WriteHeader.
 func (sw *settleWriter) ReadFrom(r io.Reader) (int64, error) {
-	if !sw.settled && !sw.buffering {
+	if !sw.settled && !sw.buffering && !sw.capturing {
 		sw.WriteHeader(http.StatusOK)
 	}
 	if sw.buffering {
 		return io.Copy(sw.pw, r)
 	}
+	if sw.capturing {
+		return io.Copy(writerOnly{sw}, r)
+	}
 	return sw.ResponseWriterWrapper.ReadFrom(r)
 }
+
+// writerOnly hides ReadFrom, so io.Copy goes through Write.
+type writerOnly struct{ io.Writer }
 
 // FlushError is found by http.ResponseController before it unwraps us, so
 // a flush cannot send headers without settling first.
 func (sw *settleWriter) FlushError() error {
-	if sw.buffering {
+	if sw.buffering || sw.capturing {
 		return nil
 	}
 	if !sw.settled {
@@ -121,6 +189,9 @@ func (sw *settleWriter) FlushError() error {
 func (sw *settleWriter) finish(err error) error {
 	if sw.buffering {
 		return sw.finishBuffered(err)
+	}
+	if sw.capturing {
+		return sw.finishCaptured(err)
 	}
 	if !sw.settled {
 		// Nothing was written: an error (upstream down, timeout, client
@@ -156,6 +227,14 @@ func (sw *settleWriter) finishBuffered(err error) error {
 		sw.rq.body = make([]byte, size)
 		if _, err := io.ReadFull(res.body.Reader(), sw.rq.body); err != nil {
 			sw.rq.body = nil
+		}
+	}
+	if limit := sw.rq.h.IdempotencyMaxResponse; sw.rq.fp != "" && res.body.Size() <= limit {
+		// The upstream's answer, kept with the commit for replays (a
+		// billing object is merged again when it is replayed).
+		b := make([]byte, res.body.Size())
+		if _, err := io.ReadFull(res.body.Reader(), b); err == nil {
+			sw.rq.stored = sw.rq.encodeResponse(sw.status, hdr, b)
 		}
 	}
 	if sw.rq.h.needs.OutputPages && sw.rq.job == nil {

@@ -29,9 +29,28 @@ const (
 	ECodeRefundNotAllowed     = "refund_not_allowed"
 	ECodeServerBusy           = "server_busy"
 	ECodeUnsupportedMediaType = "unsupported_media_type"
+	// ECodeUnsupportedContent: a page-priced route got content it cannot
+	// price (no PDF or image) and refuses it (415).
+	ECodeUnsupportedContent = "unsupported_content"
+	// ECodeUnsupportedEncoding: a Content-Encoding the gateway cannot
+	// decode to count the body (415).
+	ECodeUnsupportedEncoding = "unsupported_encoding"
 	// ECodeTestKeyNotAllowed: a test key asked for what moves money
 	// outside of a request (resuming a job).
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"
+)
+
+// Refusals of the idempotency contract and of unpaid requests.
+const (
+	// ECodeIdempotencyKeyReused: the Idempotency-Key was used for another
+	// request (another fingerprint) of the account (422).
+	ECodeIdempotencyKeyReused = "idempotency_key_reused"
+	// ECodeIdempotencyResponseNotStored: the key's request was charged, but
+	// its response was too large to keep, so it cannot be replayed (409).
+	ECodeIdempotencyResponseNotStored = "idempotency_response_not_stored"
+	// ECodeRateLimited: too many zero-cost requests of one account on
+	// one gateway (429, with Retry-After).
+	ECodeRateLimited = "rate_limited"
 )
 
 // ECodeTooManyPages: a request with more pages than its route's max_pages
@@ -87,4 +106,11 @@ func ErrorCode(err error) string {
 // the gateway fails closed with a 503 without showing the cause.
 func Unavailable(err error) *Error {
 	return &Error{Code: ECodeMeteringUnavailable, Message: "metering is temporarily unavailable", Err: err}
+}
+
+// IdempotencyKeyReused is the refusal of a Reserve whose idempotency key
+// is held or committed for another request: both stores say the same.
+func IdempotencyKeyReused() *Error {
+	return Errorf(ECodeIdempotencyKeyReused,
+		"this Idempotency-Key was already used for a different request (method, path, content type or body); use a new key")
 }

@@ -23,8 +23,10 @@ func NewKey(accountID string, mode Mode) (secret string, k Key) {
 	}
 	prefix := "sk_" + string(mode)
 	secret = prefix + "_" + keyEncoding.EncodeToString(b[:])
+	hash := HashKey(secret)
 	return secret, Key{
-		Hash:      HashKey(secret),
+		ID:        KeyID(hash),
+		Hash:      hash,
 		AccountID: accountID,
 		Mode:      mode,
 		Prefix:    prefix,

@@ -180,6 +180,11 @@ type ReserveRequest struct {
 	// IdempotencyKey, when set, makes a retried request with the same key
 	// on the same account not charged twice: see Reservation.Replayed.
 	IdempotencyKey string
+	// Fingerprint identifies the request the IdempotencyKey was sent with
+	// (the gateway's digest of method, route and body; see MaxFingerprintLen).
+	// While the key is held or committed, a Reserve with the same key and
+	// another fingerprint is ECodeIdempotencyKeyReused.
+	Fingerprint string
 	// Period is the account's current quota period (Settings.PeriodAt on
 	// the gateway's clock). When its ID is newer than the store's, the
 	// period's quota and overage start afresh; an older one (a gateway
@@ -196,6 +201,9 @@ type Reservation struct {
 	// already charged: nothing was reserved now, and ID, Amount are the
 	// original reservation and what it was charged.
 	Replayed bool
+	// Response is, on a replay, what the original commit stored
+	// (CommitRequest.Response); nil when it stored none.
+	Response []byte
 	// Balance and Available after the reservation.
 	Balance   Credits
 	Available Credits
@@ -216,6 +224,11 @@ type CommitRequest struct {
 	RequestID   string
 	// Pages is recorded in the ledger entry and the usage by route.
 	Pages int
+	// Response, when the reservation holds an idempotency key, is stored
+	// in the same atomic step as the charge, for as long as the key is
+	// kept, and returned by a Reserve that replays the key (see
+	// Reservation.Response). Opaque to the store; at most MaxResponseLen.
+	Response []byte
 }
 
 // Settlement is the outcome of Commit or Void.
@@ -305,7 +318,8 @@ type Store interface {
 	// Reserve holds credits. ECodeInsufficientCredits (details required,
 	// available) when the available balance cannot cover it,
 	// ECodeIdempotencyConflict when a request with the same idempotency key
-	// is still in flight.
+	// is still in flight, ECodeIdempotencyKeyReused when the key is held
+	// or committed for a request of another fingerprint.
 	Reserve(ctx context.Context, r ReserveRequest) (Reservation, error)
 	// Commit debits min(Amount, reserved) and releases the rest. Committing
 	// the same reservation again returns the first settlement and charges

@@ -15,7 +15,17 @@ const (
 	MaxRefLen  = 128 // reservation ids
 	MaxIdemLen = 255 // idempotency keys
 	MaxTextLen = 1024
+	// MaxFingerprintLen bounds ReserveRequest.Fingerprint: the gateway's
+	// is a hex SHA-256 (64).
+	MaxFingerprintLen = 128
+	// MaxResponseLen bounds CommitRequest.Response: responses are kept in
+	// the store for as long as their key.
+	MaxResponseLen = 1 << 20
 )
+
+// fingerprintChars are what a fingerprint may hold: the stores keep it
+// next to separators of their own.
+var fingerprintChars = regexp.MustCompile(`^[0-9A-Za-z_.:-]*$`)
 
 // The checks below are the ones every Store applies before touching its
 // data, so that both stores refuse the same requests with the same codes.
@@ -58,6 +68,9 @@ func (r ReserveRequest) Validate() error {
 	if err := checkLen("idempotency key", r.IdempotencyKey, MaxIdemLen); err != nil {
 		return err
 	}
+	if len(r.Fingerprint) > MaxFingerprintLen || !fingerprintChars.MatchString(r.Fingerprint) {
+		return invalid("fingerprint must be at most %d letters, digits or _.:-", MaxFingerprintLen)
+	}
 	return checkPeriod(r.Period)
 }
 
@@ -85,6 +98,9 @@ func (c CommitRequest) Validate() error {
 	}
 	if c.Pages < 0 {
 		return invalid("pages must not be negative")
+	}
+	if len(c.Response) > MaxResponseLen {
+		return invalid("a stored response is at most %d bytes", MaxResponseLen)
 	}
 	return nil
 }

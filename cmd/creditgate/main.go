@@ -1,6 +1,7 @@
 // Command creditgate is Caddy with the standard modules and the meter
-// modules, plus `creditgate meter ...` subcommands that drive the meter
-// admin API. `creditgate run --config Caddyfile` works like `caddy run`.
+// modules, whose package also brings the `creditgate meter ...`
+// subcommands (caddymodule/metercmd) that drive the meter admin API.
+// `creditgate run --config Caddyfile` works like `caddy run`.
 package main
 
 import (

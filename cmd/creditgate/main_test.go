@@ -107,7 +107,7 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	}
 	cli("account", "enable", "acme")
 	keyID := regexp.MustCompile(`key_[0-9a-f]{16}`).FindString(cli("key", "list", "acme"))
-	if out := cli("key", "revoke", "acme", keyID); !strings.Contains(out, keyID) || !regexp.MustCompile(`\d{4}-\d\d-\d\dT`).MatchString(out) {
+	if out := cli("key", "revoke", "acme", keyID, "--yes"); !strings.Contains(out, keyID) || !regexp.MustCompile(`\d{4}-\d\d-\d\dT`).MatchString(out) {
 		t.Fatalf("key revoke printed:\n%s", out)
 	}
 	resp, err = http.DefaultClient.Do(req.Clone(context.Background()))
@@ -118,7 +118,7 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("a revoked key answered %d", resp.StatusCode)
 	}
-	if out := cli("account", "trim", "acme", "--before", "2999-01-01"); !strings.Contains(out, "3 ledger entries removed") {
+	if out := cli("account", "trim", "acme", "--before", "2999-01-01", "--yes"); !strings.Contains(out, "3 ledger entries removed") {
 		t.Fatalf("trim printed:\n%s", out)
 	}
 
@@ -128,7 +128,7 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	}
 	// The demo has no job route: the job commands reach the admin API and
 	// say so.
-	bad, err = exec.Command(bin, "meter", "job", "cancel", "acme", "up-1").CombinedOutput()
+	bad, err = exec.Command(bin, "meter", "job", "cancel", "acme", "up-1", "--yes").CombinedOutput()
 	if err == nil || !strings.Contains(string(bad), "job_not_found") {
 		t.Fatalf("job cancel of an unknown job: %v\n%s", err, bad)
 	}

@@ -118,6 +118,11 @@ func (o *op) dropIdem(rid string, r *reservation) error {
 	return nil
 }
 
+// responseKey is where the idem bucket keeps the response stored with the
+// commit of reservation rid (redisstore's response key): next to the
+// mappings, so accounts made before it need no new bucket.
+func responseKey(rid string) []byte { return []byte("s:" + rid) }
+
 // finish stores a settled record and moves its timer from the expiry to
 // the purge, Retain from now.
 func (o *op) finish(rid string, r *reservation) error {
@@ -196,6 +201,11 @@ func (o *op) sweep() error {
 			}
 			if err := o.del(bRes, []byte(id)); err != nil {
 				return err
+			}
+			if r.Idem != "" {
+				if err := o.del(bIdem, responseKey(id)); err != nil {
+					return err
+				}
 			}
 		}
 		if err := o.del(bTimers, k); err != nil {

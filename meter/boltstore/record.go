@@ -79,6 +79,8 @@ type reservation struct {
 	Late    bool   `json:"late,omitempty"`
 	Entry   string `json:"entry,omitempty"`
 	Idem    string `json:"idem,omitempty"`
+	// FP is the fingerprint of the request that holds Idem.
+	FP string `json:"fp,omitempty"`
 	// Job marks a job's hold ("job:" + job id): only the job's calls
 	// settle it, never Commit or Void.
 	Job bool `json:"job,omitempty"`

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -24,8 +25,10 @@ func (o *op) rollPeriod(p meter.Period) {
 // quota, then the balance, then the overage (see money.go); it follows
 // redisstore's reserve.lua. With an IdempotencyKey: while the reservation
 // that holds the key is unsettled, ECodeIdempotencyConflict; once it is
-// committed (for Retain), a replay that reserves nothing; once it is
-// voided or expired, a new reservation.
+// committed (for Retain), a replay that reserves nothing, with the
+// response its commit stored; once it is voided or expired, a new
+// reservation. While held or committed, the key with another Fingerprint
+// is ECodeIdempotencyKeyReused.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
 	if err := r.Validate(); err != nil {
 		return meter.Reservation{}, err
@@ -36,11 +39,12 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	err := s.updateBatched(ctx, r.AccountID, func(o *op) error {
 		a := o.a
 		o.rollPeriod(r.Period)
+		var response []byte // a replay's stored response
 		ok := func(amt int64, replayed string) error {
 			res = meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(amt),
 				Balance: meter.Credits(a.Balance), Available: meter.Credits(a.Balance - a.Reserved)}
 			if replayed != "" {
-				res.ID, res.Replayed = replayed, true
+				res.ID, res.Replayed, res.Response = replayed, true, response
 			}
 			res.Quota, res.Overage = a.state()
 			return nil
@@ -65,9 +69,14 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 					if err := o.expire(prid, p); err != nil {
 						return internalErr(err)
 					}
+				case p != nil && (p.State == held || p.State == committed) && p.FP != r.Fingerprint:
+					return meter.IdempotencyKeyReused()
 				case p != nil && p.State == held:
 					return meter.Errorf(meter.ECodeIdempotencyConflict, "a request with this Idempotency-Key is still in progress")
 				case p != nil && p.State == committed:
+					if stored := o.sub(bIdem).Get(responseKey(prid)); stored != nil {
+						response = bytes.Clone(stored) // valid only in the transaction
+					}
 					return ok(p.Charged, prid)
 				}
 			}
@@ -79,6 +88,9 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 		a.Reserved, a.QRes, a.ORes = a.Reserved+b+ov, a.QRes+q, a.ORes+ov
 		o.dirty = true
 		hold := &reservation{State: held, Q: q, B: b, O: ov, Per: a.Period, Exp: o.now + ttl, Idem: r.IdempotencyKey}
+		if r.IdempotencyKey != "" {
+			hold.FP = r.Fingerprint
+		}
 		if err := o.setTimer(r.ID, hold, hold.Exp); err != nil {
 			return internalErr(err)
 		}
@@ -231,6 +243,12 @@ func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) error {
 	}
 	if err := o.count(bucket, c.Route, int64(c.Pages), charged); err != nil {
 		return err
+	}
+	if k := []byte("r:" + r.Idem); len(c.Response) > 0 && r.Idem != "" && bytes.Equal(o.sub(bIdem).Get(k), []byte(rid)) {
+		// With the charge, in its transaction; purged with the record.
+		if err := o.put(bIdem, responseKey(rid), c.Response); err != nil {
+			return err
+		}
 	}
 	r.State, r.Charged, r.Entry, r.Late = committed, charged, entryID, late
 	r.Q, r.B, r.O = q, b, ov

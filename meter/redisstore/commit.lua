@@ -2,8 +2,12 @@
 -- KEYS: the account keys, see lib.lua, and
 --   KEYS[9] usage hash of the period the charge counts in (see ARGV[8]):
 --           '<route>\0requests', '<route>\0pages', '<route>\0credits'
+--   KEYS[10] the response key of rid: the replayable response, kept as
+--           long as the settled record (PXAT its purge)
 -- ARGV: [1] retain_ms, [2] rid, [3] amount (actual cost), [4] description,
---       [5] route, [6] request_id, [7] pages, [8] id of KEYS[9]'s period
+--       [5] route, [6] request_id, [7] pages, [8] id of KEYS[9]'s period,
+--       [9] the response to store ('' for none): stored only when the
+--       reservation's idempotency key names it once charged
 -- Reply: {'ok', charged, balance, available, entry_id ('' if none), late (0|1), state...,
 --   events} (state: see with_state in lib.lua; events: how many webhook
 --   events were recorded, see below)
@@ -96,6 +100,12 @@ if redis.call('HINCRBY', KEYS[9], route .. '\0requests', '1') == 1 and bucket > 
 end
 if pages > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', int(pages)) end
 if charged > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(charged)) end
+local resp = ARGV[9] or ''
+if resp ~= '' and r.idem ~= '' and redis.call('HGET', KEYS[4], 'r:' .. r.idem) == rid then
+  -- With the charge, so a replay never finds a charge without it unless
+  -- it was too large to keep; it lives as long as the record (finish).
+  redis.call('SET', KEYS[10], resp, 'PXAT', int(a.now + tonumber(ARGV[1])))
+end
 r.state, r.charged, r.entry, r.late = 'c', charged, entry, late
 r.q, r.b, r.o = q, b, o
 r.bal, r.avail = a.balance, a.balance - a.reserved

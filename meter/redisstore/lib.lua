@@ -12,7 +12,8 @@
 --           'g:'..key -> purge-at ms of a Grant idempotency mapping
 --   KEYS[3] reservations hash: rid -> record, see load_res
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
---           'g:'..key -> ledger entry id (Grant)
+--           'f:'..rid -> fingerprint of the request that holds a key
+--           (as long as rid's record), 'g:'..key -> ledger entry id (Grant)
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -190,6 +191,13 @@ local function with_state(rep, a)
   return rep
 end
 
+-- fingerprint is the fingerprint of the request of rid, which holds an
+-- idempotency key: '' for one made before fingerprints. It is kept apart
+-- from the record, whose format gateways of older versions read too.
+local function fingerprint(rid)
+  return redis.call('HGET', KEYS[4], 'f:' .. rid) or ''
+end
+
 -- drop_idem removes the Reserve idempotency mapping of r if it names rid,
 -- so that a retry with the same key may be charged again.
 local function drop_idem(rid, r)
@@ -277,6 +285,7 @@ local function sweep(a)
         expired = true
       else
         if r then drop_idem(id, r) end
+        if r and r.idem ~= '' then redis.call('HDEL', KEYS[4], 'f:' .. id) end
         redis.call('HDEL', KEYS[3], id)
         gone[#gone + 1] = m
       end

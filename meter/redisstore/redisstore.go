@@ -133,6 +133,13 @@ func (s *Store) usageKey(id string, period int64) string {
 	return s.prefix + ":{" + id + "}:usage:" + strconv.FormatInt(period, 10)
 }
 
+// responseKey holds the response stored with the commit of reservation
+// rid (see commit.lua); the rid may hold anything but a brace cannot move
+// it out of the account's slot: the hash tag is the first {...}.
+func (s *Store) responseKey(id, rid string) string {
+	return s.prefix + ":{" + id + "}:response:" + rid
+}
+
 func (s *Store) keySetKey(id string) string      { return s.prefix + ":{" + id + "}:keys" }
 func (s *Store) keyRecordKey(hash string) string { return s.prefix + ":key:" + hash }
 func (s *Store) accountsKey() string             { return s.prefix + ":accounts" }
@@ -176,6 +183,8 @@ func refusal(code, id string, r *reply) error {
 		return e
 	case meter.ECodeIdempotencyConflict:
 		return meter.Errorf(code, "a request with this Idempotency-Key is still in progress")
+	case meter.ECodeIdempotencyKeyReused:
+		return meter.IdempotencyKeyReused()
 	case meter.ECodeReservationNotFound:
 		return meter.Errorf(code, "reservation not found")
 	case meter.ECodeReservationSettled:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -12,14 +14,17 @@ import (
 // (at least 1ms; a TTL of 0 is refused rather than defaulted). With an
 // IdempotencyKey: while the reservation that holds the key is unsettled,
 // ECodeIdempotencyConflict; once it is committed (for Retain), a replay
-// that reserves nothing; once it is voided or expired, a new reservation.
+// that reserves nothing, with the response its commit stored; once it is
+// voided or expired, a new reservation. While held or committed, the key
+// with another Fingerprint is ECodeIdempotencyKeyReused.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
 	if err := r.Validate(); err != nil {
 		return meter.Reservation{}, err
 	}
 	pid, pend := r.Period.Millis()
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
-	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend)
+	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend,
+		r.Fingerprint)
 	if err != nil {
 		return meter.Reservation{}, err
 	}
@@ -30,7 +35,17 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	}
 	s.periods.Store(r.AccountID, rep.int(5))
 	res.Quota, res.Overage = rep.periodState(6)
-	return res, rep.check()
+	if err := rep.check(); err != nil || !res.Replayed {
+		return res, err
+	}
+	// The response was stored by the commit that settled res.ID and
+	// expires with its record: one more read, on replays only.
+	b, err := s.c.Get(ctx, s.responseKey(r.AccountID, res.ID)).Bytes()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return meter.Reservation{}, storeErr(err)
+	}
+	res.Response = b
+	return res, nil
 }
 
 // Commit charges min(c.Amount, reserved) from the reservation's parts,
@@ -56,9 +71,10 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		period = v.(int64)
 	}
 	for attempt := 0; ; attempt++ {
-		keys := append(s.accountKeys(c.AccountID), s.usageKey(c.AccountID, period))
+		keys := append(s.accountKeys(c.AccountID), s.usageKey(c.AccountID, period),
+			s.responseKey(c.AccountID, c.ReservationID))
 		rep, err := s.runKeys(ctx, commitScript, c.AccountID, keys, c.ReservationID, int64(c.Amount),
-			c.Description, c.Route, c.RequestID, c.Pages, period)
+			c.Description, c.Route, c.RequestID, c.Pages, period, c.Response)
 		var wp *wrongPeriod
 		if errors.As(err, &wp) && attempt < 2 {
 			period = wp.id

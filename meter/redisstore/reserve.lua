@@ -4,11 +4,13 @@
 -- ARGV: [1] retain_ms, [2] rid, [3] amount, [4] ttl_ms,
 --       [5] idempotency key ('' for none), [6] nonce of this call,
 --       [7] period id (start ms; 0 or absent: the stored period),
---       [8] period end ms
+--       [8] period end ms, [9] fingerprint of the request ('' for none)
 -- Reply: {'ok', amount, balance, available, replayed_rid, period_id, state...}
 --   replayed_rid is '' for a new hold of rid; a replay names the committed
 --   reservation and what it charged. state: see with_state in lib.lua.
 --   or {'account_not_found'} | {'invalid', message} | {'idempotency_conflict'}
+--   or {'idempotency_key_reused'}: the key is held or committed for a
+--   request of another fingerprint
 --   or {'insufficient_credits', required, available}
 --   or {'overage_limit_reached', required, available, cap}
 --   or {'quota_exceeded', limit, used (held included), resets_at_ms, unit}
@@ -19,6 +21,7 @@
 local rid, amount, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idem, nonce = ARGV[5], ARGV[6]
 local pid, pend = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
+local fp = ARGV[9] or ''
 local a = open(12, true) -- up to due; the marker saved below
 if not a then return {'account_not_found'} end
 local now = a.now
@@ -47,6 +50,8 @@ if idem ~= '' then
   if p and p.state == 'h' and p.exp <= now then
     expire(prev, p, a) -- due but beyond this call's sweep limit
     save(a, 'reserved', 'q_res', 'o_res')
+  elseif p and (p.state == 'h' or p.state == 'c') and fingerprint(prev) ~= fp then
+    return {'idempotency_key_reused'}
   elseif p and p.state == 'h' then
     return {'idempotency_conflict'}
   elseif p and p.state == 'c' then
@@ -71,5 +76,5 @@ else
   save(a, 'reserved', 'q_res', 'o_res')
 end
 timer(a, now + ttl, 'r:' .. rid)
-if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid) end
+if idem ~= '' then redis.call('HSET', KEYS[4], 'r:' .. idem, rid, 'f:' .. rid, fp) end
 return ok(amount, '')

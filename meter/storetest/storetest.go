@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"ReserveCommitVoid", testReserveCommitVoid},
 		{"UnknownAccount", testUnknownAccount},
 		{"ExpiryAndIdempotency", testExpiryAndIdempotency},
+		{"IdempotencyFingerprint", testIdempotencyFingerprint},
 		{"QuotaThenBalanceThenOverage", testQuotaThenBalanceThenOverage},
 		{"QuotaExceeded", testQuotaExceeded},
 		{"RaisingTheOverageCap", testRaisingTheOverageCap},

@@ -1,14 +1,16 @@
-package main
+// Package metercmd is the `meter` subcommand of every Caddy build that
+// includes github.com/creditgate/creditgate/caddymodule (which imports
+// it): `caddy meter ...` (or `creditgate meter ...`) manages accounts,
+// keys and credits through the meter admin API of a running gateway.
+package metercmd
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -22,29 +24,26 @@ func init() {
 		Long: `
 Manages creditgate's accounts, API keys and credits by calling the meter
 admin API of a running creditgate (on Caddy's admin endpoint, by default
-localhost:2019; use --address, or --config to read it from a config).
+localhost:2019; use --address or CREDITGATE_ADMIN, or --config to read it
+from a config).
 
-  creditgate meter account create acme --credits 100
-  creditgate meter account get acme
-  creditgate meter key create acme --mode live
-  creditgate meter credits add acme 50 --type purchase
-  creditgate meter transactions acme --limit 20
+  caddy meter account create acme --credits 100
+  caddy meter account get acme
+  caddy meter key create acme --mode live
+  caddy meter credits add acme 50 --type purchase
+  caddy meter credits add acme -2.5 --type adjustment
+  caddy meter transactions acme --limit 20
 
-Every command prints a readable summary, or the API's JSON with --json.`,
-		CobraFunc: buildMeterCommand,
+Operations that cannot be undone (trim, key revoke, job cancel) ask first,
+or take --yes. Every command prints a readable summary, or the API's JSON
+with --json.`,
+		CobraFunc: func(cmd *cobra.Command) { newClient().addCommands(cmd) },
 	})
 }
 
-// client calls the admin API.
-type client struct {
-	address, config, adapter string
-	json                     bool
-	out                      io.Writer
-}
-
-func buildMeterCommand(cmd *cobra.Command) {
-	c := &client{out: os.Stdout}
-	cmd.PersistentFlags().StringVar(&c.address, "address", "", "admin API address (default: from --config, or localhost:2019)")
+// addCommands adds the meter subcommands and flags to cmd.
+func (c *client) addCommands(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&c.address, "address", "", "admin API address (default: CREDITGATE_ADMIN, the admin option of --config, or localhost:2019)")
 	cmd.PersistentFlags().StringVarP(&c.config, "config", "c", "", "config file to read the admin address from")
 	cmd.PersistentFlags().StringVarP(&c.adapter, "adapter", "a", "", "name of the config adapter")
 	cmd.PersistentFlags().BoolVar(&c.json, "json", false, "print the API's JSON")
@@ -58,7 +57,11 @@ func buildMeterCommand(cmd *cobra.Command) {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := map[string]any{"id": args[0]}
 			if initial != "" {
-				body["credits"] = json.Number(initial)
+				n, err := creditsValue("--credits", initial)
+				if err != nil {
+					return err
+				}
+				body["credits"] = n
 			}
 			return c.do(http.MethodPost, "/meter/accounts", body, printAccount)
 		},
@@ -116,13 +119,24 @@ func buildMeterCommand(cmd *cobra.Command) {
 		}
 	}
 	var trimBefore string
+	var trimYes bool
 	trim := &cobra.Command{
-		Use: "trim <id> --before <date>", Short: "Removes ledger entries older than a date (balances are unchanged)", Args: cobra.ExactArgs(1),
+		Use: "trim <id> --before <date>", Short: "Removes ledger entries older than a date (balances are unchanged); asks first", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if trimBefore == "" {
+				return fmt.Errorf("--before is required: the date before which entries are removed")
+			}
+			if err := dateValue("--before", trimBefore); err != nil {
+				return err
+			}
+			if err := c.confirm(trimYes, fmt.Sprintf("Removing the ledger entries of %s before %s", args[0], trimBefore)); err != nil {
+				return err
+			}
 			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/trim", map[string]any{"before": trimBefore}, printRemoved)
 		},
 	}
 	trim.Flags().StringVar(&trimBefore, "before", "", "YYYY-MM-DD or RFC 3339")
+	yesFlag(trim, &trimYes)
 	account.AddCommand(create, get, list, update, toggle("disable", false), toggle("enable", true), trim)
 
 	key := &cobra.Command{Use: "key", Short: "Creates API keys"}
@@ -130,6 +144,9 @@ func buildMeterCommand(cmd *cobra.Command) {
 	keyCreate := &cobra.Command{
 		Use: "create <account>", Short: "Creates an API key; its secret is shown once", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := oneOf("--mode", mode, "live", "test"); err != nil {
+				return err
+			}
 			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/keys", map[string]any{"mode": mode}, printKey)
 		},
 	}
@@ -140,34 +157,51 @@ func buildMeterCommand(cmd *cobra.Command) {
 			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/keys", nil, printKeys)
 		},
 	}
+	var revokeYes bool
 	keyRevoke := &cobra.Command{
-		Use: "revoke <account> <key-id>", Short: "Revokes a key; every gateway refuses it within key_cache_ttl", Args: cobra.ExactArgs(2),
+		Use: "revoke <account> <key-id>", Short: "Revokes a key; every gateway refuses it within key_cache_ttl; asks first", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(revokeYes, fmt.Sprintf("Revoking key %s of %s", args[1], args[0])); err != nil {
+				return err
+			}
 			return c.do(http.MethodDelete, "/meter/accounts/"+url.PathEscape(args[0])+"/keys/"+url.PathEscape(args[1]), nil,
 				func(w io.Writer, v map[string]any) { printKeys(w, map[string]any{"data": []any{v}}) })
 		},
 	}
+	yesFlag(keyRevoke, &revokeYes)
 	key.AddCommand(keyCreate, keyList, keyRevoke)
 
 	credits := &cobra.Command{Use: "credits", Short: "Adds or adjusts credits"}
 	var typ, desc, idem string
 	add := &cobra.Command{
-		Use: "add <account> <amount>", Short: "Adds credits (a purchase), or adjusts with --type adjustment", Args: cobra.ExactArgs(2),
+		Use: "add <account> <amount>", Short: "Adds credits (a purchase), or adjusts with --type adjustment (a negative amount takes credits away)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body := map[string]any{"amount": json.Number(args[1]), "type": typ, "description": desc, "idempotency_key": idem}
+			amount, err := creditsValue("amount", args[1])
+			if err != nil {
+				return err
+			}
+			if err := oneOf("--type", typ, "purchase", "adjustment"); err != nil {
+				return err
+			}
+			body := map[string]any{"amount": amount, "type": typ, "description": desc, "idempotency_key": idem}
 			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/credits", body, printGrant)
 		},
 	}
 	add.Flags().StringVar(&typ, "type", "purchase", "purchase or adjustment")
 	add.Flags().StringVar(&desc, "description", "", "ledger description")
 	add.Flags().StringVar(&idem, "idempotency-key", "", "records a retried grant once")
+	allowNegativeArgs(add, 2)
 	var refundAmount, refundDesc string
 	refund := &cobra.Command{
 		Use: "refund <account> <usage-entry-id>", Short: "Refunds a usage entry, whole or --amount of it, once", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body := map[string]any{"entry_id": args[1], "description": refundDesc}
 			if refundAmount != "" {
-				body["amount"] = json.Number(refundAmount)
+				n, err := creditsValue("--amount", refundAmount)
+				if err != nil {
+					return err
+				}
+				body["amount"] = n
 			}
 			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/refunds", body,
 				func(w io.Writer, v map[string]any) { printLedger(w, map[string]any{"data": []any{v}}) })
@@ -182,6 +216,11 @@ func buildMeterCommand(cmd *cobra.Command) {
 	transactions := &cobra.Command{
 		Use: "transactions <account>", Short: "Lists an account's ledger, newest first", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for name, v := range map[string]string{"--from": from, "--to": to} {
+				if err := dateValue(name, v); err != nil {
+					return err
+				}
+			}
 			q := url.Values{"limit": {fmt.Sprint(limit)}}
 			for k, v := range map[string]string{"type": txType, "date_from": from, "date_to": to, "cursor": cursor} {
 				if v != "" {
@@ -201,6 +240,9 @@ func buildMeterCommand(cmd *cobra.Command) {
 	usage := &cobra.Command{
 		Use: "usage <account>", Short: "Shows an account's usage by route in a quota period", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := time.Parse("2006-01-02", period); err != nil && period != "current" && period != "previous" {
+				return fmt.Errorf("--period %q: expected current, previous or a date YYYY-MM-DD in the period", period)
+			}
 			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/usage?period="+url.QueryEscape(period), nil, printUsage)
 		},
 	}
@@ -210,117 +252,28 @@ func buildMeterCommand(cmd *cobra.Command) {
 	jobPath := func(args []string) string {
 		return "/meter/accounts/" + url.PathEscape(args[0]) + "/jobs/" + url.PathEscape(args[1])
 	}
-	job.AddCommand(&cobra.Command{
+	var cancelYes bool
+	cancel := &cobra.Command{
+		Use: "cancel <account> <job-id>", Short: "Cancels a job: its hold is released, its charges stay; asks first", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.confirm(cancelYes, fmt.Sprintf("Canceling job %s of %s", args[1], args[0])); err != nil {
+				return err
+			}
+			return c.do(http.MethodPost, jobPath(args)+"/cancel", nil, printJob)
+		},
+	}
+	yesFlag(cancel, &cancelYes)
+	job.AddCommand(cancel, &cobra.Command{
 		Use: "get <account> <job-id>", Short: "Shows a job's billing record (by its job_ id or the upstream's)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.do(http.MethodGet, jobPath(args), nil, printJob)
-		},
-	}, &cobra.Command{
-		Use: "cancel <account> <job-id>", Short: "Cancels a job: its hold is released, its charges stay", Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodPost, jobPath(args)+"/cancel", nil, printJob)
 		},
 	})
 
 	cmd.AddCommand(account, key, credits, transactions, usage, job)
 }
 
-// call sends one admin request and decodes its JSON answer into out.
-func (c *client) call(method, uri string, body any, out any) error {
-	raw, err := c.send(method, uri, body)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf("unexpected answer from the admin API: %s", raw)
-	}
-	return nil
-}
-
-// do sends one admin request and prints its answer.
-func (c *client) do(method, uri string, body any, print func(io.Writer, map[string]any)) error {
-	if c.json {
-		raw, err := c.send(method, uri, body)
-		if err != nil {
-			return err
-		}
-		_, err = c.out.Write(raw)
-		return err
-	}
-	var v map[string]any
-	if err := c.call(method, uri, body, &v); err != nil {
-		return err
-	}
-	print(c.out, v)
-	return nil
-}
-
-// send sends one admin request and returns its body.
-func (c *client) send(method, uri string, body any) ([]byte, error) {
-	addr, err := caddycmd.DetermineAdminAPIAddress(c.address, nil, c.config, c.adapter)
-	if err != nil {
-		return nil, err
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, rd)
-	if err != nil {
-		return nil, friendlyAdminError(err)
-	}
-	defer resp.Body.Close()
-	return io.ReadAll(resp.Body)
-}
-
-// friendlyAdminError turns "caddy responded with error: HTTP 409: {json}"
-// into the API's own message.
-func friendlyAdminError(err error) error {
-	msg := err.Error()
-	if i := strings.Index(msg, "{"); i >= 0 {
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal([]byte(msg[i:]), &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s: %s", e.Error.Code, e.Error.Message)
-		}
-	}
-	return err
-}
-
-// settingsPatch turns --set name=value flags into a settings patch:
-// values are JSON when they parse as JSON (numbers, true, null), strings
-// otherwise; rates.<name>=<credits> sets one rate.
-func settingsPatch(sets []string) (map[string]any, error) {
-	if len(sets) == 0 {
-		return nil, fmt.Errorf("nothing to change: give --set name=value")
-	}
-	patch := map[string]any{}
-	rates := map[string]any{}
-	for _, kv := range sets {
-		name, val, ok := strings.Cut(kv, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("--set %q: expected name=value", kv)
-		}
-		var v any = val
-		var js any
-		if json.Unmarshal([]byte(val), &js) == nil {
-			v = json.RawMessage(val)
-		}
-		if r, isRate := strings.CutPrefix(name, "rates."); isRate {
-			rates[r] = v
-			continue
-		}
-		patch[name] = v
-	}
-	if len(rates) > 0 {
-		patch["rates"] = rates
-	}
-	return patch, nil
+// yesFlag adds --yes (-y) to a command that asks before it acts.
+func yesFlag(cmd *cobra.Command, yes *bool) {
+	cmd.Flags().BoolVarP(yes, "yes", "y", false, "do it without asking (needed when stdin is not a terminal)")
 }

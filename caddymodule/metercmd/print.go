@@ -1,4 +1,4 @@
-package main
+package metercmd
 
 import (
 	"encoding/json"
@@ -46,8 +46,13 @@ func printAccounts(w io.Writer, v map[string]any) {
 		rows = append(rows, []string{str(a["id"]), str(a["balance"]), str(a["reserved"]), str(a["available"]), enabled})
 	}
 	table(w, rows)
-	if next := str(v["next_cursor"]); next != "" {
-		fmt.Fprintf(w, "more: --cursor %s\n", next)
+	morePages(w, v, "accounts")
+}
+
+// morePages says when a listing has more pages, and how to get the next.
+func morePages(w io.Writer, v map[string]any, what string) {
+	if next := str(v["next_cursor"]); next != "" && v["has_more"] != false {
+		fmt.Fprintf(w, "more %s: add --cursor %s for the next page\n", what, next)
 	}
 }
 
@@ -82,7 +87,7 @@ func printUsage(w io.Writer, v map[string]any) {
 }
 
 func printKey(w io.Writer, v map[string]any) {
-	fmt.Fprintf(w, "API key for %s (%s), shown once; store it now:\n%s\n", str(v["account"]), str(v["mode"]), str(v["key"]))
+	fmt.Fprintf(w, "API key %s for %s (%s), shown once; store it now:\n%s\n", str(v["id"]), str(v["account"]), str(v["mode"]), str(v["key"]))
 }
 
 func printGrant(w io.Writer, v map[string]any) {
@@ -101,6 +106,7 @@ func printLedger(w io.Writer, v map[string]any) {
 		rows = append(rows, []string{str(e["id"]), str(e["created_at"]), str(e["type"]), str(e["amount"]), str(e["balance_after"]), str(e["route"]), str(e["description"])})
 	}
 	table(w, rows)
+	morePages(w, v, "entries")
 }
 
 func printJob(w io.Writer, v map[string]any) {
