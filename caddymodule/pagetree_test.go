@@ -64,14 +64,19 @@ func TestPageTreeAttacksThroughGateway(t *testing.T) {
 			src := global(t) + strings.ReplaceAll(pageTreeSite, "{UPSTREAM}", strings.TrimPrefix(u.URL, "http://"))
 			g := startGateway(t, src)
 			for _, tc := range tests {
-				for _, form := range []string{"raw", "multipart"} {
+				for _, form := range []string{"raw", "multipart", "labelled image/png", "part labelled text/plain"} {
 					t.Run(tc.name+"/"+form, func(t *testing.T) {
 						const start = 100_000
 						id := uniqueID("tree")
 						key := g.newAccount(id, start, meter.ModeLive)
 						body, ct := tc.pdf, "application/pdf"
-						if form == "multipart" {
+						switch form {
+						case "multipart":
 							body, ct = multipartBody(t, [3]string{"a.pdf", "application/pdf", string(tc.pdf)})
+						case "labelled image/png":
+							ct = "image/png"
+						case "part labelled text/plain":
+							body, ct = multipartBody(t, [3]string{"a.txt", "text/plain", string(tc.pdf)})
 						}
 						before := u.requests.Load()
 						resp, raw := g.post(tc.path, key, ct, body)
