@@ -31,12 +31,7 @@ func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	s := c.app.Store()
 	cursor := r.URL.Query().Get("cursor")
-	days := 30
-	for _, d := range periodDays {
-		if r.URL.Query().Get("days") == itoa(d) {
-			days = d
-		}
-	}
+	g, n := chartPeriod(r)
 	var ids []string
 	for after := cursor; len(ids) < c.GatewayScan; {
 		n := min(1000, c.GatewayScan-len(ids))
@@ -51,15 +46,15 @@ func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request) {
 		}
 		after = more[len(more)-1]
 	}
-	chart, err := c.dailyChart(ctx, s, ids, days)
+	chart, err := c.usageChart(ctx, s, ids, g, n)
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	top := topAccounts(chart)
-	next := ""
+	nextPage := ""
 	if len(ids) == c.GatewayScan {
-		next = ids[len(ids)-1]
+		nextPage = ids[len(ids)-1]
 	}
 	requests, webhooks := metricRows(meterMetrics.requests, "outcome", "code"), metricRows(meterMetrics.webhooks, "type", "result")
 	var refusals []countRow
@@ -70,7 +65,7 @@ func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request) {
 	}
 	c.render(w, http.StatusOK, "gateway.html", map[string]any{
 		"P": c.Prefix, "Title": "Gateway", "Chart": chart, "Top": top, "Scanned": len(ids),
-		"Cursor": cursor, "Next": next, "Days": days, "PeriodDays": periodDays,
+		"Cursor": cursor, "Next": nextPage, "PeriodDays": periodDays, "PeriodHours": periodHours,
 		"Requests": requests, "Refusals": refusals, "Webhooks": webhooks,
 	})
 }

@@ -14,11 +14,6 @@ import (
 // gateway. Every list is a page of the store's own cursors; nothing loads
 // all accounts or a whole ledger.
 
-// seriesStore is a store that keeps usage series (both stores do).
-type seriesStore interface {
-	UsageSeries(ctx context.Context, q meter.SeriesQuery) ([]meter.UsagePoint, error)
-}
-
 // accountRow is one line of the accounts list.
 type accountRow struct {
 	meter.Account
@@ -120,8 +115,29 @@ func sortRows(rows []accountRow, key string) {
 	}
 }
 
-// periodDays are the choices of the account page's period selector.
-var periodDays = []int{7, 30, 90, 365}
+// periodDays and periodHours are the choices of the period selectors:
+// days of daily buckets, hours of hourly ones (the stores keep 7 days of
+// hours).
+var (
+	periodDays  = []int{7, 30, 90, 365}
+	periodHours = []int{24, 168}
+)
+
+// chartPeriod reads ?hours= (hourly buckets) or ?days= (daily; default
+// 30 days).
+func chartPeriod(r *http.Request) (granularity string, n int) {
+	for _, h := range periodHours {
+		if r.URL.Query().Get("hours") == itoa(h) {
+			return meter.GranularityHour, h
+		}
+	}
+	for _, d := range periodDays {
+		if r.URL.Query().Get("days") == itoa(d) {
+			return meter.GranularityDay, d
+		}
+	}
+	return meter.GranularityDay, 30
+}
 
 func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := c.storeCtx(r)
@@ -156,20 +172,15 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	days := 30
-	for _, d := range periodDays {
-		if r.URL.Query().Get("days") == itoa(d) {
-			days = d
-		}
-	}
-	chart, err := c.dailyChart(ctx, s, []string{id}, days)
+	g, n := chartPeriod(r)
+	chart, err := c.usageChart(ctx, s, []string{id}, g, n)
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	data := map[string]any{
 		"P": c.Prefix, "Title": "Account " + id, "A": acct, "Entries": entries, "Keys": keys,
-		"Usage": rep, "Chart": chart, "Days": days, "PeriodDays": periodDays,
+		"Usage": rep, "Chart": chart, "PeriodDays": periodDays, "PeriodHours": periodHours,
 		"LQ": lq, "Filter": r.URL.Query(), "Done": r.URL.Query().Get("done"),
 		"RefundOf": r.URL.Query().Get("refund"),
 	}
@@ -188,16 +199,18 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, http.StatusOK, "account.html", data)
 }
 
-// chartData is a usage chart and its table: one row per day, one column
-// per route, credits (and the requests and pages totals of each day).
+// chartData is a usage chart and its table: one row per day (or hour),
+// one column per route, credits (and the requests and pages totals of
+// each bucket).
 type chartData struct {
-	Days     []time.Time
-	Routes   []string
-	Credits  [][]meter.Credits // [route][day]
-	Requests []int64           // per day
-	Pages    []int64           // per day
-	Total    meter.Credits
-	Missing  bool // the store keeps no series
+	Granularity string
+	N           int // days or hours
+	Days        []time.Time
+	Routes      []string
+	Credits     [][]meter.Credits // [route][day]
+	Requests    []int64           // per day
+	Pages       []int64           // per day
+	Total       meter.Credits
 	// ByAccount is each account's credits in these days (for the gateway
 	// page's top accounts).
 	ByAccount map[string]meter.Credits
@@ -224,18 +237,25 @@ func (d chartData) Rows() []chartRow {
 	return out
 }
 
-// dailyChart sums the daily series of accounts over the last days (UTC
-// days, today included).
-func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []string, days int) (chartData, error) {
-	ss, ok := s.(seriesStore)
-	if !ok {
-		return chartData{Missing: true}, nil
+// Label is a bucket's name in the table.
+func (d chartData) Label(t time.Time) string {
+	if d.Granularity == meter.GranularityHour {
+		return t.UTC().Format("2006-01-02 15:00")
 	}
-	to := meter.Bucket(time.Now(), meter.GranularityDay).AddDate(0, 0, 1)
-	from := to.AddDate(0, 0, -days)
-	d := chartData{ByAccount: map[string]meter.Credits{}}
+	return t.UTC().Format("2006-01-02")
+}
+
+// usageChart sums the series of accounts over the last n days or hours
+// (UTC, the current one included).
+func (c *Console) usageChart(ctx context.Context, s meter.Store, accounts []string, g string, n int) (chartData, error) {
+	to := next(meter.Bucket(time.Now(), g), g)
+	from := to.AddDate(0, 0, -n)
+	if g == meter.GranularityHour {
+		from = to.Add(-time.Duration(n) * time.Hour)
+	}
+	d := chartData{Granularity: g, N: n, ByAccount: map[string]meter.Credits{}}
 	index := map[int64]int{} // by Unix time: Time values are not map keys
-	for t := from; t.Before(to); t = t.AddDate(0, 0, 1) {
+	for t := from; t.Before(to); t = next(t, g) {
 		index[t.Unix()] = len(d.Days)
 		d.Days = append(d.Days, t)
 	}
@@ -243,7 +263,7 @@ func (c *Console) dailyChart(ctx context.Context, s meter.Store, accounts []stri
 	d.Pages = make([]int64, len(d.Days))
 	routeIdx := map[string]int{}
 	for _, id := range accounts {
-		pts, err := ss.UsageSeries(ctx, meter.SeriesQuery{AccountID: id, Granularity: meter.GranularityDay, From: from, To: to})
+		pts, err := s.UsageSeries(ctx, meter.SeriesQuery{AccountID: id, Granularity: g, From: from, To: to})
 		if meter.ErrorCode(err) == meter.ECodeAccountNotFound && len(accounts) > 1 {
 			continue // listed, then removed
 		}

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -169,6 +168,7 @@ func TestConsoleMoneyActions(t *testing.T) {
 			if resp, _ := g.post("/v1/convert", key, "application/pdf", pdftest.Pages(3)); resp.StatusCode != 200 {
 				t.Fatalf("metered request: %d", resp.StatusCode)
 			}
+			charged := g.ledger("acme")[0].CreatedAt // the store's clock: the series' bucket
 			g.assertBalance("acme", 97, 0)
 
 			// No credentials: 401 from basic_auth, nothing rendered.
@@ -185,10 +185,15 @@ func TestConsoleMoneyActions(t *testing.T) {
 				`<td class="n balance ">97</td><td class="n">0</td><td class="n">97</td>[\s\S]*?<td class="n">3</td>`).MatchString(list) {
 				t.Fatalf("accounts list:\n%s", list)
 			}
-			// Without JavaScript the chart is a table: today's row.
-			today := time.Now().UTC().Format("2006-01-02")
+			// Without JavaScript the chart is a table: the request's day.
+			today := charged.UTC().Format("2006-01-02")
 			if !strings.Contains(page, `<tr><td>`+today+`</td><td class="n">3</td><td class="n">1</td><td class="n">3</td></tr>`) {
 				t.Fatalf("no usage row for %s in the table:\n%s", today, page)
+			}
+			// By hour, the last 24 hours: the row of the request's hour.
+			if _, hourly := g.consoleDo("GET", "/console/accounts/acme?hours=24", nil, "operator"); !strings.Contains(hourly,
+				`<tr><td>`+charged.UTC().Format("2006-01-02 15:00")+`</td><td class="n">3</td><td class="n">1</td><td class="n">3</td></tr>`) {
+				t.Fatalf("no usage row for %v in the hourly table:\n%s", charged, hourly)
 			}
 			idem := formKey(t, page, `id="grant-form`)
 			grant := url.Values{"idem": {idem}, "type": {"purchase"}, "amount": {"50"}, "reason": {"invoice 1042"}}

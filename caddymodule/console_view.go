@@ -33,7 +33,7 @@ var consoleFuncs = template.FuncMap{
 	"list": func(s ...string) []string { return s },
 	// formkey is a new idempotency key for each form on a page.
 	"formkey": newFormKey,
-	// chartJSON is a chart's data for console.js: days as Unix seconds,
+	// chartJSON is a chart's data for console.js: buckets as Unix seconds,
 	// credits per route as numbers of credits.
 	"chartJSON": func(d chartData) (template.JS, error) {
 		x := make([]int64, len(d.Days))
@@ -48,7 +48,11 @@ var consoleFuncs = template.FuncMap{
 			}
 			series[i] = map[string]any{"route": r, "credits": ys}
 		}
-		b, err := json.Marshal(map[string]any{"x": x, "series": series, "requests": d.Requests, "pages": d.Pages})
+		step := 86400
+		if d.Granularity == meter.GranularityHour {
+			step = 3600
+		}
+		b, err := json.Marshal(map[string]any{"x": x, "step": step, "series": series, "requests": d.Requests, "pages": d.Pages})
 		return template.JS(b), err
 	},
 	"balanceJSON": func(es []meter.LedgerEntry) (template.JS, error) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
@@ -23,7 +22,7 @@ func TestUsageSeriesEndpoints(t *testing.T) {
 				}
 			}
 			g.assertBalance("acme", 91, 0)
-			today := meter.Bucket(time.Now(), meter.GranularityDay)
+			today := meter.Bucket(g.ledger("acme")[0].CreatedAt, meter.GranularityDay) // the store's day
 			var rep seriesReport
 			if code := g.adminDo("GET", "/meter/accounts/acme/usage?granularity=day&from="+today.AddDate(0, 0, -6).Format("2006-01-02")+"&to="+today.Format("2006-01-02"), nil, &rep); code != 200 {
 				t.Fatalf("admin series: %d", code)

@@ -21,8 +21,8 @@
     if (u.series.length === 0) { series.push({ label: "credits", stroke: palette[0] }); cols.push(u.x.map(function () { return 0; })); }
     window.consoleCharts.usage = new uPlot({ width: width(usageEl), height: 260, series: series,
       axes: [{}, { label: "credits" }],
-      // Half a day on each side, so the first and last days' bars show whole.
-      scales: { x: { time: true, range: function (u, min, max) { return [min - 43200, max + 43200]; } } } }, cols, usageEl);
+      // Half a bucket on each side, so the first and last bars show whole.
+      scales: { x: { time: true, range: function (p, min, max) { return [min - u.step / 2, max + u.step / 2]; } } } }, cols, usageEl);
     var details = usageEl.parentNode.querySelector("details.table");
     if (details) details.removeAttribute("open");
   }
