@@ -178,11 +178,16 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	events, pending, err := s.PendingEvents(ctx, id, 20)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	data := map[string]any{
 		"P": c.Prefix, "Title": "Account " + id, "A": acct, "Entries": entries, "Keys": keys,
 		"Usage": rep, "Chart": chart, "PeriodDays": periodDays, "PeriodHours": periodHours,
 		"LQ": lq, "Filter": r.URL.Query(), "Done": r.URL.Query().Get("done"),
-		"RefundOf": r.URL.Query().Get("refund"),
+		"RefundOf": r.URL.Query().Get("refund"), "Events": events, "Pending": pending,
 	}
 	if len(entries) == lq.Limit {
 		data["NextCursor"] = entries[len(entries)-1].ID

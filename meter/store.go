@@ -373,6 +373,10 @@ type Store interface {
 	// RetryEvent puts a claimed event back, claimable after delay (on the
 	// store's clock), and counts the attempt. ECodeNotFound if it is gone.
 	RetryEvent(ctx context.Context, account, id string, delay time.Duration) error
+	// PendingEvents returns up to limit of an account's webhook events not
+	// delivered yet (Attempts counts its failed deliveries), soonest due
+	// first, and how many there are. It claims nothing.
+	PendingEvents(ctx context.Context, account string, limit int) ([]Event, int, error)
 	// ReindexEvents scans every account's outbox and makes sure that
 	// ClaimEvents finds the ones with events, and returns how many have
 	// some: a store whose pending index is written apart from the outbox

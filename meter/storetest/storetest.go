@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"ConcurrentPoolsNeverOverspend", testConcurrentPools},
 		{"ConcurrentPoolsMixed", testConcurrentPoolsMixed},
 		{"Events", testEvents},
+		{"PendingEvents", testPendingEvents},
 		{"AccountUpdatedAt", testAccountUpdatedAt},
 		{"Jobs", testJobs},
 		{"JobBlockAndResume", testJobBlockAndResume},
