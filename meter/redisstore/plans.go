@@ -21,7 +21,10 @@ func (s *Store) PutPlan(ctx context.Context, p meter.Plan) error {
 	if err != nil {
 		return internalErr(err)
 	}
-	return storeErr(s.c.HSet(ctx, s.plansKey(), p.Name, raw).Err())
+	if err := s.c.HSet(ctx, s.plansKey(), p.Name, raw).Err(); err != nil {
+		return storeErr(err)
+	}
+	return nil
 }
 
 // DeletePlan removes a plan; ECodeNotFound if there is none.
