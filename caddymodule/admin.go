@@ -67,6 +67,10 @@ func (a *adminAPI) endpoints() map[string]adminFunc {
 		"POST /meter/accounts/{id}/trim":              a.trim,
 		"GET /meter/accounts/{id}/jobs/{job}":         a.getJob,
 		"POST /meter/accounts/{id}/jobs/{job}/cancel": a.cancelJob,
+		"GET /meter/plans":                            a.listPlans,
+		"GET /meter/plans/{name}":                     a.getPlan,
+		"PUT /meter/plans/{name}":                     a.putPlan,
+		"DELETE /meter/plans/{name}":                  a.deletePlan,
 	}
 }
 
@@ -135,6 +139,8 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 	var req struct {
 		ID      string        `json:"id"`
 		Credits meter.Credits `json:"credits"`
+		// Plan is the account's plan; default: the app's default_plan.
+		Plan *string `json:"plan"`
 	}
 	if err := decode(r, &req); err != nil {
 		return err
@@ -145,9 +151,32 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 	if req.Credits < 0 {
 		return meter.Errorf(meter.ECodeInvalid, "credits must not be negative")
 	}
+	app, err := a.app()
+	if err != nil {
+		return err
+	}
+	plan := app.DefaultPlan
+	if req.Plan != nil {
+		plan = *req.Plan // "" : no plan, even with a default
+	}
+	if err := app.checkPlan(ctx, plan); err != nil {
+		return err
+	}
 	acct, err := s.CreateAccount(ctx, req.ID, req.Credits)
 	if err != nil {
 		return err
+	}
+	if plan != "" {
+		// The plan is the account's own setting from now on: changing
+		// default_plan later moves no existing account.
+		own := meter.Settings{Plan: plan}
+		eff, err := app.effective(ctx, meter.Account{ID: req.ID, Settings: own})
+		if err != nil {
+			return err
+		}
+		if acct, err = s.ApplySettings(ctx, req.ID, &own, eff.Limits()); err != nil {
+			return err
+		}
 	}
 	writeJSON(w, http.StatusCreated, acct)
 	return nil
@@ -159,7 +188,26 @@ func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.Respons
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, acct)
+	app, err := a.app()
+	if err != nil {
+		return err
+	}
+	eff, err := app.settingsInForce(ctx, acct)
+	if err != nil {
+		return err
+	}
+	if acct.Settings.Plan != "" {
+		// Its quota and cap as they are now in force.
+		if acct, err = s.Account(ctx, id); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		meter.Account
+		// InForce is the settings that apply: the account's own, and its
+		// plan's where it sets none.
+		InForce meter.Settings `json:"settings_in_force"`
+	}{acct, eff})
 	return nil
 }
 
@@ -202,10 +250,24 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	if err := validateSettings(st, acct.CreatedAt); err != nil {
 		return err
 	}
-	acct, err = s.UpdateSettings(ctx, id, st)
+	app, err := a.app()
 	if err != nil {
 		return err
 	}
+	if err := app.checkPlan(ctx, st.Plan); err != nil {
+		return err
+	}
+	// The own settings and the limits in force (its plan's where the
+	// account sets none), in one step.
+	eff, err := app.effective(ctx, meter.Account{ID: id, Settings: st})
+	if err != nil {
+		return err
+	}
+	acct, err = s.ApplySettings(ctx, id, &st, eff.Limits())
+	if err != nil {
+		return err
+	}
+	app.plans.remember(id, eff.Limits())
 	a.dropCached(id)
 	writeJSON(w, http.StatusOK, acct)
 	return nil
