@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -106,7 +107,7 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 			log.Warn("pricing the response failed; charging the quote", zap.Error(ferr))
 			final = rq.quote
 		}
-		if final.Total > rq.res.Amount {
+		if final.Total > rq.res.Amount && !rq.h.needs.Uncapped {
 			log.Warn("final price exceeds the reservation; charging the reserved amount",
 				zap.Stringer("final", final.Total), zap.Stringer("reserved", rq.res.Amount))
 		}
@@ -137,6 +138,12 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	if st.Late {
 		log.Warn("reservation expired before settle; charged from available credits",
 			zap.Stringer("charged", st.Charged), zap.Stringer("quoted", rq.quote.Total))
+	}
+	if st.Shortfall > 0 {
+		// Recorded in the ledger entry and a credits.shortfall event; the
+		// account's requests are refused (credits_owed) until it pays.
+		log.Warn("output charged beyond what the account could pay",
+			zap.Stringer("charged", st.Charged), zap.Stringer("shortfall", st.Shortfall))
 	}
 	// One line per settlement, at debug level: Caddy's access log already
 	// has a line per request, and both carry the request id.
@@ -202,6 +209,9 @@ func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 		RequestID:     rq.reqID,
 		Pages:         rq.in.Usage.Pages,
 		Response:      rq.stored,
+		// The hold of an output-priced route is an estimate: the real
+		// count is charged in full (see pricing's Needs.Uncapped).
+		Uncapped: rq.h.needs.Uncapped,
 	}
 	var (
 		st  meter.Settlement
@@ -217,6 +227,24 @@ func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
 	return st, err
+}
+
+// reserve holds the quote; when the account cannot hold it and the route
+// accepts a smaller hold (at_least), the smallest one. The commit then
+// charges the real count from the hold and the pools.
+func (rq *request) reserve(ctx context.Context, req meter.ReserveRequest) (meter.Reservation, error) {
+	res, err := rq.h.app.store.Reserve(ctx, req)
+	if err == nil || rq.quote.Minimum <= 0 || rq.quote.Minimum >= req.Amount {
+		return res, err
+	}
+	switch meter.ErrorCode(err) {
+	case meter.ECodeInsufficientCredits, meter.ECodeQuotaExceeded, meter.ECodeOverageLimitReached:
+		// Nothing was held: the refusal changed nothing in the store.
+		req.Amount, req.ID = rq.quote.Minimum, meter.NewID("rsv")
+		// Refused, the minimum's refusal says what the request needed.
+		return rq.h.app.store.Reserve(ctx, req)
+	}
+	return res, err
 }
 
 func (rq *request) void() (meter.Settlement, error) {
