@@ -237,11 +237,9 @@ func TestExamplePSPDFKit(t *testing.T) {
 func TestExampleBlueClerk(t *testing.T) {
 	exampleStores(t, func(t *testing.T) {
 		g := startExample(t, "blueclerk.Caddyfile")
-		// As the example's header sets up a builder account.
+		// As the example's header sets up a builder account: "10 free scans
+		// per month - Default for all builder accounts", with no PATCH.
 		key := g.newAccount("ex_blueclerk", 0, meter.ModeLive)
-		if code := g.adminDo("PATCH", "/meter/accounts/ex_blueclerk", map[string]any{"monthly_quota": 10, "quota_unit": "AI scans"}, nil); code != 200 {
-			t.Fatalf("PATCH quota: HTTP %d", code)
-		}
 		reset := nextMonthUTC()
 		plan := pdftest.Sized(archD, archD, archD)
 		for i := 9; i >= 0; i-- {
@@ -272,6 +270,16 @@ func TestExampleBlueClerk(t *testing.T) {
 		if quota != credits(10) {
 			t.Fatalf("ledger: %s taken from the quota, want 10", quota)
 		}
+		// "Platform admins can manually increase your scan cap": the
+		// account's own quota wins over its plan's, at once.
+		if code := g.adminDo("PATCH", "/meter/accounts/ex_blueclerk", map[string]any{"monthly_quota": 100}, nil); code != 200 {
+			t.Fatalf("PATCH quota: HTTP %d", code)
+		}
+		resp, raw = g.post("/api/builder/plans/scan", key, "application/pdf", plan)
+		if resp.StatusCode != 200 || resp.Header.Get(HeaderQuotaRemaining) != "89" {
+			t.Fatalf("scan after the raise: HTTP %d %q %s", resp.StatusCode, resp.Header.Get(HeaderQuotaRemaining), raw)
+		}
+		g.assertBalance("ex_blueclerk", 0, 0)
 	})
 }
 
