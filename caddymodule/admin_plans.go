@@ -121,7 +121,7 @@ func (a *adminAPI) deletePlan(ctx context.Context, s meter.Store, w http.Respons
 		return err
 	}
 	a.planChanged(app)
-	w.WriteHeader(http.StatusNoContent)
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "deleted": true})
 	return nil
 }
 
