@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/redisstore"
 )
 
 // plansConfig declares two plans in the Caddyfile, builder the default,
@@ -277,4 +280,49 @@ func TestPlanAdminAPI(t *testing.T) {
 	if code := g.adminDo("DELETE", "/meter/plans/team", nil, nil); code != 200 {
 		t.Errorf("DELETE team: HTTP %d", code)
 	}
+}
+
+// A plan changed by another gateway (here: written to the shared Redis
+// store directly) reaches this gateway's accounts within key_cache_ttl,
+// with no admin call to this gateway.
+func TestPlanChangeFromAnotherGateway(t *testing.T) {
+	url := testRedisURL(t)
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	t.Setenv("CREDITGATE_REDIS", url)
+	u := newUpstream(t)
+	src := strings.ReplaceAll(plansConfig, "{UPSTREAM}", strings.TrimPrefix(u.URL, "http://"))
+	src = strings.Replace(src, "default_plan builder", "default_plan builder\n\t\tkey_cache_ttl 300ms", 1)
+	g := startGatewayRedis(t, src, "")
+	other, err := redisstore.Open(context.Background(), url, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	g.putPlan("team", map[string]any{"monthly_quota": 1})
+	key := g.newAccount("pl_other", 0, meter.ModeLive)
+	g.patch("pl_other", map[string]any{"plan": "team"})
+	doc := pdftest.Pages(1)
+	if resp, raw := g.post("/scan", key, "application/pdf", doc); resp.StatusCode != 200 {
+		t.Fatalf("HTTP %d %s", resp.StatusCode, raw)
+	}
+	if resp, _ := g.post("/scan", key, "application/pdf", doc); resp.StatusCode != 429 {
+		t.Fatalf("over the quota: HTTP %d", resp.StatusCode)
+	}
+	if err := other.PutPlan(context.Background(), meter.Plan{Name: "team", Settings: meter.Settings{MonthlyQuota: credits(3)}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // key_cache_ttl: the next lookup resolves the plan again
+	for i := 0; i < 2; i++ {
+		resp, raw := g.post("/scan", key, "application/pdf", doc)
+		if resp.StatusCode != 200 {
+			t.Fatalf("after the change, scan %d: HTTP %d %s", i+2, resp.StatusCode, raw)
+		}
+	}
+	if resp, _ := g.post("/scan", key, "application/pdf", doc); resp.StatusCode != 429 {
+		t.Fatalf("over the raised quota: HTTP %d", resp.StatusCode)
+	}
+	if n := u.requests.Load(); n != 3 {
+		t.Errorf("upstream reached %d times, want 3", n)
+	}
+	g.assertBalance("pl_other", 0, 0)
 }

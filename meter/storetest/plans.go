@@ -209,3 +209,32 @@ func testShortfall(t *testing.T, s meter.Store) {
 	mustReserveIn(t, s, id, "r4", c(1), month(0)) // paid: the quota serves again
 	expectPools(t, s, id, 0, 0, qs(10, 0, 1, 9), ovs(0, 0, 0, 0), use{-c(27), 0, 0, -c(24)})
 }
+
+// testUncappedLate: a reservation that expired before its uncapped commit
+// is charged the real amount from what the pools have now, marked late,
+// and the rest is the shortfall.
+func testUncappedLate(t *testing.T, s meter.Store) {
+	id := newAccount(t, s, c(30))
+	if _, err := reserve(s, id, "r1", c(20), shortTTL, ""); err != nil {
+		t.Fatal(err)
+	}
+	pastTTL()
+	st := commitUncapped(t, s, id, "r1", c(27))
+	if !st.Late || st.Charged != c(27) || st.Shortfall != 0 || st.Balance != c(3) {
+		t.Errorf("late settlement %+v", st)
+	}
+	if _, err := reserve(s, id, "r2", c(2), shortTTL, ""); err != nil {
+		t.Fatal(err)
+	}
+	pastTTL()
+	st = commitUncapped(t, s, id, "r2", c(5))
+	if !st.Late || st.Charged != c(5) || st.Shortfall != c(2) || st.Balance != -c(2) {
+		t.Errorf("late settlement with a shortfall %+v", st)
+	}
+	es := oldestFirst(t, s, id)
+	checkInvariant(t, es, -c(2))
+	if e := es[len(es)-1]; !e.Late || e.Shortfall != c(2) || e.Amount != -c(5) {
+		t.Errorf("entry %+v", e)
+	}
+	drain(t, s, id, meter.EventShortfall)
+}

@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"LimitsInForce", testLimitsInForce},
 		{"UncappedCommit", testUncappedCommit},
 		{"Shortfall", testShortfall},
+		{"UncappedLate", testUncappedLate},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore(t)) })
