@@ -98,6 +98,9 @@ func (a *adminAPI) putPlan(ctx context.Context, s meter.Store, w http.ResponseWr
 	if err := validatePlan(p); err != nil {
 		return err
 	}
+	if err := a.checkRates(st.Rates); err != nil {
+		return err
+	}
 	if err := s.PutPlan(ctx, p); err != nil {
 		return err
 	}

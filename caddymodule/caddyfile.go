@@ -17,7 +17,15 @@ import (
 func init() {
 	httpcaddyfile.RegisterGlobalOption("meter", parseGlobalOption)
 	httpcaddyfile.RegisterHandlerDirective("meter", parseHandlerDirective)
-	httpcaddyfile.RegisterDirectiveOrder("meter", httpcaddyfile.Before, "reverse_proxy")
+	// The meter handlers authenticate: they run next to basic_auth and
+	// forward_auth, before every directive that can answer a request
+	// (handle, route, respond, reverse_proxy, php_fastcgi, file_server...),
+	// or `meter` followed by `respond` in one block would never run. After
+	// encode, as before: a compressed answer would hide the JSON that
+	// billing merges into and the PDF whose pages are counted.
+	httpcaddyfile.RegisterDirectiveOrder("meter", httpcaddyfile.After, "encode")
+	httpcaddyfile.RegisterDirectiveOrder("meter_job", httpcaddyfile.Before, "push")
+	httpcaddyfile.RegisterDirectiveOrder("meter_api", httpcaddyfile.Before, "push")
 }
 
 // parseGlobalOption parses the `meter` global option into the meter app.
@@ -211,6 +219,10 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_files        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		test             simulate|forward
+//		test_limit       <n>[/day]
+//		unpriced         refuse | charge <credits>
+//		json_documents   auto | off | <query>...
 //		idempotency_max_response <size>|off
 //		billing [<field>] [snake|camel]
 //		job {
@@ -248,7 +260,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "route":
 			h.Route, err = oneArg(d)
 		case "key_header":
-			h.KeyHeader, err = oneArg(d)
+			if h.KeyHeader, err = oneArg(d); err == nil && isMeterHeader(h.KeyHeader) {
+				err = d.Errf("meter: key_header %q: X-Meter-* request headers are the gateway's own", h.KeyHeader)
+			}
 		case "max_body":
 			h.MaxBody, err = sizeArg(d)
 		case "memory_threshold":
@@ -267,6 +281,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "test":
+			h.Test, err = oneArg(d)
+			if err == nil && h.Test != TestSimulate && h.Test != TestForward {
+				err = d.Errf("meter: test: expected simulate or forward, got %q", h.Test)
+			}
+		case "test_limit":
+			h.TestLimit, err = testLimitArg(d)
+		case "unpriced":
+			err = h.unmarshalUnpriced(d)
+		case "json_documents":
+			h.JSONDocuments = d.RemainingArgs()
+			if len(h.JSONDocuments) == 0 {
+				return d.Errf("meter: json_documents needs auto, off or JSONPath queries such as $.document")
+			}
+			// Check the queries here, where the error can name the line.
+			if _, err := jsonDocs(h.JSONDocuments); err != nil {
+				return d.Errf("%v", err)
+			}
 		case "idempotency_max_response":
 			h.IdempotencyMaxResponse, err = idempotencyMaxArg(d)
 		case "billing":
@@ -284,6 +316,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("meter: no pricing rule: add one, e.g. `per_page 1`")
 	}
 	return nil
+}
+
+// unmarshalUnpriced parses `unpriced refuse | charge <credits>`.
+func (h *Handler) unmarshalUnpriced(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == unpricedRefuse:
+		h.Unpriced = unpricedRefuse
+		return nil
+	case len(args) == 2 && args[0] == unpricedCharge:
+		c, err := meter.ParseCredits(args[1])
+		if err != nil || c < 0 {
+			return d.Errf("meter: unpriced charge: expected credits such as 1 or 0.5, got %q", args[1])
+		}
+		h.Unpriced, h.UnpricedCredits = unpricedCharge, c
+		return nil
+	}
+	return d.Errf("meter: unpriced: expected `refuse` or `charge <credits>`, got %q", strings.Join(args, " "))
 }
 
 // unmarshalBilling parses `billing [<field>] [snake|camel]`.
@@ -354,6 +404,19 @@ func unmarshalJob(d *caddyfile.Dispenser) (*JobConfig, error) {
 		return nil, d.Errf("%v", err)
 	}
 	return jc, nil
+}
+
+// testLimitArg parses `test_limit <n>` or `test_limit <n>/day`.
+func testLimitArg(d *caddyfile.Dispenser) (int, error) {
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "/day"))
+	if err != nil || n < 1 {
+		return 0, d.Errf("meter: test_limit: expected a positive number of requests per day such as 100/day, got %q", s)
+	}
+	return n, nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {

@@ -20,7 +20,7 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case meter.ECodeInsufficientCredits, meter.ECodeOverageLimitReached, meter.ECodeCreditsOwed:
 		return http.StatusPaymentRequired
-	case meter.ECodeQuotaExceeded, meter.ECodeRateLimited:
+	case meter.ECodeQuotaExceeded, meter.ECodeRateLimited, meter.ECodeTestLimitExceeded:
 		return http.StatusTooManyRequests
 	case meter.ECodeIdempotencyKeyReused:
 		return http.StatusUnprocessableEntity
@@ -37,7 +37,7 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded:
 		return http.StatusRequestEntityTooLarge
-	case meter.ECodeUnsupportedMediaType:
+	case meter.ECodeUnsupportedMediaType, meter.ECodeUnsupportedContent, meter.ECodeUnsupportedEncoding:
 		return http.StatusUnsupportedMediaType
 	case meter.ECodeUnreadableDocument:
 		return http.StatusUnprocessableEntity

@@ -36,18 +36,13 @@ const (
 	HeaderQuotaReset     = "X-Quota-Reset"
 )
 
-// Request headers set for the upstream. Any the client sent are removed
-// first, so the upstream can trust them.
+// Request headers set for the upstream. Every X-Meter-* header the client
+// sent is removed first (stripMeterHeaders), so the upstream can trust them.
 const (
 	UpstreamReservation = "X-Meter-Reservation"
 	UpstreamAccount     = "X-Meter-Account"
 	UpstreamTest        = "X-Meter-Test"
 )
-
-// upstreamHeaders are the request headers the gateway sets for the
-// upstream: removed from what clients send, so the upstream can trust them.
-var upstreamHeaders = []string{UpstreamReservation, UpstreamAccount, UpstreamTest,
-	UpstreamJob, UpstreamJobToken, UpstreamJobProgress}
 
 // Handler is the `meter` HTTP handler: it authenticates the caller's API
 // key, measures the request, prices it, reserves the price, calls the next
@@ -94,6 +89,23 @@ type Handler struct {
 	// then. Default: 5m.
 	ReservationTTL caddy.Duration `json:"reservation_ttl,omitempty"`
 
+	// Unpriced says what a route priced by input pages does with content
+	// its pages cannot price: a body with no PDF or image in it, a named
+	// multipart file or a json_documents field that is neither. "refuse"
+	// (default) answers 415 unsupported_content before forwarding;
+	// "charge" charges UnpricedCredits for each.
+	Unpriced string `json:"unpriced,omitempty"`
+
+	// UnpricedCredits is the price of one unpriced item with unpriced
+	// "charge". Default: 0.
+	UnpricedCredits meter.Credits `json:"unpriced_credits,omitempty"`
+
+	// JSONDocuments are JSONPath queries of the string fields of a JSON
+	// body that carry documents base64-encoded (or as data: URLs), counted
+	// like uploaded files. Default ("auto"): every string of a JSON body
+	// is tried. "off": JSON bodies are not searched, so they are unpriced.
+	JSONDocuments []string `json:"json_documents,omitempty"`
+
 	// IdempotencyMaxResponse is the largest 2xx response body, in bytes,
 	// kept for the replays of a request sent with an Idempotency-Key (with
 	// its status and headers, in the store, for the app's idempotency_ttl).
@@ -109,7 +121,19 @@ type Handler struct {
 	// answers (see BillingConfig).
 	Billing *BillingConfig `json:"billing,omitempty"`
 
+	// Test says what a test key's request does once priced: "simulate"
+	// (default) answers it from the gateway (200, the quote, never
+	// forwarded); "forward" passes it on with X-Meter-Test: true, to the
+	// upstream or to a sandbox the Caddyfile picks by {http.meter.mode}.
+	Test string `json:"test,omitempty"`
+
+	// TestLimit is the most test-key requests an account may make on
+	// this route per UTC day, counted by each gateway process across all
+	// its routes; more get 429 test_limit_exceeded. Default: 1000.
+	TestLimit int `json:"test_limit,omitempty"`
+
 	app    *App
+	scope  string // the route's name in app.rates
 	rules  pricing.Rules
 	needs  pricing.Needs
 	uopts  usage.Options
@@ -144,6 +168,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.ReservationTTL == 0 {
 		h.ReservationTTL = caddy.Duration(5 * time.Minute)
+	}
+	if h.Test == "" {
+		h.Test = TestSimulate
+	}
+	if h.TestLimit == 0 {
+		h.TestLimit = defaultTestLimit
 	}
 	if h.IdempotencyMaxResponse == 0 {
 		h.IdempotencyMaxResponse = defaultIdempotencyMaxResponse
@@ -184,8 +214,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.uopts.Budget = h.app.budget
+	if err := h.provisionContent(); err != nil {
+		return err
+	}
+	h.scope = h.app.rates.Add(h.Route, h.rules.RateNames())
+	// Every route may spool (an Idempotency-Key spools the body).
+	h.removeStaleSpools()
 	if jobRatesDefault != nil {
-		h.app.addJobRates(jobRatesDefault)
+		h.app.addJobRates(h.scope, jobRatesDefault)
 	}
 	return nil
 }
@@ -199,17 +235,23 @@ func (h *Handler) Validate() error {
 		return errors.New("meter: max_body, memory_threshold and max_files must not be negative")
 	case h.CountTimeout < 0, h.ReservationTTL < 0:
 		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
+	case h.Test != TestSimulate && h.Test != TestForward:
+		return fmt.Errorf("meter: test %q: use simulate or forward", h.Test)
+	case h.TestLimit < 0:
+		return errors.New("meter: test_limit must not be negative")
 	case h.IdempotencyMaxResponse > maxIdempotencyResponse:
 		return fmt.Errorf("meter: idempotency_max_response %d is above %d bytes", h.IdempotencyMaxResponse, maxIdempotencyResponse)
+	}
+	if err := checkKeyHeader(h.KeyHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
 	}
 	return nil
 }
 
 // ServeHTTP meters one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	for _, name := range upstreamHeaders {
-		r.Header.Del(name)
-	}
+	dryRun := isDryRun(r)
+	stripMeterHeaders(r.Header)
 	tr := traced(r.Context())
 	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
 	id, err := h.identify(ctx, r)
@@ -225,6 +267,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if !id.settings.IsEnabled() {
 		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
+		return nil
+	}
+	testUsed, ok := h.admit(w, r, rq, id, dryRun)
+	if !ok {
 		return nil
 	}
 
@@ -256,7 +302,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	_, span = startSpan(ctx, tr, spanPrice, nil)
-	rq.in.Rates = id.settings.Rates
+	rq.in.Rates = h.app.rates.For(id.settings.Rates, h.scope)
 	// Parse a JSON body once: Quote now and Final at settle reuse it.
 	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
 		rq.quote, err = h.rules.Quote(rq.in)
@@ -281,13 +327,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	if isDryRun(r) {
+	if dryRun {
 		observeOutcome(outcomeDryRun, nil)
 		return rq.dryRun(w)
 	}
 	if id.key.Mode == meter.ModeTest {
 		observeOutcome(outcomeTest, nil)
-		return rq.forwardTest(w, next)
+		return rq.serveTest(w, next, testUsed)
 	}
 	period, err := id.settings.PeriodAt(time.Now(), id.created)
 	if err != nil {
@@ -405,9 +451,6 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 	if !h.needs.Pages && !h.needs.JSON && r.Header.Get(HeaderIdempotencyKey) == "" {
 		return nil, nil
 	}
-	if r.ContentLength > h.MaxBody {
-		return nil, bodyTooLarge(h.MaxBody)
-	}
 	opts := h.uopts
 	opts.SizeHint = r.ContentLength
 	body, err := usage.Spool(r.Body, opts)
@@ -439,8 +482,11 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 	}
 	if h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
-		in.Usage, err = usage.Measure(ctx, ct, body, h.uopts)
+		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
 		cancel()
+		if err == nil && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
+			err = unpricedError(in.Usage)
+		}
 	}
 	return body, err
 }
