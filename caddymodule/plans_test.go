@@ -144,7 +144,7 @@ func TestPlanDefaultForNewAccounts(t *testing.T) {
 func TestPlanChangeReachesAccounts(t *testing.T) {
 	exampleStores(t, func(t *testing.T) {
 		g, u := startPlans(t)
-		g.putPlan("team", map[string]any{"monthly_quota": 5, "rates": map[string]any{"scans": 1}})
+		g.putPlan("team", map[string]any{"monthly_quota": 5})
 		k1 := g.newAccount("pl_t1", 3, meter.ModeLive)
 		k2 := g.newAccount("pl_t2", 0, meter.ModeLive)
 		g.patch("pl_t1", map[string]any{"plan": "team"})
@@ -266,6 +266,7 @@ func TestPlanAdminAPI(t *testing.T) {
 		{"PUT", "/meter/plans/x", map[string]any{"time_zone": "Europe/Paris"}, 400},
 		{"PUT", "/meter/plans/x", map[string]any{"monthly_quota": -1}, 400},
 		{"PUT", "/meter/plans/x", map[string]any{"no_such": 1}, 400},
+		{"PUT", "/meter/plans/x", map[string]any{"rates": map[string]any{"drawng": 8}}, 400}, // no route has that rate
 		{"GET", "/meter/plans/nope", nil, 404},
 		{"DELETE", "/meter/plans/nope", nil, 404},
 	} {
