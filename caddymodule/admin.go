@@ -151,32 +151,9 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 	if req.Credits < 0 {
 		return meter.Errorf(meter.ECodeInvalid, "credits must not be negative")
 	}
-	app, err := a.app()
+	acct, err := a.createOnPlan(ctx, s, req.ID, req.Credits, req.Plan)
 	if err != nil {
 		return err
-	}
-	plan := app.DefaultPlan
-	if req.Plan != nil {
-		plan = *req.Plan // "" : no plan, even with a default
-	}
-	if err := app.checkPlan(ctx, plan); err != nil {
-		return err
-	}
-	acct, err := s.CreateAccount(ctx, req.ID, req.Credits)
-	if err != nil {
-		return err
-	}
-	if plan != "" {
-		// The plan is the account's own setting from now on: changing
-		// default_plan later moves no existing account.
-		own := meter.Settings{Plan: plan}
-		eff, err := app.effective(ctx, meter.Account{ID: req.ID, Settings: own})
-		if err != nil {
-			return err
-		}
-		if acct, err = s.ApplySettings(ctx, req.ID, &own, eff.Limits()); err != nil {
-			return err
-		}
 	}
 	writeJSON(w, http.StatusCreated, acct)
 	return nil
@@ -188,26 +165,11 @@ func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.Respons
 	if err != nil {
 		return err
 	}
-	app, err := a.app()
+	view, err := a.inForce(ctx, s, acct)
 	if err != nil {
 		return err
 	}
-	eff, err := app.settingsInForce(ctx, acct)
-	if err != nil {
-		return err
-	}
-	if acct.Settings.Plan != "" {
-		// Its quota and cap as they are now in force.
-		if acct, err = s.Account(ctx, id); err != nil {
-			return err
-		}
-	}
-	writeJSON(w, http.StatusOK, struct {
-		meter.Account
-		// InForce is the settings that apply: the account's own, and its
-		// plan's where it sets none.
-		InForce meter.Settings `json:"settings_in_force"`
-	}{acct, eff})
+	writeJSON(w, http.StatusOK, view)
 	return nil
 }
 

@@ -149,3 +149,56 @@ func (app *App) checkPlan(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// createOnPlan creates an account on a plan: the given one ("" : none),
+// else the default plan. The plan is the account's own setting from then
+// on: changing default_plan later moves no existing account.
+func (a *adminAPI) createOnPlan(ctx context.Context, s meter.Store, id string, credits meter.Credits, plan *string) (meter.Account, error) {
+	app, err := a.app()
+	if err != nil {
+		return meter.Account{}, err
+	}
+	name := app.DefaultPlan
+	if plan != nil {
+		name = *plan
+	}
+	if err := app.checkPlan(ctx, name); err != nil {
+		return meter.Account{}, err
+	}
+	acct, err := s.CreateAccount(ctx, id, credits)
+	if err != nil || name == "" {
+		return acct, err
+	}
+	own := meter.Settings{Plan: name}
+	eff, err := app.effective(ctx, meter.Account{ID: id, Settings: own})
+	if err != nil {
+		return meter.Account{}, err
+	}
+	return s.ApplySettings(ctx, id, &own, eff.Limits())
+}
+
+// accountView is an account with the settings in force: its own, and
+// its plan's where it sets none.
+type accountView struct {
+	meter.Account
+	InForce meter.Settings `json:"settings_in_force"`
+}
+
+// inForce resolves the account's settings in force and reads it again
+// when it is on a plan, so its quota and cap are the ones in force.
+func (a *adminAPI) inForce(ctx context.Context, s meter.Store, acct meter.Account) (accountView, error) {
+	app, err := a.app()
+	if err != nil {
+		return accountView{}, err
+	}
+	eff, err := app.settingsInForce(ctx, acct)
+	if err != nil {
+		return accountView{}, err
+	}
+	if acct.Settings.Plan != "" {
+		if acct, err = s.Account(ctx, acct.ID); err != nil {
+			return accountView{}, err
+		}
+	}
+	return accountView{acct, eff}, nil
+}

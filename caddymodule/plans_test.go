@@ -56,12 +56,6 @@ func startPlans(t *testing.T) (*gateway, *upstream) {
 	return startGatewayRedis(t, src, ""), u
 }
 
-// accountView is GET /meter/accounts/{id}.
-type accountView struct {
-	meter.Account
-	InForce meter.Settings `json:"settings_in_force"`
-}
-
 func (g *gateway) accountInForce(id string) accountView {
 	g.t.Helper()
 	var a accountView
