@@ -56,7 +56,8 @@ func TestOutputChargesTheRealCount(t *testing.T) {
 		expect(t, g, "/strict/generate", key, "application/json", tmplBody, 200, "2", "71", "X-Test-Pages", "7")
 		g.assertBalance("out_real", 71, 0)
 		l := g.ledger("out_real")
-		if l[1].Amount != -credits(27) || l[1].Shortfall != 0 || l[0].Amount != -credits(2) {
+		// The usage entries record the pages produced.
+		if l[1].Amount != -credits(27) || l[1].Shortfall != 0 || l[1].Pages != 134 || l[0].Amount != -credits(2) || l[0].Pages != 7 {
 			t.Errorf("ledger %+v", l)
 		}
 	})

@@ -110,7 +110,12 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 			log.Warn("final price exceeds the reservation; charging the reserved amount",
 				zap.Stringer("final", final.Total), zap.Stringer("reserved", rq.res.Amount))
 		}
-		st, err = rq.commit(final.Total)
+		pages := rq.in.Usage.Pages
+		if rq.h.needs.OutputPages && !rq.chargeQuote && ferr == nil {
+			// An output-priced request is billed for the pages it produced.
+			pages = out.OutputPages
+		}
+		st, err = rq.commit(final.Total, pages)
 	} else {
 		st, err = rq.void()
 	}
@@ -198,7 +203,7 @@ func (rq *request) settleQuoted(status int, hdr http.Header) {
 
 // commit debits the quote, retrying a transient store failure briefly:
 // Commit is idempotent per reservation, so a retry never charges twice.
-func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
+func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, error) {
 	c := meter.CommitRequest{
 		AccountID:     rq.key.AccountID,
 		ReservationID: rq.res.ID,
@@ -206,7 +211,7 @@ func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 		Description:   rq.r.Method + " " + rq.r.URL.Path,
 		Route:         rq.route,
 		RequestID:     rq.reqID,
-		Pages:         rq.in.Usage.Pages,
+		Pages:         pages,
 		Response:      rq.stored,
 		// The hold of an output-priced route is an estimate: the real
 		// count is charged in full (see pricing's Needs.Uncapped).
