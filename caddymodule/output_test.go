@@ -138,3 +138,31 @@ func TestOutputShortfall(t *testing.T) {
 		g.assertBalance("out_short", 5, 0)
 	})
 }
+
+// The shortfall of an output-priced request is delivered as a signed
+// credits.shortfall webhook.
+func TestOutputShortfallWebhook(t *testing.T) {
+	id := uniqueID("out_wh")
+	r := newReceiver(t, id)
+	up := newExampleUpstream(t)
+	site := `
+http://{SITE} {
+	route /gen/* {
+		meter {
+			blocks 5 1 output reserve 100 at_least 1
+		}
+		reverse_proxy ` + up.addr + `
+	}
+}
+`
+	g := startGateway(t, strings.ReplaceAll(webhookGlobal, "{HOOK}", r.URL)+site)
+	key := g.newAccount(id, 3, meter.ModeLive)
+	expect(t, g, "/gen/generate", key, "application/json", tmplBody, 200, "27", "-24", "X-Test-Pages", "134")
+	ds := r.waitFor("shortfall", func(ds []delivery) bool { return len(ds) >= 1 })
+	if len(ds) != 1 {
+		t.Fatalf("%d deliveries, want 1: %+v", len(ds), ds)
+	}
+	if p := ds[0].Payload; p.Type != meter.EventShortfall || p.Data["shortfall"] != 24.0 || p.Data["balance"] != -24.0 {
+		t.Fatalf("payload %+v", p)
+	}
+}
