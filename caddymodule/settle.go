@@ -233,22 +233,16 @@ func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, er
 	return st, err
 }
 
-// reserve holds the quote; when the account cannot hold it and the route
-// accepts a smaller hold (at_least), the smallest one. The commit then
+// reserve holds the quote. When the route accepts a smaller hold
+// (at_least), an account that cannot hold the whole estimate holds all its
+// pools give, if that covers the smallest charge, in the same atomic step:
+// a concurrent request of the account then finds nothing left. The commit
 // charges the real count from the hold and the pools.
 func (rq *request) reserve(ctx context.Context, req meter.ReserveRequest) (meter.Reservation, error) {
-	res, err := rq.h.app.store.Reserve(ctx, req)
-	if err == nil || rq.quote.Minimum <= 0 || rq.quote.Minimum >= req.Amount {
-		return res, err
+	if m := rq.quote.Minimum; m > 0 && m < req.Amount {
+		req.Minimum = m
 	}
-	switch meter.ErrorCode(err) {
-	case meter.ECodeInsufficientCredits, meter.ECodeQuotaExceeded, meter.ECodeOverageLimitReached:
-		// Nothing was held: the refusal changed nothing in the store.
-		req.Amount, req.ID = rq.quote.Minimum, meter.NewID("rsv")
-		// Refused, the minimum's refusal says what the request needed.
-		return rq.h.app.store.Reserve(ctx, req)
-	}
-	return res, err
+	return rq.h.app.store.Reserve(ctx, req)
 }
 
 func (rq *request) void() (meter.Settlement, error) {

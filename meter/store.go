@@ -201,6 +201,12 @@ type ReserveRequest struct {
 	// period's quota and overage start afresh; an older one (a gateway
 	// whose clock lags) is read as the store's current period.
 	Period Period
+	// Minimum, when above 0 and below Amount, lets an account whose pools
+	// cannot give Amount hold all they can give, if that is at least
+	// Minimum (Reservation.Amount says how much was held): Amount is an
+	// estimate, and the commit charges the real cost (CommitRequest.
+	// Uncapped). A refusal then names Minimum as what was required.
+	Minimum Credits
 }
 
 // Reservation is the answer to a successful Reserve.

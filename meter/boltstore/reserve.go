@@ -82,8 +82,14 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			}
 		}
 		q, b, ov := a.split(amount)
-		if q+b+ov < amount {
-			return refuse(a, amount)
+		if got := q + b + ov; got < amount {
+			if min := int64(r.Minimum); min > 0 && got >= min {
+				amount = got // all the pools give: the estimate's partial hold
+			} else if min > 0 {
+				return refuse(a, min)
+			} else {
+				return refuse(a, amount)
+			}
 		}
 		a.Reserved, a.QRes, a.ORes = a.Reserved+b+ov, a.QRes+q, a.ORes+ov
 		o.dirty = true

@@ -24,7 +24,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	pid, pend := r.Period.Millis()
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend,
-		r.Fingerprint)
+		r.Fingerprint, int64(r.Minimum))
 	if err != nil {
 		return meter.Reservation{}, err
 	}

@@ -238,3 +238,42 @@ func testUncappedLate(t *testing.T, s meter.Store) {
 	}
 	drain(t, s, id, meter.EventShortfall)
 }
+
+// testReserveMinimum: with a Minimum, an account whose pools cannot give
+// the estimate holds all they give, if that is at least the minimum; so
+// a concurrent request finds nothing left and is refused, naming the
+// minimum.
+func testReserveMinimum(t *testing.T, s meter.Store) {
+	id := newAccount(t, s, c(19))
+	est := func(rid string) (meter.Reservation, error) {
+		return s.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: rid, Amount: c(20), Minimum: c(1), TTL: time.Minute})
+	}
+	r, err := est("r1")
+	if err != nil || r.Amount != c(19) || r.Available != 0 {
+		t.Fatalf("partial hold %+v %v", r, err)
+	}
+	_, err = est("r2")
+	if e := wantCode(t, err, meter.ECodeInsufficientCredits); e.Details["required"] != c(1) || e.Details["available"] != meter.Credits(0) {
+		t.Errorf("details %v", e.Details)
+	}
+	st := commitUncapped(t, s, id, "r1", c(27))
+	if st.Charged != c(27) || st.Shortfall != c(8) || st.Balance != -c(8) {
+		t.Errorf("settlement %+v", st)
+	}
+	drain(t, s, id, meter.EventShortfall)
+	// The estimate is held whole when the pools give it.
+	id2 := newAccount(t, s, c(30))
+	if r, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: id2, ID: "r1", Amount: c(20), Minimum: c(1), TTL: time.Minute}); err != nil || r.Amount != c(20) {
+		t.Errorf("whole hold %+v %v", r, err)
+	}
+	// From the quota first, as any hold.
+	q := quotaAccount(t, s, 0, c(5), 0)
+	r, err = s.Reserve(ctx, meter.ReserveRequest{AccountID: q, ID: "r1", Amount: c(20), Minimum: c(1), TTL: time.Minute, Period: month(0)})
+	if err != nil || r.Amount != c(5) || r.Quota.Reserved != c(5) {
+		t.Errorf("quota partial hold %+v %v", r, err)
+	}
+	_, err = s.Reserve(ctx, meter.ReserveRequest{AccountID: q, ID: "r2", Amount: c(20), Minimum: c(1), TTL: time.Minute, Period: month(0)})
+	wantCode(t, err, meter.ECodeQuotaExceeded)
+	_, err = s.Reserve(ctx, meter.ReserveRequest{AccountID: id2, ID: "r3", Amount: c(1), Minimum: c(2), TTL: time.Minute})
+	wantCode(t, err, meter.ECodeInvalid)
+}

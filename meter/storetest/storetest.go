@@ -78,6 +78,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"UncappedCommit", testUncappedCommit},
 		{"Shortfall", testShortfall},
 		{"UncappedLate", testUncappedLate},
+		{"ReserveMinimum", testReserveMinimum},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore(t)) })
