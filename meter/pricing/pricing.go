@@ -45,7 +45,7 @@ type Quote struct {
 	Estimate bool `json:"estimate,omitempty"`
 	// Minimum is the smallest hold the route accepts when the account
 	// cannot hold Total (rules with at_least); Total otherwise.
-	Minimum meter.Credits `json:"minimum"`
+	Minimum meter.Credits `json:"minimum,omitempty"`
 }
 
 // Input is what a rule may look at before the request is forwarded.
