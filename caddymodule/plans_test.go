@@ -220,6 +220,22 @@ func TestPlanRatesAndLimits(t *testing.T) {
 			t.Fatal("a refused request reached the upstream")
 		}
 		g.assertBalance("pl_studio", 10, 0)
+
+		// A plan that disables its accounts, unless one says otherwise.
+		g.putPlan("paused", map[string]any{"enabled": false})
+		g.patch("pl_studio", map[string]any{"plan": "paused", "rates": nil})
+		before = u.requests.Load()
+		resp, raw = g.post("/pages", key, "application/pdf", pdftest.Pages(1))
+		if code, _ := errorCode(t, raw); resp.StatusCode != 403 || code != meter.ECodeAccountDisabled {
+			t.Fatalf("on a disabled plan: HTTP %d %s", resp.StatusCode, raw)
+		}
+		if u.requests.Load() != before {
+			t.Fatal("a refused request reached the upstream")
+		}
+		g.patch("pl_studio", map[string]any{"enabled": true})
+		resp, _ = g.post("/pages", key, "application/pdf", pdftest.Pages(1))
+		assertMoney(t, resp, "1", "9")
+		g.assertBalance("pl_studio", 9, 0)
 	})
 }
 
