@@ -67,9 +67,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		webhook_backoff       <duration>
 //		webhook_max_age       <duration>
 //		webhook_scan_interval <duration>
+//		plan <name> {
+//			<setting> <value>   (see unmarshalPlan)
+//		}
+//		default_plan <name>
 //	}
 //
-// webhook may be repeated, one per endpoint. `redis off` keeps the
+// webhook and plan may be repeated, one per endpoint or plan. `redis off` keeps the
 // embedded store: it lets one Caddyfile say `redis {$CREDITGATE_REDIS:off}`
 // and run on Redis only when the variable is set. An unset variable
 // without that default still fails, so a production config that forgot
@@ -82,7 +86,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if seen[sub] && sub != "webhook" {
+		if seen[sub] && sub != "webhook" && sub != "plan" {
 			return d.Errf("meter: %s given more than once", sub)
 		}
 		seen[sub] = true
@@ -152,8 +156,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdempotencyTTL, err = durationArg(d)
 		case "zero_cost_rate":
 			err = a.unmarshalZeroCostRate(d)
+		case "plan":
+			err = a.unmarshalPlan(d)
+		case "default_plan":
+			if a.DefaultPlan, err = oneArg(d); err == nil {
+				if perr := meter.ValidatePlanName(a.DefaultPlan); perr != nil {
+					return d.Errf("meter: default_plan: %v", perr)
+				}
+			}
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age, webhook_scan_interval, plan or default_plan)", sub)
 		}
 		if err != nil {
 			return err
