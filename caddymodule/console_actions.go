@@ -256,9 +256,16 @@ func (c *Console) buildAction(r *http.Request, id, name, idem string) (*consoleA
 			if on {
 				st.Enabled = nil // the default
 			}
-			if _, err := s.UpdateSettings(r.Context(), id, st); err != nil {
+			// As the admin API's PATCH: the own settings and the limits in
+			// force (the plan's where the account sets none), in one step.
+			eff, err := c.app.effective(r.Context(), meter.Account{ID: id, Settings: st})
+			if err != nil {
 				return actionOutcome{}, err
 			}
+			if _, err := s.ApplySettings(r.Context(), id, &st, eff.Limits()); err != nil {
+				return actionOutcome{}, err
+			}
+			c.app.plans.remember(id, eff.Limits())
 			c.logger.Info("console account enabled", zap.String("account", id), zap.Bool("enabled", on), zap.String("by", operator(r)))
 			return actionOutcome{Redirect: back + "?done=settings"}, nil
 		}

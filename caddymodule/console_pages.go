@@ -149,6 +149,16 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	// The settings in force, as the admin API shows them: an account on a
+	// plan is read again once its record carries the plan's limits.
+	inForce, err := c.app.settingsInForce(ctx, acct)
+	if err == nil && acct.Settings.Plan != "" {
+		acct, err = s.Account(ctx, id)
+	}
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	lq, err := ledgerQuery(r, id, 500)
 	if err != nil {
 		c.fail(w, r, err)
@@ -184,7 +194,7 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]any{
-		"P": c.Prefix, "Title": "Account " + id, "A": acct, "Entries": entries, "Keys": keys,
+		"P": c.Prefix, "Title": "Account " + id, "A": acct, "InForce": inForce, "Entries": entries, "Keys": keys,
 		"Usage": rep, "Chart": chart, "PeriodDays": periodDays, "PeriodHours": periodHours,
 		"LQ": lq, "Filter": r.URL.Query(), "Done": r.URL.Query().Get("done"),
 		"RefundOf": r.URL.Query().Get("refund"), "Events": events, "Pending": pending,

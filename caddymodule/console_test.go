@@ -181,7 +181,7 @@ func TestConsoleMoneyActions(t *testing.T) {
 			}
 			// The accounts list shows the API's numbers.
 			_, list := g.consoleDo("GET", "/console/", nil, "operator")
-			if !regexp.MustCompile(`data-account="acme">\s*<td><a [^>]*>acme</a></td>\s*<td><span class="ok">enabled</span></td>\s*` +
+			if !regexp.MustCompile(`data-account="acme">\s*<td><a [^>]*>acme</a></td>\s*<td>—</td>\s*<td><span class="ok">enabled</span></td>\s*` +
 				`<td class="n balance ">97</td><td class="n">0</td><td class="n">97</td>[\s\S]*?<td class="n">3</td>`).MatchString(list) {
 				t.Fatalf("accounts list:\n%s", list)
 			}
@@ -325,6 +325,35 @@ func TestConsoleMoneyActions(t *testing.T) {
 				t.Fatal("a revoked key reached the upstream")
 			}
 			g.assertBalance("acme", 142.5, 0)
+		})
+	}
+}
+
+// Disabling and enabling an account on a plan through the console keeps
+// the plan's limits in force, as the admin API's PATCH does; the pages show
+// the plan and its quota.
+func TestConsoleKeepsThePlan(t *testing.T) {
+	for name, global := range storeBlocks(t) {
+		t.Run(name, func(t *testing.T) {
+			global = strings.Replace(global, "\tmeter {\n", "\tmeter {\n\t\tplan builder {\n\t\t\tmonthly_quota 10\n\t\t}\n\t\tdefault_plan builder\n", 1)
+			g, _ := startConsole(t, global)
+			g.newAccount("acme", 5, meter.ModeLive)
+			if a := g.account("acme"); a.Settings.Plan != "builder" || a.Quota.Limit != credits(10) {
+				t.Fatalf("account on the plan: %+v", a)
+			}
+			for _, on := range []string{"false", "true"} {
+				form := url.Values{"idem": {newFormKey()}, "enabled": {on}, "confirm": {"yes"}}
+				if resp, page := g.consoleDo("POST", "/console/accounts/acme/enable", form, "operator"); resp.StatusCode != 303 {
+					t.Fatalf("enabled=%s: %d\n%s", on, resp.StatusCode, page)
+				}
+				if a := g.account("acme"); a.Settings.Plan != "builder" || a.Quota.Limit != credits(10) || a.Settings.IsEnabled() != (on == "true") {
+					t.Fatalf("after enabled=%s: %+v", on, a)
+				}
+			}
+			_, page := g.consoleDo("GET", "/console/accounts/acme", nil, "operator")
+			if !strings.Contains(page, `<span class="tag">plan builder</span>`) || !strings.Contains(page, `<tr><th>monthly quota</th><td>10 </td></tr>`) {
+				t.Fatalf("account page:\n%s", page)
+			}
 		})
 	}
 }
