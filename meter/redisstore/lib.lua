@@ -399,25 +399,34 @@ end
 -- (end of lib.lua)
 
 -- count_series adds one request's usage to the account's usage series, a
--- hash (key) of one field per bucket: 'd'..day (UTC days since the epoch)
--- and 'h'..(hour % SERIES_HOURS), a ring of the last hours, each
--- '{"t": bucket start ms, "r": {route: [requests, pages, credits]}}' with
--- the numbers as decimal strings (exact, see int). A ring slot that holds
--- an older hour starts afresh. Written by the scripts that write the usage
--- by route (commit, job charges), in the same call.
+-- hash (key) of plain string fields (no cjson: this runs on every commit):
+--   'd'..day..'\0'..route              -> 'requests|pages|credits' of the
+--                                         UTC day (days since the epoch)
+--   'h'..(hour % SERIES_HOURS)..'\0'..route -> 'hour|requests|pages|credits',
+--                                         a ring of the last hours; a slot
+--                                         holding an older hour starts afresh
+--   'routes'                            -> the routes seen, '\0'-separated,
+--                                         so readers name the fields they read
+-- Numbers are decimal strings (exact, see int). Written by the scripts that
+-- write the usage by route (commit, job charges), in the same call.
 local SERIES_HOURS = 168
 local function count_series(key, now, route, pages, credits)
   local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
-  local f = {'d' .. int(day), 'h' .. int(hour % SERIES_HOURS)}
-  local t = {int(day * 86400000), int(hour * 3600000)}
-  local cur = redis.call('HMGET', key, f[1], f[2])
-  local args = {}
-  for i = 1, 2 do
-    local v = cur[i] and cjson.decode(cur[i])
-    if not v or v.t ~= t[i] then v = {t = t[i], r = {}} end
-    local c = v.r[route] or {'0', '0', '0'}
-    v.r[route] = {int(tonumber(c[1]) + 1), int(tonumber(c[2]) + pages), int(tonumber(c[3]) + credits)}
-    args[#args + 1], args[#args + 2] = f[i], cjson.encode(v)
+  local fd = 'd' .. int(day) .. '\0' .. route
+  local fh = 'h' .. int(hour % SERIES_HOURS) .. '\0' .. route
+  local cur = redis.call('HMGET', key, fd, fh, 'routes')
+  local r, p, c = 0, 0, 0
+  if cur[1] then r, p, c = string.match(cur[1], '^(%d+)|(%d+)|(%d+)$') end
+  local hr, hp, hc = 0, 0, 0
+  if cur[2] then
+    local t, a, b, d = string.match(cur[2], '^(%d+)|(%d+)|(%d+)|(%d+)$')
+    if tonumber(t) == hour then hr, hp, hc = a, b, d end
+  end
+  local args = {fd, int(r + 1) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
+    fh, int(hour) .. '|' .. int(hr + 1) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
+  local routes = cur[3]
+  if not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true) then
+    args[5], args[6] = 'routes', routes and (routes .. '\0' .. route) or route
   end
   redis.call('HSET', key, unpack(args))
 end
