@@ -272,7 +272,16 @@ type LedgerQuery struct {
 	From, To time.Time
 	// Before is a cursor: only entries older than this entry id.
 	Before string
+	// Offset skips this many of the selected entries first (after the
+	// cursor, if any): the page DocExtract's clients ask for with
+	// ?offset=. At most MaxLedgerOffset, since each page reads the
+	// entries it skips.
+	Offset int
 }
+
+// MaxLedgerOffset bounds LedgerQuery.Offset: a client pages further with
+// the cursor, which costs nothing to skip.
+const MaxLedgerOffset = 10000
 
 // Refund gives back (part of) a usage entry's balance debit, at most once
 // per entry and never more than it took.
@@ -332,6 +341,11 @@ type Store interface {
 	Void(ctx context.Context, accountID, reservationID string) (Settlement, error)
 	// Ledger lists entries, newest first.
 	Ledger(ctx context.Context, q LedgerQuery) ([]LedgerEntry, error)
+	// LedgerTotal counts the entries q selects, ignoring its Limit,
+	// Offset and cursor: the "total" of a page. It reads every entry in
+	// range (a type filter decodes each), so its cost grows with the
+	// ledger the account keeps (its retention).
+	LedgerTotal(ctx context.Context, q LedgerQuery) (int, error)
 	// ListAccounts returns account ids in order, after a cursor id.
 	ListAccounts(ctx context.Context, after string, limit int) ([]string, error)
 	// ListKeys returns an account's keys, revoked ones included, oldest
