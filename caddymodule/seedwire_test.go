@@ -56,3 +56,46 @@ func TestSeedDocExtractLowBalanceWebhookFields(t *testing.T) {
 		})
 	}
 }
+
+// DocExtract: a usage transaction carries "job_id": "job_xyz789...". The
+// usage entries of a job's charges name the job (creditgate's id, and the
+// upstream's when it was known at the charge) and the request that
+// reported the pages, on both stores.
+func TestSeedDocExtractJobUsageEntriesCarryJobID(t *testing.T) {
+	t.Setenv("CG_TEST_JOB_SECRET", "a-test-secret-of-some-length")
+	eachStore(t, func(t *testing.T, global string) {
+		id := uniqueID("job_wire")
+		u := newJobUpstream(t)
+		g, _ := startJobGateway(t, u, "1m", strings.Replace(global, "meter {", "meter {\n\t\tjob_secret {env.CG_TEST_JOB_SECRET}", 1))
+		key := g.newAccount(id, 100, meter.ModeLive)
+		resp, raw := g.post("/api/jobs", key, "application/pdf", planPDF(1, 2), "X-Test-Plan", "drawing,document,document")
+		if resp.StatusCode != 202 {
+			t.Fatalf("submit: %d %s", resp.StatusCode, raw)
+		}
+		jobID := resp.Header.Get(HeaderJob)
+		u.waitState(t, "up-1", "completed")
+		g.assertBalance(id, 88, 0)
+		var sum meter.Credits
+		n := 0
+		for _, e := range g.ledger(id) {
+			if e.Type != meter.EntryUsage {
+				continue
+			}
+			n++
+			sum -= e.Amount
+			if e.JobID != jobID || e.ReservationID != jobID || e.RequestID == "" ||
+				(e.UpstreamJobID != "" && e.UpstreamJobID != "up-1") {
+				t.Errorf("usage entry %+v: want job_id %s, a request id, upstream_job_id up-1 or none", e, jobID)
+			}
+		}
+		if n == 0 || sum != credits(12) {
+			t.Fatalf("%d usage entries summing %s, want 12", n, sum)
+		}
+		// As a key holder reads them.
+		var page struct{ Transactions []map[string]any }
+		if code := g.adminDo("GET", "/meter/accounts/"+id+"/transactions?type=usage", nil, &page); code != 200 ||
+			len(page.Transactions) != n || page.Transactions[0]["job_id"] != jobID {
+			t.Fatalf("transactions: HTTP %d %v", code, page.Transactions)
+		}
+	})
+}

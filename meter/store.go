@@ -165,8 +165,14 @@ type LedgerEntry struct {
 	// Pages is the pages a usage entry paid for.
 	Pages int `json:"pages,omitempty"`
 	// RefundOf names the usage entry a refund refunds.
-	RefundOf  string    `json:"refund_of,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	RefundOf string `json:"refund_of,omitempty"`
+	// JobID is the job a usage entry charged pages of (creditgate's id,
+	// also in ReservationID), and UpstreamJobID the upstream's id of it
+	// when known at the charge: the job id DocExtract's usage entries
+	// carry. Empty on other entries.
+	JobID         string    `json:"job_id,omitempty"`
+	UpstreamJobID string    `json:"upstream_job_id,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // ReserveRequest asks to hold Amount of an account's available credits.

@@ -554,7 +554,8 @@ func (o *op) chargeJob(id string, j *jobRecord, h *reservation, requestID string
 	}
 	if x > 0 {
 		eid, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov), BalanceAfter: a.Balance,
-			Route: j.Route, RequestID: requestID, ReservationID: id, Quota: q, Overage: ov, Pages: out.pages})
+			Route: j.Route, RequestID: requestID, ReservationID: id, Quota: q, Overage: ov, Pages: out.pages,
+			JobID: id, UpstreamJobID: j.UpstreamID})
 		if err != nil {
 			return out, err
 		}

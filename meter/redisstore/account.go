@@ -301,7 +301,7 @@ func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
 		BalanceAfter: num("balance_after"), Description: str("description"), Route: str("route"),
 		RequestID: str("request_id"), ReservationID: str("reservation_id"), Late: str("late") == "1",
 		Quota: num("quota"), Overage: num("overage"), Pages: int(num("pages")), RefundOf: str("refund_of"),
-		CreatedAt: entryTime(m.ID)}
+		JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"), CreatedAt: entryTime(m.ID)}
 }
 
 // entryTime is the server time in a stream id "<ms>-<seq>".

@@ -191,6 +191,9 @@ func jobEntries(t testing.TB, s meter.Store, acct, job string) []meter.LedgerEnt
 	var out []meter.LedgerEntry
 	for _, e := range oldestFirst(t, s, acct) {
 		if e.ReservationID == job {
+			if e.JobID != job {
+				t.Errorf("job usage entry %s has job_id %q, want %q", e.ID, e.JobID, job)
+			}
 			out = append(out, e)
 		}
 	}
