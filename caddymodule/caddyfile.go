@@ -10,6 +10,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
 func init() {
@@ -197,6 +199,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_files        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		unpriced         refuse | charge <credits>
+//		json_documents   auto | off | <query>...
 //		idempotency_max_response <size>|off
 //		billing [<field>] [snake|camel]
 //		job {
@@ -253,6 +257,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "unpriced":
+			err = h.unmarshalUnpriced(d)
+		case "json_documents":
+			h.JSONDocuments = d.RemainingArgs()
+			if len(h.JSONDocuments) == 0 {
+				return d.Errf("meter: json_documents needs auto, off or JSONPath queries such as $.document")
+			}
+			// Check the queries here, where the error can name the line.
+			if _, err := jsonDocs(h.JSONDocuments); err != nil {
+				return d.Errf("%v", err)
+			}
 		case "idempotency_max_response":
 			h.IdempotencyMaxResponse, err = idempotencyMaxArg(d)
 		case "billing":
@@ -270,6 +285,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("meter: no pricing rule: add one, e.g. `per_page 1`")
 	}
 	return nil
+}
+
+// unmarshalUnpriced parses `unpriced refuse | charge <credits>`.
+func (h *Handler) unmarshalUnpriced(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == unpricedRefuse:
+		h.Unpriced = unpricedRefuse
+		return nil
+	case len(args) == 2 && args[0] == unpricedCharge:
+		c, err := meter.ParseCredits(args[1])
+		if err != nil || c < 0 {
+			return d.Errf("meter: unpriced charge: expected credits such as 1 or 0.5, got %q", args[1])
+		}
+		h.Unpriced, h.UnpricedCredits = unpricedCharge, c
+		return nil
+	}
+	return d.Errf("meter: unpriced: expected `refuse` or `charge <credits>`, got %q", strings.Join(args, " "))
 }
 
 // unmarshalBilling parses `billing [<field>] [snake|camel]`.

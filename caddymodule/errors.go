@@ -37,7 +37,7 @@ func statusOf(code string) int {
 		return http.StatusForbidden
 	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded:
 		return http.StatusRequestEntityTooLarge
-	case meter.ECodeUnsupportedMediaType:
+	case meter.ECodeUnsupportedMediaType, meter.ECodeUnsupportedContent, meter.ECodeUnsupportedEncoding:
 		return http.StatusUnsupportedMediaType
 	case meter.ECodeUnreadableDocument:
 		return http.StatusUnprocessableEntity

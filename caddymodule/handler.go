@@ -94,6 +94,23 @@ type Handler struct {
 	// then. Default: 5m.
 	ReservationTTL caddy.Duration `json:"reservation_ttl,omitempty"`
 
+	// Unpriced says what a route priced by input pages does with content
+	// its pages cannot price: a body with no PDF or image in it, a named
+	// multipart file or a json_documents field that is neither. "refuse"
+	// (default) answers 415 unsupported_content before forwarding;
+	// "charge" charges UnpricedCredits for each.
+	Unpriced string `json:"unpriced,omitempty"`
+
+	// UnpricedCredits is the price of one unpriced item with unpriced
+	// "charge". Default: 0.
+	UnpricedCredits meter.Credits `json:"unpriced_credits,omitempty"`
+
+	// JSONDocuments are JSONPath queries of the string fields of a JSON
+	// body that carry documents base64-encoded (or as data: URLs), counted
+	// like uploaded files. Default ("auto"): every string of a JSON body
+	// is tried. "off": JSON bodies are not searched, so they are unpriced.
+	JSONDocuments []string `json:"json_documents,omitempty"`
+
 	// IdempotencyMaxResponse is the largest 2xx response body, in bytes,
 	// kept for the replays of a request sent with an Idempotency-Key (with
 	// its status and headers, in the store, for the app's idempotency_ttl).
@@ -184,6 +201,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.uopts.Budget = h.app.budget
+	if err := h.provisionContent(); err != nil {
+		return err
+	}
 	if jobRatesDefault != nil {
 		h.app.addJobRates(jobRatesDefault)
 	}
@@ -439,8 +459,11 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 	}
 	if h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
-		in.Usage, err = usage.Measure(ctx, ct, body, h.uopts)
+		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
 		cancel()
+		if err == nil && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
+			err = unpricedError(in.Usage)
+		}
 	}
 	return body, err
 }

@@ -127,8 +127,7 @@ func TestMeteredRequests(t *testing.T) {
 		[3]string{"a.pdf", "application/pdf", string(pdftest.Pages(3))},
 		[3]string{"b.pdf", "application/octet-stream", string(pdftest.Pages(2))},
 		[3]string{"scan.png", "image/png", "\x89PNG fake image"},
-		[3]string{"notes.txt", "text/plain", "no pages here"},
-	)
+	) // and a text field, free (a named text file would be unpriced: attack_test.go)
 	steps := []struct {
 		name        string
 		path, ctype string
@@ -142,7 +141,7 @@ func TestMeteredRequests(t *testing.T) {
 		{"multipart: 3 + 2 pdf pages and one image", "/v1/convert", mpType, mp, 200, "6", "91", 91},
 		{"spooled pdf of 150 pages: too expensive", "/v1/convert", "application/pdf", big, 402, "150", "91", 91},
 		{"upstream 500 is not charged", "/v1/fail", "application/pdf", pdftest.Pages(4), 500, "0", "91", 91},
-		{"no pdf, no pages, free", "/v1/convert", "application/json", []byte(`{"x":1}`), 200, "0", "91", 91},
+		{"no pdf, no pages: unpriced, refused", "/v1/convert", "application/json", []byte(`{"x":1}`), 415, "0", "91", 91},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -153,6 +152,12 @@ func TestMeteredRequests(t *testing.T) {
 			}
 			assertMoney(t, resp, s.cost, s.remaining)
 			g.assertBalance("e2e_paths", s.balance, 0)
+			if s.status == 415 {
+				if code, _ := errorCode(t, raw); code != meter.ECodeUnsupportedContent || u.requests.Load() != before {
+					t.Fatalf("415 body %s, or forwarded", raw)
+				}
+				return
+			}
 			if s.status == 402 {
 				if u.requests.Load() != before {
 					t.Fatal("a refused request reached the upstream")

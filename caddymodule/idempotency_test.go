@@ -72,6 +72,8 @@ http://{SITE} {
 			per_page 1
 			route convert
 			reservation_ttl 1m
+			# what has no pages (the zero-cost requests) is free here, on purpose
+			unpriced charge 0
 		}
 		reverse_proxy {UPSTREAM}
 	}

@@ -29,6 +29,12 @@ const (
 	ECodeRefundNotAllowed     = "refund_not_allowed"
 	ECodeServerBusy           = "server_busy"
 	ECodeUnsupportedMediaType = "unsupported_media_type"
+	// ECodeUnsupportedContent: a page-priced route got content it cannot
+	// price (no PDF or image) and refuses it (415).
+	ECodeUnsupportedContent = "unsupported_content"
+	// ECodeUnsupportedEncoding: a Content-Encoding the gateway cannot
+	// decode to count the body (415).
+	ECodeUnsupportedEncoding = "unsupported_encoding"
 	// ECodeTestKeyNotAllowed: a test key asked for what moves money
 	// outside of a request (resuming a job).
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"

@@ -4,12 +4,12 @@
 package usage
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
+	"os"
 	"strings"
 
 	"github.com/creditgate/creditgate/meter"
@@ -44,7 +44,12 @@ type Options struct {
 	// requests that share it: a document that cannot get its share within
 	// the budget's wait is a server_busy error, one that needs more than
 	// the whole budget is unreadable (too_large). Default nil: unlimited.
+	// Decoding a Content-Encoding and the documents of a JSON body draw
+	// from it too.
 	Budget *Budget
+	// JSONDocuments says which strings of a JSON body are documents
+	// (base64): by default every string is tried.
+	JSONDocuments JSONDocs
 }
 
 const (
@@ -69,10 +74,10 @@ func (o Options) withDefaults() Options {
 
 // File is one input file found in a request.
 type File struct {
-	Name        string // multipart filename, else form name; "" for a raw body
+	Name        string // multipart filename, else form name, else JSON path; "" for a raw body
 	ContentType string // media type as declared, without parameters
-	Kind        string // KindPDF, KindImage or KindOther
-	Size        int64  // bytes
+	Kind        string // KindPDF, KindImage or KindOther, from the content
+	Size        int64  // bytes, decoded (Content-Encoding, transfer encoding, base64)
 	Pages       int    // PDF pages; 1 for an image; 0 otherwise
 	// PageSizes has the box of each PDF page, in order, for page classes
 	// by size; nil for other kinds.
@@ -83,6 +88,12 @@ type File struct {
 type Usage struct {
 	Files []File
 	Pages int // sum of Files[i].Pages
+	// Unpriced counts what the pages cannot price: the raw body, each
+	// named multipart file and each JSON field chosen by JSONDocuments
+	// that is neither a PDF nor an image, and a non-empty body in which
+	// no PDF or image was found at all (once). A page-priced route
+	// refuses or charges it (the gateway's `unpriced` option).
+	Unpriced int
 }
 
 func (u *Usage) add(f File) {
@@ -90,12 +101,24 @@ func (u *Usage) add(f File) {
 	u.Pages += f.Pages
 }
 
-// Measure reads body according to contentType and counts its files and
-// pages. Each PDF is read within opts.PDF.Timeout (10 s by default) and
-// within ctx's deadline, whichever comes first. Errors are *meter.Error with
-// codes bad_request (malformed multipart or Content-Type) or
-// unreadable_document (a PDF that cannot be read); anything else is internal.
+// Measure is MeasureEncoded for a body without Content-Encoding.
 func Measure(ctx context.Context, contentType string, body *Body, opts Options) (Usage, error) {
+	return MeasureEncoded(ctx, contentType, "", body, opts)
+}
+
+// MeasureEncoded reads body, sent with the given Content-Type and
+// Content-Encoding headers, and counts its files and pages. What each
+// file is comes from its bytes (sniff.go); the declared types are hints.
+// A body with a Content-Encoding is decoded for counting (encoding.go),
+// a multipart body part by part (multipart.go), a JSON body for the
+// documents it carries base64-encoded (jsondocs.go). Each PDF is read
+// within opts.PDF.Timeout (10 s by default) and within ctx's deadline,
+// whichever comes first. Errors are *meter.Error with codes bad_request
+// (malformed multipart, Content-Type or encoded data), body_too_large (a
+// decoded body over its bounds), unsupported_encoding, server_busy or
+// unreadable_document (a PDF that cannot be read); anything else is
+// internal.
+func MeasureEncoded(ctx context.Context, contentType, contentEncoding string, body *Body, opts Options) (Usage, error) {
 	opts = opts.withDefaults()
 	if body.Size() == 0 {
 		return Usage{}, nil
@@ -104,27 +127,82 @@ func Measure(ctx context.Context, contentType string, body *Body, opts Options) 
 	if err != nil {
 		return Usage{}, err
 	}
-	if strings.HasPrefix(mediaType, "multipart/") {
-		return measureMultipart(ctx, body.Reader(), params["boundary"], opts)
-	}
-
-	f := File{ContentType: mediaType, Size: body.Size()}
-	// Most bodies declare their type: the 1 KB sniffing buffer is made
-	// only for those that do not.
-	kind, ok := declaredKind(mediaType, "")
-	if !ok {
-		kind, err = sniff(bufio.NewReaderSize(body.Reader(), sniffLen))
+	if hasEncoding(contentEncoding) {
+		decoded, err := decodeBody(ctx, body, contentEncoding, opts)
 		if err != nil {
 			return Usage{}, err
 		}
-	}
-	f.Kind = kind
-	if err := countFile(ctx, &f, body.ReaderAt(), opts); err != nil {
-		return Usage{}, err
+		defer decoded.Close()
+		body = decoded
 	}
 	var u Usage
-	u.add(f)
+	if strings.HasPrefix(mediaType, "multipart/") {
+		if err := measureMultipart(ctx, &u, body.Reader(), params["boundary"], opts, 0, new(int)); err != nil {
+			return Usage{}, err
+		}
+	} else if err := measureRaw(ctx, &u, mediaType, body, opts); err != nil {
+		return Usage{}, err
+	}
+	if u.Pages == 0 && u.Unpriced == 0 {
+		u.Unpriced = 1 // nothing in the body could be priced
+	}
 	return u, nil
+}
+
+// measureRaw measures a body that is one file, or a JSON document that
+// carries files.
+func measureRaw(ctx context.Context, u *Usage, mediaType string, body *Body, opts Options) error {
+	f := File{ContentType: mediaType, Size: body.Size()}
+	if err := measureFile(ctx, &f, body, opts); err != nil {
+		return err
+	}
+	if f.Kind == KindOther && opts.JSONDocuments.Mode != JSONOff && looksLikeJSON(body) {
+		n, err := measureJSON(ctx, u, body, opts)
+		if err != nil || n > 0 {
+			return err
+		}
+	}
+	u.add(f)
+	if f.Kind == KindOther {
+		u.Unpriced++
+	}
+	return nil
+}
+
+// marksOf returns the PDF marks of a body, scanning it unless its spool
+// already did.
+func marksOf(b *Body) (*markScan, error) {
+	if b.marks != nil {
+		return b.marks, nil
+	}
+	if b.file == nil {
+		// In memory: scanned where it lies, not copied.
+		b.memMu.RLock()
+		defer b.memMu.RUnlock()
+		if b.closed {
+			return nil, os.ErrClosed
+		}
+		s := newMarkScan()
+		s.Write(b.mem)
+		return s, nil
+	}
+	return scanMarks(b.ReaderAt(), b.Size())
+}
+
+// measureFile classifies the file in body from its content, f's declared
+// type and name being hints, and counts its pages.
+func measureFile(ctx context.Context, f *File, body *Body, opts Options) error {
+	marks, err := marksOf(body)
+	if err != nil {
+		return fmt.Errorf("usage: read body: %w", err)
+	}
+	head, err := readHead(body.ReaderAt(), body.Size())
+	if err != nil {
+		return fmt.Errorf("usage: read body: %w", err)
+	}
+	v := decide(marks, head, f.ContentType, f.Name)
+	f.Kind = v.kind
+	return countFile(ctx, f, body.ReaderAt(), v, opts)
 }
 
 // parseContentType returns the lower-case media type and its parameters. A
@@ -150,59 +228,32 @@ func parseContentType(contentType string) (string, map[string]string, error) {
 	return mediaType, params, nil
 }
 
-// sniffLen is how far into a file "%PDF-" is looked for: PDF readers accept
-// a header within the first 1024 bytes.
-const sniffLen = 1024
-
-// classify returns the kind of a file from its declared media type, its
-// name and, for untyped or octet-stream files, its first bytes.
-func classify(mediaType, name string, head *bufio.Reader) (string, error) {
-	if kind, ok := declaredKind(mediaType, name); ok {
-		return kind, nil
-	}
-	return sniff(head)
-}
-
-// declaredKind is the kind of a file told by its media type or name;
-// false when its first bytes must tell.
-func declaredKind(mediaType, name string) (string, bool) {
-	switch {
-	case isPDFType(mediaType):
-		return KindPDF, true
-	case strings.HasPrefix(mediaType, "image/"):
-		return KindImage, true
-	case mediaType != "" && mediaType != "application/octet-stream":
-		return KindOther, true
-	case strings.HasSuffix(strings.ToLower(name), ".pdf"):
-		return KindPDF, true
-	}
-	return "", false
-}
-
-// sniff tells a PDF by "%PDF-" in its first bytes.
-func sniff(head *bufio.Reader) (string, error) {
-	b, err := head.Peek(sniffLen)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
-		return "", err
-	}
-	if bytes.Contains(b, []byte("%PDF-")) {
-		return KindPDF, nil
-	}
-	return KindOther, nil
-}
-
 func isPDFType(mediaType string) bool {
 	return mediaType == "application/pdf" || mediaType == "application/x-pdf"
 }
 
 // countFile sets f.Pages (and f.PageSizes) from the file's content read
-// from r, which is never loaded whole unless the fallback reader runs.
-func countFile(ctx context.Context, f *File, r io.ReaderAt, opts Options) error {
+// from r, which is never loaded whole unless the fallback reader runs. A
+// PDF after junk is read from its "%PDF-", where readers take its offsets
+// from, then whole (readers also rebuild offsets that count the junk). A
+// non-strict PDF that cannot be read takes its verdict's other kind.
+func countFile(ctx context.Context, f *File, r io.ReaderAt, v verdict, opts Options) error {
 	switch f.Kind {
 	case KindImage:
 		f.Pages = 1
 	case KindPDF:
-		info, err := readPDF(ctx, r, f.Size, opts.PDF, opts.Budget)
+		from := r
+		if v.pdfAt > 0 {
+			from = io.NewSectionReader(r, v.pdfAt, f.Size-v.pdfAt)
+		}
+		info, err := readPDF(ctx, from, f.Size-v.pdfAt, opts.PDF, opts.Budget)
+		if err != nil && v.pdfAt > 0 && meter.ErrorCode(err) == meter.ECodeUnreadableDocument {
+			info, err = readPDF(ctx, r, f.Size, opts.PDF, opts.Budget)
+		}
+		if err != nil && !v.strict && meter.ErrorCode(err) == meter.ECodeUnreadableDocument {
+			f.Kind = v.otherwise
+			return countFile(ctx, f, r, verdict{kind: v.otherwise}, opts)
+		}
 		if err != nil {
 			var e *meter.Error
 			if f.Name != "" && errors.As(err, &e) {

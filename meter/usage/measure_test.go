@@ -64,11 +64,11 @@ func TestMeasureRawBody(t *testing.T) {
 		{"octet-stream, header after junk", "application/octet-stream", prefixed,
 			Usage{Files: []File{{ContentType: "application/octet-stream", Kind: KindPDF, Size: int64(len(prefixed)), Pages: 3}}, Pages: 3}, ""},
 		{"octet-stream, not a PDF", "application/octet-stream", []byte("zip zip"),
-			Usage{Files: []File{{ContentType: "application/octet-stream", Kind: KindOther, Size: 7}}}, ""},
+			Usage{Files: []File{{ContentType: "application/octet-stream", Kind: KindOther, Size: 7}}, Unpriced: 1}, ""},
 		{"image counts one page", "image/png", []byte("\x89PNG...."),
 			Usage{Files: []File{{ContentType: "image/png", Kind: KindImage, Size: 8, Pages: 1}}, Pages: 1}, ""},
 		{"json counts nothing", "application/json", []byte(`{"a":1}`),
-			Usage{Files: []File{{ContentType: "application/json", Kind: KindOther, Size: 7}}}, ""},
+			Usage{Files: []File{{ContentType: "application/json", Kind: KindOther, Size: 7}}, Unpriced: 1}, ""},
 		{"declared pdf that is not one", "application/pdf", []byte("not a pdf"), Usage{}, meter.ECodeUnreadableDocument},
 		{"malformed content type", "application/pdf/x; ;", pdf3, Usage{}, meter.ECodeBadRequest},
 	}
@@ -151,7 +151,7 @@ func TestMeasureMultipart(t *testing.T) {
 		{Name: "notes.txt", ContentType: "text/plain", Kind: KindOther, Size: 9},
 		{Name: "meta", ContentType: "application/json", Kind: KindOther, Size: 7},
 		{Name: "big.pdf", ContentType: "application/pdf", Kind: KindPDF, Size: int64(len(big)), Pages: 40},
-	}, Pages: 2 + 5 + 64 + 1 + 1 + 40}
+	}, Pages: 2 + 5 + 64 + 1 + 1 + 40, Unpriced: 1} // notes.txt
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("usage = %+v\nwant    %+v", got, want)
 	}

@@ -30,6 +30,10 @@ type Body struct {
 	closeOnce sync.Once
 	closeErr  error
 	onClose   []func()
+
+	// marks are the PDF marks of the body, found while it was written to
+	// its spool file; nil until then (marksOf scans an in-memory body).
+	marks *markScan
 }
 
 // Spool reads r into a Body. It reads at most opts.MaxBody+1 bytes: one
@@ -69,14 +73,17 @@ func spool(r io.Reader, maxBody, threshold int64, tempDir string, hint int64) (*
 		putBuf(buf)
 		return nil, fmt.Errorf("usage: create spool file: %w", err)
 	}
-	b := &Body{file: f}
+	// A body this large is scanned for PDF marks as it is written, not
+	// read again from disk to be classified.
+	b := &Body{file: f, marks: newMarkScan()}
+	b.marks.Write(buf[:n])
 	_, err = f.Write(buf[:n])
 	putBuf(buf)
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("usage: write spool file: %w", err)
 	}
-	m, err := io.Copy(f, io.LimitReader(r, maxBody+1-n))
+	m, err := io.Copy(f, io.TeeReader(io.LimitReader(r, maxBody+1-n), b.marks))
 	if err != nil {
 		b.Close()
 		return nil, fmt.Errorf("usage: spool body: %w", err)
