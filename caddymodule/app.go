@@ -148,6 +148,7 @@ type App struct {
 
 	jobs     *jobState
 	zeroCost *zeroCostLimiter
+	routes   *routeIndex // meter handlers by route, for meter_quote
 
 	store   meter.Store
 	stop    context.CancelFunc
@@ -327,6 +328,9 @@ func (a *App) Validate() error {
 // Start starts the background work: webhook delivery, and ledger
 // retention when configured.
 func (a *App) Start() error {
+	if err := a.routeIndex().check(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
 	a.workers = new(sync.WaitGroup)

@@ -200,6 +200,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("meter: %w", err)
 	}
 	h.app = appIface.(*App)
+	h.app.routeIndex().add(h)
 	h.uopts.Budget = h.app.budget
 	if err := h.provisionContent(); err != nil {
 		return err
@@ -457,11 +458,23 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 			return body, err
 		}
 	}
-	if h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
+	// A multipart request on a route priced by JSON carries it in a part:
+	// the multipart walk that counts the files hands it over.
+	jsonPart := h.needs.JSON && h.needs.JSONPart != "" && isMultipart(ct)
+	if jsonPart {
+		opts.JSONPart, opts.PartOnly = h.needs.JSONPart, !h.needs.Pages
+	}
+	if jsonPart || h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
 		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
 		cancel()
-		if err == nil && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
+		u := in.Usage
+		body.OnClose(u.Release)
+		in.JSON = u.JSONPart
+		if !h.needs.Pages {
+			in.Usage = usage.Usage{} // only the part was read
+		}
+		if err == nil && h.needs.Pages && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
 			err = unpricedError(in.Usage)
 		}
 	}
@@ -474,6 +487,11 @@ func isJSON(contentType string) bool {
 	mt, _, _ := strings.Cut(strings.ToLower(contentType), ";")
 	mt = strings.TrimSpace(mt)
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// isMultipart reports whether a Content-Type is multipart/*.
+func isMultipart(contentType string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "multipart/")
 }
 
 func bodyTooLarge(max int64) error {

@@ -1,0 +1,149 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"mime/multipart"
+	"net/textproto"
+	"os"
+	"testing"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// part is one part of a test multipart body.
+type formPart struct {
+	name, filename, contentType, encoding string
+	body                                  []byte
+}
+
+// formBody builds a multipart/form-data body of parts.
+func formBody(t *testing.T, parts ...formPart) (string, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		h := textproto.MIMEHeader{}
+		cd := `form-data; name="` + p.name + `"`
+		if p.filename != "" {
+			cd += `; filename="` + p.filename + `"`
+		}
+		h.Set("Content-Disposition", cd)
+		if p.contentType != "" {
+			h.Set("Content-Type", p.contentType)
+		}
+		if p.encoding != "" {
+			h.Set("Content-Transfer-Encoding", p.encoding)
+		}
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(p.body)
+	}
+	mw.Close()
+	return mw.FormDataContentType(), buf.Bytes()
+}
+
+// Tiny but real images, as PSPDFKit's seed example sends: a GIF and a PNG.
+var (
+	gif1x1 = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+	png1x1 = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+)
+
+// PSPDFKit: "If you are combining multiple processing actions, your
+// credit cost will be the sum of the credit costs of the tools you used"
+// and "you can calculate the number of credits required by a particular
+// Build API request without actually executing it. The request is free of
+// charge." The seed's instructions cost 11.5 whether sent as a JSON body
+// or as the `instructions` part of a multipart Build request with the
+// files it names; /analyze_build (meter_quote build) answers the same
+// price, authenticated, without the upstream, charging nothing. Hostile
+// variants of the multipart request are refused unforwarded. On both
+// stores, as shipped in docs/examples/pspdfkit.Caddyfile.
+func TestSeedPSPDFKitMultipartBuildAndQuote(t *testing.T) {
+	analyze, err := os.ReadFile("../meter/pricing/testdata/pspdfkit_analyze.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []formPart{
+		{name: "document", filename: "document.gif", contentType: "image/gif", body: gif1x1},
+		{name: "document2", filename: "document2.png", contentType: "image/png", body: png1x1},
+	}
+	build := func(instr ...formPart) (string, []byte) { return formBody(t, append(instr, files...)...) }
+	exampleStores(t, func(t *testing.T) {
+		ex := startExample(t, "pspdfkit.Caddyfile")
+		g := ex.gateway
+		key := g.newAccount("ex_pspdfkit_mp", 100, meter.ModeLive)
+
+		ct, body := build(formPart{name: "instructions", body: analyze})
+		expect(t, g, "/build", key, ct, body, 200, "11.5", "88.5")
+		expect(t, g, "/build", key, "application/json", analyze, 200, "11.5", "77")
+		if n := ex.up.requests.Load(); n != 2 {
+			t.Fatalf("upstream got %d requests, want 2", n)
+		}
+
+		// The quote: the same price, from the gateway alone.
+		for _, q := range []struct {
+			name, ct string
+			body     []byte
+		}{{"multipart", ct, body}, {"json", "application/json", analyze}} {
+			resp, raw := g.post("/analyze_build", key, q.ct, q.body)
+			var dr dryRunResponse
+			if err := json.Unmarshal(raw, &dr); err != nil || resp.StatusCode != 200 || !dr.DryRun || dr.Total != credits(11.5) ||
+				len(dr.Lines) != 7 || !dr.Affordable || dr.Available != credits(77) {
+				t.Fatalf("quote of the %s request: HTTP %d %s", q.name, resp.StatusCode, raw)
+			}
+			assertMoney(t, resp, "0", "77")
+		}
+		resp, raw := g.post("/analyze_build", "", ct, body)
+		if code, _ := errorCode(t, raw); resp.StatusCode != 401 || code != meter.ECodeInvalidAPIKey {
+			t.Fatalf("quote without a key: HTTP %d %s", resp.StatusCode, raw)
+		}
+		if n := ex.up.requests.Load(); n != 2 {
+			t.Fatalf("a quote reached the upstream (%d requests)", n)
+		}
+
+		// Also accepted: the instructions as a named file, base64-encoded.
+		ct2, body2 := build(formPart{name: "instructions", filename: "instructions.json", contentType: "application/json", body: analyze})
+		expect(t, g, "/build", key, ct2, body2, 200, "11.5", "65.5")
+		ct3, body3 := build(formPart{name: "instructions", encoding: "base64", body: []byte(base64.StdEncoding.EncodeToString(analyze))})
+		expect(t, g, "/build", key, ct3, body3, 200, "11.5", "54")
+		before := ex.up.requests.Load()
+
+		nested, nestedBody := formBody(t, formPart{name: "instructions", body: analyze})
+		for _, tc := range []struct {
+			name string
+			ct   string
+			body []byte
+		}{
+			{"no instructions part", "", nil},
+			{"two instructions parts, the second free", "", nil},
+			{"instructions not JSON", "", nil},
+			{"instructions nested in a multipart part", "", nil},
+			{"instructions under another name", "", nil},
+		} {
+			switch tc.name {
+			case "no instructions part":
+				tc.ct, tc.body = build()
+			case "two instructions parts, the second free":
+				tc.ct, tc.body = build(formPart{name: "instructions", body: analyze}, formPart{name: "instructions", body: []byte(`{}`)})
+			case "instructions not JSON":
+				tc.ct, tc.body = build(formPart{name: "instructions", body: []byte(`{"parts":[`)})
+			case "instructions nested in a multipart part":
+				tc.ct, tc.body = build(formPart{name: "bundle", contentType: nested, body: nestedBody})
+			case "instructions under another name":
+				tc.ct, tc.body = build(formPart{name: "Instructions", body: analyze})
+			}
+			resp, raw := g.post("/build", key, tc.ct, tc.body)
+			if code, _ := errorCode(t, raw); resp.StatusCode != 400 || code != meter.ECodeBadRequest {
+				t.Fatalf("%s: HTTP %d %s, want 400 %s", tc.name, resp.StatusCode, raw, meter.ECodeBadRequest)
+			}
+		}
+		if n := ex.up.requests.Load(); n != before {
+			t.Fatalf("a refused Build request reached the upstream (%d requests, want %d)", n, before)
+		}
+		g.assertBalance("ex_pspdfkit_mp", 54, 0)
+	})
+}
