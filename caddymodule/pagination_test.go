@@ -103,3 +103,32 @@ func TestSeedDocExtractOffsetPagination(t *testing.T) {
 		}
 	})
 }
+
+// docs/examples/docextract.Caddyfile as shipped: a DocExtract client
+// pages its transactions by limit and offset at /v1/credits/transactions.
+func TestExampleDocExtractOffsetPaging(t *testing.T) {
+	exampleStores(t, func(t *testing.T) {
+		g := startExample(t, "docextract.Caddyfile").gateway
+		key := g.newAccount("ex_docextract_pages", 100, meter.ModeLive)
+		for i := 0; i < 11; i++ {
+			expect(t, g, "/v1/extract", key, "application/pdf", pdftest.Pages(1), 200, "1", fmt.Sprint(99-i))
+		}
+		seen := map[string]bool{}
+		for offset := 0; offset < 12; offset += 5 {
+			var p offsetPage
+			if code := g.get(fmt.Sprintf("/v1/credits/transactions?limit=5&offset=%d", offset), key, &p); code != 200 ||
+				p.Total != 12 || p.Limit != 5 || p.Offset != offset || len(p.Transactions) != min(5, 12-offset) {
+				t.Fatalf("offset %d: HTTP %d %+v", offset, code, p)
+			}
+			for _, e := range p.Transactions {
+				if seen[e.ID] {
+					t.Fatalf("entry %s twice", e.ID)
+				}
+				seen[e.ID] = true
+			}
+		}
+		if len(seen) != 12 {
+			t.Fatalf("%d entries seen, want 12", len(seen))
+		}
+	})
+}
