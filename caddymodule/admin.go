@@ -202,6 +202,9 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	if err := validateSettings(st, acct.CreatedAt); err != nil {
 		return err
 	}
+	if err := a.checkRates(st.Rates); err != nil {
+		return err
+	}
 	acct, err = s.UpdateSettings(ctx, id, st)
 	if err != nil {
 		return err
@@ -232,6 +235,16 @@ func validateSettings(st meter.Settings, created time.Time) error {
 	}
 	_, err := st.PeriodAt(time.Now(), created) // checks time_zone and period_anchor
 	return err
+}
+
+// checkRates refuses account rates that would not apply as written: see
+// pricing.Scope.Check. It checks against this gateway's routes.
+func (a *adminAPI) checkRates(rates map[string]meter.Credits) error {
+	app, err := a.ctx.AppIfConfigured("meter")
+	if err != nil || len(rates) == 0 {
+		return nil
+	}
+	return app.(*App).rates.Check(rates)
 }
 
 func (a *adminAPI) createKey(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {

@@ -19,7 +19,6 @@ import (
 func init() {
 	caddy.RegisterModule(API{})
 	httpcaddyfile.RegisterHandlerDirective("meter_api", parseAPIDirective)
-	httpcaddyfile.RegisterDirectiveOrder("meter_api", httpcaddyfile.Before, "reverse_proxy")
 }
 
 // API serves the caller's own account, found from its API key, as JSON:
@@ -62,6 +61,9 @@ func (a *API) Provision(ctx caddy.Context) error {
 	if a.auth.KeyHeader == "" {
 		a.auth.KeyHeader = "Authorization"
 	}
+	if err := checkKeyHeader(a.auth.KeyHeader); err != nil {
+		return meter.Errorf(meter.ECodeInvalid, "meter_api: %v", err)
+	}
 	if a.Case != "" && a.Case != "snake" && a.Case != "camel" {
 		return meter.Errorf(meter.ECodeInvalid, "meter_api: case %q: use snake or camel", a.Case)
 	}
@@ -75,6 +77,9 @@ func (a *API) Provision(ctx caddy.Context) error {
 
 // ServeHTTP answers one API call; it never calls next.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	// It never calls next; stripped anyway, so that no later change can
+	// forward a client's X-Meter-* headers from here.
+	stripMeterHeaders(r.Header)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeError(w, meter.Errorf(meter.ECodeNotFound, "%s is not allowed here: use GET", r.Method))

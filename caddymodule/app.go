@@ -17,6 +17,7 @@ import (
 
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/boltstore"
+	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/redisstore"
 	"github.com/creditgate/creditgate/meter/usage"
 )
@@ -149,6 +150,9 @@ type App struct {
 	jobs     *jobState
 	zeroCost *zeroCostLimiter
 	routes   *routeIndex // meter handlers by route, for meter_quote
+	// rates knows every metered route's rate names, to scope account
+	// rates to their route (pricing.Scope).
+	rates *pricing.Scope
 
 	store   meter.Store
 	stop    context.CancelFunc
@@ -177,6 +181,7 @@ func (s storeDestructor) Destruct() error { return s.Close() }
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.jobs = &jobState{}
+	a.rates = new(pricing.Scope)
 	if a.JobSecret != "" {
 		secret := caddy.NewReplacer().ReplaceAll(a.JobSecret, "")
 		if len(secret) < 16 {
@@ -456,37 +461,42 @@ type jobState struct {
 	keyOnce sync.Once
 	key     []byte
 	keyErr  error
-	// rates are the per-page rates of every job route, merged by class
-	// name (the first route to name a class wins): the defaults an account
-	// profile shows.
-	mu    sync.Mutex
+	// routes are the job routes (their name in App.rates) and per-page
+	// rates, in config order: the defaults an account profile shows, the
+	// first route to name a class winning.
+	mu     sync.Mutex
+	routes []jobRoute
+}
+
+type jobRoute struct {
+	scope string
 	rates map[string]meter.Credits
 }
 
 // addJobRates records a job route's default rates for account profiles.
-func (a *App) addJobRates(rates map[string]meter.Credits) {
+func (a *App) addJobRates(scope string, rates map[string]meter.Credits) {
 	a.jobs.mu.Lock()
 	defer a.jobs.mu.Unlock()
-	if a.jobs.rates == nil {
-		a.jobs.rates = make(map[string]meter.Credits, len(rates))
-	}
-	for c, r := range rates {
-		if _, ok := a.jobs.rates[c]; !ok {
-			a.jobs.rates[c] = r
-		}
-	}
+	a.jobs.routes = append(a.jobs.routes, jobRoute{scope, rates})
 }
 
-// profileRates are the job routes' rates with an account's overrides.
+// profileRates are the job routes' rates with an account's overrides, as
+// each route applies them (scoped: see pricing.Scope).
 func (a *App) profileRates(overrides map[string]meter.Credits) map[string]meter.Credits {
 	a.jobs.mu.Lock()
 	defer a.jobs.mu.Unlock()
-	out := make(map[string]meter.Credits, len(a.jobs.rates))
-	for c, r := range a.jobs.rates {
-		if o, ok := overrides[c]; ok {
-			r = o
+	out := map[string]meter.Credits{}
+	for _, jr := range a.jobs.routes {
+		own := a.rates.For(overrides, jr.scope)
+		for c, r := range jr.rates {
+			if _, done := out[c]; done {
+				continue
+			}
+			if o, ok := own[c]; ok {
+				r = o
+			}
+			out[c] = r
 		}
-		out[c] = r
 	}
 	return out
 }

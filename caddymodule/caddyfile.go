@@ -17,7 +17,15 @@ import (
 func init() {
 	httpcaddyfile.RegisterGlobalOption("meter", parseGlobalOption)
 	httpcaddyfile.RegisterHandlerDirective("meter", parseHandlerDirective)
-	httpcaddyfile.RegisterDirectiveOrder("meter", httpcaddyfile.Before, "reverse_proxy")
+	// The meter handlers authenticate: they run next to basic_auth and
+	// forward_auth, before every directive that can answer a request
+	// (handle, route, respond, reverse_proxy, php_fastcgi, file_server...),
+	// or `meter` followed by `respond` in one block would never run. After
+	// encode, as before: a compressed answer would hide the JSON that
+	// billing merges into and the PDF whose pages are counted.
+	httpcaddyfile.RegisterDirectiveOrder("meter", httpcaddyfile.After, "encode")
+	httpcaddyfile.RegisterDirectiveOrder("meter_job", httpcaddyfile.Before, "push")
+	httpcaddyfile.RegisterDirectiveOrder("meter_api", httpcaddyfile.Before, "push")
 }
 
 // parseGlobalOption parses the `meter` global option into the meter app.
@@ -199,6 +207,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		max_files        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
+//		test             simulate|forward
+//		test_limit       <n>[/day]
 //		unpriced         refuse | charge <credits>
 //		json_documents   auto | off | <query>...
 //		idempotency_max_response <size>|off
@@ -238,7 +248,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "route":
 			h.Route, err = oneArg(d)
 		case "key_header":
-			h.KeyHeader, err = oneArg(d)
+			if h.KeyHeader, err = oneArg(d); err == nil && isMeterHeader(h.KeyHeader) {
+				err = d.Errf("meter: key_header %q: X-Meter-* request headers are the gateway's own", h.KeyHeader)
+			}
 		case "max_body":
 			h.MaxBody, err = sizeArg(d)
 		case "memory_threshold":
@@ -257,6 +269,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.CountTimeout, err = durationArg(d)
 		case "reservation_ttl":
 			h.ReservationTTL, err = durationArg(d)
+		case "test":
+			h.Test, err = oneArg(d)
+			if err == nil && h.Test != TestSimulate && h.Test != TestForward {
+				err = d.Errf("meter: test: expected simulate or forward, got %q", h.Test)
+			}
+		case "test_limit":
+			h.TestLimit, err = testLimitArg(d)
 		case "unpriced":
 			err = h.unmarshalUnpriced(d)
 		case "json_documents":
@@ -373,6 +392,19 @@ func unmarshalJob(d *caddyfile.Dispenser) (*JobConfig, error) {
 		return nil, d.Errf("%v", err)
 	}
 	return jc, nil
+}
+
+// testLimitArg parses `test_limit <n>` or `test_limit <n>/day`.
+func testLimitArg(d *caddyfile.Dispenser) (int, error) {
+	s, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "/day"))
+	if err != nil || n < 1 {
+		return 0, d.Errf("meter: test_limit: expected a positive number of requests per day such as 100/day, got %q", s)
+	}
+	return n, nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {

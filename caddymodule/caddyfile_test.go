@@ -103,6 +103,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad max_files", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tmax_files 0\n\t}\n}", "max_files: expected a positive integer"},
 		{"unknown global option", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredsi y\n\t}\n}\n:80 {\n\trespond ok\n}", `unknown option "redsi"`},
 		{"bad redis_batch", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredis_batch 0\n\t}\n}\n:80 {\n\trespond ok\n}", `redis_batch "0" is not a number from 1 to 256, at Caddyfile:4`},
+		{"bad test mode", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\ttest live\n\t}\n}", `test: expected simulate or forward, got "live", at Caddyfile:4`},
+		{"bad test_limit", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\ttest_limit 10/hour\n\t}\n}", `test_limit: expected a positive number of requests per day such as 100/day, got "10/hour", at Caddyfile:4`},
+		{"key_header X-Meter-*", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tkey_header X-Meter-Key\n\t}\n}", `X-Meter-* request headers are the gateway's own, at Caddyfile:4`},
 		{"global argument", "{\n\tmeter redis://x\n}\n:80 {\n\trespond ok\n}", "wrong argument count"},
 		// An unset variable without a default is no silent embedded store.
 		{"redis from an unset variable", "{\n\tmeter {\n\t\tredis {$CREDITGATE_TEST_UNSET}\n\t}\n}\n:80 {\n\trespond ok\n}", "redis needs a value, at Caddyfile:3"},
@@ -157,5 +160,43 @@ func TestCaddyfileRedisForms(t *testing.T) {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
 		}
+	}
+}
+
+// meter runs before every directive of its block that can answer, without
+// an order line or a route block: each Caddyfile puts the other directive
+// first, and the adapted routes must call meter first.
+func TestCaddyfileMeterRunsFirst(t *testing.T) {
+	for _, tt := range []struct{ name, directive string }{
+		{"respond", `respond "answered"`},
+		{"file_server", "file_server"},
+		{"php_fastcgi", "php_fastcgi localhost:9001"},
+		{"handle", "handle /x {\n\t\trespond \"answered\"\n\t}"},
+		{"route", "route {\n\t\trespond \"answered\"\n\t}"},
+		{"reverse_proxy", "reverse_proxy localhost:9000"},
+		{"error", `error "answered" 500`},
+		{"templates", "templates"},
+		{"meter_job", "meter_job status"},
+		{"meter_api", "meter_api"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := adapt(t, ":8080 {\n\t"+tt.directive+"\n\tmeter {\n\t\tper_page 1\n\t}\n}")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(m)
+			js := string(raw)
+			at := strings.Index(js, `"handler":"meter"`)
+			if at < 0 {
+				t.Fatalf("no meter handler in %s", js)
+			}
+			for _, other := range []string{`"answered"`, `"handler":"static_response"`, `"handler":"file_server"`,
+				`"handler":"reverse_proxy"`, `"handler":"error"`, `"handler":"templates"`, `"handler":"meter_job"`,
+				`"handler":"meter_api"`, `"handler":"rewrite"`} {
+				if i := strings.Index(js, other); i >= 0 && i < at {
+					t.Fatalf("%s comes before meter: %s", other, js)
+				}
+			}
+		})
 	}
 }

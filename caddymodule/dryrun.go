@@ -59,30 +59,43 @@ func (rq *request) dryRun(w http.ResponseWriter) error {
 		rq.refuse(w, err)
 		return nil
 	}
+	resp, err := rq.quoteResponse(acct)
+	if err != nil {
+		rq.refuse(w, err)
+		return nil
+	}
+	resp.DryRun = true
+	if rq.key.Mode == meter.ModeTest {
+		resp.Affordable = true
+	}
+	setMoneyHeaders(w.Header(), 0, acct.Available)
+	w.Header().Set(HeaderDryRun, "true")
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// quoteResponse is the quote and measure of the request, and whether the
+// account could pay for it now (its job's estimate on a job route).
+func (rq *request) quoteResponse(acct meter.Account) (dryRunResponse, error) {
 	resp := dryRunResponse{
-		DryRun:     true,
 		Total:      rq.quote.Total,
 		Lines:      rq.quote.Lines,
 		Pages:      rq.in.Usage.Pages,
 		Files:      make([]dryRunFile, 0, len(rq.in.Usage.Files)),
-		Affordable: rq.key.Mode == meter.ModeTest || acct.Available >= rq.quote.Total,
+		Affordable: acct.Available >= rq.quote.Total,
 		Available:  acct.Available,
 	}
 	if rq.h.Job != nil {
 		rates := jobRates(rq.quote)
 		pages, estimate, err := rq.jobEstimate(rates)
 		if err != nil {
-			rq.refuse(w, err)
-			return nil
+			return resp, err
 		}
 		resp.Job = &dryRunJob{EstimatedPages: pages, Estimate: estimate, Rates: rates}
-		resp.Affordable = rq.key.Mode == meter.ModeTest || acct.Available >= estimate
+		resp.Affordable = acct.Available >= estimate
 	}
 	for _, f := range rq.in.Usage.Files {
 		resp.Files = append(resp.Files, dryRunFile{Name: f.Name, Kind: f.Kind, Size: f.Size, Pages: f.Pages})
 	}
-	setMoneyHeaders(w.Header(), 0, acct.Available)
-	w.Header().Set(HeaderDryRun, "true")
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return resp, nil
 }

@@ -20,7 +20,7 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case meter.ECodeInsufficientCredits, meter.ECodeOverageLimitReached:
 		return http.StatusPaymentRequired
-	case meter.ECodeQuotaExceeded, meter.ECodeRateLimited:
+	case meter.ECodeQuotaExceeded, meter.ECodeRateLimited, meter.ECodeTestLimitExceeded:
 		return http.StatusTooManyRequests
 	case meter.ECodeIdempotencyKeyReused:
 		return http.StatusUnprocessableEntity

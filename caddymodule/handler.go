@@ -36,18 +36,13 @@ const (
 	HeaderQuotaReset     = "X-Quota-Reset"
 )
 
-// Request headers set for the upstream. Any the client sent are removed
-// first, so the upstream can trust them.
+// Request headers set for the upstream. Every X-Meter-* header the client
+// sent is removed first (stripMeterHeaders), so the upstream can trust them.
 const (
 	UpstreamReservation = "X-Meter-Reservation"
 	UpstreamAccount     = "X-Meter-Account"
 	UpstreamTest        = "X-Meter-Test"
 )
-
-// upstreamHeaders are the request headers the gateway sets for the
-// upstream: removed from what clients send, so the upstream can trust them.
-var upstreamHeaders = []string{UpstreamReservation, UpstreamAccount, UpstreamTest,
-	UpstreamJob, UpstreamJobToken, UpstreamJobProgress}
 
 // Handler is the `meter` HTTP handler: it authenticates the caller's API
 // key, measures the request, prices it, reserves the price, calls the next
@@ -126,7 +121,19 @@ type Handler struct {
 	// answers (see BillingConfig).
 	Billing *BillingConfig `json:"billing,omitempty"`
 
+	// Test says what a test key's request does once priced: "simulate"
+	// (default) answers it from the gateway (200, the quote, never
+	// forwarded); "forward" passes it on with X-Meter-Test: true, to the
+	// upstream or to a sandbox the Caddyfile picks by {http.meter.mode}.
+	Test string `json:"test,omitempty"`
+
+	// TestLimit is the most test-key requests an account may make on
+	// this route per UTC day, counted by each gateway process across all
+	// its routes; more get 429 test_limit_exceeded. Default: 1000.
+	TestLimit int `json:"test_limit,omitempty"`
+
 	app    *App
+	scope  string // the route's name in app.rates
 	rules  pricing.Rules
 	needs  pricing.Needs
 	uopts  usage.Options
@@ -161,6 +168,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.ReservationTTL == 0 {
 		h.ReservationTTL = caddy.Duration(5 * time.Minute)
+	}
+	if h.Test == "" {
+		h.Test = TestSimulate
+	}
+	if h.TestLimit == 0 {
+		h.TestLimit = defaultTestLimit
 	}
 	if h.IdempotencyMaxResponse == 0 {
 		h.IdempotencyMaxResponse = defaultIdempotencyMaxResponse
@@ -205,8 +218,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionContent(); err != nil {
 		return err
 	}
+	h.scope = h.app.rates.Add(h.Route, h.rules.RateNames())
+	// Every route may spool (an Idempotency-Key spools the body).
+	h.removeStaleSpools()
 	if jobRatesDefault != nil {
-		h.app.addJobRates(jobRatesDefault)
+		h.app.addJobRates(h.scope, jobRatesDefault)
 	}
 	return nil
 }
@@ -220,17 +236,23 @@ func (h *Handler) Validate() error {
 		return errors.New("meter: max_body, memory_threshold and max_files must not be negative")
 	case h.CountTimeout < 0, h.ReservationTTL < 0:
 		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
+	case h.Test != TestSimulate && h.Test != TestForward:
+		return fmt.Errorf("meter: test %q: use simulate or forward", h.Test)
+	case h.TestLimit < 0:
+		return errors.New("meter: test_limit must not be negative")
 	case h.IdempotencyMaxResponse > maxIdempotencyResponse:
 		return fmt.Errorf("meter: idempotency_max_response %d is above %d bytes", h.IdempotencyMaxResponse, maxIdempotencyResponse)
+	}
+	if err := checkKeyHeader(h.KeyHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
 	}
 	return nil
 }
 
 // ServeHTTP meters one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	for _, name := range upstreamHeaders {
-		r.Header.Del(name)
-	}
+	dryRun := isDryRun(r)
+	stripMeterHeaders(r.Header)
 	tr := traced(r.Context())
 	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
 	id, err := h.identify(ctx, r)
@@ -246,6 +268,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if !id.settings.IsEnabled() {
 		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
+		return nil
+	}
+	testUsed, ok := h.admit(w, r, rq, id, dryRun)
+	if !ok {
 		return nil
 	}
 
@@ -277,7 +303,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	_, span = startSpan(ctx, tr, spanPrice, nil)
-	rq.in.Rates = id.settings.Rates
+	rq.in.Rates = h.app.rates.For(id.settings.Rates, h.scope)
 	// Parse a JSON body once: Quote now and Final at settle reuse it.
 	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
 		rq.quote, err = h.rules.Quote(rq.in)
@@ -302,13 +328,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
-	if isDryRun(r) {
+	if dryRun {
 		observeOutcome(outcomeDryRun, nil)
 		return rq.dryRun(w)
 	}
 	if id.key.Mode == meter.ModeTest {
 		observeOutcome(outcomeTest, nil)
-		return rq.forwardTest(w, next)
+		return rq.serveTest(w, next, testUsed)
 	}
 	period, err := id.settings.PeriodAt(time.Now(), id.created)
 	if err != nil {
@@ -425,9 +451,6 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 	// fingerprint digests the body the upstream will receive.
 	if !h.needs.Pages && !h.needs.JSON && r.Header.Get(HeaderIdempotencyKey) == "" {
 		return nil, nil
-	}
-	if r.ContentLength > h.MaxBody {
-		return nil, bodyTooLarge(h.MaxBody)
 	}
 	opts := h.uopts
 	opts.SizeHint = r.ContentLength

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -23,7 +24,6 @@ import (
 func init() {
 	caddy.RegisterModule(JobAPI{})
 	httpcaddyfile.RegisterHandlerDirective("meter_job", parseJobAPIDirective)
-	httpcaddyfile.RegisterDirectiveOrder("meter_job", httpcaddyfile.Before, "reverse_proxy")
 }
 
 // Job actions of the meter_job handler.
@@ -85,6 +85,9 @@ func (a *JobAPI) Provision(ctx caddy.Context) error {
 	if a.auth.KeyHeader == "" {
 		a.auth.KeyHeader = "Authorization"
 	}
+	if err := checkKeyHeader(a.auth.KeyHeader); err != nil {
+		return fmt.Errorf("meter_job: %w", err)
+	}
 	a.auth.logger = ctx.Logger()
 	app, err := ctx.App("meter")
 	if err != nil {
@@ -96,8 +99,13 @@ func (a *JobAPI) Provision(ctx caddy.Context) error {
 
 // ServeHTTP serves one job call.
 func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The progress token is the one X-Meter-* header taken from a request
+	// (the upstream's); every path below may reach next, so the client's
+	// X-Meter-* headers go first.
+	tok := r.Header.Get(UpstreamJobToken)
+	stripMeterHeaders(r.Header)
 	if a.Action == JobProgress {
-		return a.progress(w, r)
+		return a.progress(w, r, tok)
 	}
 	id, err := a.auth.identify(r.Context(), r)
 	if err != nil {
@@ -158,9 +166,6 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	// status and resume go on to the upstream, with the billing object
 	// merged into its JSON answer.
-	for _, name := range upstreamHeaders {
-		r.Header.Del(name)
-	}
 	r.Header.Set(UpstreamAccount, job.AccountID)
 	r.Header.Set(UpstreamJob, job.ID)
 	mw := &mergeWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
@@ -239,13 +244,12 @@ type progressReport struct {
 }
 
 // progress takes a report from the upstream.
-func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request) error {
+func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		writeError(w, meter.Errorf(meter.ECodeNotFound, "%s is not allowed here: POST a progress report", r.Method))
 		return nil
 	}
-	tok := r.Header.Get(UpstreamJobToken)
 	if tok == "" {
 		tok = bearer(r.Header.Get("Authorization"))
 	}

@@ -819,30 +819,49 @@ func TestJobProgressRefusesBadReports(t *testing.T) {
 	g.assertBalance(id, 40, 0)
 }
 
-// A test key's submission is forwarded, marked, with no job: nothing is
-// held or charged, and the upstream gets no token.
+// A test key's submission is simulated by default: answered with the
+// estimate, never forwarded. With `test forward` it is forwarded, marked,
+// with no job. Either way nothing is held or charged, and the upstream
+// gets no token.
 func TestJobSubmissionWithATestKey(t *testing.T) {
-	id := uniqueID("job_testkey")
-	var got http.Header
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got = r.Header.Clone()
-		w.WriteHeader(202)
-	}))
-	defer up.Close()
-	g := startGateway(t, globalBlock+strings.NewReplacer("{UP}", up.URL, "{TTL}", "1m").Replace(jobSite))
-	g.newAccount(id, 50, meter.ModeLive)
-	var k struct{ Key string }
-	if code := g.adminDo("POST", "/meter/accounts/"+id+"/keys", map[string]any{"mode": "test"}, &k); code != 201 {
-		t.Fatalf("test key: %d", code)
+	for _, forward := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
+			id := uniqueID("job_testkey")
+			var got http.Header
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = r.Header.Clone()
+				w.WriteHeader(202)
+			}))
+			defer up.Close()
+			site := strings.NewReplacer("{UP}", up.URL, "{TTL}", "1m").Replace(jobSite)
+			if forward {
+				site = strings.Replace(site, "route jobs\n", "route jobs\n\t\t\ttest forward\n", 1)
+			}
+			g := startGateway(t, globalBlock+site)
+			g.newAccount(id, 50, meter.ModeLive)
+			var k struct{ Key string }
+			if code := g.adminDo("POST", "/meter/accounts/"+id+"/keys", map[string]any{"mode": "test"}, &k); code != 201 {
+				t.Fatalf("test key: %d", code)
+			}
+			resp, raw := g.post("/api/jobs", k.Key, "application/pdf", planPDF(2, 0))
+			status := 200
+			if forward {
+				status = 202
+			}
+			if resp.StatusCode != status || resp.Header.Get(HeaderTest) != "true" || resp.Header.Get(HeaderCost) != "20" || resp.Header.Get(HeaderJob) != "" {
+				t.Fatalf("test key submission: %d %s %v", resp.StatusCode, raw, resp.Header)
+			}
+			switch {
+			case !forward && got != nil:
+				t.Fatalf("a simulated submission reached the upstream: %v", got)
+			case !forward && !strings.Contains(string(raw), `"estimate": 20`):
+				t.Fatalf("simulated submission without the estimate: %s", raw)
+			case forward && (got.Get(UpstreamTest) != "true" || got.Get(UpstreamJobToken) != "" || got.Get(UpstreamJob) != ""):
+				t.Fatalf("upstream headers %v", got)
+			}
+			g.assertBalance(id, 50, 0)
+		})
 	}
-	resp, raw := g.post("/api/jobs", k.Key, "application/pdf", planPDF(2, 0))
-	if resp.StatusCode != 202 || resp.Header.Get(HeaderTest) != "true" || resp.Header.Get(HeaderCost) != "20" || resp.Header.Get(HeaderJob) != "" {
-		t.Fatalf("test key submission: %d %s %v", resp.StatusCode, raw, resp.Header)
-	}
-	if got.Get(UpstreamTest) != "true" || got.Get(UpstreamJobToken) != "" || got.Get(UpstreamJob) != "" {
-		t.Fatalf("upstream headers %v", got)
-	}
-	g.assertBalance(id, 50, 0)
 }
 
 // Declared sizes that are not byte counts, or too large to price, are a

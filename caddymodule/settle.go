@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
@@ -268,22 +267,4 @@ func (rq *request) refuse(w http.ResponseWriter, err error) {
 		w.Header().Set(HeaderRemaining, available.String())
 	}
 	writeError(w, err)
-}
-
-// forwardTest serves a test key: priced like a live request, forwarded
-// with the upstream told it is a test, and never charged. x-request-cost
-// is what a live key would have been charged.
-func (rq *request) forwardTest(w http.ResponseWriter, next caddyhttp.Handler) error {
-	ctx, cancel := rq.h.app.storeCtx(rq.r.Context())
-	acct, err := rq.h.app.store.Account(ctx, rq.key.AccountID)
-	cancel()
-	if err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	rq.r.Header.Set(UpstreamTest, "true")
-	rq.r.Header.Set(UpstreamAccount, rq.key.AccountID)
-	w.Header().Set(HeaderTest, "true")
-	setMoneyHeaders(w.Header(), rq.quote.Total, acct.Available)
-	return next.ServeHTTP(w, rq.r)
 }

@@ -38,6 +38,9 @@ const (
 	// ECodeTestKeyNotAllowed: a test key asked for what moves money
 	// outside of a request (resuming a job).
 	ECodeTestKeyNotAllowed = "test_key_not_allowed"
+	// ECodeTestLimitExceeded: a test key's account made its route's
+	// test_limit of test requests today.
+	ECodeTestLimitExceeded = "test_limit_exceeded"
 )
 
 // Refusals of the idempotency contract and of unpaid requests.

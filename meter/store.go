@@ -64,8 +64,10 @@ type Settings struct {
 	// Enabled, when false, refuses every request of the account with 403
 	// account_disabled. Default (unset): enabled.
 	Enabled *bool `json:"enabled,omitempty"`
-	// Rates override the route's rates by name: a per_page rule's line
-	// name ("pages" by default) or a page class ("drawing", "document").
+	// Rates override the routes' rates by name: "<route>.<rate>" for one
+	// route ("convert.pages"), or "<rate>" where only one route has that
+	// rate (a per_page rule's line name, "pages" by default, a page class,
+	// a tier "pages.5"). See pricing.Scope.
 	Rates map[string]Credits `json:"rates,omitempty"`
 	// PageLimit is the most pages one request may carry; more gets 413
 	// page_limit_exceeded. 0: no limit.

@@ -96,9 +96,10 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	if out := cli("account", "list"); !regexp.MustCompile(`(?s)acme\s+92.5.*beta\s+0`).MatchString(out) {
 		t.Fatalf("account list printed:\n%s", out)
 	}
-	cli("account", "update", "acme", "--set", "rates.pages=0.5", "--set", "page_limit=100")
-	out = cli("account", "update", "acme", "--set", "rates.other=3", "--json")
-	if !strings.Contains(out, `"pages": 0.5`) || !strings.Contains(out, `"other": 3`) || !strings.Contains(out, `"page_limit": 100`) {
+	// Rates name their route: both demo routes price "pages".
+	cli("account", "update", "acme", "--set", "rates.convert.pages=0.5", "--set", "page_limit=100")
+	out = cli("account", "update", "acme", "--set", "rates.ocr.pages=3", "--json")
+	if !strings.Contains(out, `"convert.pages": 0.5`) || !strings.Contains(out, `"ocr.pages": 3`) || !strings.Contains(out, `"page_limit": 100`) {
 		t.Fatalf("account update kept or set the wrong settings:\n%s", out)
 	}
 	cli("account", "disable", "acme")

@@ -48,8 +48,9 @@ type Input struct {
 	// given nil refuses the request (bad_request), so a client cannot
 	// dodge JSON pricing by mislabelling its body.
 	JSON []byte
-	// Rates are the account's overrides of named rates (e.g. "drawing" ->
-	// 8 credits per drawing page). A rate not listed keeps the route's.
+	// Rates are the account's overrides of this route's named rates (e.g.
+	// "drawing" -> 8 credits per drawing page), already scoped to the route
+	// (Scope.For). A rate not listed keeps the route's.
 	Rates map[string]meter.Credits
 
 	doc *jsonDoc // JSON parsed once by Rules.Prepare

@@ -68,7 +68,7 @@ func spool(r io.Reader, maxBody, threshold int64, tempDir string, hint int64) (*
 		return nil, tooLarge(maxBody)
 	}
 
-	f, err := os.CreateTemp(tempDir, "creditgate-body-*")
+	f, err := createSpoolFile(tempDir)
 	if err != nil {
 		putBuf(buf)
 		return nil, fmt.Errorf("usage: create spool file: %w", err)
@@ -187,8 +187,10 @@ func (b *Body) Close() error {
 			b.memMu.Unlock()
 			return
 		}
+		// Removed before it is closed: closing releases the file's lock,
+		// after which RemoveStaleSpools may remove it first.
 		name := b.file.Name()
-		b.closeErr = errors.Join(b.file.Close(), os.Remove(name))
+		b.closeErr = errors.Join(os.Remove(name), b.file.Close())
 	})
 	return b.closeErr
 }
