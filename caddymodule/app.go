@@ -147,6 +147,16 @@ type App struct {
 	// ZeroCostBurst is the burst of ZeroCostRate. Default 20.
 	ZeroCostBurst int `json:"zero_cost_burst,omitempty"`
 
+	// CostHeader and RemainingHeader name the response headers that carry
+	// what a request cost and the credits left, on every path that sets
+	// them (charges, refusals, dry runs and quotes, test keys, replays,
+	// jobs), for clients that already read a provider's own names (e.g.
+	// x-pspdfkit-request-cost). A handler may name its own. Default:
+	// X-Request-Cost and X-Remaining-Credits.
+	CostHeader      string `json:"cost_header,omitempty"`
+	RemainingHeader string `json:"remaining_header,omitempty"`
+
+	money    moneyNames
 	jobs     *jobState
 	zeroCost *zeroCostLimiter
 	routes   *routeIndex // meter handlers by route, for meter_quote
@@ -180,6 +190,7 @@ func (s storeDestructor) Destruct() error { return s.Close() }
 // Provision opens (or reuses) the store.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.money = defaultMoneyNames.with(a.CostHeader, a.RemainingHeader)
 	a.jobs = &jobState{}
 	a.rates = new(pricing.Scope)
 	if a.JobSecret != "" {
@@ -286,6 +297,9 @@ const maxRedisBatch = 256
 
 // Validate checks the configuration.
 func (a *App) Validate() error {
+	if err := checkMoneyNames(a.CostHeader, a.RemainingHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
+	}
 	forms := 0
 	for _, set := range []bool{a.Redis != "", len(a.RedisCluster) > 0, len(a.RedisSentinel) > 0} {
 		if set {

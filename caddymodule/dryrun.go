@@ -68,7 +68,7 @@ func (rq *request) dryRun(w http.ResponseWriter) error {
 	if rq.key.Mode == meter.ModeTest {
 		resp.Affordable = true
 	}
-	setMoneyHeaders(w.Header(), 0, acct.Available)
+	rq.h.money.set(w.Header(), 0, acct.Available)
 	w.Header().Set(HeaderDryRun, "true")
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -132,6 +132,14 @@ type Handler struct {
 	// its routes; more get 429 test_limit_exceeded. Default: 1000.
 	TestLimit int `json:"test_limit,omitempty"`
 
+	// CostHeader and RemainingHeader name the response headers that carry
+	// what the request cost and the credits left, on every answer of this
+	// route. Default: the meter app's (X-Request-Cost, X-Remaining-Credits
+	// unless its cost_header, remaining_header say otherwise).
+	CostHeader      string `json:"cost_header,omitempty"`
+	RemainingHeader string `json:"remaining_header,omitempty"`
+
+	money  moneyNames
 	app    *App
 	scope  string // the route's name in app.rates
 	rules  pricing.Rules
@@ -214,6 +222,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.app.routeIndex().add(h)
+	h.money = h.app.money.with(h.CostHeader, h.RemainingHeader)
+	if h.money.cost == h.money.remaining {
+		return fmt.Errorf("meter: cost_header and remaining_header are both %q", h.money.cost)
+	}
 	h.uopts.Budget = h.app.budget
 	if err := h.provisionContent(); err != nil {
 		return err
@@ -242,6 +254,9 @@ func (h *Handler) Validate() error {
 		return errors.New("meter: test_limit must not be negative")
 	case h.IdempotencyMaxResponse > maxIdempotencyResponse:
 		return fmt.Errorf("meter: idempotency_max_response %d is above %d bytes", h.IdempotencyMaxResponse, maxIdempotencyResponse)
+	}
+	if err := checkMoneyNames(h.CostHeader, h.RemainingHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
 	}
 	if err := checkKeyHeader(h.KeyHeader); err != nil {
 		return fmt.Errorf("meter: %w", err)
@@ -533,11 +548,6 @@ func setQuotaHeaders(h http.Header, q meter.QuotaState) {
 	}
 }
 
-// setMoneyHeaders writes the cost and remaining-credits headers.
-func setMoneyHeaders(h http.Header, cost, remaining meter.Credits) {
-	h.Set(HeaderCost, cost.String())
-	h.Set(HeaderRemaining, remaining.String())
-}
 
 // Interface guards
 var (
