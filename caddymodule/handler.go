@@ -548,7 +548,6 @@ func setQuotaHeaders(h http.Header, q meter.QuotaState) {
 	}
 }
 
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
