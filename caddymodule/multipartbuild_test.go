@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"mime/multipart"
+	"net/http"
 	"net/textproto"
 	"os"
 	"testing"
@@ -60,8 +61,10 @@ var (
 // or as the `instructions` part of a multipart Build request with the
 // files it names; /analyze_build (meter_quote build) answers the same
 // price, authenticated, without the upstream, charging nothing. Hostile
-// variants of the multipart request are refused unforwarded. On both
-// stores, as shipped in docs/examples/pspdfkit.Caddyfile.
+// variants of the multipart request are refused unforwarded. And
+// "x-pspdfkit-request-cost - The actual billed cost of the request in
+// credits": the example names the cost header so. On both stores, as
+// shipped in docs/examples/pspdfkit.Caddyfile.
 func TestSeedPSPDFKitMultipartBuildAndQuote(t *testing.T) {
 	analyze, err := os.ReadFile("../meter/pricing/testdata/pspdfkit_analyze.json")
 	if err != nil {
@@ -78,8 +81,8 @@ func TestSeedPSPDFKitMultipartBuildAndQuote(t *testing.T) {
 		key := g.newAccount("ex_pspdfkit_mp", 100, meter.ModeLive)
 
 		ct, body := build(formPart{name: "instructions", body: analyze})
-		expect(t, g, "/build", key, ct, body, 200, "11.5", "88.5")
-		expect(t, g, "/build", key, "application/json", analyze, 200, "11.5", "77")
+		expectPSPDFKit(t, g, "/build", key, ct, body, 200, "11.5", "88.5")
+		expectPSPDFKit(t, g, "/build", key, "application/json", analyze, 200, "11.5", "77")
 		if n := ex.up.requests.Load(); n != 2 {
 			t.Fatalf("upstream got %d requests, want 2", n)
 		}
@@ -95,7 +98,7 @@ func TestSeedPSPDFKitMultipartBuildAndQuote(t *testing.T) {
 				len(dr.Lines) != 7 || !dr.Affordable || dr.Available != credits(77) {
 				t.Fatalf("quote of the %s request: HTTP %d %s", q.name, resp.StatusCode, raw)
 			}
-			assertMoney(t, resp, "0", "77")
+			assertNamed(t, resp, pspdfkitCost, "0", "77")
 		}
 		resp, raw := g.post("/analyze_build", "", ct, body)
 		if code, _ := errorCode(t, raw); resp.StatusCode != 401 || code != meter.ECodeInvalidAPIKey {
@@ -107,9 +110,9 @@ func TestSeedPSPDFKitMultipartBuildAndQuote(t *testing.T) {
 
 		// Also accepted: the instructions as a named file, base64-encoded.
 		ct2, body2 := build(formPart{name: "instructions", filename: "instructions.json", contentType: "application/json", body: analyze})
-		expect(t, g, "/build", key, ct2, body2, 200, "11.5", "65.5")
+		expectPSPDFKit(t, g, "/build", key, ct2, body2, 200, "11.5", "65.5")
 		ct3, body3 := build(formPart{name: "instructions", encoding: "base64", body: []byte(base64.StdEncoding.EncodeToString(analyze))})
-		expect(t, g, "/build", key, ct3, body3, 200, "11.5", "54")
+		expectPSPDFKit(t, g, "/build", key, ct3, body3, 200, "11.5", "54")
 		before := ex.up.requests.Load()
 
 		nested, nestedBody := formBody(t, formPart{name: "instructions", body: analyze})
@@ -146,4 +149,33 @@ func TestSeedPSPDFKitMultipartBuildAndQuote(t *testing.T) {
 		}
 		g.assertBalance("ex_pspdfkit_mp", 54, 0)
 	})
+}
+
+// pspdfkitCost is where docs/examples/pspdfkit.Caddyfile sends the cost,
+// as PSPDFKit's API does (cost_header).
+const pspdfkitCost = "X-Pspdfkit-Request-Cost"
+
+// expectPSPDFKit is expect for the PSPDFKit example's header names.
+func expectPSPDFKit(t *testing.T, g *gateway, path, key, ct string, body []byte, status int, cost, remaining string) {
+	t.Helper()
+	resp, raw := g.post(path, key, ct, body)
+	if resp.StatusCode != status {
+		t.Fatalf("POST %s: HTTP %d, want %d: %s", path, resp.StatusCode, status, raw)
+	}
+	assertNamed(t, resp, pspdfkitCost, cost, remaining)
+}
+
+// assertNamed checks the cost under costName, the remaining credits under
+// the default name, and no cost under the default name.
+func assertNamed(t *testing.T, resp *http.Response, costName, cost, remaining string) {
+	t.Helper()
+	if got := resp.Header.Values(costName); len(got) != 1 || got[0] != cost {
+		t.Errorf("%s = %q, want %q", costName, got, cost)
+	}
+	if got := resp.Header.Get(HeaderRemaining); got != remaining {
+		t.Errorf("%s = %q, want %q", HeaderRemaining, got, remaining)
+	}
+	if v := resp.Header.Values(HeaderCost); len(v) != 0 {
+		t.Errorf("%s sent under its default name too: %q", HeaderCost, v)
+	}
 }
