@@ -17,6 +17,11 @@
 #                 walk)
 #   ENCRYPT=1     encrypt the PDF (owner password only): pdfcpu, the
 #                 fallback reader that holds the whole document, counts it
+#   BOMB=1        send instead a one-page PDF of MB megabytes whose object
+#                 stream is a flate bomb (1 MB inflates to about 1 GB; the
+#                 scanner stops at 64 MB): every upload must be refused,
+#                 422 or 503, within count_memory (issue 14: 32 x 1 MB
+#                 under 512 MB RSS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONC=${CONC:-16}
@@ -42,17 +47,22 @@ if [ -z "${BIN:-}" ]; then
 fi
 go build -o "$TMP/upstream" ./bench/upstream
 
-# The largest real PDFs until MB megabytes, merged (symlinks: names
-# without spaces for qpdf).
-echo "merging a ${MB} MB PDF..." >&2
-mkdir "$TMP/in"
-find /usr/share/doc -name '*.pdf' -type f -printf '%s %p\n' | sort -nr |
-	awk -v want=$((MB * 800000)) 's < want { s += $1; sub(/^[0-9]+ /, ""); print }' >"$TMP/list"
-i=0
-while read -r path; do i=$((i + 1)); ln -s "$path" "$TMP/in/$i.pdf"; done <"$TMP/list"
-objstm=()
-if [ -n "${OBJSTM:-}" ]; then objstm=(--object-streams=generate); fi
-qpdf --no-warn --warning-exit-0 "${objstm[@]}" --empty --pages "$TMP"/in/*.pdf -- "$TMP/doc.pdf"
+if [ -n "${BOMB:-}" ]; then
+	echo "writing a ${MB} MB object-stream bomb..." >&2
+	go run ./bench/mkpdf -bomb -size $((MB * 1000000)) -o "$TMP/doc.pdf"
+else
+	# The largest real PDFs until MB megabytes, merged (symlinks: names
+	# without spaces for qpdf).
+	echo "merging a ${MB} MB PDF..." >&2
+	mkdir "$TMP/in"
+	find /usr/share/doc -name '*.pdf' -type f -printf '%s %p\n' | sort -nr |
+		awk -v want=$((MB * 800000)) 's < want { s += $1; sub(/^[0-9]+ /, ""); print }' >"$TMP/list"
+	i=0
+	while read -r path; do i=$((i + 1)); ln -s "$path" "$TMP/in/$i.pdf"; done <"$TMP/list"
+	objstm=()
+	if [ -n "${OBJSTM:-}" ]; then objstm=(--object-streams=generate); fi
+	qpdf --no-warn --warning-exit-0 "${objstm[@]}" --empty --pages "$TMP"/in/*.pdf -- "$TMP/doc.pdf"
+fi
 if [ -n "${ENCRYPT:-}" ]; then
 	qpdf --encrypt "" owner 256 -- "$TMP/doc.pdf" "$TMP/enc.pdf"
 	mv "$TMP/enc.pdf" "$TMP/doc.pdf"
@@ -91,7 +101,7 @@ elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}'
 sleep 0.3
 kill $sampler 2>/dev/null || true
 
-ok=0 busy=0 other=0 charged=0
+ok=0 busy=0 unreadable=0 other=0 charged=0
 for ((n = 1; n <= CONC; n++)); do
 	case $(cat "$TMP/code.$n") in
 	200)
@@ -100,12 +110,13 @@ for ((n = 1; n <= CONC; n++)); do
 		[ "$cost" = "$PAGES" ] && charged=$((charged + 1)) || echo "upload $n: charged '$cost', want $PAGES" >&2
 		;;
 	503) busy=$((busy + 1)) ;;
+	422) [ -n "${BOMB:-}" ] && unreadable=$((unreadable + 1)) || { other=$((other + 1)); echo "upload $n: 422 $(head -c 300 "$TMP/body.$n")" >&2; } ;;
 	*) other=$((other + 1)); echo "upload $n: $(cat "$TMP/code.$n") $(head -c 300 "$TMP/body.$n")" >&2 ;;
 	esac
 done
 echo "document: $PAGES pages, $((SIZE / 1000000)) MB; $CONC concurrent uploads in ${elapsed}s"
 echo "gateway RSS: idle $idle MB, peak sampled $(sort -n "$TMP/rss" | tail -1 | awk '{print int($1/1024)}') MB, VmHWM $(awk '/VmHWM/ {print int($2/1024)}' /proc/$gw/status) MB"
-echo "status: $ok x 200, $busy x 503, $other other; 200s charged $PAGES credits: $charged of $ok"
+echo "status: $ok x 200, $busy x 503, $unreadable x 422, $other other; 200s charged $PAGES credits: $charged of $ok"
 if [ "$busy" -gt 0 ]; then
 	echo "503 Retry-After: $(awk -F': ' 'tolower($1) == "retry-after" {print $2}' "$TMP"/head.* | sort -u | tr -d '\r' | tr '\n' ' ')"
 fi

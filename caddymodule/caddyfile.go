@@ -211,6 +211,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		memory_threshold <size>
 //		temp_dir         <path>
 //		max_files        <n>
+//		max_pages        <n>
 //		count_timeout    <duration>
 //		reservation_ttl  <duration>
 //		test             simulate|forward
@@ -271,6 +272,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.MaxFiles, err = strconv.Atoi(s)
 				if err != nil || h.MaxFiles < 1 {
 					err = d.Errf("meter: max_files: expected a positive integer, got %q", s)
+				}
+			}
+		case "max_pages":
+			var s string
+			if s, err = oneArg(d); err == nil {
+				h.MaxPages, err = strconv.ParseInt(s, 10, 64)
+				if err != nil || h.MaxPages < 1 {
+					err = d.Errf("meter: max_pages: expected a positive integer, got %q", s)
 				}
 			}
 		case "count_timeout":

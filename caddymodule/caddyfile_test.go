@@ -63,6 +63,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 		memory_threshold 256KiB
 		temp_dir /var/tmp
 		max_files 5
+		max_pages 2000
 		count_timeout 3s
 		reservation_ttl 2m
 	}
@@ -75,7 +76,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 		t.Errorf("meter app:\n got %s\nwant %s", app, want)
 	}
 	h, _ := json.Marshal(find(m, "meter"))
-	want := `{"count_timeout":3000000000,"handler":"meter","key_header":"X-API-Key","max_body":10000000,"max_files":5,"memory_threshold":262144,"reservation_ttl":120000000000,"route":"convert","rules":[{"per_page":0.5}],"temp_dir":"/var/tmp"}`
+	want := `{"count_timeout":3000000000,"handler":"meter","key_header":"X-API-Key","max_body":10000000,"max_files":5,"max_pages":2000,"memory_threshold":262144,"reservation_ttl":120000000000,"route":"convert","rules":[{"per_page":0.5}],"temp_dir":"/var/tmp"}`
 	if string(h) != want {
 		t.Errorf("meter handler:\n got %s\nwant %s", h, want)
 	}
@@ -101,6 +102,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"extra argument", ":80 {\n\tmeter {\n\t\tper_page 1 2\n\t}\n}", `per_page takes one value, got extra "2"`},
 		{"missing value", ":80 {\n\tmeter {\n\t\tper_page\n\t}\n}", "per_page needs a value"},
 		{"bad max_files", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tmax_files 0\n\t}\n}", "max_files: expected a positive integer"},
+		{"bad max_pages", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\tmax_pages 1e6\n\t}\n}", "max_pages: expected a positive integer"},
 		{"unknown global option", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredsi y\n\t}\n}\n:80 {\n\trespond ok\n}", `unknown option "redsi"`},
 		{"bad redis_batch", "{\n\tmeter {\n\t\tredis redis://x\n\t\tredis_batch 0\n\t}\n}\n:80 {\n\trespond ok\n}", `redis_batch "0" is not a number from 1 to 256, at Caddyfile:4`},
 		{"bad test mode", ":80 {\n\tmeter {\n\t\tper_page 1\n\t\ttest live\n\t}\n}", `test: expected simulate or forward, got "live", at Caddyfile:4`},

@@ -35,7 +35,7 @@ func statusOf(code string) int {
 		return http.StatusGone
 	case meter.ECodeAccountDisabled, meter.ECodeTestKeyNotAllowed:
 		return http.StatusForbidden
-	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded:
+	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded, meter.ECodeTooManyPages:
 		return http.StatusRequestEntityTooLarge
 	case meter.ECodeUnsupportedMediaType, meter.ECodeUnsupportedContent, meter.ECodeUnsupportedEncoding:
 		return http.StatusUnsupportedMediaType

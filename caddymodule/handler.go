@@ -78,6 +78,12 @@ type Handler struct {
 	// is a 400. Default: 100.
 	MaxFiles int `json:"max_files,omitempty"`
 
+	// MaxPages is the most pages one request may carry, all its documents
+	// together; more gets 413 too_many_pages before anything is forwarded,
+	// and counting stops as soon as a document is known to exceed it.
+	// Default: 100000.
+	MaxPages int64 `json:"max_pages,omitempty"`
+
 	// CountTimeout bounds the time spent measuring one request's body
 	// (opening documents, counting pages); past it the request gets 422
 	// unreadable_document. Default: 10s.
@@ -171,6 +177,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxFiles == 0 {
 		h.MaxFiles = 100
 	}
+	if h.MaxPages == 0 {
+		h.MaxPages = 100_000
+	}
 	if h.CountTimeout == 0 {
 		h.CountTimeout = caddy.Duration(10 * time.Second)
 	}
@@ -244,8 +253,8 @@ func (h *Handler) Validate() error {
 	switch {
 	case len(h.Rules) == 0:
 		return errors.New("meter: no pricing rule: add one, e.g. `per_page 1`")
-	case h.MaxBody < 0, h.MemoryThreshold < 0, h.MaxFiles < 0:
-		return errors.New("meter: max_body, memory_threshold and max_files must not be negative")
+	case h.MaxBody < 0, h.MemoryThreshold < 0, h.MaxFiles < 0, h.MaxPages < 0:
+		return errors.New("meter: max_body, memory_threshold, max_files and max_pages must not be negative")
 	case h.CountTimeout < 0, h.ReservationTTL < 0:
 		return errors.New("meter: count_timeout and reservation_ttl must not be negative")
 	case h.Test != TestSimulate && h.Test != TestForward:
@@ -315,6 +324,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if f.Pages > 0 {
 			observePages(f.Kind, f.Pages)
 		}
+	}
+	if n := int64(rq.in.Usage.Pages); n > h.MaxPages {
+		rq.refuse(w, meter.Errorf(meter.ECodeTooManyPages, "the request has %d pages, more than the %d this route accepts", n, h.MaxPages).
+			With("pages_at_least", n).With("max_pages", h.MaxPages))
+		return nil
 	}
 
 	_, span = startSpan(ctx, tr, spanPrice, nil)
@@ -504,6 +518,7 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 	}
 	if jsonPart || h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
+		opts.PDF.MaxPages = h.MaxPages // not for the upstream's output pages
 		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
 		cancel()
 		u := in.Usage

@@ -56,6 +56,10 @@ const (
 	ECodeRateLimited = "rate_limited"
 )
 
+// ECodeTooManyPages: a request with more pages than its route's max_pages
+// (413), refused before it is forwarded.
+const ECodeTooManyPages = "too_many_pages"
+
 // Error is a domain error with a stable code, a message safe to show to
 // a client, and optional details that are rendered next to them.
 type Error struct {

@@ -46,7 +46,7 @@ func BenchmarkPageClasses(b *testing.B) {
 		{Name: "drawing", PerPage: *c("10"), LargerThan: "11x17in"},
 		{Name: "document", PerPage: *c("1")},
 	}}})
-	in := pricing.Input{Usage: usage.Usage{Pages: info.Pages, Files: []usage.File{{Kind: usage.KindPDF, Pages: info.Pages, PageSizes: info.Boxes}}}}
+	in := pricing.Input{Usage: usage.Usage{Pages: info.Pages, Files: []usage.File{{Kind: usage.KindPDF, Pages: info.Pages, PageSizes: info.Sizes}}}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if q, _ := rules.Quote(in); q.Total != *c("190") {

@@ -151,16 +151,14 @@ func (r *classRule) Lines(in Input) ([]Line, error) {
 	counts := make([]int64, len(r.classes))
 	last := len(r.classes) - 1
 	for _, f := range in.Usage.Files {
-		n := f.Pages
-		boxes := f.PageSizes
-		if len(boxes) > n {
-			boxes = boxes[:n]
-		}
-		for _, b := range boxes {
-			counts[r.classOf(b)]++
+		left := int64(f.Pages)
+		for _, s := range f.PageSizes {
+			n := min(int64(s.Pages), left)
+			counts[r.classOf(s.Box)] += n
+			left -= n
 		}
 		// Images, and pages whose box is unknown, are of the default class.
-		counts[last] += int64(n - len(boxes))
+		counts[last] += left
 	}
 	if len(in.Usage.Files) == 0 {
 		counts[last] = int64(in.Usage.Pages)

@@ -63,7 +63,7 @@ func TestPageClasses(t *testing.T) {
 		{"mixed", []usage.PageBox{box(612, 792, 0), box(2592, 1728, 0), box(612, 792, 180), box(1728, 2592, 90)}, "2", "2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			u := files(usage.File{Kind: usage.KindPDF, Pages: len(tt.boxes), PageSizes: tt.boxes})
+			u := files(usage.File{Kind: usage.KindPDF, Pages: len(tt.boxes), PageSizes: each(tt.boxes...)})
 			for rules, want := range map[*Rules]string{&rs: tt.want, &onA3: tt.wantA} {
 				q, err := rules.Quote(Input{Usage: u})
 				if err != nil {
@@ -81,8 +81,8 @@ func TestPageClasses(t *testing.T) {
 	t.Run("images, missing boxes and many files", func(t *testing.T) {
 		u := files(
 			usage.File{Kind: usage.KindImage, Pages: 1},
-			usage.File{Kind: usage.KindPDF, Pages: 3, PageSizes: []usage.PageBox{box(2592, 1728, 0)}},
-			usage.File{Kind: usage.KindPDF, Pages: 2, PageSizes: []usage.PageBox{box(2592, 1728, 0), box(612, 792, 0)}},
+			usage.File{Kind: usage.KindPDF, Pages: 3, PageSizes: each(box(2592, 1728, 0))},
+			usage.File{Kind: usage.KindPDF, Pages: 2, PageSizes: each(box(2592, 1728, 0), box(612, 792, 0))},
 			usage.File{Kind: usage.KindOther},
 		)
 		q, _ := rs.Quote(Input{Usage: u})
@@ -106,9 +106,42 @@ func TestPageClasses(t *testing.T) {
 			{Name: "drawing", PerPage: cr("10"), LargerThan: "11x17in"},
 			{Name: "document", PerPage: cr("1")},
 		}})
-		u := files(usage.File{Kind: usage.KindPDF, Pages: 3, PageSizes: []usage.PageBox{box(2592, 3456, 0), box(1224, 1584, 0), box(612, 792, 0)}})
+		u := files(usage.File{Kind: usage.KindPDF, Pages: 3, PageSizes: each(box(2592, 3456, 0), box(1224, 1584, 0), box(612, 792, 0))})
 		if got := total(t, three, Input{Usage: u}); got != cr("31") {
 			t.Errorf("total %s", got)
 		}
 	})
+}
+
+// each gives every box one page.
+func each(boxes ...usage.PageBox) []usage.PageSize {
+	out := make([]usage.PageSize, len(boxes))
+	for i, b := range boxes {
+		out[i] = usage.PageSize{Box: b, Pages: 1}
+	}
+	return out
+}
+
+// Pages repeated through a shared page tree come as a few sizes with
+// large counts; they are priced exactly, and a size list that claims more
+// pages than the file has is cut to its pages.
+func TestClassesCountedSizes(t *testing.T) {
+	rs := mustCompile(t, Spec{PageClasses: []PageClass{
+		{Name: "drawing", PerPage: cr("10"), LargerThan: "11x17in"},
+		{Name: "document", PerPage: cr("1")},
+	}})
+	u := files(usage.File{Kind: usage.KindPDF, Pages: 1<<40 + 7, PageSizes: []usage.PageSize{
+		{Box: box(2592, 1728, 0), Pages: 1 << 40}, {Box: box(612, 792, 0), Pages: 3},
+	}})
+	q, err := rs.Quote(Input{Usage: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Lines[0].Units != 1<<40 || q.Lines[1].Units != 7 {
+		t.Errorf("lines = %+v, want 2^40 drawing pages and 7 document pages (4 without a box)", q.Lines)
+	}
+	u = files(usage.File{Kind: usage.KindPDF, Pages: 2, PageSizes: []usage.PageSize{{Box: box(2592, 1728, 0), Pages: 5}}})
+	if q, _ := rs.Quote(Input{Usage: u}); q.Lines[0].Units != 2 || q.Lines[1].Units != 0 {
+		t.Errorf("lines = %+v, want 2 drawing pages", q.Lines)
+	}
 }

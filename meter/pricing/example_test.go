@@ -72,7 +72,7 @@ func ExampleCompile_pageClasses() {
 	pdf := pdftest.Sized(pdftest.Letter, pdftest.A3, [2]float64{1191, 842}, pdftest.Letter)
 	info, _ := usage.ScanPDF(context.Background(), bytes.NewReader(pdf), int64(len(pdf)), usage.PDFLimits{})
 	in := pricing.Input{Usage: usage.Usage{Pages: info.Pages, Files: []usage.File{
-		{Kind: usage.KindPDF, Pages: info.Pages, PageSizes: info.Boxes},
+		{Kind: usage.KindPDF, Pages: info.Pages, PageSizes: info.Sizes},
 		{Kind: usage.KindImage, Pages: 1},
 	}}}
 	q, _ := rules.Quote(in)

@@ -101,6 +101,17 @@ func (g *grant) grow(ctx context.Context, n int64) error {
 	return nil
 }
 
+// add raises the grant by n bytes, waiting as grow does.
+func (g *grant) add(ctx context.Context, n int64) error {
+	if g.b == nil {
+		return nil
+	}
+	g.mu.Lock()
+	target := g.n + n
+	g.mu.Unlock()
+	return g.grow(ctx, target)
+}
+
 // release gives back all the grant holds; it may be called more than once.
 func (g *grant) release() {
 	if g.b == nil {

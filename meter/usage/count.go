@@ -27,6 +27,10 @@ type PDFLimits struct {
 	// MaxDepth is the deepest page tree accepted. Default 64: real trees
 	// are balanced and rarely deeper than 6.
 	MaxDepth int
+	// MaxPages is the most pages one document may have: past it, reading
+	// stops as soon as it knows, with too_many_pages. 0: no limit (the
+	// gateway sets its max_pages, default 100,000).
+	MaxPages int64
 }
 
 const (
@@ -166,7 +170,10 @@ func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budg
 func pdfError(ctx context.Context, err error) error {
 	var be *errBusy
 	var re *readError
+	var me *meter.Error
 	switch {
+	case errors.As(err, &me):
+		return me // too_many_pages: already what the caller gets
 	case errors.Is(ctx.Err(), context.Canceled):
 		return context.Canceled // a client that went away is not a bad document
 	case errors.As(err, &be):

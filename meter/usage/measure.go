@@ -87,9 +87,9 @@ type File struct {
 	Kind        string // KindPDF, KindImage or KindOther, from the content
 	Size        int64  // bytes, decoded (Content-Encoding, transfer encoding, base64)
 	Pages       int    // PDF pages; 1 for an image; 0 otherwise
-	// PageSizes has the box of each PDF page, in order, for page classes
-	// by size; nil for other kinds.
-	PageSizes []PageBox
+	// PageSizes has the distinct boxes of the PDF's pages with how many
+	// pages have each, for page classes by size; nil for other kinds.
+	PageSizes []PageSize
 }
 
 // Usage is what one request consumes.
@@ -275,7 +275,7 @@ func countFile(ctx context.Context, f *File, r io.ReaderAt, v verdict, opts Opti
 			}
 			return err
 		}
-		f.Pages, f.PageSizes = info.Pages, info.Boxes
+		f.Pages, f.PageSizes = info.Pages, info.Sizes
 	}
 	return nil
 }

@@ -30,8 +30,8 @@ func measureBytes(t *testing.T, contentType string, body []byte, opts Options) (
 	// Every PDF page has its box; TestMeasurePageSizes checks their values,
 	// the other tests compare the rest.
 	for i := range u.Files {
-		if f := &u.Files[i]; len(f.PageSizes) != f.Pages && f.Kind == KindPDF {
-			t.Errorf("%s: %d page sizes for %d pages", f.Name, len(f.PageSizes), f.Pages)
+		if f := &u.Files[i]; sized(f.PageSizes) != f.Pages && f.Kind == KindPDF {
+			t.Errorf("%s: %d page sizes for %d pages", f.Name, sized(f.PageSizes), f.Pages)
 		}
 		u.Files[i].PageSizes = nil
 	}
@@ -218,9 +218,9 @@ func TestMeasurePageSizes(t *testing.T) {
 		t.Fatal(err)
 	}
 	letter := [4]float32{0, 0, 612, 792}
-	want := []PageBox{
-		{MediaBox: letter, CropBox: letter, Rotate: 90},
-		{MediaBox: [4]float32{0, 0, 1224, 1584}, CropBox: [4]float32{0, 0, 1224, 792}, Rotate: 90},
+	want := []PageSize{
+		{Box: PageBox{MediaBox: letter, CropBox: letter, Rotate: 90}, Pages: 1},
+		{Box: PageBox{MediaBox: [4]float32{0, 0, 1224, 1584}, CropBox: [4]float32{0, 0, 1224, 792}, Rotate: 90}, Pages: 1},
 	}
 	if got := u.Files[0].PageSizes; !reflect.DeepEqual(got, want) {
 		t.Errorf("PageSizes = %+v\nwant        %+v", got, want)

@@ -27,7 +27,7 @@ import (
 // The document is read into memory once: checkStreamLengths scans it, and
 // pdfcpu, which seeks and reads in small pieces, runs several times faster
 // on memory than on a file.
-func countPages(ctx context.Context, rs io.ReadSeeker, size int64, lim PDFLimits) (int, []PageBox, error) {
+func countPages(ctx context.Context, rs io.ReadSeeker, size int64, lim PDFLimits) (int, []PageSize, error) {
 	if _, err := rs.Seek(0, io.SeekStart); err != nil {
 		return 0, nil, &readError{err}
 	}
@@ -52,7 +52,15 @@ func countPages(ctx context.Context, rs io.ReadSeeker, size int64, lim PDFLimits
 	if err != nil {
 		return 0, nil, classifyReadError(err)
 	}
-	return walkPageTree(ctx, pc.XRefTable, lim.MaxDepth)
+	n, sizes, err := walkPageTree(ctx, pc.XRefTable, lim)
+	if err != nil {
+		return 0, nil, err
+	}
+	p, err := pdfscan.Pages{Count: n, Sizes: sizes}.AtLeast(pdfscan.LinearizedPages(bytes.NewReader(b), size), lim.MaxPages)
+	if err != nil {
+		return 0, nil, walkError(err)
+	}
+	return p.Count, p.Sizes, nil
 }
 
 // readConfig is a configuration for reading only. It is built by hand
@@ -63,7 +71,7 @@ func readConfig(size int64, lim PDFLimits) *model.Configuration {
 	// No stream can be longer than the file: pdfcpu allocates a declared
 	// /Length up front, so a lying /Length must not exceed what exists.
 	limits.MaxStreamBytes = min(lim.MaxStreamBytes, size)
-	limits.MaxDecodeBytes = lim.MaxDecodeBytes
+	limits.MaxDecodeBytes = fallbackDecode(size, lim)
 	limits.MaxObjectCount = lim.MaxObjects
 	limits.MaxXRefEntries = lim.MaxObjects
 	limits.MaxObjectStreamCount = min(limits.MaxObjectStreamCount, lim.MaxObjects)
@@ -88,12 +96,9 @@ func classifyReadError(err error) error {
 	return unreadable(ReasonDamaged, "%w", err)
 }
 
-// walkPageTree counts the leaves reachable from the catalog's /Pages. /Count
-// is never read: a hostile one could claim any number. Each indirect node
-// is visited once (cycles and shared kids add nothing) and depth is
-// bounded, so the walk is linear in the size of the tree. It follows the
-// same rules as pdfscan's walk, boxes included.
-func walkPageTree(ctx context.Context, xt *model.XRefTable, maxDepth int) (int, []PageBox, error) {
+// walkPageTree counts the pages of the tree pdfcpu read, with the same
+// walk as the scanner (pdfscan.Walk; its doc says what a page is).
+func walkPageTree(ctx context.Context, xt *model.XRefTable, lim PDFLimits) (int, []PageSize, error) {
 	if xt == nil || xt.Root == nil {
 		return 0, nil, unreadable(ReasonDamaged, "no document catalog")
 	}
@@ -105,98 +110,83 @@ func walkPageTree(ctx context.Context, xt *model.XRefTable, maxDepth int) (int, 
 	if !ok {
 		return 0, nil, unreadable(ReasonDamaged, "catalog has no /Pages")
 	}
-
-	type node struct {
-		obj   types.Object
-		depth int
-		inh   pageAttrs
+	p, err := pdfscan.Walk(ctx, pdfcpuTree{xt}, pages, pdfscan.WalkLimits{
+		MaxDepth: lim.MaxDepth,
+		MaxPages: lim.MaxPages,
+		MaxSteps: 4 * lim.MaxObjects,
+	})
+	if err != nil {
+		return 0, nil, walkError(err)
 	}
-	visited := map[int]bool{}
-	stack := []node{{obj: pages}}
-	var boxes []PageBox
-	for steps := 0; len(stack) > 0; steps++ {
-		if steps%4096 == 0 && ctx.Err() != nil {
-			return 0, nil, ctx.Err()
-		}
-		n := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-
-		if ir, ok := n.obj.(types.IndirectRef); ok {
-			nr := ir.ObjectNumber.Value()
-			if visited[nr] {
-				continue
-			}
-			visited[nr] = true
-		}
-		o, err := xt.Dereference(n.obj)
-		if err != nil {
-			return 0, nil, unreadable(ReasonDamaged, "page tree node: %w", err)
-		}
-		d, ok := o.(types.Dict)
-		if !ok {
-			continue // a null or dangling kid holds no page
-		}
-
-		a := inheritAttrs(xt, d, n.inh)
-		typ := d.Type()
-		kids, hasKids := d.Find("Kids")
-		if (typ != nil && *typ == "Page") || (typ == nil && !hasKids) {
-			boxes = append(boxes, pdfscan.NewPageBox(a.media, a.crop, a.rotate))
-			continue
-		}
-		if !hasKids {
-			continue // an empty /Pages node
-		}
-		if n.depth >= maxDepth {
-			return 0, nil, unreadable(ReasonTooLarge, "page tree deeper than %d", maxDepth)
-		}
-		if ir, ok := kids.(types.IndirectRef); ok {
-			if visited[ir.ObjectNumber.Value()] {
-				continue
-			}
-			visited[ir.ObjectNumber.Value()] = true
-		}
-		arr, err := xt.DereferenceArray(kids)
-		if err != nil {
-			return 0, nil, unreadable(ReasonDamaged, "page tree /Kids: %w", err)
-		}
-		// Push in reverse so that pages are visited in document order.
-		for i := len(arr) - 1; i >= 0; i-- {
-			stack = append(stack, node{arr[i], n.depth + 1, a})
-		}
-	}
-	if len(boxes) == 0 {
-		// Viewers that rebuild a broken page tree would still show pages:
-		// fail closed rather than charge nothing.
-		return 0, nil, unreadable(ReasonDamaged, "no pages reachable from /Pages")
-	}
-	return len(boxes), boxes, nil
+	return p.Count, p.Sizes, nil
 }
 
-// pageAttrs are the inheritable attributes of a page tree node.
-type pageAttrs struct {
-	media, crop []float64
-	rotate      int64
-}
+// pdfcpuTree is the pdfscan.Tree of a document pdfcpu read. Values that do
+// not resolve are ignored (pdfcpu repaired what it could), as pdfscan
+// ignores malformed ones.
+type pdfcpuTree struct{ xt *model.XRefTable }
 
-// inheritAttrs returns the attributes of d: its own, else its parent's.
-// Values that do not resolve are ignored, as pdfscan ignores malformed ones.
-func inheritAttrs(xt *model.XRefTable, d types.Dict, parent pageAttrs) pageAttrs {
-	a := parent
-	if r := pdfcpuRect(xt, d, "MediaBox"); r != nil {
-		a.media = r
+func (t pdfcpuTree) Node(v any) (pdfscan.TreeNode, error) {
+	var n pdfscan.TreeNode
+	o, _ := v.(types.Object)
+	if ir, ok := o.(types.IndirectRef); ok {
+		n.Num = ir.ObjectNumber.Value()
 	}
-	if r := pdfcpuRect(xt, d, "CropBox"); r != nil {
-		a.crop = r
+	o, err := t.xt.Dereference(o)
+	if err != nil {
+		return n, unreadable(ReasonDamaged, "page tree node: %w", err)
 	}
-	if v, ok := d.Find("Rotate"); ok {
-		if o, err := xt.Dereference(v); err == nil {
-			if f, ok := pdfcpuNumber(o); ok {
-				a.rotate = int64(f)
-			}
+	d, ok := o.(types.Dict)
+	if !ok {
+		return n, nil
+	}
+	n.Dict = true
+	if typ := d.Type(); typ != nil && *typ == "Page" {
+		n.Page = true
+	}
+	if k, ok := d.Find("Kids"); ok && k != nil {
+		n.Kids = k
+		if o, err := t.xt.Dereference(k); err == nil && o == nil {
+			n.Kids = nil // a reference to null is no /Kids (qpdf: a page)
 		}
 	}
-	return a
+	n.Media, n.Crop = pdfcpuRect(t.xt, d, "MediaBox"), pdfcpuRect(t.xt, d, "CropBox")
+	if r, ok := t.number(d, "Rotate"); ok {
+		n.Rotate, n.HasRotate = int64(r), true
+	}
+	if c, ok := t.number(d, "Count"); ok {
+		n.Count = int64(min(c, 1<<60))
+	}
+	return n, nil
+}
+
+func (t pdfcpuTree) Kids(v any) (int, []any, error) {
+	num := 0
+	o, _ := v.(types.Object)
+	if ir, ok := o.(types.IndirectRef); ok {
+		num = ir.ObjectNumber.Value()
+	}
+	arr, err := t.xt.DereferenceArray(o)
+	if err != nil {
+		return num, nil, nil // not an array: no kids
+	}
+	items := make([]any, len(arr))
+	for i, e := range arr {
+		items[i] = e
+	}
+	return num, items, nil
+}
+
+func (t pdfcpuTree) number(d types.Dict, key string) (float64, bool) {
+	v, ok := d.Find(key)
+	if !ok {
+		return 0, false
+	}
+	o, err := t.xt.Dereference(v)
+	if err != nil {
+		return 0, false
+	}
+	return pdfcpuNumber(o)
 }
 
 func pdfcpuRect(xt *model.XRefTable, d types.Dict, key string) []float64 {

@@ -108,7 +108,7 @@ func hostile(t testing.TB) []struct {
 	noPages.set(2, "<</Type /Pages /Kids [] /Count 5>>")
 
 	danglingKids := newDoc(2, 10)
-	danglingKids.set(2, "<</Type /Pages /Kids [4 0 R 99 0 R null 7 6 0 R] /Count 4>>")
+	danglingKids.set(2, "<</Type /Pages /Kids [4 0 R 99 0 R null 7 6 0 R] /Count 2>>")
 
 	userPassword := readTestdata(t, "encrypted-user.pdf")
 
@@ -124,8 +124,9 @@ func hostile(t testing.TB) []struct {
 		reason string
 	}{
 		{"valid control", valid, PDFLimits{}, 3, ""},
-		{"page tree loop counts reachable pages", loop.bytes(1), PDFLimits{}, 2, ""},
-		{"huge /Count is ignored", hugeCount.bytes(1), PDFLimits{}, 2, ""},
+		{"page tree loop", loop.bytes(1), PDFLimits{}, 0, ReasonDamaged},
+		{"huge root /Count is what readers report", hugeCount.bytes(1), PDFLimits{}, 1e9, ""},
+		{"huge root /Count over max_pages", hugeCount.bytes(1), PDFLimits{MaxPages: 1000}, 0, meter.ECodeTooManyPages},
 		{"direct /Pages dict", directPages.bytes(1), PDFLimits{}, 2, ""},
 		{"dangling and null kids are skipped", danglingKids.bytes(1), PDFLimits{}, 2, ""},
 		{"deep tree within limit", deepTree(40), PDFLimits{}, 1, ""},
@@ -187,6 +188,12 @@ func TestCountPDFPagesHostile(t *testing.T) {
 				}
 				if got != tc.pages {
 					t.Errorf("pages = %d, want %d", got, tc.pages)
+				}
+				return
+			}
+			if tc.reason == meter.ECodeTooManyPages {
+				if meter.ErrorCode(err) != meter.ECodeTooManyPages {
+					t.Fatalf("err = %v, want too_many_pages", err)
 				}
 				return
 			}

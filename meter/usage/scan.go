@@ -3,8 +3,10 @@ package usage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
+	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/usage/pdfscan"
 )
 
@@ -12,6 +14,11 @@ import (
 // MediaBox) and Rotate, inherited from the page tree as readers do. Its
 // Size method gives the displayed size in points, for page classes.
 type PageBox = pdfscan.PageBox
+
+// PageSize is a page box and how many pages of a document have it: a
+// document that repeats its pages 2^40 times has a few of these, not 2^40
+// boxes.
+type PageSize = pdfscan.PageSize
 
 // How a PDF was read, in PDFInfo.Method.
 const (
@@ -26,9 +33,12 @@ const (
 
 // PDFInfo is what reading a PDF found.
 type PDFInfo struct {
-	Pages  int
-	Boxes  []PageBox // one per page, in document order
-	Method string    // MethodScan or MethodPDFCPU
+	Pages int
+	// Sizes are the distinct page boxes, in order of first occurrence,
+	// with their pages; they sum to Pages, or less when the root's /Count
+	// says more pages than the tree has (those have no known box).
+	Sizes  []PageSize
+	Method string // MethodScan or MethodPDFCPU
 }
 
 // scanPDF reads the document with the lazy scanner and falls back to pdfcpu
@@ -52,30 +62,58 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *g
 		MaxDecodeBytes: lim.MaxDecodeBytes,
 		MaxObjects:     lim.MaxObjects,
 		MaxDepth:       lim.MaxDepth,
+		MaxPages:       lim.MaxPages,
+		// Decoding past the scanner's allowance draws from the budget too:
+		// a flate bomb in an object stream waits for its memory, then is
+		// refused (server_busy), instead of exhausting it.
+		Grow: func(n int64) error { return g.add(ctx, n) },
 	})
 	var re *pdfscan.ReadError
 	switch {
 	case err == nil:
-		return PDFInfo{Pages: info.Pages, Boxes: info.Boxes, Method: MethodScan}, nil
+		return PDFInfo{Pages: info.Pages, Sizes: info.Sizes, Method: MethodScan}, nil
 	case ctx.Err() != nil:
 		return PDFInfo{}, ctx.Err()
 	case errors.As(err, &re):
 		return PDFInfo{}, &readError{re.Err}
-	case errors.Is(err, pdfscan.ErrLimit):
-		return PDFInfo{}, unreadable(ReasonTooLarge, "%w", err)
+	case errors.Is(err, pdfscan.ErrMemory):
+		return PDFInfo{}, err // server_busy, or too_large past the whole budget
+	case errors.Is(err, pdfscan.ErrLimit), errors.Is(err, pdfscan.ErrCycle),
+		errors.Is(err, pdfscan.ErrTooManyPages):
+		// Final: the page tree is what it is, pdfcpu would read the same.
+		return PDFInfo{}, walkError(err)
 	}
 	// The scanner's memory is garbage now. Giving its share back before
 	// waiting for the fallback's means no document holds memory while it
 	// waits for more, so two fallbacks cannot block each other.
 	g.release()
-	if err := g.grow(ctx, fallbackNeed(size)); err != nil {
+	if err := g.grow(ctx, fallbackNeed(size)+2*fallbackDecode(size, lim)); err != nil {
 		return PDFInfo{}, err
 	}
-	n, boxes, err := countPages(ctx, io.NewSectionReader(r, 0, size), size, lim)
+	n, sizes, err := countPages(ctx, io.NewSectionReader(r, 0, size), size, lim)
 	if err != nil {
 		return PDFInfo{}, err
 	}
-	return PDFInfo{Pages: n, Boxes: boxes, Method: MethodPDFCPU}, nil
+	return PDFInfo{Pages: n, Sizes: sizes, Method: MethodPDFCPU}, nil
+}
+
+// walkError is the error of a page tree walk that failed on the tree.
+func walkError(err error) error {
+	var tm *pdfscan.TooManyPages
+	switch {
+	case errors.As(err, &tm):
+		return &meter.Error{
+			Code:    meter.ECodeTooManyPages,
+			Message: fmt.Sprintf("the document has more than %d pages, the most this route accepts", tm.Max),
+			Details: map[string]any{"pages_at_least": tm.Pages, "max_pages": tm.Max},
+			Err:     err,
+		}
+	case errors.Is(err, pdfscan.ErrLimit):
+		return unreadable(ReasonTooLarge, "%w", err)
+	case errors.Is(err, pdfscan.ErrCycle):
+		return unreadable(ReasonDamaged, "%w", err)
+	}
+	return err
 }
 
 // Memory needs, for Budget: peaks of the Go heap, GC headroom included,
@@ -98,3 +136,12 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *g
 func scanNeed(size int64) int64 { return 8<<20 + min(size/8, 40<<20) }
 
 func fallbackNeed(size int64) int64 { return 16<<20 + 9*size }
+
+// fallbackDecode is the most one stream may decode to in pdfcpu (object
+// and xref streams, one at a time): real ones decode to 5 to 20 times
+// their size, a fraction of the file. A flate or LZW bomb that only the
+// fallback reads (encrypted, or with a broken xref) stops there, and the
+// fallback's grant covers it twice (the buffer and its regrowth).
+func fallbackDecode(size int64, lim PDFLimits) int64 {
+	return min(lim.MaxDecodeBytes, 4<<20+4*size)
+}

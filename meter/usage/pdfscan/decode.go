@@ -43,9 +43,9 @@ func (d *doc) decodeStream(dict Dict, start int64, dst []byte) ([]byte, error) {
 	var data []byte
 	switch filter {
 	case nil:
-		data, err = readInto(dst[:0], sec, lim)
+		data, err = readInto(dst[:0], sec, lim, d.reserve)
 	case Name("FlateDecode"):
-		data, err = d.inflater.inflate(sec, lim, dst[:0])
+		data, err = d.inflater.inflate(sec, lim, dst[:0], d.reserve)
 	default:
 		return nil, damaged("unsupported stream filter %v", filter)
 	}
@@ -81,7 +81,7 @@ type inflater struct {
 // writers produce, to dst. The Adler-32 checksum is not checked (PDF
 // readers ignore a wrong one); other damage is an error: half an xref
 // stream would lose objects silently.
-func (in *inflater) inflate(sec *io.SectionReader, lim int64, dst []byte) ([]byte, error) {
+func (in *inflater) inflate(sec *io.SectionReader, lim int64, dst []byte, reserve func(int64) error) ([]byte, error) {
 	if in.br == nil {
 		in.br = bufio.NewReaderSize(sec, 32<<10)
 	} else {
@@ -96,8 +96,8 @@ func (in *inflater) inflate(sec *io.SectionReader, lim int64, dst []byte) ([]byt
 	} else if err := in.fr.(flate.Resetter).Reset(in.br, nil); err != nil {
 		return nil, err
 	}
-	out, err := readInto(dst, in.fr, lim)
-	if err != nil && !errors.Is(err, ErrLimit) {
+	out, err := readInto(dst, in.fr, lim, reserve)
+	if err != nil && !errors.Is(err, ErrLimit) && !errors.Is(err, ErrMemory) {
 		return nil, damaged("flate stream: %v", err)
 	}
 	return out, err
@@ -106,8 +106,9 @@ func (in *inflater) inflate(sec *io.SectionReader, lim int64, dst []byte) ([]byt
 // readInto appends r's data to b until EOF, failing with ErrLimit past lim
 // bytes. It reads into b's spare capacity, growing it by doubling from
 // 16 KB: object streams decode to 5 to 20 times their size, so a guess
-// from the encoded size would be regrown anyway.
-func readInto(b []byte, r io.Reader, lim int64) ([]byte, error) {
+// from the encoded size would be regrown anyway. reserve, when not nil,
+// admits each larger buffer before it is allocated.
+func readInto(b []byte, r io.Reader, lim int64, reserve func(int64) error) ([]byte, error) {
 	for {
 		end := int(min(int64(cap(b)), lim+1))
 		if len(b) >= end {
@@ -115,6 +116,11 @@ func readInto(b []byte, r io.Reader, lim int64) ([]byte, error) {
 				return nil, limit("stream decodes to more than %d bytes", lim)
 			}
 			n := int(min(max(2*int64(cap(b)), 16<<10), lim+1))
+			if reserve != nil {
+				if err := reserve(int64(n + cap(b))); err != nil {
+					return nil, err
+				}
+			}
 			b = append(b, make([]byte, n-len(b))...)[:len(b)]
 			continue
 		}

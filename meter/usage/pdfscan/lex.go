@@ -40,8 +40,11 @@ type parser struct {
 	shallow bool // skip the values of unused keys (skip.go)
 }
 
+// isWhite is PDF white space, plus the vertical tab that pdfcpu (and so
+// Go upstreams) also skips: a name such as "/Kids\v[...]" must not hide
+// kids that such a reader sees.
 func isWhite(c byte) bool {
-	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0 || c == '\v'
 }
 
 func isDelim(c byte) bool {

@@ -193,6 +193,11 @@ func (d *doc) objectStream(num int) (*objStream, error) {
 	}
 	d.scratch = data[:0]
 	s := d.streams.take()
+	if cap(s.data) < len(data) {
+		if err := d.reserve(int64(len(data))); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.set(num, n, first, data); err != nil {
 		d.streams.recycle(s)
 		return nil, err

@@ -1,25 +1,8 @@
 package pdfscan
 
-// attrs are the inheritable page attributes that pricing needs.
-type attrs struct {
-	media, crop []float64 // nil when not set
-	rotate      int64
-}
-
-// node is a page tree node the walk will visit, with what it inherits.
-type node struct {
-	obj   Object
-	depth int
-	inh   attrs
-}
-
-// walkPages counts the leaves reachable from the catalog's /Pages and
-// collects their boxes. /Count is never read: a hostile one could claim any
-// number. Each indirect node is visited once (cycles and shared kids add
-// nothing) and depth is bounded, so the walk is linear in the size of the
-// tree. A leaf is a /Type /Page dictionary, or an untyped one without
-// /Kids, as poppler and qpdf read them. The nodes left to visit are
-// d.stack, where the prefetcher looks for the object streams needed next.
+// walkPages counts the pages of the tree from the catalog's /Pages with
+// Walk (tree.go says what a page is). The walk's frames are what the
+// prefetcher looks at for the object streams needed next.
 func (d *doc) walkPages() (Info, error) {
 	root, err := d.resolve(d.root)
 	if err != nil {
@@ -33,111 +16,108 @@ func (d *doc) walkPages() (Info, error) {
 	if !ok {
 		return Info{}, damaged("catalog has no /Pages")
 	}
-
-	d.visited = map[int]bool{}
-	visited := d.visited
-	d.stack = append(d.stack[:0], node{obj: pages})
-	var info Info
-	for steps := 0; len(d.stack) > 0; steps++ {
-		if steps%1024 == 0 {
-			if err := d.ctx.Err(); err != nil {
-				return Info{}, err
-			}
-		}
-		n := d.stack[len(d.stack)-1]
-		d.stack = d.stack[:len(d.stack)-1]
-		if r, ok := n.obj.(Ref); ok {
-			if visited[r.Num] {
-				continue
-			}
-			visited[r.Num] = true
-		}
-		o, err := d.resolve(n.obj)
-		if err != nil {
-			return Info{}, err
-		}
-		dict, ok := o.(Dict)
-		if !ok {
-			continue // a null or dangling kid holds no page
-		}
-		a, err := d.inherit(dict, n.inh)
-		if err != nil {
-			return Info{}, err
-		}
-		kids, hasKids := dict["Kids"]
-		if typ := dict["Type"]; typ == Name("Page") || (typ == nil && !hasKids) {
-			info.Pages++
-			info.Boxes = append(info.Boxes, NewPageBox(a.media, a.crop, a.rotate))
-			continue
-		}
-		if !hasKids {
-			continue // an empty /Pages node
-		}
-		if n.depth >= d.lim.MaxDepth {
-			return Info{}, limit("page tree deeper than %d", d.lim.MaxDepth)
-		}
-		if r, ok := kids.(Ref); ok {
-			if visited[r.Num] {
-				continue
-			}
-			visited[r.Num] = true
-		}
-		ko, err := d.resolve(kids)
-		if err != nil {
-			return Info{}, err
-		}
-		arr, _ := ko.(Array)
-		// Push in reverse so that pages come out in document order.
-		for i := len(arr) - 1; i >= 0; i-- {
-			d.stack = append(d.stack, node{arr[i], n.depth + 1, a})
-		}
+	d.walk = newWalker(d.ctx, docTree{d}, WalkLimits{
+		MaxDepth: d.lim.MaxDepth,
+		MaxPages: d.lim.MaxPages,
+		MaxSteps: 4 * d.lim.MaxObjects,
+		Grow:     d.grow,
+	})
+	p, err := d.walk.walk(pages)
+	if err != nil {
+		return Info{}, err
 	}
-	if info.Pages == 0 {
-		// Viewers that rebuild a broken page tree would still show pages:
-		// fail rather than charge nothing.
-		return Info{}, damaged("no pages reachable from /Pages")
+	if p, err = p.AtLeast(d.src.linearizedPages(), d.lim.MaxPages); err != nil {
+		return Info{}, err
 	}
-	return info, nil
+	return Info{Pages: p.Count, Sizes: p.Sizes}, nil
 }
 
-// inherit returns the attributes of a node: its own, else its parent's.
-func (d *doc) inherit(dict Dict, parent attrs) (attrs, error) {
-	a := parent
-	for _, k := range [...]Name{"MediaBox", "CropBox"} {
-		v, ok := dict[k]
-		if !ok {
-			continue
-		}
-		r, err := d.numbers(v)
-		if err != nil {
-			return attrs{}, err
-		}
-		if r == nil {
-			continue // a malformed box is ignored, not inherited over
-		}
-		if k == "MediaBox" {
-			a.media = r
-		} else {
-			a.crop = r
+// docTree is the Tree of a document read by this package.
+type docTree struct{ d *doc }
+
+func (t docTree) Node(v any) (TreeNode, error) {
+	var n TreeNode
+	if r, ok := v.(Ref); ok {
+		n.Num = r.Num
+	}
+	o, err := t.d.resolve(v)
+	if err != nil {
+		return n, err
+	}
+	dict, ok := o.(Dict)
+	if !ok {
+		return n, nil
+	}
+	n.Dict = true
+	n.Page = dict["Type"] == Name("Page")
+	if k, ok := dict["Kids"]; ok && k != nil {
+		n.Kids = k
+		if _, ok := k.(Ref); ok {
+			// A reference to null is no /Kids: qpdf renders the node as
+			// a page.
+			if k, err = t.d.resolve(k); err != nil {
+				return n, err
+			} else if k == nil {
+				n.Kids = nil
+			}
 		}
 	}
-	if v, ok := dict["Rotate"]; ok {
-		v, err := d.resolve(v)
-		if err != nil {
-			return attrs{}, err
-		}
-		switch n := v.(type) {
-		case int64:
-			a.rotate = n
-		case float64:
-			a.rotate = int64(n)
-		}
+	if n.Media, err = t.d.numbers(dict["MediaBox"]); err != nil {
+		return n, err
 	}
-	return a, nil
+	if n.Crop, err = t.d.numbers(dict["CropBox"]); err != nil {
+		return n, err
+	}
+	if r, ok := dict["Rotate"]; ok {
+		r, err := t.d.resolve(r)
+		if err != nil {
+			return n, err
+		}
+		n.Rotate, n.HasRotate = number(r)
+	}
+	if c, ok := dict["Count"]; ok {
+		c, err := t.d.resolve(c)
+		if err != nil {
+			return n, err
+		}
+		n.Count, _ = number(c)
+	}
+	return n, nil
+}
+
+func (t docTree) Kids(v any) (int, []any, error) {
+	num := 0
+	if r, ok := v.(Ref); ok {
+		num = r.Num
+	}
+	o, err := t.d.resolve(v)
+	if err != nil {
+		return num, nil, err
+	}
+	arr, _ := o.(Array)
+	return num, arr, nil
+}
+
+// number returns an integer or real as an integer (real counts such as
+// "/Count 9.0" exist, poppler notes).
+func number(o Object) (int64, bool) {
+	switch n := o.(type) {
+	case int64:
+		return n, true
+	case float64:
+		if n > maxCount {
+			return maxCount, true
+		}
+		return int64(n), true
+	}
+	return 0, false
 }
 
 // numbers resolves an array of 4 numbers; anything else is nil.
 func (d *doc) numbers(v Object) ([]float64, error) {
+	if v == nil {
+		return nil, nil
+	}
 	v, err := d.resolve(v)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -39,10 +40,20 @@ func TestScanPageTree(t *testing.T) {
 		pages int   // when err is nil
 		err   error // else
 	}{
-		{"a /Kids cycle counts reachable pages", tree("<</Type /Pages /Kids [3 0 R 2 0 R 4 0 R]>>", page, page), 2, nil},
-		{"a cycle through an intermediate node", tree("<</Type /Pages /Kids [3 0 R]>>", "<</Type /Pages /Kids [4 0 R 2 0 R]>>", page), 1, nil},
-		{"a /Count of 1e9 is ignored", tree("<</Type /Pages /Kids [3 0 R 4 0 R] /Count 1000000000>>", page, page), 2, nil},
-		{"a shared kid counts once", tree("<</Type /Pages /Kids [3 0 R 3 0 R 4 0 R]>>", page, page), 2, nil},
+		{"a /Kids cycle", tree("<</Type /Pages /Kids [3 0 R 2 0 R 4 0 R]>>", page, page), 0, ErrCycle},
+		{"a cycle through an intermediate node", tree("<</Type /Pages /Kids [3 0 R]>>", "<</Type /Pages /Kids [4 0 R 2 0 R]>>", page), 0, ErrCycle},
+		{"a cycle through a /Kids array", tree("<</Type /Pages /Kids 3 0 R>>", "[4 0 R]", "<</Kids 3 0 R>>"), 0, ErrCycle},
+		{"a root /Count above the leaves is what readers report", tree("<</Type /Pages /Kids [3 0 R 4 0 R] /Count 1000000000>>", page, page), 1e9, nil},
+		{"a root /Count below the leaves is ignored", tree("<</Type /Pages /Kids [3 0 R 4 0 R] /Count 1>>", page, page), 2, nil},
+		{"a /Count below the root is ignored", tree("<</Type /Pages /Kids [3 0 R]>>", "<</Type /Pages /Kids [4 0 R] /Count 50>>", page), 1, nil},
+		{"a kid listed twice is two pages", tree("<</Type /Pages /Kids [3 0 R 3 0 R 4 0 R]>>", page, page), 3, nil},
+		{"a shared node counts each time", tree("<</Type /Pages /Kids [3 0 R 3 0 R 3 0 R]>>", "<</Type /Pages /Kids [4 0 R 4 0 R]>>", page), 6, nil},
+		{"a shared /Kids array counts each time", tree("<</Type /Pages /Kids [<</Kids 3 0 R>> <</Kids 3 0 R>>]>>", "[4 0 R 4 0 R 4 0 R]", page), 6, nil},
+		{"leaves of any /Type", tree("<</Type /Pages /Kids [3 0 R 4 0 R 5 0 R 6 0 R]>>", page, "<</Type /Pagez>>", "<</Type /Pages>>", "<</Type /Font /Kids null>>"), 4, nil},
+		{"a /Page with kids is at least one page", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Page /Kids []>>", "<</Type /Page /Kids [5 0 R 5 0 R]>>", page), 3, nil},
+		{"/Kids that is not an array holds no page", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids 7>>", page), 1, nil},
+		{"/Kids null is a leaf", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids null>>", page), 2, nil},
+		{"/Kids referring to null is a leaf", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids 5 0 R>>", page, "null"), 2, nil},
 		{"null, dangling and direct kids", tree("<</Type /Pages /Kids [3 0 R 99 0 R null 7 4 0 R <</Type /Page>>]>>", page, page), 3, nil},
 		{"untyped leaves and nodes", tree("<</Kids [3 0 R 4 0 R]>>", "<</Parent 2 0 R>>", "<</Kids [5 0 R]>>", "<<>>"), 2, nil},
 		{"an empty node beside pages", tree("<</Type /Pages /Kids [3 0 R 4 0 R]>>", "<</Type /Pages /Kids []>>", page), 1, nil},
@@ -86,28 +97,25 @@ func TestScanBoxes(t *testing.T) {
 	)
 	info := mustScan(t, pdf, 5)
 	tabloid := [4]float32{0, 0, 2448, 1584.5}
-	want := []PageBox{
-		{MediaBox: a4, CropBox: a4, Rotate: 90},                                       // inherited MediaBox and Rotate
-		{MediaBox: a4, CropBox: [4]float32{10, 20, 300, 400}, Rotate: 270},            // smaller CropBox, Rotate normalized
-		{MediaBox: tabloid, CropBox: tabloid, Rotate: 0},                              // MediaBox by reference, Rotate overridden
-		{MediaBox: tabloid, CropBox: tabloid, Rotate: 0},                              // CropBox clipped to MediaBox, Rotate 45 ignored
-		{MediaBox: [4]float32{0, 0, 792, 1224}, CropBox: [4]float32{0, 0, 792, 1224}}, // corners swapped, bad CropBox ignored
+	want := []PageSize{
+		{Box: PageBox{MediaBox: a4, CropBox: a4, Rotate: 90}, Pages: 1},                                       // inherited MediaBox and Rotate
+		{Box: PageBox{MediaBox: a4, CropBox: [4]float32{10, 20, 300, 400}, Rotate: 270}, Pages: 1},            // smaller CropBox, Rotate normalized
+		{Box: PageBox{MediaBox: tabloid, CropBox: tabloid, Rotate: 0}, Pages: 2},                              // MediaBox by reference, Rotate overridden; CropBox clipped, Rotate 45 ignored
+		{Box: PageBox{MediaBox: [4]float32{0, 0, 792, 1224}, CropBox: [4]float32{0, 0, 792, 1224}}, Pages: 1}, // corners swapped, bad CropBox ignored
 	}
-	for i, w := range want {
-		if info.Boxes[i] != w {
-			t.Errorf("page %d: box = %+v, want %+v", i+1, info.Boxes[i], w)
-		}
+	if !reflect.DeepEqual(info.Sizes, want) {
+		t.Errorf("sizes = %+v\nwant    %+v", info.Sizes, want)
 	}
-	if w, h := info.Boxes[0].Size(); w != 842 || h != 595 {
+	if w, h := info.Sizes[0].Box.Size(); w != 842 || h != 595 {
 		t.Errorf("Size of a page rotated 90 = %vx%v, want 842x595", w, h)
 	}
-	if w, h := info.Boxes[1].Size(); w != 380 || h != 290 {
+	if w, h := info.Sizes[1].Box.Size(); w != 380 || h != 290 {
 		t.Errorf("Size of a cropped page = %vx%v, want 380x290", w, h)
 	}
 	// No MediaBox anywhere: US Letter.
 	letterPDF := tree("<</Type /Pages /Kids [3 0 R]>>", "<</Type /Page>>")
-	if got := mustScan(t, letterPDF, 1).Boxes[0]; got.MediaBox != [4]float32{0, 0, 612, 792} {
-		t.Errorf("default MediaBox = %v", got.MediaBox)
+	if got := mustScan(t, letterPDF, 1).Sizes[0]; got.Box.MediaBox != [4]float32{0, 0, 612, 792} {
+		t.Errorf("default MediaBox = %v", got.Box.MediaBox)
 	}
 }
 
@@ -136,5 +144,25 @@ func TestScanHonorsContext(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// The walk's bookkeeping past 16,384 nodes is asked of Limits.Grow, whose
+// refusal ends the scan with ErrMemory.
+func TestWalkMemoryGrows(t *testing.T) {
+	pdf := simple(40000)
+	var asked int64
+	lim := testLimits
+	lim.Grow = func(n int64) error { asked += n; return nil }
+	info, err := Scan(context.Background(), bytes.NewReader(pdf), int64(len(pdf)), lim)
+	if err != nil || info.Pages != 40000 {
+		t.Fatalf("pages = %d, err = %v", info.Pages, err)
+	}
+	if asked < 2*(40000-freeStates)*stateBytes {
+		t.Errorf("asked for %d bytes, want at least %d", asked, 2*(40000-freeStates)*stateBytes)
+	}
+	lim.Grow = func(int64) error { return errors.New("no memory") }
+	if _, err := Scan(context.Background(), bytes.NewReader(pdf), int64(len(pdf)), lim); !errors.Is(err, ErrMemory) {
+		t.Errorf("err = %v, want ErrMemory", err)
 	}
 }

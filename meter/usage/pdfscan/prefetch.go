@@ -128,29 +128,34 @@ func (d *doc) prefetch(cur int) {
 		return
 	}
 	last := cur // neighbours on the stack mostly share a stream
-	for i, looked := len(d.stack)-1, 0; i >= 0 && looked < prefetchLook && len(p.queue) < prefetchAhead; i, looked = i-1, looked+1 {
-		r, ok := d.stack[i].obj.(Ref)
+	if d.walk == nil {
+		return
+	}
+	looked := 0
+	d.walk.upcoming(func(v any) bool {
+		if looked++; looked > prefetchLook || len(p.queue) >= prefetchAhead {
+			return false
+		}
+		r, ok := v.(Ref)
 		if !ok {
-			continue
+			return true
 		}
 		e := d.xref.lookup(r.Num)
 		if e.typ != entryCompressed || r.Gen != 0 || int(e.off) == last {
-			continue
+			return true
 		}
 		num := int(e.off)
 		last = num
-		if num == cur || d.visited[r.Num] || p.queued(num) != nil || p.skip[num] || d.streams.has(num) {
-			continue
+		if num == cur || d.walk.seen[r.Num] || p.queued(num) != nil || p.skip[num] || d.streams.has(num) {
+			return true
 		}
 		j := d.prefetchJob(num)
 		if j == nil {
 			p.skipStream(num)
-			continue
+			return true
 		}
-		if !p.submit(j) {
-			return
-		}
-	}
+		return p.submit(j)
+	})
 }
 
 // skipStream leaves stream num to the walk from now on.
@@ -335,7 +340,7 @@ func (p *prefetcher) decode(j *prefetchJob, in *inflater, scratch []byte) (out [
 	}
 	p.inflated.Add(1)
 	j.sec.Seek(0, io.SeekStart)
-	data, err := in.inflate(j.sec, j.lim, scratch[:0])
+	data, err := in.inflate(j.sec, j.lim, scratch[:0], nil) // bounded by prefetchMaxBytes
 	if err != nil {
 		j.err = err
 		return scratch

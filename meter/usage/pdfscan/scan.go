@@ -2,9 +2,18 @@
 // loading the document: it reads the cross-reference data from the end of
 // the file, then only the objects of the page tree (and the object streams
 // that hold them), each on demand from an io.ReaderAt. Its memory depends
-// on the number of pages, not on the size of the file. The object streams
-// the walk is about to need are inflated ahead by a second goroutine
-// (prefetch.go), which ends before Scan returns.
+// on the number of objects, not on the size of the file nor on the number
+// of pages a shared page tree expands to. The object streams the walk is
+// about to need are inflated ahead by a second goroutine (prefetch.go),
+// which ends before Scan returns.
+//
+// Pages are counted as poppler and qpdf count them (Walk, which the pdfcpu
+// fallback uses too): every leaf occurrence, so a page listed twice or
+// under a shared node counts each time it is reached; any dictionary
+// without /Kids is a leaf, whatever its /Type; a cycle is ErrCycle; the
+// count is never below the root's /Count, which pdfinfo and qpdf
+// --show-npages report. Counts are memoised per node, so a shared tree is
+// never expanded. tree.go has the details.
 //
 // It reads well-formed files only. Encrypted files, broken cross-reference
 // data and unsupported stream filters are errors that tell the caller to
@@ -33,12 +42,26 @@ type Limits struct {
 	MaxObjects int
 	// MaxDepth is the deepest page tree accepted.
 	MaxDepth int
+	// MaxPages, when positive, ends the scan with ErrTooManyPages as soon
+	// as the document is known to have more pages.
+	MaxPages int64
+	// Grow, when set, is asked for n more bytes of memory before decoding
+	// takes more than DecodeAllowance (its buffers, the object stream
+	// cache and the garbage they leave, counted twice for the collector's
+	// headroom). Its error ends the scan, wrapped in ErrMemory: a shared
+	// memory budget refuses a document rather than run out.
+	Grow func(n int64) error
 }
+
+// DecodeAllowance is the decoding memory a scan uses without asking
+// Limits.Grow: the object stream cache (4 MB) and what is decoded ahead
+// (prefetch.go), which the caller's admission of the scan covers.
+const DecodeAllowance = 8 << 20
 
 // Info is what a scan found.
 type Info struct {
-	Pages int       // leaf pages reachable from the catalog's /Pages
-	Boxes []PageBox // one per page, in document order
+	Pages int        // pages as readers count them (tree.go)
+	Sizes []PageSize // distinct page boxes and their pages
 }
 
 var (
@@ -48,6 +71,8 @@ var (
 	// ErrEncrypted is a document with /Encrypt: its object streams and
 	// strings need decrypting, which this package does not do.
 	ErrEncrypted = errors.New("pdfscan: encrypted document")
+	// ErrMemory is a scan that Limits.Grow refused more memory.
+	ErrMemory = errors.New("pdfscan: decoding memory refused")
 	// ErrDamaged is a document this package cannot read: broken
 	// cross-reference data, a bad object, an unsupported filter. A
 	// repairing reader may still read it.
@@ -108,9 +133,37 @@ type doc struct {
 	streams  streamCache
 	inflater inflater
 	pre      prefetcher
-	stack    []node       // the page walk's nodes left to visit
-	visited  map[int]bool // the objects it visited
-	scratch  []byte       // object streams decode here first (objectStream)
-	budget   int64        // bytes left to decode
-	nesting  int          // resolve calls in progress, against reference chains
+	walk     *walker // the page walk, once started
+	scratch  []byte  // object streams decode here first (objectStream)
+	budget   int64   // bytes left to decode
+	grown    int64   // bytes Limits.Grow admitted
+	nesting  int     // resolve calls in progress, against reference chains
+}
+
+// reserve admits the memory of decoding with a new buffer of n bytes, on
+// top of the scratch buffer and the object stream cache, with Limits.Grow.
+func (d *doc) reserve(n int64) error {
+	if d.lim.Grow == nil {
+		return nil
+	}
+	need := 2*(n+int64(cap(d.scratch))+d.streams.bytes) - DecodeAllowance
+	if need <= d.grown {
+		return nil
+	}
+	if err := d.grow(need - d.grown); err != nil {
+		return err
+	}
+	d.grown = need
+	return nil
+}
+
+// grow asks Limits.Grow for n more bytes.
+func (d *doc) grow(n int64) error {
+	if d.lim.Grow == nil {
+		return nil
+	}
+	if err := d.lim.Grow(n); err != nil {
+		return fmt.Errorf("%w: %w", ErrMemory, err)
+	}
+	return nil
 }

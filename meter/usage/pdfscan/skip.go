@@ -11,7 +11,7 @@ func usedKey(key []byte) bool {
 	case "Type", "Kids", "MediaBox", "CropBox", "Rotate",
 		"Pages", "Root", "Prev", "Encrypt", "XRefStm",
 		"Size", "W", "Index", "Length", "Filter",
-		"DecodeParms", "N", "First":
+		"DecodeParms", "N", "First", "Count", "Linearized", "L":
 		return true
 	}
 	return false
