@@ -144,7 +144,7 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			return nil
 		}
 		ctx, cancel := a.auth.app.storeCtx(r.Context())
-		res, err := a.auth.app.store.ResumeJob(ctx, job.AccountID, job.ID, period)
+		res, err := a.auth.app.store.ResumeJob(ctx, job.AccountID, job.ID, period, requestID(r))
 		cancel()
 		if err != nil {
 			var e *meter.Error

@@ -99,3 +99,51 @@ func TestSeedDocExtractJobUsageEntriesCarryJobID(t *testing.T) {
 		}
 	})
 }
+
+// The charge a resume makes (the owed pages of a blocked job) is a usage
+// entry with the job's ids and the resume request's id, on both stores.
+func TestJobResumeChargeCarriesJobAndRequestID(t *testing.T) {
+	t.Setenv("CG_TEST_JOB_SECRET", "a-test-secret-of-some-length")
+	eachStore(t, func(t *testing.T, global string) {
+		id := uniqueID("job_wire_resume")
+		u := newJobUpstream(t)
+		g, _ := startJobGateway(t, u, "1m", strings.Replace(global, "meter {", "meter {\n\t\tjob_secret {env.CG_TEST_JOB_SECRET}", 1))
+		key := g.newAccount(id, 25, meter.ModeLive)
+		decl := []byte(`{"files": [{"name": "a.pdf", "size": 100000}]}`)
+		resp, raw := g.post("/api/jobs", key, "application/json", decl, "X-Test-Plan", "drawing,drawing,drawing,drawing,drawing")
+		if resp.StatusCode != 202 {
+			t.Fatalf("submit: %d %s", resp.StatusCode, raw)
+		}
+		jobID := resp.Header.Get(HeaderJob)
+		u.waitState(t, "up-1", "blocked")
+		if code := g.adminDo("POST", "/meter/accounts/"+id+"/credits", map[string]any{"amount": 100}, nil); code != 201 {
+			t.Fatalf("top-up: %d", code)
+		}
+		before := map[string]bool{}
+		for _, e := range g.ledger(id) {
+			before[e.ID] = true
+		}
+		if resp, raw := g.post("/api/jobs/up-1/resume", key, "", nil); resp.StatusCode != 200 {
+			t.Fatalf("resume: %d %s", resp.StatusCode, raw)
+		}
+		// Newest first: the oldest new usage entry is the resume's charge
+		// of the owed drawing; the upstream's later reports follow.
+		var fresh []meter.LedgerEntry
+		for _, e := range g.ledger(id) {
+			if !before[e.ID] && e.Type == meter.EntryUsage {
+				fresh = append(fresh, e)
+			}
+		}
+		if len(fresh) == 0 {
+			t.Fatal("the resume charged nothing")
+		}
+		if e := fresh[len(fresh)-1]; e.JobID != jobID || e.UpstreamJobID != "up-1" || e.RequestID == "" || e.Pages != 1 || e.Amount+e.Quota != -credits(10) {
+			t.Fatalf("resume charge %+v: want the owed drawing (10) with job_id %s, upstream_job_id up-1 and a request id", e, jobID)
+		}
+		for _, e := range fresh {
+			if e.JobID != jobID || e.RequestID == "" {
+				t.Errorf("job entry %+v", e)
+			}
+		}
+	})
+}
