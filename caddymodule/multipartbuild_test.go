@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
@@ -99,6 +100,26 @@ func TestSeedPSPDFKitMultipartBuildAndQuote(t *testing.T) {
 				t.Fatalf("quote of the %s request: HTTP %d %s", q.name, resp.StatusCode, raw)
 			}
 			assertNamed(t, resp, pspdfkitCost, "0", "77")
+			// PSPDFKit's answer: "cost": 11.5 and each required feature's
+			// cost, unit_cost and units as the seed lists them.
+			if dr.Cost == nil || *dr.Cost != credits(11.5) || len(dr.RequiredFeatures) != 7 {
+				t.Fatalf("quote of the %s request: cost %v, %d features: %s", q.name, dr.Cost, len(dr.RequiredFeatures), raw)
+			}
+			for name, want := range map[string][3]float64{
+				"annotations_api": {0.5, 0.5, 1}, "compression_api": {2, 2, 1}, "document_editor_api": {3, 1, 3},
+				"image_conversion_api": {1, 0.5, 2}, "linearization_api": {2, 2, 1}, "ocr_api": {2, 2, 1}, "pdfa_api": {1, 1, 1},
+			} {
+				f := dr.RequiredFeatures[name]
+				if f.Cost != credits(want[0]) || f.UnitCost != credits(want[1]) || f.Units != int64(want[2]) {
+					t.Errorf("%s: %+v, want cost %v unit_cost %v units %v", name, f, want[0], want[1], want[2])
+				}
+			}
+			for name, usage := range map[string]string{"annotations_api": "[$.actions[0]]",
+				"image_conversion_api": "[$.parts[0] $.parts[1]]", "ocr_api": "[$.parts[1].actions[0]]"} {
+				if got := fmt.Sprint(dr.RequiredFeatures[name].Usage); got != usage {
+					t.Errorf("%s usage %s, want %s", name, got, usage)
+				}
+			}
 		}
 		resp, raw := g.post("/analyze_build", "", ct, body)
 		if code, _ := errorCode(t, raw); resp.StatusCode != 401 || code != meter.ECodeInvalidAPIKey {

@@ -1,9 +1,11 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -65,7 +67,40 @@ func (q *Quote) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 		return nil
 	}
 	r.Header.Set(HeaderDryRun, "true")
-	return h.ServeHTTP(w, r, neverForward)
+	return h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), quoteKey{}, true)), neverForward)
+}
+
+// quoteKey marks a request answered by meter_quote in its context.
+type quoteKey struct{}
+
+func isQuote(r *http.Request) bool { v, _ := r.Context().Value(quoteKey{}).(bool); return v }
+
+// feature is one line of a quote as PSPDFKit's /analyze_build answers it.
+type feature struct {
+	Cost     meter.Credits `json:"cost"`
+	UnitCost meter.Credits `json:"unit_cost"`
+	Units    int64         `json:"units"`
+	Usage    []string      `json:"usage"`
+}
+
+// addFeatures adds PSPDFKit's names to a quote's answer: "cost" (the
+// total) and "required_features", the lines that count something by name,
+// with where in the request they were found. Clients written against
+// /analyze_build read it unchanged; the dry run's fields stay.
+func (d *dryRunResponse) addFeatures() {
+	total := d.Total
+	d.Cost = &total
+	d.RequiredFeatures = map[string]feature{}
+	for _, l := range d.Lines {
+		if l.Units == 0 {
+			continue
+		}
+		f := feature{Cost: l.Cost, UnitCost: l.UnitCost, Units: l.Units, Usage: []string{}}
+		if l.Source != "" {
+			f.Usage = strings.Split(l.Source, ", ")
+		}
+		d.RequiredFeatures[l.Name] = f
+	}
 }
 
 // neverForward is the next handler of a quote: a dry run never calls it,
