@@ -67,6 +67,10 @@ func (a *adminAPI) endpoints() map[string]adminFunc {
 		"POST /meter/accounts/{id}/trim":              a.trim,
 		"GET /meter/accounts/{id}/jobs/{job}":         a.getJob,
 		"POST /meter/accounts/{id}/jobs/{job}/cancel": a.cancelJob,
+		"GET /meter/plans":                            a.listPlans,
+		"GET /meter/plans/{name}":                     a.getPlan,
+		"PUT /meter/plans/{name}":                     a.putPlan,
+		"DELETE /meter/plans/{name}":                  a.deletePlan,
 	}
 }
 
@@ -135,6 +139,8 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 	var req struct {
 		ID      string        `json:"id"`
 		Credits meter.Credits `json:"credits"`
+		// Plan is the account's plan; default: the app's default_plan.
+		Plan *string `json:"plan"`
 	}
 	if err := decode(r, &req); err != nil {
 		return err
@@ -145,7 +151,7 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 	if req.Credits < 0 {
 		return meter.Errorf(meter.ECodeInvalid, "credits must not be negative")
 	}
-	acct, err := s.CreateAccount(ctx, req.ID, req.Credits)
+	acct, err := a.createOnPlan(ctx, s, req.ID, req.Credits, req.Plan)
 	if err != nil {
 		return err
 	}
@@ -159,7 +165,11 @@ func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.Respons
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, acct)
+	view, err := a.inForce(ctx, s, acct)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, view)
 	return nil
 }
 
@@ -205,10 +215,24 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	if err := a.checkRates(st.Rates); err != nil {
 		return err
 	}
-	acct, err = s.UpdateSettings(ctx, id, st)
+	app, err := a.app()
 	if err != nil {
 		return err
 	}
+	if err := app.checkPlan(ctx, st.Plan); err != nil {
+		return err
+	}
+	// The own settings and the limits in force (its plan's where the
+	// account sets none), in one step.
+	eff, err := app.effective(ctx, meter.Account{ID: id, Settings: st})
+	if err != nil {
+		return err
+	}
+	acct, err = s.ApplySettings(ctx, id, &st, eff.Limits())
+	if err != nil {
+		return err
+	}
+	app.plans.remember(id, eff.Limits())
 	a.dropCached(id)
 	writeJSON(w, http.StatusOK, acct)
 	return nil

@@ -134,6 +134,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 			writeError(w, err)
 			return nil
 		}
+		acct.Settings = id.settings // in force: its plan's where it sets none
 		writeJSON(w, http.StatusOK, a.profile(acct))
 	default:
 		writeError(w, meter.Errorf(meter.ECodeNotFound, "unknown endpoint %q: use balance, transactions, usage or profile", endpoint))

@@ -156,9 +156,20 @@ type App struct {
 	CostHeader      string `json:"cost_header,omitempty"`
 	RemainingHeader string `json:"remaining_header,omitempty"`
 
+	// Plans are named sets of account settings (see the README's Plans):
+	// an account on a plan has the plan's settings where its own are not
+	// set. Plans made through the admin API live in the store; one here
+	// hides a stored one of the same name. Default: none.
+	Plans []meter.Plan `json:"plans,omitempty"`
+
+	// DefaultPlan is the plan given to accounts created without one.
+	// Default: none.
+	DefaultPlan string `json:"default_plan,omitempty"`
+
 	money    moneyNames
 	jobs     *jobState
 	zeroCost *zeroCostLimiter
+	plans    *planState
 	routes   *routeIndex // meter handlers by route, for meter_quote
 	// rates knows every metered route's rate names, to scope account
 	// rates to their route (pricing.Scope).
@@ -224,6 +235,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.budget = usage.NewBudget(a.CountMemory, 0)
 	a.zeroCost = newZeroCostLimiter(a.ZeroCostRate, a.ZeroCostBurst)
+	a.plans = newPlanState(a.Plans)
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -341,7 +353,7 @@ func (a *App) Validate() error {
 			return fmt.Errorf("meter: %w", err)
 		}
 	}
-	return nil
+	return a.validatePlans()
 }
 
 // Start starts the background work: webhook delivery, and ledger
@@ -455,7 +467,11 @@ func (a *App) lookupKey(ctx context.Context, secret string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	id := identity{key: k, settings: acct.Settings, created: acct.CreatedAt}
+	eff, err := a.settingsInForce(sctx, acct)
+	if err != nil {
+		return identity{}, err
+	}
+	id := identity{key: k, settings: eff, created: acct.CreatedAt}
 	a.keys.put(hash, id)
 	return id, nil
 }

@@ -69,9 +69,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		webhook_backoff       <duration>
 //		webhook_max_age       <duration>
 //		webhook_scan_interval <duration>
+//		plan <name> {
+//			<setting> <value>   (see unmarshalPlan)
+//		}
+//		default_plan <name>
 //	}
 //
-// webhook may be repeated, one per endpoint. `redis off` keeps the
+// webhook and plan may be repeated, one per endpoint or plan. `redis off` keeps the
 // embedded store: it lets one Caddyfile say `redis {$CREDITGATE_REDIS:off}`
 // and run on Redis only when the variable is set. An unset variable
 // without that default still fails, so a production config that forgot
@@ -84,7 +88,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if seen[sub] && sub != "webhook" {
+		if seen[sub] && sub != "webhook" && sub != "plan" {
 			return d.Errf("meter: %s given more than once", sub)
 		}
 		seen[sub] = true
@@ -158,8 +162,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.CostHeader, err = moneyHeaderArg(d)
 		case "remaining_header":
 			a.RemainingHeader, err = moneyHeaderArg(d)
+		case "plan":
+			err = a.unmarshalPlan(d)
+		case "default_plan":
+			if a.DefaultPlan, err = oneArg(d); err == nil {
+				if perr := meter.ValidatePlanName(a.DefaultPlan); perr != nil {
+					return d.Errf("meter: default_plan: %v", perr)
+				}
+			}
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, cost_header, remaining_header, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age or webhook_scan_interval)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, cost_header, remaining_header, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age, webhook_scan_interval, plan or default_plan)", sub)
 		}
 		if err != nil {
 			return err

@@ -33,6 +33,13 @@ type dryRunResponse struct {
 	// response: what would be reserved).
 	Total meter.Credits  `json:"total"`
 	Lines []pricing.Line `json:"lines"`
+	// Estimate is true when Total is an estimate (a rule priced on the
+	// response: output pages, header units): what is reserved; the real
+	// count is charged.
+	Estimate bool `json:"estimate,omitempty"`
+	// Minimum is the smallest hold the route accepts instead of Total
+	// (at_least), when it has one.
+	Minimum *meter.Credits `json:"minimum,omitempty"`
 	// Pages and Files are what was measured.
 	Pages int          `json:"pages"`
 	Files []dryRunFile `json:"files"`
@@ -91,6 +98,11 @@ func (rq *request) quoteResponse(acct meter.Account) (dryRunResponse, error) {
 		Files:      make([]dryRunFile, 0, len(rq.in.Usage.Files)),
 		Affordable: acct.Available >= rq.quote.Total,
 		Available:  acct.Available,
+		Estimate:   rq.quote.Estimate,
+	}
+	if m := rq.quote.Minimum; m < rq.quote.Total {
+		resp.Minimum = &m
+		resp.Affordable = resp.Affordable || acct.Available >= m
 	}
 	if rq.h.Job != nil {
 		rates := jobRates(rq.quote)

@@ -18,7 +18,7 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case meter.ECodeInvalidAPIKey:
 		return http.StatusUnauthorized
-	case meter.ECodeInsufficientCredits, meter.ECodeOverageLimitReached:
+	case meter.ECodeInsufficientCredits, meter.ECodeOverageLimitReached, meter.ECodeCreditsOwed:
 		return http.StatusPaymentRequired
 	case meter.ECodeQuotaExceeded, meter.ECodeRateLimited, meter.ECodeTestLimitExceeded:
 		return http.StatusTooManyRequests

@@ -159,19 +159,27 @@ func TestExamplePDFGeneratorAPI(t *testing.T) {
 		g := startExample(t, "pdfgeneratorapi.Caddyfile").gateway
 		key := g.newAccount("ex_pdfgen", 100, meter.ModeLive)
 		tmpl := []byte(`{"template":{"id":1},"data":{"name":"x"}}`)
-		// Generated PDFs: the returned pages; 10 (50 pages) reserved meanwhile.
+		// Generated PDFs: "credits are calculated based on the number of
+		// pages in the generated PDF"; 10 (50 pages) reserved meanwhile, an
+		// estimate: 60 pages cost 12.
 		expect(t, g, "/api/v4/documents/generate", key, "application/json", tmpl, 200, "2", "98", "X-Test-Pages", "7")
 		expect(t, g, "/api/v4/documents/generate", key, "application/json", tmpl, 200, "1", "97", "X-Test-Pages", "5")
-		expect(t, g, "/api/v4/documents/generate", key, "application/json", tmpl, 200, "10", "87", "X-Test-Pages", "60") // capped
+		expect(t, g, "/api/v4/documents/generate", key, "application/json", tmpl, 200, "12", "85", "X-Test-Pages", "60")
 		// Watermark: reserve the input's 11 pages (3 blocks); charged the output's.
-		expect(t, g, "/api/v4/pdfservices/watermark", key, "application/pdf", pdftest.Pages(11), 200, "3", "84", "X-Test-Pages", "11")
+		expect(t, g, "/api/v4/pdfservices/watermark", key, "application/pdf", pdftest.Pages(11), 200, "3", "82", "X-Test-Pages", "11")
 		// Processing a PDF: its input pages.
-		expect(t, g, "/api/v4/pdfservices/encrypt", key, "application/pdf", pdftest.Pages(6), 200, "2", "82")
-		expect(t, g, "/api/v4/pdfservices/encrypt", key, "application/pdf", pdftest.Pages(5), 200, "1", "81")
+		expect(t, g, "/api/v4/pdfservices/encrypt", key, "application/pdf", pdftest.Pages(6), 200, "2", "80")
+		expect(t, g, "/api/v4/pdfservices/encrypt", key, "application/pdf", pdftest.Pages(5), 200, "1", "79")
 		// Fixed per call: no page counting at all, even for a body that is no PDF.
-		expect(t, g, "/api/v4/qrcode", key, "application/json", []byte(`{"text":"hi"}`), 200, "1", "80")
-		expect(t, g, "/api/v4/einvoices", key, "application/xml", []byte(`<Invoice/>`), 200, "1", "79")
-		g.assertBalance("ex_pdfgen", 79, 0)
+		expect(t, g, "/api/v4/qrcode", key, "application/json", []byte(`{"text":"hi"}`), 200, "1", "78")
+		expect(t, g, "/api/v4/einvoices", key, "application/xml", []byte(`<Invoice/>`), 200, "1", "77")
+		g.assertBalance("ex_pdfgen", 77, 0)
+
+		// An account with 3 credits cannot hold the estimate (10) but is
+		// served a 5-page document, which costs 1.
+		small := g.newAccount("ex_pdfgen_small", 3, meter.ModeLive)
+		expect(t, g, "/api/v4/documents/generate", small, "application/json", tmpl, 200, "1", "2", "X-Test-Pages", "5")
+		g.assertBalance("ex_pdfgen_small", 2, 0)
 	})
 }
 
@@ -229,11 +237,9 @@ func TestExamplePSPDFKit(t *testing.T) {
 func TestExampleBlueClerk(t *testing.T) {
 	exampleStores(t, func(t *testing.T) {
 		g := startExample(t, "blueclerk.Caddyfile")
-		// As the example's header sets up a builder account.
+		// As the example's header sets up a builder account: "10 free scans
+		// per month - Default for all builder accounts", with no PATCH.
 		key := g.newAccount("ex_blueclerk", 0, meter.ModeLive)
-		if code := g.adminDo("PATCH", "/meter/accounts/ex_blueclerk", map[string]any{"monthly_quota": 10, "quota_unit": "AI scans"}, nil); code != 200 {
-			t.Fatalf("PATCH quota: HTTP %d", code)
-		}
 		reset := nextMonthUTC()
 		plan := pdftest.Sized(archD, archD, archD)
 		for i := 9; i >= 0; i-- {
@@ -264,6 +270,16 @@ func TestExampleBlueClerk(t *testing.T) {
 		if quota != credits(10) {
 			t.Fatalf("ledger: %s taken from the quota, want 10", quota)
 		}
+		// "Platform admins can manually increase your scan cap": the
+		// account's own quota wins over its plan's, at once.
+		if code := g.adminDo("PATCH", "/meter/accounts/ex_blueclerk", map[string]any{"monthly_quota": 100}, nil); code != 200 {
+			t.Fatalf("PATCH quota: HTTP %d", code)
+		}
+		resp, raw = g.post("/api/builder/plans/scan", key, "application/pdf", plan)
+		if resp.StatusCode != 200 || resp.Header.Get(HeaderQuotaRemaining) != "89" {
+			t.Fatalf("scan after the raise: HTTP %d %q %s", resp.StatusCode, resp.Header.Get(HeaderQuotaRemaining), raw)
+		}
+		g.assertBalance("ex_blueclerk", 0, 0)
 	})
 }
 

@@ -387,7 +387,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String())}
 	})
 	sctx, cancel := h.app.storeCtx(ctx)
-	rq.res, err = h.app.store.Reserve(sctx, meter.ReserveRequest{
+	rq.res, err = rq.reserve(sctx, meter.ReserveRequest{
 		AccountID:      id.key.AccountID,
 		ID:             meter.NewID("rsv"),
 		Amount:         rq.quote.Total,

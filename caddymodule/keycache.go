@@ -74,3 +74,11 @@ func (c *keyCache) dropAccount(account string) {
 	}
 	c.mu.Unlock()
 }
+
+// dropAll forgets every cached key: a plan changed, and any account may
+// be on it.
+func (c *keyCache) dropAll() {
+	c.mu.Lock()
+	c.m = make(map[string]cachedKey)
+	c.mu.Unlock()
+}

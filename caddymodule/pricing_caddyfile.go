@@ -36,7 +36,10 @@ var ruleNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 //	per_unit [<name>] <credits> header <field> <reserve>
 //
 // where <response options> are `output` or `header <field>`, then
-// `reserve <n>` or `reserve input`.
+// `reserve <n>` or `reserve input` (the estimate that is reserved; the
+// real count is charged), then optionally `at_least <n>` (the smallest
+// count held when the account cannot hold the estimate) or `ceiling` (the
+// reservation is the most charged).
 //
 // Each rule is compiled as it is read, so a bad rule is reported at its
 // own line.
@@ -203,10 +206,22 @@ func parseOptions(d *caddyfile.Dispenser, kind string, s *pricing.Spec, args []s
 				return d.Errf("meter: %s: reserve: expected a positive whole count or `input`, got %q", kind, v)
 			}
 			s.Reserve = n
+		case opt == "at_least" && s.AtLeast == 0:
+			v, err := val()
+			if err != nil {
+				return err
+			}
+			n, perr := strconv.ParseInt(v, 10, 64)
+			if perr != nil || n < 1 {
+				return d.Errf("meter: %s: at_least: expected a positive whole count, got %q", kind, v)
+			}
+			s.AtLeast = n
+		case opt == "ceiling" && !s.Ceiling:
+			s.Ceiling = true
 		case kind != "blocks" && kind != "tiers" && isNumber(opt):
 			return d.Errf("meter: %s takes one value, got extra %q", kind, opt)
 		default:
-			return d.Errf("meter: %s: unexpected or repeated %q (options: per_file, per_request, output, header <field>, reserve <n>|input)", kind, opt)
+			return d.Errf("meter: %s: unexpected or repeated %q (options: per_file, per_request, output, header <field>, reserve <n>|input, at_least <n>, ceiling)", kind, opt)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -105,11 +106,16 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 			log.Warn("pricing the response failed; charging the quote", zap.Error(ferr))
 			final = rq.quote
 		}
-		if final.Total > rq.res.Amount {
+		if final.Total > rq.res.Amount && !rq.h.needs.Uncapped {
 			log.Warn("final price exceeds the reservation; charging the reserved amount",
 				zap.Stringer("final", final.Total), zap.Stringer("reserved", rq.res.Amount))
 		}
-		st, err = rq.commit(final.Total)
+		pages := rq.in.Usage.Pages
+		if rq.h.needs.OutputPages && !rq.chargeQuote && ferr == nil {
+			// An output-priced request is billed for the pages it produced.
+			pages = out.OutputPages
+		}
+		st, err = rq.commit(final.Total, pages)
 	} else {
 		st, err = rq.void()
 	}
@@ -136,6 +142,12 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	if st.Late {
 		log.Warn("reservation expired before settle; charged from available credits",
 			zap.Stringer("charged", st.Charged), zap.Stringer("quoted", rq.quote.Total))
+	}
+	if st.Shortfall > 0 {
+		// Recorded in the ledger entry and a credits.shortfall event; the
+		// account's requests are refused (credits_owed) until it pays.
+		log.Warn("output charged beyond what the account could pay",
+			zap.Stringer("charged", st.Charged), zap.Stringer("shortfall", st.Shortfall))
 	}
 	// One line per settlement, at debug level: Caddy's access log already
 	// has a line per request, and both carry the request id.
@@ -191,7 +203,7 @@ func (rq *request) settleQuoted(status int, hdr http.Header) {
 
 // commit debits the quote, retrying a transient store failure briefly:
 // Commit is idempotent per reservation, so a retry never charges twice.
-func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
+func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, error) {
 	c := meter.CommitRequest{
 		AccountID:     rq.key.AccountID,
 		ReservationID: rq.res.ID,
@@ -199,8 +211,11 @@ func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 		Description:   rq.r.Method + " " + rq.r.URL.Path,
 		Route:         rq.route,
 		RequestID:     rq.reqID,
-		Pages:         rq.in.Usage.Pages,
+		Pages:         pages,
 		Response:      rq.stored,
+		// The hold of an output-priced route is an estimate: the real
+		// count is charged in full (see pricing's Needs.Uncapped).
+		Uncapped: rq.h.needs.Uncapped,
 	}
 	var (
 		st  meter.Settlement
@@ -216,6 +231,18 @@ func (rq *request) commit(amount meter.Credits) (meter.Settlement, error) {
 		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 	}
 	return st, err
+}
+
+// reserve holds the quote. When the route accepts a smaller hold
+// (at_least), an account that cannot hold the whole estimate holds all its
+// pools give, if that covers the smallest charge, in the same atomic step:
+// a concurrent request of the account then finds nothing left. The commit
+// charges the real count from the hold and the pools.
+func (rq *request) reserve(ctx context.Context, req meter.ReserveRequest) (meter.Reservation, error) {
+	if m := rq.quote.Minimum; m > 0 && m < req.Amount {
+		req.Minimum = m
+	}
+	return rq.h.app.store.Reserve(ctx, req)
 }
 
 func (rq *request) void() (meter.Settlement, error) {

@@ -54,6 +54,10 @@ const (
 	// ECodeRateLimited: too many zero-cost requests of one account on
 	// one gateway (429, with Retry-After).
 	ECodeRateLimited = "rate_limited"
+	// ECodeCreditsOwed: an output-priced request was charged more than the
+	// account could pay (a ledger entry's shortfall); its requests are
+	// refused until credits bought bring the balance back.
+	ECodeCreditsOwed = "credits_owed"
 )
 
 // ECodeTooManyPages: a request with more pages than its route's max_pages
@@ -116,4 +120,13 @@ func Unavailable(err error) *Error {
 func IdempotencyKeyReused() *Error {
 	return Errorf(ECodeIdempotencyKeyReused,
 		"this Idempotency-Key was already used for a different request (method, path, content type or body); use a new key")
+}
+
+// CreditsOwed is the refusal of an account that owes the shortfall of an
+// output-priced commit (see LedgerEntry.Shortfall): owes credits more than
+// its overage cap lets it owe.
+func CreditsOwed(required, available, owes Credits) error {
+	e := Errorf(ECodeCreditsOwed, "this account owes %s credits for output it could not pay; buy credits to continue", owes)
+	e.Details = map[string]any{"required": required, "available": available, "owed": owes}
+	return e
 }

@@ -18,6 +18,10 @@ const (
 	// EventOverageLimitReached: a commit used the last of the period's
 	// overage cap.
 	EventOverageLimitReached = "overage.limit_reached"
+	// EventShortfall: an output-priced commit charged more than the
+	// account's pools could give (Used is that shortfall); the account's
+	// requests are refused with ECodeCreditsOwed until it buys credits.
+	EventShortfall = "credits.shortfall"
 )
 
 // Event is a webhook event waiting in an account's outbox until a
@@ -75,13 +79,15 @@ func (e Event) Payload() ([]byte, error) {
 		data["quota_limit"], data["quota_used"] = e.Limit, e.Used
 	case EventOverageLimitReached:
 		data["overage_cap"], data["overage_used"] = e.Limit, e.Used
+	case EventShortfall:
+		data["shortfall"] = e.Used
 	case EventJobBlocked:
 		data["job_id"] = e.JobID
 		if e.UpstreamJobID != "" {
 			data["upstream_job_id"] = e.UpstreamJobID
 		}
 	}
-	if e.Type != EventLowBalance && e.Type != EventJobBlocked && !e.ResetsAt.IsZero() {
+	if e.Type != EventLowBalance && e.Type != EventJobBlocked && e.Type != EventShortfall && !e.ResetsAt.IsZero() {
 		data["resets_at"] = e.ResetsAt.UTC().Format(time.RFC3339)
 	}
 	return json.Marshal(map[string]any{"type": e.Type, "event": e.Type, "id": e.WebhookID(),

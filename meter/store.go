@@ -61,6 +61,10 @@ type OverageState struct {
 
 // Settings are per-account overrides, set through the admin API.
 type Settings struct {
+	// Plan names the account's plan (see Plan): its settings apply where
+	// the account's own are not set. Default: none (accounts created
+	// without one get the app's default_plan).
+	Plan string `json:"plan,omitempty"`
 	// Enabled, when false, refuses every request of the account with 403
 	// account_disabled. Default (unset): enabled.
 	Enabled *bool `json:"enabled,omitempty"`
@@ -164,6 +168,11 @@ type LedgerEntry struct {
 	// from the balance, overage included: it may take it below zero).
 	Quota   Credits `json:"quota,omitempty"`
 	Overage Credits `json:"overage,omitempty"`
+	// Shortfall is the part of a usage entry's Amount that the account
+	// could not pay from any pool: an output-priced commit charged it in
+	// full and the balance went below what the account may owe (see
+	// CommitRequest.Uncapped). Until bought back, ECodeCreditsOwed.
+	Shortfall Credits `json:"shortfall,omitempty"`
 	// Pages is the pages a usage entry paid for.
 	Pages int `json:"pages,omitempty"`
 	// RefundOf names the usage entry a refund refunds.
@@ -198,6 +207,12 @@ type ReserveRequest struct {
 	// period's quota and overage start afresh; an older one (a gateway
 	// whose clock lags) is read as the store's current period.
 	Period Period
+	// Minimum, when above 0 and below Amount, lets an account whose pools
+	// cannot give Amount hold all they can give, if that is at least
+	// Minimum (Reservation.Amount says how much was held): Amount is an
+	// estimate, and the commit charges the real cost (CommitRequest.
+	// Uncapped). A refusal then names Minimum as what was required.
+	Minimum Credits
 }
 
 // Reservation is the answer to a successful Reserve.
@@ -225,8 +240,15 @@ type Reservation struct {
 type CommitRequest struct {
 	AccountID     string
 	ReservationID string
-	// Amount is the actual cost; at most the reserved amount is debited.
-	Amount      Credits
+	// Amount is the actual cost; at most the reserved amount is debited,
+	// unless Uncapped.
+	Amount Credits
+	// Uncapped charges Amount in full even above the hold (the hold was an
+	// estimate: output pages): the excess is taken from the pools in the
+	// usual order in the same atomic step, and what they cannot give is
+	// charged to the balance all the same, recorded as the entry's
+	// Shortfall with an EventShortfall.
+	Uncapped    bool
 	Description string
 	Route       string
 	RequestID   string
@@ -252,6 +274,9 @@ type Settlement struct {
 	// Late is true when the reservation had already expired: the charge was
 	// taken from what the account had available, up to Amount.
 	Late bool
+	// Shortfall is the part of Charged the pools could not give (see
+	// CommitRequest.Uncapped).
+	Shortfall Credits
 	// Quota is the quota state after the settlement.
 	Quota QuotaState
 	// Overage is the overage state after the settlement.
@@ -317,13 +342,15 @@ type RouteUsage struct {
 // reached.
 type Store interface {
 	JobStore
+	PlanStore
 	// CreateAccount creates an account, with initial credits recorded as a
 	// purchase when positive. ECodeAccountExists if it exists.
 	CreateAccount(ctx context.Context, id string, initial Credits) (Account, error)
 	// Account returns an account's balances and settings.
 	// ECodeAccountNotFound.
 	Account(ctx context.Context, id string) (Account, error)
-	// UpdateSettings replaces an account's settings.
+	// UpdateSettings replaces an account's settings; its limits in force
+	// become the settings' own (see PlanStore.ApplySettings).
 	UpdateSettings(ctx context.Context, id string, s Settings) (Account, error)
 	// AddKey stores a key record (its Hash, never the secret).
 	AddKey(ctx context.Context, k Key) error
@@ -338,7 +365,8 @@ type Store interface {
 	// is still in flight, ECodeIdempotencyKeyReused when the key is held
 	// or committed for a request of another fingerprint.
 	Reserve(ctx context.Context, r ReserveRequest) (Reservation, error)
-	// Commit debits min(Amount, reserved) and releases the rest. Committing
+	// Commit debits min(Amount, reserved) (Amount when Uncapped) and
+	// releases the rest. Committing
 	// the same reservation again returns the first settlement and charges
 	// nothing more. A reservation that expired before its commit is charged
 	// from the available balance, up to Amount, and marked Late.

@@ -55,6 +55,9 @@ func (r ReserveRequest) Validate() error {
 	if err := CheckAmount("reservation amount", r.Amount); err != nil {
 		return err
 	}
+	if r.Minimum < 0 || r.Minimum > r.Amount {
+		return invalid("a reservation's minimum must be between 0 and its amount")
+	}
 	if r.ID == "" || len(r.ID) > MaxRefLen {
 		return invalid("reservation id must be 1 to %d bytes", MaxRefLen)
 	}

@@ -19,7 +19,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "meter",
-		Usage: "<account|key|credits|transactions> ...",
+		Usage: "<account|key|credits|transactions|usage|job|plan> ...",
 		Short: "Manages meter accounts, API keys and credits through the admin API",
 		Long: `
 Manages creditgate's accounts, API keys and credits by calling the meter
@@ -33,6 +33,8 @@ from a config).
   caddy meter credits add acme 50 --type purchase
   caddy meter credits add acme -2.5 --type adjustment
   caddy meter transactions acme --limit 20
+  caddy meter plan set team --set monthly_quota=100 --set overage_cap=20
+  caddy meter account plan acme team
 
 Operations that cannot be undone (trim, key revoke, job cancel) ask first,
 or take --yes. Every command prints a readable summary, or the API's JSON
@@ -51,7 +53,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 	account := &cobra.Command{Use: "account", Short: "Creates, shows, lists and changes accounts"}
 	var listLimit int
 	var listCursor string
-	var initial string
+	var initial, createPlan string
 	create := &cobra.Command{
 		Use: "create <id>", Short: "Creates an account", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,10 +65,17 @@ func (c *client) addCommands(cmd *cobra.Command) {
 				}
 				body["credits"] = n
 			}
+			if cmd.Flags().Changed("plan") {
+				body["plan"] = createPlan
+				if createPlan == "none" {
+					body["plan"] = ""
+				}
+			}
 			return c.do(http.MethodPost, "/meter/accounts", body, printAccount)
 		},
 	}
 	create.Flags().StringVar(&initial, "credits", "", "initial credits, recorded as a purchase")
+	create.Flags().StringVar(&createPlan, "plan", "", "the account's plan (default: the default_plan; none: no plan)")
 	get := &cobra.Command{
 		Use: "get <id>", Short: "Shows an account's balance", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,7 +94,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 	var sets []string
 	update := &cobra.Command{
 		Use:   "update <id> --set name=value...",
-		Short: "Changes account settings (enabled, rates.<name>, page_limit, monthly_quota, quota_unit, overage_cap, low_balance_threshold, time_zone, period_anchor)",
+		Short: "Changes account settings (plan, enabled, rates.<name>, page_limit, monthly_quota, quota_unit, overage_cap, low_balance_threshold, retention_days, time_zone, period_anchor); they win over the plan's",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			patch, err := settingsPatch(sets)
@@ -137,7 +146,8 @@ func (c *client) addCommands(cmd *cobra.Command) {
 	}
 	trim.Flags().StringVar(&trimBefore, "before", "", "YYYY-MM-DD or RFC 3339")
 	yesFlag(trim, &trimYes)
-	account.AddCommand(create, get, list, update, toggle("disable", false), toggle("enable", true), trim)
+	plan, accountPlan := c.planCommands()
+	account.AddCommand(create, get, list, update, toggle("disable", false), toggle("enable", true), trim, accountPlan)
 
 	key := &cobra.Command{Use: "key", Short: "Creates API keys"}
 	var mode string
@@ -270,7 +280,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 		},
 	})
 
-	cmd.AddCommand(account, key, credits, transactions, usage, job)
+	cmd.AddCommand(account, key, credits, transactions, usage, job, plan)
 }
 
 // yesFlag adds --yes (-y) to a command that asks before it acts.

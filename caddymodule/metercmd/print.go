@@ -31,6 +31,9 @@ func printAccount(w io.Writer, v map[string]any) {
 		{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE"},
 		{str(v["id"]), str(v["balance"]), str(v["reserved"]), str(v["available"])},
 	})
+	if st, _ := v["settings"].(map[string]any); str(st["plan"]) != "" {
+		fmt.Fprintf(w, "plan %s\n", str(st["plan"]))
+	}
 }
 
 func printAccounts(w io.Writer, v map[string]any) {

@@ -87,32 +87,46 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 	return a, err
 }
 
-// UpdateSettings replaces an account's settings. The quota and overage
-// cap apply at once, to the current period too.
+// UpdateSettings replaces an account's settings; they are its limits in
+// force too.
 func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings) (meter.Account, error) {
+	return s.ApplySettings(ctx, id, &st, st.Limits())
+}
+
+// ApplySettings sets the account's limits in force and, unless own is
+// nil, its own settings. The quota and overage cap apply at once, to the
+// current period too.
+func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Settings, l meter.Limits) (meter.Account, error) {
 	if err := meter.ValidateAccountID(id); err != nil {
 		return meter.Account{}, err
 	}
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return meter.Account{}, internalErr(err)
+	var raw []byte
+	if own != nil {
+		var err error
+		if raw, err = json.Marshal(own); err != nil {
+			return meter.Account{}, internalErr(err)
+		}
 	}
-	if err := st.ValidateAmounts(); err != nil {
+	if err := l.Validate(); err != nil {
 		return meter.Account{}, err
 	}
 	var a meter.Account
-	err = s.update(ctx, id, func(o *op) error {
-		o.a.QuotaLimit, o.a.OverageCap = int64(st.MonthlyQuota), int64(st.OverageCap)
-		o.a.Settings, o.a.QuotaUnit = raw, st.QuotaUnit
-		o.a.UpdatedMS = o.now
+	err := s.update(ctx, id, func(o *op) error {
+		o.a.QuotaLimit, o.a.OverageCap = int64(l.MonthlyQuota), int64(l.OverageCap)
+		o.a.QuotaUnit = l.QuotaUnit
+		if own != nil {
+			o.a.Settings = raw
+			o.a.UpdatedMS = o.now
+		}
 		// A new threshold records no event; it re-arms when the balance
 		// is at or above it (the next debit below it records one).
-		t := int64(st.LowBalanceThreshold)
+		t := int64(l.LowBalanceThreshold)
 		o.a.LBThreshold = &t
 		if t <= 0 || o.a.Balance >= t {
 			o.a.LBSent = false
 		}
 		o.dirty = true
+		var err error
 		a, err = o.account(id)
 		return err
 	})

@@ -103,7 +103,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("boltstore: cannot open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bAccounts, bKeys, bOutboxIndex} {
+		for _, b := range [][]byte{bAccounts, bKeys, bOutboxIndex, bPlans} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -138,6 +138,8 @@ var (
 	bOutbox   = []byte("outbox")
 	// bOutboxIndex is the top-level bucket of accounts with events.
 	bOutboxIndex = []byte("outbox")
+	// bPlans is the top-level bucket of plans: name -> JSON.
+	bPlans = []byte("plans")
 )
 
 // accountBuckets are the sub-buckets every account has.

@@ -74,13 +74,18 @@ func (a *account) release(r *reservation) {
 // room (balance - reserved) may be negative.
 func (a *account) pools() (qa, room, oa int64) {
 	room = a.Balance - a.Reserved
-	if a.Period == 0 {
+	if a.Period == 0 || a.owes() > 0 {
 		return 0, room, 0
 	}
 	qa = max(0, a.QuotaLimit-a.QUsed-a.QRes)
 	oa = max(0, min(a.OverageCap-a.OUsed-a.ORes, a.OverageCap+min(0, room)))
 	return qa, room, oa
 }
+
+// owes is what the account owes beyond its overage cap: the shortfall of
+// output-priced commits (or an adjustment) not yet bought back. While it
+// owes, no pool gives anything (lib.lua's owes).
+func (a *account) owes() int64 { return max(0, -(a.Balance + a.OverageCap)) }
 
 // split takes x from the pools in order: quota, balance, overage. The
 // parts may fall short of x.

@@ -82,8 +82,14 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			}
 		}
 		q, b, ov := a.split(amount)
-		if q+b+ov < amount {
-			return refuse(a, amount)
+		if got := q + b + ov; got < amount {
+			if min := int64(r.Minimum); min > 0 && got >= min {
+				amount = got // all the pools give: the estimate's partial hold
+			} else if min > 0 {
+				return refuse(a, min)
+			} else {
+				return refuse(a, amount)
+			}
 		}
 		a.Reserved, a.QRes, a.ORes = a.Reserved+b+ov, a.QRes+q, a.ORes+ov
 		o.dirty = true
@@ -116,6 +122,8 @@ func refuse(a *account, amount int64) error {
 	room := meter.Credits(a.Balance - a.Reserved)
 	req := meter.Credits(amount)
 	switch {
+	case a.owes() > 0:
+		return meter.CreditsOwed(req, room, meter.Credits(a.owes()))
 	case a.Period > 0 && a.OverageCap > 0:
 		e := meter.Errorf(meter.ECodeOverageLimitReached, "the overage of this period (%s credits) cannot cover %s credits",
 			meter.Credits(a.OverageCap), req)
@@ -168,11 +176,12 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 				return internalErr(err)
 			}
 		}
-		if err := o.charge(rid, r, c); err != nil {
+		short, err := o.charge(rid, r, c)
+		if err != nil {
 			return internalErr(err)
 		}
 		st = meter.Settlement{Charged: meter.Credits(r.Charged), Balance: meter.Credits(a.Balance),
-			Available: meter.Credits(a.Balance - a.Reserved), EntryID: r.Entry, Late: r.Late}
+			Available: meter.Credits(a.Balance - a.Reserved), EntryID: r.Entry, Late: r.Late, Shortfall: meter.Credits(short)}
 		st.Quota, st.Overage = a.state()
 		return nil
 	})
@@ -183,77 +192,101 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 }
 
 // charge settles a held or expired reservation r as used (commit.lua
-// from "local late").
-func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) error {
+// from "local late"). Uncapped, the excess over the hold is taken from the
+// pools after the hold's parts are charged, and what they cannot give is
+// the shortfall, charged to the balance all the same.
+func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) (int64, error) {
 	a := o.a
 	late := r.State == expired
 	bucket := r.Per
 	x := min(int64(c.Amount), r.amount())
-	var q, b, ov int64
+	if c.Uncapped {
+		x = int64(c.Amount)
+	}
+	var q, b, ov, excess int64
 	current := true
 	if late {
 		bucket = a.Period
-		q, b, ov = a.split(x)
+		excess = x
 		// The request was charged after all: let a retry with its key
 		// replay it, unless a retry already holds the key.
 		if k := []byte("r:" + r.Idem); r.Idem != "" && o.sub(bIdem).Get(k) == nil {
 			if err := o.put(bIdem, k, []byte(rid)); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	} else {
-		q = min(x, r.Q)
-		b = min(x-q, r.B)
-		ov = x - q - b
+		held := min(x, r.amount())
+		q = min(held, r.Q)
+		b = min(held-q, r.B)
+		ov = held - q - b
+		excess = x - held
 		current = r.Per == a.Period
 		a.release(r)
 	}
 	if current {
 		a.QUsed, a.OUsed = a.QUsed+q, a.OUsed+ov
 	}
-	charged := q + b + ov
 	a.Balance -= b + ov
+	var short int64
+	if excess > 0 {
+		// From what the pools have now, counted in the current period.
+		eq, eb, eo := a.split(excess)
+		if c.Uncapped {
+			short = excess - eq - eb - eo
+		}
+		a.QUsed, a.OUsed = a.QUsed+eq, a.OUsed+eo
+		a.Balance -= eb + eo + short
+		q, b, ov = q+eq, b+eb, ov+eo
+		current = current || eq+eo > 0
+	}
+	charged := q + b + ov + short
 	a.TotalUsed += charged
 	o.dirty = true
 
 	if current && q > 0 && a.QuotaLimit > 0 && a.QUsed >= a.QuotaLimit && a.QUsed-q < a.QuotaLimit {
 		if err := o.emit(meter.EventQuotaExhausted, 0, a.QuotaLimit, a.QUsed, a.PeriodEnd); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if b+ov > 0 {
+	if b+ov+short > 0 {
 		if err := o.lowBalance(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if current && ov > 0 && a.OverageCap > 0 && a.OUsed >= a.OverageCap && a.OUsed-ov < a.OverageCap {
 		if err := o.emit(meter.EventOverageLimitReached, 0, a.OverageCap, a.OUsed, a.PeriodEnd); err != nil {
-			return err
+			return 0, err
+		}
+	}
+	if short > 0 {
+		if err := o.emit(meter.EventShortfall, 0, 0, short, 0); err != nil {
+			return 0, err
 		}
 	}
 	entryID := ""
 	if charged > 0 {
-		id, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov), BalanceAfter: a.Balance,
+		id, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov + short), BalanceAfter: a.Balance,
 			Description: c.Description, Route: c.Route, RequestID: c.RequestID, ReservationID: rid,
-			Late: late, Quota: q, Overage: ov, Pages: c.Pages})
+			Late: late, Quota: q, Overage: ov, Pages: c.Pages, Shortfall: short})
 		if err != nil {
-			return err
+			return 0, err
 		}
 		entryID = id.String()
 	}
 	if err := o.count(bucket, c.Route, int64(c.Pages), charged); err != nil {
-		return err
+		return 0, err
 	}
 	if k := []byte("r:" + r.Idem); len(c.Response) > 0 && r.Idem != "" && bytes.Equal(o.sub(bIdem).Get(k), []byte(rid)) {
 		// With the charge, in its transaction; purged with the record.
 		if err := o.put(bIdem, responseKey(rid), c.Response); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	r.State, r.Charged, r.Entry, r.Late = committed, charged, entryID, late
 	r.Q, r.B, r.O = q, b, ov
 	r.Bal, r.Avail = a.Balance, a.Balance-a.Reserved
-	return o.finish(rid, r)
+	return short, o.finish(rid, r)
 }
 
 // count adds a request to a route's usage in a period.

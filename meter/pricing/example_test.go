@@ -86,11 +86,12 @@ func ExampleCompile_pageClasses() {
 	// document              3 x 1    = 3
 	// total 23
 	// with the account's rates: 22
-	// {Pages:true Boxes:true JSON:false JSONPart: OutputPages:false ResponseHeaders:[]}
+	// {Pages:true Boxes:true JSON:false JSONPart: OutputPages:false ResponseHeaders:[] Uncapped:false}
 }
 
 // The PDF Generator API: 1 credit per started block of 5 pages of the
-// generated PDF, 20 pages reserved before the upstream answers.
+// generated PDF, an estimate of 20 pages reserved before the upstream
+// answers, the real count charged.
 func ExampleRules_Final() {
 	rules, _ := pricing.Compile([]pricing.Spec{
 		{Blocks: &pricing.Blocks{Pages: 5, Credits: *c("1")}, Output: true, Reserve: 20},
@@ -102,9 +103,9 @@ func ExampleRules_Final() {
 	f, _ = rules.Final(pricing.Input{}, pricing.Response{OutputPages: 60})
 	fmt.Println("charged", f.Total, "-", f.Lines[0].Source)
 	// Output:
-	// reserved 4 - reserved for 20 output pages
+	// reserved 4 - estimate: 20 output pages; the real count is charged
 	// charged 2 - 7 output pages
-	// charged 4 - 60 output pages, capped at the reservation (20)
+	// charged 12 - 60 output pages
 }
 
 // Units reported by the upstream in a response header.
@@ -117,7 +118,7 @@ func ExampleRules_Needs() {
 	f, _ := rules.Final(pricing.Input{}, pricing.Response{Header: http.Header{"X-Billable-Units": {"12"}}})
 	printQuote(f)
 	// Output:
-	// {Pages:false Boxes:false JSON:false JSONPart: OutputPages:false ResponseHeaders:[X-Billable-Units]}
+	// {Pages:false Boxes:false JSON:false JSONPart: OutputPages:false ResponseHeaders:[X-Billable-Units] Uncapped:true}
 	// units                12 x 0.25 = 3
 	// call                  1 x 1    = 1
 	// total 4

@@ -30,12 +30,22 @@ type Line struct {
 	// PageClass marks a line that counts the pages of one page class
 	// (Name is the class): the gateway's metrics count pages by class.
 	PageClass bool `json:"page_class,omitempty"`
+	// Estimate marks a line priced before the upstream answered from a
+	// count it will report (output pages, header units): what is
+	// reserved, not what will be charged.
+	Estimate bool `json:"estimate,omitempty"`
 }
 
 // Quote is the price of one request.
 type Quote struct {
 	Total meter.Credits `json:"total"`
 	Lines []Line        `json:"lines"`
+	// Estimate is true when a line is an estimate (see Line.Estimate):
+	// the charge is known only once the upstream answered.
+	Estimate bool `json:"estimate,omitempty"`
+	// Minimum is the smallest hold the route accepts when the account
+	// cannot hold Total (rules with at_least); Total otherwise.
+	Minimum meter.Credits `json:"minimum,omitempty"`
 }
 
 // Input is what a rule may look at before the request is forwarded.
@@ -81,6 +91,9 @@ type Needs struct {
 	// ResponseHeaders are read from the upstream's response, then removed
 	// before the client sees it. Canonical names, no duplicates.
 	ResponseHeaders []string
+	// Uncapped: Final may exceed Quote (a response-priced rule without a
+	// ceiling): the commit charges the excess over the hold.
+	Uncapped bool
 }
 
 // Rule prices one aspect of a request.
@@ -90,7 +103,8 @@ type Rule interface {
 	Lines(in Input) ([]Line, error)
 	// Final prices the request once the upstream answered 2xx. Rules not
 	// priced on the response return what Lines returned; rules priced on
-	// it never return more than their Lines.
+	// it return the real count's price (never more than their Lines with
+	// a ceiling).
 	Final(in Input, resp Response) ([]Line, error)
 	Needs() Needs
 }
@@ -121,12 +135,32 @@ func (rs Rules) Quote(in Input) (Quote, error) {
 	if err != nil {
 		return Quote{}, err
 	}
-	return rs.sum(func(r Rule) ([]Line, error) { return r.Lines(in) })
+	q, err := rs.sum(func(r Rule) ([]Line, error) { return r.Lines(in) })
+	if err != nil {
+		return q, err
+	}
+	q.Minimum = q.Total
+	for _, l := range q.Lines {
+		q.Estimate = q.Estimate || l.Estimate
+	}
+	if q.Estimate {
+		min, err := rs.sum(func(r Rule) ([]Line, error) {
+			if m, ok := r.(interface{ MinLines(Input) ([]Line, error) }); ok {
+				return m.MinLines(in)
+			}
+			return r.Lines(in)
+		})
+		if err != nil {
+			return Quote{}, err
+		}
+		q.Minimum = min.Total
+	}
+	return q, nil
 }
 
 // Final prices a request after the upstream answered 2xx: what is charged.
-// For rules not priced on the response it equals Quote; Final's total
-// never exceeds Quote's for the same Input.
+// For rules not priced on the response it equals Quote; it exceeds Quote's
+// total only when Needs().Uncapped.
 func (rs Rules) Final(in Input, resp Response) (Quote, error) {
 	in, err := rs.Prepare(in)
 	if err != nil {
@@ -165,6 +199,7 @@ func (rs Rules) Needs() Needs {
 			n.JSONPart = rn.JSONPart
 		}
 		n.OutputPages = n.OutputPages || rn.OutputPages
+		n.Uncapped = n.Uncapped || rn.Uncapped
 		for _, h := range rn.ResponseHeaders {
 			h = http.CanonicalHeaderKey(h)
 			if !seen[h] {

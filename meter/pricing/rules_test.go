@@ -137,17 +137,31 @@ func TestResponseRules(t *testing.T) {
 	if got := total(t, out, Input{}); got != cr("5") {
 		t.Errorf("reserved %s", got)
 	}
-	for pages, want := range map[int]string{0: "0", 3: "1.5", 10: "5", 11: "5", 1 << 40: "5"} {
+	// The reserve is an estimate: the real count is charged in full.
+	for pages, want := range map[int]string{0: "0", 3: "1.5", 10: "5", 11: "5.5", 1 << 40: "549755813888"} {
 		if got := final(out, Input{}, Response{OutputPages: pages}); got != cr(want) {
 			t.Errorf("%d output pages: %s, want %s", pages, got, want)
 		}
+	}
+	if n := out.Needs(); !n.Uncapped {
+		t.Errorf("needs = %+v, want uncapped", n)
+	}
+	// With a ceiling, the reservation is the most charged.
+	ceil := mustCompile(t, Spec{PerPage: credits("0.5"), Output: true, Reserve: 10, Ceiling: true})
+	for pages, want := range map[int]string{3: "1.5", 11: "5", 1 << 40: "5"} {
+		if got := final(ceil, Input{}, Response{OutputPages: pages}); got != cr(want) {
+			t.Errorf("ceiling, %d output pages: %s, want %s", pages, got, want)
+		}
+	}
+	if n := ceil.Needs(); n.Uncapped {
+		t.Errorf("needs = %+v, want capped", n)
 	}
 	byInput := mustCompile(t, Spec{PerPage: credits("1"), Output: true, ReserveInput: true})
 	in := Input{Usage: files(pdf("a", 4))}
 	if n := byInput.Needs(); !n.Pages || !n.OutputPages {
 		t.Errorf("needs = %+v", n)
 	}
-	if got, f := total(t, byInput, in), final(byInput, in, Response{OutputPages: 6}); got != cr("4") || f != cr("4") {
+	if got, f := total(t, byInput, in), final(byInput, in, Response{OutputPages: 6}); got != cr("4") || f != cr("6") {
 		t.Errorf("reserve input: quote %s final %s", got, f)
 	}
 
@@ -155,7 +169,7 @@ func TestResponseRules(t *testing.T) {
 	if n := hdr.Needs(); n.Pages || len(n.ResponseHeaders) != 1 || n.ResponseHeaders[0] != "X-Units" {
 		t.Errorf("needs = %+v", n)
 	}
-	for v, want := range map[string]string{"3": "7", " 0 ": "1", "5": "11", "9": "11", "": "11", "abc": "11", "-4": "11", "1.5": "11", "99999999999999999999": "11"} {
+	for v, want := range map[string]string{"3": "7", " 0 ": "1", "5": "11", "9": "19", "": "11", "abc": "11", "-4": "11", "1.5": "11", "99999999999999999999": "11"} {
 		h := http.Header{}
 		if v != "" {
 			h.Set("X-Units", v)
@@ -168,8 +182,8 @@ func TestResponseRules(t *testing.T) {
 	if got := final(tiered, Input{}, Response{Header: http.Header{"X-Pages": {"7"}}}); got != cr("3") {
 		t.Errorf("tiers of header units: %s", got)
 	}
-	if got := final(tiered, Input{}, Response{Header: http.Header{"X-Pages": {"70"}}}); got != cr("5") {
-		t.Errorf("capped tier: %s", got)
+	if got := final(tiered, Input{}, Response{Header: http.Header{"X-Pages": {"70"}}}); got != cr("8") {
+		t.Errorf("tier of the real count: %s", got)
 	}
 }
 
@@ -245,5 +259,40 @@ func TestOverflowIsRefused(t *testing.T) {
 	_, err := rs.Quote(Input{Usage: usage.Usage{Pages: 1 << 30}})
 	if meter.ErrorCode(err) != meter.ECodeBadRequest {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// PDF Generator API: "credits are calculated based on the number of pages
+// in the generated PDF": 1 credit per started block of 5 pages. A
+// 134-page output with 100 pages reserved costs 27, not 20; with
+// at_least 1 the smallest hold is 1 credit.
+func TestOutputEstimate(t *testing.T) {
+	blocks := &Blocks{Pages: 5, Credits: cr("1")}
+	rs := mustCompile(t, Spec{Blocks: blocks, Output: true, Reserve: 100, AtLeast: 1})
+	q, err := rs.Quote(Input{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Total != cr("20") || q.Minimum != cr("1") || !q.Estimate || !q.Lines[0].Estimate {
+		t.Errorf("quote %+v", q)
+	}
+	f, err := rs.Final(Input{}, Response{OutputPages: 134})
+	if err != nil || f.Total != cr("27") {
+		t.Errorf("134 pages: %+v %v", f, err)
+	}
+	plain := mustCompile(t, Spec{PerCall: credits("1")})
+	if q, _ := plain.Quote(Input{}); q.Estimate || q.Minimum != q.Total {
+		t.Errorf("a quote without estimates: %+v", q)
+	}
+	for _, bad := range []Spec{
+		{Blocks: blocks, Output: true, Reserve: 10, AtLeast: 11},
+		{Blocks: blocks, Output: true, Reserve: 10, AtLeast: -1},
+		{Blocks: blocks, Output: true, Reserve: 10, AtLeast: 1, Ceiling: true},
+		{PerCall: credits("1"), AtLeast: 1},
+		{PerCall: credits("1"), Ceiling: true},
+	} {
+		if _, err := Compile([]Spec{bad}); err == nil {
+			t.Errorf("%+v compiled", bad)
+		}
 	}
 }

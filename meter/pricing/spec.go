@@ -58,11 +58,21 @@ type Spec struct {
 	// (per_unit, blocks, tiers). Requires a reservation.
 	Header string `json:"header,omitempty"`
 	// Reserve is the count (output pages or header units) priced before
-	// forwarding: what is reserved, and the cap of the final price.
+	// forwarding: the estimate that is reserved. The real count is
+	// charged in full, above it too (unless Ceiling).
 	Reserve int64 `json:"reserve,omitempty"`
 	// ReserveInput reserves the request's own page count instead (for
 	// services whose output has as many pages as their input).
 	ReserveInput bool `json:"reserve_input,omitempty"`
+	// AtLeast is the smallest count the route may reserve instead of the
+	// estimate when the account cannot hold the estimate: an account that
+	// can pay for AtLeast units is served, and charged the real count.
+	// 0 (default): the estimate must be held.
+	AtLeast int64 `json:"at_least,omitempty"`
+	// Ceiling makes the reservation the most a request is charged (the
+	// behaviour before estimates): a larger real count is charged as the
+	// reservation. Default false.
+	Ceiling bool `json:"ceiling,omitempty"`
 }
 
 // PageClass is one page class of a page_classes rule.
@@ -252,6 +262,12 @@ func (s Spec) checkModifiers(kind string) error {
 		return fmt.Errorf("reserve a number or the input pages, not both")
 	case respPriced && s.Reserve == 0 && !s.ReserveInput:
 		return fmt.Errorf("a rule priced on the response needs a reservation (reserve <n> or reserve input)")
+	case !respPriced && (s.AtLeast != 0 || s.Ceiling):
+		return fmt.Errorf("at_least and ceiling apply to output and header rules only")
+	case s.AtLeast < 0 || (s.Reserve > 0 && s.AtLeast > s.Reserve):
+		return fmt.Errorf("at_least must be between 0 and the reserve, got %d", s.AtLeast)
+	case s.AtLeast > 0 && s.Ceiling:
+		return fmt.Errorf("at_least and ceiling are exclusive: a ceiling charges at most what was reserved")
 	}
 	return nil
 }

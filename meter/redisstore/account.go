@@ -51,20 +51,30 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 }
 
 // UpdateSettings replaces an account's settings, stored as JSON in the
-// account hash.
+// account hash; they are its limits in force too.
 func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings) (meter.Account, error) {
+	return s.ApplySettings(ctx, id, &st, st.Limits())
+}
+
+// ApplySettings sets the account's limits in force and, unless own is
+// nil, its own settings, in one script (settings.lua).
+func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Settings, l meter.Limits) (meter.Account, error) {
 	if err := meter.ValidateAccountID(id); err != nil {
 		return meter.Account{}, err
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return meter.Account{}, internalErr(err)
+	raw := ""
+	if own != nil {
+		b, err := json.Marshal(own)
+		if err != nil {
+			return meter.Account{}, internalErr(err)
+		}
+		raw = string(b)
 	}
-	if err := st.ValidateAmounts(); err != nil {
+	if err := l.Validate(); err != nil {
 		return meter.Account{}, err
 	}
-	r, err := s.run(ctx, settingsScript, id, string(b), int64(st.MonthlyQuota), int64(st.OverageCap), st.QuotaUnit,
-		int64(st.LowBalanceThreshold))
+	r, err := s.run(ctx, settingsScript, id, raw, int64(l.MonthlyQuota), int64(l.OverageCap), l.QuotaUnit,
+		int64(l.LowBalanceThreshold))
 	if err != nil {
 		return meter.Account{}, err
 	}
@@ -301,7 +311,7 @@ func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
 		BalanceAfter: num("balance_after"), Description: str("description"), Route: str("route"),
 		RequestID: str("request_id"), ReservationID: str("reservation_id"), Late: str("late") == "1",
 		Quota: num("quota"), Overage: num("overage"), Pages: int(num("pages")), RefundOf: str("refund_of"),
-		JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"), CreatedAt: entryTime(m.ID)}
+		Shortfall: num("shortfall"), JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"), CreatedAt: entryTime(m.ID)}
 }
 
 // entryTime is the server time in a stream id "<ms>-<seq>".

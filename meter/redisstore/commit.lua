@@ -7,9 +7,10 @@
 -- ARGV: [1] retain_ms, [2] rid, [3] amount (actual cost), [4] description,
 --       [5] route, [6] request_id, [7] pages, [8] id of KEYS[9]'s period,
 --       [9] the response to store ('' for none): stored only when the
---       reservation's idempotency key names it once charged
+--       reservation's idempotency key names it once charged,
+--       [10] '1': uncapped, charge the amount in full even above the hold
 -- Reply: {'ok', charged, balance, available, entry_id ('' if none), late (0|1), state...,
---   events} (state: see with_state in lib.lua; events: how many webhook
+--   events, shortfall} (state: see with_state in lib.lua; events: how many webhook
 --   events were recorded, see below)
 --   or {'period', id}: KEYS[9] is not the usage hash of period id; nothing
 --   was charged, call again with that one
@@ -23,6 +24,11 @@
 -- min(amount, reserved amount) from what the pools have now, in the same
 -- order, and marked late; it counts in the stored period. A committed one
 -- answers its first settlement again (with the current period state).
+-- Uncapped, the excess over the hold is taken from what the pools have
+-- now, in the same order, after the hold's parts; what they cannot give
+-- (the shortfall) leaves the balance all the same, is the entry's
+-- 'shortfall' field and records a credits.shortfall event. While the
+-- balance is below -overage_cap the account owes (see owes in lib.lua).
 -- charged is the total from every pool; the ledger entry's amount is the
 -- balance and overage parts (what leaves the balance), its quota and
 -- overage fields the parts; an entry is written unless all are 0.
@@ -39,6 +45,7 @@ if not r then return {'reservation_not_found'} end
 if r.state == 'c' then
   local rep = with_state({'ok', r.charged, r.bal, r.avail, r.entry, r.late and 1 or 0}, a)
   rep[#rep + 1] = 0
+  rep[#rep + 1] = 0
   return rep
 end
 if r.state == 'v' then return {'reservation_settled', 'voided'} end
@@ -51,34 +58,48 @@ local late = r.state == 'x'
 local bucket = late and a.period or r.per
 if tonumber(ARGV[8]) ~= bucket then return {'period', bucket} end
 
-local x = math.min(amount, r.amount)
-local q, b, o
+local uncapped = ARGV[10] == '1'
+local x = uncapped and amount or math.min(amount, r.amount)
+local q, b, o, excess = 0, 0, 0, 0
 local current = true
 if late then
-  q, b, o = split(a, x)
+  excess = x
   -- The request was charged after all: let a retry with its key replay it,
   -- unless a retry already holds the key.
   if r.idem ~= '' and redis.call('HEXISTS', KEYS[4], 'r:' .. r.idem) == 0 then
     redis.call('HSET', KEYS[4], 'r:' .. r.idem, rid)
   end
 else
-  q = math.min(x, r.q)
-  b = math.min(x - q, r.b)
-  o = x - q - b
+  local held = math.min(x, r.amount)
+  q = math.min(held, r.q)
+  b = math.min(held - q, r.b)
+  o = held - q - b
+  excess = x - held
   current = r.per == a.period
   release(a, r)
 end
 if current then
   a.q_used, a.o_used = a.q_used + q, a.o_used + o
 end
-local charged = q + b + o
 a.balance = a.balance - b - o
+local short = 0
+if excess > 0 then
+  -- From what the pools have now, counted in the current period.
+  local eq, eb, eo = split(a, excess)
+  if uncapped then short = excess - eq - eb - eo end
+  a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
+  a.balance = a.balance - eb - eo - short
+  q, b, o = q + eq, b + eb, o + eo
+  current = current or eq + eo > 0
+end
+local charged = q + b + o + short
 a.total_used = a.total_used + charged
 
 local entry = ''
 if charged > 0 then
-  entry = append('usage', -(b + o), a.balance, {'description', ARGV[4], 'route', route,
-    'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages})
+  entry = append('usage', -(b + o + short), a.balance, {'description', ARGV[4], 'route', route,
+    'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages,
+    'shortfall', short})
 end
 if a.due_dirty then
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
@@ -88,10 +109,11 @@ end
 if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
   emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
 end
-if b + o > 0 then low_balance(a) end
+if b + o + short > 0 then low_balance(a) end
 if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
   emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
 end
+if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
 if a.events then save(a, 'evt_seq') end
 if redis.call('HINCRBY', KEYS[9], route .. '\0requests', '1') == 1 and bucket > 0 then
   -- A new route in the period: its counters live two months past its end.
@@ -112,4 +134,5 @@ r.bal, r.avail = a.balance, a.balance - a.reserved
 finish(rid, r, a) -- also turns the expiry timer into the purge timer
 local rep = with_state({'ok', charged, a.balance, a.balance - a.reserved, entry, late and 1 or 0}, a)
 rep[#rep + 1] = a.events or 0
+rep[#rep + 1] = short
 return rep

@@ -133,11 +133,18 @@ local function release(a, r)
   end
 end
 
+-- owes is what the account owes beyond its overage cap: the shortfall of
+-- output-priced commits (commit.lua, uncapped) or an adjustment not yet
+-- bought back. While it owes, no pool gives anything.
+local function owes(a)
+  return math.max(0, -(a.balance + a.overage_cap))
+end
+
 -- pools returns what the quota, the balance and the overage can give now;
 -- room (balance - reserved) may be negative.
 local function pools(a)
   local room = a.balance - a.reserved
-  if a.period == 0 then return 0, room, 0 end
+  if a.period == 0 or owes(a) > 0 then return 0, room, 0 end
   local qa = math.max(0, a.quota_limit - a.q_used - a.q_res)
   local oa = math.max(0, math.min(a.overage_cap - a.o_used - a.o_res, a.overage_cap + math.min(0, room)))
   return qa, room, oa
@@ -170,7 +177,9 @@ end
 -- the balance is short (reserve.lua, job_create.lua).
 local function refusal(a, amount)
   local room = a.balance - a.reserved
-  if a.period > 0 and a.overage_cap > 0 then
+  if owes(a) > 0 then
+    return {'credits_owed', amount, room, owes(a)}
+  elseif a.period > 0 and a.overage_cap > 0 then
     return {'overage_limit_reached', amount, room, a.overage_cap}
   elseif a.period > 0 and a.quota_limit > 0 and room <= 0 then
     return {'quota_exceeded', a.quota_limit, a.q_used + a.q_res, a.period_end,

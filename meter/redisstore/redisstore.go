@@ -194,6 +194,8 @@ func refusal(code, id string, r *reply) error {
 		e := meter.Errorf(code, "the overage of this period (%s credits) cannot cover %s credits", limit, req)
 		e.Details = map[string]any{"required": req, "available": avail, "cap": limit}
 		return e
+	case meter.ECodeCreditsOwed:
+		return meter.CreditsOwed(meter.Credits(r.int(1)), meter.Credits(r.int(2)), meter.Credits(r.int(3)))
 	case meter.ECodeQuotaExceeded:
 		limit, used, resets := meter.Credits(r.int(1)), meter.Credits(r.int(2)), msTime(r.int(3))
 		e := meter.Errorf(code, "%s", meter.QuotaMessage(limit, r.str(4), resets))

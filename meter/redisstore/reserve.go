@@ -24,7 +24,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	pid, pend := r.Period.Millis()
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend,
-		r.Fingerprint)
+		r.Fingerprint, int64(r.Minimum))
 	if err != nil {
 		return meter.Reservation{}, err
 	}
@@ -74,7 +74,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		keys := append(s.accountKeys(c.AccountID), s.usageKey(c.AccountID, period),
 			s.responseKey(c.AccountID, c.ReservationID))
 		rep, err := s.runKeys(ctx, commitScript, c.AccountID, keys, c.ReservationID, int64(c.Amount),
-			c.Description, c.Route, c.RequestID, c.Pages, period, c.Response)
+			c.Description, c.Route, c.RequestID, c.Pages, period, c.Response, flag(c.Uncapped))
 		var wp *wrongPeriod
 		if errors.As(err, &wp) && attempt < 2 {
 			period = wp.id
@@ -86,6 +86,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		st := meter.Settlement{Charged: meter.Credits(rep.int(1)), Balance: meter.Credits(rep.int(2)),
 			Available: meter.Credits(rep.int(3)), EntryID: rep.str(4), Late: rep.int(5) == 1}
 		st.Quota, st.Overage = rep.periodState(6)
+		st.Shortfall = meter.Credits(rep.int(16))
 		if rep.int(15) > 0 {
 			s.indexEvents(ctx, c.AccountID)
 		}
@@ -113,3 +114,11 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 }
 
 var _ meter.Store = (*Store)(nil)
+
+// flag is a script's boolean argument.
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

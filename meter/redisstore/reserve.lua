@@ -4,7 +4,9 @@
 -- ARGV: [1] retain_ms, [2] rid, [3] amount, [4] ttl_ms,
 --       [5] idempotency key ('' for none), [6] nonce of this call,
 --       [7] period id (start ms; 0 or absent: the stored period),
---       [8] period end ms, [9] fingerprint of the request ('' for none)
+--       [8] period end ms, [9] fingerprint of the request ('' for none),
+--       [10] minimum (0: none): when the pools cannot give amount but give
+--       at least this, hold all they give (the reply's amount)
 -- Reply: {'ok', amount, balance, available, replayed_rid, period_id, state...}
 --   replayed_rid is '' for a new hold of rid; a replay names the committed
 --   reservation and what it charged. state: see with_state in lib.lua.
@@ -22,6 +24,7 @@ local rid, amount, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idem, nonce = ARGV[5], ARGV[6]
 local pid, pend = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
 local fp = ARGV[9] or ''
+local minimum = tonumber(ARGV[10]) or 0
 local a = open(12, true) -- up to due; the marker saved below
 if not a then return {'account_not_found'} end
 local now = a.now
@@ -61,9 +64,13 @@ end
 
 local q, b, o = split(a, amount)
 if q + b + o < amount then
-  local r = idem == '' and load_res(rid)
-  if r then return seen(r) end
-  return refusal(a, amount)
+  if minimum > 0 and q + b + o >= minimum then
+    amount = q + b + o -- all the pools give: the estimate's partial hold
+  else
+    local r = idem == '' and load_res(rid)
+    if r then return seen(r) end
+    return refusal(a, minimum > 0 and minimum or amount)
+  end
 end
 if redis.call('HSETNX', KEYS[3], rid, record({state = 'h', q = q, b = b, o = o, per = a.period,
     exp = now + ttl, nonce = nonce, idem = idem})) == 0 then

@@ -74,6 +74,12 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"JobExpiry", testJobExpiry},
 		{"JobsConcurrent", testJobsConcurrent},
 		{"JobEvents", testJobEvents},
+		{"Plans", testPlans},
+		{"LimitsInForce", testLimitsInForce},
+		{"UncappedCommit", testUncappedCommit},
+		{"Shortfall", testShortfall},
+		{"UncappedLate", testUncappedLate},
+		{"ReserveMinimum", testReserveMinimum},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, newStore(t)) })
@@ -174,7 +180,9 @@ func checkInvariant(t testing.TB, oldest []meter.LedgerEntry, balance meter.Cred
 	overage := false
 	for _, e := range oldest {
 		sum += e.Amount
-		overage = overage || e.Overage > 0
+		// Overage and an output's shortfall (see CommitRequest.Uncapped)
+		// take the balance below zero, nothing else does.
+		overage = overage || e.Overage > 0 || e.Shortfall > 0
 		if e.BalanceAfter != sum {
 			t.Errorf("entry %s: balance_after %s, running sum %s", e.ID, e.BalanceAfter, sum)
 		}
