@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"UsageWithoutPeriod", testUsageWithoutPeriod},
 		{"LedgerLimits", testLedgerLimits},
 		{"LedgerFilters", testLedgerFilters},
+		{"LedgerOffset", testLedgerOffset},
 		{"TrimLedger", testTrimLedger},
 		{"ConcurrentReserveNeverOverspends", testConcurrentReserve},
 		{"ConcurrentMixed", testConcurrentMixed},
