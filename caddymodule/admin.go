@@ -353,11 +353,11 @@ func (a *adminAPI) transactions(ctx context.Context, s meter.Store, w http.Respo
 	if _, err := s.Account(ctx, id); err != nil {
 		return err
 	}
-	entries, err := s.Ledger(ctx, q)
+	page, err := readLedgerPage(ctx, s, q)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ledgerPage(entries, q.Limit))
+	writeJSON(w, http.StatusOK, page)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strconv"
@@ -114,12 +115,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 			writeError(w, err)
 			return nil
 		}
-		entries, err := store.Ledger(ctx, q)
+		page, err := readLedgerPage(ctx, store, q)
 		if err != nil {
 			writeError(w, err)
 			return nil
 		}
-		writeJSON(w, http.StatusOK, ledgerPage(entries, q.Limit))
+		writeJSON(w, http.StatusOK, page)
 	case "usage":
 		if r.URL.Query().Has("granularity") {
 			rep, err := seriesFor(ctx, store, r, id.key.AccountID)
@@ -197,6 +198,13 @@ func ledgerQuery(r *http.Request, account string, maxLimit int) (meter.LedgerQue
 		}
 		q.Limit = n
 	}
+	if s := v.Get("offset"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > meter.MaxLedgerOffset {
+			return q, meter.Errorf(meter.ECodeInvalid, "offset must be between 0 and %d: page further with cursor", meter.MaxLedgerOffset)
+		}
+		q.Offset = n
+	}
 	switch q.Type {
 	case "", meter.EntryPurchase, meter.EntryUsage, meter.EntryRefund, meter.EntryAdjustment:
 	default:
@@ -231,13 +239,32 @@ func dateParam(s string, upper bool) (time.Time, error) {
 	return t, nil
 }
 
+// readLedgerPage reads the page q selects and the total it is part of.
+func readLedgerPage(ctx context.Context, s meter.Store, q meter.LedgerQuery) (map[string]any, error) {
+	entries, err := s.Ledger(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	total, err := s.LedgerTotal(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return ledgerPage(entries, q, total), nil
+}
+
 // ledgerPage is a page of transactions with the cursor of the next one.
-func ledgerPage(entries []meter.LedgerEntry, limit int) map[string]any {
+// The same entries are under "data" (with has_more and next_cursor) and
+// under "transactions" (with total, limit and offset, DocExtract's form),
+// so clients that page by cursor and by offset both read it unchanged.
+// total counts every entry of the type and dates asked for, whatever the
+// cursor and offset.
+func ledgerPage(entries []meter.LedgerEntry, q meter.LedgerQuery, total int) map[string]any {
 	if entries == nil {
 		entries = []meter.LedgerEntry{}
 	}
-	page := map[string]any{"data": entries, "has_more": false}
-	if len(entries) == limit {
+	page := map[string]any{"data": entries, "has_more": false,
+		"transactions": entries, "total": total, "limit": q.Limit, "offset": q.Offset}
+	if len(entries) == q.Limit {
 		page["has_more"] = true
 		page["next_cursor"] = entries[len(entries)-1].ID
 	}

@@ -147,6 +147,15 @@ type App struct {
 	// ZeroCostBurst is the burst of ZeroCostRate. Default 20.
 	ZeroCostBurst int `json:"zero_cost_burst,omitempty"`
 
+	// CostHeader and RemainingHeader name the response headers that carry
+	// what a request cost and the credits left, on every path that sets
+	// them (charges, refusals, dry runs and quotes, test keys, replays,
+	// jobs), for clients that already read a provider's own names (e.g.
+	// x-pspdfkit-request-cost). A handler may name its own. Default:
+	// X-Request-Cost and X-Remaining-Credits.
+	CostHeader      string `json:"cost_header,omitempty"`
+	RemainingHeader string `json:"remaining_header,omitempty"`
+
 	// Plans are named sets of account settings (see the README's Plans):
 	// an account on a plan has the plan's settings where its own are not
 	// set. Plans made through the admin API live in the store; one here
@@ -157,9 +166,11 @@ type App struct {
 	// Default: none.
 	DefaultPlan string `json:"default_plan,omitempty"`
 
+	money    moneyNames
 	jobs     *jobState
 	zeroCost *zeroCostLimiter
 	plans    *planState
+	routes   *routeIndex // meter handlers by route, for meter_quote
 	// rates knows every metered route's rate names, to scope account
 	// rates to their route (pricing.Scope).
 	rates *pricing.Scope
@@ -192,6 +203,7 @@ func (s storeDestructor) Destruct() error { return s.Close() }
 // Provision opens (or reuses) the store.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.money = defaultMoneyNames.with(a.CostHeader, a.RemainingHeader)
 	a.jobs = &jobState{}
 	a.rates = new(pricing.Scope)
 	if a.JobSecret != "" {
@@ -299,6 +311,9 @@ const maxRedisBatch = 256
 
 // Validate checks the configuration.
 func (a *App) Validate() error {
+	if err := checkMoneyNames(a.CostHeader, a.RemainingHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
+	}
 	forms := 0
 	for _, set := range []bool{a.Redis != "", len(a.RedisCluster) > 0, len(a.RedisSentinel) > 0} {
 		if set {
@@ -347,6 +362,9 @@ func (a *App) Validate() error {
 // retention when configured.
 func (a *App) Start() error {
 	if err := a.checkConsoles(); err != nil {
+		return err
+	}
+	if err := a.routeIndex().check(); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())

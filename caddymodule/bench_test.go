@@ -58,16 +58,16 @@ func benchHandler(tb testing.TB) (*Handler, *benchStore) {
 	}
 	one := meter.Credits(meter.Scale)
 	h := &Handler{Rules: []pricing.Spec{{PerPage: &one}}, KeyHeader: "Authorization",
-		MaxBody: 200 << 20, MemoryThreshold: 1 << 20, MaxFiles: 100,
+		MaxBody: 200 << 20, MemoryThreshold: 1 << 20, MaxFiles: 100, MaxPages: 100_000,
 		CountTimeout: caddy.Duration(10 * time.Second), ReservationTTL: caddy.Duration(5 * time.Minute)}
 	rules, err := pricing.Compile(h.Rules)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	st := &benchStore{}
-	h.rules, h.needs, h.logger = rules, rules.Needs(), zap.NewNop()
+	h.rules, h.needs, h.logger, h.money = rules, rules.Needs(), zap.NewNop(), defaultMoneyNames
 	h.app = &App{store: timedStore{st}, keys: newKeyCache(5*time.Second, 1000),
-		StoreTimeout: caddy.Duration(2 * time.Second), budget: usage.NewBudget(256<<20, 0)}
+		StoreTimeout: caddy.Duration(2 * time.Second), budget: usage.NewBudget(256<<20, 0), plans: newPlanState(nil), money: defaultMoneyNames}
 	h.uopts = usage.Options{MaxBody: h.MaxBody, MemoryThreshold: h.MemoryThreshold, MaxFiles: h.MaxFiles, Budget: h.app.budget}
 	return h, st
 }

@@ -59,6 +59,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		retention_interval <duration>
 //		idempotency_ttl <duration>
 //		zero_cost_rate    <per_second>|off [<burst>]
+//		cost_header       <header>
+//		remaining_header  <header>
 //		webhook <url> {
 //			secret <whsec_...>
 //		}
@@ -156,6 +158,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.IdempotencyTTL, err = durationArg(d)
 		case "zero_cost_rate":
 			err = a.unmarshalZeroCostRate(d)
+		case "cost_header":
+			a.CostHeader, err = moneyHeaderArg(d)
+		case "remaining_header":
+			a.RemainingHeader, err = moneyHeaderArg(d)
 		case "plan":
 			err = a.unmarshalPlan(d)
 		case "default_plan":
@@ -165,7 +171,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		default:
-			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age, webhook_scan_interval, plan or default_plan)", sub)
+			return d.Errf("meter: unknown option %q (expected redis, redis_cluster, redis_sentinel, redis_password, redis_tls, redis_pipeline, redis_batch, data_dir, job_secret, key_cache_ttl, store_timeout, count_memory, ledger_retention, retention_interval, idempotency_ttl, zero_cost_rate, cost_header, remaining_header, webhook, webhook_interval, webhook_timeout, webhook_backoff, webhook_max_age, webhook_scan_interval, plan or default_plan)", sub)
 		}
 		if err != nil {
 			return err
@@ -226,6 +232,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		json_documents   auto | off | <query>...
 //		idempotency_max_response <size>|off
 //		billing [<field>] [snake|camel]
+//		cost_header      <header>
+//		remaining_header <header>
 //		job {
 //			ttl            <duration>
 //			upstream_id    json <query> | header <name>
@@ -314,6 +322,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Billing, err = unmarshalBilling(d)
 		case "job":
 			h.Job, err = unmarshalJob(d)
+		case "cost_header":
+			h.CostHeader, err = moneyHeaderArg(d)
+		case "remaining_header":
+			h.RemainingHeader, err = moneyHeaderArg(d)
 		default:
 			return d.Errf("meter: unknown subdirective %q", sub)
 		}
@@ -436,6 +448,24 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 	v := d.Val()
 	if d.NextArg() {
 		return "", d.Errf("meter: %s takes one value, got extra %q", name, d.Val())
+	}
+	return v, nil
+}
+
+// moneyHeaderArg reads the name of a money header (cost_header,
+// remaining_header), checked where it is written.
+func moneyHeaderArg(d *caddyfile.Dispenser) (string, error) {
+	opt := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return "", err
+	}
+	cost, remaining := v, ""
+	if opt == "remaining_header" {
+		cost, remaining = "", v
+	}
+	if err := checkMoneyNames(cost, remaining); err != nil {
+		return "", d.Errf("meter: %v", err)
 	}
 	return v, nil
 }

@@ -50,6 +50,10 @@ type dryRunResponse struct {
 	// estimated pages and credits (Affordable then says whether the
 	// estimate could be held).
 	Job *dryRunJob `json:"job,omitempty"`
+	// Cost and RequiredFeatures repeat Total and Lines under the names of
+	// PSPDFKit's /analyze_build answer, on a meter_quote's answer only.
+	Cost             *meter.Credits     `json:"cost,omitempty"`
+	RequiredFeatures map[string]feature `json:"required_features,omitempty"`
 }
 
 type dryRunJob struct {
@@ -75,7 +79,10 @@ func (rq *request) dryRun(w http.ResponseWriter) error {
 	if rq.key.Mode == meter.ModeTest {
 		resp.Affordable = true
 	}
-	setMoneyHeaders(w.Header(), 0, acct.Available)
+	if isQuote(rq.r) {
+		resp.addFeatures()
+	}
+	rq.h.money.set(w.Header(), 0, acct.Available)
 	w.Header().Set(HeaderDryRun, "true")
 	writeJSON(w, http.StatusOK, resp)
 	return nil

@@ -212,13 +212,13 @@ func TestExamplePSPDFKit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		expect(t, g, "/build", key, "application/json", analyze, 200, "11.5", "88.5")
-		expect(t, g, "/analyze_build", key, "application/json", analyze, 200, "0", "88.5")
+		expectPSPDFKit(t, g, "/build", key, "application/json", analyze, 200, "11.5", "88.5")
+		expectPSPDFKit(t, g, "/analyze_build", key, "application/json", analyze, 200, "0", "88.5")
 		// One OCR'd image: image conversion 0.5 + OCR 2.
 		one := `{"parts":[{"file":"scan","content_type":"image/jpeg","actions":[{"type":"ocr","language":"english"}]}]}`
-		expect(t, g, "/build", key, "application/json", []byte(one), 200, "2.5", "86")
+		expectPSPDFKit(t, g, "/build", key, "application/json", []byte(one), 200, "2.5", "86")
 		// Nothing priced is used: missing fields count 0.
-		expect(t, g, "/build", key, "application/json", []byte(`{"parts":[{"file":"document"}]}`), 200, "0", "86")
+		expectPSPDFKit(t, g, "/build", key, "application/json", []byte(`{"parts":[{"file":"document"}]}`), 200, "0", "86")
 		// Not JSON: refused, nothing forwarded or charged.
 		resp, raw := g.post("/build", key, "application/json", []byte(`{"parts":[`))
 		if code, _ := errorCode(t, raw); resp.StatusCode != 400 || code != meter.ECodeBadRequest {

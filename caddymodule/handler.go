@@ -138,6 +138,14 @@ type Handler struct {
 	// its routes; more get 429 test_limit_exceeded. Default: 1000.
 	TestLimit int `json:"test_limit,omitempty"`
 
+	// CostHeader and RemainingHeader name the response headers that carry
+	// what the request cost and the credits left, on every answer of this
+	// route. Default: the meter app's (X-Request-Cost, X-Remaining-Credits
+	// unless its cost_header, remaining_header say otherwise).
+	CostHeader      string `json:"cost_header,omitempty"`
+	RemainingHeader string `json:"remaining_header,omitempty"`
+
+	money  moneyNames
 	app    *App
 	scope  string // the route's name in app.rates
 	rules  pricing.Rules
@@ -222,6 +230,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("meter: %w", err)
 	}
 	h.app = appIface.(*App)
+	h.app.routeIndex().add(h)
+	h.money = h.app.money.with(h.CostHeader, h.RemainingHeader)
+	if h.money.cost == h.money.remaining {
+		return fmt.Errorf("meter: cost_header and remaining_header are both %q", h.money.cost)
+	}
 	h.uopts.Budget = h.app.budget
 	if err := h.provisionContent(); err != nil {
 		return err
@@ -250,6 +263,9 @@ func (h *Handler) Validate() error {
 		return errors.New("meter: test_limit must not be negative")
 	case h.IdempotencyMaxResponse > maxIdempotencyResponse:
 		return fmt.Errorf("meter: idempotency_max_response %d is above %d bytes", h.IdempotencyMaxResponse, maxIdempotencyResponse)
+	}
+	if err := checkMoneyNames(h.CostHeader, h.RemainingHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
 	}
 	if err := checkKeyHeader(h.KeyHeader); err != nil {
 		return fmt.Errorf("meter: %w", err)
@@ -494,12 +510,24 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 			return body, err
 		}
 	}
-	if h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
+	// A multipart request on a route priced by JSON carries it in a part:
+	// the multipart walk that counts the files hands it over.
+	jsonPart := h.needs.JSON && h.needs.JSONPart != "" && isMultipart(ct)
+	if jsonPart {
+		opts.JSONPart, opts.PartOnly = h.needs.JSONPart, !h.needs.Pages
+	}
+	if jsonPart || h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
 		opts.PDF.MaxPages = h.MaxPages // not for the upstream's output pages
 		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
 		cancel()
-		if err == nil && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
+		u := in.Usage
+		body.OnClose(u.Release)
+		in.JSON = u.JSONPart
+		if !h.needs.Pages {
+			in.Usage = usage.Usage{} // only the part was read
+		}
+		if err == nil && h.needs.Pages && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
 			err = unpricedError(in.Usage)
 		}
 	}
@@ -512,6 +540,11 @@ func isJSON(contentType string) bool {
 	mt, _, _ := strings.Cut(strings.ToLower(contentType), ";")
 	mt = strings.TrimSpace(mt)
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// isMultipart reports whether a Content-Type is multipart/*.
+func isMultipart(contentType string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "multipart/")
 }
 
 func bodyTooLarge(max int64) error {
@@ -528,12 +561,6 @@ func setQuotaHeaders(h http.Header, q meter.QuotaState) {
 	if !q.ResetsAt.IsZero() {
 		h.Set(HeaderQuotaReset, q.ResetsAt.UTC().Format(time.RFC3339))
 	}
-}
-
-// setMoneyHeaders writes the cost and remaining-credits headers.
-func setMoneyHeaders(h http.Header, cost, remaining meter.Credits) {
-	h.Set(HeaderCost, cost.String())
-	h.Set(HeaderRemaining, remaining.String())
 }
 
 // Interface guards

@@ -81,7 +81,7 @@ func (rq *request) encodeResponse(status int, hdr http.Header, body []byte) []by
 	for _, name := range hopHeaders {
 		h.Del(name)
 	}
-	stripMoneyHeaders(h)
+	rq.h.money.strip(h)
 	raw, err := json.Marshal(storedResponse{Status: status, Header: h, Body: body})
 	if err != nil || len(raw) > meter.MaxResponseLen {
 		return nil // not kept: a replay is then refused, never re-run free
@@ -108,9 +108,9 @@ func (rq *request) replay(w http.ResponseWriter) {
 	for k, v := range sr.Header {
 		h[k] = v
 	}
-	stripMoneyHeaders(h)
+	rq.h.money.strip(h)
 	h.Set(HeaderReplayed, "true")
-	setMoneyHeaders(h, rq.res.Amount, rq.res.Available)
+	rq.h.money.set(h, rq.res.Amount, rq.res.Available)
 	setQuotaHeaders(h, rq.res.Quota)
 	body := sr.Body
 	if rq.h.Billing != nil && isJSON(h.Get("Content-Type")) && h.Get("Content-Encoding") == "" {

@@ -144,16 +144,16 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			return nil
 		}
 		ctx, cancel := a.auth.app.storeCtx(r.Context())
-		res, err := a.auth.app.store.ResumeJob(ctx, job.AccountID, job.ID, period)
+		res, err := a.auth.app.store.ResumeJob(ctx, job.AccountID, job.ID, period, requestID(r))
 		cancel()
 		if err != nil {
 			var e *meter.Error
 			if errors.As(err, &e) {
 				if avail, ok := e.Details["available"].(meter.Credits); ok {
-					w.Header().Set(HeaderRemaining, avail.String())
+					w.Header().Set(a.auth.app.money.remaining, avail.String())
 				}
 			}
-			w.Header().Set(HeaderCost, "0")
+			w.Header().Set(a.auth.app.money.cost, "0")
 			writeError(w, err)
 			return nil
 		}
@@ -161,7 +161,7 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			a.auth.logger.Info("job resumed", zap.String("account", job.AccountID), zap.String("job", job.ID),
 				zap.Stringer("charged", res.Charged))
 		}
-		setMoneyHeaders(w.Header(), res.Charged, res.Available)
+		a.auth.app.money.set(w.Header(), res.Charged, res.Available)
 		job = res.Job
 	}
 	// status and resume go on to the upstream, with the billing object
@@ -318,7 +318,7 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) er
 		action = "stop"
 	}
 	w.Header().Set(HeaderJobAction, action)
-	setMoneyHeaders(w.Header(), res.Charged, res.Available)
+	a.auth.app.money.set(w.Header(), res.Charged, res.Available)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"job_id":        res.Job.ID,
 		"upstream_id":   res.Job.UpstreamID,

@@ -239,8 +239,8 @@ func (rq *request) settleJob(status int, hdr http.Header) {
 		rq.h.cancelJob(rq, fmt.Sprintf("the upstream answered %d", status))
 		rq.outcome = outcomeVoided
 		observeOutcome(rq.outcome, nil)
-		hdr.Set(HeaderCost, "0")
-		hdr.Set(HeaderRemaining, (rq.res.Available + rq.res.Amount).String())
+		hdr.Set(rq.h.money.cost, "0")
+		hdr.Set(rq.h.money.remaining, (rq.res.Available + rq.res.Amount).String())
 		return
 	}
 	rq.outcome = outcomeJob
@@ -262,7 +262,7 @@ func (rq *request) settleJob(status int, hdr http.Header) {
 	}
 	hdr.Set(HeaderJob, job.ID)
 	hdr.Set(HeaderReserved, job.Reserved.String())
-	setMoneyHeaders(hdr, 0, rq.res.Available)
+	rq.h.money.set(hdr, 0, rq.res.Available)
 	if rq.h.Billing != nil {
 		rq.merge = rq.h.Billing.jobObject(job)
 	}

@@ -42,7 +42,7 @@ func TestUpstreamCannotSetMoneyHeaders(t *testing.T) {
 
 func TestMoneyWriterStripsTheUpstreamsHeaders(t *testing.T) {
 	rec := httptest.NewRecorder()
-	mw := newMoneyWriter(rec, func(h http.Header) { setMoneyHeaders(h, credits(5), credits(10)) })
+	mw := newMoneyWriter(rec, defaultMoneyNames, func(h http.Header) { defaultMoneyNames.set(h, credits(5), credits(10)) })
 	mw.Header().Set(HeaderCost, "777")
 	mw.Header().Set(HeaderQuotaRemaining, "777")
 	mw.Header().Set("X-Other", "kept")

@@ -32,7 +32,7 @@ var ruleNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 //	blocks   [<name>] <pages> <credits> [per_file|per_request] [<response options>]
 //	tiers    [<name>] <up_to>:<credits>... *:<credits> [per_file|per_request] [<response options>]
 //	per_call [<name>] <credits>
-//	json     <name> <credits> <query>...
+//	json     <name> <credits> [part <field>] <query>...
 //	per_unit [<name>] <credits> header <field> <reserve>
 //
 // where <response options> are `output` or `header <field>`, then
@@ -119,6 +119,12 @@ func parseRule(d *caddyfile.Dispenser, kind string) (pricing.Spec, error) {
 			s.PerUnit = &c
 		case "json":
 			s.PerMatch = &c
+			if len(args) > 0 && args[0] == "part" {
+				if len(args) < 2 {
+					return s, d.Errf("meter: json %s: part needs the multipart field's name, e.g. `part instructions`", s.Name)
+				}
+				s.Part, args = args[1], args[2:]
+			}
 			s.JSON, args = args, nil
 			if len(s.JSON) == 0 {
 				return s, d.Errf("meter: json %s: missing the JSON query, e.g. \"$..actions[?@.type=='ocr']\"", s.Name)

@@ -67,7 +67,7 @@ func requestID(r *http.Request) string {
 // here) and the output pages, counted by the caller.
 func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	// The money headers are the gateway's alone, on every path.
-	stripMoneyHeaders(hdr)
+	rq.h.money.strip(hdr)
 	if rq.job != nil {
 		rq.settleJob(status, hdr)
 		return
@@ -136,7 +136,7 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 		// The reservation stays held and expires after its TTL, uncharged.
 		// We cannot return this error: the upstream's answer is on its way.
 		log.Error("settling reservation failed; it will expire uncharged", zap.Bool("commit", ok), zap.Error(err))
-		hdr.Set(HeaderCost, "0")
+		hdr.Set(rq.h.money.cost, "0")
 		return
 	}
 	if st.Late {
@@ -156,7 +156,7 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 			zap.String("request_id", rq.reqID), zap.Int("status", status), zap.Bool("commit", ok),
 			zap.Stringer("charged", st.Charged), zap.String("entry", st.EntryID))
 	}
-	setMoneyHeaders(hdr, st.Charged, st.Available)
+	rq.h.money.set(hdr, st.Charged, st.Available)
 	setQuotaHeaders(hdr, st.Quota)
 }
 
@@ -168,7 +168,7 @@ func (rq *request) settleFree(hdr http.Header) {
 	if rq.h.Billing != nil {
 		rq.merge = rq.h.Billing.chargeObject(0, rq.free.Available)
 	}
-	setMoneyHeaders(hdr, 0, rq.free.Available)
+	rq.h.money.set(hdr, 0, rq.free.Available)
 	setQuotaHeaders(hdr, rq.free.Quota)
 }
 
@@ -257,7 +257,7 @@ func (rq *request) refuse(w http.ResponseWriter, err error) {
 	if meter.ErrorCode(err) == meter.ECodeRateLimited {
 		// Answered from memory: the store is not asked for the balance.
 		observeOutcome(outcomeRefused, err)
-		w.Header().Set(HeaderCost, "0")
+		w.Header().Set(rq.h.money.cost, "0")
 		writeError(w, err)
 		return
 	}
@@ -285,13 +285,13 @@ func (rq *request) refuse(w http.ResponseWriter, err error) {
 	if meter.ErrorCode(err) == meter.ECodeInternal {
 		rq.h.logger.Error("metering request failed", zap.String("account", rq.key.AccountID), zap.Error(err))
 	}
-	w.Header().Set(HeaderCost, "0")
+	w.Header().Set(rq.h.money.cost, "0")
 	if rq.quote.Total > 0 {
 		// The cost the request would have had.
-		w.Header().Set(HeaderCost, rq.quote.Total.String())
+		w.Header().Set(rq.h.money.cost, rq.quote.Total.String())
 	}
 	if known {
-		w.Header().Set(HeaderRemaining, available.String())
+		w.Header().Set(rq.h.money.remaining, available.String())
 	}
 	writeError(w, err)
 }

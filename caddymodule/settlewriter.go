@@ -56,7 +56,7 @@ func (sw *settleWriter) WriteHeader(status int) {
 		// Informational responses (100 Continue, 103 Early Hints) say
 		// nothing of the outcome; they carry no money header either.
 		if !sw.settled {
-			stripMoneyHeaders(sw.Header())
+			sw.rq.h.money.strip(sw.Header())
 		}
 		sw.ResponseWriterWrapper.WriteHeader(status)
 		return

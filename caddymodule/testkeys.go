@@ -108,7 +108,7 @@ func (rq *request) serveTest(w http.ResponseWriter, next caddyhttp.Handler, used
 			return nil
 		}
 		w.Header().Set(HeaderTest, "true")
-		setMoneyHeaders(w.Header(), rq.quote.Total, acct.Available)
+		rq.h.money.set(w.Header(), rq.quote.Total, acct.Available)
 		writeJSON(w, http.StatusOK, testResponse{Test: true, Simulated: true,
 			Message: "test key: priced as a live key would be, not processed and not charged",
 			Route:   rq.route, dryRunResponse: q, TestRequestsToday: used, TestLimit: rq.h.TestLimit})
@@ -116,8 +116,8 @@ func (rq *request) serveTest(w http.ResponseWriter, next caddyhttp.Handler, used
 	}
 	rq.r.Header.Set(UpstreamTest, "true")
 	rq.r.Header.Set(UpstreamAccount, rq.key.AccountID)
-	return next.ServeHTTP(newMoneyWriter(w, func(h http.Header) {
+	return next.ServeHTTP(newMoneyWriter(w, rq.h.money, func(h http.Header) {
 		h.Set(HeaderTest, "true")
-		setMoneyHeaders(h, rq.quote.Total, acct.Available)
+		rq.h.money.set(h, rq.quote.Total, acct.Available)
 	}), rq.r)
 }

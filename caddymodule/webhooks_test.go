@@ -71,6 +71,7 @@ type delivery struct {
 	Status  int
 	Payload struct {
 		Type      string
+		Event     string // DocExtract's name of Type
 		ID        string
 		Timestamp string
 		Data      map[string]any

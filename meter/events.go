@@ -57,13 +57,21 @@ func (e Event) WebhookID() string { return "evt_" + e.AccountID + "_" + e.ID }
 
 // Payload is the JSON body of the event's webhook:
 //
-//	{"type": "credits.low_balance", "id": "evt_...", "timestamp": "<RFC 3339>",
-//	 "data": {"account": "...", "balance": 4.5, "threshold": 5}}
+//	{"type": "credits.low_balance", "event": "credits.low_balance",
+//	 "id": "evt_...", "timestamp": "<RFC 3339>",
+//	 "data": {"account": "...", "balance": 4.5, "threshold": 5,
+//	          "org_id": "...", "current_balance": 4.5, "timestamp": "<RFC 3339>"}}
 //
-// quota.exhausted carries quota_limit, quota_used and resets_at in data;
-// overage.limit_reached overage_cap, overage_used and resets_at.
+// type, id, timestamp, data.account and data.balance are the Standard
+// Webhooks form; event, data.org_id, data.current_balance and
+// data.timestamp repeat them under DocExtract's names, so receivers written
+// for either read it unchanged. quota.exhausted carries quota_limit,
+// quota_used and resets_at in data; overage.limit_reached overage_cap,
+// overage_used and resets_at.
 func (e Event) Payload() ([]byte, error) {
-	data := map[string]any{"account": e.AccountID, "balance": e.Balance}
+	ts := e.CreatedAt.UTC().Format(time.RFC3339Nano)
+	data := map[string]any{"account": e.AccountID, "balance": e.Balance,
+		"org_id": e.AccountID, "current_balance": e.Balance, "timestamp": ts}
 	switch e.Type {
 	case EventLowBalance:
 		data["threshold"] = e.Threshold
@@ -82,8 +90,8 @@ func (e Event) Payload() ([]byte, error) {
 	if e.Type != EventLowBalance && e.Type != EventJobBlocked && e.Type != EventShortfall && !e.ResetsAt.IsZero() {
 		data["resets_at"] = e.ResetsAt.UTC().Format(time.RFC3339)
 	}
-	return json.Marshal(map[string]any{"type": e.Type, "id": e.WebhookID(),
-		"timestamp": e.CreatedAt.UTC().Format(time.RFC3339Nano), "data": data})
+	return json.Marshal(map[string]any{"type": e.Type, "event": e.Type, "id": e.WebhookID(),
+		"timestamp": ts, "data": data})
 }
 
 // ValidateEventID checks an event id's form ("<ms>-<seq>").

@@ -229,7 +229,8 @@ type JobStore interface {
 	// min(max(Estimate - Debited, highest rate), what is available after
 	// the owed pages), and ExpiresAt moves to now + TTL. Resuming a running
 	// job changes nothing and succeeds. ECodeJobExpired, ECodeJobFinished.
-	ResumeJob(ctx context.Context, account, id string, p Period) (JobResult, error)
+	// requestID is recorded in the ledger entry of what it charges.
+	ResumeJob(ctx context.Context, account, id string, p Period, requestID string) (JobResult, error)
 	// CancelJob finishes a running or blocked job as JobCanceled: the hold
 	// is released, nothing more is charged (what was charged stays).
 	// Canceling a canceled job is a no-op; another finished one is

@@ -176,8 +176,14 @@ type LedgerEntry struct {
 	// Pages is the pages a usage entry paid for.
 	Pages int `json:"pages,omitempty"`
 	// RefundOf names the usage entry a refund refunds.
-	RefundOf  string    `json:"refund_of,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	RefundOf string `json:"refund_of,omitempty"`
+	// JobID is the job a usage entry charged pages of (creditgate's id,
+	// also in ReservationID), and UpstreamJobID the upstream's id of it
+	// when known at the charge: the job id DocExtract's usage entries
+	// carry. Empty on other entries.
+	JobID         string    `json:"job_id,omitempty"`
+	UpstreamJobID string    `json:"upstream_job_id,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // ReserveRequest asks to hold Amount of an account's available credits.
@@ -299,7 +305,16 @@ type LedgerQuery struct {
 	From, To time.Time
 	// Before is a cursor: only entries older than this entry id.
 	Before string
+	// Offset skips this many of the selected entries first (after the
+	// cursor, if any): the page DocExtract's clients ask for with
+	// ?offset=. At most MaxLedgerOffset, since each page reads the
+	// entries it skips.
+	Offset int
 }
+
+// MaxLedgerOffset bounds LedgerQuery.Offset: a client pages further with
+// the cursor, which costs nothing to skip.
+const MaxLedgerOffset = 10000
 
 // Refund gives back (part of) a usage entry's balance debit, at most once
 // per entry and never more than it took.
@@ -362,6 +377,11 @@ type Store interface {
 	Void(ctx context.Context, accountID, reservationID string) (Settlement, error)
 	// Ledger lists entries, newest first.
 	Ledger(ctx context.Context, q LedgerQuery) ([]LedgerEntry, error)
+	// LedgerTotal counts the entries q selects, ignoring its Limit,
+	// Offset and cursor: the "total" of a page. It reads every entry in
+	// range (a type filter decodes each), so its cost grows with the
+	// ledger the account keeps (its retention).
+	LedgerTotal(ctx context.Context, q LedgerQuery) (int, error)
 	// ListAccounts returns account ids in order, after a cursor id.
 	ListAccounts(ctx context.Context, after string, limit int) ([]string, error)
 	// ListKeys returns an account's keys, revoked ones included, oldest

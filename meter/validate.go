@@ -186,6 +186,9 @@ func (q LedgerQuery) Validate() (limit int, err error) {
 	if q.Before != "" && !LedgerEntryID.MatchString(q.Before) {
 		return 0, invalid("cursor %q is not a ledger entry id", q.Before)
 	}
+	if q.Offset < 0 || q.Offset > MaxLedgerOffset {
+		return 0, invalid("offset must be between 0 and %d: page further with the cursor", MaxLedgerOffset)
+	}
 	return limit, nil
 }
 

@@ -554,7 +554,8 @@ func (o *op) chargeJob(id string, j *jobRecord, h *reservation, requestID string
 	}
 	if x > 0 {
 		eid, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov), BalanceAfter: a.Balance,
-			Route: j.Route, RequestID: requestID, ReservationID: id, Quota: q, Overage: ov, Pages: out.pages})
+			Route: j.Route, RequestID: requestID, ReservationID: id, Quota: q, Overage: ov, Pages: out.pages,
+			JobID: id, UpstreamJobID: j.UpstreamID})
 		if err != nil {
 			return out, err
 		}
@@ -687,7 +688,7 @@ func repeatsFinal(r meter.JobReport, j *jobRecord) bool {
 // it pays the owed pages from the pools and, unless a Final is pending,
 // holds again min(max(Estimate - Debited, highest rate), what is left).
 // Resuming a running job changes nothing.
-func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period) (meter.JobResult, error) {
+func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period, requestID string) (meter.JobResult, error) {
 	// A report that carries nothing checks the account, the id and the period.
 	if err := (meter.JobReport{AccountID: account, JobID: id, Period: p}).Validate(); err != nil {
 		return meter.JobResult{}, err
@@ -717,7 +718,7 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 		if avail := a.poolsTotal(); avail < required {
 			return insufficient(meter.Credits(required), meter.Credits(avail))
 		}
-		ch, err := o.chargeJob(id, j, nil, "")
+		ch, err := o.chargeJob(id, j, nil, requestID)
 		if err != nil {
 			return internalErr(err)
 		}

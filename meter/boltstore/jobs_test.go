@@ -151,7 +151,7 @@ func TestJobBlocksAndResumes(t *testing.T) {
 		evs[0].Balance != c(1) {
 		t.Errorf("events %+v", evs)
 	}
-	_, err = s.ResumeJob(ctx, a, "j2", month(0))
+	_, err = s.ResumeJob(ctx, a, "j2", month(0), "")
 	e := storetest.WantCode(t, err, meter.ECodeInsufficientCredits)
 	if e.Details["required"] != c(9) || e.Details["available"] != c(1) {
 		t.Errorf("refusal details %v", e.Details)
@@ -159,7 +159,7 @@ func TestJobBlocksAndResumes(t *testing.T) {
 	if _, err := s.Grant(ctx, meter.Grant{AccountID: a, Amount: c(20), Type: meter.EntryPurchase}); err != nil {
 		t.Fatal(err)
 	}
-	res = ok(t)(s.ResumeJob(ctx, a, "j2", month(0)))
+	res = ok(t)(s.ResumeJob(ctx, a, "j2", month(0), ""))
 	if res.Charged != c(9) || res.Job.Status != meter.JobCompleted || res.Job.Debited != c(18) || res.Job.Owed() != 0 {
 		t.Errorf("resume: %+v", res)
 	}
@@ -167,7 +167,7 @@ func TestJobBlocksAndResumes(t *testing.T) {
 		storetest.Entry{Type: "usage", Amount: -c(9), After: c(1)},
 		storetest.Entry{Type: "purchase", Amount: c(20), After: c(21)},
 		storetest.Entry{Type: "usage", Amount: -c(9), After: c(12)})
-	_, err = s.ResumeJob(ctx, a, "j2", month(0))
+	_, err = s.ResumeJob(ctx, a, "j2", month(0), "")
 	storetest.WantCode(t, err, meter.ECodeJobFinished)
 	if evs := claimAll(t, s); len(evs) != 0 {
 		t.Errorf("events after resuming %+v", evs)
@@ -190,18 +190,18 @@ func TestJobClassesAndResumeHold(t *testing.T) {
 	if res.Charged != c(10) || !reflect.DeepEqual(res.Job.Pages, want) || res.Job.Status != meter.JobBlocked {
 		t.Errorf("report: %+v", res)
 	}
-	_, err := s.ResumeJob(ctx, a, "j3", meter.Period{})
+	_, err := s.ResumeJob(ctx, a, "j3", meter.Period{}, "")
 	if e := storetest.WantCode(t, err, meter.ECodeInsufficientCredits); e.Details["required"] != c(8) {
 		t.Errorf("details %v", e.Details)
 	}
 	if _, err := s.Grant(ctx, meter.Grant{AccountID: a, Amount: c(10), Type: meter.EntryPurchase}); err != nil {
 		t.Fatal(err)
 	}
-	res = ok(t)(s.ResumeJob(ctx, a, "j3", meter.Period{}))
+	res = ok(t)(s.ResumeJob(ctx, a, "j3", meter.Period{}, ""))
 	if res.Charged != c(4) || res.Job.Status != meter.JobRunning || res.Job.Reserved != c(4) || res.Available != c(2) {
 		t.Errorf("resume: %+v", res)
 	}
-	if res := ok(t)(s.ResumeJob(ctx, a, "j3", meter.Period{})); res.Charged != 0 || res.Job.Reserved != c(4) {
+	if res := ok(t)(s.ResumeJob(ctx, a, "j3", meter.Period{}, "")); res.Charged != 0 || res.Job.Reserved != c(4) {
 		t.Errorf("resuming a running job: %+v", res)
 	}
 	res = ok(t)(s.CancelJob(ctx, a, "j3"))
@@ -290,7 +290,7 @@ func TestJobExpiryFollowsTheClock(t *testing.T) {
 	storetest.ExpectPools(t, s, a, c(10), c(1), storetest.QS(2, 1, 0, 1), storetest.OVS(0, 0, 0, 0), use(0, 1, 0, 10))
 	_, err = report(s, a, "j", map[string]int{"p": 2}, "")
 	storetest.WantCode(t, err, meter.ECodeJobExpired)
-	_, err = s.ResumeJob(ctx, a, "j", month(0))
+	_, err = s.ResumeJob(ctx, a, "j", month(0), "")
 	storetest.WantCode(t, err, meter.ECodeJobExpired)
 	_, err = s.CancelJob(ctx, a, "j")
 	storetest.WantCode(t, err, meter.ECodeJobFinished)
@@ -418,7 +418,7 @@ func TestFailedJobWriteLeavesNothing(t *testing.T) {
 		}},
 		{"AttachJob", func() error { return s.AttachJob(ctx, a, "run", "up") }},
 		{"ReportJob", func() error { _, err := report(s, a, "run", map[string]int{"p": 1}, meter.JobCompleted); return err }},
-		{"ResumeJob", func() error { _, err := s.ResumeJob(ctx, a, "blocked", month(0)); return err }},
+		{"ResumeJob", func() error { _, err := s.ResumeJob(ctx, a, "blocked", month(0), ""); return err }},
 		{"CancelJob", func() error { _, err := s.CancelJob(ctx, a, "new"); return err }},
 	}
 	for _, w := range writes {

@@ -36,6 +36,7 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 		lower = timeBound(q.From).key()
 	}
 	out := make([]meter.LedgerEntry, 0, limit)
+	skip := q.Offset
 	err = s.view(ctx, q.AccountID, func(o *op) error {
 		c := o.sub(bLedger).Cursor()
 		var k, v []byte
@@ -57,9 +58,14 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 			if err := decodeJSON(v, &e); err != nil {
 				return internalErr(err)
 			}
-			if q.Type == "" || e.Type == q.Type {
-				out = append(out, e.ledgerEntry(q.AccountID, ledgerIDOf(k)))
+			if q.Type != "" && e.Type != q.Type {
+				continue
 			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, e.ledgerEntry(q.AccountID, ledgerIDOf(k)))
 		}
 		return nil
 	})
@@ -67,6 +73,43 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 		return nil, err
 	}
 	return out, nil
+}
+
+// LedgerTotal counts the entries of q's type and dates.
+func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, error) {
+	q.Before, q.Offset = "", 0
+	if _, err := q.Validate(); err != nil {
+		return 0, err
+	}
+	var lower, upper []byte
+	if !q.From.IsZero() {
+		lower = timeBound(q.From).key()
+	}
+	if !q.To.IsZero() {
+		upper = timeBound(q.To).key()
+	}
+	n := 0
+	err := s.view(ctx, q.AccountID, func(o *op) error {
+		c := o.sub(bLedger).Cursor()
+		k, v := c.First()
+		if lower != nil {
+			k, v = c.Seek(lower)
+		}
+		for ; k != nil && (upper == nil || bytes.Compare(k, upper) < 0); k, v = c.Next() {
+			if q.Type != "" {
+				var e entry
+				if err := decodeJSON(v, &e); err != nil {
+					return internalErr(err)
+				}
+				if e.Type != q.Type {
+					continue
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 // TrimLedger removes an account's ledger entries older than before (ids

@@ -131,6 +131,8 @@ type entry struct {
 	Overage       int64  `json:"o,omitempty"`
 	Pages         int    `json:"p,omitempty"`
 	RefundOf      string `json:"rf,omitempty"`
+	JobID         string `json:"j,omitempty"`
+	UpstreamJobID string `json:"uj,omitempty"`
 	Shortfall     int64  `json:"sf,omitempty"`
 }
 
@@ -138,7 +140,8 @@ func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
 	return meter.LedgerEntry{ID: id.String(), AccountID: acct, Type: e.Type, Amount: meter.Credits(e.Amount),
 		BalanceAfter: meter.Credits(e.BalanceAfter), Description: e.Description, Route: e.Route,
 		RequestID: e.RequestID, ReservationID: e.ReservationID, Late: e.Late, Quota: meter.Credits(e.Quota),
-		Overage: meter.Credits(e.Overage), Pages: e.Pages, RefundOf: e.RefundOf, Shortfall: meter.Credits(e.Shortfall), CreatedAt: msTime(int64(id.ms))}
+		Overage: meter.Credits(e.Overage), Pages: e.Pages, RefundOf: e.RefundOf, Shortfall: meter.Credits(e.Shortfall),
+		JobID: e.JobID, UpstreamJobID: e.UpstreamJobID, CreatedAt: msTime(int64(id.ms))}
 }
 
 // counters are one route's usage in one period.

@@ -86,7 +86,7 @@ func ExampleCompile_pageClasses() {
 	// document              3 x 1    = 3
 	// total 23
 	// with the account's rates: 22
-	// {Pages:true Boxes:true JSON:false OutputPages:false ResponseHeaders:[] Uncapped:false}
+	// {Pages:true Boxes:true JSON:false JSONPart: OutputPages:false ResponseHeaders:[] Uncapped:false}
 }
 
 // The PDF Generator API: 1 credit per started block of 5 pages of the
@@ -118,7 +118,7 @@ func ExampleRules_Needs() {
 	f, _ := rules.Final(pricing.Input{}, pricing.Response{Header: http.Header{"X-Billable-Units": {"12"}}})
 	printQuote(f)
 	// Output:
-	// {Pages:false Boxes:false JSON:false OutputPages:false ResponseHeaders:[X-Billable-Units] Uncapped:true}
+	// {Pages:false Boxes:false JSON:false JSONPart: OutputPages:false ResponseHeaders:[X-Billable-Units] Uncapped:true}
 	// units                12 x 0.25 = 3
 	// call                  1 x 1    = 1
 	// total 4

@@ -212,8 +212,8 @@ func (e *evaluator) rel(q relQuery, cur node) ([]node, error) {
 	return e.query(cur, q.path)
 }
 
-// value evaluates a comparable: ok is false for Nothing (no node).
-func (e *evaluator) value(c comparable, cur node) (any, bool, error) {
+// value evaluates a operand: ok is false for Nothing (no node).
+func (e *evaluator) value(c operand, cur node) (any, bool, error) {
 	switch c := c.(type) {
 	case litVal:
 		return c.v, true, nil

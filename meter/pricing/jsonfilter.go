@@ -58,7 +58,7 @@ func (p *jpParser) basic() (logical, error) {
 	if p.eat("(") {
 		return p.paren()
 	}
-	l, err := p.comparable()
+	l, err := p.operand()
 	if err != nil {
 		return nil, err
 	}
@@ -74,11 +74,11 @@ func (p *jpParser) basic() (logical, error) {
 		return nil, p.errf("expected a comparison operator")
 	}
 	p.ws()
-	r, err := p.comparable()
+	r, err := p.operand()
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range []comparable{l, r} {
+	for _, c := range []operand{l, r} {
 		if q, ok := c.(relQuery); ok && !singular(q.path) {
 			return nil, p.errf("a query compared with a value must select at most one node (names and indexes only)")
 		}
@@ -110,7 +110,7 @@ func (p *jpParser) cmpOp() string {
 	return ""
 }
 
-func (p *jpParser) comparable() (comparable, error) {
+func (p *jpParser) operand() (operand, error) {
 	if lit, ok, err := p.literal(); ok || err != nil {
 		return litVal{lit}, err
 	}
@@ -146,7 +146,7 @@ func singular(path []segment) bool {
 	return true
 }
 
-func (p *jpParser) function() (comparable, bool, error) {
+func (p *jpParser) function() (operand, bool, error) {
 	var name string
 	for _, f := range []string{"length", "count", "match", "search"} {
 		if p.eat(f + "(") {
@@ -158,12 +158,12 @@ func (p *jpParser) function() (comparable, bool, error) {
 		return nil, false, nil
 	}
 	p.ws()
-	arg, err := p.comparable()
+	arg, err := p.operand()
 	if err != nil {
 		return nil, true, err
 	}
 	p.ws()
-	var res comparable
+	var res operand
 	switch name {
 	case "length":
 		res = lengthFn{arg}

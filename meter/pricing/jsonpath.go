@@ -46,7 +46,8 @@ type selector struct {
 	filter logical
 }
 
-// logical is a filter expression; comparable a value in a comparison.
+// logical is a filter expression; operand a value in a comparison (not
+// named comparable, which would shadow the predeclared identifier).
 type logical interface{}
 
 type (
@@ -57,17 +58,17 @@ type (
 	existExpr struct{ q relQuery }
 	cmpExpr   struct {
 		op   string
-		l, r comparable
+		l, r operand
 	}
 	// funcExpr is match() or search() used as a test.
 	funcExpr struct {
 		name string
-		arg  comparable
+		arg  operand
 		re   *regexp.Regexp
 	}
 )
 
-type comparable interface{}
+type operand interface{}
 
 type (
 	litVal   struct{ v any }
@@ -75,7 +76,7 @@ type (
 		root bool // $ rather than @
 		path []segment
 	}
-	lengthFn struct{ arg comparable }
+	lengthFn struct{ arg operand }
 	countFn  struct{ q relQuery }
 )
 

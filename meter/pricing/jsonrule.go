@@ -13,6 +13,7 @@ type jsonRule struct {
 	name    string
 	credits meter.Credits
 	queries []*jsonQuery
+	part    string // the multipart part read instead of a JSON body
 }
 
 func compileJSONRule(name string, credits meter.Credits, queries []string) (*jsonRule, error) {
@@ -39,6 +40,10 @@ func compileJSONRule(name string, credits meter.Credits, queries []string) (*jso
 func (r *jsonRule) Lines(in Input) ([]Line, error) {
 	doc := in.doc
 	if doc == nil {
+		if in.JSON == nil && r.part != "" {
+			return nil, meter.Errorf(meter.ECodeBadRequest, "this route is priced by its JSON: send Content-Type: application/json and a JSON body, or a multipart/form-data body with one %q part", r.part).
+				With("part", r.part)
+		}
 		if in.JSON == nil {
 			return nil, meter.Errorf(meter.ECodeBadRequest, "this route is priced by its JSON body: send Content-Type: application/json and a JSON body")
 		}
@@ -71,4 +76,4 @@ func (r *jsonRule) Lines(in Input) ([]Line, error) {
 
 func (r *jsonRule) Final(in Input, _ Response) ([]Line, error) { return r.Lines(in) }
 
-func (r *jsonRule) Needs() Needs { return Needs{JSON: true} }
+func (r *jsonRule) Needs() Needs { return Needs{JSON: true, JSONPart: r.part} }

@@ -53,7 +53,8 @@ type Input struct {
 	// Usage is what the request body carries: files, pages, page boxes.
 	Usage usage.Usage
 	// JSON is the request body when a rule needs it and the body is JSON
-	// (Content-Type application/json or +json); nil otherwise. A JSON rule
+	// (Content-Type application/json or +json), or the content of the
+	// multipart part Needs.JSONPart names; nil otherwise. A JSON rule
 	// given nil refuses the request (bad_request), so a client cannot
 	// dodge JSON pricing by mislabelling its body.
 	JSON []byte
@@ -82,6 +83,9 @@ type Needs struct {
 	Boxes bool
 	// JSON: the request body is read as JSON.
 	JSON bool
+	// JSONPart, with JSON, is the multipart form field whose content is
+	// the JSON when the request is multipart ("" : none).
+	JSONPart string
 	// OutputPages: the response body's PDF pages are counted.
 	OutputPages bool
 	// ResponseHeaders are read from the upstream's response, then removed
@@ -191,6 +195,9 @@ func (rs Rules) Needs() Needs {
 		n.Pages = n.Pages || rn.Pages
 		n.Boxes = n.Boxes || rn.Boxes
 		n.JSON = n.JSON || rn.JSON
+		if rn.JSONPart != "" {
+			n.JSONPart = rn.JSONPart
+		}
 		n.OutputPages = n.OutputPages || rn.OutputPages
 		n.Uncapped = n.Uncapped || rn.Uncapped
 		for _, h := range rn.ResponseHeaders {

@@ -43,6 +43,11 @@ type Spec struct {
 	// JSON are the queries of a per_match rule (JSONPath, RFC 9535 subset,
 	// optionally followed by a comparison: `$.output.type == 'pdfa'`).
 	JSON []string `json:"json,omitempty"`
+	// Part names the multipart form field whose JSON a per_match rule
+	// reads when the request is multipart (PSPDFKit's `instructions`); a
+	// JSON body is read as it is. Default: none, a multipart request is
+	// refused. All per_match rules of a route name the same part.
+	Part string `json:"part,omitempty"`
 	// Per is "file" (default) or "request": whether blocks and tiers count
 	// the pages of each input file separately or of the whole request.
 	Per string `json:"per,omitempty"`
@@ -103,7 +108,14 @@ var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
 func Compile(specs []Spec) (Rules, error) {
 	rules := make(Rules, 0, len(specs))
 	names := map[string]int{}
+	part, partRule := "", 0 // the JSON part of the route, and the first rule that read JSON
 	for i, s := range specs {
+		if s.PerMatch != nil {
+			if partRule > 0 && s.Part != part {
+				return nil, fmt.Errorf("rule %d (%s): reads multipart part %q, rule %d reads %q: a route reads one JSON document", i+1, s.describe(), s.Part, partRule, part)
+			}
+			part, partRule = s.Part, i+1
+		}
 		r, lineNames, err := compileOne(s)
 		if err != nil {
 			return nil, fmt.Errorf("rule %d (%s): %w", i+1, s.describe(), err)
@@ -183,6 +195,9 @@ func compileOne(s Spec) (Rule, []string, error) {
 		return perCall{name: name, credits: *s.PerCall}, []string{name}, nil
 	case "per_match":
 		r, err := compileJSONRule(name, *s.PerMatch, s.JSON)
+		if r != nil {
+			r.part = s.Part
+		}
 		return r, []string{name}, err
 	}
 	sch, err := compileSchedule(kind, s)
@@ -219,6 +234,10 @@ func (s Spec) checkModifiers(kind string) error {
 	switch {
 	case s.JSON != nil && kind != "per_match":
 		return fmt.Errorf("json queries belong to per_match rules")
+	case s.Part != "" && kind != "per_match":
+		return fmt.Errorf("part belongs to per_match rules")
+	case s.Part != "" && !validPartName(s.Part):
+		return fmt.Errorf("part %q: use letters, digits, _, - or . (at most 128)", s.Part)
 	case s.Per != "" && s.Per != "file" && s.Per != "request":
 		return fmt.Errorf("per must be \"file\" or \"request\", got %q", s.Per)
 	case s.Per != "" && (kind != "blocks" && kind != "tiers"):
@@ -251,6 +270,18 @@ func (s Spec) checkModifiers(kind string) error {
 		return fmt.Errorf("at_least and ceiling are exclusive: a ceiling charges at most what was reserved")
 	}
 	return nil
+}
+
+func validPartName(p string) bool {
+	if len(p) > 128 {
+		return false
+	}
+	for _, c := range p {
+		if !(c == '-' || c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 func validHeader(h string) bool {

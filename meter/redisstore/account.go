@@ -213,23 +213,31 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 		start = strconv.FormatInt(q.From.UnixMilli(), 10) + "-0"
 	}
 	out := make([]meter.LedgerEntry, 0, limit)
-	// Without a type filter one read is enough; with one, read on in
-	// batches until the page is full or the range is exhausted.
-	batch := int64(limit)
+	// Without a type filter one read is enough (the offset's entries are
+	// read and skipped); with one, read on in batches until the page is
+	// full or the range is exhausted.
+	batch := int64(limit + q.Offset)
 	if q.Type != "" {
 		batch = 500
 	}
+	skip := q.Offset
 	for len(out) < limit {
 		xs, err := s.c.XRevRangeN(ctx, keys[4], end, start, batch).Result()
 		if err != nil {
 			return nil, storeErr(err)
 		}
 		for _, m := range xs {
-			if e := entryFrom(q.AccountID, m); q.Type == "" || e.Type == q.Type {
-				out = append(out, e)
-				if len(out) == limit {
-					break
-				}
+			e := entryFrom(q.AccountID, m)
+			if q.Type != "" && e.Type != q.Type {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, e)
+			if len(out) == limit {
+				break
 			}
 		}
 		if int64(len(xs)) < batch || q.Type == "" {
@@ -238,6 +246,54 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 		end = "(" + xs[len(xs)-1].ID
 	}
 	return out, nil
+}
+
+// LedgerTotal counts the entries of q's type and dates: XLEN when the
+// whole ledger is asked for, else a walk of the range in batches.
+func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, error) {
+	q.Before, q.Offset = "", 0
+	if _, err := q.Validate(); err != nil {
+		return 0, err
+	}
+	keys := s.accountKeys(q.AccountID)
+	exists, err := s.c.Exists(ctx, keys[0]).Result()
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	if exists == 0 {
+		return 0, meter.Errorf(meter.ECodeAccountNotFound, "account %q not found", q.AccountID)
+	}
+	if q.Type == "" && q.From.IsZero() && q.To.IsZero() {
+		n, err := s.c.XLen(ctx, keys[4]).Result()
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		return int(n), nil
+	}
+	end, start := "+", "-"
+	if !q.To.IsZero() {
+		end = "(" + strconv.FormatInt(q.To.UnixMilli(), 10) + "-0"
+	}
+	if !q.From.IsZero() {
+		start = strconv.FormatInt(q.From.UnixMilli(), 10) + "-0"
+	}
+	const batch = 1000
+	n := 0
+	for {
+		xs, err := s.c.XRevRangeN(ctx, keys[4], end, start, batch).Result()
+		if err != nil {
+			return 0, storeErr(err)
+		}
+		for _, m := range xs {
+			if q.Type == "" || entryFrom(q.AccountID, m).Type == q.Type {
+				n++
+			}
+		}
+		if len(xs) < batch {
+			return n, nil
+		}
+		end = "(" + xs[len(xs)-1].ID
+	}
 }
 
 // idLess compares two stream ids "<ms>-<seq>".
@@ -261,7 +317,7 @@ func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
 		BalanceAfter: num("balance_after"), Description: str("description"), Route: str("route"),
 		RequestID: str("request_id"), ReservationID: str("reservation_id"), Late: str("late") == "1",
 		Quota: num("quota"), Overage: num("overage"), Pages: int(num("pages")), RefundOf: str("refund_of"),
-		Shortfall: num("shortfall"), CreatedAt: entryTime(m.ID)}
+		Shortfall: num("shortfall"), JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"), CreatedAt: entryTime(m.ID)}
 }
 
 // entryTime is the server time in a stream id "<ms>-<seq>".

@@ -195,7 +195,8 @@ local function charge_owed(j, a, r, request_id)
   local entry = ''
   if cost > 0 then
     entry = append('usage', -(b + o), a.balance, {'route', j.route, 'request_id', request_id,
-      'reservation_id', j.id, 'quota', q, 'overage', o, 'pages', pages})
+      'reservation_id', j.id, 'quota', q, 'overage', o, 'pages', pages,
+      'job_id', j.id, 'upstream_job_id', j.upstream_id})
   end
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
   if qc > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - qc < a.quota_limit then

@@ -1,5 +1,6 @@
 -- job_resume.lua: unblock a blocked job, all or nothing.
--- KEYS, ARGV[1..5]: see job_lib.lua. ARGV[6] job id.
+-- KEYS, ARGV[1..5]: see job_lib.lua. ARGV[6] job id, ARGV[7] the request id
+-- recorded in the ledger entry ('' for none).
 -- Reply: see job_reply in job_lib.lua,
 --   or {'account_not_found'} | {'job_not_found', id} | {'job_expired', id}
 --   or {'job_finished', id, status} | {'period', id} | {'upstream', id}
@@ -28,7 +29,7 @@ if avail < need then return {'insufficient_credits', need, avail} end
 local wp = wrong_period(a)
 if wp then return wp end
 
-local charged, _, entry = charge_owed(j, a, nil, '')
+local charged, _, entry = charge_owed(j, a, nil, ARGV[7] or '')
 j.updated = a.now
 if j.final ~= '' then
   j.status, j.finished, j.final = j.final, a.now, ''

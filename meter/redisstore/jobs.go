@@ -133,12 +133,12 @@ func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResu
 
 // ResumeJob unblocks a blocked job, all or nothing; see meter.JobStore. The
 // period is the call's, as ReserveRequest.Period.
-func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period) (meter.JobResult, error) {
+func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period, requestID string) (meter.JobResult, error) {
 	// A report of nothing checks the same: the ids and the period.
 	if err := (meter.JobReport{AccountID: account, JobID: id, Period: p}).Validate(); err != nil {
 		return meter.JobResult{}, err
 	}
-	return s.runJob(ctx, jobResumeScript, account, id, p)
+	return s.runJob(ctx, jobResumeScript, account, id, p, requestID)
 }
 
 // CancelJob finishes a running or blocked job as canceled; see

@@ -74,7 +74,7 @@ func TestJobHoldExpiresBySweep(t *testing.T) {
 	}
 	_, err = s.ReportJob(ctx, meter.JobReport{AccountID: id, JobID: r.ID, Done: map[string]int{"page": 2}})
 	wantCode(t, err, meter.ECodeJobExpired)
-	_, err = s.ResumeJob(ctx, id, r.ID, meter.Period{})
+	_, err = s.ResumeJob(ctx, id, r.ID, meter.Period{}, "")
 	wantCode(t, err, meter.ECodeJobExpired)
 	_, err = s.CancelJob(ctx, id, r.ID)
 	wantCode(t, err, meter.ECodeJobFinished)
@@ -217,7 +217,7 @@ func TestJobBlockedThenResumedWithFinal(t *testing.T) {
 		t.Errorf("events of a blocked job's report: %+v", evs)
 	}
 
-	_, err := s.ResumeJob(ctx, id, r.ID, meter.Period{})
+	_, err := s.ResumeJob(ctx, id, r.ID, meter.Period{}, "")
 	e := wantCode(t, err, meter.ECodeInsufficientCredits)
 	if e.Details["required"] != c(5) || e.Details["available"] != meter.Credits(0) {
 		t.Errorf("details %v; want required 5 (the owed pages; a final status waits), available 0", e.Details)
@@ -225,7 +225,7 @@ func TestJobBlockedThenResumedWithFinal(t *testing.T) {
 	if _, err := s.Grant(ctx, meter.Grant{AccountID: id, Type: meter.EntryPurchase, Amount: c(7)}); err != nil {
 		t.Fatal(err)
 	}
-	res, err = s.ResumeJob(ctx, id, r.ID, meter.Period{})
+	res, err = s.ResumeJob(ctx, id, r.ID, meter.Period{}, "")
 	if err != nil || res.Charged != c(5) || res.Balance != c(2) || res.Available != c(2) ||
 		res.Job.Status != meter.JobCompleted || res.Job.Debited != c(10) || res.Job.FinishedAt.IsZero() {
 		t.Fatalf("resume: %+v, %v", res, err)
@@ -250,19 +250,19 @@ func TestJobResumedRunsAgain(t *testing.T) {
 	if res.Charged != c(1) || res.Job.Status != meter.JobBlocked || res.Balance != c(1) || res.Available != c(1) {
 		t.Fatalf("report: %+v", res)
 	}
-	_, err := s.ResumeJob(ctx, id, r.ID, meter.Period{})
+	_, err := s.ResumeJob(ctx, id, r.ID, meter.Period{}, "")
 	if e := wantCode(t, err, meter.ECodeInsufficientCredits); e.Details["required"] != c(6) || e.Details["available"] != c(1) {
 		t.Errorf("details %v; want required 6, available 1", e.Details)
 	}
 	if _, err := s.Grant(ctx, meter.Grant{AccountID: id, Type: meter.EntryPurchase, Amount: c(10)}); err != nil {
 		t.Fatal(err)
 	}
-	res, err = s.ResumeJob(ctx, id, r.ID, meter.Period{})
+	res, err = s.ResumeJob(ctx, id, r.ID, meter.Period{}, "")
 	if err != nil || res.Charged != c(3) || res.Job.Status != meter.JobRunning || res.Job.Reserved != c(3) ||
 		res.Balance != c(8) || res.Available != c(5) || !res.Job.ExpiresAt.After(time.Now().Add(50*time.Second)) {
 		t.Fatalf("resume: %+v, %v", res, err)
 	}
-	if again, err := s.ResumeJob(ctx, id, r.ID, meter.Period{}); err != nil || again.Charged != 0 || again.Job.Reserved != c(3) {
+	if again, err := s.ResumeJob(ctx, id, r.ID, meter.Period{}, ""); err != nil || again.Charged != 0 || again.Job.Reserved != c(3) {
 		t.Errorf("resuming a running job: %+v, %v", again, err)
 	}
 	expect(t, s, id, c(8), c(3), entry{"purchase", c(2), c(2), false}, entry{"usage", -c(1), c(1), false},
@@ -354,7 +354,7 @@ func clusterJob(t *testing.T, s *Store, id string) {
 	if _, err := s.Grant(ctx, meter.Grant{AccountID: id, Type: meter.EntryPurchase, Amount: c(10)}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := s.ResumeJob(ctx, id, r.ID, month(0)); err != nil || res.Job.Status != meter.JobRunning || res.Job.Reserved != c(1) {
+	if res, err := s.ResumeJob(ctx, id, r.ID, month(0), ""); err != nil || res.Job.Status != meter.JobRunning || res.Job.Reserved != c(1) {
 		t.Fatalf("resume: %+v, %v", res, err)
 	}
 	if j, err := s.JobByUpstream(ctx, id, up); err != nil || j.ID != r.ID {

@@ -59,7 +59,7 @@ func mustReport(t testing.TB, s meter.Store, r meter.JobReport) meter.JobResult 
 
 // resumeJob resumes without a period: the store's current one.
 func resumeJob(s meter.Store, acct, id string) (meter.JobResult, error) {
-	return s.ResumeJob(ctx, acct, id, meter.Period{})
+	return s.ResumeJob(ctx, acct, id, meter.Period{}, "")
 }
 
 func mustResume(t testing.TB, s meter.Store, acct, id string) meter.JobResult {
@@ -69,7 +69,7 @@ func mustResume(t testing.TB, s meter.Store, acct, id string) meter.JobResult {
 
 func mustResumeIn(t testing.TB, s meter.Store, acct, id string, p meter.Period) meter.JobResult {
 	t.Helper()
-	res, err := s.ResumeJob(ctx, acct, id, p)
+	res, err := s.ResumeJob(ctx, acct, id, p, "")
 	if err != nil {
 		t.Fatalf("ResumeJob(%s): %v", id, err)
 	}
@@ -191,6 +191,9 @@ func jobEntries(t testing.TB, s meter.Store, acct, job string) []meter.LedgerEnt
 	var out []meter.LedgerEntry
 	for _, e := range oldestFirst(t, s, acct) {
 		if e.ReservationID == job {
+			if e.JobID != job {
+				t.Errorf("job usage entry %s has job_id %q, want %q", e.ID, e.JobID, job)
+			}
 			out = append(out, e)
 		}
 	}
@@ -1069,7 +1072,7 @@ func testJobBlockAndResume(t *testing.T, s meter.Store) {
 			if tc.grant != 0 {
 				grant(t, s, id, tc.grant, meter.EntryPurchase, "")
 			}
-			_, err := s.ResumeJob(ctx, id, r.ID, p)
+			_, err := s.ResumeJob(ctx, id, r.ID, p, "")
 			e := wantCode(t, err, meter.ECodeInsufficientCredits)
 			if e.Details["required"] != c(8) || e.Details["available"] != tc.available {
 				t.Errorf("details %v; want required 8, available %s", e.Details, tc.available)
@@ -1096,7 +1099,7 @@ func testJobBlockAndResume(t *testing.T, s meter.Store) {
 		checkJob(t, "report", res.Job, jobWant{Status: meter.JobBlocked, Debited: c(5),
 			Pages: pages{"page": 5}, Reported: pages{"page": 6}})
 		expectPools(t, s, id, -c(3), 0, qs(0, 0, 0, 0), ovs(3, 3, 0, 0), use{-c(5), 0, c(3), -c(3)})
-		_, err := s.ResumeJob(ctx, id, r.ID, p)
+		_, err := s.ResumeJob(ctx, id, r.ID, p, "")
 		wantCode(t, err, meter.ECodeInsufficientCredits)
 		grant(t, s, id, c(10), meter.EntryPurchase, "")
 		res = mustResumeIn(t, s, id, r.ID, p)
@@ -1466,7 +1469,7 @@ func raceJobs(t *testing.T, s meter.Store, acct string, p meter.Period, jobs []m
 				t.Error(err)
 			}
 			for _, j := range jobs {
-				if _, err := s.ResumeJob(ctx, acct, j.ID, p); err != nil &&
+				if _, err := s.ResumeJob(ctx, acct, j.ID, p, ""); err != nil &&
 					meter.ErrorCode(err) != meter.ECodeInsufficientCredits {
 					t.Errorf("ResumeJob(%s): %v", j.ID, err)
 				}

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"UsageSeries", testUsageSeries},
 		{"LedgerLimits", testLedgerLimits},
 		{"LedgerFilters", testLedgerFilters},
+		{"LedgerOffset", testLedgerOffset},
 		{"TrimLedger", testTrimLedger},
 		{"ConcurrentReserveNeverOverspends", testConcurrentReserve},
 		{"ConcurrentMixed", testConcurrentMixed},

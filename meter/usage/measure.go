@@ -50,6 +50,14 @@ type Options struct {
 	// JSONDocuments says which strings of a JSON body are documents
 	// (base64): by default every string is tried.
 	JSONDocuments JSONDocs
+	// JSONPart names the top-level multipart form field whose content
+	// (after its transfer encoding) is returned in Usage.JSONPart, for
+	// pricing, instead of being measured as a file: PSPDFKit's
+	// `instructions`. Default "": none.
+	JSONPart string
+	// PartOnly, with JSONPart, reads that part only: the others are
+	// neither spooled nor measured, for routes not priced by pages.
+	PartOnly bool
 }
 
 const (
@@ -94,6 +102,11 @@ type Usage struct {
 	// no PDF or image was found at all (once). A page-priced route
 	// refuses or charges it (the gateway's `unpriced` option).
 	Unpriced int
+	// JSONPart is the content of the multipart part Options.JSONPart
+	// names; nil when the body has none. See Release.
+	JSONPart []byte
+
+	holds []func() // budget held for JSONPart
 }
 
 func (u *Usage) add(f File) {
@@ -138,6 +151,7 @@ func MeasureEncoded(ctx context.Context, contentType, contentEncoding string, bo
 	var u Usage
 	if strings.HasPrefix(mediaType, "multipart/") {
 		if err := measureMultipart(ctx, &u, body.Reader(), params["boundary"], opts, 0, new(int)); err != nil {
+			u.Release()
 			return Usage{}, err
 		}
 	} else if err := measureRaw(ctx, &u, mediaType, body, opts); err != nil {

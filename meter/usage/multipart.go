@@ -88,6 +88,11 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 	if name == "" {
 		name = part.FormName()
 	}
+	isJSONPart := depth == 0 && opts.JSONPart != "" && part.FormName() == opts.JSONPart
+	if opts.PartOnly && !isJSONPart {
+		_, err := io.Copy(io.Discard, body)
+		return err
+	}
 
 	// The whole body is already within MaxBody, so a part is too.
 	b, err := spoolScanned(body, opts)
@@ -106,6 +111,9 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 		}
 	}
 
+	if isJSONPart {
+		return readJSONPart(ctx, u, b, opts)
+	}
 	if strings.HasPrefix(mediaType, "multipart/") && depth >= maxNesting {
 		return meter.Errorf(meter.ECodeBadRequest, "multipart bodies are nested more than %d levels deep", maxNesting).
 			With("max_nesting", maxNesting)
