@@ -11,12 +11,14 @@ all: build
 
 # deps installs what tests and the demo need from Debian when it is missing:
 # redis-server (tests start their own on free loopback ports), qpdf and
-# poppler-utils (reference page counts in tests and benchmarks).
+# poppler-utils (reference page counts in tests and benchmarks), chromium
+# (the console's browser tests, headless).
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v qpdf >/dev/null         || missing="$$missing qpdf"; \
 	command -v pdfinfo >/dev/null      || missing="$$missing poppler-utils"; \
+	command -v chromium >/dev/null     || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \

@@ -113,6 +113,14 @@ func (a *adminAPI) usage(ctx context.Context, s meter.Store, w http.ResponseWrit
 	if err != nil {
 		return err
 	}
+	if r.URL.Query().Has("granularity") {
+		rep, err := seriesFor(ctx, s, r, acct.ID)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, rep)
+		return nil
+	}
 	rep, err := usageFor(ctx, s, r, acct)
 	if err != nil {
 		return err

@@ -28,7 +28,10 @@ func init() {
 //	                       (RFC 3339 or YYYY-MM-DD) &limit= (default 50, max 100)
 //	                       &cursor= (the next_cursor of the previous page)
 //	GET .../usage          usage by route in a period: ?period=current
-//	                       (default), previous, or a date in the period
+//	                       (default), previous, or a date in the period;
+//	                       or over time with ?granularity=day|hour &from=
+//	                       &to= (RFC 3339 or YYYY-MM-DD; default the last
+//	                       30 days, or 24 hours)
 //	GET .../profile        rates per page class of the job routes (with the
 //	                       account's own), API access enabled, page limit per
 //	                       job, retention in days, when the profile changed
@@ -119,6 +122,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 		}
 		writeJSON(w, http.StatusOK, page)
 	case "usage":
+		if r.URL.Query().Has("granularity") {
+			rep, err := seriesFor(ctx, store, r, id.key.AccountID)
+			if err != nil {
+				writeError(w, err)
+				return nil
+			}
+			writeJSON(w, http.StatusOK, rep)
+			return nil
+		}
 		acct, err := store.Account(ctx, id.key.AccountID)
 		if err == nil {
 			var rep usageReport

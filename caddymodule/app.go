@@ -182,6 +182,8 @@ type App struct {
 	keys    *keyCache
 	budget  *usage.Budget
 	logger  *zap.Logger
+	// consoles are this config's meter_console handlers, checked at Start.
+	consoles []*Console
 }
 
 // CaddyModule returns the Caddy module information.
@@ -359,6 +361,9 @@ func (a *App) Validate() error {
 // Start starts the background work: webhook delivery, and ledger
 // retention when configured.
 func (a *App) Start() error {
+	if err := a.checkConsoles(); err != nil {
+		return err
+	}
 	if err := a.routeIndex().check(); err != nil {
 		return err
 	}

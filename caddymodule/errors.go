@@ -33,7 +33,7 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case meter.ECodeJobExpired:
 		return http.StatusGone
-	case meter.ECodeAccountDisabled, meter.ECodeTestKeyNotAllowed:
+	case meter.ECodeAccountDisabled, meter.ECodeTestKeyNotAllowed, meter.ECodeForbidden:
 		return http.StatusForbidden
 	case meter.ECodeBodyTooLarge, meter.ECodePageLimitExceeded, meter.ECodeTooManyPages:
 		return http.StatusRequestEntityTooLarge

@@ -41,6 +41,8 @@ const (
 	// ECodeTestLimitExceeded: a test key's account made its route's
 	// test_limit of test requests today.
 	ECodeTestLimitExceeded = "test_limit_exceeded"
+	// ECodeForbidden: the console refused a cross-origin form submission.
+	ECodeForbidden = "forbidden"
 )
 
 // Refusals of the idempotency contract and of unpaid requests.

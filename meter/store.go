@@ -399,6 +399,12 @@ type Store interface {
 	// Period: usage counted while the account had no period), most
 	// credits first.
 	Usage(ctx context.Context, account string, period Period) ([]RouteUsage, error)
+	// UsageSeries returns an account's usage per route in the UTC day or
+	// hour buckets that start in [From, To), by bucket then route: what
+	// Commit and job charges counted, in the same atomic step as the
+	// usage by route. Hours are kept for HourlyDays days, days as long as
+	// the account. ECodeInvalid for a bad query (see SeriesQuery).
+	UsageSeries(ctx context.Context, q SeriesQuery) ([]UsagePoint, error)
 	// TrimLedger removes ledger entries older than before and returns how
 	// many; balances never depend on the ledger's history.
 	TrimLedger(ctx context.Context, account string, before time.Time) (int64, error)
@@ -415,6 +421,10 @@ type Store interface {
 	// RetryEvent puts a claimed event back, claimable after delay (on the
 	// store's clock), and counts the attempt. ECodeNotFound if it is gone.
 	RetryEvent(ctx context.Context, account, id string, delay time.Duration) error
+	// PendingEvents returns up to limit of an account's webhook events not
+	// delivered yet (Attempts counts its failed deliveries), soonest due
+	// first, and how many there are. It claims nothing.
+	PendingEvents(ctx context.Context, account string, limit int) ([]Event, int, error)
 	// ReindexEvents scans every account's outbox and makes sure that
 	// ClaimEvents finds the ones with events, and returns how many have
 	// some: a store whose pending index is written apart from the outbox

@@ -246,10 +246,13 @@ func (c *client) addCommands(cmd *cobra.Command) {
 	transactions.Flags().StringVar(&to, "to", "", "last date, included")
 	transactions.Flags().StringVar(&cursor, "cursor", "", "the next_cursor of the previous page")
 
-	var period string
+	var period, granularity string
 	usage := &cobra.Command{
-		Use: "usage <account>", Short: "Shows an account's usage by route in a quota period", Args: cobra.ExactArgs(1),
+		Use: "usage <account>", Short: "Shows an account's usage by route in a quota period, or by day or hour (--granularity)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if granularity != "" {
+				return usageSeries(c, args[0], granularity, from, to)
+			}
 			if _, err := time.Parse("2006-01-02", period); err != nil && period != "current" && period != "previous" {
 				return fmt.Errorf("--period %q: expected current, previous or a date YYYY-MM-DD in the period", period)
 			}
@@ -257,6 +260,9 @@ func (c *client) addCommands(cmd *cobra.Command) {
 		},
 	}
 	usage.Flags().StringVar(&period, "period", "current", "current, previous, or a date (YYYY-MM-DD) in the period")
+	usage.Flags().StringVar(&granularity, "granularity", "", "day or hour: usage over time instead of by period")
+	usage.Flags().StringVar(&from, "from", "", "with --granularity: first day or time (YYYY-MM-DD or RFC 3339; default 30 days, or 24 hours, ago)")
+	usage.Flags().StringVar(&to, "to", "", "with --granularity: last day (included) or time")
 
 	job := &cobra.Command{Use: "job", Short: "Shows or cancels long-running jobs"}
 	jobPath := func(args []string) string {

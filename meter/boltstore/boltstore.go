@@ -19,6 +19,8 @@
 //	           id "<ms>-<seq>" sorts by time like a Redis stream id
 //	refunds/   usage entry id -> refund entry id
 //	usage/     period id (8 bytes) + route -> counters (JSON)
+//	series/    'd' or 'h' + bucket start ms (8 bytes) + route -> counters
+//	           (JSON): the usage series (see series.go)
 //	keys/      key hash -> "": the account's keys
 //	outbox/    event id "<ms>-<seq>" -> webhook event (JSON, see event);
 //	           created with the first event of accounts older than it

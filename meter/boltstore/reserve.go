@@ -289,7 +289,8 @@ func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) (int64, e
 	return short, o.finish(rid, r)
 }
 
-// count adds a request to a route's usage in a period.
+// count adds a request to a route's usage in a period, and to the
+// account's usage series (see countSeries).
 func (o *op) count(period int64, route string, pages, credits int64) error {
 	k := usageKey(period, route)
 	var n counters
@@ -305,7 +306,10 @@ func (o *op) count(period int64, route string, pages, credits int64) error {
 	if err != nil {
 		return err
 	}
-	return o.put(bUsage, k, raw)
+	if err := o.put(bUsage, k, raw); err != nil {
+		return err
+	}
+	return o.countSeries(route, pages, credits)
 }
 
 // Void releases a held reservation without charging. Voiding a voided or

@@ -30,8 +30,14 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 	if err := r.check(); err != nil {
 		return meter.Account{}, err
 	}
-	// The global index lives in its own slot, so it cannot be in the script.
-	if err := s.c.SAdd(ctx, s.accountsKey(), id).Err(); err != nil {
+	// The global indexes live in slots of their own, so they cannot be in
+	// the script. Should the second write be lost, ListAccounts completes
+	// the sorted index from the set.
+	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SAdd(ctx, s.accountsKey(), id)
+		p.ZAdd(ctx, s.accountsByIDKey(), redis.Z{Member: id})
+		return nil
+	}); err != nil {
 		return meter.Account{}, storeErr(err)
 	}
 	return a, nil

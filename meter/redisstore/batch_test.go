@@ -15,7 +15,7 @@ import (
 func batchCall(s *Store, sc *script, id string, args ...any) *call {
 	keys := s.accountKeys(id)
 	if sc == commitScript {
-		keys = append(keys, s.usageKey(id, 0))
+		keys = append(keys, s.usageKey(id, 0), s.responseKey(id, args[0].(string)), s.seriesKey(id))
 	}
 	return &call{ctx: ctx, sc: sc, keys: keys, args: append([]any{s.retainMS}, args...), done: make(chan struct{})}
 }

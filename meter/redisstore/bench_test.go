@@ -58,7 +58,7 @@ func BenchmarkReserveCommitHotAccount(b *testing.B) { benchReserveCommit(b, 1) }
 func BenchmarkScriptParts(b *testing.B) {
 	s := newStore(b, Options{MaxBatch: 1})
 	id := newAccount(b, s, c(1e9))
-	keys := append(s.accountKeys(id), s.usageKey(id, 0))
+	keys := append(s.accountKeys(id), s.usageKey(id, 0), s.responseKey(id, "bench"), s.seriesKey(id))
 	parts := []struct{ name, body string }{
 		{"time", `for i = 1, N do now_ms() end`},
 		{"hmget3", `for i = 1, N do redis.call('HMGET', KEYS[1], 'balance', 'reserved', 'due') end`},
@@ -67,6 +67,7 @@ func BenchmarkScriptParts(b *testing.B) {
 		{"record", `for i = 1, N do record({state = 'h', q = 0, b = 5000, o = 0, per = 0, exp = 1700000000000,` +
 			` nonce = 'abcdefghijklmnop.1a', idem = ''}) end`},
 		{"with_state", `local a = open(12) for i = 1, N do with_state({'ok', 1, a.balance, 0, '', a.period}, a) end`},
+		{"count_series", `local now = now_ms() for i = 1, N do count_series(KEYS[11], now, '/convert', 3, 3000) end`},
 		{"reserve", `local K, A = KEYS, ARGV local base = A[2] for i = 1, N do A[2], A[6] = base .. i, 'n' .. i` +
 			` local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end end`},
 		{"reserve+commit", `local K, A = KEYS, ARGV local base = A[2]` +

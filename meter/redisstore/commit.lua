@@ -4,6 +4,7 @@
 --           '<route>\0requests', '<route>\0pages', '<route>\0credits'
 --   KEYS[10] the response key of rid: the replayable response, kept as
 --           long as the settled record (PXAT its purge)
+--   KEYS[11] the usage series hash (see count_series in lib.lua)
 -- ARGV: [1] retain_ms, [2] rid, [3] amount (actual cost), [4] description,
 --       [5] route, [6] request_id, [7] pages, [8] id of KEYS[9]'s period,
 --       [9] the response to store ('' for none): stored only when the
@@ -122,6 +123,7 @@ if redis.call('HINCRBY', KEYS[9], route .. '\0requests', '1') == 1 and bucket > 
 end
 if pages > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', int(pages)) end
 if charged > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(charged)) end
+count_series(KEYS[11], a.now, route, pages, charged)
 local resp = ARGV[9] or ''
 if resp ~= '' and r.idem ~= '' and redis.call('HGET', KEYS[4], 'r:' .. r.idem) == rid then
   -- With the charge, so a replay never finds a charge without it unless

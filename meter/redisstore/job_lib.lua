@@ -5,6 +5,7 @@
 --   KEYS[9]  usage-by-route hash of the period ARGV[2] names (see commit.lua)
 --   KEYS[10] the job record, JSON (see load_job)
 --   KEYS[11] the alias of the upstream id ARGV[3] ('' for none): -> job id
+--   KEYS[12] the usage series hash (see count_series in lib.lua)
 -- ARGV: [1] retain_ms, [2] period id of KEYS[9], [3] upstream id of KEYS[11],
 --       [4] the call's period id (0: the stored period), [5] its end ms;
 --       the script's own from [6] on.
@@ -211,6 +212,7 @@ local function charge_owed(j, a, r, request_id)
   end
   redis.call('HINCRBY', KEYS[9], j.route .. '\0pages', int(pages))
   if cost > 0 then redis.call('HINCRBY', KEYS[9], j.route .. '\0credits', int(cost)) end
+  count_series(KEYS[12], a.now, j.route, pages, cost)
   return cost, pages, entry, covered
 end
 

@@ -164,7 +164,7 @@ func (s *Store) runJob(ctx context.Context, sc *script, account, id string, p me
 	up := s.jobUps.get(account, id)
 	for attempt := 0; ; attempt++ {
 		keys := append(s.accountKeys(account), s.usageKey(account, period), s.jobKey(account, id),
-			s.jobAliasKey(account, up))
+			s.jobAliasKey(account, up), s.seriesKey(account))
 		argv := append([]any{period, up, pid, pend, id}, args...)
 		rep, err := s.runKeys(ctx, sc, account, keys, argv...)
 		var wp *wrongPeriod

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"sort"
 	"strconv"
 	"time"
 
@@ -73,27 +72,55 @@ func (s *Store) RevokeKey(ctx context.Context, account, keyID string) (meter.Key
 }
 
 // ListAccounts returns account ids in id order, after the cursor ("" for
-// the first page), at most limit of them.
+// the first page), at most limit of them: a ZRANGEBYLEX of the sorted
+// index, which holds the ids of the accounts set with score 0. An index
+// with fewer ids than the set (a store from before the sorted index, or a
+// CreateAccount that failed between its writes) is completed first, once.
 func (s *Store) ListAccounts(ctx context.Context, after string, limit int) ([]string, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	// The index is a set; sorting it here keeps paging stable. Fine for
-	// the admin API of a gateway with up to some hundred thousand accounts.
-	ids, err := s.c.SMembers(ctx, s.accountsKey()).Result()
+	var set, sorted *redis.IntCmd
+	if _, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set, sorted = p.SCard(ctx, s.accountsKey()), p.ZCard(ctx, s.accountsByIDKey())
+		return nil
+	}); err != nil {
+		return nil, storeErr(err)
+	}
+	if sorted.Val() < set.Val() {
+		if err := s.indexAccounts(ctx); err != nil {
+			return nil, err
+		}
+	}
+	lo := "-"
+	if after != "" {
+		lo = "(" + after
+	}
+	ids, err := s.c.ZRangeByLex(ctx, s.accountsByIDKey(), &redis.ZRangeBy{Min: lo, Max: "+", Count: int64(limit)}).Result()
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	sort.Strings(ids)
-	i := sort.SearchStrings(ids, after)
-	if i < len(ids) && ids[i] == after {
-		i++
-	}
-	ids = ids[i:]
-	if len(ids) > limit {
-		ids = ids[:limit]
-	}
 	return ids, nil
+}
+
+// indexAccounts adds every id of the accounts set to the sorted index.
+func (s *Store) indexAccounts(ctx context.Context) error {
+	ids, err := s.c.SMembers(ctx, s.accountsKey()).Result()
+	if err != nil {
+		return storeErr(err)
+	}
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), 1000)]
+		ids = ids[len(batch):]
+		zs := make([]redis.Z, len(batch))
+		for i, id := range batch {
+			zs[i] = redis.Z{Member: id}
+		}
+		if err := s.c.ZAdd(ctx, s.accountsByIDKey(), zs...).Err(); err != nil {
+			return storeErr(err)
+		}
+	}
+	return nil
 }
 
 // TrimLedger removes an account's ledger entries older than before. The

@@ -19,7 +19,8 @@
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
 --   KEYS[8] outbox zset: event id -> ms when it may be claimed (its
 --           creation, the end of its lease, the time of its retry)
--- (commit.lua also gets KEYS[9], the usage-by-route hash of a period)
+-- (commit.lua also gets KEYS[9], the usage-by-route hash of a period, and
+-- the usage series hash, see count_series)
 -- and ARGV[1] = retain_ms, how long settled records and mappings are kept.
 --
 -- Money model (issue 5). A charge is taken from three pools, in order:
@@ -396,3 +397,36 @@ local function low_balance(a)
 end
 
 -- (end of lib.lua)
+
+-- count_series adds one request's usage to the account's usage series, a
+-- hash (key) of plain string fields (no cjson: this runs on every commit):
+--   'd'..day..'\0'..route              -> 'requests|pages|credits' of the
+--                                         UTC day (days since the epoch)
+--   'h'..(hour % SERIES_HOURS)..'\0'..route -> 'hour|requests|pages|credits',
+--                                         a ring of the last hours; a slot
+--                                         holding an older hour starts afresh
+--   'routes'                            -> the routes seen, '\0'-separated,
+--                                         so readers name the fields they read
+-- Numbers are decimal strings (exact, see int). Written by the scripts that
+-- write the usage by route (commit, job charges), in the same call.
+local SERIES_HOURS = 168
+local function count_series(key, now, route, pages, credits)
+  local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
+  local fd = 'd' .. int(day) .. '\0' .. route
+  local fh = 'h' .. int(hour % SERIES_HOURS) .. '\0' .. route
+  local cur = redis.call('HMGET', key, fd, fh, 'routes')
+  local r, p, c = 0, 0, 0
+  if cur[1] then r, p, c = string.match(cur[1], '^(%d+)|(%d+)|(%d+)$') end
+  local hr, hp, hc = 0, 0, 0
+  if cur[2] then
+    local t, a, b, d = string.match(cur[2], '^(%d+)|(%d+)|(%d+)|(%d+)$')
+    if tonumber(t) == hour then hr, hp, hc = a, b, d end
+  end
+  local args = {fd, int(r + 1) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
+    fh, int(hour) .. '|' .. int(hr + 1) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
+  local routes = cur[3]
+  if not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true) then
+    args[5], args[6] = 'routes', routes and (routes .. '\0' .. route) or route
+  end
+  redis.call('HSET', key, unpack(args))
+end

@@ -133,6 +133,10 @@ func (s *Store) usageKey(id string, period int64) string {
 	return s.prefix + ":{" + id + "}:usage:" + strconv.FormatInt(period, 10)
 }
 
+// seriesKey is the usage series hash of an account (see count_series in
+// lib.lua).
+func (s *Store) seriesKey(id string) string { return s.prefix + ":{" + id + "}:series" }
+
 // responseKey holds the response stored with the commit of reservation
 // rid (see commit.lua); the rid may hold anything but a brace cannot move
 // it out of the account's slot: the hash tag is the first {...}.
@@ -143,6 +147,10 @@ func (s *Store) responseKey(id, rid string) string {
 func (s *Store) keySetKey(id string) string      { return s.prefix + ":{" + id + "}:keys" }
 func (s *Store) keyRecordKey(hash string) string { return s.prefix + ":key:" + hash }
 func (s *Store) accountsKey() string             { return s.prefix + ":accounts" }
+
+// accountsByIDKey is the accounts index sorted by id (a zset, all scores
+// 0) that ListAccounts pages through.
+func (s *Store) accountsByIDKey() string { return s.prefix + ":accounts_by_id" }
 
 // run runs an account script and turns a refusal reply into a *meter.Error.
 func (s *Store) run(ctx context.Context, sc *script, id string, args ...any) (*reply, error) {

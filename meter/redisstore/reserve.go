@@ -72,7 +72,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 	}
 	for attempt := 0; ; attempt++ {
 		keys := append(s.accountKeys(c.AccountID), s.usageKey(c.AccountID, period),
-			s.responseKey(c.AccountID, c.ReservationID))
+			s.responseKey(c.AccountID, c.ReservationID), s.seriesKey(c.AccountID))
 		rep, err := s.runKeys(ctx, commitScript, c.AccountID, keys, c.ReservationID, int64(c.Amount),
 			c.Description, c.Route, c.RequestID, c.Pages, period, c.Response, flag(c.Uncapped))
 		var wp *wrongPeriod
