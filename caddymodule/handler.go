@@ -373,7 +373,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.Job != nil {
 		return h.serveJob(w, r, next, rq, id, period)
 	}
-	if rq.quote.Total == 0 {
+	if rq.quote.Total == 0 && !h.needs.Uncapped {
+		// Nothing to hold and nothing the response can add: no state in
+		// the store. An uncapped route's estimate of 0 (reserve input, no
+		// document) still settles what the upstream produced.
 		return h.forwardFree(w, r, next, rq)
 	}
 	idem := r.Header.Get(HeaderIdempotencyKey)

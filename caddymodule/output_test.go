@@ -35,6 +35,13 @@ http://{SITE} {
 		}
 		reverse_proxy {UPSTREAM}
 	}
+	route /input/* {
+		meter {
+			route watermark
+			blocks 5 1 output reserve input
+		}
+		reverse_proxy {UPSTREAM}
+	}
 }
 `
 
@@ -59,6 +66,25 @@ func TestOutputChargesTheRealCount(t *testing.T) {
 		// The usage entries record the pages produced.
 		if l[1].Amount != -credits(27) || l[1].Shortfall != 0 || l[1].Pages != 134 || l[0].Amount != -credits(2) || l[0].Pages != 7 {
 			t.Errorf("ledger %+v", l)
+		}
+	})
+}
+
+// An estimate of 0 is no free pass on an uncapped route: a `reserve
+// input` route sent no document quotes 0, and the pages the upstream
+// produces are charged all the same (it was forwarded as a zero-cost
+// request, never settled).
+func TestOutputZeroEstimateIsCharged(t *testing.T) {
+	exampleStores(t, func(t *testing.T) {
+		g, up := startOutput(t)
+		key := g.newAccount("out_zero", 10, meter.ModeLive)
+		expect(t, g, "/input/generate", key, "", nil, 200, "2", "8", "X-Test-Pages", "7")
+		g.assertBalance("out_zero", 8, 0)
+		if l := g.ledger("out_zero"); l[0].Amount != -credits(2) || l[0].Pages != 7 {
+			t.Errorf("ledger %+v", l)
+		}
+		if up.requests.Load() != 1 {
+			t.Errorf("upstream reached %d times, want 1", up.requests.Load())
 		}
 	})
 }
