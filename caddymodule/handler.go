@@ -526,7 +526,7 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 		cancel()
 		u := in.Usage
 		body.OnClose(u.Release)
-		in.JSON = u.JSONPart
+		in.JSON = u.TypedJSONPart()
 		if !h.needs.Pages {
 			in.Usage = usage.Usage{} // only the part was read
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -199,4 +200,58 @@ func assertNamed(t *testing.T, resp *http.Response, costName, cost, remaining st
 	if v := resp.Header.Values(HeaderCost); len(v) != 0 {
 		t.Errorf("%s sent under its default name too: %q", HeaderCost, v)
 	}
+}
+
+// A multipart Build is priced by what its files are, not by the types its
+// instructions declare: the seed's instructions with the image parts'
+// content_type left out, or declared application/pdf, still cost 11.5
+// (image conversion 2 x 0.5); the same instructions naming two PDFs
+// declared image/* cost 10.5. On both stores, as shipped.
+func TestPSPDFKitImageConversionByContent(t *testing.T) {
+	analyze, err := os.ReadFile("../meter/pricing/testdata/pspdfkit_analyze.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// instructions returns the seed's instructions with each part's
+	// content_type set to ct ("" removes it).
+	instructions := func(ct string) []byte {
+		var doc map[string]any
+		if err := json.Unmarshal(analyze, &doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range doc["parts"].([]any) {
+			if ct == "" {
+				delete(p.(map[string]any), "content_type")
+			} else {
+				p.(map[string]any)["content_type"] = ct
+			}
+		}
+		b, _ := json.Marshal(doc)
+		return b
+	}
+	images := []formPart{
+		{name: "document", filename: "a", body: gif1x1},
+		{name: "document2", filename: "b", contentType: "application/octet-stream", body: png1x1},
+	}
+	pdfs := []formPart{
+		{name: "document", filename: "a.gif", contentType: "image/gif", body: pdftest.Pages(1)},
+		{name: "document2", filename: "b.png", contentType: "image/png", body: pdftest.Pages(2)},
+	}
+	exampleStores(t, func(t *testing.T) {
+		ex := startExample(t, "pspdfkit.Caddyfile")
+		g := ex.gateway
+		key := g.newAccount("ex_pspdfkit_kind", 100, meter.ModeLive)
+		send := func(instr []byte, files []formPart, cost, remaining string) {
+			t.Helper()
+			ct, body := formBody(t, append([]formPart{{name: "instructions", body: instr}}, files...)...)
+			expectPSPDFKit(t, g, "/build", key, ct, body, 200, cost, remaining)
+		}
+		send(instructions(""), images, "11.5", "88.5")
+		send(instructions("application/pdf"), images, "11.5", "77")
+		send(instructions("image/gif"), pdfs, "10.5", "66.5")
+		g.assertBalance("ex_pspdfkit_kind", 66.5, 0)
+		if n := ex.up.requests.Load(); n != 3 {
+			t.Fatalf("upstream got %d requests, want 3", n)
+		}
+	})
 }

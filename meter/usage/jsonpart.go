@@ -1,9 +1,12 @@
 package usage
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -47,4 +50,71 @@ func (u *Usage) Release() {
 		r()
 	}
 	u.holds = nil
+}
+
+// TypedJSONPart returns JSONPart with the declared types of the files it
+// names replaced by what their bytes are: every object whose "file" is the
+// form name of a top-level part of the request gets that part's
+// "content_type" from its Kind (a PDF "application/pdf"; an image keeps a
+// declared image/* type, else "image/*"). A Build request priced by the
+// types its instructions declare (PSPDFKit's image conversion) is then
+// priced by what it sends: declaring another type, or none, changes
+// nothing. Objects naming no such part, and JSON that does not parse (its
+// pricing refuses it), are returned as they are.
+func (u *Usage) TypedJSONPart() []byte {
+	kinds := map[string]File{}
+	for _, f := range u.Files {
+		if f.Field != "" && f.Kind != KindOther {
+			kinds[f.Field] = f
+		}
+	}
+	if len(kinds) == 0 || u.JSONPart == nil {
+		return u.JSONPart
+	}
+	dec := json.NewDecoder(bytes.NewReader(u.JSONPart))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return u.JSONPart
+	}
+	if !typeFiles(doc, kinds) {
+		return u.JSONPart
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return u.JSONPart
+	}
+	return out
+}
+
+// typeFiles sets the content types of the objects in v that name a file
+// of kinds; it reports whether it changed any.
+func typeFiles(v any, kinds map[string]File) bool {
+	changed := false
+	switch x := v.(type) {
+	case map[string]any:
+		if name, ok := x["file"].(string); ok {
+			if f, ok := kinds[name]; ok {
+				declared, _ := x["content_type"].(string)
+				want := "application/pdf"
+				if f.Kind == KindImage {
+					want = "image/*"
+					if strings.HasPrefix(strings.ToLower(declared), "image/") {
+						want = declared
+					}
+				}
+				if declared != want {
+					x["content_type"], changed = want, true
+				}
+			}
+		}
+		for _, c := range x {
+			changed = typeFiles(c, kinds) || changed
+		}
+	case []any:
+		for _, c := range x {
+			changed = typeFiles(c, kinds) || changed
+		}
+	}
+	return changed
 }

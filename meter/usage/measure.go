@@ -55,8 +55,9 @@ type Options struct {
 	// pricing, instead of being measured as a file: PSPDFKit's
 	// `instructions`. Default "": none.
 	JSONPart string
-	// PartOnly, with JSONPart, reads that part only: the others are
-	// neither spooled nor measured, for routes not priced by pages.
+	// PartOnly, with JSONPart, reads that part and only classifies the
+	// other top-level parts by their bytes (Kind, no pages counted), for
+	// routes not priced by pages: the JSON may name them (TypedJSONPart).
 	PartOnly bool
 }
 
@@ -83,6 +84,7 @@ func (o Options) withDefaults() Options {
 // File is one input file found in a request.
 type File struct {
 	Name        string // multipart filename, else form name, else JSON path; "" for a raw body
+	Field       string // form name of a top-level multipart part; "" otherwise
 	ContentType string // media type as declared, without parameters
 	Kind        string // KindPDF, KindImage or KindOther, from the content
 	Size        int64  // bytes, decoded (Content-Encoding, transfer encoding, base64)
@@ -206,17 +208,30 @@ func marksOf(b *Body) (*markScan, error) {
 // measureFile classifies the file in body from its content, f's declared
 // type and name being hints, and counts its pages.
 func measureFile(ctx context.Context, f *File, body *Body, opts Options) error {
+	v, err := verdictOf(body, f.ContentType, f.Name)
+	if err != nil {
+		return err
+	}
+	f.Kind = v.kind
+	return countFile(ctx, f, body.ReaderAt(), v, opts)
+}
+
+// kindOf is the kind of a file told by its bytes, without counting it.
+func kindOf(body *Body, mediaType, name string) (string, error) {
+	v, err := verdictOf(body, mediaType, name)
+	return v.kind, err
+}
+
+func verdictOf(body *Body, mediaType, name string) (verdict, error) {
 	marks, err := marksOf(body)
 	if err != nil {
-		return fmt.Errorf("usage: read body: %w", err)
+		return verdict{}, fmt.Errorf("usage: read body: %w", err)
 	}
 	head, err := readHead(body.ReaderAt(), body.Size())
 	if err != nil {
-		return fmt.Errorf("usage: read body: %w", err)
+		return verdict{}, fmt.Errorf("usage: read body: %w", err)
 	}
-	v := decide(marks, head, f.ContentType, f.Name)
-	f.Kind = v.kind
-	return countFile(ctx, f, body.ReaderAt(), v, opts)
+	return decide(marks, head, mediaType, name), nil
 }
 
 // parseContentType returns the lower-case media type and its parameters. A

@@ -143,14 +143,14 @@ func TestMeasureMultipart(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Usage{Files: []File{
-		{Name: "a.pdf", ContentType: "application/pdf", Kind: KindPDF, Size: int64(len(pdf2)), Pages: 2},
-		{Name: "b.pdf", ContentType: "application/octet-stream", Kind: KindPDF, Size: int64(len(pdf5)), Pages: 5},
-		{Name: "scan", Kind: KindPDF, Size: int64(len(skia)), Pages: 64},
-		{Name: "d.png", ContentType: "image/png", Kind: KindImage, Size: 3, Pages: 1},
-		{Name: "e.jpg", ContentType: "image/jpeg", Kind: KindImage, Size: 4, Pages: 1},
-		{Name: "notes.txt", ContentType: "text/plain", Kind: KindOther, Size: 9},
-		{Name: "meta", ContentType: "application/json", Kind: KindOther, Size: 7},
-		{Name: "big.pdf", ContentType: "application/pdf", Kind: KindPDF, Size: int64(len(big)), Pages: 40},
+		{Name: "a.pdf", Field: "a", ContentType: "application/pdf", Kind: KindPDF, Size: int64(len(pdf2)), Pages: 2},
+		{Name: "b.pdf", Field: "b", ContentType: "application/octet-stream", Kind: KindPDF, Size: int64(len(pdf5)), Pages: 5},
+		{Name: "scan", Field: "c", Kind: KindPDF, Size: int64(len(skia)), Pages: 64},
+		{Name: "d.png", Field: "d", ContentType: "image/png", Kind: KindImage, Size: 3, Pages: 1},
+		{Name: "e.jpg", Field: "e", ContentType: "image/jpeg", Kind: KindImage, Size: 4, Pages: 1},
+		{Name: "notes.txt", Field: "f", ContentType: "text/plain", Kind: KindOther, Size: 9},
+		{Name: "meta", Field: "meta", ContentType: "application/json", Kind: KindOther, Size: 7},
+		{Name: "big.pdf", Field: "g", ContentType: "application/pdf", Kind: KindPDF, Size: int64(len(big)), Pages: 40},
 	}, Pages: 2 + 5 + 64 + 1 + 1 + 40, Unpriced: 1} // notes.txt
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("usage = %+v\nwant    %+v", got, want)

@@ -89,8 +89,8 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 		name = part.FormName()
 	}
 	isJSONPart := depth == 0 && opts.JSONPart != "" && part.FormName() == opts.JSONPart
-	if opts.PartOnly && !isJSONPart {
-		_, err := io.Copy(io.Discard, body)
+	if opts.PartOnly && !isJSONPart && depth > 0 {
+		_, err := io.Copy(io.Discard, body) // no JSON can name a nested part
 		return err
 	}
 
@@ -114,6 +114,16 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 	if isJSONPart {
 		return readJSONPart(ctx, u, b, opts)
 	}
+	if opts.PartOnly {
+		// Classified by its bytes, not counted: the JSON that prices the
+		// request may name it, and its declared type is no proof.
+		f := File{Name: name, Field: part.FormName(), ContentType: mediaType, Size: b.Size()}
+		if f.Kind, err = kindOf(b, mediaType, name); err != nil {
+			return err
+		}
+		u.add(f)
+		return nil
+	}
 	if strings.HasPrefix(mediaType, "multipart/") && depth >= maxNesting {
 		return meter.Errorf(meter.ECodeBadRequest, "multipart bodies are nested more than %d levels deep", maxNesting).
 			With("max_nesting", maxNesting)
@@ -136,6 +146,9 @@ func measurePart(ctx context.Context, u *Usage, part *multipart.Part, body io.Re
 	}
 
 	f := File{Name: name, ContentType: mediaType, Size: b.Size()}
+	if depth == 0 {
+		f.Field = part.FormName()
+	}
 	if err := measureFile(ctx, &f, b, opts); err != nil {
 		return err
 	}

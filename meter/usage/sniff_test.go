@@ -206,9 +206,9 @@ func TestMeasureMultipartContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Usage{Files: []File{
-		{Name: "field", Kind: KindPDF, Size: int64(len(pdf)), Pages: 2},
-		{Name: "mixed", ContentType: "multipart/mixed", Kind: KindPDF, Size: int64(len(pdf)), Pages: 2},
-		{Name: "b.bin", ContentType: "application/octet-stream", Kind: KindOther, Size: 14},
+		{Name: "field", Field: "field", Kind: KindPDF, Size: int64(len(pdf)), Pages: 2},
+		{Name: "mixed", Field: "mixed", ContentType: "multipart/mixed", Kind: KindPDF, Size: int64(len(pdf)), Pages: 2},
+		{Name: "b.bin", Field: "b", ContentType: "application/octet-stream", Kind: KindOther, Size: 14},
 	}, Pages: 4, Unpriced: 1}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("usage = %+v\nwant    %+v", got, want)
