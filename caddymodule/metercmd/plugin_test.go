@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/creditgate/creditgate/internal/freeport"
 	"github.com/creditgate/creditgate/internal/pdftest"
 )
 
@@ -119,7 +119,7 @@ http://%s {
 			t.Logf("caddy output:\n%s", logs.String())
 		}
 	})
-	waitFor(t, "http://"+admin+"/config/")
+	freeport.WaitHTTP(t, "http://"+admin+"/config/")
 
 	caddyMeter := func(args ...string) string {
 		t.Helper()
@@ -153,18 +153,4 @@ http://%s {
 	if out := caddyMeter("account", "get", "acme"); !strings.Contains(out, "4.5") {
 		t.Fatalf("caddy meter account get printed:\n%s", out)
 	}
-}
-
-func waitFor(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer within 30s", url)
 }

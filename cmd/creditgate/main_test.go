@@ -11,8 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/creditgate/creditgate/internal/freeport"
 	"github.com/creditgate/creditgate/internal/pdftest"
 )
 
@@ -41,7 +41,7 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 			t.Logf("creditgate output:\n%s", logs.String())
 		}
 	}()
-	waitFor(t, "http://localhost:2019/config/")
+	freeport.WaitHTTP(t, "http://localhost:2019/config/")
 
 	cli := func(args ...string) string {
 		t.Helper()
@@ -133,18 +133,4 @@ func TestDemoCaddyfileWithCLI(t *testing.T) {
 	if err == nil || !strings.Contains(string(bad), "job_not_found") {
 		t.Fatalf("job cancel of an unknown job: %v\n%s", err, bad)
 	}
-}
-
-func waitFor(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer within 30s", url)
 }
