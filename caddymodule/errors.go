@@ -28,7 +28,7 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case meter.ECodeAccountNotFound, meter.ECodeNotFound, meter.ECodeJobNotFound:
 		return http.StatusNotFound
-	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed,
+	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed, meter.ECodeReviewResolved,
 		meter.ECodeReservationSettled, meter.ECodeReservationNotFound, meter.ECodeJobFinished:
 		return http.StatusConflict
 	case meter.ECodeJobExpired:
