@@ -67,7 +67,7 @@ func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseRe
 		if err == nil {
 			err = idx.Put([]byte(p.PaymentIntentID), []byte(o.id))
 		}
-		return internalErr(err)
+		return orInternal(err)
 	})
 	return out, err
 }
@@ -117,9 +117,11 @@ func (s *Store) Reverse(ctx context.Context, r meter.Reversal) (meter.ReversalRe
 			return nil
 		}
 		a := o.a
+		// What the balance cannot give is owed (as an uncapped commit's).
+		shortfall := delta - max(0, a.Balance)
 		a.Balance -= delta
 		a.TotalPurchased -= delta
-		e := &entry{Type: meter.EntryReversal, Amount: -delta, BalanceAfter: a.Balance,
+		e := &entry{Type: meter.EntryReversal, Amount: -delta, BalanceAfter: a.Balance, Shortfall: max(0, shortfall),
 			Description: r.Description, PaymentIntent: r.PaymentIntentID, ExternalID: r.ExternalID}
 		id, err := o.appendEntry(e)
 		if err == nil {
@@ -131,7 +133,7 @@ func (s *Store) Reverse(ctx context.Context, r meter.Reversal) (meter.ReversalRe
 		rec.Reversed = target
 		rec.AmountRefunded = max(rec.AmountRefunded, r.AmountRefunded)
 		out.Entry, out.Record, out.Taken = e.ledgerEntry(o.id, id), *rec, meter.Credits(delta)
-		return internalErr(o.putPayment(rec))
+		return orInternal(o.putPayment(rec))
 	})
 	return out, err
 }
@@ -189,7 +191,7 @@ func (o *op) entryByID(s string) (meter.LedgerEntry, error) {
 	}
 	e, err := o.getEntry(id)
 	if err != nil || e == nil {
-		return meter.LedgerEntry{ID: s, AccountID: o.id}, internalErr(err)
+		return meter.LedgerEntry{ID: s, AccountID: o.id}, orInternal(err)
 	}
 	return e.ledgerEntry(o.id, id), nil
 }
@@ -287,6 +289,14 @@ func storeErr(err error) error {
 	}
 	if e := dbErr(err); e != err {
 		return e
+	}
+	return internalErr(err)
+}
+
+// orInternal is internalErr that keeps nil.
+func orInternal(err error) error {
+	if err == nil {
+		return nil
 	}
 	return internalErr(err)
 }

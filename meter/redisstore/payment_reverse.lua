@@ -5,7 +5,7 @@
 --       in all), [4] amount refunded (cumulative), [5] description,
 --       [6] external (event) id
 -- Reply: {'ok', entry_id ('' when nothing more to take), taken,
---   balance_after, key, reversed, amount_refunded, events}
+--   balance_after, key, reversed, amount_refunded, events, shortfall}
 --   or {'account_not_found'} | {'not_found', message}
 -- Only target minus what was reversed before is taken, so a redelivered
 -- or older refund takes nothing. The balance may go below zero: the
@@ -21,12 +21,14 @@ local taken = target - reversed
 if taken <= 0 then
   return {'ok', '', 0, int(a.balance), key, int(reversed), int(refunded), 0}
 end
+-- What the balance cannot give is owed, as an uncapped commit's shortfall.
+local shortfall = math.max(0, taken - math.max(0, a.balance))
 a.balance = a.balance - taken
 a.total_purchased = a.total_purchased - taken
 local entry = append('reversal', -taken, a.balance,
-  {'description', ARGV[5], 'payment_intent_id', pi, 'external_id', ARGV[6]})
+  {'description', ARGV[5], 'payment_intent_id', pi, 'external_id', ARGV[6], 'shortfall', shortfall})
 save(a, 'balance', 'total_purchased')
 low_balance(a)
 refunded = math.max(refunded, tonumber(ARGV[4]))
 redis.call('HSET', KEYS[9], 'r:' .. key, int(target), 'x:' .. key, int(refunded))
-return {'ok', entry, int(taken), int(a.balance), key, int(target), int(refunded), a.events or 0}
+return {'ok', entry, int(taken), int(a.balance), key, int(target), int(refunded), a.events or 0, int(shortfall)}

@@ -32,11 +32,11 @@ func (s *Store) paymentKeys(id string) []string { return append(s.accountKeys(id
 // paymentFields is the immutable part of a payment's record, the JSON
 // the script stores as it is.
 type paymentFields struct {
-	PaymentIntentID string        `json:"pi"`
-	ExternalID      string        `json:"x,omitempty"`
-	Credits         meter.Credits `json:"c,string"`
-	AmountPaid      int64         `json:"a,string"`
-	Currency        string        `json:"cu,omitempty"`
+	PaymentIntentID string `json:"pi"`
+	ExternalID      string `json:"x,omitempty"`
+	Credits         int64  `json:"c"`
+	AmountPaid      int64  `json:"a"`
+	Currency        string `json:"cu,omitempty"`
 }
 
 // Purchase adds a payment's credits once per key (one script), then
@@ -47,7 +47,7 @@ func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseRe
 		return meter.PurchaseResult{}, err
 	}
 	raw, err := json.Marshal(paymentFields{PaymentIntentID: p.PaymentIntentID, ExternalID: p.ExternalID,
-		Credits: p.Credits, AmountPaid: p.AmountPaid, Currency: p.Currency})
+		Credits: int64(p.Credits), AmountPaid: p.AmountPaid, Currency: p.Currency})
 	if err != nil {
 		return meter.PurchaseResult{}, err
 	}
@@ -97,7 +97,7 @@ func (s *Store) paymentRecord(ctx context.Context, acct, key string) (meter.Paym
 	}
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
 	return meter.PaymentRecord{Key: key, AccountID: acct, PaymentIntentID: f.PaymentIntentID, ExternalID: f.ExternalID,
-		Credits: f.Credits, AmountPaid: f.AmountPaid, Currency: f.Currency, EntryID: str(1), CreatedAt: msTime(num(2)),
+		Credits: meter.Credits(f.Credits), AmountPaid: f.AmountPaid, Currency: f.Currency, EntryID: str(1), CreatedAt: msTime(num(2)),
 		Reversed: meter.Credits(num(3)), AmountRefunded: num(4)}, nil
 }
 
@@ -139,7 +139,7 @@ func (s *Store) Reverse(ctx context.Context, rv meter.Reversal) (meter.ReversalR
 	if id := r.str(1); id != "" {
 		out.Entry = meter.LedgerEntry{ID: id, AccountID: rv.AccountID, Type: meter.EntryReversal, Amount: -out.Taken,
 			BalanceAfter: meter.Credits(r.int(3)), Description: rv.Description, PaymentIntentID: rv.PaymentIntentID,
-			ExternalID: rv.ExternalID, CreatedAt: entryTime(id)}
+			ExternalID: rv.ExternalID, Shortfall: meter.Credits(r.int(8)), CreatedAt: entryTime(id)}
 	}
 	if err := r.check(); err != nil {
 		return out, err
