@@ -14,7 +14,7 @@ import (
 // where codes meet HTTP.
 func statusOf(code string) int {
 	switch code {
-	case meter.ECodeBadRequest, meter.ECodeInvalid:
+	case meter.ECodeBadRequest, meter.ECodeInvalid, meter.ECodeInvalidSignature:
 		return http.StatusBadRequest
 	case meter.ECodeInvalidAPIKey:
 		return http.StatusUnauthorized

@@ -129,6 +129,7 @@ const (
 	ReasonNoAccount       = "no_account"
 	ReasonNoCreditMapping = "no_credit_mapping"
 	ReasonUnknownPayment  = "unknown_payment"
+	ReasonNoPaymentIntent = "no_payment_intent"
 
 	ReviewPending   = "pending"
 	ReviewApplied   = "applied"
@@ -235,3 +236,7 @@ func Resolve(it *ReviewItem, status, account, note string, now time.Time) (done 
 	it.Status, it.AppliedTo, it.Note, it.ResolvedAt = status, account, note, now
 	return false, nil
 }
+
+// ECodeInvalidSignature: a payment provider's event whose signature does
+// not verify or whose timestamp is outside the tolerance (400).
+const ECodeInvalidSignature = "invalid_signature"
