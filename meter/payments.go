@@ -178,6 +178,8 @@ type PaymentStore interface {
 	// HoldForReview keeps it (Status pending) unless an item with its ID
 	// exists; it returns the stored item and whether it is new.
 	HoldForReview(ctx context.Context, it ReviewItem) (ReviewItem, bool, error)
+	// ReviewItem returns one held item; ECodeNotFound.
+	ReviewItem(ctx context.Context, id string) (ReviewItem, error)
 	// ReviewItems lists held items with the status ("" for all), oldest
 	// first, at most limit.
 	ReviewItems(ctx context.Context, status string, limit int) ([]ReviewItem, error)

@@ -223,6 +223,25 @@ func (s *Store) HoldForReview(ctx context.Context, it meter.ReviewItem) (meter.R
 	return it, created, storeErr(err)
 }
 
+// ReviewItem returns one held item.
+func (s *Store) ReviewItem(ctx context.Context, id string) (meter.ReviewItem, error) {
+	var it meter.ReviewItem
+	if err := ctx.Err(); err != nil {
+		return it, meter.Unavailable(err)
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var raw []byte
+		if b := tx.Bucket(bPaymentReview); b != nil {
+			raw = b.Get([]byte(id))
+		}
+		if raw == nil {
+			return meter.Errorf(meter.ECodeNotFound, "no review item %q", id)
+		}
+		return decodeJSON(raw, &it)
+	})
+	return it, storeErr(err)
+}
+
 // ReviewItems lists held items, oldest first.
 func (s *Store) ReviewItems(ctx context.Context, status string, limit int) ([]meter.ReviewItem, error) {
 	if err := ctx.Err(); err != nil {

@@ -170,6 +170,11 @@ func (s *Store) HoldForReview(ctx context.Context, it meter.ReviewItem) (meter.R
 	return got, false, err
 }
 
+// ReviewItem returns one held item.
+func (s *Store) ReviewItem(ctx context.Context, id string) (meter.ReviewItem, error) {
+	return s.reviewItem(ctx, id)
+}
+
 func (s *Store) reviewItem(ctx context.Context, id string) (meter.ReviewItem, error) {
 	var it meter.ReviewItem
 	raw, err := s.c.HGet(ctx, s.paymentReviewKey(), id).Result()

@@ -167,6 +167,11 @@ func RunPayments(t *testing.T, newStore func(t *testing.T) PaymentsStore) {
 		if _, _, err := s.HoldForReview(ctx, meter.ReviewItem{ID: idB, Kind: meter.ReviewPurchase}); err != nil {
 			t.Fatal(err)
 		}
+		if got, err := s.ReviewItem(ctx, idA); err != nil || got.AccountHint != "ghost" || got.Amount != 1000 {
+			t.Errorf("ReviewItem: %+v, %v", got, err)
+		}
+		_, err = s.ReviewItem(ctx, newID("none"))
+		wantCode(t, err, meter.ECodeNotFound)
 		items, err := s.ReviewItems(ctx, meter.ReviewPending, 1000)
 		if err != nil || !hasItem(items, idA) || !hasItem(items, idB) {
 			t.Fatalf("items %+v, %v", items, err)
