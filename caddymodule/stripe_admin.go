@@ -82,6 +82,9 @@ func (a *adminAPI) reviewApply(ctx context.Context, s meter.Store, w http.Respon
 	if err != nil {
 		return err
 	}
+	if it.Status != meter.ReviewPending && (it.Status != meter.ReviewApplied || (it.Kind == meter.ReviewPurchase && it.AppliedTo != req.Account)) {
+		return meter.Errorf(meter.ECodeReviewResolved, "review item %q is already %s", it.ID, it.Status)
+	}
 	if it.Kind == meter.ReviewRefund {
 		return a.applyRefund(ctx, ps, w, it, req.Note)
 	}
