@@ -135,7 +135,7 @@ func (a *adminAPI) applyRefund(ctx context.Context, ps meter.PaymentStore, w htt
 	if _, err := ps.ResolveReview(ctx, it.ID, meter.ReviewApplied, rec.AccountID, note); err != nil {
 		return err
 	}
-	rv, err := reversePayment(ctx, ps, rec, it.AmountRefunded, it.EventID)
+	rv, err := reversePayment(ctx, ps, rec, it.Amount, it.AmountRefunded, it.EventID)
 	if err != nil {
 		return err
 	}

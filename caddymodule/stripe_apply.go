@@ -114,7 +114,7 @@ func (s *Stripe) refund(ctx context.Context, ev stripe.Event, ch *stripe.Charge)
 	if err != nil {
 		return nil, err
 	}
-	rv, err := s.reverse(ctx, rec, ch.AmountRefunded, ev.ID)
+	rv, err := reversePayment(ctx, s.store, rec, ch.Amount, ch.AmountRefunded, ev.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -126,15 +126,18 @@ func (s *Stripe) refund(ctx context.Context, ev stripe.Event, ch *stripe.Charge)
 		"reversed_total", rv.Record.Reversed), nil
 }
 
-// reverse takes back what refunded (cumulative) of the record's payment
-// bought and has not been taken back.
-func (s *Stripe) reverse(ctx context.Context, rec meter.PaymentRecord, refunded int64, eventID string) (meter.ReversalResult, error) {
-	return reversePayment(ctx, s.store, rec, refunded, eventID)
-}
-
-func reversePayment(ctx context.Context, ps meter.PaymentStore, rec meter.PaymentRecord, refunded int64, eventID string) (meter.ReversalResult, error) {
+// reversePayment takes back what refunded (cumulative) of the charged
+// amount bought of the record's credits and has not been taken back. The
+// share is taken on the charge's own amount (same currency as its
+// refunds by construction), the session's amount_total when the charge
+// has none.
+func reversePayment(ctx context.Context, ps meter.PaymentStore, rec meter.PaymentRecord, charged, refunded int64,
+	eventID string) (meter.ReversalResult, error) {
+	if charged <= 0 {
+		charged = rec.AmountPaid
+	}
 	return ps.Reverse(ctx, meter.Reversal{AccountID: rec.AccountID, PaymentIntentID: rec.PaymentIntentID,
-		Target: meter.ReversalTarget(rec.Credits, rec.AmountPaid, refunded), AmountRefunded: refunded,
+		Target: meter.ReversalTarget(rec.Credits, charged, refunded), AmountRefunded: refunded,
 		ExternalID: eventID, Description: "Stripe refund of " + rec.PaymentIntentID})
 }
 

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -66,5 +67,34 @@ func TestStripeSecretUnsetFailsAtLoad(t *testing.T) {
 	s.secret = caddy.NewReplacer().ReplaceKnown(s.Secret, "")
 	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "secret is empty") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// The Caddyfile snippets of the README and docs/stripe.md adapt as they
+// are written.
+func TestStripeDocSnippetsAdapt(t *testing.T) {
+	for _, file := range []string{"../README.md", "../docs/stripe.md"} {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, block := range strings.Split(string(raw), "```caddyfile\n")[1:] {
+			src, _, _ := strings.Cut(block, "```")
+			if !strings.Contains(src, "meter_stripe {") {
+				continue
+			}
+			n++
+			m, err := adapt(t, src)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", file, err, src)
+			}
+			if h := find(m, "meter_stripe"); h == nil || h["secret"] != "{env.STRIPE_WEBHOOK_SECRET}" {
+				t.Errorf("%s: adapted %v", file, h)
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s has no meter_stripe snippet", file)
+		}
 	}
 }

@@ -112,6 +112,25 @@ type Reversal struct {
 	Description     string
 }
 
+// Validate checks a reversal.
+func (r Reversal) Validate() error {
+	if err := ValidateAccountID(r.AccountID); err != nil {
+		return err
+	}
+	switch {
+	case r.PaymentIntentID == "":
+		return invalid("a reversal needs a payment intent id")
+	case r.Target < 0 || r.Target > MaxCredits || r.AmountRefunded < 0:
+		return invalid("a reversal's target and amount must not be negative")
+	}
+	for _, f := range []struct{ what, v string }{{"payment intent id", r.PaymentIntentID}, {"external id", r.ExternalID}} {
+		if err := checkLen(f.what, f.v, MaxIdemLen); err != nil {
+			return err
+		}
+	}
+	return checkLen("description", r.Description, MaxTextLen)
+}
+
 // ReversalResult is the outcome of PaymentStore.Reverse: Entry is empty
 // when there was nothing more to take back.
 type ReversalResult struct {

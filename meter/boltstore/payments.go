@@ -101,7 +101,7 @@ func (s *Store) Payment(ctx context.Context, pi string) (meter.PaymentRecord, er
 // Reverse takes back what r.Target adds to the credits reversed before.
 // The balance may go below zero (see meter.PaymentStore).
 func (s *Store) Reverse(ctx context.Context, r meter.Reversal) (meter.ReversalResult, error) {
-	if err := meter.ValidateAccountID(r.AccountID); err != nil {
+	if err := r.Validate(); err != nil {
 		return meter.ReversalResult{}, err
 	}
 	var out meter.ReversalResult

@@ -123,7 +123,7 @@ func (s *Store) Payment(ctx context.Context, pi string) (meter.PaymentRecord, er
 // Reverse takes back what r.Target adds to the credits reversed before,
 // in one script. The balance may go below zero (see meter.PaymentStore).
 func (s *Store) Reverse(ctx context.Context, rv meter.Reversal) (meter.ReversalResult, error) {
-	if err := meter.ValidateAccountID(rv.AccountID); err != nil {
+	if err := rv.Validate(); err != nil {
 		return meter.ReversalResult{}, err
 	}
 	r, err := s.runKeys(ctx, paymentReverseScript, rv.AccountID, s.paymentKeys(rv.AccountID),
