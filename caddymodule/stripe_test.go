@@ -33,6 +33,9 @@ http://{SITE} {
 		}
 		reverse_proxy {UPSTREAM}
 	}
+	handle /v1/credits/* {
+		meter_api
+	}
 }
 `
 
@@ -136,7 +139,7 @@ func (g stripeGateway) expectLedger(t *testing.T, id string, balance float64, wa
 
 func TestStripePaidSessionCreditsOnce(t *testing.T) {
 	stripeStores(t, func(t *testing.T, g stripeGateway) {
-		g.newAccount("acme", 0, meter.ModeLive)
+		key := g.newAccount("acme", 0, meter.ModeLive)
 		done := stripeEvent("evt_done_1", "checkout.session.completed",
 			checkoutSession("cs_test_1", "pi_test_1", "acme", "paid", 1000, nil))
 		for i := range 3 { // Stripe's retries of one event
@@ -170,6 +173,13 @@ func TestStripePaidSessionCreditsOnce(t *testing.T) {
 		g.adminDo("GET", "/meter/accounts/acme/transactions", nil, &raw)
 		if raw.Data[0]["payment_intent_id"] != "pi_test_1" || raw.Data[0]["external_id"] != "evt_done_1" {
 			t.Errorf("transactions: %v", raw.Data[0])
+		}
+		// ... and the account's own, with its key (meter_api).
+		resp, body := g.getRaw("/v1/credits/transactions", key)
+		var own struct{ Transactions []map[string]any }
+		if err := json.Unmarshal(body, &own); err != nil || resp.StatusCode != 200 || len(own.Transactions) != 1 ||
+			own.Transactions[0]["payment_intent_id"] != "pi_test_1" || own.Transactions[0]["type"] != "purchase" {
+			t.Errorf("meter_api transactions: %d %s", resp.StatusCode, body)
 		}
 		// Metadata names the account and the credits where configured.
 		g.newAccount("beta", 0, meter.ModeLive)

@@ -1,0 +1,65 @@
+package caddymodule
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v82/webhook"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Hostile or odd sessions, each signed (Stripe sent them): none credits
+// anything it should not, and none reaches another account.
+func TestStripeHostileSessions(t *testing.T) {
+	stripeStores(t, func(t *testing.T, g stripeGateway) {
+		g.newAccount("target", 0, meter.ModeLive)
+		cases := []struct {
+			name   string
+			obj    map[string]any
+			result string
+			reason string
+		}{
+			{"account id with a hash tag", checkoutSession("cs_h1", "pi_h1", "target}{x", "paid", 1000, nil), "held", meter.ReasonUnknownAccount},
+			{"account id too long", checkoutSession("cs_h2", "pi_h2", strings.Repeat("a", 65), "paid", 1000, nil), "held", meter.ReasonUnknownAccount},
+			{"negative credits in metadata", checkoutSession("cs_h3", "pi_h3", "target", "paid", 1000, map[string]string{"credits": "-5"}), "held", meter.ReasonNoCreditMapping},
+			{"credits not a number", checkoutSession("cs_h4", "pi_h4", "target", "paid", 1000, map[string]string{"credits": "1e9"}), "held", meter.ReasonNoCreditMapping},
+			{"credits beyond milli-credits", checkoutSession("cs_h5", "pi_h5", "target", "paid", 1000, map[string]string{"credits": "0.0001"}), "held", meter.ReasonNoCreditMapping},
+			{"zero credits", checkoutSession("cs_h6", "pi_h6", "target", "paid", 1000, map[string]string{"credits": "0"}), "held", meter.ReasonNoCreditMapping},
+			{"mapped amount in another currency", func() map[string]any {
+				o := checkoutSession("cs_h7", "pi_h7", "target", "paid", 1000, nil)
+				o["currency"] = "jpy"
+				return o
+			}(), "held", meter.ReasonNoCreditMapping},
+			{"no payment intent (subscription)", checkoutSession("cs_h8", "", "target", "paid", 1000, nil), "held", meter.ReasonNoPaymentIntent},
+			{"free session", checkoutSession("cs_h9", "pi_h9", "target", "no_payment_required", 0, map[string]string{"credits": "100"}), "unpaid", ""},
+			{"no session id", map[string]any{"object": "checkout.session", "payment_status": "paid"}, "ignored", ""},
+		}
+		for i, c := range cases {
+			status, m := g.send(t, stripeEvent(fmt.Sprintf("evt_h%d", i), "checkout.session.completed", c.obj), time.Time{}, "")
+			if status != 200 || m["result"] != c.result || (c.reason != "" && m["reason"] != c.reason) {
+				t.Errorf("%s: %d %v", c.name, status, m)
+			}
+		}
+		g.expectLedger(t, "target", 0)
+		// An oversized body is refused before its signature is checked.
+		big := stripeEvent("evt_big", "checkout.session.completed", checkoutSession("cs_big", "pi_big", "target", "paid", 1000,
+			map[string]string{"pad": strings.Repeat("x", 1<<20)}))
+		if status, m := g.send(t, big, time.Time{}, ""); status != 413 {
+			t.Errorf("oversized: %d %v", status, m)
+		}
+		// A header with several v1 signatures (Stripe's secret rotation)
+		// passes when one of them is right.
+		ev := stripeEvent("evt_rot", "checkout.session.completed", checkoutSession("cs_rot", "pi_rot", "target", "paid", 1000, nil))
+		now := time.Now()
+		good := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev, Secret: stripeTestSecret, Timestamp: now})
+		old := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: ev, Secret: "whsec_old", Timestamp: now})
+		hdr := old.Header + ",v1=" + strings.SplitN(good.Header, "v1=", 2)[1]
+		if status, m := g.sendRaw(t, ev, hdr); status != 200 || m["result"] != "applied" {
+			t.Errorf("rotated secret: %d %v", status, m)
+		}
+		g.expectLedger(t, "target", 100, "purchase", 100.0)
+	})
+}
