@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -208,4 +209,21 @@ func hasItem(items []meter.ReviewItem, id string) bool {
 		}
 	}
 	return false
+}
+
+// BenchPurchase measures a purchase with its payment record (the step a
+// paid Checkout session costs the store), each on a new key.
+func BenchPurchase(b *testing.B, s PaymentsStore) {
+	id := newID("bench")
+	if _, err := s.CreateAccount(ctx, id, 0); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		key := fmt.Sprintf("cs_%s_%d", id, i)
+		if _, err := s.Purchase(ctx, meter.Payment{AccountID: id, Key: key, PaymentIntentID: "pi_" + key,
+			Credits: c(1), AmountPaid: 100, Currency: "usd"}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
