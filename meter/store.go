@@ -177,18 +177,18 @@ type LedgerEntry struct {
 	Pages int `json:"pages,omitempty"`
 	// RefundOf names the usage entry a refund refunds.
 	RefundOf string `json:"refund_of,omitempty"`
+	// PaymentIntentID is the payment a purchase or reversal entry belongs
+	// to (DocExtract's payment_intent_id), and ExternalID the payment
+	// provider's event that made it (see PaymentStore).
+	PaymentIntentID string `json:"payment_intent_id,omitempty"`
+	ExternalID      string `json:"external_id,omitempty"`
 	// JobID is the job a usage entry charged pages of (creditgate's id,
 	// also in ReservationID), and UpstreamJobID the upstream's id of it
 	// when known at the charge: the job id DocExtract's usage entries
 	// carry. Empty on other entries.
-	JobID         string `json:"job_id,omitempty"`
-	UpstreamJobID string `json:"upstream_job_id,omitempty"`
-	// PaymentIntentID is the payment a purchase or reversal entry belongs
-	// to (DocExtract's payment_intent_id), and ExternalID the payment
-	// provider's event that made it (see PaymentStore).
-	PaymentIntentID string    `json:"payment_intent_id,omitempty"`
-	ExternalID      string    `json:"external_id,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	JobID         string    `json:"job_id,omitempty"`
+	UpstreamJobID string    `json:"upstream_job_id,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
 }
 
 // ReserveRequest asks to hold Amount of an account's available credits.
