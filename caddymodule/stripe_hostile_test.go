@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stripe/stripe-go/v82/webhook"
 
+	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -62,4 +64,32 @@ func TestStripeHostileSessions(t *testing.T) {
 		}
 		g.expectLedger(t, "target", 100, "purchase", 100.0)
 	})
+}
+
+// A store that cannot be reached answers 503, so Stripe retries the
+// event; once it is back, the retry applies it, once.
+func TestStripeStoreOutageRetried(t *testing.T) {
+	t.Setenv("TEST_STRIPE_WEBHOOK_SECRET", stripeTestSecret)
+	rs := redistest.New(t, "--appendonly", "yes")
+	g := stripeGateway{startGatewayRedis(t, globalBlock+strings.ReplaceAll(stripeSite, "{UPSTREAM}", "127.0.0.1:9"), rs.URL()), nil}
+	g.newAccount("outage", 0, meter.ModeLive)
+	ev := stripeEvent("evt_out", "checkout.session.completed", checkoutSession("cs_out", "pi_out", "outage", "paid", 1000, nil))
+	failed := testutil.ToFloat64(stripeEvents.WithLabelValues("checkout.session.completed", stripeFailed))
+	rs.Kill()
+	status, m := g.send(t, ev, time.Time{}, "")
+	if e, _ := m["error"].(map[string]any); status != 503 || e["code"] != meter.ECodeMeteringUnavailable {
+		t.Fatalf("during the outage: %d %v", status, m)
+	}
+	if got := testutil.ToFloat64(stripeEvents.WithLabelValues("checkout.session.completed", stripeFailed)); got != failed+1 {
+		t.Errorf("failed counter %v, want %v", got, failed+1)
+	}
+	if err := rs.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"applied", "replayed"} {
+		if status, m := g.send(t, ev, time.Time{}, ""); status != 200 || m["result"] != want {
+			t.Fatalf("retry %d: %d %v", i, status, m)
+		}
+	}
+	g.expectLedger(t, "outage", 100, "purchase", 100.0)
 }
