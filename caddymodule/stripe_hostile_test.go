@@ -93,3 +93,33 @@ func TestStripeStoreOutageRetried(t *testing.T) {
 	}
 	g.expectLedger(t, "outage", 100, "purchase", 100.0)
 }
+
+// Stripe does not order deliveries: a refund that arrives before its
+// purchase is held, and applied by the operator once the purchase is in.
+func TestStripeRefundBeforePurchase(t *testing.T) {
+	stripeStores(t, func(t *testing.T, g stripeGateway) {
+		g.newAccount("early", 0, meter.ModeLive)
+		refund := stripeEvent("evt_early_ref", "charge.refunded", charge("ch_e", "pi_e", 4000, 2000))
+		if status, m := g.send(t, refund, time.Time{}, ""); status != 200 || m["reason"] != meter.ReasonUnknownPayment ||
+			m["review"] != "re:ch_e:2000" {
+			t.Fatalf("early refund: %d %v", status, m)
+		}
+		var e struct{ Error map[string]any }
+		if code := g.adminDo("POST", "/meter/stripe/review/re:ch_e:2000/apply", map[string]any{}, &e); code != 404 {
+			t.Fatalf("apply before the purchase: %d %v", code, e)
+		}
+		g.send(t, stripeEvent("evt_late_buy", "checkout.session.completed",
+			checkoutSession("cs_e", "pi_e", "early", "paid", 4000, nil)), time.Time{}, "")
+		var out struct {
+			Item     meter.ReviewItem
+			Reversed meter.Credits
+		}
+		for i, want := range []float64{250, 0} {
+			if code := g.adminDo("POST", "/meter/stripe/review/re:ch_e:2000/apply", map[string]any{}, &out); code != 200 ||
+				out.Reversed != credits(want) || out.Item.AppliedTo != "early" {
+				t.Fatalf("apply %d: %d %+v", i, code, out)
+			}
+		}
+		g.expectLedger(t, "early", 250, "purchase", 500.0, "reversal", -250.0)
+	})
+}
