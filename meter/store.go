@@ -177,6 +177,11 @@ type LedgerEntry struct {
 	Pages int `json:"pages,omitempty"`
 	// RefundOf names the usage entry a refund refunds.
 	RefundOf string `json:"refund_of,omitempty"`
+	// PaymentIntentID is the payment a purchase or reversal entry belongs
+	// to (DocExtract's payment_intent_id), and ExternalID the payment
+	// provider's event that made it (see PaymentStore).
+	PaymentIntentID string `json:"payment_intent_id,omitempty"`
+	ExternalID      string `json:"external_id,omitempty"`
 	// JobID is the job a usage entry charged pages of (creditgate's id,
 	// also in ReservationID), and UpstreamJobID the upstream's id of it
 	// when known at the charge: the job id DocExtract's usage entries

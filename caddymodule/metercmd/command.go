@@ -19,7 +19,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "meter",
-		Usage: "<account|key|credits|transactions|usage|job|plan> ...",
+		Usage: "<account|key|credits|transactions|usage|job|plan|stripe> ...",
 		Short: "Manages meter accounts, API keys and credits through the admin API",
 		Long: `
 Manages creditgate's accounts, API keys and credits by calling the meter
@@ -286,7 +286,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 		},
 	})
 
-	cmd.AddCommand(account, key, credits, transactions, usage, job, plan)
+	cmd.AddCommand(account, key, credits, transactions, usage, job, plan, c.stripeCommand())
 }
 
 // yesFlag adds --yes (-y) to a command that asks before it acts.

@@ -98,6 +98,13 @@ http://{SITE} {
 	handle /progress {
 		meter_job progress
 	}
+	# Stripe top-ups (stripe_test.go): events may reach any gateway.
+	handle /stripe {
+		meter_stripe {
+			secret {env.CREDITGATE_STRIPE_SECRET}
+			amount usd 1000 100
+		}
+	}
 	handle {
 		meter {
 			per_page 1
@@ -181,7 +188,7 @@ func launch(t *testing.T, cfg config) *gateway {
 	// One job secret for every gateway of the package, as a deployment
 	// shares one: a job's token is accepted by any of them.
 	g.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir,
-		"CREDITGATE_JOB_SECRET=e2e-job-secret-shared-by-all-gateways")
+		"CREDITGATE_JOB_SECRET=e2e-job-secret-shared-by-all-gateways", "CREDITGATE_STRIPE_SECRET="+stripeSecret)
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -134,6 +134,8 @@ type entry struct {
 	JobID         string `json:"j,omitempty"`
 	UpstreamJobID string `json:"uj,omitempty"`
 	Shortfall     int64  `json:"sf,omitempty"`
+	PaymentIntent string `json:"pi,omitempty"`
+	ExternalID    string `json:"x,omitempty"`
 }
 
 func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
@@ -141,7 +143,8 @@ func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
 		BalanceAfter: meter.Credits(e.BalanceAfter), Description: e.Description, Route: e.Route,
 		RequestID: e.RequestID, ReservationID: e.ReservationID, Late: e.Late, Quota: meter.Credits(e.Quota),
 		Overage: meter.Credits(e.Overage), Pages: e.Pages, RefundOf: e.RefundOf, Shortfall: meter.Credits(e.Shortfall),
-		JobID: e.JobID, UpstreamJobID: e.UpstreamJobID, CreatedAt: msTime(int64(id.ms))}
+		JobID: e.JobID, UpstreamJobID: e.UpstreamJobID, PaymentIntentID: e.PaymentIntent, ExternalID: e.ExternalID,
+		CreatedAt: msTime(int64(id.ms))}
 }
 
 // counters are one route's usage in one period.

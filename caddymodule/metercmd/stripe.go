@@ -1,0 +1,80 @@
+package metercmd
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/spf13/cobra"
+)
+
+// stripeCommand is `meter stripe review [list|apply|dismiss]`: the Stripe
+// events the gateway held for review (see meter_stripe).
+func (c *client) stripeCommand() *cobra.Command {
+	stripe := &cobra.Command{Use: "stripe", Short: "Stripe events held for review"}
+	review := &cobra.Command{Use: "review", Short: "Lists, applies or dismisses held Stripe events"}
+	var status string
+	var limit int
+	list := &cobra.Command{
+		Use: "list", Short: "Lists held events (pending by default)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{"status": {status}, "limit": {strconv.Itoa(limit)}}
+			return c.do(http.MethodGet, "/meter/stripe/review?"+q.Encode(), nil, printReview)
+		},
+	}
+	list.Flags().StringVar(&status, "status", "pending", "pending, applied, dismissed or all")
+	list.Flags().IntVar(&limit, "limit", 100, "at most this many (1 to 1000)")
+	var credits, note string
+	apply := &cobra.Command{
+		Use: "apply <item-id> <account>", Short: "Applies a held event to an account, once", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{"account": args[1], "note": note}
+			if credits != "" {
+				n, err := creditsValue("--credits", credits)
+				if err != nil {
+					return err
+				}
+				body["credits"] = n
+			}
+			return c.do(http.MethodPost, "/meter/stripe/review/"+url.PathEscape(args[0])+"/apply", body, printReviewItem)
+		},
+	}
+	apply.Flags().StringVar(&credits, "credits", "", "credits to add (required when the event mapped none)")
+	apply.Flags().StringVar(&note, "note", "", "why, kept on the item")
+	var dismissNote string
+	dismiss := &cobra.Command{
+		Use: "dismiss <item-id>", Short: "Dismisses a held event: nothing is credited", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.do(http.MethodPost, "/meter/stripe/review/"+url.PathEscape(args[0])+"/dismiss",
+				map[string]any{"note": dismissNote}, printReviewItem)
+		},
+	}
+	dismiss.Flags().StringVar(&dismissNote, "note", "", "why, kept on the item")
+	review.AddCommand(list, apply, dismiss)
+	stripe.AddCommand(review)
+	return stripe
+}
+
+func printReview(w io.Writer, v map[string]any) {
+	rows := [][]string{{"ID", "KIND", "REASON", "ACCOUNT?", "CREDITS", "AMOUNT", "STATUS", "RECEIVED"}}
+	items, _ := v["items"].([]any)
+	for _, x := range items {
+		m, _ := x.(map[string]any)
+		rows = append(rows, []string{str(m["id"]), str(m["kind"]), str(m["reason"]), str(m["account_hint"]),
+			str(m["credits"]), str(m["amount"]) + " " + str(m["currency"]), str(m["status"]), str(m["received_at"])})
+	}
+	table(w, rows)
+}
+
+func printReviewItem(w io.Writer, v map[string]any) {
+	m, _ := v["item"].(map[string]any)
+	rows := [][]string{{"item", str(m["id"])}, {"status", str(m["status"])}}
+	if a := str(m["applied_to"]); a != "" {
+		rows = append(rows, []string{"account", a})
+	}
+	if e, ok := v["entry"].(map[string]any); ok && str(e["id"]) != "" {
+		rows = append(rows, []string{"entry", str(e["id"]) + " " + str(e["type"]) + " " + str(e["amount"])})
+	}
+	table(w, rows)
+}
