@@ -452,35 +452,6 @@ func (a *App) storeCtx(parent context.Context) (context.Context, context.CancelF
 	return context.WithTimeout(context.WithoutCancel(parent), time.Duration(a.StoreTimeout))
 }
 
-// lookupKey authenticates an API key secret and finds its account's
-// settings, through the cache.
-func (a *App) lookupKey(ctx context.Context, secret string) (identity, error) {
-	hash := meter.HashKey(secret)
-	if id, ok := a.keys.get(hash); ok {
-		return id, nil
-	}
-	sctx, cancel := a.storeCtx(ctx)
-	defer cancel()
-	k, err := a.store.LookupKey(sctx, hash)
-	if err != nil {
-		return identity{}, err
-	}
-	acct, err := a.store.Account(sctx, k.AccountID)
-	if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
-		return identity{}, meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
-	}
-	if err != nil {
-		return identity{}, err
-	}
-	eff, err := a.settingsInForce(sctx, acct)
-	if err != nil {
-		return identity{}, err
-	}
-	id := identity{key: k, settings: eff, created: acct.CreatedAt}
-	a.keys.put(hash, id)
-	return id, nil
-}
-
 // Interface guards
 var (
 	_ caddy.App          = (*App)(nil)

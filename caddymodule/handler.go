@@ -147,6 +147,7 @@ type Handler struct {
 
 	money  moneyNames
 	app    *App
+	auth   authenticator
 	scope  string // the route's name in app.rates
 	rules  pricing.Rules
 	needs  pricing.Needs
@@ -231,6 +232,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.app.routeIndex().add(h)
+	if h.auth, err = newAuthenticator(h.app, h.KeyHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
+	}
 	h.money = h.app.money.with(h.CostHeader, h.RemainingHeader)
 	if h.money.cost == h.money.remaining {
 		return fmt.Errorf("meter: cost_header and remaining_header are both %q", h.money.cost)
@@ -279,7 +283,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	stripMeterHeaders(r.Header)
 	tr := traced(r.Context())
 	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
-	id, err := h.identify(ctx, r)
+	id, err := h.auth.identify(ctx, r)
 	endSpan(span, err)
 	if err != nil {
 		observeOutcome(outcomeRefused, err)
@@ -290,8 +294,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if rq.route == "" {
 		rq.route = r.URL.Path
 	}
-	if !id.settings.IsEnabled() {
-		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
+	if err := id.enabled(); err != nil {
+		rq.refuse(w, err)
 		return nil
 	}
 	testUsed, ok := h.admit(w, r, rq, id, dryRun)
@@ -432,44 +436,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp
 	}
 	endSpan(span, err)
 	return err
-}
-
-// identify finds the caller's key and account from the request's API key.
-func (h *Handler) identify(ctx context.Context, r *http.Request) (identity, error) {
-	secret, err := h.apiKey(r)
-	if err != nil {
-		return identity{}, err
-	}
-	return h.app.lookupKey(ctx, secret)
-}
-
-// bearer returns the token of an "Authorization: Bearer <token>" value, or
-// "" for any other scheme.
-func bearer(v string) string {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(v), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
-}
-
-// apiKey extracts the key secret from the request.
-func (h *Handler) apiKey(r *http.Request) (string, error) {
-	v := strings.TrimSpace(r.Header.Get(h.KeyHeader))
-	if strings.EqualFold(h.KeyHeader, "Authorization") {
-		v = bearer(v)
-	}
-	if v == "" {
-		return "", meter.Errorf(meter.ECodeInvalidAPIKey, "missing API key: send it as %s", h.keyHint())
-	}
-	return v, nil
-}
-
-func (h *Handler) keyHint() string {
-	if strings.EqualFold(h.KeyHeader, "Authorization") {
-		return "Authorization: Bearer <key>"
-	}
-	return h.KeyHeader + ": <key>"
 }
 
 // maxJSONBody bounds a JSON body read for pricing: it is parsed in memory.
