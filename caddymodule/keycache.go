@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"sync"
 	"time"
-
 )
 
 // keyCache keeps resolved keys for a short TTL, so a hot key costs two
