@@ -1,18 +1,13 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
@@ -277,247 +272,37 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// ServeHTTP meters one request.
+// ServeHTTP meters one request: the README's six steps, in order. Each
+// step owns its span and metrics; a step that refuses the request returns
+// the error that rq.fail answers with.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	dryRun := isDryRun(r)
-	stripMeterHeaders(r.Header)
-	tr := traced(r.Context())
-	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
-	id, err := h.auth.identify(ctx, r)
-	endSpan(span, err)
+	rq := h.newRequest(r)
+	id, err := h.identify(rq)
+	if err == nil {
+		err = h.admit(w, rq, id)
+	}
 	if err != nil {
-		observeOutcome(outcomeRefused, err)
-		writeError(w, err)
-		return nil
+		return rq.fail(w, err)
 	}
-	rq := &request{h: h, key: id.key, r: r, route: h.Route, reqID: requestID(r), traced: tr}
-	if rq.route == "" {
-		rq.route = r.URL.Path
-	}
-	if err := id.enabled(); err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	testUsed, ok := h.admit(w, r, rq, id, dryRun)
-	if !ok {
-		return nil
-	}
-
-	ctx, span = startSpan(r.Context(), tr, spanMeasure, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrRoute.String(rq.route)}
-	})
-	start := time.Now()
-	body, err := h.measure(r, &rq.in)
-	meterMetrics.countTime.Observe(time.Since(start).Seconds())
-	if span.IsRecording() {
-		span.SetAttributes(attrPages.Int(rq.in.Usage.Pages))
-	}
-	endSpan(span, err)
+	body, err := h.measureRequest(rq, id)
 	if body != nil {
 		defer body.Close()
 	}
-	if err != nil {
-		if r.Context().Err() != nil {
-			// The client went away while we read its body: nobody to answer.
-			return r.Context().Err()
-		}
-		rq.refuse(w, err)
-		return nil
-	}
-	for _, f := range rq.in.Usage.Files {
-		if f.Pages > 0 {
-			observePages(f.Kind, f.Pages)
-		}
-	}
-	if n := int64(rq.in.Usage.Pages); n > h.MaxPages {
-		rq.refuse(w, meter.Errorf(meter.ECodeTooManyPages, "the request has %d pages, more than the %d this route accepts", n, h.MaxPages).
-			With("pages_at_least", n).With("max_pages", h.MaxPages))
-		return nil
-	}
-
-	_, span = startSpan(ctx, tr, spanPrice, nil)
-	rq.in.Rates = h.app.rates.For(id.settings.Rates, h.scope)
-	// Parse a JSON body once: Quote now and Final at settle reuse it.
-	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
-		rq.quote, err = h.rules.Quote(rq.in)
-	}
-	if span.IsRecording() {
-		span.SetAttributes(attrCost.String(rq.quote.Total.String()))
-	}
-	endSpan(span, err)
-	for _, l := range rq.quote.Lines {
-		if l.PageClass && l.Units > 0 {
-			meterMetrics.classes.WithLabelValues(l.Name).Add(float64(l.Units))
-		}
+	if err == nil {
+		err = h.price(rq, id)
 	}
 	if err != nil {
-		rq.refuse(w, err)
-		return nil
+		return rq.fail(w, err)
 	}
-	if limit := id.settings.PageLimit; limit > 0 && rq.in.Usage.Pages > limit {
-		rq.refuse(w, meter.Errorf(meter.ECodePageLimitExceeded,
-			"the request has %d pages; this account's limit is %d pages per request", rq.in.Usage.Pages, limit).
-			With("pages", rq.in.Usage.Pages).With("page_limit", limit))
-		return nil
+	if rq.dry || id.key.Mode == meter.ModeTest {
+		// Priced, never charged: the quote, or a test key's request.
+		return h.serveUncharged(w, next, rq, id)
 	}
-
-	if dryRun {
-		observeOutcome(outcomeDryRun, nil)
-		return rq.dryRun(w)
+	if err := h.reserve(rq, id, body); err != nil {
+		return rq.fail(w, err)
 	}
-	if id.key.Mode == meter.ModeTest {
-		observeOutcome(outcomeTest, nil)
-		return rq.serveTest(w, next, testUsed)
-	}
-	period, err := id.settings.PeriodAt(time.Now(), id.created)
-	if err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	if h.Job != nil {
-		return h.serveJob(w, r, next, rq, id, period)
-	}
-	if rq.quote.Total == 0 && !h.needs.Uncapped {
-		// Nothing to hold and nothing the response can add: no state in
-		// the store. An uncapped route's estimate of 0 (reserve input, no
-		// document) still settles what the upstream produced.
-		return h.forwardFree(w, r, next, rq)
-	}
-	idem := r.Header.Get(HeaderIdempotencyKey)
-	if idem != "" {
-		if rq.fp, err = fingerprint(id.key.AccountID, r, rq.route, body); err != nil {
-			rq.refuse(w, err)
-			return nil
-		}
-	}
-	ctx, span = startSpan(r.Context(), tr, spanReserve, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String())}
-	})
-	sctx, cancel := h.app.storeCtx(ctx)
-	rq.res, err = rq.reserve(sctx, meter.ReserveRequest{
-		AccountID:      id.key.AccountID,
-		ID:             meter.NewID("rsv"),
-		Amount:         rq.quote.Total,
-		TTL:            time.Duration(h.ReservationTTL),
-		IdempotencyKey: idem,
-		Fingerprint:    rq.fp,
-		Period:         period,
-	})
-	cancel()
-	endSpan(span, err)
-	if err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	if rq.res.Replayed {
-		// The same request was charged under this Idempotency-Key: its
-		// stored response, without the upstream, charging nothing.
-		rq.replay(w)
-		return nil
-	}
-	meterMetrics.reserved.Add(creditsFloat(rq.res.Amount))
-
-	r.Header.Set(UpstreamReservation, rq.res.ID)
-	r.Header.Set(UpstreamAccount, id.key.AccountID)
-	return h.forward(w, r, next, rq)
-}
-
-// forward calls the next handler with a writer that settles rq when the
-// upstream's status is known.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) error {
-	ctx, span := startSpan(r.Context(), rq.traced, spanUpstream, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrRoute.String(rq.route)}
-	})
-	sw := newSettleWriter(w, rq)
-	err := next.ServeHTTP(sw, r.WithContext(ctx))
-	err = sw.finish(err)
-	if span.IsRecording() {
-		span.SetAttributes(attrOutcome.String(rq.outcome))
-	}
-	endSpan(span, err)
-	return err
-}
-
-// maxJSONBody bounds a JSON body read for pricing: it is parsed in memory.
-const maxJSONBody = 16 << 20
-
-// measure reads what pricing needs into in. When the body is read, it is
-// spooled once, measured, and put back on the request so the upstream
-// receives exactly the bytes the client sent.
-func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, error) {
-	// A request with an Idempotency-Key is spooled on every route: its
-	// fingerprint digests the body the upstream will receive.
-	if !h.needs.Pages && !h.needs.JSON && r.Header.Get(HeaderIdempotencyKey) == "" {
-		return nil, nil
-	}
-	opts := h.uopts
-	opts.SizeHint = r.ContentLength
-	body, err := usage.Spool(r.Body, opts)
-	if err != nil {
-		return nil, err
-	}
-	r.Body = io.NopCloser(body.Reader())
-	r.ContentLength = body.Size()
-	r.TransferEncoding = nil
-	if body.Size() > 0 {
-		r.Header.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
-	}
-	ct := r.Header.Get("Content-Type")
-	if h.needs.JSON && isJSON(ct) {
-		if body.Size() > maxJSONBody {
-			return body, meter.Errorf(meter.ECodeBodyTooLarge, "a JSON body priced by its content may be at most %d bytes", maxJSONBody).With("max_body", maxJSONBody)
-		}
-		// The body and its parsed form live in memory: admit about 4x its
-		// size against the same budget as page counting.
-		release, err := h.uopts.Budget.Hold(r.Context(), 4*body.Size())
-		if err != nil {
-			return body, err
-		}
-		body.OnClose(release)
-		in.JSON = make([]byte, body.Size())
-		if _, err := io.ReadFull(body.Reader(), in.JSON); err != nil {
-			return body, err
-		}
-	}
-	// A multipart request on a route priced by JSON carries it in a part:
-	// the multipart walk that counts the files hands it over.
-	jsonPart := h.needs.JSON && h.needs.JSONPart != "" && isMultipart(ct)
-	if jsonPart {
-		opts.JSONPart, opts.PartOnly = h.needs.JSONPart, !h.needs.Pages
-	}
-	if jsonPart || h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
-		opts.PDF.MaxPages = h.MaxPages // not for the upstream's output pages
-		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
-		cancel()
-		u := in.Usage
-		body.OnClose(u.Release)
-		in.JSON = u.TypedJSONPart()
-		if !h.needs.Pages {
-			in.Usage = usage.Usage{} // only the part was read
-		}
-		if err == nil && h.needs.Pages && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
-			err = unpricedError(in.Usage)
-		}
-	}
-	return body, err
-}
-
-// isJSON reports whether a Content-Type is JSON (application/json or any
-// +json type).
-func isJSON(contentType string) bool {
-	mt, _, _ := strings.Cut(strings.ToLower(contentType), ";")
-	mt = strings.TrimSpace(mt)
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
-// isMultipart reports whether a Content-Type is multipart/*.
-func isMultipart(contentType string) bool {
-	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "multipart/")
-}
-
-func bodyTooLarge(max int64) error {
-	return meter.Errorf(meter.ECodeBodyTooLarge, "request body is larger than the limit of %d bytes", max).With("max_body", max)
+	// The settlement strategy settles when the upstream's status is known.
+	return h.forward(w, next, rq)
 }
 
 // setQuotaHeaders writes the quota headers of an account that has a

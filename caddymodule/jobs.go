@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,12 +16,11 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/pricing"
+	"github.com/creditgate/creditgate/meter/usage"
 )
 
 // Request headers a job submission carries to the upstream (removed from
@@ -174,10 +174,17 @@ func (rq *request) jobEstimate(rates map[string]meter.Credits) (pages int, estim
 	return pages, meter.Credits(pages) * top, nil
 }
 
-// serveJob submits a job: holds its estimate, forwards the submission
-// with the job's id and token, and keeps the job when the upstream
-// accepts it (2xx), cancels it otherwise.
-func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request, id identity, period meter.Period) error {
+// jobSettlement submits a job: it holds the job's estimate, forwards the
+// submission with the job's id and token, and keeps the job when the
+// upstream accepts it (2xx), cancels it otherwise. Its pages are charged
+// later, as the upstream reports them (see JobAPI).
+type jobSettlement struct{}
+
+// readsAnswer: the upstream's job id is in its answer.
+func (jobSettlement) readsAnswer() bool { return true }
+
+func (jobSettlement) hold(ctx context.Context, rq *request, id identity, period meter.Period, _ *usage.Body) (meter.Credits, error) {
+	h := rq.h
 	rates := jobRates(rq.quote)
 	pages, estimate, err := rq.jobEstimate(rates)
 	if err == nil && id.settings.PageLimit > 0 && pages > id.settings.PageLimit {
@@ -185,16 +192,12 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 			pages, id.settings.PageLimit).With("pages", pages).With("page_limit", id.settings.PageLimit)
 	}
 	if err != nil {
-		rq.refuse(w, err)
-		return nil
+		return estimate, err
 	}
 	retain := time.Duration(h.Job.Retention)
 	if d := id.settings.RetentionDays; d > 0 {
 		retain = time.Duration(d) * 24 * time.Hour
 	}
-	ctx, span := startSpan(r.Context(), rq.traced, spanReserve, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(estimate.String())}
-	})
 	sctx, cancel := h.app.storeCtx(ctx)
 	res, err := h.app.store.CreateJob(sctx, meter.JobRequest{
 		AccountID:      id.key.AccountID,
@@ -208,19 +211,18 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 		Period:         period,
 	})
 	cancel()
-	endSpan(span, err)
 	if err != nil {
-		rq.refuse(w, err)
-		return nil
+		return estimate, err
 	}
 	rq.job = &res.Job
 	rq.res = meter.Reservation{ID: res.Job.ID, AccountID: id.key.AccountID, Amount: estimate, Available: res.Available}
-	meterMetrics.reserved.Add(creditsFloat(estimate))
 	token, err := h.app.jobToken(id.key.AccountID, res.Job.ID)
 	if err != nil {
 		h.cancelJob(rq, "no job token: "+err.Error())
-		return err
+		// Not a refusal: an internal failure Caddy answers and logs.
+		return estimate, toCaddy{err}
 	}
+	r := rq.r
 	r.Header.Set(UpstreamAccount, id.key.AccountID)
 	r.Header.Set(UpstreamReservation, meter.JobHoldPrefix+res.Job.ID)
 	r.Header.Set(UpstreamJob, res.Job.ID)
@@ -228,20 +230,20 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if h.Job.ProgressURL != "" {
 		r.Header.Set(UpstreamJobProgress, h.Job.ProgressURL)
 	}
-	return h.forward(w, r, next, rq)
+	return estimate, nil
 }
 
-// settleJob runs when the submission's status is known: a 2xx keeps the
+// settle runs when the submission's status is known: a 2xx keeps the
 // job (even if the client has gone: the upstream has accepted it) and
 // records the upstream's id; anything else cancels it.
-func (rq *request) settleJob(status int, hdr http.Header) {
+func (jobSettlement) settle(rq *request, status int, hdr http.Header, _ pricing.Response) (meter.Credits, error) {
 	if status < 200 || status >= 300 {
 		rq.h.cancelJob(rq, fmt.Sprintf("the upstream answered %d", status))
 		rq.outcome = outcomeVoided
 		observeOutcome(rq.outcome, nil)
 		hdr.Set(rq.h.money.cost, "0")
 		hdr.Set(rq.h.money.remaining, (rq.res.Available + rq.res.Amount).String())
-		return
+		return 0, nil
 	}
 	rq.outcome = outcomeJob
 	observeOutcome(rq.outcome, nil)
@@ -266,6 +268,7 @@ func (rq *request) settleJob(status int, hdr http.Header) {
 	if rq.h.Billing != nil {
 		rq.merge = rq.h.Billing.jobObject(job)
 	}
+	return 0, nil
 }
 
 // upstreamJobID reads the upstream's job id from its answer.
