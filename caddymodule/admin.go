@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/webhook"
 )
 
 func init() {
@@ -253,7 +254,7 @@ func validateSettings(st meter.Settings, created time.Time) error {
 		return meter.Errorf(meter.ECodeInvalid, "monthly_quota, overage_cap and low_balance_threshold must not be negative")
 	}
 	if st.WebhookURL != "" || st.WebhookSecret != "" {
-		if err := checkWebhook(st.WebhookURL, st.WebhookSecret); err != nil {
+		if err := webhook.Check(st.WebhookURL, st.WebhookSecret); err != nil {
 			return meter.Errorf(meter.ECodeInvalid, "settings: %v (webhook_url and webhook_secret go together)", err)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/redisstore"
 	"github.com/creditgate/creditgate/meter/usage"
+	"github.com/creditgate/creditgate/meter/webhook"
 )
 
 func init() {
@@ -351,7 +352,7 @@ func (a *App) Validate() error {
 		return fmt.Errorf("meter: webhook_interval, webhook_timeout, webhook_backoff, webhook_scan_interval and webhook_max_age must be positive")
 	}
 	for _, w := range a.Webhooks {
-		if err := checkWebhook(w.URL, w.Secret); err != nil {
+		if err := webhook.Check(w.URL, w.Secret); err != nil {
 			return fmt.Errorf("meter: %w", err)
 		}
 	}
@@ -371,7 +372,7 @@ func (a *App) Start() error {
 	a.stop = cancel
 	a.workers = new(sync.WaitGroup)
 	w := a.newWebhookWorker()
-	a.workers.Go(func() { w.run(ctx) })
+	a.workers.Go(func() { w.Run(ctx) })
 	if a.LedgerRetention > 0 {
 		a.workers.Go(func() { a.retain(ctx, time.Duration(a.LedgerRetention), time.Duration(a.RetentionInterval)) })
 	}
