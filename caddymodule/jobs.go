@@ -2,15 +2,10 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -19,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/jobtoken"
 	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/usage"
 )
@@ -311,57 +307,22 @@ func (h *Handler) cancelJob(rq *request, why string) {
 	h.logger.Debug("job canceled", zap.String("job", rq.job.ID), zap.String("why", why))
 }
 
-// Job tokens: the upstream authenticates its progress reports with a
-// token scoped to one job of one account, signed with the app's job
-// secret: "cgjob_" + base64url(account "\n" job) + "." + base64url(HMAC).
-// Nothing is stored per token; every gateway sharing the secret accepts it.
-const jobTokenPrefix = "cgjob_"
-
-var b64 = base64.RawURLEncoding
-
+// jobToken signs a job's progress token (see meter/jobtoken).
 func (a *App) jobToken(account, job string) (string, error) {
 	key, err := a.jobKey()
 	if err != nil {
 		return "", err
 	}
-	msg := account + "\n" + job
-	return jobTokenPrefix + b64.EncodeToString([]byte(msg)) + "." + b64.EncodeToString(jobMAC(key, msg)), nil
-}
-
-func jobMAC(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("creditgate job token v1\n" + msg))
-	return m.Sum(nil)
+	return jobtoken.Sign(key, account, job), nil
 }
 
 // parseJobToken checks a token and returns its account and job.
 func (a *App) parseJobToken(tok string) (account, job string, err error) {
-	bad := meter.Errorf(meter.ECodeInvalidAPIKey, "invalid job token: send the X-Meter-Job-Token the job's submission carried, as Authorization: Bearer <token>")
-	rest, ok := strings.CutPrefix(tok, jobTokenPrefix)
-	if !ok {
-		return "", "", bad
-	}
-	enc, sig, ok := strings.Cut(rest, ".")
-	if !ok {
-		return "", "", bad
-	}
-	msg, err1 := b64.DecodeString(enc)
-	mac, err2 := b64.DecodeString(sig)
-	if err1 != nil || err2 != nil {
-		return "", "", bad
-	}
 	key, err := a.jobKey()
 	if err != nil {
 		return "", "", err
 	}
-	if !hmac.Equal(mac, jobMAC(key, string(msg))) {
-		return "", "", bad
-	}
-	account, job, ok = strings.Cut(string(msg), "\n")
-	if !ok {
-		return "", "", bad
-	}
-	return account, job, nil
+	return jobtoken.Parse(key, tok)
 }
 
 // jobKey is the job token secret: the job_secret option, or one kept in
@@ -378,35 +339,7 @@ func (a *App) jobKey() ([]byte, error) {
 		if dir == "" {
 			dir = filepath.Join(caddy.AppDataDir(), "creditgate")
 		}
-		js.key, js.keyErr = loadOrCreateSecret(filepath.Join(dir, "job_secret"))
+		js.key, js.keyErr = jobtoken.LoadOrCreateSecret(filepath.Join(dir, "job_secret"))
 	})
 	return js.key, js.keyErr
-}
-
-func loadOrCreateSecret(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	// Written aside, then linked into place: a process that reads the file
-	// never sees it half written, and the first one linked wins.
-	tmp, err := os.CreateTemp(dir, ".job_secret-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(rand.Text() + rand.Text())
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
-	}
-	return os.ReadFile(path)
 }
