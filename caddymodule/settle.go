@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -197,8 +198,9 @@ func (rq *request) settleQuoted(status int, hdr http.Header) {
 	rq.settle(status, hdr, pricing.Response{})
 }
 
-// commit debits the quote, retrying a transient store failure briefly:
-// Commit is idempotent per reservation, so a retry never charges twice.
+// commit debits the quote, retrying a transient store failure briefly
+// (meter.SettleRetry): Commit is idempotent per reservation, so a retry
+// never charges twice.
 func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, error) {
 	c := meter.CommitRequest{
 		AccountID:     rq.key.AccountID,
@@ -213,19 +215,14 @@ func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, er
 		// count is charged in full (see pricing's Needs.Uncapped).
 		Uncapped: rq.h.needs.Uncapped,
 	}
-	var (
-		st  meter.Settlement
-		err error
-	)
-	for attempt := 0; attempt < 3; attempt++ {
+	var st meter.Settlement
+	// The retries outlive the client, as the settle does (see storeCtx).
+	err := meter.SettleRetry.Do(context.WithoutCancel(rq.r.Context()), func() (err error) {
 		ctx, cancel := rq.h.app.storeCtx(rq.r.Context())
+		defer cancel()
 		st, err = rq.h.app.store.Commit(ctx, c)
-		cancel()
-		if err == nil || meter.ErrorCode(err) != meter.ECodeMeteringUnavailable {
-			return st, err
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
-	}
+		return err
+	})
 	return st, err
 }
 
