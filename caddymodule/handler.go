@@ -164,20 +164,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.KeyHeader == "" {
 		h.KeyHeader = "Authorization"
 	}
+	// The measuring defaults are usage's; the config shows them in force.
+	d := usage.Options{}.WithDefaults()
 	if h.MaxBody == 0 {
-		h.MaxBody = 100 << 20
+		h.MaxBody = d.MaxBody
 	}
 	if h.MemoryThreshold == 0 {
-		h.MemoryThreshold = 1 << 20
+		h.MemoryThreshold = d.MemoryThreshold
 	}
 	if h.MaxFiles == 0 {
-		h.MaxFiles = 100
+		h.MaxFiles = d.MaxFiles
 	}
 	if h.MaxPages == 0 {
-		h.MaxPages = 100_000
+		h.MaxPages = d.MaxPages
 	}
 	if h.CountTimeout == 0 {
-		h.CountTimeout = caddy.Duration(10 * time.Second)
+		h.CountTimeout = caddy.Duration(d.CountTimeout)
 	}
 	if h.ReservationTTL == 0 {
 		h.ReservationTTL = caddy.Duration(5 * time.Minute)
@@ -220,6 +222,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MemoryThreshold: h.MemoryThreshold,
 		TempDir:         h.TempDir,
 		MaxFiles:        h.MaxFiles,
+		MaxPages:        h.MaxPages,
+		CountTimeout:    time.Duration(h.CountTimeout),
 	}
 	appIface, err := ctx.App("meter")
 	if err != nil {

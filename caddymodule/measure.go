@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/pricing"
@@ -61,8 +60,8 @@ func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, erro
 		opts.JSONPart, opts.PartOnly = h.needs.JSONPart, !h.needs.Pages
 	}
 	if jsonPart || h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
-		opts.PDF.MaxPages = h.MaxPages // not for the upstream's output pages
+		ctx, cancel := context.WithTimeout(r.Context(), h.uopts.CountTimeout)
+		opts.PDF.MaxPages = h.uopts.MaxPages // not for the upstream's output pages
 		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
 		cancel()
 		u := in.Usage

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -239,7 +238,7 @@ func (sw *settleWriter) finishBuffered(err error) error {
 	}
 	if sw.rq.h.needs.OutputPages && !sw.rq.settler.readsAnswer() {
 		out := pricing.Response{}
-		ctx, cancel := context.WithTimeout(sw.rq.r.Context(), time.Duration(sw.rq.h.CountTimeout))
+		ctx, cancel := context.WithTimeout(sw.rq.r.Context(), sw.rq.h.uopts.CountTimeout)
 		info, cerr := usage.ScanPDF(ctx, res.body.ReaderAt(), res.body.Size(), sw.rq.h.uopts.PDF)
 		cancel()
 		if cerr != nil {
