@@ -20,7 +20,6 @@ import (
 	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/redisstore"
 	"github.com/creditgate/creditgate/meter/usage"
-	"github.com/creditgate/creditgate/meter/webhook"
 )
 
 func init() {
@@ -352,7 +351,7 @@ func (a *App) Validate() error {
 		return fmt.Errorf("meter: webhook_interval, webhook_timeout, webhook_backoff, webhook_scan_interval and webhook_max_age must be positive")
 	}
 	for _, w := range a.Webhooks {
-		if err := webhook.Check(w.URL, w.Secret); err != nil {
+		if err := meter.CheckWebhook(w.URL, w.Secret); err != nil {
 			return fmt.Errorf("meter: %w", err)
 		}
 	}

@@ -308,7 +308,7 @@ func TestWebhookValidation(t *testing.T) {
 			t.Errorf("webhook %q %q accepted", tt.url, tt.secret)
 		}
 	}
-	if err := validateSettings(meter.Settings{WebhookURL: "https://h.example"}, time.Now()); meter.ErrorCode(err) != meter.ECodeInvalid {
+	if err := (meter.Settings{WebhookURL: "https://h.example"}).Validate(time.Now()); meter.ErrorCode(err) != meter.ECodeInvalid {
 		t.Errorf("webhook_url without a secret: %v", err)
 	}
 }

@@ -8,10 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 )
 
 // Endpoint receives events as signed JSON POSTs.
@@ -19,28 +16,6 @@ type Endpoint struct {
 	URL string
 	// Secret is "whsec_" and the base64 of the signing key.
 	Secret string
-}
-
-// Check checks an endpoint and its secret.
-func Check(rawURL, secret string) error {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("webhook URL %q: expected an http:// or https:// URL", rawURL)
-	}
-	if _, err := Key(secret); err != nil {
-		return err
-	}
-	return nil
-}
-
-// Key decodes a "whsec_<base64>" secret.
-func Key(secret string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(secret, "whsec_")
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if !ok || err != nil || len(key) < 16 {
-		return nil, errors.New("webhook secret: expected whsec_ and the base64 of at least 16 random bytes")
-	}
-	return key, nil
 }
 
 // Sign is the Standard Webhooks signature of a delivery: "v1," and the

@@ -26,7 +26,7 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func TestSignatureTestVector(t *testing.T) {
 	// The example of the Standard Webhooks specification.
-	key, err := webhook.Key(testSecret)
+	key, err := meter.WebhookKey(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestSignatureTestVector(t *testing.T) {
 	}
 }
 
-func TestCheck(t *testing.T) {
+func TestCheckWebhook(t *testing.T) {
 	for _, tc := range []struct {
 		name, url, secret string
 		ok                bool
@@ -50,8 +50,8 @@ func TestCheck(t *testing.T) {
 		{"not base64", "https://hooks.example/x", "whsec_!!!", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := webhook.Check(tc.url, tc.secret); (err == nil) != tc.ok {
-				t.Fatalf("Check(%q, %q) = %v; want ok %v", tc.url, tc.secret, err, tc.ok)
+			if err := meter.CheckWebhook(tc.url, tc.secret); (err == nil) != tc.ok {
+				t.Fatalf("CheckWebhook(%q, %q) = %v; want ok %v", tc.url, tc.secret, err, tc.ok)
 			}
 		})
 	}

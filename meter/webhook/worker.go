@@ -215,7 +215,7 @@ func (w *Worker) retry(ctx context.Context, e meter.Event, cause error) {
 
 // post sends one signed delivery; any answer but 2xx is a failure.
 func (w *Worker) post(ctx context.Context, t Endpoint, id string, body []byte) error {
-	key, err := Key(t.Secret)
+	key, err := meter.WebhookKey(t.Secret)
 	if err != nil {
 		return err
 	}
