@@ -237,7 +237,7 @@ func dateParam(s string, upper bool) (time.Time, error) {
 }
 
 // readLedgerPage reads the page q selects and the total it is part of.
-func readLedgerPage(ctx context.Context, s meter.Store, q meter.LedgerQuery) (map[string]any, error) {
+func readLedgerPage(ctx context.Context, s meter.LedgerStore, q meter.LedgerQuery) (map[string]any, error) {
 	entries, err := s.Ledger(ctx, q)
 	if err != nil {
 		return nil, err

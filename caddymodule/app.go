@@ -248,7 +248,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.poolKey = ""
 		return fmt.Errorf("meter: opening store: %w", err)
 	}
-	a.store = timedStore{val.(storeDestructor).Store}
+	// Inputs are validated once, before the store (see meter.Validated).
+	a.store = meter.Validated(timedStore{val.(storeDestructor).Store})
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("meter: registering metrics: %w", err)
 	}

@@ -59,6 +59,7 @@ type JobAPI struct {
 
 	auth   authenticator
 	app    *App
+	store  jobAPIStore
 	logger *zap.Logger
 }
 
@@ -89,6 +90,7 @@ func (a *JobAPI) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.app = app.(*App)
+	a.store = a.app.store
 	if a.auth, err = newAuthenticator(a.app, a.KeyHeader); err != nil {
 		return fmt.Errorf("meter_job: %w", err)
 	}
@@ -142,7 +144,7 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			return nil
 		}
 		ctx, cancel := a.app.storeCtx(r.Context())
-		res, err := a.app.store.ResumeJob(ctx, job.AccountID, job.ID, period, requestID(r))
+		res, err := a.store.ResumeJob(ctx, job.AccountID, job.ID, period, requestID(r))
 		cancel()
 		if err != nil {
 			var e *meter.Error
@@ -181,12 +183,12 @@ func (a *JobAPI) find(r *http.Request, account string) (meter.Job, error) {
 	}
 	ctx, cancel := a.app.storeCtx(r.Context())
 	defer cancel()
-	return findJob(ctx, a.app.store, account, ref)
+	return findJob(ctx, a.store, account, ref)
 }
 
 // findJob finds an account's job by the upstream's id, or by creditgate's
 // own (job_...).
-func findJob(ctx context.Context, s meter.Store, account, ref string) (meter.Job, error) {
+func findJob(ctx context.Context, s meter.JobStore, account, ref string) (meter.Job, error) {
 	job, err := s.JobByUpstream(ctx, account, ref)
 	if meter.ErrorCode(err) == meter.ECodeJobNotFound && strings.HasPrefix(ref, "job_") {
 		job, err = s.Job(ctx, account, ref)
@@ -278,7 +280,7 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) er
 	// The period is the account's: read its settings (cached with keys
 	// would need a key; a report is rare next to requests).
 	ctx, cancel := a.app.storeCtx(r.Context())
-	acct, err := a.app.store.Account(ctx, account)
+	acct, err := a.store.Account(ctx, account)
 	cancel()
 	if err != nil {
 		writeError(w, err)
@@ -290,7 +292,7 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) er
 		return nil
 	}
 	ctx, cancel = a.app.storeCtx(r.Context())
-	res, err := a.app.store.ReportJob(ctx, meter.JobReport{
+	res, err := a.store.ReportJob(ctx, meter.JobReport{
 		AccountID: account, JobID: jobID, Done: rep.Pages, Failed: rep.FailedPages, Final: final,
 		RequestID: requestID(r), Period: period,
 	})
