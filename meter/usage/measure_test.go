@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -124,7 +125,7 @@ func multipartBody(t *testing.T, parts []part) (string, []byte) {
 
 func TestMeasureMultipart(t *testing.T) {
 	pdf2 := newDoc(2, 50).bytes(1)
-	pdf5 := objStmPDF(5, 0)
+	pdf5 := pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 5})
 	skia := readTestdata(t, "skia.pdf")
 	big := newDoc(40, 2000).bytes(1) // over the 16 KiB threshold: spooled to disk
 
