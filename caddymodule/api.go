@@ -64,12 +64,8 @@ func (a *API) Provision(ctx caddy.Context) error {
 	if a.Case != "" && a.Case != "snake" && a.Case != "camel" {
 		return meter.Errorf(meter.ECodeInvalid, "meter_api: case %q: use snake or camel", a.Case)
 	}
-	app, err := ctx.App("meter")
-	if err != nil {
-		return err
-	}
-	a.app = app.(*App)
-	if a.auth, err = newAuthenticator(a.app, a.KeyHeader); err != nil {
+	var err error
+	if a.app, a.auth, err = authFor(ctx, a.KeyHeader); err != nil {
 		return meter.Errorf(meter.ECodeInvalid, "meter_api: %v", err)
 	}
 	return nil
@@ -288,10 +284,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "key_header":
-			if a.KeyHeader != "" {
-				return d.Err("meter_api: key_header given more than once")
-			}
-			v, err := oneArg(d)
+			v, err := keyHeaderArg(d, "meter_api", a.KeyHeader)
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -31,6 +33,26 @@ func newAuthenticator(app *App, header string) (authenticator, error) {
 		return authenticator{}, err
 	}
 	return authenticator{header: header, app: app}, nil
+}
+
+// authFor gets the meter app and an authenticator for a handler's
+// key_header: the provisioning that meter_api and meter_job share.
+func authFor(ctx caddy.Context, header string) (*App, authenticator, error) {
+	v, err := ctx.App("meter")
+	if err != nil {
+		return nil, authenticator{}, err
+	}
+	app := v.(*App)
+	auth, err := newAuthenticator(app, header)
+	return app, auth, err
+}
+
+// keyHeaderArg parses the key_header subdirective of a directive.
+func keyHeaderArg(d *caddyfile.Dispenser, directive, cur string) (string, error) {
+	if cur != "" {
+		return "", d.Errf("%s: key_header given more than once", directive)
+	}
+	return oneArg(d)
 }
 
 // identity is what a request's API key resolves to: the key record and

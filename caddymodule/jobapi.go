@@ -85,15 +85,11 @@ func (a *JobAPI) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.logger = ctx.Logger()
-	app, err := ctx.App("meter")
-	if err != nil {
-		return err
-	}
-	a.app = app.(*App)
-	a.store = a.app.store
-	if a.auth, err = newAuthenticator(a.app, a.KeyHeader); err != nil {
+	var err error
+	if a.app, a.auth, err = authFor(ctx, a.KeyHeader); err != nil {
 		return fmt.Errorf("meter_job: %w", err)
 	}
+	a.store = a.app.store
 	return nil
 }
 
@@ -447,10 +443,7 @@ func (a *JobAPI) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "key_header":
-			if a.KeyHeader != "" {
-				return d.Err("meter_job: key_header given more than once")
-			}
-			a.KeyHeader, err = oneArg(d)
+			a.KeyHeader, err = keyHeaderArg(d, "meter_job", a.KeyHeader)
 		case "billing":
 			if a.Billing != nil {
 				return d.Err("meter_job: billing given more than once")
