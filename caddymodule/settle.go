@@ -216,8 +216,9 @@ func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, er
 		Uncapped: rq.h.needs.Uncapped,
 	}
 	var st meter.Settlement
-	// The retries outlive the client, as the settle does (see storeCtx).
-	err := meter.SettleRetry.Do(context.WithoutCancel(rq.r.Context()), func() (err error) {
+	// The retries outlive the client, as the settle does (see storeCtx):
+	// their waits watch a context that never ends.
+	err := meter.SettleRetry.Do(context.Background(), func() (err error) {
 		ctx, cancel := rq.h.app.storeCtx(rq.r.Context())
 		defer cancel()
 		st, err = rq.h.app.store.Commit(ctx, c)
