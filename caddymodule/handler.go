@@ -281,14 +281,14 @@ func (h *Handler) Validate() error {
 // the error that rq.fail answers with.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rq := h.newRequest(r)
-	id, err := h.identify(rq)
+	id, err := h.authenticate(rq)
 	if err == nil {
 		err = h.admit(w, rq, id)
 	}
 	if err != nil {
 		return rq.fail(w, err)
 	}
-	body, err := h.measureRequest(rq, id)
+	body, err := h.measure(rq, id)
 	if body != nil {
 		defer body.Close()
 	}

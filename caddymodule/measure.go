@@ -15,10 +15,10 @@ import (
 // maxJSONBody bounds a JSON body read for pricing: it is parsed in memory.
 const maxJSONBody = 16 << 20
 
-// measure reads what pricing needs into in. When the body is read, it is
+// measureBody reads what pricing needs into in. When the body is read, it is
 // spooled once, measured, and put back on the request so the upstream
 // receives exactly the bytes the client sent.
-func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, error) {
+func (h *Handler) measureBody(r *http.Request, in *pricing.Input) (*usage.Body, error) {
 	// A request with an Idempotency-Key is spooled on every route: its
 	// fingerprint digests the body the upstream will receive.
 	if !h.needs.Pages && !h.needs.JSON && r.Header.Get(HeaderIdempotencyKey) == "" {

@@ -26,9 +26,9 @@ func (h *Handler) newRequest(r *http.Request) *request {
 	return rq
 }
 
-// identify authenticates the API key (step 1) and refuses a disabled
-// account.
-func (h *Handler) identify(rq *request) (identity, error) {
+// authenticate identifies the caller by its API key (step 1) and refuses
+// a disabled account.
+func (h *Handler) authenticate(rq *request) (identity, error) {
 	ctx, span := startSpan(rq.r.Context(), rq.traced, spanAuthenticate, nil)
 	id, err := h.auth.identify(ctx, rq.r)
 	endSpan(span, err)
@@ -39,15 +39,15 @@ func (h *Handler) identify(rq *request) (identity, error) {
 	return id, id.enabled()
 }
 
-// measureRequest reads and measures the body (step 2) and refuses more
+// measure reads and measures the body (step 2) and refuses more
 // pages than the route accepts. The body, if read, is closed by the
 // caller when the request ends.
-func (h *Handler) measureRequest(rq *request, id identity) (*usage.Body, error) {
+func (h *Handler) measure(rq *request, id identity) (*usage.Body, error) {
 	_, span := startSpan(rq.r.Context(), rq.traced, spanMeasure, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrRoute.String(rq.route)}
 	})
 	start := time.Now()
-	body, err := h.measure(rq.r, &rq.in)
+	body, err := h.measureBody(rq.r, &rq.in)
 	meterMetrics.countTime.Observe(time.Since(start).Seconds())
 	if span.IsRecording() {
 		span.SetAttributes(attrPages.Int(rq.in.Usage.Pages))
