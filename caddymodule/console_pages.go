@@ -77,7 +77,7 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (c *Console) accountRow(ctx context.Context, s meter.Store, id string) (accountRow, error) {
+func (c *Console) accountRow(ctx context.Context, s consoleStore, id string) (accountRow, error) {
 	acct, err := s.Account(ctx, id)
 	if err != nil {
 		return accountRow{}, err
@@ -262,7 +262,7 @@ func (d chartData) Label(t time.Time) string {
 
 // usageChart sums the series of accounts over the last n days or hours
 // (UTC, the current one included).
-func (c *Console) usageChart(ctx context.Context, s meter.Store, accounts []string, g string, n int) (chartData, error) {
+func (c *Console) usageChart(ctx context.Context, s consoleStore, accounts []string, g string, n int) (chartData, error) {
 	to := next(meter.Bucket(time.Now(), g), g)
 	from := to.AddDate(0, 0, -n)
 	if g == meter.GranularityHour {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
 // stripeCommand is `meter stripe review [list|apply|dismiss]`: the Stripe
@@ -20,7 +22,7 @@ func (c *client) stripeCommand() *cobra.Command {
 		Use: "list", Short: "Lists held events (pending by default)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{"status": {status}, "limit": {strconv.Itoa(limit)}}
-			return c.do(http.MethodGet, "/meter/stripe/review?"+q.Encode(), nil, printReview)
+			return do(c, http.MethodGet, "/meter/stripe/review?"+q.Encode(), nil, printReview)
 		},
 	}
 	list.Flags().StringVar(&status, "status", "pending", "pending, applied, dismissed or all")
@@ -37,7 +39,7 @@ func (c *client) stripeCommand() *cobra.Command {
 				}
 				body["credits"] = n
 			}
-			return c.do(http.MethodPost, "/meter/stripe/review/"+url.PathEscape(args[0])+"/apply", body, printReviewItem)
+			return do(c, http.MethodPost, "/meter/stripe/review/"+url.PathEscape(args[0])+"/apply", body, printReviewItem)
 		},
 	}
 	apply.Flags().StringVar(&credits, "credits", "", "credits to add (required when the event mapped none)")
@@ -46,7 +48,7 @@ func (c *client) stripeCommand() *cobra.Command {
 	dismiss := &cobra.Command{
 		Use: "dismiss <item-id>", Short: "Dismisses a held event: nothing is credited", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodPost, "/meter/stripe/review/"+url.PathEscape(args[0])+"/dismiss",
+			return do(c, http.MethodPost, "/meter/stripe/review/"+url.PathEscape(args[0])+"/dismiss",
 				map[string]any{"note": dismissNote}, printReviewItem)
 		},
 	}
@@ -56,25 +58,33 @@ func (c *client) stripeCommand() *cobra.Command {
 	return stripe
 }
 
-func printReview(w io.Writer, v map[string]any) {
+// reviewList and reviewAnswer are the admin API's answers around
+// meter.ReviewItem.
+type reviewList struct {
+	Items []meter.ReviewItem `json:"items"`
+}
+
+type reviewAnswer struct {
+	Item  meter.ReviewItem   `json:"item"`
+	Entry *meter.LedgerEntry `json:"entry"`
+}
+
+func printReview(w io.Writer, v reviewList) {
 	rows := [][]string{{"ID", "KIND", "REASON", "ACCOUNT?", "CREDITS", "AMOUNT", "STATUS", "RECEIVED"}}
-	items, _ := v["items"].([]any)
-	for _, x := range items {
-		m, _ := x.(map[string]any)
-		rows = append(rows, []string{str(m["id"]), str(m["kind"]), str(m["reason"]), str(m["account_hint"]),
-			str(m["credits"]), str(m["amount"]) + " " + str(m["currency"]), str(m["status"]), str(m["received_at"])})
+	for _, m := range v.Items {
+		rows = append(rows, []string{m.ID, m.Kind, m.Reason, m.AccountHint, m.Credits.String(),
+			strconv.FormatInt(m.Amount, 10) + " " + m.Currency, m.Status, ts(m.ReceivedAt)})
 	}
 	table(w, rows)
 }
 
-func printReviewItem(w io.Writer, v map[string]any) {
-	m, _ := v["item"].(map[string]any)
-	rows := [][]string{{"item", str(m["id"])}, {"status", str(m["status"])}}
-	if a := str(m["applied_to"]); a != "" {
-		rows = append(rows, []string{"account", a})
+func printReviewItem(w io.Writer, v reviewAnswer) {
+	rows := [][]string{{"item", v.Item.ID}, {"status", v.Item.Status}}
+	if v.Item.AppliedTo != "" {
+		rows = append(rows, []string{"account", v.Item.AppliedTo})
 	}
-	if e, ok := v["entry"].(map[string]any); ok && str(e["id"]) != "" {
-		rows = append(rows, []string{"entry", str(e["id"]) + " " + str(e["type"]) + " " + str(e["amount"])})
+	if e := v.Entry; e != nil && e.ID != "" {
+		rows = append(rows, []string{"entry", e.ID + " " + e.Type + " " + e.Amount.String()})
 	}
 	table(w, rows)
 }
