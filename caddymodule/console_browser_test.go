@@ -248,7 +248,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	g.assertBalance("acme", 120, 0)
 
-	// The gateway page: the account is at the top.
+	// The gateway page: the account is at the top, once the rollup ran.
+	runRollup(t)
 	b.navigate("gateway page", chromedp.Navigate(g.URL+"/console/gateway"))
 	if got := b.text("#top tbody tr:first-child"); !strings.Contains(got, "acme") || !strings.Contains(got, "5") {
 		t.Fatalf("top accounts: %s", got)

@@ -174,3 +174,6 @@ func addRefunds(ctx context.Context, s meter.Store, id string, d *chartData) err
 	}
 	return nil
 }
+
+// Unwrap lets rollupOf see the store behind the timing wrapper.
+func (s timedStore) Unwrap() meter.Store { return s.Store }
