@@ -16,10 +16,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
-	"github.com/creditgate/creditgate/meter/rollup"
 	"github.com/creditgate/creditgate/meter/boltstore"
 	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/redisstore"
+	"github.com/creditgate/creditgate/meter/rollup"
 	"github.com/creditgate/creditgate/meter/usage"
 )
 
