@@ -65,11 +65,10 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 	}
 	out := make([]meter.AccountSummary, 0, len(ids))
 	type second struct {
-		usage        *redis.MapStringStringCmd
-		days, hours  *redis.SliceCmd
-		dayF, hourF  []seriesField
-		sum          int
-		periodActive bool
+		usage       *redis.MapStringStringCmd
+		days, hours *redis.SliceCmd
+		dayF, hourF []seriesField
+		sum         int
 	}
 	seconds := make([]second, 0, len(ids))
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
