@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,8 +68,10 @@ func TestConsoleAtScale(t *testing.T) {
 	})
 	for run := range 2 { // the first run reads the series since each account's creation, the second since the first
 		start = time.Now()
+		cpu := redisCPU(t)
 		runRollup(t)
-		t.Logf("rollup run %d over %d accounts: %v", run+1, accounts+1, time.Since(start).Round(time.Millisecond))
+		t.Logf("rollup run %d over %d accounts: %v, Redis CPU %.2fs", run+1, accounts+1,
+			time.Since(start).Round(time.Millisecond), redisCPU(t)-cpu)
 	}
 	// Sorted pages stay pages: page_size rows and a cursor to the next.
 	_, first := g.consoleDo("GET", "/console/?sort=balance", nil, "operator")
@@ -129,4 +132,23 @@ func parallel(n int, f func(i int) error) {
 	}
 	close(next)
 	wg.Wait()
+}
+
+// redisCPU is the test server's CPU time so far (INFO cpu), in seconds.
+func redisCPU(t *testing.T) float64 {
+	c := testRedis.Client()
+	defer c.Close()
+	info, err := c.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			sum += f
+		}
+	}
+	return sum
 }

@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -41,13 +43,8 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	// Loads the function library where the server lost it: a pipeline
-	// cannot.
-	if _, err := s.Account(ctx, ids[0]); err != nil && meter.ErrorCode(err) != meter.ECodeAccountNotFound {
-		return nil, err
-	}
 	type first struct {
-		acct   *redis.Cmd
+		acct   *redis.SliceCmd
 		last   *redis.XMessageSliceCmd
 		routes *redis.StringCmd
 	}
@@ -55,7 +52,9 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			keys := s.accountKeys(id)
-			firsts[i] = first{p.FCall(ctx, accountScript.fn, keys, s.retainMS),
+			// The fields, not the account function: a sweep of expired
+			// holds changes reserved, never the balance the index sorts.
+			firsts[i] = first{p.HMGet(ctx, keys[0], "balance", "reserved", "created_ms", "settings"),
 				p.XRevRangeN(ctx, keys[4], "+", "-", 1), p.HGet(ctx, s.seriesKey(id), "routes")}
 		}
 		return nil
@@ -73,17 +72,19 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 	seconds := make([]second, 0, len(ids))
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			v, err := firsts[i].acct.Slice()
+			v, err := firsts[i].acct.Result()
 			if err != nil {
 				return storeErr(err)
 			}
 			r := &reply{v: v}
-			if r.str(0) != "ok" {
+			if v[2] == nil {
 				continue // gone since it was listed
 			}
-			a := accountFrom(id, r)
-			if err := r.check(); err != nil {
-				return err
+			a := meter.Account{ID: id, Balance: meter.Credits(r.int(0)), Reserved: meter.Credits(r.int(1)), CreatedAt: msTime(r.int(2))}
+			if raw, _ := v[3].(string); raw != "" {
+				if err := json.Unmarshal([]byte(raw), &a.Settings); err != nil {
+					return internalErr(fmt.Errorf("redisstore: account %s: bad settings: %w", id, err))
+				}
 			}
 			sum := meter.AccountSummary{ID: id, Balance: a.Balance, Reserved: a.Reserved, CreatedAt: a.CreatedAt}
 			if xs, _ := firsts[i].last.Result(); len(xs) > 0 {
