@@ -208,6 +208,10 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	events, pending, err := s.PendingEvents(ctx, id, 20)
+	var jobs []meter.Job
+	if err == nil {
+		jobs, err = recentJobs(ctx, s, id)
+	}
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -216,7 +220,7 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 		"P": c.Prefix, "Title": "Account " + id, "A": acct, "InForce": inForce, "Entries": entries, "Keys": keys,
 		"Usage": rep, "Chart": chart, "PeriodDays": periodDays, "PeriodHours": periodHours,
 		"LQ": lq, "Filter": r.URL.Query(), "Done": r.URL.Query().Get("done"),
-		"RefundOf": r.URL.Query().Get("refund"), "Events": events, "Pending": pending,
+		"RefundOf": r.URL.Query().Get("refund"), "Events": events, "Pending": pending, "Jobs": jobs,
 	}
 	if len(entries) == lq.Limit {
 		data["NextCursor"] = entries[len(entries)-1].ID

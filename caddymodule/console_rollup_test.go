@@ -288,3 +288,49 @@ func TestConsoleChartShowsRefunds(t *testing.T) {
 		})
 	}
 }
+
+// TestConsoleListsRecentJobs: the jobs that charged an account are listed
+// on its page, newest first, with the store's status and charges; both
+// stores.
+func TestConsoleListsRecentJobs(t *testing.T) {
+	for name, global := range storeBlocks(t) {
+		t.Run(name, func(t *testing.T) {
+			g, _ := startConsole(t, global)
+			g.adminDo("POST", "/meter/accounts", map[string]any{"id": "jobs", "credits": 50}, nil)
+			s := activeStore(t)
+			ctx := context.Background()
+			for i, pages := range []int{2, 3} {
+				id := fmt.Sprintf("job_console%d", i)
+				if _, err := s.CreateJob(ctx, meter.JobRequest{AccountID: "jobs", ID: id, Route: "convert",
+					Rates: map[string]meter.Credits{"page": credits(1)}, EstimatedPages: 5, Estimate: credits(5), TTL: time.Minute}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.ReportJob(ctx, meter.JobReport{AccountID: "jobs", JobID: id, Done: map[string]int{"page": pages},
+					RequestID: fmt.Sprintf("rq%d", i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A job that charged nothing is not listed.
+			if _, err := s.CreateJob(ctx, meter.JobRequest{AccountID: "jobs", ID: "job_idle", Route: "convert",
+				Rates: map[string]meter.Credits{"page": credits(1)}, EstimatedPages: 1, Estimate: credits(1), TTL: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			_, body := g.consoleDo("GET", "/console/accounts/jobs", nil, "operator")
+			table := regexp.MustCompile(`(?s)<table id="jobs-table">.*?</table>`).FindString(body)
+			rows := regexp.MustCompile(`<tr data-job="([^"]+)">`).FindAllStringSubmatch(table, -1)
+			if len(rows) != 2 || rows[0][1] != "job_console1" || rows[1][1] != "job_console0" {
+				t.Fatalf("jobs listed: %v\n%s", rows, table)
+			}
+			for _, id := range []string{"job_console0", "job_console1"} {
+				j, err := s.Job(ctx, "jobs", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf(`<td>%s</td><td class="n">%s</td><td class="n">%s</td>`, j.Status, j.Debited, j.Reserved)
+				if !strings.Contains(table, want) {
+					t.Errorf("%s: want %s in\n%s", id, want, table)
+				}
+			}
+		})
+	}
+}
