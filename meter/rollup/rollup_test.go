@@ -274,6 +274,42 @@ func (o *overlap) PublishIndex(ctx context.Context, run string, asOf time.Time) 
 	return o.store.PublishIndex(ctx, run, asOf)
 }
 
+// TestRollupOnCluster: on a Redis Cluster of three masters, the accounts
+// spread over every node, the rollup (cross-slot pipelines for the
+// accounts, one-slot transactions for its own keys) sorts and sums as on
+// one server.
+func TestRollupOnCluster(t *testing.T) {
+	cl := redistest.NewCluster(t, 3)
+	c := cl.Client()
+	t.Cleanup(func() { c.Close() })
+	s := redisstore.New(c, redisstore.Options{})
+	var ids []string
+	for i := range 30 {
+		id := fmt.Sprintf("c-%02d", i)
+		if _, err := s.CreateAccount(ctx, id, cr((i*13)%17+5)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for i, id := range ids[:10] {
+		spend(t, s, id, []string{"convert", "ocr"}[i%2], cr(i%4+1), i%3+1)
+	}
+	r := rollup.New(rollup.Options{Store: s, Batch: 7})
+	if ran, err := r.RunOnce(ctx); err != nil || !ran {
+		t.Fatalf("RunOnce: %v %v", ran, err)
+	}
+	checkOrders(t, s, ids)
+	checkTotals(t, s, ids)
+	var tally rollup.Tally
+	tally.Add("quota_exceeded")
+	if err := tally.Flush(ctx, s, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.ClaimOnce(ctx, "console:x", time.Minute); err != nil || !ok {
+		t.Fatalf("ClaimOnce on the cluster: %v %v", ok, err)
+	}
+}
+
 // TestRollupLeaseOneRunnerAtATime: two runners on one store, started
 // together again and again: never two runs at once, and the one that
 // finds the lease taken does nothing.
