@@ -33,6 +33,9 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	cursor := r.URL.Query().Get("cursor")
 	sortKey := r.URL.Query().Get("sort")
+	if !slices.Contains(meter.IndexSorts, sortKey) {
+		sortKey = "" // id order
+	}
 	if q == "" && sortKey != "" {
 		// Sorted over all accounts: a page of the store-wide index.
 		rows, next, asOf, ok, err := c.sortedRows(ctx, sortKey, cursor)

@@ -13,9 +13,9 @@ import (
 )
 
 // The store-wide rollup behind the console's sorted accounts and gateway
-// totals (see meter/rollup). Every gateway on a store runs a runner; the
-// store's lease lets one at a time build the rollup, and each adds the
-// refusals it answered. The default interval is 30 s; a meter_console's
+// totals (see meter/rollup). Every gateway with a console runs a runner;
+// the store's lease lets one at a time build the rollup. Every gateway,
+// console or not, adds the refusals it answered. The default interval is 30 s; a meter_console's
 // rollup_interval sets it (the shortest of the config's consoles).
 
 // refusalTally counts the refusals this process answered since its last
@@ -56,7 +56,8 @@ func (a *App) startRollup(ctx context.Context) {
 		log = zap.NewNop()
 	}
 	a.rollup = rollup.New(rollup.Options{Store: s, Interval: every, Tally: &refusalTally,
-		OnError: func(err error) { log.Warn("console rollup", zap.Error(err)) }})
+		FlushOnly: len(a.consoles) == 0,
+		OnError:   func(err error) { log.Warn("console rollup", zap.Error(err)) }})
 	a.workers.Go(func() { a.rollup.Loop(ctx) })
 }
 

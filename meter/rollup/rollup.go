@@ -47,6 +47,10 @@ type Options struct {
 	Tally *Tally
 	// OnError hears what a background run could not do. Default: nothing.
 	OnError func(error)
+	// FlushOnly makes Loop flush the tally without building the rollup:
+	// a gateway with no console adds its refusals and leaves the reads
+	// of every account to the gateways that show them.
+	FlushOnly bool
 }
 
 // Runner builds the rollup.
@@ -166,8 +170,10 @@ func (r *Runner) Loop(ctx context.Context) {
 				r.o.OnError(err)
 			}
 		}
-		if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil && r.o.OnError != nil {
-			r.o.OnError(err)
+		if !r.o.FlushOnly {
+			if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil && r.o.OnError != nil {
+				r.o.OnError(err)
+			}
 		}
 		select {
 		case <-ctx.Done():

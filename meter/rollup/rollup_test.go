@@ -421,3 +421,37 @@ func TestClaimOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestFlushOnlyLoop: a gateway without a console adds its refusals and
+// builds nothing; one with a console does both.
+func TestFlushOnlyLoop(t *testing.T) {
+	stores(t, func(t *testing.T, s store) {
+		if _, err := s.CreateAccount(ctx, "f", cr(1)); err != nil {
+			t.Fatal(err)
+		}
+		for _, flushOnly := range []bool{true, false} {
+			var tally rollup.Tally
+			tally.Add("invalid_api_key")
+			c, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			r := rollup.New(rollup.Options{Store: s, Tally: &tally, FlushOnly: flushOnly, Interval: time.Hour})
+			go func() { r.Loop(c); close(done) }()
+			day := meter.Bucket(time.Now(), meter.GranularityDay)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				got, err := s.Refusals(ctx, day, day.AddDate(0, 0, 1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _, asOf, _ := s.SortedAccounts(ctx, meter.SortBalance, "", 10)
+				if want := map[bool]int64{true: 1, false: 2}[flushOnly]; got["invalid_api_key"] == want && asOf.IsZero() == flushOnly {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("flush only %v: refusals %v, index as of %v", flushOnly, got, asOf)
+				}
+			}
+			cancel()
+			<-done
+		}
+	})
+}
