@@ -90,23 +90,6 @@ func putMeta(b *bolt.Bucket, name string, v []byte) error {
 	return m.Put([]byte(name), v)
 }
 
-// AccountSummaries reads each account as the API does (the embedded
-// store has no round trips to save).
-func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.SummaryQuery) ([]meter.AccountSummary, error) {
-	out := make([]meter.AccountSummary, 0, len(ids))
-	for _, id := range ids {
-		sum, err := meter.Summarize(ctx, s, id, q)
-		if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sum)
-	}
-	return out, nil
-}
-
 // AcquireLease takes or extends a lease on the store's clock.
 func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
 	held := false

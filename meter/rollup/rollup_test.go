@@ -3,8 +3,10 @@ package rollup_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -454,4 +456,44 @@ func TestFlushOnlyLoop(t *testing.T) {
 			<-done
 		}
 	})
+}
+
+// TestRollupBoltAtScale times a rollup run on the embedded store with
+// ROLLUP_BOLT_SCALE accounts (opt-in: seeding takes a while):
+//
+//	ROLLUP_BOLT_SCALE=20000 go test -run TestRollupBoltAtScale -v ./meter/rollup/
+func TestRollupBoltAtScale(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("ROLLUP_BOLT_SCALE"))
+	if n <= 0 {
+		t.Skip("set ROLLUP_BOLT_SCALE to a number of accounts")
+	}
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "meter.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	start := time.Now()
+	for i := range n {
+		if _, err := s.CreateAccount(ctx, fmt.Sprintf("b-%06d", i), cr(i%1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("seeded %d accounts in %v", n, time.Since(start).Round(time.Millisecond))
+	for i := 0; i < n; i += n / 100 {
+		spend(t, s, fmt.Sprintf("b-%06d", i+1), "convert", cr(1), 1)
+	}
+	r := rollup.New(rollup.Options{Store: s})
+	for run := range 2 {
+		start = time.Now()
+		if ran, err := r.RunOnce(ctx); err != nil || !ran {
+			t.Fatal(ran, err)
+		}
+		t.Logf("run %d: %v", run+1, time.Since(start).Round(time.Millisecond))
+	}
+	start = time.Now()
+	ids, next, _, err := s.SortedAccounts(ctx, meter.SortBalance, "", 50)
+	if err != nil || len(ids) != 50 || next == "" {
+		t.Fatalf("a page: %d ids, next %q, %v", len(ids), next, err)
+	}
+	t.Logf("a sorted page of 50: %v", time.Since(start))
 }
