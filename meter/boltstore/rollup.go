@@ -163,6 +163,23 @@ func (s *Store) PublishIndex(ctx context.Context, run string, asOf time.Time) er
 				return err
 			}
 		}
+		// Expired claims of once-only actions go with each run (Redis
+		// expires its own).
+		if ob := b.Bucket(bOnce); ob != nil {
+			now := s.now().UnixMilli()
+			var gone [][]byte
+			_ = ob.ForEach(func(k, v []byte) error {
+				if len(v) >= 8 && int64(binary.BigEndian.Uint64(v)) <= now {
+					gone = append(gone, append([]byte(nil), k...))
+				}
+				return nil
+			})
+			for _, k := range gone {
+				if err := ob.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
 		if err := putMeta(b, "index_run", []byte(run)); err != nil {
 			return err
 		}

@@ -497,3 +497,31 @@ func TestRollupBoltAtScale(t *testing.T) {
 	}
 	t.Logf("a sorted page of 50: %v", time.Since(start))
 }
+
+// TestBoltClaimsExpire: on the embedded store, across a rollup run (which
+// deletes expired claims), an expired outcome is claimable again and an
+// unexpired one still answers.
+func TestBoltClaimsExpire(t *testing.T) {
+	now := time.Now()
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "meter.db"), boltstore.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.SetOnce(ctx, "old", "key_1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetOnce(ctx, "new", "key_2", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute)
+	if ran, err := rollup.New(rollup.Options{Store: s, Now: func() time.Time { return now }}).RunOnce(ctx); err != nil || !ran {
+		t.Fatal(ran, err)
+	}
+	if v, ok, _ := s.ClaimOnce(ctx, "new", time.Minute); ok || v != "key_2" {
+		t.Errorf("unexpired outcome: %q %v", v, ok)
+	}
+	if v, ok, _ := s.ClaimOnce(ctx, "old", time.Minute); !ok || v != "" {
+		t.Errorf("expired outcome: %q %v", v, ok)
+	}
+}
