@@ -15,6 +15,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -218,42 +219,42 @@ func (s *sum) points() []meter.UsagePoint {
 }
 
 // Tally counts this process's refusals by code until a Flush adds them
-// to the store: one write per interval, whatever the traffic.
+// to the store: one write per interval, whatever the traffic. Add takes
+// no lock (a flood of refusals must not queue on one), one counter per
+// code.
 type Tally struct {
-	mu sync.Mutex
-	m  map[string]int64
+	m sync.Map // code -> *atomic.Int64
 }
 
 // Add counts one refusal.
 func (t *Tally) Add(code string) {
-	t.mu.Lock()
-	if t.m == nil {
-		t.m = map[string]int64{}
+	v, ok := t.m.Load(code)
+	if !ok {
+		v, _ = t.m.LoadOrStore(code, new(atomic.Int64))
 	}
-	t.m[code]++
-	t.mu.Unlock()
+	v.(*atomic.Int64).Add(1)
 }
 
 // Flush adds the counts to now's day in the store; counts it could not
-// write are kept for the next Flush.
+// write are kept for the next Flush. A write whose answer was lost may
+// count twice: refusals are a count to watch, not money.
 func (t *Tally) Flush(ctx context.Context, s meter.RollupStore, now time.Time) error {
-	t.mu.Lock()
-	m := t.m
-	t.m = nil
-	t.mu.Unlock()
-	if len(m) == 0 {
+	counts := map[string]int64{}
+	t.m.Range(func(k, v any) bool {
+		if n := v.(*atomic.Int64).Swap(0); n != 0 {
+			counts[k.(string)] = n
+		}
+		return true
+	})
+	if len(counts) == 0 {
 		return nil
 	}
-	err := s.AddRefusals(ctx, now, m)
+	err := s.AddRefusals(ctx, now, counts)
 	if err != nil {
-		t.mu.Lock()
-		if t.m == nil {
-			t.m = map[string]int64{}
+		for code, n := range counts {
+			v, _ := t.m.LoadOrStore(code, new(atomic.Int64))
+			v.(*atomic.Int64).Add(n)
 		}
-		for k, v := range m {
-			t.m[k] += v
-		}
-		t.mu.Unlock()
 	}
 	return err
 }

@@ -392,6 +392,18 @@ func TestRefusalsFromTwoGateways(t *testing.T) {
 		if got, _ := s.Refusals(ctx, day.AddDate(0, 0, -3), day); len(got) != 0 {
 			t.Errorf("refusals of earlier days %v", got)
 		}
+		// A failed flush keeps its counts for the next.
+		g1.Add("quota_exceeded")
+		if err := g1.Flush(ctx, failing{s}, now); err == nil {
+			t.Fatal("the failing store took the refusals")
+		}
+		g1.Add("quota_exceeded")
+		if err := g1.Flush(ctx, s, now); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Refusals(ctx, day, day.AddDate(0, 0, 1)); got["quota_exceeded"] != 2 {
+			t.Errorf("after a failed flush: %v", got)
+		}
 	})
 }
 
@@ -524,4 +536,11 @@ func TestBoltClaimsExpire(t *testing.T) {
 	if v, ok, _ := s.ClaimOnce(ctx, "old", time.Minute); !ok || v != "" {
 		t.Errorf("expired outcome: %q %v", v, ok)
 	}
+}
+
+// failing is a store whose refusal writes fail.
+type failing struct{ meter.RollupStore }
+
+func (failing) AddRefusals(context.Context, time.Time, map[string]int64) error {
+	return meter.Unavailable(fmt.Errorf("down"))
 }
