@@ -19,6 +19,7 @@ import (
 	"github.com/creditgate/creditgate/meter/boltstore"
 	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/redisstore"
+	"github.com/creditgate/creditgate/meter/rollup"
 	"github.com/creditgate/creditgate/meter/usage"
 )
 
@@ -184,6 +185,8 @@ type App struct {
 	logger  *zap.Logger
 	// consoles are this config's meter_console handlers, checked at Start.
 	consoles []*Console
+	// rollup builds the console's store-wide views (console_rollup.go).
+	rollup *rollup.Runner
 }
 
 // CaddyModule returns the Caddy module information.
@@ -373,6 +376,7 @@ func (a *App) Start() error {
 	a.workers = new(sync.WaitGroup)
 	w := a.newWebhookWorker()
 	a.workers.Go(func() { w.Run(ctx) })
+	a.startRollup(ctx)
 	if a.LedgerRetention > 0 {
 		a.workers.Go(func() { a.retain(ctx, time.Duration(a.LedgerRetention), time.Duration(a.RetentionInterval)) })
 	}

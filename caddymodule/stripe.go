@@ -144,20 +144,7 @@ func checkAccountSource(src string) error {
 // paymentStore finds the meter.PaymentStore behind the app's store
 // wrappers.
 func paymentStore(st meter.Store) (meter.PaymentStore, bool) {
-	for range 8 {
-		if ps, ok := st.(meter.PaymentStore); ok {
-			return ps, true
-		}
-		switch w := st.(type) {
-		case timedStore:
-			st = w.Store
-		case interface{ Unwrap() meter.Store }:
-			st = w.Unwrap()
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
+	return meter.StoreAs[meter.PaymentStore](st)
 }
 
 // Stripe event outcomes, the "result" label of

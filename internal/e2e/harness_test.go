@@ -57,6 +57,9 @@ type config struct {
 	Upstream       string
 	ReservationTTL string // default 5m
 	StoreTimeout   string // default 2s
+	// Console mounts meter_console at /console (no auth, loopback only)
+	// with a rollup every second.
+	Console bool
 }
 
 const caddyfile = `{
@@ -105,6 +108,7 @@ http://{SITE} {
 			amount usd 1000 100
 		}
 	}
+	{CONSOLE}
 	handle {
 		meter {
 			per_page 1
@@ -115,6 +119,13 @@ http://{SITE} {
 	}
 }
 `
+
+var consoleBlock = map[bool]string{false: "", true: `handle /console* {
+		meter_console {
+			insecure_no_auth
+			rollup_interval 1s
+		}
+	}`}
 
 // gateway is one creditgate process.
 type gateway struct {
@@ -175,7 +186,8 @@ func launch(t *testing.T, cfg config) *gateway {
 	dir := t.TempDir()
 	admin, site := freeAddr(t), freeAddr(t)
 	src := strings.NewReplacer("{ADMIN}", admin, "{SITE}", site, "{DIR}", dir, "{REDIS}", cfg.Redis,
-		"{UPSTREAM}", cfg.Upstream, "{TTL}", cfg.ReservationTTL, "{STORE_TIMEOUT}", cfg.StoreTimeout).Replace(caddyfile)
+		"{UPSTREAM}", cfg.Upstream, "{TTL}", cfg.ReservationTTL, "{STORE_TIMEOUT}", cfg.StoreTimeout,
+		"{CONSOLE}", consoleBlock[cfg.Console]).Replace(caddyfile)
 	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
