@@ -1,0 +1,18 @@
+package boltstore
+
+import (
+	"testing"
+
+	"github.com/creditgate/creditgate/meter/storetest"
+)
+
+// Random operation sequences through the store and the money model
+// (meter/ledger), compared after each step; the store's clock is a fake
+// one, so expiry costs no time. MODEL_STEPS=n for a longer run.
+func TestModel(t *testing.T) {
+	for seed := int64(1); seed <= 4; seed++ {
+		clk := newClock()
+		s := openTemp(t, Options{Now: clk.Now})
+		storetest.RunModel(t, s, storetest.ModelClock{TTL: 1, Advance: clk.Add}, seed, storetest.ModelSteps(400))
+	}
+}

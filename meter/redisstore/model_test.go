@@ -1,0 +1,35 @@
+package redisstore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/creditgate/creditgate/internal/redistest"
+	"github.com/creditgate/creditgate/meter/storetest"
+)
+
+// Random operation sequences through the store and the money model
+// (meter/ledger), compared after each step, on a single server and on a
+// cluster of three masters. The clock is the server's: the short holds
+// last modelTTL, and the run sleeps past it when it lets them expire.
+// MODEL_STEPS=n for a longer run.
+const modelTTL = 300 * time.Millisecond
+
+var modelClock = storetest.ModelClock{TTL: modelTTL, Real: true, Advance: time.Sleep}
+
+func TestModel(t *testing.T) {
+	s := newStore(t, Options{})
+	for seed := int64(1); seed <= 2; seed++ {
+		storetest.RunModel(t, s, modelClock, seed, storetest.ModelSteps(300))
+	}
+}
+
+func TestModelCluster(t *testing.T) {
+	cl := redistest.NewCluster(t, 3)
+	s, err := OpenTarget(ctx, Target{Cluster: cl.Addrs()[:1]}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	storetest.RunModel(t, s, modelClock, 3, storetest.ModelSteps(300))
+}
