@@ -65,7 +65,7 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 		var got, want any
 		var gerr, werr error
 		switch k := rng.Intn(100); {
-		case k < 30:
+		case k < 24:
 			rid := fmt.Sprintf("r%d", step)
 			if len(r.holds) > 0 && rng.Intn(20) == 0 {
 				rid = anyHold(rng, r) // an id already used
@@ -90,7 +90,7 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 			}
 			w, werr2 := r.reserve(rid, amt, min, short)
 			got, gerr, want, werr = int64(res.Amount), err, w, werr2
-		case k < 55:
+		case k < 46:
 			rid := anyHold(rng, r)
 			if rid == "" || rng.Intn(15) == 0 {
 				rid = "nohold"
@@ -104,7 +104,7 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 				st.EntryID = "?"
 			}
 			got, gerr, want, werr = st, err, w, werr2
-		case k < 65:
+		case k < 54:
 			rid := anyHold(rng, r)
 			if rid == "" {
 				rid = "nohold"
@@ -112,7 +112,7 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 			desc = fmt.Sprintf("void %s %s", r.id, rid)
 			_, gerr = s.Void(ctx, r.id, rid)
 			werr = r.void(rid)
-		case k < 75:
+		case k < 66:
 			typ, amt := meter.EntryPurchase, amount()+1000
 			if rng.Intn(3) == 0 {
 				typ, amt = meter.EntryAdjustment, -amount()-250
@@ -120,7 +120,7 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 			desc = fmt.Sprintf("grant %s %s %d", r.id, typ, amt)
 			_, gerr = s.Grant(ctx, meter.Grant{AccountID: r.id, Type: typ, Amount: meter.Credits(amt)})
 			werr = r.grant(typ, amt)
-		case k < 82:
+		case k < 72:
 			if len(r.ids) == 0 {
 				continue
 			}
@@ -132,13 +132,80 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 			desc = fmt.Sprintf("refund %s entry %d (%s) %d", r.id, i, r.ids[i], amt)
 			_, gerr = s.Refund(ctx, meter.Refund{AccountID: r.id, EntryID: r.ids[i], Amount: meter.Credits(amt)})
 			werr = r.refund(i, amt)
-		case k < 88:
+		case k < 78:
 			q, oc, th := int64(rng.Intn(3))*4000, int64(rng.Intn(3))*3000, int64(rng.Intn(3))*4000
 			desc = fmt.Sprintf("settings %s quota %d cap %d threshold %d", r.id, q, oc, th)
 			_, gerr = s.UpdateSettings(ctx, r.id, meter.Settings{MonthlyQuota: meter.Credits(q),
 				OverageCap: meter.Credits(oc), LowBalanceThreshold: meter.Credits(th)})
 			r.settings(q, oc, th)
+		case k < 84:
+			id := fmt.Sprintf("j%d", step)
+			rates := map[string]int64{"a": jobRates[rng.Intn(len(jobRates))], "b": jobRates[rng.Intn(len(jobRates))]}
+			est := amount()
+			desc = fmt.Sprintf("create job %s %s rates %v estimate %d", r.id, id, rates, est)
+			req := meter.JobRequest{AccountID: r.id, ID: id, Route: "/jobs", Rates: map[string]meter.Credits{},
+				Estimate: meter.Credits(est), TTL: time.Hour}
+			for c, v := range rates {
+				req.Rates[c] = meter.Credits(v)
+			}
+			if r.month > 0 {
+				req.Period = month(r.month)
+			}
+			_, gerr = s.CreateJob(ctx, req)
+			werr = r.createJob(id, rates, est)
 		case k < 94:
+			id := anyJob(rng, r)
+			if id == "" {
+				continue
+			}
+			j := r.jobs[id]
+			var res meter.JobResult
+			var cost int64
+			switch rng.Intn(8) {
+			case 0, 1:
+				desc = fmt.Sprintf("resume job %s %s", r.id, id)
+				if j.status == meter.JobBlocked && rng.Intn(2) == 0 {
+					// A purchase first, as a customer unblocking a job would.
+					desc += " after a purchase of 40"
+					if _, err := s.Grant(ctx, meter.Grant{AccountID: r.id, Type: meter.EntryPurchase, Amount: c(40)}); err != nil {
+						t.Fatal(err)
+					}
+					if err := r.grant(meter.EntryPurchase, int64(c(40))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var p meter.Period
+				if r.month > 0 {
+					p = month(r.month)
+				}
+				res, gerr = s.ResumeJob(ctx, r.id, id, p, "")
+				cost, werr = r.resumeJob(id)
+			case 2:
+				desc = fmt.Sprintf("cancel job %s %s", r.id, id)
+				res, gerr = s.CancelJob(ctx, r.id, id)
+				werr = r.cancelJob(id)
+			default:
+				done := map[string]int{}
+				for _, c := range []string{"a", "b"} {
+					if rng.Intn(3) > 0 {
+						done[c] = j.reported[c] + rng.Intn(4)
+					}
+				}
+				final, failed := "", j.failed
+				if rng.Intn(4) == 0 {
+					final = []string{meter.JobCompleted, meter.JobFailed}[rng.Intn(2)]
+				}
+				desc = fmt.Sprintf("report job %s %s done %v final %q", r.id, id, done, final)
+				rep := meter.JobReport{AccountID: r.id, JobID: id, Done: done, Failed: failed, Final: final}
+				if r.month > 0 {
+					rep.Period = month(r.month)
+				}
+				res, gerr = s.ReportJob(ctx, rep)
+				cost, werr = r.reportJob(id, done, failed, final)
+			}
+			got = fmt.Sprintf("charged %d status %s debited %d", res.Charged, res.Job.Status, res.Job.Debited)
+			want = fmt.Sprintf("charged %d status %s debited %d", cost, j.status, j.debited)
+		case k < 96:
 			r.month++
 			continue // applied by the account's next reserve
 		default:
@@ -176,19 +243,36 @@ func eventSeq(id string) int64 {
 	return n
 }
 
-// anyHold is a reservation id the account used, or "" if none.
-func anyHold(rng *rand.Rand, r *refAccount) string {
-	if len(r.holds) == 0 {
+// jobRates are the page rates of the jobs a run creates.
+var jobRates = []int64{0, 250, 1000, 2500}
+
+// anyJob is a job id of the account, or "" if none.
+func anyJob(rng *rand.Rand, r *refAccount) string {
+	ids := make([]string, 0, len(r.jobs))
+	for id := range r.jobs {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
 		return ""
 	}
-	n := rng.Intn(len(r.holds))
-	for rid := range r.holds {
-		if n == 0 {
-			return rid
+	sort.Strings(ids)
+	return ids[rng.Intn(len(ids))]
+}
+
+// anyHold is a reservation id the account used, or "" if none.
+// Jobs' holds are left out: see JobHoldIsNotAReservation.
+func anyHold(rng *rand.Rand, r *refAccount) string {
+	rids := make([]string, 0, len(r.holds))
+	for rid, h := range r.holds {
+		if !h.job {
+			rids = append(rids, rid)
 		}
-		n--
 	}
-	return ""
+	if len(rids) == 0 {
+		return ""
+	}
+	sort.Strings(rids)
+	return rids[rng.Intn(len(rids))]
 }
 
 // compareModel compares the store's account, ledger and pending events

@@ -35,11 +35,12 @@ type refAccount struct {
 	ids      []string // the store's ids of entries, learnt when compared
 	refunded map[int]bool
 	events   []ledger.Event
+	jobs     map[string]*refJob
 	month    int // the period the account's calls name
 }
 
 func newRefAccount(id string, initial int64) *refAccount {
-	r := &refAccount{id: id, holds: map[string]*refHold{}, refunded: map[int]bool{}}
+	r := &refAccount{id: id, holds: map[string]*refHold{}, refunded: map[int]bool{}, jobs: map[string]*refJob{}}
 	if initial > 0 {
 		e, _, _ := r.a.Grant(meter.EntryPurchase, initial)
 		r.entries = append(r.entries, e)
