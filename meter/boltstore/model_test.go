@@ -16,3 +16,11 @@ func TestModel(t *testing.T) {
 		storetest.RunModel(t, s, storetest.ModelClock{TTL: 1, Advance: clk.Add}, seed, storetest.ModelSteps(400))
 	}
 }
+
+// Where redisstore's scripts and the model were found to differ, the
+// embedded store follows the model.
+func TestModelDivergences(t *testing.T) {
+	t.Run("JobHoldIsNotAReservation", func(t *testing.T) {
+		storetest.JobHoldIsNotAReservation(t, openTemp(t, Options{}))
+	})
+}
