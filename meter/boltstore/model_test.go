@@ -24,3 +24,9 @@ func TestModelDivergences(t *testing.T) {
 		storetest.JobHoldIsNotAReservation(t, openTemp(t, Options{}))
 	})
 }
+
+// Concurrent histories on the store are linearizable against the model.
+func TestLinearizable(t *testing.T) {
+	storetest.Linearizable(t, openTemp(t, Options{}), 1, 200, 1)
+	storetest.Linearizable(t, openTemp(t, Options{}), 4, 60, 1)
+}

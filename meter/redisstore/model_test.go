@@ -45,3 +45,19 @@ func TestModelDivergences(t *testing.T) {
 		storetest.JobHoldIsNotAReservation(t, newStore(t, Options{}))
 	})
 }
+
+// Concurrent histories on the store, one server and a cluster of three
+// masters, are linearizable against the model.
+func TestLinearizable(t *testing.T) {
+	storetest.Linearizable(t, newStore(t, Options{}), 6, 60, 1)
+}
+
+func TestLinearizableCluster(t *testing.T) {
+	cl := redistest.NewCluster(t, 3)
+	s, err := OpenTarget(ctx, Target{Cluster: cl.Addrs()[:1]}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	storetest.Linearizable(t, s, 6, 60, 2)
+}
