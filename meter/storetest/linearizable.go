@@ -111,7 +111,7 @@ type linIn struct {
 }
 
 type linOut struct {
-	code                    string
+	code                   string
 	amount, balance, avail int64
 }
 
