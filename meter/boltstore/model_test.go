@@ -17,11 +17,14 @@ func TestModel(t *testing.T) {
 	}
 }
 
-// Where redisstore's scripts and the model were found to differ, the
-// embedded store follows the model.
+// Where the stores were found to differ from the model (or each other),
+// both follow the model.
 func TestModelDivergences(t *testing.T) {
 	t.Run("JobHoldIsNotAReservation", func(t *testing.T) {
 		storetest.JobHoldIsNotAReservation(t, openTemp(t, Options{}))
+	})
+	t.Run("JobChargeBeyondItsHold", func(t *testing.T) {
+		storetest.JobChargeBeyondItsHold(t, openTemp(t, Options{}))
 	})
 }
 

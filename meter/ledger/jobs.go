@@ -65,7 +65,11 @@ func (a *Account) ChargeJob(h *Hold, cost int64) (ch JobCharge, ok bool) {
 		hb = min(cost-hq, h.B)
 		ho = min(cost-hq-hb, h.O)
 		h.Q, h.B, h.O = h.Q-hq, h.B-hb, h.O-ho
+		// The hold's parts leave the reserved amount and the balance
+		// together: the pools are as they were, and the hold's balance
+		// part never counts as free balance for the rest of the cost.
 		a.Reserved -= hb + ho
+		a.Balance -= hb + ho
 		if h.Per == a.Period {
 			a.QRes, a.ORes = a.QRes-hq, a.ORes-ho
 			a.QUsed, a.OUsed = a.QUsed+hq, a.OUsed+ho
@@ -77,7 +81,7 @@ func (a *Account) ChargeJob(h *Hold, cost int64) (ch JobCharge, ok bool) {
 	}
 	a.QUsed, a.OUsed = a.QUsed+pq, a.OUsed+po
 	q, b, o := hq+pq, hb+pb, ho+po
-	a.Balance -= b + o
+	a.Balance -= pb + po
 	a.TotalUsed += cost
 	if a.QUsed > qUsed {
 		ch.Events = a.quotaCrossed(ch.Events, qUsed)

@@ -44,6 +44,9 @@ func TestModelDivergences(t *testing.T) {
 		}
 		storetest.JobHoldIsNotAReservation(t, newStore(t, Options{}))
 	})
+	t.Run("JobChargeBeyondItsHold", func(t *testing.T) {
+		storetest.JobChargeBeyondItsHold(t, newStore(t, Options{}))
+	})
 }
 
 // Concurrent histories on the store, one server and a cluster of three

@@ -29,3 +29,32 @@ func JobHoldIsNotAReservation(t *testing.T, s meter.Store) {
 		t.Fatalf("job %+v, %v; want running with 4 held", j, err)
 	}
 }
+
+// JobChargeBeyondItsHold: a job's charge larger than its hold takes the
+// hold's parts, then the rest from the pools as they were: the hold's
+// balance part leaves the reserved amount and the balance together, so it
+// never counts as free balance twice. Balance 10, overage cap 6; the job
+// holds 1.5, another request 7 (1.5 of balance left free); 6 pages at 1:
+// 1.5 from the hold, 1.5 from the balance, 3 from the overage. (The
+// embedded store took 3 from the balance and 1.5 from the overage before
+// meter/ledger; redisstore's charge_owed was right.)
+func JobChargeBeyondItsHold(t *testing.T, s meter.Store) {
+	id := newAccount(t, s, c(10))
+	if _, err := s.UpdateSettings(ctx, id, meter.Settings{OverageCap: c(6)}); err != nil {
+		t.Fatal(err)
+	}
+	job := newID("job")
+	if _, err := s.CreateJob(ctx, meter.JobRequest{AccountID: id, ID: job, Route: "/jobs",
+		Rates: map[string]meter.Credits{"page": c(1)}, Estimate: c(1.5), TTL: time.Hour, Period: month(1)}); err != nil {
+		t.Fatal(err)
+	}
+	mustReserveIn(t, s, id, "r1", c(7), month(1))
+	res, err := s.ReportJob(ctx, meter.JobReport{AccountID: id, JobID: job, Done: map[string]int{"page": 6}, Period: month(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Charged != c(6) || res.Job.Status != meter.JobRunning {
+		t.Fatalf("report: %+v", res)
+	}
+	expectPools(t, s, id, c(4), c(7), qs(0, 0, 0, 0), ovs(6, 3, 0, 3), use{-c(6), 0, c(3), c(4)})
+}
