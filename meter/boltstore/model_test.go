@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"testing"
+	"time"
 
 	"github.com/creditgate/creditgate/meter/storetest"
 )
@@ -25,6 +26,10 @@ func TestModelDivergences(t *testing.T) {
 	})
 	t.Run("JobChargeBeyondItsHold", func(t *testing.T) {
 		storetest.JobChargeBeyondItsHold(t, openTemp(t, Options{}))
+	})
+	t.Run("ExpiredHoldsBeyondOneSweep", func(t *testing.T) {
+		clk := newClock()
+		storetest.ExpiredHoldsBeyondOneSweep(t, openTemp(t, Options{Now: clk.Now}), time.Second, clk.Add)
 	})
 }
 

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,4 +58,27 @@ func JobChargeBeyondItsHold(t *testing.T, s meter.Store) {
 		t.Fatalf("report: %+v", res)
 	}
 	expectPools(t, s, id, c(4), c(7), qs(0, 0, 0, 0), ovs(6, 3, 0, 3), use{-c(6), 0, c(3), c(4)})
+}
+
+// ExpiredHoldsBeyondOneSweep: holds whose TTL has passed give their
+// credits back at once, however many expired together: the model expires
+// every hold due at the store's clock before it spends. 250 holds of 1
+// credit expire; a reserve of all 250 credits is then covered.
+// (redisstore sweeps at most 200 timers per call, so the 50 left still
+// count as reserved and the reserve is refused.)
+func ExpiredHoldsBeyondOneSweep(t *testing.T, s meter.Store, ttl time.Duration, advance func(time.Duration)) {
+	id := newAccount(t, s, c(250))
+	for i := 0; i < 250; i++ {
+		if _, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: fmt.Sprint("h", i), Amount: c(1), TTL: ttl}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance(ttl + 5*time.Millisecond)
+	r, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: "all", Amount: c(250), TTL: time.Minute})
+	if err != nil {
+		t.Fatalf("reserve of the whole balance after every hold expired: %v", err)
+	}
+	if r.Amount != c(250) || r.Available != 0 {
+		t.Fatalf("reservation %+v", r)
+	}
 }
