@@ -12,9 +12,10 @@ import (
 // Random operation sequences through the store and the money model
 // (meter/ledger), compared after each step, on a single server and on a
 // cluster of three masters. The clock is the server's: the short holds
-// last modelTTL, and the run sleeps past it when it lets them expire.
+// last modelTTL, and the run sleeps past it when it lets them expire (and
+// before half of it has passed since the first of them was taken).
 // MODEL_STEPS=n for a longer run.
-const modelTTL = 300 * time.Millisecond
+const modelTTL = 400 * time.Millisecond
 
 var modelClock = storetest.ModelClock{TTL: modelTTL, Real: true, Advance: time.Sleep}
 
