@@ -490,8 +490,10 @@ func (o *op) chargeJob(id string, j *jobRecord, h *reservation, requestID string
 	n, x, blocked := ledger.PagesWithin(a.JobBudget(hold), classes)
 	out := charged{blocked: blocked}
 	for i, c := range names {
-		j.Pages[c] += int(n[i])
-		out.pages += int(n[i])
+		if classes[i].Owed > 0 { // the record as before: no entry for a class never owed
+			j.Pages[c] += int(n[i])
+			out.pages += int(n[i])
+		}
 	}
 	if out.pages == 0 {
 		return out, nil
