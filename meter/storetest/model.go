@@ -39,7 +39,8 @@ func ModelSteps(def int) int {
 // one: the reply (amounts, refusal codes), the account's balance,
 // reserved, quota and overage states and totals, its whole ledger (and
 // that it sums to the balance) and its pending events. Operations:
-// reserve (short or long TTL, with a minimum, in the account's period),
+// reserve (short or long TTL, with a minimum, in the account's period,
+// with an idempotency key: replays, conflicts, keys reused),
 // commit (capped, uncapped, of held, expired, committed and voided holds:
 // a retried settle is a repeated commit), void, grant (purchase and
 // negative adjustment), refund (whole or partial), settings (quota,
@@ -103,8 +104,13 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 			if short {
 				ttl = clk.TTL
 			}
-			desc = fmt.Sprintf("reserve %s %s %d min %d short %v month %d", r.id, rid, amt, min, short, r.month)
-			req := meter.ReserveRequest{AccountID: r.id, ID: rid, Amount: meter.Credits(amt), Minimum: meter.Credits(min), TTL: ttl}
+			key, fp := "", ""
+			if rng.Intn(3) == 0 { // a retried request, or another one reusing its key
+				key, fp = fmt.Sprint("k", rng.Intn(4)), []string{"f", "f", "f", "g"}[rng.Intn(4)]
+			}
+			desc = fmt.Sprintf("reserve %s %s %d min %d short %v month %d key %q %q", r.id, rid, amt, min, short, r.month, key, fp)
+			req := meter.ReserveRequest{AccountID: r.id, ID: rid, Amount: meter.Credits(amt), Minimum: meter.Credits(min), TTL: ttl,
+				IdempotencyKey: key, Fingerprint: fp}
 			if r.month > 0 {
 				req.Period = month(r.month)
 			}
@@ -115,8 +121,12 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 			if short && err == nil {
 				lastShort = time.Now()
 			}
-			w, werr2 := r.reserve(rid, amt, min, short)
-			got, gerr, want, werr = int64(res.Amount), err, w, werr2
+			w, replayed, werr2 := r.reserve(rid, amt, min, short, key, fp)
+			if !res.Replayed {
+				res.ID = ""
+			}
+			got, gerr = fmt.Sprintf("amount %d replay of %q", res.Amount, res.ID), err
+			want, werr = fmt.Sprintf("amount %d replay of %q", meter.Credits(w), replayed), werr2
 		case k < 46:
 			rid := anyHold(rng, r)
 			if rid == "" || rng.Intn(15) == 0 {

@@ -22,6 +22,9 @@ type refHold struct {
 	state byte
 	short bool // expires at the next advance of the clock
 	job   bool
+	// idem and fp are the hold's idempotency key and the fingerprint of
+	// its request.
+	idem, fp string
 	// settled is the first settlement of a committed hold, which a
 	// repeated commit answers again.
 	settled meter.Settlement
@@ -36,11 +39,13 @@ type refAccount struct {
 	refunded map[int]bool
 	events   []ledger.Event
 	jobs     map[string]*refJob
-	month    int // the period the account's calls name
+	idem     map[string]string // idempotency key -> the rid that holds it
+	month    int               // the period the account's calls name
 }
 
 func newRefAccount(id string, initial int64) *refAccount {
-	r := &refAccount{id: id, holds: map[string]*refHold{}, refunded: map[int]bool{}, jobs: map[string]*refJob{}}
+	r := &refAccount{id: id, holds: map[string]*refHold{}, refunded: map[int]bool{}, jobs: map[string]*refJob{},
+		idem: map[string]string{}}
 	if initial > 0 {
 		e, _, _ := r.a.Grant(meter.EntryPurchase, initial)
 		r.entries = append(r.entries, e)
@@ -61,18 +66,42 @@ func (r *refAccount) roll() {
 	}
 }
 
-// reserve is Store.Reserve without an idempotency key.
-func (r *refAccount) reserve(rid string, amount, minimum int64, short bool) (int64, error) {
+// reserve is Store.Reserve, with an idempotency key (key, fp) or none:
+// it returns the amount held, or replayed, and the id of the committed
+// reservation a replay answers with.
+func (r *refAccount) reserve(rid string, amount, minimum int64, short bool, key, fp string) (int64, string, error) {
 	r.roll()
 	if r.holds[rid] != nil {
-		return 0, meter.Errorf(meter.ECodeInvalid, "reservation id already used")
+		return 0, "", meter.Errorf(meter.ECodeInvalid, "reservation id already used")
+	}
+	if p := r.idem[key]; key != "" && p != "" {
+		ph := r.holds[p]
+		switch {
+		case (ph.state == refHeld || ph.state == refCommitted) && ph.fp != fp:
+			return 0, "", meter.IdempotencyKeyReused()
+		case ph.state == refHeld:
+			return 0, "", meter.Errorf(meter.ECodeIdempotencyConflict, "in progress")
+		case ph.state == refCommitted:
+			return int64(ph.settled.Charged), p, nil
+		}
 	}
 	h, err := r.a.Reserve(amount, minimum)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	r.holds[rid] = &refHold{h: h, state: refHeld, short: short}
-	return h.Amount(), nil
+	r.holds[rid] = &refHold{h: h, state: refHeld, short: short, idem: key, fp: fp}
+	if key != "" {
+		r.idem[key] = rid
+	}
+	return h.Amount(), "", nil
+}
+
+// dropIdem frees the idempotency key of a hold that was voided or expired:
+// a retry with it may be charged again.
+func (r *refAccount) dropIdem(rid string, h *refHold) {
+	if h.idem != "" && r.idem[h.idem] == rid {
+		delete(r.idem, h.idem)
+	}
 }
 
 // commit is Store.Commit.
@@ -90,6 +119,11 @@ func (r *refAccount) commit(rid string, amount int64, uncapped bool) (meter.Sett
 		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationSettled, "reservation is already voided")
 	}
 	late := h.state == refExpired
+	if late && h.idem != "" && r.idem[h.idem] == "" {
+		// Charged after all: a retry with its key replays it, unless a
+		// retry holds the key already.
+		r.idem[h.idem] = rid
+	}
 	s := r.a.Settle(h.h, late, amount, uncapped)
 	r.record(s.Entry, s.Events)
 	h.state, h.h = refCommitted, s.Parts
@@ -114,16 +148,18 @@ func (r *refAccount) void(rid string) error {
 	case h.state == refHeld:
 		r.a.Release(h.h)
 		h.state = refVoided
+		r.dropIdem(rid, h)
 	}
 	return nil
 }
 
 // expire releases the short holds: the store's clock passed their TTL.
 func (r *refAccount) expire() {
-	for _, h := range r.holds {
+	for rid, h := range r.holds {
 		if h.state == refHeld && h.short {
 			r.a.Release(h.h)
 			h.state = refExpired
+			r.dropIdem(rid, h)
 		}
 	}
 }
