@@ -14,6 +14,7 @@ func TestModel(t *testing.T) {
 	for seed := int64(1); seed <= 4; seed++ {
 		clk := newClock()
 		s := openTemp(t, Options{Now: clk.Now})
+		s.db.NoSync = true // durability is not what this tests; fsync would be most of its time
 		storetest.RunModel(t, s, storetest.ModelClock{TTL: 1, Advance: clk.Add}, seed, storetest.ModelSteps(400))
 	}
 }
