@@ -41,17 +41,15 @@ func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseRe
 			out.Entry, err = o.entryByID(rec.EntryID)
 			return err
 		}
-		a, amount := o.a, int64(p.Credits)
-		if a.Balance+amount > int64(MaxCredits) {
-			return invalid("balance would exceed the maximum")
+		me, evs, err := o.a.Grant(meter.EntryPurchase, int64(p.Credits))
+		if err != nil {
+			return err
 		}
-		a.Balance += amount
-		a.TotalPurchased += amount
-		e := &entry{Type: meter.EntryPurchase, Amount: amount, BalanceAfter: a.Balance,
-			Description: p.Description, PaymentIntent: p.PaymentIntentID, ExternalID: p.ExternalID}
+		e := modelEntry(me)
+		e.Description, e.PaymentIntent, e.ExternalID = p.Description, p.PaymentIntentID, p.ExternalID
 		id, err := o.appendEntry(e)
 		if err == nil {
-			err = o.lowBalance()
+			err = o.emit(evs)
 		}
 		if err != nil {
 			return internalErr(err)
@@ -116,16 +114,12 @@ func (s *Store) Reverse(ctx context.Context, r meter.Reversal) (meter.ReversalRe
 		if delta <= 0 {
 			return nil
 		}
-		a := o.a
-		// What the balance cannot give is owed (as an uncapped commit's).
-		shortfall := delta - max(0, a.Balance)
-		a.Balance -= delta
-		a.TotalPurchased -= delta
-		e := &entry{Type: meter.EntryReversal, Amount: -delta, BalanceAfter: a.Balance, Shortfall: max(0, shortfall),
-			Description: r.Description, PaymentIntent: r.PaymentIntentID, ExternalID: r.ExternalID}
+		me, evs := o.a.Reverse(delta)
+		e := modelEntry(me)
+		e.Description, e.PaymentIntent, e.ExternalID = r.Description, r.PaymentIntentID, r.ExternalID
 		id, err := o.appendEntry(e)
 		if err == nil {
-			err = o.lowBalance()
+			err = o.emit(evs)
 		}
 		if err != nil {
 			return internalErr(err)
