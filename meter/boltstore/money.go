@@ -234,7 +234,15 @@ func (a *account) threshold() {
 // entry is the stored form of a model entry.
 func modelEntry(e ledger.Entry) *entry {
 	return &entry{Type: e.Type, Amount: e.Amount, BalanceAfter: e.BalanceAfter, Late: e.Late, Quota: e.Quota,
-		Overage: e.Overage, Shortfall: e.Shortfall}
+		Overage: e.Overage, Shortfall: e.Shortfall, G: e.Lots}
+}
+
+// granted is the part of the entry's amount in credit grants.
+func (e *entry) granted() (n int64) {
+	for _, p := range e.G {
+		n += p.N
+	}
+	return n
 }
 
 // getEntry reads a ledger entry by id; nil if there is none.

@@ -41,7 +41,8 @@ func TestSplitOrder(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			q, b, o := tc.a.Split(k(tc.x))
+			h := tc.a.Split(k(tc.x))
+			q, b, o := h.Q, h.B, h.O
 			if q != k(tc.q) || b != k(tc.b) || o != k(tc.o) {
 				t.Errorf("split %v: %d %d %d; want %v %v %v", tc.x, q, b, o, tc.q, tc.b, tc.o)
 			}

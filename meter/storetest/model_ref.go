@@ -182,7 +182,12 @@ func (r *refAccount) refund(i int, amount int64) error {
 	case r.entries[i].Type != meter.EntryUsage:
 		return meter.Errorf(meter.ECodeNotFound, "not a usage entry")
 	}
-	e, evs, err := r.a.Refund("", -r.entries[i].Amount, amount)
+	u := r.entries[i]
+	took := -u.Amount
+	for _, p := range u.Lots {
+		took -= p.N
+	}
+	e, evs, err := r.a.Refund("", took, u.Lots, amount)
 	if err != nil {
 		return err
 	}
