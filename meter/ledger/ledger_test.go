@@ -77,7 +77,7 @@ func TestReserve(t *testing.T) {
 				if meter.ErrorCode(err) != tc.code {
 					t.Fatalf("error %v; want %s", err, tc.code)
 				}
-				if *tc.a != before {
+				if !reflect.DeepEqual(*tc.a, before) {
 					t.Errorf("a refusal changed the account: %+v", *tc.a)
 				}
 				return
