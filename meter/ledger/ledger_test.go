@@ -82,7 +82,7 @@ func TestReserve(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || h != tc.held {
+			if err != nil || !reflect.DeepEqual(h, tc.held) {
 				t.Fatalf("hold %+v, %v; want %+v", h, err, tc.held)
 			}
 			if tc.a.Reserved != before.Reserved+h.B+h.O || tc.a.QRes != before.QRes+h.Q || tc.a.ORes != before.ORes+h.O {
