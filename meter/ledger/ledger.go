@@ -121,7 +121,8 @@ func (a *Account) Owes() int64 {
 
 // Pools returns what the quota, the credit grants, the paid balance and
 // the overage can give now; room (paid balance - its holds) may be
-// negative. Without grants, room is balance - reserved.
+// negative. Without grants, room is balance - reserved. While the
+// account owes, grants give nothing either.
 func (a *Account) Pools() (qa, ga, room, oa int64) {
 	room = a.Balance - a.Reserved
 	if len(a.Lots) > 0 {
@@ -129,7 +130,10 @@ func (a *Account) Pools() (qa, ga, room, oa int64) {
 		room -= left - held
 		ga = a.lotsFree()
 	}
-	if a.Period == 0 || a.Owes() > 0 {
+	if a.Owes() > 0 {
+		return 0, 0, room, 0
+	}
+	if a.Period == 0 {
 		return 0, ga, room, 0
 	}
 	qa = max(0, a.QuotaLimit-a.QUsed-a.QRes)
