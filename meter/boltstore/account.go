@@ -148,6 +148,7 @@ func (o *op) account(id string) (meter.Account, error) {
 		}
 	}
 	a.Quota, a.Overage = r.State()
+	a.Grants = r.Grants(id)
 	return a, nil
 }
 
