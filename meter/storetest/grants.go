@@ -31,7 +31,9 @@ func mustGrant(t testing.TB, gs meter.GrantStore, g meter.CreditGrantRequest) me
 }
 
 // grantEntry is a grant, expiration or grant_void entry in a table.
-func grantEntry(typ string, amount, after float64) entry { return entry{typ, c(amount), c(after), false} }
+func grantEntry(typ string, amount, after float64) entry {
+	return entry{typ, c(amount), c(after), false}
+}
 
 // A charge takes the quota, then the grants (priority, then soonest
 // expiry, then age), then the paid balance, then the overage; each usage
