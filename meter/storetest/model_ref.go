@@ -41,6 +41,7 @@ type refAccount struct {
 	jobs     map[string]*refJob
 	idem     map[string]string // idempotency key -> the rid that holds it
 	month    int               // the period the account's calls name
+	lotNow   int64             // the store's ms the run last advanced to
 }
 
 func newRefAccount(id string, initial int64) *refAccount {
@@ -126,6 +127,7 @@ func (r *refAccount) commit(rid string, amount int64, uncapped bool) (meter.Sett
 	}
 	s := r.a.Settle(h.h, late, amount, uncapped)
 	r.record(s.Entry, s.Events)
+	r.endLots() // what it released of an ended grant, before the reply's balance
 	h.state, h.h = refCommitted, s.Parts
 	st := meter.Settlement{Charged: meter.Credits(s.Charged), Balance: meter.Credits(r.a.Balance),
 		Available: meter.Credits(r.a.Balance - r.a.Reserved), Late: late, Shortfall: meter.Credits(s.Short)}
