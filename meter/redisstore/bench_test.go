@@ -88,6 +88,22 @@ func BenchmarkScriptParts(b *testing.B) {
 			` for i = 1, N do string.match(raw, REC) end`},
 		{"zadd", `local now = now_ms() for i = 1, N do redis.call('ZADD', KEYS[2], now + 86400000, 'r:z' .. i) end`},
 		{"hset_rec", `for i = 1, N do redis.call('HSET', KEYS[3], 'y' .. i, 'c|0|3000|0|0|0|3000|1|1|0|1-0||') end`},
+		// The floor of bench/minpair.lua, inside a script: what a pair needs at the least.
+		{"minpair", `for i = 1, N do local a = redis.call('HMGET', KEYS[1], 'balance', 'reserved')` +
+			` redis.call('HINCRBY', KEYS[1], 'balance', -3) redis.call('HINCRBY', KEYS[1], 'reserved', 0)` +
+			` redis.call('HINCRBY', KEYS[1], 'used', 3) redis.call('HSET', KEYS[3], 'm' .. i, '5')` +
+			` redis.call('HDEL', KEYS[3], 'm' .. i) redis.call('XADD', KEYS[5], '*', 'type', 'usage',` +
+			` 'amount', '-3', 'balance_after', a[1]) end`},
+		// A lease's group settle (issue 17): 32 requests of one account in one
+		// call, each its own ledger entry, the account, usage and series
+		// written once; us/part is for the 32, a 32nd of it per request.
+		{"lease_settle32", `for i = 1, N do local a = open(15, true) for j = 1, 32 do` +
+			` a.balance = a.balance - 3000 append('usage', -3000, a.balance, {'description', 'd', 'route',` +
+			` '/convert', 'request_id', 'req', 'reservation_id', 'r123456', 'pages', 1}) end` +
+			` save(a, 'balance', 'total_used', 'due') redis.call('HINCRBY', KEYS[9], '/convert\0requests', '32')` +
+			` redis.call('HINCRBY', KEYS[9], '/convert\0pages', '32')` +
+			` redis.call('HINCRBY', KEYS[9], '/convert\0credits', '96000')` +
+			` count_series(KEYS[11], a.now, '/convert', 32, 96000) end`},
 		{"reserve", `local K, A = KEYS, ARGV local base = A[2] for i = 1, N do A[2], A[6] = base .. i, 'n' .. i` +
 			` local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end end`},
 		{"reserve+commit", `local K, A = KEYS, ARGV local base = A[2]` +
