@@ -410,7 +410,8 @@ end
 -- Numbers are decimal strings (exact, see int). Written by the scripts that
 -- write the usage by route (commit, job charges), in the same call.
 local SERIES_HOURS = 168
-local function count_series(key, now, route, pages, credits)
+local function count_series(key, now, route, pages, credits, requests)
+  requests = requests or 1 -- lease_settle.lua counts a group of one route at once
   local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
   local fd = 'd' .. int(day) .. '\0' .. route
   local fh = 'h' .. int(hour % SERIES_HOURS) .. '\0' .. route
@@ -422,8 +423,8 @@ local function count_series(key, now, route, pages, credits)
     local t, a, b, d = string.match(cur[2], '^(%d+)|(%d+)|(%d+)|(%d+)$')
     if tonumber(t) == hour then hr, hp, hc = a, b, d end
   end
-  local args = {fd, int(r + 1) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
-    fh, int(hour) .. '|' .. int(hr + 1) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
+  local args = {fd, int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
+    fh, int(hour) .. '|' .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
   local routes = cur[3]
   if not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true) then
     args[5], args[6] = 'routes', routes and (routes .. '\0' .. route) or route
