@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/lease"
 	"github.com/creditgate/creditgate/meter/redisstore"
 )
 
@@ -42,6 +43,8 @@ func main() {
 	batch := flag.Int("batch", 0, "redisstore Options.MaxBatch (0: its default; 1: every call alone)")
 	header := flag.Bool("header", false, "print the column header and exit")
 	bolt := flag.String("bolt", "", "measure the embedded store in this (new) file instead of Redis")
+	useLease := flag.Bool("lease", false, "through meter/lease (requests carved from leases, settled in groups)")
+	flag.IntVar(&leaseMinRate, "lease-min-rate", 0, "lease.Options.MinRate (0: its default)")
 	flag.Parse()
 	if *header {
 		fmt.Println(header_)
@@ -54,23 +57,30 @@ func main() {
 		}
 		return
 	}
-	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label, *pipeline, *batch); err != nil {
+	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label, *pipeline, *batch, *useLease); err != nil {
 		fmt.Fprintln(os.Stderr, "storeload:", err)
 		os.Exit(1)
 	}
 }
 
+var leaseMinRate int
+
 const header_ = "label                    accounts workers   pairs/s  p50_ms  p99_ms  evalsha_us  redis_cpu  errors  cpu_us/pair"
 
-func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string, pipeline bool, batch int) error {
+func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string, pipeline bool, batch int,
+	useLease bool) error {
 	ctx := context.Background()
 	cl := redis.NewClient(&redis.Options{Addr: addr, PoolSize: pool})
 	defer cl.Close()
 	if err := cl.Ping(ctx).Err(); err != nil {
 		return err
 	}
-	s := redisstore.New(cl, redisstore.Options{Prefix: fmt.Sprintf("load%d", time.Now().UnixNano()),
+	rs := redisstore.New(cl, redisstore.Options{Prefix: fmt.Sprintf("load%d", time.Now().UnixNano()),
 		Pipeline: pipeline, MaxBatch: batch})
+	var s meter.Store = rs
+	if useLease {
+		s = lease.New(rs, lease.Options{MinRate: leaseMinRate})
+	}
 	ids := make([]string, accounts)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("acct_%d", i)

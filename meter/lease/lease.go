@@ -55,9 +55,10 @@ type Options struct {
 	// Gateway names this process's leases in the store (reservation ids
 	// "lease.<gateway>.<n>"); unique per process. Default: random.
 	Gateway string
-	// TTL is a lease's reservation TTL: how long a dead gateway's lease
-	// holds credits. A lease is not carved for a request that could
-	// outlive it. Default 30s.
+	// TTL is how long a lease is carved from. Its reservation's TTL in
+	// the store is TTL plus the TTL of the request that took it plus 2s,
+	// so that a request carved at the end settles before it expires: how
+	// long a dead gateway's lease holds credits. Default 10s.
 	TTL time.Duration
 	// Horizon is how much of an account's recent spend a lease holds.
 	// Default 500ms.
@@ -94,7 +95,7 @@ func New(s Settler, opts Options) *Store {
 		opts.Gateway = rand.Text()[:10]
 	}
 	if opts.TTL <= 0 {
-		opts.TTL = 30 * time.Second
+		opts.TTL = 10 * time.Second
 	}
 	if opts.Horizon <= 0 {
 		opts.Horizon = 500 * time.Millisecond
@@ -197,13 +198,16 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 	}
 	size := max(a.spendRate(now)*meter.Credits(s.opts.Horizon.Milliseconds())/1000, 4*r.Amount)
 	id := fmt.Sprintf("lease.%s.%d", s.opts.Gateway, s.seq.Add(1))
-	res, err := s.Settler.Reserve(ctx, meter.ReserveRequest{AccountID: a.id, ID: id, Amount: size, TTL: s.opts.TTL,
+	// Carvable for TTL: a request carved at its end still settles before
+	// the store expires the lease.
+	ttl := s.opts.TTL + r.TTL + margin
+	res, err := s.Settler.Reserve(ctx, meter.ReserveRequest{AccountID: a.id, ID: id, Amount: size, TTL: ttl,
 		Period: r.Period})
 	if err != nil {
 		a.noLeaseUntil = now.Add(backoff)
 		return
 	}
-	l := &lease{id: id, left: size, expires: now.Add(s.opts.TTL)}
+	l := &lease{id: id, left: size, expires: now.Add(ttl)}
 	switch {
 	case res.Quota.Limit > 0 || res.Overage.Cap > 0:
 		a.noLeaseUntil = now.Add(time.Minute) // pools whose state only the store has

@@ -160,7 +160,7 @@ func TestDeadGatewaysLeaseExpires(t *testing.T) {
 	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer cl.Close()
 	inner := redisstore.New(cl, redisstore.Options{Prefix: "lease"})
-	dead := lease.New(inner, lease.Options{MinRate: 1, TTL: 3 * time.Second})
+	dead := lease.New(inner, lease.Options{MinRate: 1, TTL: time.Second})
 	id := fmt.Sprintf("dead_%d", time.Now().UnixNano())
 	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
 	if _, err := inner.CreateAccount(ctx, id, initial); err != nil {
@@ -184,7 +184,7 @@ func TestDeadGatewaysLeaseExpires(t *testing.T) {
 	if held.Reserved <= 2*cost {
 		t.Fatalf("reserved %s: want a lease held beyond the two open requests", held.Reserved)
 	}
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(3300 * time.Millisecond) // TTL + the request TTL + 2s
 	acct, err := inner.Account(ctx, id)
 	if err != nil {
 		t.Fatal(err)
