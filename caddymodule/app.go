@@ -17,8 +17,8 @@ import (
 
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/boltstore"
-	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/lease"
+	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/redisstore"
 	"github.com/creditgate/creditgate/meter/usage"
 )
