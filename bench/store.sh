@@ -28,7 +28,10 @@ WORKERS=${2:-128}
 REPEAT=${REPEAT:-1}
 POOL=${POOL:-0}
 PIPELINE=${PIPELINE:-0}
+# Each cell runs redisstore alone and through meter/lease (rows "+lease";
+# LEASE=0 leaves them out).
 modes="plain"
+if [ "${LEASE:-1}" = 1 ]; then modes="$modes lease"; fi
 if [ "$PIPELINE" = 1 ]; then modes="$modes pipe"; fi
 if [ "${NOBATCH:-0}" = 1 ]; then modes="$modes nobatch"; fi
 OUT=bench/out
@@ -109,6 +112,10 @@ for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync
 					flags=() suffix=
 					if [ "$mode" = pipe ]; then flags=(-pipeline) suffix=+pipe; fi
 					if [ "$mode" = nobatch ]; then flags=(-batch 1) suffix=+nobatch; fi
+					if [ "$mode" = lease ]; then
+						if ! "$bin" -h 2>&1 | grep -q -- -lease; then continue; fi # a build before leases
+						flags=(-lease) suffix=+lease
+					fi
 					"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
 						-pool "$POOL" -duration "${DUR}s" -label "$name $(basename "$bin")$suffix" "${flags[@]}"
 				done
