@@ -7,7 +7,7 @@
 -- events; the account, the lease's record, the usage by route and the
 -- series are written once. The lease stays held with what is left;
 -- void.lua or its expiry releases that.
--- Go twin: ledger.Settle (meter/ledger), once per request.
+-- Go twin: ledger.Account.Settle (meter/ledger), once per request.
 -- KEYS: the account keys, see lib.lua, and
 --   KEYS[9] usage hash of the period the charges count in (see ARGV[3])
 --   KEYS[10] the usage series hash (see count_series in lib.lua)
