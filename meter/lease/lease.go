@@ -87,7 +87,18 @@ type Store struct {
 	mu       sync.Mutex
 	accounts map[string]*account
 	closed   bool
+
+	leases, carves atomic.Int64
 }
+
+// Stats counts what the wrapper did since New.
+type Stats struct {
+	// Leases taken in the store; Carves, requests held from one.
+	Leases, Carves int64
+}
+
+// Stats returns the counts so far.
+func (s *Store) Stats() Stats { return Stats{Leases: s.leases.Load(), Carves: s.carves.Load()} }
 
 // New wraps s. Close releases the leases and closes s.
 func New(s Settler, opts Options) *Store {
@@ -156,12 +167,14 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	a.count(now, r.Amount)
 	if res, ok := a.carve(now, r); ok {
 		a.mu.Unlock()
+		s.carves.Add(1)
 		return res, nil
 	}
 	if a.wantLease(now, s.opts.MinRate) && !s.isClosed() {
 		s.takeLease(ctx, a, r, now)
 		if res, ok := a.carve(now, r); ok {
 			a.mu.Unlock()
+			s.carves.Add(1)
 			return res, nil
 		}
 	} else if l := a.lease; l != nil && a.ending(now, r.TTL) {
@@ -179,6 +192,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 		res2, ok := a.carve(s.opts.Now(), r)
 		a.mu.Unlock()
 		if ok {
+			s.carves.Add(1)
 			return res2, nil
 		}
 	}
@@ -207,6 +221,7 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 		a.noLeaseUntil = now.Add(backoff)
 		return
 	}
+	s.leases.Add(1)
 	l := &lease{id: id, left: size, expires: now.Add(ttl)}
 	switch {
 	case res.Quota.Limit > 0 || res.Overage.Cap > 0:

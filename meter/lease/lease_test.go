@@ -150,6 +150,11 @@ func TestBurstOnTwoGatewaysNeverOverdraws(t *testing.T) {
 	if acct.Balance >= cost {
 		t.Fatalf("%s left unspent after every caller was refused", acct.Balance)
 	}
+	for i, g := range gws {
+		if st := g.Stats(); st.Leases == 0 || st.Carves == 0 {
+			t.Errorf("gateway %d: %+v: want requests carved from leases", i, st)
+		}
+	}
 }
 
 // A gateway that dies holding a lease (dropped, never closed): the store
