@@ -15,6 +15,7 @@ type account struct {
 	mu sync.Mutex
 
 	lease        *lease
+	lastCarve    time.Time
 	noLeaseUntil time.Time
 	carves       map[string]*carve
 	nextExpiry   time.Time // no carve expires before
@@ -110,6 +111,7 @@ func (a *account) carve(now time.Time, r meter.ReserveRequest) (meter.Reservatio
 	}
 	l.left -= r.Amount
 	l.out++
+	a.lastCarve = now
 	exp := now.Add(r.TTL)
 	a.carves[r.ID] = &carve{l: l, amount: r.Amount, expires: exp}
 	if a.nextExpiry.IsZero() || exp.Before(a.nextExpiry) {

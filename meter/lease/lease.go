@@ -89,6 +89,8 @@ type Store struct {
 	closed   bool
 
 	leases, carves atomic.Int64
+	stop           chan struct{}
+	reaped         sync.WaitGroup
 }
 
 // Stats counts what the wrapper did since New.
@@ -123,7 +125,51 @@ func New(s Settler, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{Settler: s, opts: opts, accounts: map[string]*account{}}
+	st := &Store{Settler: s, opts: opts, accounts: map[string]*account{}, stop: make(chan struct{})}
+	st.reaped.Add(1)
+	go st.reap()
+	return st
+}
+
+// idle is how long a lease goes uncarved before it is given back: an
+// account that stopped sending requests holds nothing for long.
+const idle = time.Second
+
+// reap gives back the leases of accounts that went idle, and forgets
+// accounts with nothing in memory, every idle/2.
+func (s *Store) reap() {
+	defer s.reaped.Done()
+	t := time.NewTicker(idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		accts := make([]*account, 0, len(s.accounts))
+		for _, a := range s.accounts {
+			accts = append(accts, a)
+		}
+		s.mu.Unlock()
+		now := s.opts.Now()
+		for _, a := range accts {
+			a.mu.Lock()
+			var free []*lease
+			free = append(free, a.expire(now)...)
+			if l := a.lease; l != nil && now.Sub(a.lastCarve) > idle {
+				a.retire(l)
+				if a.releasable(l) {
+					free = append(free, l)
+				}
+			}
+			a.mu.Unlock()
+			for _, l := range free {
+				s.release(context.Background(), a.id, l)
+			}
+		}
+	}
 }
 
 // margin keeps a carve clear of its lease's end: a request carved is
@@ -256,12 +302,16 @@ func (s *Store) isClosed() bool {
 // Close releases every lease, then closes the wrapped store.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.stop)
+	}
 	s.closed = true
 	accts := make([]*account, 0, len(s.accounts))
 	for _, a := range s.accounts {
 		accts = append(accts, a)
 	}
 	s.mu.Unlock()
+	s.reaped.Wait()
 	for _, a := range accts {
 		a.mu.Lock()
 		if l := a.lease; l != nil {

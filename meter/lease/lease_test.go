@@ -182,6 +182,7 @@ func TestDeadGatewaysLeaseExpires(t *testing.T) {
 			}
 		}
 	}
+	lease.Kill(dead) // the process dies: nothing more from it
 	held, err := inner.Account(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -198,5 +199,35 @@ func TestDeadGatewaysLeaseExpires(t *testing.T) {
 	if acct.Reserved != 0 || acct.Balance != initial-3*cost || sum != acct.Balance || usage != 3 {
 		t.Fatalf("after the TTL: balance %s reserved %s, ledger %s over %d entries; want %s, 0, 3 entries",
 			acct.Balance, acct.Reserved, sum, usage, initial-3*cost)
+	}
+}
+
+// A lease an account stops carving from is given back after a second,
+// with the gateway alive: an account that went quiet holds nothing.
+func TestIdleLeaseIsGivenBack(t *testing.T) {
+	srv := redistest.New(t)
+	gw := gateway(t, srv, lease.Options{MinRate: 1})
+	id := fmt.Sprintf("idle_%d", time.Now().UnixNano())
+	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
+	if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		rid := fmt.Sprintf("r%d", i)
+		if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: rid, Amount: cost, TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: cost, Route: "/r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held, err := gw.Settler.Account(ctx, id); err != nil || held.Reserved == 0 {
+		t.Fatalf("reserved %s, %v: want the lease held", held.Reserved, err)
+	}
+	time.Sleep(1700 * time.Millisecond)
+	acct, err := gw.Settler.Account(ctx, id)
+	if err != nil || acct.Reserved != 0 || acct.Balance != initial-3*cost {
+		t.Fatalf("after a quiet second: balance %s reserved %s, %v; want %s and 0", acct.Balance, acct.Reserved, err,
+			initial-3*cost)
 	}
 }
