@@ -113,7 +113,8 @@ for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync
 					if [ "$mode" = pipe ]; then flags=(-pipeline) suffix=+pipe; fi
 					if [ "$mode" = nobatch ]; then flags=(-batch 1) suffix=+nobatch; fi
 					if [ "$mode" = lease ]; then
-						if ! "$bin" -h 2>&1 | grep -q -- -lease; then continue; fi # a build before leases
+						help=$("$bin" -h 2>&1 || true)
+						if [[ $help != *-lease* ]]; then continue; fi # a build before leases
 						flags=(-lease) suffix=+lease
 					fi
 					"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
