@@ -20,6 +20,7 @@ type account struct {
 	carves       map[string]*carve
 	nextExpiry   time.Time // no carve expires before
 	done         map[string]doneCarve
+	doneOrder    []doneID // done's ids, oldest first, for pruning
 	queue        []*pending
 	flushing     bool
 
@@ -62,10 +63,16 @@ type doneCarve struct {
 	amount meter.Credits
 }
 
+// doneID names an entry of done and when it was made.
+type doneID struct {
+	id string
+	at time.Time
+}
+
 // keepDone is how long a settled carve's answer is kept for a repeated
 // call; the store keeps settled reservations longer (Retain), but a
 // carve is settled by the process that carved it, within its request.
-const keepDone = time.Minute
+const keepDone = 10 * time.Second
 
 func (a *account) count(now time.Time, amount meter.Credits) {
 	switch d := now.Sub(a.window); {
@@ -165,7 +172,7 @@ func (a *account) expire(now time.Time) (free []*lease) {
 		if !now.Before(cv.expires) {
 			delete(a.carves, id)
 			free = append(free, a.drop(cv)...)
-			a.done[id] = doneCarve{at: now, state: 'x', amount: cv.amount}
+			a.finish(id, doneCarve{at: now, state: 'x', amount: cv.amount})
 		} else if a.nextExpiry.IsZero() || cv.expires.Before(a.nextExpiry) {
 			a.nextExpiry = cv.expires
 		}
@@ -185,14 +192,26 @@ func (a *account) drop(cv *carve) []*lease {
 	return nil
 }
 
-// pruneDone drops answers kept longer than keepDone.
-func (a *account) pruneDone(now time.Time) {
-	if len(a.done) < 1024 {
-		return
+// finish records a carve's outcome for later calls with its id.
+func (a *account) finish(id string, d doneCarve) {
+	if _, ok := a.done[id]; !ok {
+		a.doneOrder = append(a.doneOrder, doneID{id, d.at})
 	}
-	for id, d := range a.done {
-		if now.Sub(d.at) > keepDone {
-			delete(a.done, id)
+	a.done[id] = d
+	a.pruneDone(d.at)
+}
+
+// pruneDone drops answers kept longer than keepDone, oldest first: a
+// few each call, never a walk of them all.
+func (a *account) pruneDone(now time.Time) {
+	n := 0
+	for n < len(a.doneOrder) && now.Sub(a.doneOrder[n].at) > keepDone {
+		if d, ok := a.done[a.doneOrder[n].id]; ok && !d.at.After(a.doneOrder[n].at) {
+			delete(a.done, a.doneOrder[n].id)
 		}
+		n++
+	}
+	if n > 0 {
+		a.doneOrder = append(a.doneOrder[:0:0], a.doneOrder[n:]...)
 	}
 }

@@ -132,14 +132,13 @@ func (s *Store) flush(ctx context.Context, a *account) {
 			a.balance, a.available = st.Balance, st.Available
 			st.Available = a.spendable()
 			p.st = st
-			a.done[p.c.ReservationID] = doneCarve{at: now, state: 'c', st: st}
+			a.finish(p.c.ReservationID, doneCarve{at: now, state: 'c', st: st})
 		}
 		if err != nil && l != nil {
 			// Whether the call charged is unknown: the lease is not carved
 			// again, and what is left of it is released below.
 			a.retire(l)
 		}
-		a.pruneDone(now)
 		release := l != nil && a.releasable(l)
 		a.mu.Unlock()
 		if release {
@@ -169,7 +168,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 		delete(a.carves, reservationID)
 		free = append(free, a.drop(cv)...)
 		st = meter.Settlement{Balance: a.balance, Available: a.spendable()}
-		a.done[reservationID] = doneCarve{at: s.opts.Now(), state: 'v', st: st}
+		a.finish(reservationID, doneCarve{at: s.opts.Now(), state: 'v', st: st})
 	case !ok:
 		a.mu.Unlock()
 		s.releaseAll(ctx, accountID, free)
