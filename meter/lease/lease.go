@@ -95,7 +95,8 @@ type Store struct {
 
 // Stats counts what the wrapper did since New.
 type Stats struct {
-	// Leases taken in the store; Carves, requests held from one.
+	// Leases taken and kept (not given back at once for the account's
+	// pools or balance); Carves, requests held from one.
 	Leases, Carves int64
 }
 
@@ -267,7 +268,6 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 		a.noLeaseUntil = now.Add(backoff)
 		return
 	}
-	s.leases.Add(1)
 	l := &lease{id: id, left: size, expires: now.Add(ttl)}
 	switch {
 	case res.Quota.Limit > 0 || res.Overage.Cap > 0:
@@ -276,6 +276,7 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 		a.noLeaseUntil = now.Add(backoff) // the end of the balance: per request
 	default:
 		a.lease, a.balance, a.available = l, res.Balance, res.Available
+		s.leases.Add(1)
 		return
 	}
 	a.retire(l)

@@ -150,10 +150,10 @@ func TestBurstOnTwoGatewaysNeverOverdraws(t *testing.T) {
 	if acct.Balance >= cost {
 		t.Fatalf("%s left unspent after every caller was refused", acct.Balance)
 	}
-	for i, g := range gws {
-		if st := g.Stats(); st.Leases == 0 || st.Carves == 0 {
-			t.Errorf("gateway %d: %+v: want requests carved from leases", i, st)
-		}
+	// Which gateway wins the account's first credits is a race; together
+	// they must have carved.
+	if a, b := gws[0].Stats(), gws[1].Stats(); a.Carves+b.Carves == 0 || a.Leases+b.Leases == 0 {
+		t.Errorf("stats %+v and %+v: want requests carved from leases", a, b)
 	}
 }
 
