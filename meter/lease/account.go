@@ -39,6 +39,7 @@ type account struct {
 // no request holds; out the carves not settled or voided yet.
 type lease struct {
 	id       string
+	period   int64 // the period id it was taken in (meter.Period.Millis)
 	left     meter.Credits
 	out      int
 	expires  time.Time // by this gateway's clock, no later than the store's
@@ -112,6 +113,9 @@ func (a *account) carve(now time.Time, r meter.ReserveRequest) (meter.Reservatio
 	}
 	if l.left < r.Amount {
 		return meter.Reservation{}, false
+	}
+	if pid, _ := r.Period.Millis(); pid != l.period {
+		return meter.Reservation{}, false // a new period: the next lease starts it in the store
 	}
 	if _, dup := a.carves[r.ID]; dup {
 		return meter.Reservation{}, false // the store answers a reused id

@@ -268,7 +268,8 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 		a.noLeaseUntil = now.Add(backoff)
 		return
 	}
-	l := &lease{id: id, left: size, expires: now.Add(ttl)}
+	pid, _ := r.Period.Millis()
+	l := &lease{id: id, period: pid, left: size, expires: now.Add(ttl)}
 	switch {
 	case res.Quota.Limit > 0 || res.Overage.Cap > 0:
 		a.noLeaseUntil = now.Add(time.Minute) // pools whose state only the store has
