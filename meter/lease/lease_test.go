@@ -231,3 +231,35 @@ func TestIdleLeaseIsGivenBack(t *testing.T) {
 			initial-3*cost)
 	}
 }
+
+// A request of a new period is not carved from a lease of the old one:
+// a new lease starts the period in the store, and the request's usage
+// counts in it.
+func TestNewPeriodTakesANewLease(t *testing.T) {
+	srv := redistest.New(t)
+	gw := gateway(t, srv, lease.Options{MinRate: 1})
+	id := fmt.Sprintf("period_%d", time.Now().UnixNano())
+	if _, err := gw.CreateAccount(ctx, id, 1000*meter.Scale); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []meter.Period{storetest.Month(0), storetest.Month(0), storetest.Month(1)} {
+		rid := fmt.Sprintf("r%d", i)
+		if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: rid, Amount: meter.Scale, TTL: time.Minute,
+			Period: p}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: meter.Scale,
+			Route: "/r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := gw.Stats(); st.Leases != 2 || st.Carves != 3 {
+		t.Fatalf("%+v: want 2 leases (one a period), 3 carves", st)
+	}
+	for n, want := range []int64{2, 1} {
+		u, err := gw.Usage(ctx, id, storetest.Month(n))
+		if err != nil || len(u) != 1 || u[0].Requests != want {
+			t.Fatalf("usage of month %d: %+v, %v; want %d requests", n, u, err, want)
+		}
+	}
+}
