@@ -53,10 +53,12 @@ pid=
 cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; pid=; }
 trap cleanup EXIT
 
+# Ports below Linux's ephemeral range (32768-60999), where the clients of
+# busy benchmarks would otherwise take the one picked before it is bound.
 freeport() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % 20000))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }
@@ -65,13 +67,17 @@ freeport() {
 start() {
 	local name=$1
 	shift
-	PORT=$(freeport)
 	local dir="$OUT/redis-$name"
-	rm -rf "$dir" && mkdir -p "$dir"
-	"${srvpin[@]}" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --dir "$PWD/$dir" \
-		--logfile "$PWD/$dir/redis.log" "$@" &
-	pid=$!
-	until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+	while :; do # again on another port when the server could not bind its own
+		PORT=$(freeport)
+		rm -rf "$dir" && mkdir -p "$dir"
+		"${srvpin[@]}" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --dir "$PWD/$dir" \
+			--logfile "$PWD/$dir/redis.log" "$@" &
+		pid=$!
+		until redis-cli -p "$PORT" ping >/dev/null 2>&1 || ! kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+		if kill -0 "$pid" 2>/dev/null; then return; fi
+		wait "$pid" 2>/dev/null || true
+	done
 }
 
 # cpu_s prints the server's CPU seconds so far (user+sys).
