@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -65,5 +66,37 @@ func TestGrantExpiresAtTheClock(t *testing.T) {
 	}
 	if es[4].Quota != c(2) || es[4].Granted != 0 {
 		t.Fatalf("usage after the reset %+v", es[4])
+	}
+}
+
+// BenchmarkReserveCommitGrants is BenchmarkReserveCommit (nosync) on an
+// account with n credit grants: the cost of grants in the record (their
+// JSON is decoded and encoded in both transactions) and in the model.
+func BenchmarkReserveCommitGrants(b *testing.B) {
+	for _, n := range []int{0, 2, 20} {
+		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
+			s := openTemp(b, Options{})
+			s.db.NoSync = true
+			if _, err := s.CreateAccount(ctx, "a", MaxCredits/2); err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				g := meter.CreditGrantRequest{AccountID: "a", Amount: MaxCredits / 1000, Priority: int64(i % 3),
+					ExpiresAt: time.Now().Add(time.Hour + time.Duration(i)*time.Minute)}
+				if _, err := s.CreateCreditGrant(ctx, g); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rid := fmt.Sprint("r", i)
+				if _, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: "a", ID: rid, Amount: 1, TTL: time.Minute}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := s.Commit(ctx, meter.CommitRequest{AccountID: "a", ReservationID: rid, Amount: 1, Route: "/x"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
