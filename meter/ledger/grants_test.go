@@ -178,3 +178,24 @@ func TestLotsChargeJob(t *testing.T) {
 		t.Fatalf("hold left %+v reserved %d balance %d", h, a.Reserved, a.Balance)
 	}
 }
+
+// A negative adjustment takes paid credits only, and a reversal's
+// shortfall is what the paid balance cannot give: grant credits pay
+// neither.
+func TestLotsNotPaid(t *testing.T) {
+	a := grantsAcct(t) // paid 10, grants 9
+	if _, _, err := a.Grant(meter.EntryAdjustment, -k(11)); meter.ErrorCode(err) != meter.ECodeInsufficientCredits {
+		t.Fatalf("an adjustment took grant credits: %v", err)
+	}
+	if _, _, err := a.Grant(meter.EntryAdjustment, -k(10)); err != nil || a.Balance != k(9) {
+		t.Fatalf("adjustment of the paid 10: %v, balance %d", err, a.Balance)
+	}
+	e, _ := a.Reverse(k(3))
+	if e.Shortfall != k(3) || a.Owes() != 0 { // the cap of 3 covers it
+		t.Fatalf("reversal %+v owes %d", e, a.Owes())
+	}
+	e, _ = a.Reverse(k(1))
+	if e.Shortfall != k(1) || a.Owes() != k(1) || a.Available() != 0 {
+		t.Fatalf("reversal %+v owes %d available %d", e, a.Owes(), a.Available())
+	}
+}

@@ -152,10 +152,11 @@ func (a *Account) SetThreshold(t int64) {
 
 // Grant adds amount (negative: removes it) to the balance as an entry of
 // type typ (purchase, adjustment). A removal may not take more than the
-// balance not held; no balance may exceed meter.MaxCredits.
+// paid balance not held; no balance may exceed meter.MaxCredits.
 func (a *Account) Grant(typ string, amount int64) (Entry, []Event, error) {
-	if amount < 0 && a.Balance-a.Reserved < -amount {
-		return Entry{}, nil, Insufficient(meter.Credits(-amount), meter.Credits(a.Balance-a.Reserved))
+	// A removal takes paid credits only: credit grants are voided instead.
+	if _, _, room, _ := a.Pools(); amount < 0 && room < -amount {
+		return Entry{}, nil, Insufficient(meter.Credits(-amount), meter.Credits(max(0, room)))
 	}
 	if a.Balance+amount > int64(meter.MaxCredits) {
 		return Entry{}, nil, meter.Errorf(meter.ECodeInvalid, "balance would exceed the maximum")
@@ -215,7 +216,8 @@ func (a *Account) Refund(entryID string, took int64, g []LotPart, amount int64) 
 // owed until bought back, so buying, spending and refunding gets no work
 // free (see meter.PaymentStore).
 func (a *Account) Reverse(delta int64) (Entry, []Event) {
-	shortfall := max(0, delta-max(0, a.Balance))
+	left, _ := a.lotsLeft() // grant credits never pay for a reversal
+	shortfall := max(0, delta-max(0, a.Balance-left))
 	a.Balance -= delta
 	a.TotalPurchased -= delta
 	e := Entry{Type: meter.EntryReversal, Amount: -delta, BalanceAfter: a.Balance, Shortfall: shortfall}
