@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // takes what it has left.
 func TestConsoleCreditGrants(t *testing.T) {
 	g, _ := startConsole(t, strings.Replace(globalBlock, "redis {REDIS}", "data_dir "+filepath.Join(t.TempDir(), "d"), 1))
-	g.newAccount("acme", 10, meter.ModeLive)
+	key := g.newAccount("acme", 10, meter.ModeLive)
 	_, page := g.consoleDo("GET", "/console/accounts/acme", nil, "operator")
 	if !strings.Contains(page, "No credit grants.") {
 		t.Fatalf("account page without grants:\n%s", page)
@@ -40,6 +41,12 @@ func TestConsoleCreditGrants(t *testing.T) {
 		t.Fatalf("grants %+v", a.Grants)
 	}
 	gid := a.Grants[0].ID
+	// The caller's own balance (meter_api) shows the grant too.
+	var bal meter.Account
+	if resp, raw := g.getRaw("/credits/balance", key); resp.StatusCode != 200 || json.Unmarshal(raw, &bal) != nil ||
+		bal.Balance != credits(110) || len(bal.Grants) != 1 || bal.Grants[0].ID != gid || bal.Grants[0].ExpiresAt == nil {
+		t.Fatalf("meter_api balance: %d %s", resp.StatusCode, raw)
+	}
 	_, page = g.consoleDo("GET", "/console/accounts/acme", nil, "operator")
 	if !strings.Contains(page, `data-grant="`+gid+`"`) || !strings.Contains(page, `<td class="n remaining">100</td>`) {
 		t.Fatalf("the account page does not show the grant:\n%s", page)

@@ -55,3 +55,19 @@ func TestGrantPaysThenExpires(t *testing.T) {
 		t.Fatalf("ledger %+v", g.ledger("e2e_grant"))
 	}
 }
+
+// On Redis, which keeps no credit grants yet, the grant endpoints refuse
+// with 503 metering_unavailable and change nothing.
+func TestGrantsRefusedOnRedis(t *testing.T) {
+	g, _ := startPerPage(t)
+	g.newAccount("e2e_nogrant", 5, meter.ModeLive)
+	var e struct{ Error struct{ Code string } }
+	if code := g.adminDo("POST", "/meter/accounts/e2e_nogrant/grants", map[string]any{"amount": 3}, &e); code != 503 ||
+		e.Error.Code != meter.ECodeMeteringUnavailable {
+		t.Fatalf("grant on Redis: HTTP %d %+v", code, e)
+	}
+	g.assertBalance("e2e_nogrant", 5, 0)
+	if a := g.account("e2e_nogrant"); len(a.Grants) != 0 || len(g.ledger("e2e_nogrant")) != 1 {
+		t.Fatalf("account %+v", a)
+	}
+}
