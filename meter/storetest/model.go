@@ -278,15 +278,7 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 		compareModel(t, s, r, step, desc)
 	}
 	if gs != nil {
-		n := map[string]int{}
-		for _, a := range accts {
-			for _, e := range a.entries {
-				if len(e.Lots) > 0 {
-					n[e.Type]++
-				}
-			}
-		}
-		t.Logf("entries with credit grant parts, by type: %v", n)
+		logGrantParts(t, accts)
 	}
 }
 

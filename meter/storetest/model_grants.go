@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"math/rand"
+	"testing"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -63,4 +64,18 @@ func grantStep(rng *rand.Rand, gs meter.GrantStore, clk ModelClock, r *refAccoun
 		r.record(&e, evs)
 	}
 	return desc + " " + g.ID, gerr, werr
+}
+
+// logGrantParts logs how many entries of each type carried grant parts:
+// what of the grants a run exercised.
+func logGrantParts(t *testing.T, accts []*refAccount) {
+	n := map[string]int{}
+	for _, a := range accts {
+		for _, e := range a.entries {
+			if len(e.Lots) > 0 {
+				n[e.Type]++
+			}
+		}
+	}
+	t.Logf("entries with credit grant parts, by type: %v", n)
 }
