@@ -248,13 +248,14 @@ func (s *Store) view(ctx context.Context, id string, fn func(o *op) error) error
 			return err
 		}
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
+	// Due again (the clock moved on): o.account shows it as expired.
+	return dbErr(s.db.View(func(tx *bolt.Tx) error {
 		o, err := s.open(tx, id)
 		if err != nil {
 			return err
 		}
 		return fn(o)
-	})
+	}))
 }
 
 // dbErr maps an error of bbolt itself (a closed database) to an
