@@ -92,10 +92,20 @@ func testGrantsExpire(t *testing.T, s meter.Store) {
 	}
 	expect(t, s, id, c(10), 0, entry{"purchase", c(10), c(10), false}, grantEntry("grant", 5, 15),
 		grantEntry("expiration", -2, 13), usage(2, 11), grantEntry("expiration", -1, 10))
-	if list, _ := gs.CreditGrants(ctx, id); len(list) != 0 {
+	if list, _ := gs.CreditGrants(ctx, id); len(list) != 0 || g.ID == "" {
 		t.Errorf("an ended grant nothing holds is still listed: %+v", list)
 	}
-	_ = g
+
+	// A void after the expiry: all it held leaves at once.
+	id2 := newAccount(t, s, c(1))
+	mustGrant(t, gs, meter.CreditGrantRequest{AccountID: id2, Amount: c(5), ExpiresAt: time.Now().Add(shortTTL)})
+	mustReserve(t, s, id2, "r1", c(3))
+	pastTTL()
+	if st, err := s.Void(ctx, id2, "r1"); err != nil || st.Balance != c(1) || st.Available != c(1) {
+		t.Fatalf("void %+v %v", st, err)
+	}
+	expect(t, s, id2, c(1), 0, entry{"purchase", c(1), c(1), false}, grantEntry("grant", 5, 6),
+		grantEntry("expiration", -2, 4), grantEntry("expiration", -3, 1))
 }
 
 // Void takes what the grant has left; a refund of usage paid from a grant
