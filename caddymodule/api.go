@@ -23,7 +23,7 @@ func init() {
 
 // API serves the caller's own account, found from its API key, as JSON:
 //
-//	GET .../balance        balance, reserved, available, totals, quota, overage
+//	GET .../balance        balance, reserved, available, totals, quota, overage, grants
 //	GET .../transactions   the ledger, newest first: ?type= &date_from= &date_to=
 //	                       (RFC 3339 or YYYY-MM-DD) &limit= (default 50, max 100)
 //	                       &cursor= (the next_cursor of the previous page)
