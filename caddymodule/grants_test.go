@@ -54,6 +54,11 @@ func TestGrantPaysThenExpires(t *testing.T) {
 	if len(g.ledger("e2e_grant")) != 4 { // purchase, grant, usage, expiration
 		t.Fatalf("ledger %+v", g.ledger("e2e_grant"))
 	}
+	var page struct{ Data []meter.LedgerEntry }
+	if code := g.adminDo("GET", "/meter/accounts/e2e_grant/transactions?type=expiration", nil, &page); code != 200 ||
+		len(page.Data) != 1 || page.Data[0].Amount != -credits(1) {
+		t.Fatalf("expiration entries: HTTP %d %+v", code, page.Data)
+	}
 }
 
 // On Redis, which keeps no credit grants yet, the grant endpoints refuse
