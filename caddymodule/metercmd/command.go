@@ -244,7 +244,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 		},
 	}
 	transactions.Flags().IntVar(&limit, "limit", 50, "entries to show (1-1000)")
-	transactions.Flags().StringVar(&txType, "type", "", "purchase, usage, refund or adjustment")
+	transactions.Flags().StringVar(&txType, "type", "", "purchase, usage, refund, adjustment, grant, expiration or grant_void")
 	transactions.Flags().StringVar(&from, "from", "", "first date (YYYY-MM-DD or RFC 3339)")
 	transactions.Flags().StringVar(&to, "to", "", "last date, included")
 	transactions.Flags().StringVar(&cursor, "cursor", "", "the next_cursor of the previous page")
