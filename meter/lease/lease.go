@@ -346,4 +346,8 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 	return acct, err
 }
 
+// Unwrap is the store behind the leases, for meter.StoreAs (its optional
+// sides: payments, rollups).
+func (s *Store) Unwrap() meter.Store { return s.Settler }
+
 var _ meter.Store = (*Store)(nil)
