@@ -45,6 +45,9 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 	for pattern, f := range a.endpoints() {
 		a.mux.Handle(pattern, a.wrap(f))
 	}
+	for pattern, f := range a.stripeEndpoints() {
+		a.mux.Handle(pattern, a.wrap(f))
+	}
 	a.mux.HandleFunc("/meter/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, meter.Errorf(meter.ECodeNotFound, "%s %s is not an endpoint of the meter admin API", r.Method, r.URL.Path))
 	})
@@ -209,7 +212,7 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	if err := dec.Decode(&st); err != nil {
 		return meter.Errorf(meter.ECodeInvalid, "settings: %v", err)
 	}
-	if err := validateSettings(st, acct.CreatedAt); err != nil {
+	if err := st.Validate(acct.CreatedAt); err != nil {
 		return err
 	}
 	if err := a.checkRates(st.Rates); err != nil {
@@ -236,29 +239,6 @@ func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.Res
 	a.dropCached(id)
 	writeJSON(w, http.StatusOK, acct)
 	return nil
-}
-
-func validateSettings(st meter.Settings, created time.Time) error {
-	for k, v := range st.Rates {
-		if k == "" || v < 0 {
-			return meter.Errorf(meter.ECodeInvalid, "rates: %q must be a named, non-negative number of credits", k)
-		}
-	}
-	switch {
-	case st.PageLimit < 0:
-		return meter.Errorf(meter.ECodeInvalid, "page_limit must not be negative")
-	case st.RetentionDays < 0 || st.RetentionDays > 3650:
-		return meter.Errorf(meter.ECodeInvalid, "retention_days must be between 0 (the default, 30) and 3650")
-	case st.MonthlyQuota < 0, st.OverageCap < 0, st.LowBalanceThreshold < 0:
-		return meter.Errorf(meter.ECodeInvalid, "monthly_quota, overage_cap and low_balance_threshold must not be negative")
-	}
-	if st.WebhookURL != "" || st.WebhookSecret != "" {
-		if err := checkWebhook(st.WebhookURL, st.WebhookSecret); err != nil {
-			return meter.Errorf(meter.ECodeInvalid, "settings: %v (webhook_url and webhook_secret go together)", err)
-		}
-	}
-	_, err := st.PeriodAt(time.Now(), created) // checks time_zone and period_anchor
-	return err
 }
 
 // checkRates refuses account rates that would not apply as written: see

@@ -14,32 +14,29 @@ import (
 
 // admit runs the checks of an authenticated request that need no
 // measure: it publishes the key's mode, counts a test key's request
-// against the route's test_limit, and refuses a declared body over
-// max_body. It returns the account's test requests today (test keys) and
-// false when it answered the request itself.
-func (h *Handler) admit(w http.ResponseWriter, r *http.Request, rq *request, id identity, dryRun bool) (int, bool) {
+// against the route's test_limit (rq.testUsed), and refuses a declared
+// body over max_body.
+func (h *Handler) admit(w http.ResponseWriter, rq *request, id identity) error {
+	r := rq.r
 	setMode(r, id.key.Mode)
-	testUsed := 0
-	if id.key.Mode == meter.ModeTest && !dryRun {
+	if id.key.Mode == meter.ModeTest && !rq.dry {
 		// Counted before measuring: a refused test request costs no work.
 		var err error
-		if testUsed, err = h.takeTest(id.key.AccountID); err != nil {
-			rq.refuse(w, err)
-			return 0, false
+		if rq.testUsed, err = h.takeTest(id.key.AccountID); err != nil {
+			return err
 		}
 	}
 	// Every route, priced by the body or not, refuses a declared length
 	// over max_body before reading or forwarding a byte of it, and stops a
 	// body that grows past it (chunked) where it is not spooled.
 	if r.ContentLength > h.MaxBody {
-		rq.refuseUnread(w, bodyTooLarge(h.MaxBody))
-		return 0, false
+		return unread{bodyTooLarge(h.MaxBody)}
 	}
 	spooled := h.needs.Pages || h.needs.JSON || r.Header.Get(HeaderIdempotencyKey) != ""
 	if !spooled && r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, h.MaxBody)
 	}
-	return testUsed, true
+	return nil
 }
 
 // lingerRead bounds how long refuseUnread reads and drops a refused body

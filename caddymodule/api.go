@@ -47,7 +47,8 @@ type API struct {
 	// profile (drawing_credits_per_page or drawingCreditsPerPage).
 	Case string `json:"case,omitempty"`
 
-	auth Handler
+	auth authenticator
+	app  *App
 }
 
 // CaddyModule returns the Caddy module information.
@@ -60,21 +61,13 @@ func (API) CaddyModule() caddy.ModuleInfo {
 
 // Provision gets the meter app.
 func (a *API) Provision(ctx caddy.Context) error {
-	a.auth.KeyHeader = a.KeyHeader
-	if a.auth.KeyHeader == "" {
-		a.auth.KeyHeader = "Authorization"
-	}
-	if err := checkKeyHeader(a.auth.KeyHeader); err != nil {
-		return meter.Errorf(meter.ECodeInvalid, "meter_api: %v", err)
-	}
 	if a.Case != "" && a.Case != "snake" && a.Case != "camel" {
 		return meter.Errorf(meter.ECodeInvalid, "meter_api: case %q: use snake or camel", a.Case)
 	}
-	app, err := ctx.App("meter")
-	if err != nil {
-		return err
+	var err error
+	if a.app, a.auth, err = authFor(ctx, a.KeyHeader); err != nil {
+		return meter.Errorf(meter.ECodeInvalid, "meter_api: %v", err)
 	}
-	a.auth.app = app.(*App)
 	return nil
 }
 
@@ -93,9 +86,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 		writeError(w, err)
 		return nil
 	}
-	ctx, cancel := a.auth.app.storeCtx(r.Context())
+	ctx, cancel := a.app.storeCtx(r.Context())
 	defer cancel()
-	store := a.auth.app.store
+	store := a.app.store
 	switch endpoint := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]; endpoint {
 	case "balance":
 		acct, err := store.Account(ctx, id.key.AccountID)
@@ -157,7 +150,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 // profile is what the caller may see of its account's terms.
 func (a *API) profile(acct meter.Account) object {
 	b := &BillingConfig{Case: a.Case}
-	rates := a.auth.app.profileRates(acct.Settings.Rates)
+	rates := a.app.profileRates(acct.Settings.Rates)
 	classes := make([]string, 0, len(rates))
 	for c := range rates {
 		classes = append(classes, c)
@@ -240,7 +233,7 @@ func dateParam(s string, upper bool) (time.Time, error) {
 }
 
 // readLedgerPage reads the page q selects and the total it is part of.
-func readLedgerPage(ctx context.Context, s meter.Store, q meter.LedgerQuery) (map[string]any, error) {
+func readLedgerPage(ctx context.Context, s meter.LedgerStore, q meter.LedgerQuery) (map[string]any, error) {
 	entries, err := s.Ledger(ctx, q)
 	if err != nil {
 		return nil, err
@@ -291,10 +284,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "key_header":
-			if a.KeyHeader != "" {
-				return d.Err("meter_api: key_header given more than once")
-			}
-			v, err := oneArg(d)
+			v, err := keyHeaderArg(d, "meter_api", a.KeyHeader)
 			if err != nil {
 				return err
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/creditgate/creditgate/meter/lease"
 	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/redisstore"
+	"github.com/creditgate/creditgate/meter/rollup"
 	"github.com/creditgate/creditgate/meter/usage"
 )
 
@@ -191,6 +192,8 @@ type App struct {
 	logger  *zap.Logger
 	// consoles are this config's meter_console handlers, checked at Start.
 	consoles []*Console
+	// rollup builds the console's store-wide views (console_rollup.go).
+	rollup *rollup.Runner
 }
 
 // CaddyModule returns the Caddy module information.
@@ -255,7 +258,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.poolKey = ""
 		return fmt.Errorf("meter: opening store: %w", err)
 	}
-	a.store = timedStore{val.(storeDestructor).Store}
+	// Inputs are validated once, before the store (see meter.Validated).
+	a.store = meter.Validated(timedStore{val.(storeDestructor).Store})
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("meter: registering metrics: %w", err)
 	}
@@ -381,7 +385,7 @@ func (a *App) Validate() error {
 		return fmt.Errorf("meter: webhook_interval, webhook_timeout, webhook_backoff, webhook_scan_interval and webhook_max_age must be positive")
 	}
 	for _, w := range a.Webhooks {
-		if err := checkWebhook(w.URL, w.Secret); err != nil {
+		if err := meter.CheckWebhook(w.URL, w.Secret); err != nil {
 			return fmt.Errorf("meter: %w", err)
 		}
 	}
@@ -401,7 +405,8 @@ func (a *App) Start() error {
 	a.stop = cancel
 	a.workers = new(sync.WaitGroup)
 	w := a.newWebhookWorker()
-	a.workers.Go(func() { w.run(ctx) })
+	a.workers.Go(func() { w.Run(ctx) })
+	a.startRollup(ctx)
 	if a.LedgerRetention > 0 {
 		a.workers.Go(func() { a.retain(ctx, time.Duration(a.LedgerRetention), time.Duration(a.RetentionInterval)) })
 	}
@@ -480,35 +485,6 @@ func (a *App) Store() meter.Store { return a.store }
 // gone.
 func (a *App) storeCtx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(parent), time.Duration(a.StoreTimeout))
-}
-
-// lookupKey authenticates an API key secret and finds its account's
-// settings, through the cache.
-func (a *App) lookupKey(ctx context.Context, secret string) (identity, error) {
-	hash := meter.HashKey(secret)
-	if id, ok := a.keys.get(hash); ok {
-		return id, nil
-	}
-	sctx, cancel := a.storeCtx(ctx)
-	defer cancel()
-	k, err := a.store.LookupKey(sctx, hash)
-	if err != nil {
-		return identity{}, err
-	}
-	acct, err := a.store.Account(sctx, k.AccountID)
-	if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
-		return identity{}, meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
-	}
-	if err != nil {
-		return identity{}, err
-	}
-	eff, err := a.settingsInForce(sctx, acct)
-	if err != nil {
-		return identity{}, err
-	}
-	id := identity{key: k, settings: eff, created: acct.CreatedAt}
-	a.keys.put(hash, id)
-	return id, nil
 }
 
 // Interface guards

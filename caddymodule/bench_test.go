@@ -66,9 +66,12 @@ func benchHandler(tb testing.TB) (*Handler, *benchStore) {
 	}
 	st := &benchStore{}
 	h.rules, h.needs, h.logger, h.money = rules, rules.Needs(), zap.NewNop(), defaultMoneyNames
-	h.app = &App{store: timedStore{st}, keys: newKeyCache(5*time.Second, 1000),
+	// The store as Provision sets it up: validated, then timed.
+	h.app = &App{store: meter.Validated(timedStore{st}), keys: newKeyCache(5*time.Second, 1000),
 		StoreTimeout: caddy.Duration(2 * time.Second), budget: usage.NewBudget(256<<20, 0), plans: newPlanState(nil), money: defaultMoneyNames}
-	h.uopts = usage.Options{MaxBody: h.MaxBody, MemoryThreshold: h.MemoryThreshold, MaxFiles: h.MaxFiles, Budget: h.app.budget}
+	h.uopts = usage.Options{MaxBody: h.MaxBody, MemoryThreshold: h.MemoryThreshold, MaxFiles: h.MaxFiles,
+		MaxPages: h.MaxPages, CountTimeout: time.Duration(h.CountTimeout), Budget: h.app.budget}
+	h.auth = authenticator{header: h.KeyHeader, app: h.app}
 	return h, st
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -51,6 +52,11 @@ type Console struct {
 	// GatewayScan is how many accounts (in id order) the gateway page sums
 	// per page of its totals. Default: 1000 (at most 10000).
 	GatewayScan int `json:"gateway_scan,omitempty"`
+
+	// RollupInterval is how often the store-wide rollup (sorted accounts,
+	// gateway totals, refusals by code) is rebuilt; the shortest of a
+	// config's consoles applies to its gateway. Default: 30s.
+	RollupInterval caddy.Duration `json:"rollup_interval,omitempty"`
 
 	app    *App
 	logger *zap.Logger
@@ -111,6 +117,9 @@ func (c *Console) Validate() error {
 	if c.GatewayScan < 1 || c.GatewayScan > 10000 {
 		return fmt.Errorf("meter_console: gateway_scan %d: use 1 to 10000", c.GatewayScan)
 	}
+	if d := time.Duration(c.RollupInterval); d != 0 && (d < time.Second || d > time.Hour) {
+		return fmt.Errorf("meter_console: rollup_interval %v: use 1s to 1h", d)
+	}
 	return nil
 }
 
@@ -168,9 +177,10 @@ type actionLog struct {
 }
 
 type actionOutcome struct {
-	Redirect string // where the first submission went
-	KeyID    string // the key created, for a key creation
-	Secret   string // its secret: in the first answer only, never kept
+	Redirect string `json:"redirect,omitempty"` // where the first submission went
+	KeyID    string `json:"key_id,omitempty"`   // the key created, for a key creation
+	Secret   string `json:"-"`                  // its secret: in the first answer only, never kept
+	replayed bool   // read back from the store: done by an earlier submission
 }
 
 func newActionLog(max int) *actionLog { return &actionLog{max: max, m: map[string]actionOutcome{}} }
@@ -208,6 +218,7 @@ func parseConsoleDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		prefix           <path>
 //		page_size        <n>
 //		gateway_scan     <n>
+//		rollup_interval  <duration>
 //		insecure_no_auth
 //	}
 func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -246,6 +257,16 @@ func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				c.GatewayScan = n
 			}
+		case "rollup_interval":
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < time.Second || dur > time.Hour {
+				return d.Errf("meter_console: rollup_interval %q: use a duration from 1s to 1h", v)
+			}
+			c.RollupInterval = caddy.Duration(dur)
 		case "insecure_no_auth":
 			if d.NextArg() {
 				return d.ArgErr()

@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -88,9 +90,14 @@ func (c *Console) action(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	o, err := a.do()
+	o, err := c.once(ctx, logKey, a)
 	if err != nil {
 		c.fail(w, r, err)
+		return
+	}
+	if o.replayed {
+		c.done.put(logKey, o)
+		c.already(w, r, back, o)
 		return
 	}
 	c.done.put(logKey, o)
@@ -279,4 +286,46 @@ func (c *Console) logMoney(r *http.Request, e meter.LedgerEntry) {
 	c.logger.Info("ledger entry", zap.String("account", e.AccountID), zap.String("entry", e.ID),
 		zap.String("type", e.Type), zap.Stringer("amount", e.Amount), zap.Stringer("balance_after", e.BalanceAfter),
 		zap.String("refund_of", e.RefundOf), zap.String("by", operator(r)))
+}
+
+// onceTTL is how long a confirmed form's outcome is kept in the store;
+// onceClaim how long a claim waits for an action that never reports
+// (its gateway stopped mid-action) before a resubmission may act.
+const (
+	onceTTL   = 30 * 24 * time.Hour
+	onceClaim = 10 * time.Minute
+)
+
+// once performs a confirmed action once across gateways and restarts: a
+// claim in the store keyed by the form's idempotency key, then the
+// outcome (never the secret) in its place. A failed action frees the
+// claim. Stores without the rollup keep the outcome in memory only.
+func (c *Console) once(ctx context.Context, logKey string, a *consoleAction) (actionOutcome, error) {
+	rs, ok := rollupOf(c.app.Store())
+	if !ok {
+		return a.do()
+	}
+	key := "console:" + strings.ReplaceAll(logKey, "\x00", ":")
+	v, claimed, err := rs.ClaimOnce(ctx, key, onceClaim)
+	if err != nil {
+		return actionOutcome{}, err
+	}
+	if !claimed {
+		var o actionOutcome
+		if v == "" || json.Unmarshal([]byte(v), &o) != nil {
+			return o, meter.Errorf(meter.ECodeIdempotencyConflict, "this form is being submitted already: reload the account page in a moment")
+		}
+		o.replayed = true
+		return o, nil
+	}
+	o, err := a.do()
+	if err != nil {
+		_ = rs.DropOnce(context.WithoutCancel(ctx), key)
+		return o, err
+	}
+	b, _ := json.Marshal(o)
+	if err := rs.SetOnce(context.WithoutCancel(ctx), key, string(b), onceTTL); err != nil {
+		c.logger.Error("console action outcome not stored", zap.String("key", key), zap.Error(err))
+	}
+	return o, nil
 }

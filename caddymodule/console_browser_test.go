@@ -248,10 +248,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	g.assertBalance("acme", 120, 0)
 
-	// The gateway page: the account is at the top.
+	// The gateway page: the account is at the top, once the rollup ran.
+	runRollup(t)
 	b.navigate("gateway page", chromedp.Navigate(g.URL+"/console/gateway"))
 	if got := b.text("#top tbody tr:first-child"); !strings.Contains(got, "acme") || !strings.Contains(got, "5") {
 		t.Fatalf("top accounts: %s", got)
+	}
+	// Store-wide, as of the rollup's run: the total is the API's series
+	// total of every account (acme's 5; globex used nothing).
+	if got := b.text("#asof"); !strings.Contains(got, "all accounts of the store") || !strings.Contains(got, "as of") {
+		t.Errorf("gateway page's as-of line: %q", got)
+	}
+	if got := eval[string](b, `document.getElementById("usage-chart").dataset.total`); got != series.Total.Credits.String() {
+		t.Errorf("gateway total on screen %s, API %s", got, series.Total.Credits)
 	}
 	b.shot("gateway")
 }

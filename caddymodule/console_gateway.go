@@ -22,11 +22,16 @@ type topRow struct {
 	Credits meter.Credits
 }
 
-// gatewayPage sums the daily series of a page of accounts (GatewayScan of
+// gatewayPage shows the store-wide rollup (gatewayPageRollup); on a store
+// without one, it sums the daily series of a page of accounts (GatewayScan of
 // them, in id order, from ?cursor=): credits and requests per route per
 // day and the top accounts; and this process's refusals by code and
 // webhook deliveries, from its Prometheus counters.
 func (c *Console) gatewayPage(w http.ResponseWriter, r *http.Request) {
+	if rs, ok := rollupOf(c.app.Store()); ok {
+		c.gatewayPageRollup(w, r, rs)
+		return
+	}
 	ctx, cancel := c.storeCtx(r)
 	defer cancel()
 	s := c.app.Store()

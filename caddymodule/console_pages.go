@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,6 +32,25 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 	s := c.app.Store()
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	cursor := r.URL.Query().Get("cursor")
+	sortKey := r.URL.Query().Get("sort")
+	if !slices.Contains(meter.IndexSorts, sortKey) {
+		sortKey = "" // id order
+	}
+	if q == "" && sortKey != "" {
+		// Sorted over all accounts: a page of the store-wide index.
+		rows, next, asOf, ok, err := c.sortedRows(ctx, sortKey, cursor)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		if ok {
+			c.render(w, http.StatusOK, "accounts.html", map[string]any{
+				"P": c.Prefix, "Title": "Accounts", "Rows": rows, "Sort": sortKey, "Next": next,
+				"Cursor": cursor, "AsOf": asOf, "Global": true,
+			})
+			return
+		}
+	}
 	// Ids are listed in order, so the ids that start with q follow q: a
 	// search is a page of the listing from q, cut at the first id that
 	// does not start with it.
@@ -69,7 +89,6 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, row)
 	}
-	sortKey := r.URL.Query().Get("sort")
 	sortRows(rows, sortKey)
 	c.render(w, http.StatusOK, "accounts.html", map[string]any{
 		"P": c.Prefix, "Title": "Accounts", "Rows": rows, "Q": q, "Sort": sortKey, "Next": next,
@@ -77,7 +96,7 @@ func (c *Console) accountsPage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (c *Console) accountRow(ctx context.Context, s meter.Store, id string) (accountRow, error) {
+func (c *Console) accountRow(ctx context.Context, s consoleStore, id string) (accountRow, error) {
 	acct, err := s.Account(ctx, id)
 	if err != nil {
 		return accountRow{}, err
@@ -184,11 +203,18 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 	}
 	g, n := chartPeriod(r)
 	chart, err := c.usageChart(ctx, s, []string{id}, g, n)
+	if err == nil {
+		err = addRefunds(ctx, s, id, &chart)
+	}
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	events, pending, err := s.PendingEvents(ctx, id, 20)
+	var jobs []meter.Job
+	if err == nil {
+		jobs, err = recentJobs(ctx, s, id)
+	}
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -197,7 +223,7 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 		"P": c.Prefix, "Title": "Account " + id, "A": acct, "InForce": inForce, "Entries": entries, "Keys": keys,
 		"Usage": rep, "Chart": chart, "PeriodDays": periodDays, "PeriodHours": periodHours,
 		"LQ": lq, "Filter": r.URL.Query(), "Done": r.URL.Query().Get("done"),
-		"RefundOf": r.URL.Query().Get("refund"), "Events": events, "Pending": pending,
+		"RefundOf": r.URL.Query().Get("refund"), "Events": events, "Pending": pending, "Jobs": jobs,
 	}
 	if len(entries) == lq.Limit {
 		data["NextCursor"] = entries[len(entries)-1].ID
@@ -229,6 +255,11 @@ type chartData struct {
 	// ByAccount is each account's credits in these days (for the gateway
 	// page's top accounts).
 	ByAccount map[string]meter.Credits
+	// Refunds is what refunds gave back in each bucket (account charts
+	// only): a series of its own, not taken off the routes' credits.
+	Refunds     []meter.Credits
+	RefundTotal meter.Credits
+	index       map[int64]int // bucket by Unix time
 }
 
 // Row is one day of the table.
@@ -237,13 +268,14 @@ type chartRow struct {
 	Credits  []meter.Credits
 	Requests int64
 	Pages    int64
+	Refunds  meter.Credits
 }
 
 // Rows is the table form of the chart, newest day first.
 func (d chartData) Rows() []chartRow {
 	out := make([]chartRow, 0, len(d.Days))
 	for i := len(d.Days) - 1; i >= 0; i-- {
-		row := chartRow{Day: d.Days[i], Requests: d.Requests[i], Pages: d.Pages[i]}
+		row := chartRow{Day: d.Days[i], Requests: d.Requests[i], Pages: d.Pages[i], Refunds: d.Refunds[i]}
 		for r := range d.Routes {
 			row.Credits = append(row.Credits, d.Credits[r][i])
 		}
@@ -260,23 +292,53 @@ func (d chartData) Label(t time.Time) string {
 	return t.UTC().Format("2006-01-02")
 }
 
-// usageChart sums the series of accounts over the last n days or hours
-// (UTC, the current one included).
-func (c *Console) usageChart(ctx context.Context, s meter.Store, accounts []string, g string, n int) (chartData, error) {
+// newChart is an empty chart of the last n days or hours (UTC, the
+// current one included).
+func newChart(g string, n int) chartData {
 	to := next(meter.Bucket(time.Now(), g), g)
 	from := to.AddDate(0, 0, -n)
 	if g == meter.GranularityHour {
 		from = to.Add(-time.Duration(n) * time.Hour)
 	}
-	d := chartData{Granularity: g, N: n, ByAccount: map[string]meter.Credits{}}
-	index := map[int64]int{} // by Unix time: Time values are not map keys
+	d := chartData{Granularity: g, N: n, ByAccount: map[string]meter.Credits{}, index: map[int64]int{}}
 	for t := from; t.Before(to); t = next(t, g) {
-		index[t.Unix()] = len(d.Days)
+		d.index[t.Unix()] = len(d.Days)
 		d.Days = append(d.Days, t)
 	}
 	d.Requests = make([]int64, len(d.Days))
 	d.Pages = make([]int64, len(d.Days))
-	routeIdx := map[string]int{}
+	d.Refunds = make([]meter.Credits, len(d.Days))
+	return d
+}
+
+// add sums an account's points (id "" for store-wide totals) into the
+// chart's buckets.
+func (d *chartData) add(id string, pts []meter.UsagePoint) {
+	for _, p := range pts {
+		i, ok := d.index[p.Start.Unix()]
+		if !ok {
+			continue
+		}
+		ri := slices.Index(d.Routes, p.Route)
+		if ri < 0 {
+			ri = len(d.Routes)
+			d.Routes = append(d.Routes, p.Route)
+			d.Credits = append(d.Credits, make([]meter.Credits, len(d.Days)))
+		}
+		d.Credits[ri][i] += p.Credits
+		d.Requests[i] += p.Requests
+		d.Pages[i] += p.Pages
+		d.Total += p.Credits
+		if id != "" {
+			d.ByAccount[id] += p.Credits
+		}
+	}
+}
+
+// usageChart sums the series of accounts over the last n days or hours.
+func (c *Console) usageChart(ctx context.Context, s consoleStore, accounts []string, g string, n int) (chartData, error) {
+	d := newChart(g, n)
+	from, to := d.Days[0], next(d.Days[len(d.Days)-1], g)
 	for _, id := range accounts {
 		pts, err := s.UsageSeries(ctx, meter.SeriesQuery{AccountID: id, Granularity: g, From: from, To: to})
 		if meter.ErrorCode(err) == meter.ECodeAccountNotFound && len(accounts) > 1 {
@@ -285,24 +347,7 @@ func (c *Console) usageChart(ctx context.Context, s meter.Store, accounts []stri
 		if err != nil {
 			return d, err
 		}
-		for _, p := range pts {
-			i, ok := index[p.Start.Unix()]
-			if !ok {
-				continue
-			}
-			ri, ok := routeIdx[p.Route]
-			if !ok {
-				ri = len(d.Routes)
-				routeIdx[p.Route] = ri
-				d.Routes = append(d.Routes, p.Route)
-				d.Credits = append(d.Credits, make([]meter.Credits, len(d.Days)))
-			}
-			d.Credits[ri][i] += p.Credits
-			d.Requests[i] += p.Requests
-			d.Pages[i] += p.Pages
-			d.Total += p.Credits
-			d.ByAccount[id] += p.Credits
-		}
+		d.add(id, pts)
 	}
 	return d, nil
 }

@@ -52,7 +52,12 @@ var consoleFuncs = template.FuncMap{
 		if d.Granularity == meter.GranularityHour {
 			step = 3600
 		}
-		b, err := json.Marshal(map[string]any{"x": x, "step": step, "series": series, "requests": d.Requests, "pages": d.Pages})
+		refunds := make([]float64, len(d.Refunds))
+		for i, v := range d.Refunds {
+			refunds[i] = float64(v) / meter.Scale
+		}
+		b, err := json.Marshal(map[string]any{"x": x, "step": step, "series": series, "requests": d.Requests,
+			"pages": d.Pages, "refunds": refunds, "refund_total": float64(d.RefundTotal) / meter.Scale})
 		return template.JS(b), err
 	},
 	"balanceJSON": func(es []meter.LedgerEntry) (template.JS, error) {

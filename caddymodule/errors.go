@@ -14,7 +14,7 @@ import (
 // where codes meet HTTP.
 func statusOf(code string) int {
 	switch code {
-	case meter.ECodeBadRequest, meter.ECodeInvalid:
+	case meter.ECodeBadRequest, meter.ECodeInvalid, meter.ECodeInvalidSignature:
 		return http.StatusBadRequest
 	case meter.ECodeInvalidAPIKey:
 		return http.StatusUnauthorized
@@ -28,7 +28,7 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case meter.ECodeAccountNotFound, meter.ECodeNotFound, meter.ECodeJobNotFound:
 		return http.StatusNotFound
-	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed,
+	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed, meter.ECodeReviewResolved,
 		meter.ECodeReservationSettled, meter.ECodeReservationNotFound, meter.ECodeJobFinished:
 		return http.StatusConflict
 	case meter.ECodeJobExpired:

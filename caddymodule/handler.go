@@ -1,18 +1,13 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
@@ -147,6 +142,7 @@ type Handler struct {
 
 	money  moneyNames
 	app    *App
+	auth   authenticator
 	scope  string // the route's name in app.rates
 	rules  pricing.Rules
 	needs  pricing.Needs
@@ -168,20 +164,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.KeyHeader == "" {
 		h.KeyHeader = "Authorization"
 	}
+	// The measuring defaults are usage's; the config shows them in force.
+	d := usage.Options{}.WithDefaults()
 	if h.MaxBody == 0 {
-		h.MaxBody = 100 << 20
+		h.MaxBody = d.MaxBody
 	}
 	if h.MemoryThreshold == 0 {
-		h.MemoryThreshold = 1 << 20
+		h.MemoryThreshold = d.MemoryThreshold
 	}
 	if h.MaxFiles == 0 {
-		h.MaxFiles = 100
+		h.MaxFiles = d.MaxFiles
 	}
 	if h.MaxPages == 0 {
-		h.MaxPages = 100_000
+		h.MaxPages = d.MaxPages
 	}
 	if h.CountTimeout == 0 {
-		h.CountTimeout = caddy.Duration(10 * time.Second)
+		h.CountTimeout = caddy.Duration(d.CountTimeout)
 	}
 	if h.ReservationTTL == 0 {
 		h.ReservationTTL = caddy.Duration(5 * time.Minute)
@@ -224,6 +222,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MemoryThreshold: h.MemoryThreshold,
 		TempDir:         h.TempDir,
 		MaxFiles:        h.MaxFiles,
+		MaxPages:        h.MaxPages,
+		CountTimeout:    time.Duration(h.CountTimeout),
 	}
 	appIface, err := ctx.App("meter")
 	if err != nil {
@@ -231,6 +231,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.app = appIface.(*App)
 	h.app.routeIndex().add(h)
+	if h.auth, err = newAuthenticator(h.app, h.KeyHeader); err != nil {
+		return fmt.Errorf("meter: %w", err)
+	}
 	h.money = h.app.money.with(h.CostHeader, h.RemainingHeader)
 	if h.money.cost == h.money.remaining {
 		return fmt.Errorf("meter: cost_header and remaining_header are both %q", h.money.cost)
@@ -273,285 +276,37 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// ServeHTTP meters one request.
+// ServeHTTP meters one request: the README's six steps, in order. Each
+// step owns its span and metrics; a step that refuses the request returns
+// the error that rq.fail answers with.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	dryRun := isDryRun(r)
-	stripMeterHeaders(r.Header)
-	tr := traced(r.Context())
-	ctx, span := startSpan(r.Context(), tr, spanAuthenticate, nil)
-	id, err := h.identify(ctx, r)
-	endSpan(span, err)
+	rq := h.newRequest(r)
+	id, err := h.authenticate(rq)
+	if err == nil {
+		err = h.admit(w, rq, id)
+	}
 	if err != nil {
-		observeOutcome(outcomeRefused, err)
-		writeError(w, err)
-		return nil
+		return rq.fail(w, err)
 	}
-	rq := &request{h: h, key: id.key, r: r, route: h.Route, reqID: requestID(r), traced: tr}
-	if rq.route == "" {
-		rq.route = r.URL.Path
-	}
-	if !id.settings.IsEnabled() {
-		rq.refuse(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
-		return nil
-	}
-	testUsed, ok := h.admit(w, r, rq, id, dryRun)
-	if !ok {
-		return nil
-	}
-
-	ctx, span = startSpan(r.Context(), tr, spanMeasure, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrRoute.String(rq.route)}
-	})
-	start := time.Now()
-	body, err := h.measure(r, &rq.in)
-	meterMetrics.countTime.Observe(time.Since(start).Seconds())
-	if span.IsRecording() {
-		span.SetAttributes(attrPages.Int(rq.in.Usage.Pages))
-	}
-	endSpan(span, err)
+	body, err := h.measure(rq, id)
 	if body != nil {
 		defer body.Close()
 	}
-	if err != nil {
-		if r.Context().Err() != nil {
-			// The client went away while we read its body: nobody to answer.
-			return r.Context().Err()
-		}
-		rq.refuse(w, err)
-		return nil
-	}
-	for _, f := range rq.in.Usage.Files {
-		if f.Pages > 0 {
-			observePages(f.Kind, f.Pages)
-		}
-	}
-	if n := int64(rq.in.Usage.Pages); n > h.MaxPages {
-		rq.refuse(w, meter.Errorf(meter.ECodeTooManyPages, "the request has %d pages, more than the %d this route accepts", n, h.MaxPages).
-			With("pages_at_least", n).With("max_pages", h.MaxPages))
-		return nil
-	}
-
-	_, span = startSpan(ctx, tr, spanPrice, nil)
-	rq.in.Rates = h.app.rates.For(id.settings.Rates, h.scope)
-	// Parse a JSON body once: Quote now and Final at settle reuse it.
-	if rq.in, err = h.rules.Prepare(rq.in); err == nil {
-		rq.quote, err = h.rules.Quote(rq.in)
-	}
-	if span.IsRecording() {
-		span.SetAttributes(attrCost.String(rq.quote.Total.String()))
-	}
-	endSpan(span, err)
-	for _, l := range rq.quote.Lines {
-		if l.PageClass && l.Units > 0 {
-			meterMetrics.classes.WithLabelValues(l.Name).Add(float64(l.Units))
-		}
+	if err == nil {
+		err = h.price(rq, id)
 	}
 	if err != nil {
-		rq.refuse(w, err)
-		return nil
+		return rq.fail(w, err)
 	}
-	if limit := id.settings.PageLimit; limit > 0 && rq.in.Usage.Pages > limit {
-		rq.refuse(w, meter.Errorf(meter.ECodePageLimitExceeded,
-			"the request has %d pages; this account's limit is %d pages per request", rq.in.Usage.Pages, limit).
-			With("pages", rq.in.Usage.Pages).With("page_limit", limit))
-		return nil
+	if rq.dry || id.key.Mode == meter.ModeTest {
+		// Priced, never charged: the quote, or a test key's request.
+		return h.serveUncharged(w, next, rq, id)
 	}
-
-	if dryRun {
-		observeOutcome(outcomeDryRun, nil)
-		return rq.dryRun(w)
+	if err := h.reserve(rq, id, body); err != nil {
+		return rq.fail(w, err)
 	}
-	if id.key.Mode == meter.ModeTest {
-		observeOutcome(outcomeTest, nil)
-		return rq.serveTest(w, next, testUsed)
-	}
-	period, err := id.settings.PeriodAt(time.Now(), id.created)
-	if err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	if h.Job != nil {
-		return h.serveJob(w, r, next, rq, id, period)
-	}
-	if rq.quote.Total == 0 && !h.needs.Uncapped {
-		// Nothing to hold and nothing the response can add: no state in
-		// the store. An uncapped route's estimate of 0 (reserve input, no
-		// document) still settles what the upstream produced.
-		return h.forwardFree(w, r, next, rq)
-	}
-	idem := r.Header.Get(HeaderIdempotencyKey)
-	if idem != "" {
-		if rq.fp, err = fingerprint(id.key.AccountID, r, rq.route, body); err != nil {
-			rq.refuse(w, err)
-			return nil
-		}
-	}
-	ctx, span = startSpan(r.Context(), tr, spanReserve, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(rq.quote.Total.String())}
-	})
-	sctx, cancel := h.app.storeCtx(ctx)
-	rq.res, err = rq.reserve(sctx, meter.ReserveRequest{
-		AccountID:      id.key.AccountID,
-		ID:             meter.NewID("rsv"),
-		Amount:         rq.quote.Total,
-		TTL:            time.Duration(h.ReservationTTL),
-		IdempotencyKey: idem,
-		Fingerprint:    rq.fp,
-		Period:         period,
-	})
-	cancel()
-	endSpan(span, err)
-	if err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	if rq.res.Replayed {
-		// The same request was charged under this Idempotency-Key: its
-		// stored response, without the upstream, charging nothing.
-		rq.replay(w)
-		return nil
-	}
-	meterMetrics.reserved.Add(creditsFloat(rq.res.Amount))
-
-	r.Header.Set(UpstreamReservation, rq.res.ID)
-	r.Header.Set(UpstreamAccount, id.key.AccountID)
-	return h.forward(w, r, next, rq)
-}
-
-// forward calls the next handler with a writer that settles rq when the
-// upstream's status is known.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) error {
-	ctx, span := startSpan(r.Context(), rq.traced, spanUpstream, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrRoute.String(rq.route)}
-	})
-	sw := newSettleWriter(w, rq)
-	err := next.ServeHTTP(sw, r.WithContext(ctx))
-	err = sw.finish(err)
-	if span.IsRecording() {
-		span.SetAttributes(attrOutcome.String(rq.outcome))
-	}
-	endSpan(span, err)
-	return err
-}
-
-// identify finds the caller's key and account from the request's API key.
-func (h *Handler) identify(ctx context.Context, r *http.Request) (identity, error) {
-	secret, err := h.apiKey(r)
-	if err != nil {
-		return identity{}, err
-	}
-	return h.app.lookupKey(ctx, secret)
-}
-
-// bearer returns the token of an "Authorization: Bearer <token>" value, or
-// "" for any other scheme.
-func bearer(v string) string {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(v), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(token)
-}
-
-// apiKey extracts the key secret from the request.
-func (h *Handler) apiKey(r *http.Request) (string, error) {
-	v := strings.TrimSpace(r.Header.Get(h.KeyHeader))
-	if strings.EqualFold(h.KeyHeader, "Authorization") {
-		v = bearer(v)
-	}
-	if v == "" {
-		return "", meter.Errorf(meter.ECodeInvalidAPIKey, "missing API key: send it as %s", h.keyHint())
-	}
-	return v, nil
-}
-
-func (h *Handler) keyHint() string {
-	if strings.EqualFold(h.KeyHeader, "Authorization") {
-		return "Authorization: Bearer <key>"
-	}
-	return h.KeyHeader + ": <key>"
-}
-
-// maxJSONBody bounds a JSON body read for pricing: it is parsed in memory.
-const maxJSONBody = 16 << 20
-
-// measure reads what pricing needs into in. When the body is read, it is
-// spooled once, measured, and put back on the request so the upstream
-// receives exactly the bytes the client sent.
-func (h *Handler) measure(r *http.Request, in *pricing.Input) (*usage.Body, error) {
-	// A request with an Idempotency-Key is spooled on every route: its
-	// fingerprint digests the body the upstream will receive.
-	if !h.needs.Pages && !h.needs.JSON && r.Header.Get(HeaderIdempotencyKey) == "" {
-		return nil, nil
-	}
-	opts := h.uopts
-	opts.SizeHint = r.ContentLength
-	body, err := usage.Spool(r.Body, opts)
-	if err != nil {
-		return nil, err
-	}
-	r.Body = io.NopCloser(body.Reader())
-	r.ContentLength = body.Size()
-	r.TransferEncoding = nil
-	if body.Size() > 0 {
-		r.Header.Set("Content-Length", strconv.FormatInt(body.Size(), 10))
-	}
-	ct := r.Header.Get("Content-Type")
-	if h.needs.JSON && isJSON(ct) {
-		if body.Size() > maxJSONBody {
-			return body, meter.Errorf(meter.ECodeBodyTooLarge, "a JSON body priced by its content may be at most %d bytes", maxJSONBody).With("max_body", maxJSONBody)
-		}
-		// The body and its parsed form live in memory: admit about 4x its
-		// size against the same budget as page counting.
-		release, err := h.uopts.Budget.Hold(r.Context(), 4*body.Size())
-		if err != nil {
-			return body, err
-		}
-		body.OnClose(release)
-		in.JSON = make([]byte, body.Size())
-		if _, err := io.ReadFull(body.Reader(), in.JSON); err != nil {
-			return body, err
-		}
-	}
-	// A multipart request on a route priced by JSON carries it in a part:
-	// the multipart walk that counts the files hands it over.
-	jsonPart := h.needs.JSON && h.needs.JSONPart != "" && isMultipart(ct)
-	if jsonPart {
-		opts.JSONPart, opts.PartOnly = h.needs.JSONPart, !h.needs.Pages
-	}
-	if jsonPart || h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.CountTimeout))
-		opts.PDF.MaxPages = h.MaxPages // not for the upstream's output pages
-		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
-		cancel()
-		u := in.Usage
-		body.OnClose(u.Release)
-		in.JSON = u.TypedJSONPart()
-		if !h.needs.Pages {
-			in.Usage = usage.Usage{} // only the part was read
-		}
-		if err == nil && h.needs.Pages && in.Usage.Unpriced > 0 && h.Unpriced != unpricedCharge {
-			err = unpricedError(in.Usage)
-		}
-	}
-	return body, err
-}
-
-// isJSON reports whether a Content-Type is JSON (application/json or any
-// +json type).
-func isJSON(contentType string) bool {
-	mt, _, _ := strings.Cut(strings.ToLower(contentType), ";")
-	mt = strings.TrimSpace(mt)
-	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
-// isMultipart reports whether a Content-Type is multipart/*.
-func isMultipart(contentType string) bool {
-	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "multipart/")
-}
-
-func bodyTooLarge(max int64) error {
-	return meter.Errorf(meter.ECodeBodyTooLarge, "request body is larger than the limit of %d bytes", max).With("max_body", max)
+	// The settlement strategy settles when the upstream's status is known.
+	return h.forward(w, next, rq)
 }
 
 // setQuotaHeaders writes the quota headers of an account that has a

@@ -57,7 +57,10 @@ type JobAPI struct {
 	// snake case.
 	Billing *BillingConfig `json:"billing,omitempty"`
 
-	auth Handler
+	auth   authenticator
+	app    *App
+	store  jobAPIStore
+	logger *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -81,19 +84,12 @@ func (a *JobAPI) Provision(ctx caddy.Context) error {
 	if err := a.Billing.provision(); err != nil {
 		return err
 	}
-	a.auth.KeyHeader = a.KeyHeader
-	if a.auth.KeyHeader == "" {
-		a.auth.KeyHeader = "Authorization"
-	}
-	if err := checkKeyHeader(a.auth.KeyHeader); err != nil {
+	a.logger = ctx.Logger()
+	var err error
+	if a.app, a.auth, err = authFor(ctx, a.KeyHeader); err != nil {
 		return fmt.Errorf("meter_job: %w", err)
 	}
-	a.auth.logger = ctx.Logger()
-	app, err := ctx.App("meter")
-	if err != nil {
-		return err
-	}
-	a.auth.app = app.(*App)
+	a.store = a.app.store
 	return nil
 }
 
@@ -134,8 +130,8 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			writeError(w, meter.Errorf(meter.ECodeTestKeyNotAllowed, "a test key cannot resume a job: use a live key"))
 			return nil
 		}
-		if !id.settings.IsEnabled() {
-			writeError(w, meter.Errorf(meter.ECodeAccountDisabled, "API access is disabled for this account"))
+		if err := id.enabled(); err != nil {
+			writeError(w, err)
 			return nil
 		}
 		period, err := id.settings.PeriodAt(time.Now(), id.created)
@@ -143,25 +139,25 @@ func (a *JobAPI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			writeError(w, err)
 			return nil
 		}
-		ctx, cancel := a.auth.app.storeCtx(r.Context())
-		res, err := a.auth.app.store.ResumeJob(ctx, job.AccountID, job.ID, period, requestID(r))
+		ctx, cancel := a.app.storeCtx(r.Context())
+		res, err := a.store.ResumeJob(ctx, job.AccountID, job.ID, period, requestID(r))
 		cancel()
 		if err != nil {
 			var e *meter.Error
 			if errors.As(err, &e) {
 				if avail, ok := e.Details["available"].(meter.Credits); ok {
-					w.Header().Set(a.auth.app.money.remaining, avail.String())
+					w.Header().Set(a.app.money.remaining, avail.String())
 				}
 			}
-			w.Header().Set(a.auth.app.money.cost, "0")
+			w.Header().Set(a.app.money.cost, "0")
 			writeError(w, err)
 			return nil
 		}
 		if res.Charged > 0 {
-			a.auth.logger.Info("job resumed", zap.String("account", job.AccountID), zap.String("job", job.ID),
+			a.logger.Info("job resumed", zap.String("account", job.AccountID), zap.String("job", job.ID),
 				zap.Stringer("charged", res.Charged))
 		}
-		a.auth.app.money.set(w.Header(), res.Charged, res.Available)
+		a.app.money.set(w.Header(), res.Charged, res.Available)
 		job = res.Job
 	}
 	// status and resume go on to the upstream, with the billing object
@@ -181,14 +177,14 @@ func (a *JobAPI) find(r *http.Request, account string) (meter.Job, error) {
 	if ref == "" || len(ref) > meter.MaxRefLen {
 		return meter.Job{}, meter.Errorf(meter.ECodeJobNotFound, "no job id in the request")
 	}
-	ctx, cancel := a.auth.app.storeCtx(r.Context())
+	ctx, cancel := a.app.storeCtx(r.Context())
 	defer cancel()
-	return findJob(ctx, a.auth.app.store, account, ref)
+	return findJob(ctx, a.store, account, ref)
 }
 
 // findJob finds an account's job by the upstream's id, or by creditgate's
 // own (job_...).
-func findJob(ctx context.Context, s meter.Store, account, ref string) (meter.Job, error) {
+func findJob(ctx context.Context, s meter.JobStore, account, ref string) (meter.Job, error) {
 	job, err := s.JobByUpstream(ctx, account, ref)
 	if meter.ErrorCode(err) == meter.ECodeJobNotFound && strings.HasPrefix(ref, "job_") {
 		job, err = s.Job(ctx, account, ref)
@@ -253,7 +249,7 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) er
 	if tok == "" {
 		tok = bearer(r.Header.Get("Authorization"))
 	}
-	account, jobID, err := a.auth.app.parseJobToken(tok)
+	account, jobID, err := a.app.parseJobToken(tok)
 	if err != nil {
 		writeError(w, err)
 		return nil
@@ -279,8 +275,8 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) er
 	}
 	// The period is the account's: read its settings (cached with keys
 	// would need a key; a report is rare next to requests).
-	ctx, cancel := a.auth.app.storeCtx(r.Context())
-	acct, err := a.auth.app.store.Account(ctx, account)
+	ctx, cancel := a.app.storeCtx(r.Context())
+	acct, err := a.store.Account(ctx, account)
 	cancel()
 	if err != nil {
 		writeError(w, err)
@@ -291,8 +287,8 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) er
 		writeError(w, err)
 		return nil
 	}
-	ctx, cancel = a.auth.app.storeCtx(r.Context())
-	res, err := a.auth.app.store.ReportJob(ctx, meter.JobReport{
+	ctx, cancel = a.app.storeCtx(r.Context())
+	res, err := a.store.ReportJob(ctx, meter.JobReport{
 		AccountID: account, JobID: jobID, Done: rep.Pages, Failed: rep.FailedPages, Final: final,
 		RequestID: requestID(r), Period: period,
 	})
@@ -312,13 +308,13 @@ func (a *JobAPI) progress(w http.ResponseWriter, r *http.Request, tok string) er
 	switch {
 	case res.Job.Status == meter.JobBlocked:
 		action = "pause"
-		a.auth.logger.Info("job blocked: insufficient credits", zap.String("account", account),
+		a.logger.Info("job blocked: insufficient credits", zap.String("account", account),
 			zap.String("job", jobID), zap.Stringer("owed", res.Job.Owed()))
 	case res.Job.Finished():
 		action = "stop"
 	}
 	w.Header().Set(HeaderJobAction, action)
-	a.auth.app.money.set(w.Header(), res.Charged, res.Available)
+	a.app.money.set(w.Header(), res.Charged, res.Available)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"job_id":        res.Job.ID,
 		"upstream_id":   res.Job.UpstreamID,
@@ -447,10 +443,7 @@ func (a *JobAPI) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "key_header":
-			if a.KeyHeader != "" {
-				return d.Err("meter_job: key_header given more than once")
-			}
-			a.KeyHeader, err = oneArg(d)
+			a.KeyHeader, err = keyHeaderArg(d, "meter_job", a.KeyHeader)
 		case "billing":
 			if a.Billing != nil {
 				return d.Err("meter_job: billing given more than once")

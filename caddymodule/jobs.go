@@ -1,26 +1,22 @@
 package caddymodule
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/jobtoken"
 	"github.com/creditgate/creditgate/meter/pricing"
+	"github.com/creditgate/creditgate/meter/usage"
 )
 
 // Request headers a job submission carries to the upstream (removed from
@@ -174,10 +170,17 @@ func (rq *request) jobEstimate(rates map[string]meter.Credits) (pages int, estim
 	return pages, meter.Credits(pages) * top, nil
 }
 
-// serveJob submits a job: holds its estimate, forwards the submission
-// with the job's id and token, and keeps the job when the upstream
-// accepts it (2xx), cancels it otherwise.
-func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request, id identity, period meter.Period) error {
+// jobSettlement submits a job: it holds the job's estimate, forwards the
+// submission with the job's id and token, and keeps the job when the
+// upstream accepts it (2xx), cancels it otherwise. Its pages are charged
+// later, as the upstream reports them (see JobAPI).
+type jobSettlement struct{}
+
+// readsAnswer: the upstream's job id is in its answer.
+func (jobSettlement) readsAnswer() bool { return true }
+
+func (jobSettlement) hold(ctx context.Context, rq *request, id identity, period meter.Period, _ *usage.Body) (meter.Credits, error) {
+	h := rq.h
 	rates := jobRates(rq.quote)
 	pages, estimate, err := rq.jobEstimate(rates)
 	if err == nil && id.settings.PageLimit > 0 && pages > id.settings.PageLimit {
@@ -185,16 +188,12 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 			pages, id.settings.PageLimit).With("pages", pages).With("page_limit", id.settings.PageLimit)
 	}
 	if err != nil {
-		rq.refuse(w, err)
-		return nil
+		return estimate, err
 	}
 	retain := time.Duration(h.Job.Retention)
 	if d := id.settings.RetentionDays; d > 0 {
 		retain = time.Duration(d) * 24 * time.Hour
 	}
-	ctx, span := startSpan(r.Context(), rq.traced, spanReserve, func() []attribute.KeyValue {
-		return []attribute.KeyValue{attrAccount.String(id.key.AccountID), attrCost.String(estimate.String())}
-	})
 	sctx, cancel := h.app.storeCtx(ctx)
 	res, err := h.app.store.CreateJob(sctx, meter.JobRequest{
 		AccountID:      id.key.AccountID,
@@ -208,19 +207,18 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 		Period:         period,
 	})
 	cancel()
-	endSpan(span, err)
 	if err != nil {
-		rq.refuse(w, err)
-		return nil
+		return estimate, err
 	}
 	rq.job = &res.Job
 	rq.res = meter.Reservation{ID: res.Job.ID, AccountID: id.key.AccountID, Amount: estimate, Available: res.Available}
-	meterMetrics.reserved.Add(creditsFloat(estimate))
 	token, err := h.app.jobToken(id.key.AccountID, res.Job.ID)
 	if err != nil {
 		h.cancelJob(rq, "no job token: "+err.Error())
-		return err
+		// Not a refusal: an internal failure Caddy answers and logs.
+		return estimate, toCaddy{err}
 	}
+	r := rq.r
 	r.Header.Set(UpstreamAccount, id.key.AccountID)
 	r.Header.Set(UpstreamReservation, meter.JobHoldPrefix+res.Job.ID)
 	r.Header.Set(UpstreamJob, res.Job.ID)
@@ -228,20 +226,20 @@ func (h *Handler) serveJob(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if h.Job.ProgressURL != "" {
 		r.Header.Set(UpstreamJobProgress, h.Job.ProgressURL)
 	}
-	return h.forward(w, r, next, rq)
+	return estimate, nil
 }
 
-// settleJob runs when the submission's status is known: a 2xx keeps the
+// settle runs when the submission's status is known: a 2xx keeps the
 // job (even if the client has gone: the upstream has accepted it) and
 // records the upstream's id; anything else cancels it.
-func (rq *request) settleJob(status int, hdr http.Header) {
+func (jobSettlement) settle(rq *request, status int, hdr http.Header, _ pricing.Response) (meter.Credits, error) {
 	if status < 200 || status >= 300 {
 		rq.h.cancelJob(rq, fmt.Sprintf("the upstream answered %d", status))
 		rq.outcome = outcomeVoided
 		observeOutcome(rq.outcome, nil)
 		hdr.Set(rq.h.money.cost, "0")
 		hdr.Set(rq.h.money.remaining, (rq.res.Available + rq.res.Amount).String())
-		return
+		return 0, nil
 	}
 	rq.outcome = outcomeJob
 	observeOutcome(rq.outcome, nil)
@@ -266,6 +264,7 @@ func (rq *request) settleJob(status int, hdr http.Header) {
 	if rq.h.Billing != nil {
 		rq.merge = rq.h.Billing.jobObject(job)
 	}
+	return 0, nil
 }
 
 // upstreamJobID reads the upstream's job id from its answer.
@@ -308,57 +307,22 @@ func (h *Handler) cancelJob(rq *request, why string) {
 	h.logger.Debug("job canceled", zap.String("job", rq.job.ID), zap.String("why", why))
 }
 
-// Job tokens: the upstream authenticates its progress reports with a
-// token scoped to one job of one account, signed with the app's job
-// secret: "cgjob_" + base64url(account "\n" job) + "." + base64url(HMAC).
-// Nothing is stored per token; every gateway sharing the secret accepts it.
-const jobTokenPrefix = "cgjob_"
-
-var b64 = base64.RawURLEncoding
-
+// jobToken signs a job's progress token (see meter/jobtoken).
 func (a *App) jobToken(account, job string) (string, error) {
 	key, err := a.jobKey()
 	if err != nil {
 		return "", err
 	}
-	msg := account + "\n" + job
-	return jobTokenPrefix + b64.EncodeToString([]byte(msg)) + "." + b64.EncodeToString(jobMAC(key, msg)), nil
-}
-
-func jobMAC(key []byte, msg string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("creditgate job token v1\n" + msg))
-	return m.Sum(nil)
+	return jobtoken.Sign(key, account, job), nil
 }
 
 // parseJobToken checks a token and returns its account and job.
 func (a *App) parseJobToken(tok string) (account, job string, err error) {
-	bad := meter.Errorf(meter.ECodeInvalidAPIKey, "invalid job token: send the X-Meter-Job-Token the job's submission carried, as Authorization: Bearer <token>")
-	rest, ok := strings.CutPrefix(tok, jobTokenPrefix)
-	if !ok {
-		return "", "", bad
-	}
-	enc, sig, ok := strings.Cut(rest, ".")
-	if !ok {
-		return "", "", bad
-	}
-	msg, err1 := b64.DecodeString(enc)
-	mac, err2 := b64.DecodeString(sig)
-	if err1 != nil || err2 != nil {
-		return "", "", bad
-	}
 	key, err := a.jobKey()
 	if err != nil {
 		return "", "", err
 	}
-	if !hmac.Equal(mac, jobMAC(key, string(msg))) {
-		return "", "", bad
-	}
-	account, job, ok = strings.Cut(string(msg), "\n")
-	if !ok {
-		return "", "", bad
-	}
-	return account, job, nil
+	return jobtoken.Parse(key, tok)
 }
 
 // jobKey is the job token secret: the job_secret option, or one kept in
@@ -375,35 +339,7 @@ func (a *App) jobKey() ([]byte, error) {
 		if dir == "" {
 			dir = filepath.Join(caddy.AppDataDir(), "creditgate")
 		}
-		js.key, js.keyErr = loadOrCreateSecret(filepath.Join(dir, "job_secret"))
+		js.key, js.keyErr = jobtoken.LoadOrCreateSecret(filepath.Join(dir, "job_secret"))
 	})
 	return js.key, js.keyErr
-}
-
-func loadOrCreateSecret(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	// Written aside, then linked into place: a process that reads the file
-	// never sees it half written, and the first one linked wins.
-	tmp, err := os.CreateTemp(dir, ".job_secret-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(rand.Text() + rand.Text())
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
-	}
-	return os.ReadFile(path)
 }

@@ -3,17 +3,7 @@ package caddymodule
 import (
 	"sync"
 	"time"
-
-	"github.com/creditgate/creditgate/meter"
 )
-
-// identity is what a request's API key resolves to: the key record and
-// its account's settings.
-type identity struct {
-	key      meter.Key
-	settings meter.Settings
-	created  time.Time // the account's, for anniversary periods
-}
 
 // keyCache keeps resolved keys for a short TTL, so a hot key costs two
 // store round trips per TTL instead of per request. Only hits are

@@ -102,6 +102,7 @@ func observeOutcome(outcome string, err error) {
 	code := ""
 	if err != nil {
 		code = meter.ErrorCode(err)
+		refusalTally.Add(code) // the console's store-wide refusals
 	}
 	meterMetrics.requests.WithLabelValues(outcome, code).Inc()
 }

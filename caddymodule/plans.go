@@ -76,7 +76,7 @@ func validatePlan(p meter.Plan) error {
 	if p.TimeZone != "" || p.PeriodAnchor != "" {
 		return meter.Errorf(meter.ECodeInvalid, "plan %q: time_zone and period_anchor are an account's own settings", p.Name)
 	}
-	return validateSettings(p.Settings, time.Now())
+	return p.Settings.Validate(time.Now())
 }
 
 // plan finds a plan by name: the config's, else the store's.

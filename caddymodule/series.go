@@ -63,7 +63,7 @@ func seriesQuery(r *http.Request, account string) (meter.SeriesQuery, error) {
 }
 
 // seriesFor answers a usage request that names a granularity.
-func seriesFor(ctx context.Context, s meter.Store, r *http.Request, account string) (seriesReport, error) {
+func seriesFor(ctx context.Context, s meter.UsageStore, r *http.Request, account string) (seriesReport, error) {
 	q, err := seriesQuery(r, account)
 	if err != nil {
 		return seriesReport{}, err

@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
 
 	"github.com/creditgate/creditgate/meter"
@@ -44,8 +43,14 @@ type request struct {
 	fp     string
 	stored []byte
 	// free is the account of a zero-cost request, forwarded without a
-	// reservation (see forwardFree).
+	// reservation (see freeSettlement).
 	free *meter.Account
+	// settler holds and settles the price (see settlement).
+	settler settlement
+	// dry: a dry run (X-Meter-Dry-Run), priced and answered, never
+	// forwarded; testUsed: a test key's requests today (see admit).
+	dry      bool
+	testUsed int
 }
 
 // requestID is Caddy's request UUID (the one its access log shows). It is
@@ -60,37 +65,44 @@ func requestID(r *http.Request) string {
 	return ""
 }
 
-// settle commits the reservation when the upstream succeeded (2xx, and the
-// client is still there to receive it) and voids it otherwise, then writes
-// the money headers into hdr before they are sent. out is what the rules
-// priced on the response read: hdr's priced headers (removed from hdr
-// here) and the output pages, counted by the caller.
+// settle settles rq by its settlement strategy once the upstream's
+// status is known, before the response headers leave (step 6). The money
+// headers are the gateway's alone, on every path: the upstream's go first.
+// out is what the rules priced on the response read: the output pages,
+// counted by the caller, and hdr's priced headers (removed from hdr).
 func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
-	// The money headers are the gateway's alone, on every path.
 	rq.h.money.strip(hdr)
-	if rq.job != nil {
-		rq.settleJob(status, hdr)
-		return
-	}
-	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
 	_, span := startSpan(rq.r.Context(), rq.traced, spanSettle, func() []attribute.KeyValue {
 		return []attribute.KeyValue{attrAccount.String(rq.key.AccountID)}
 	})
-	defer span.End()
-	log := rq.logger(status)
-	if len(rq.h.needs.ResponseHeaders) > 0 {
-		out.Header = make(http.Header, len(rq.h.needs.ResponseHeaders))
-		for _, name := range rq.h.needs.ResponseHeaders {
-			if v := hdr.Values(name); len(v) > 0 {
-				out.Header[http.CanonicalHeaderKey(name)] = v
-			}
-			hdr.Del(name)
-		}
+	charged, err := rq.settler.settle(rq, status, hdr, out)
+	if span.IsRecording() {
+		span.SetAttributes(attrOutcome.String(rq.outcome), attrCharged.String(charged.String()))
 	}
-	if rq.free != nil {
-		rq.settleFree(hdr)
+	endSpan(span, err)
+}
+
+// pricedHeaders moves the response headers the rules price from hdr
+// into out.
+func (rq *request) pricedHeaders(hdr http.Header, out *pricing.Response) {
+	if len(rq.h.needs.ResponseHeaders) == 0 {
 		return
 	}
+	out.Header = make(http.Header, len(rq.h.needs.ResponseHeaders))
+	for _, name := range rq.h.needs.ResponseHeaders {
+		if v := hdr.Values(name); len(v) > 0 {
+			out.Header[http.CanonicalHeaderKey(name)] = v
+		}
+		hdr.Del(name)
+	}
+}
+
+// settle commits the reservation when the upstream succeeded (2xx, and
+// the client is still there to receive it) and voids it otherwise.
+func (reservation) settle(rq *request, status int, hdr http.Header, out pricing.Response) (meter.Credits, error) {
+	ok := status >= 200 && status < 300 && rq.r.Context().Err() == nil
+	log := rq.logger(status)
+	rq.pricedHeaders(hdr, &out)
 	var (
 		st  meter.Settlement
 		err error
@@ -128,16 +140,12 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 		}
 	}
 	observeOutcome(rq.outcome, err)
-	if span.IsRecording() {
-		span.SetAttributes(attrOutcome.String(rq.outcome), attrCharged.String(st.Charged.String()))
-	}
 	if err != nil {
-		span.SetStatus(codes.Error, meter.ErrorCode(err))
 		// The reservation stays held and expires after its TTL, uncharged.
 		// We cannot return this error: the upstream's answer is on its way.
 		log.Error("settling reservation failed; it will expire uncharged", zap.Bool("commit", ok), zap.Error(err))
 		hdr.Set(rq.h.money.cost, "0")
-		return
+		return st.Charged, err
 	}
 	if st.Late {
 		log.Warn("reservation expired before settle; charged from available credits",
@@ -158,18 +166,7 @@ func (rq *request) settle(status int, hdr http.Header, out pricing.Response) {
 	}
 	rq.h.money.set(hdr, st.Charged, st.Available)
 	setQuotaHeaders(hdr, st.Quota)
-}
-
-// settleFree writes the money headers of a zero-cost request: nothing
-// was reserved, nothing is charged.
-func (rq *request) settleFree(hdr http.Header) {
-	rq.outcome = outcomeFree
-	observeOutcome(outcomeFree, nil)
-	if rq.h.Billing != nil {
-		rq.merge = rq.h.Billing.chargeObject(0, rq.free.Available)
-	}
-	rq.h.money.set(hdr, 0, rq.free.Available)
-	setQuotaHeaders(hdr, rq.free.Quota)
+	return st.Charged, nil
 }
 
 // logger returns a logger with the request's money fields. It is built
@@ -201,8 +198,9 @@ func (rq *request) settleQuoted(status int, hdr http.Header) {
 	rq.settle(status, hdr, pricing.Response{})
 }
 
-// commit debits the quote, retrying a transient store failure briefly:
-// Commit is idempotent per reservation, so a retry never charges twice.
+// commit debits the quote, retrying a transient store failure briefly
+// (meter.SettleRetry): Commit is idempotent per reservation, so a retry
+// never charges twice.
 func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, error) {
 	c := meter.CommitRequest{
 		AccountID:     rq.key.AccountID,
@@ -217,32 +215,16 @@ func (rq *request) commit(amount meter.Credits, pages int) (meter.Settlement, er
 		// count is charged in full (see pricing's Needs.Uncapped).
 		Uncapped: rq.h.needs.Uncapped,
 	}
-	var (
-		st  meter.Settlement
-		err error
-	)
-	for attempt := 0; attempt < 3; attempt++ {
+	var st meter.Settlement
+	// The retries outlive the client, as the settle does (see storeCtx):
+	// their waits watch a context that never ends.
+	err := meter.SettleRetry.Do(context.Background(), func() (err error) {
 		ctx, cancel := rq.h.app.storeCtx(rq.r.Context())
+		defer cancel()
 		st, err = rq.h.app.store.Commit(ctx, c)
-		cancel()
-		if err == nil || meter.ErrorCode(err) != meter.ECodeMeteringUnavailable {
-			return st, err
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
-	}
+		return err
+	})
 	return st, err
-}
-
-// reserve holds the quote. When the route accepts a smaller hold
-// (at_least), an account that cannot hold the whole estimate holds all its
-// pools give, if that covers the smallest charge, in the same atomic step:
-// a concurrent request of the account then finds nothing left. The commit
-// charges the real count from the hold and the pools.
-func (rq *request) reserve(ctx context.Context, req meter.ReserveRequest) (meter.Reservation, error) {
-	if m := rq.quote.Minimum; m > 0 && m < req.Amount {
-		req.Minimum = m
-	}
-	return rq.h.app.store.Reserve(ctx, req)
 }
 
 func (rq *request) void() (meter.Settlement, error) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -79,7 +78,7 @@ func (sw *settleWriter) WriteHeader(status int) {
 // or merged into it.
 func (sw *settleWriter) buffers() bool {
 	rq := sw.rq
-	return rq.h.needs.OutputPages || rq.job != nil ||
+	return rq.h.needs.OutputPages || rq.settler.readsAnswer() ||
 		rq.h.Billing != nil && isJSON(sw.Header().Get("Content-Type"))
 }
 
@@ -223,7 +222,7 @@ func (sw *settleWriter) finishBuffered(err error) error {
 		}
 		return err
 	}
-	if size := res.body.Size(); size <= maxMergeBody && (sw.rq.job != nil || sw.rq.h.Billing != nil) {
+	if size := res.body.Size(); size <= maxMergeBody && (sw.rq.settler.readsAnswer() || sw.rq.h.Billing != nil) {
 		sw.rq.body = make([]byte, size)
 		if _, err := io.ReadFull(res.body.Reader(), sw.rq.body); err != nil {
 			sw.rq.body = nil
@@ -237,9 +236,9 @@ func (sw *settleWriter) finishBuffered(err error) error {
 			sw.rq.stored = sw.rq.encodeResponse(sw.status, hdr, b)
 		}
 	}
-	if sw.rq.h.needs.OutputPages && sw.rq.job == nil {
+	if sw.rq.h.needs.OutputPages && !sw.rq.settler.readsAnswer() {
 		out := pricing.Response{}
-		ctx, cancel := context.WithTimeout(sw.rq.r.Context(), time.Duration(sw.rq.h.CountTimeout))
+		ctx, cancel := context.WithTimeout(sw.rq.r.Context(), sw.rq.h.uopts.CountTimeout)
 		info, cerr := usage.ScanPDF(ctx, res.body.ReaderAt(), res.body.Size(), sw.rq.h.uopts.PDF)
 		cancel()
 		if cerr != nil {

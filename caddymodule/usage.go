@@ -54,7 +54,7 @@ func periodParam(r *http.Request, st meter.Settings, created time.Time) (meter.P
 }
 
 // usageFor builds the usage report of an account for the request's period.
-func usageFor(ctx context.Context, s meter.Store, r *http.Request, acct meter.Account) (usageReport, error) {
+func usageFor(ctx context.Context, s meter.UsageStore, r *http.Request, acct meter.Account) (usageReport, error) {
 	p, err := periodParam(r, acct.Settings, acct.CreatedAt)
 	if err != nil {
 		return usageReport{}, err

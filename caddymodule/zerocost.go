@@ -2,13 +2,11 @@ package caddymodule
 
 import (
 	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/creditgate/creditgate/meter"
@@ -115,25 +113,4 @@ func (a *App) unmarshalZeroCostRate(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
-}
-
-// forwardFree forwards a request that costs nothing: with nothing to
-// charge, nothing is reserved or committed, so it leaves no record in the
-// store (its Idempotency-Key included) and is bounded per account by
-// zero_cost_rate instead.
-func (h *Handler) forwardFree(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, rq *request) error {
-	if err := h.app.zeroCost.take(rq.key.AccountID); err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	ctx, cancel := h.app.storeCtx(r.Context())
-	acct, err := h.app.store.Account(ctx, rq.key.AccountID)
-	cancel()
-	if err != nil {
-		rq.refuse(w, err)
-		return nil
-	}
-	rq.free = &acct
-	r.Header.Set(UpstreamAccount, rq.key.AccountID)
-	return h.forward(w, r, next, rq)
 }

@@ -177,6 +177,11 @@ type LedgerEntry struct {
 	Pages int `json:"pages,omitempty"`
 	// RefundOf names the usage entry a refund refunds.
 	RefundOf string `json:"refund_of,omitempty"`
+	// PaymentIntentID is the payment a purchase or reversal entry belongs
+	// to (DocExtract's payment_intent_id), and ExternalID the payment
+	// provider's event that made it (see PaymentStore).
+	PaymentIntentID string `json:"payment_intent_id,omitempty"`
+	ExternalID      string `json:"external_id,omitempty"`
 	// JobID is the job a usage entry charged pages of (creditgate's id,
 	// also in ReservationID), and UpstreamJobID the upstream's id of it
 	// when known at the charge: the job id DocExtract's usage entries
@@ -335,28 +340,63 @@ type RouteUsage struct {
 	Credits  Credits `json:"credits"`
 }
 
-// Store is the persistence of accounts, keys, reservations and the ledger.
-// Every method that moves credits is atomic and writes its ledger entry in
-// the same step. Implementations return *Error values with the codes above
-// for domain refusals, and Unavailable(err) when the backend cannot be
-// reached.
+// Store is the persistence of accounts, keys, reservations and the ledger:
+// every entity's interface. Every method that moves credits is atomic and
+// writes its ledger entry in the same step. Implementations return *Error
+// values with the codes above for domain refusals, and Unavailable(err)
+// when the backend cannot be reached. A consumer depends on the smallest
+// of these interfaces it uses.
 type Store interface {
+	AccountStore
+	KeyStore
+	MoneyStore
+	LedgerStore
+	UsageStore
+	EventStore
 	JobStore
 	PlanStore
-	// CreateAccount creates an account, with initial credits recorded as a
-	// purchase when positive. ECodeAccountExists if it exists.
-	CreateAccount(ctx context.Context, id string, initial Credits) (Account, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// AccountReader reads an account: what most consumers need of the accounts.
+type AccountReader interface {
 	// Account returns an account's balances and settings.
 	// ECodeAccountNotFound.
 	Account(ctx context.Context, id string) (Account, error)
+}
+
+// AccountStore keeps accounts and their settings.
+type AccountStore interface {
+	AccountReader
+	// CreateAccount creates an account, with initial credits recorded as a
+	// purchase when positive. ECodeAccountExists if it exists.
+	CreateAccount(ctx context.Context, id string, initial Credits) (Account, error)
 	// UpdateSettings replaces an account's settings; its limits in force
 	// become the settings' own (see PlanStore.ApplySettings).
 	UpdateSettings(ctx context.Context, id string, s Settings) (Account, error)
+	// ListAccounts returns account ids in order, after a cursor id.
+	ListAccounts(ctx context.Context, after string, limit int) ([]string, error)
+}
+
+// KeyStore keeps API keys, by the SHA-256 of their secret.
+type KeyStore interface {
 	// AddKey stores a key record (its Hash, never the secret).
 	AddKey(ctx context.Context, k Key) error
 	// LookupKey finds a key by the SHA-256 of its secret.
 	// ECodeInvalidAPIKey when there is none.
 	LookupKey(ctx context.Context, hash string) (Key, error)
+	// ListKeys returns an account's keys, revoked ones included, oldest
+	// first (see SortKeys).
+	ListKeys(ctx context.Context, account string) ([]Key, error)
+	// RevokeKey revokes a key by its KeyID; LookupKey stops finding it.
+	// ECodeNotFound when the account has no such key.
+	RevokeKey(ctx context.Context, account, keyID string) (Key, error)
+}
+
+// MoneyStore moves credits: every method is atomic and writes its
+// ledger entry in the same step.
+type MoneyStore interface {
 	// Grant adds or removes credits with a ledger entry.
 	Grant(ctx context.Context, g Grant) (LedgerEntry, error)
 	// Reserve holds credits. ECodeInsufficientCredits (details required,
@@ -375,6 +415,15 @@ type Store interface {
 	// or voided reservation is a no-op; a committed one is
 	// ECodeReservationSettled.
 	Void(ctx context.Context, accountID, reservationID string) (Settlement, error)
+	// Refund gives back (part of) what a usage entry took from the balance
+	// (-entry.Amount), once per entry, with a refund entry.
+	// ECodeNotFound if there is no such usage entry, ECodeRefundNotAllowed
+	// if it was refunded already or the amount exceeds what it took.
+	Refund(ctx context.Context, r Refund) (LedgerEntry, error)
+}
+
+// LedgerStore reads and trims the ledger.
+type LedgerStore interface {
 	// Ledger lists entries, newest first.
 	Ledger(ctx context.Context, q LedgerQuery) ([]LedgerEntry, error)
 	// LedgerTotal counts the entries q selects, ignoring its Limit,
@@ -382,19 +431,13 @@ type Store interface {
 	// range (a type filter decodes each), so its cost grows with the
 	// ledger the account keeps (its retention).
 	LedgerTotal(ctx context.Context, q LedgerQuery) (int, error)
-	// ListAccounts returns account ids in order, after a cursor id.
-	ListAccounts(ctx context.Context, after string, limit int) ([]string, error)
-	// ListKeys returns an account's keys, revoked ones included, oldest
-	// first (see SortKeys).
-	ListKeys(ctx context.Context, account string) ([]Key, error)
-	// RevokeKey revokes a key by its KeyID; LookupKey stops finding it.
-	// ECodeNotFound when the account has no such key.
-	RevokeKey(ctx context.Context, account, keyID string) (Key, error)
-	// Refund gives back (part of) what a usage entry took from the balance
-	// (-entry.Amount), once per entry, with a refund entry.
-	// ECodeNotFound if there is no such usage entry, ECodeRefundNotAllowed
-	// if it was refunded already or the amount exceeds what it took.
-	Refund(ctx context.Context, r Refund) (LedgerEntry, error)
+	// TrimLedger removes ledger entries older than before and returns how
+	// many; balances never depend on the ledger's history.
+	TrimLedger(ctx context.Context, account string, before time.Time) (int64, error)
+}
+
+// UsageStore reads usage by route, counted when requests and jobs are charged.
+type UsageStore interface {
 	// Usage returns an account's usage by route in a period (the zero
 	// Period: usage counted while the account had no period), most
 	// credits first.
@@ -405,9 +448,10 @@ type Store interface {
 	// usage by route. Hours are kept for HourlyDays days, days as long as
 	// the account. ECodeInvalid for a bad query (see SeriesQuery).
 	UsageSeries(ctx context.Context, q SeriesQuery) ([]UsagePoint, error)
-	// TrimLedger removes ledger entries older than before and returns how
-	// many; balances never depend on the ledger's history.
-	TrimLedger(ctx context.Context, account string, before time.Time) (int64, error)
+}
+
+// EventStore is the webhook events' outbox, read by the delivery worker.
+type EventStore interface {
 	// ClaimEvents leases up to limit pending webhook events, of any
 	// accounts, to owner for lease: events that are due (not delayed by
 	// RetryEvent) and not under a lease that has not ended yet (whoever's
@@ -430,6 +474,4 @@ type Store interface {
 	// some: a store whose pending index is written apart from the outbox
 	// (redisstore) may lose an index write; workers call it now and then.
 	ReindexEvents(ctx context.Context) (int, error)
-	// Close releases the store's resources.
-	Close() error
 }

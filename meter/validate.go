@@ -1,8 +1,13 @@
 package meter
 
 import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // MaxCredits bounds every amount and balance: 2^53 milli-credits, where
@@ -198,4 +203,55 @@ func (s Settings) ValidateAmounts() error {
 		return invalid("monthly_quota and overage_cap must be between 0 and %s credits", MaxCredits)
 	}
 	return nil
+}
+
+// Validate checks settings set on an account (or a plan, which has no
+// creation time: time.Now): the one place settings rules are written. The
+// rates' names are checked against the gateway's routes by the caller
+// (pricing.Scope.Check), which knows them.
+func (s Settings) Validate(created time.Time) error {
+	for k, v := range s.Rates {
+		if k == "" || v < 0 {
+			return invalid("rates: %q must be a named, non-negative number of credits", k)
+		}
+	}
+	switch {
+	case s.PageLimit < 0:
+		return invalid("page_limit must not be negative")
+	case s.RetentionDays < 0 || s.RetentionDays > 3650:
+		return invalid("retention_days must be between 0 (the default, 30) and 3650")
+	case s.MonthlyQuota < 0, s.OverageCap < 0, s.LowBalanceThreshold < 0:
+		return invalid("monthly_quota, overage_cap and low_balance_threshold must not be negative")
+	}
+	if err := s.ValidateAmounts(); err != nil {
+		return err
+	}
+	if s.WebhookURL != "" || s.WebhookSecret != "" {
+		if err := CheckWebhook(s.WebhookURL, s.WebhookSecret); err != nil {
+			return invalid("settings: %v (webhook_url and webhook_secret go together)", err)
+		}
+	}
+	_, err := s.PeriodAt(time.Now(), created) // checks time_zone and period_anchor
+	return err
+}
+
+// CheckWebhook checks a webhook endpoint and its secret.
+func CheckWebhook(rawURL, secret string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("webhook URL %q: expected an http:// or https:// URL", rawURL)
+	}
+	_, err = WebhookKey(secret)
+	return err
+}
+
+// WebhookKey decodes a "whsec_<base64>" webhook signing secret (Standard
+// Webhooks).
+func WebhookKey(secret string) ([]byte, error) {
+	b64, ok := strings.CutPrefix(secret, "whsec_")
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || err != nil || len(key) < 16 {
+		return nil, errors.New("webhook secret: expected whsec_ and the base64 of at least 16 random bytes")
+	}
+	return key, nil
 }

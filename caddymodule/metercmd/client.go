@@ -60,8 +60,9 @@ func (c *client) call(method, uri string, body any, out any) error {
 	return nil
 }
 
-// do sends one admin request and prints its answer.
-func (c *client) do(method, uri string, body any, print func(io.Writer, map[string]any)) error {
+// do sends one admin request and prints its answer, decoded into T (or
+// as it is, with --json).
+func do[T any](c *client, method, uri string, body any, print func(io.Writer, T)) error {
 	if c.json {
 		raw, err := c.send(method, uri, body)
 		if err != nil {
@@ -70,7 +71,7 @@ func (c *client) do(method, uri string, body any, print func(io.Writer, map[stri
 		_, err = c.out.Write(raw)
 		return err
 	}
-	var v map[string]any
+	var v T
 	if err := c.call(method, uri, body, &v); err != nil {
 		return err
 	}

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/creditgate/creditgate/meter"
 	"github.com/spf13/cobra"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "meter",
-		Usage: "<account|key|credits|transactions|usage|job|plan> ...",
+		Usage: "<account|key|credits|transactions|usage|job|plan|stripe> ...",
 		Short: "Manages meter accounts, API keys and credits through the admin API",
 		Long: `
 Manages creditgate's accounts, API keys and credits by calling the meter
@@ -71,7 +72,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 					body["plan"] = ""
 				}
 			}
-			return c.do(http.MethodPost, "/meter/accounts", body, printAccount)
+			return do(c, http.MethodPost, "/meter/accounts", body, printAccount)
 		},
 	}
 	create.Flags().StringVar(&initial, "credits", "", "initial credits, recorded as a purchase")
@@ -79,14 +80,14 @@ func (c *client) addCommands(cmd *cobra.Command) {
 	get := &cobra.Command{
 		Use: "get <id>", Short: "Shows an account's balance", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0]), nil, printAccount)
+			return do(c, http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0]), nil, printAccount)
 		},
 	}
 	list := &cobra.Command{
 		Use: "list", Short: "Lists accounts in id order", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{"limit": {fmt.Sprint(listLimit)}, "cursor": {listCursor}}
-			return c.do(http.MethodGet, "/meter/accounts?"+q.Encode(), nil, printAccounts)
+			return do(c, http.MethodGet, "/meter/accounts?"+q.Encode(), nil, printAccounts)
 		},
 	}
 	list.Flags().IntVar(&listLimit, "limit", 100, "accounts per page (1-1000)")
@@ -103,19 +104,17 @@ func (c *client) addCommands(cmd *cobra.Command) {
 			}
 			if rates, ok := patch["rates"].(map[string]any); ok {
 				// --set rates.x=... changes one rate and keeps the others.
-				var cur map[string]any
+				var cur meter.Account
 				if err := c.call(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0]), nil, &cur); err != nil {
 					return err
 				}
-				st, _ := cur["settings"].(map[string]any)
-				old, _ := st["rates"].(map[string]any)
-				for k, v := range old {
+				for k, v := range cur.Settings.Rates {
 					if _, set := rates[k]; !set {
 						rates[k] = v
 					}
 				}
 			}
-			return c.do(http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), patch, printAccount)
+			return do(c, http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), patch, printAccount)
 		},
 	}
 	update.Flags().StringArrayVar(&sets, "set", nil, "a setting, e.g. monthly_quota=10, rates.drawing=8, enabled=false, page_limit=null")
@@ -123,7 +122,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 		return &cobra.Command{
 			Use: name + " <id>", Short: strings.ToUpper(name[:1]) + name[1:] + "s an account's API access", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				return c.do(http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), map[string]any{"enabled": enabled}, printAccount)
+				return do(c, http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), map[string]any{"enabled": enabled}, printAccount)
 			},
 		}
 	}
@@ -141,7 +140,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 			if err := c.confirm(trimYes, fmt.Sprintf("Removing the ledger entries of %s before %s", args[0], trimBefore)); err != nil {
 				return err
 			}
-			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/trim", map[string]any{"before": trimBefore}, printRemoved)
+			return do(c, http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/trim", map[string]any{"before": trimBefore}, printRemoved)
 		},
 	}
 	trim.Flags().StringVar(&trimBefore, "before", "", "YYYY-MM-DD or RFC 3339")
@@ -157,14 +156,14 @@ func (c *client) addCommands(cmd *cobra.Command) {
 			if err := oneOf("--mode", mode, "live", "test"); err != nil {
 				return err
 			}
-			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/keys", map[string]any{"mode": mode}, printKey)
+			return do(c, http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/keys", map[string]any{"mode": mode}, printKey)
 		},
 	}
 	keyCreate.Flags().StringVar(&mode, "mode", "live", "live or test")
 	keyList := &cobra.Command{
 		Use: "list <account>", Short: "Lists an account's keys (prefix and last four characters only)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/keys", nil, printKeys)
+			return do(c, http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/keys", nil, printKeys)
 		},
 	}
 	var revokeYes bool
@@ -174,8 +173,8 @@ func (c *client) addCommands(cmd *cobra.Command) {
 			if err := c.confirm(revokeYes, fmt.Sprintf("Revoking key %s of %s", args[1], args[0])); err != nil {
 				return err
 			}
-			return c.do(http.MethodDelete, "/meter/accounts/"+url.PathEscape(args[0])+"/keys/"+url.PathEscape(args[1]), nil,
-				func(w io.Writer, v map[string]any) { printKeys(w, map[string]any{"data": []any{v}}) })
+			return do(c, http.MethodDelete, "/meter/accounts/"+url.PathEscape(args[0])+"/keys/"+url.PathEscape(args[1]), nil,
+				func(w io.Writer, k meter.Key) { printKeys(w, page[meter.Key]{Data: []meter.Key{k}}) })
 		},
 	}
 	yesFlag(keyRevoke, &revokeYes)
@@ -194,7 +193,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 				return err
 			}
 			body := map[string]any{"amount": amount, "type": typ, "description": desc, "idempotency_key": idem}
-			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/credits", body, printGrant)
+			return do(c, http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/credits", body, printGrant)
 		},
 	}
 	add.Flags().StringVar(&typ, "type", "purchase", "purchase or adjustment")
@@ -213,8 +212,10 @@ func (c *client) addCommands(cmd *cobra.Command) {
 				}
 				body["amount"] = n
 			}
-			return c.do(http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/refunds", body,
-				func(w io.Writer, v map[string]any) { printLedger(w, map[string]any{"data": []any{v}}) })
+			return do(c, http.MethodPost, "/meter/accounts/"+url.PathEscape(args[0])+"/refunds", body,
+				func(w io.Writer, e meter.LedgerEntry) {
+					printLedger(w, page[meter.LedgerEntry]{Data: []meter.LedgerEntry{e}})
+				})
 		},
 	}
 	refund.Flags().StringVar(&refundAmount, "amount", "", "credits to refund (default: all the entry took)")
@@ -237,7 +238,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 					q.Set(k, v)
 				}
 			}
-			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/transactions?"+q.Encode(), nil, printLedger)
+			return do(c, http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/transactions?"+q.Encode(), nil, printLedger)
 		},
 	}
 	transactions.Flags().IntVar(&limit, "limit", 50, "entries to show (1-1000)")
@@ -256,7 +257,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 			if _, err := time.Parse("2006-01-02", period); err != nil && period != "current" && period != "previous" {
 				return fmt.Errorf("--period %q: expected current, previous or a date YYYY-MM-DD in the period", period)
 			}
-			return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/usage?period="+url.QueryEscape(period), nil, printUsage)
+			return do(c, http.MethodGet, "/meter/accounts/"+url.PathEscape(args[0])+"/usage?period="+url.QueryEscape(period), nil, printUsage)
 		},
 	}
 	usage.Flags().StringVar(&period, "period", "current", "current, previous, or a date (YYYY-MM-DD) in the period")
@@ -275,18 +276,18 @@ func (c *client) addCommands(cmd *cobra.Command) {
 			if err := c.confirm(cancelYes, fmt.Sprintf("Canceling job %s of %s", args[1], args[0])); err != nil {
 				return err
 			}
-			return c.do(http.MethodPost, jobPath(args)+"/cancel", nil, printJob)
+			return do(c, http.MethodPost, jobPath(args)+"/cancel", nil, printJob)
 		},
 	}
 	yesFlag(cancel, &cancelYes)
 	job.AddCommand(cancel, &cobra.Command{
 		Use: "get <account> <job-id>", Short: "Shows a job's billing record (by its job_ id or the upstream's)", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodGet, jobPath(args), nil, printJob)
+			return do(c, http.MethodGet, jobPath(args), nil, printJob)
 		},
 	})
 
-	cmd.AddCommand(account, key, credits, transactions, usage, job, plan)
+	cmd.AddCommand(account, key, credits, transactions, usage, job, plan, c.stripeCommand())
 }
 
 // yesFlag adds --yes (-y) to a command that asks before it acts.

@@ -5,8 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 
+	"github.com/creditgate/creditgate/meter"
 	"github.com/spf13/cobra"
 )
 
@@ -23,7 +23,7 @@ func (c *client) planCommands() (plan, accountPlan *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			return c.do(http.MethodPut, "/meter/plans/"+url.PathEscape(args[0]), body, printPlan)
+			return do(c, http.MethodPut, "/meter/plans/"+url.PathEscape(args[0]), body, printPlan)
 		},
 	}
 	set.Flags().StringArrayVar(&sets, "set", nil, "a setting, e.g. monthly_quota=10, rates.drawing=8")
@@ -34,20 +34,20 @@ func (c *client) planCommands() (plan, accountPlan *cobra.Command) {
 			if err := c.confirm(deleteYes, fmt.Sprintf("Deleting plan %s", args[0])); err != nil {
 				return err
 			}
-			return c.do(http.MethodDelete, "/meter/plans/"+url.PathEscape(args[0]), nil,
-				func(w io.Writer, _ map[string]any) { fmt.Fprintf(w, "plan %s deleted\n", args[0]) })
+			return do(c, http.MethodDelete, "/meter/plans/"+url.PathEscape(args[0]), nil,
+				func(w io.Writer, _ struct{}) { fmt.Fprintf(w, "plan %s deleted\n", args[0]) })
 		},
 	}
 	yesFlag(del, &deleteYes)
 	plan.AddCommand(&cobra.Command{
 		Use: "list", Short: "Lists the plans of the config and of the store, and the default plan", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodGet, "/meter/plans", nil, printPlans)
+			return do(c, http.MethodGet, "/meter/plans", nil, printPlans)
 		},
 	}, &cobra.Command{
 		Use: "get <name>", Short: "Shows a plan", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.do(http.MethodGet, "/meter/plans/"+url.PathEscape(args[0]), nil, printPlan)
+			return do(c, http.MethodGet, "/meter/plans/"+url.PathEscape(args[0]), nil, printPlan)
 		},
 	}, set, del)
 
@@ -58,45 +58,36 @@ func (c *client) planCommands() (plan, accountPlan *cobra.Command) {
 			if args[1] == "none" {
 				name = nil
 			}
-			return c.do(http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), map[string]any{"plan": name}, printAccount)
+			return do(c, http.MethodPatch, "/meter/accounts/"+url.PathEscape(args[0]), map[string]any{"plan": name}, printAccount)
 		},
 	}
 	return plan, accountPlan
 }
 
-// planSettings are a plan's settings in a fixed order, as name=value.
-func planSettings(p map[string]any) string {
-	var keys []string
-	for k := range p {
-		if k != "name" && k != "source" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	out := ""
-	for _, k := range keys {
-		if out != "" {
-			out += " "
-		}
-		out += k + "=" + str(p[k])
-	}
-	return out
+// planView is a plan as the admin API shows it: where it is declared.
+type planView struct {
+	meter.Plan
+	Source string `json:"source"`
 }
 
-func printPlans(w io.Writer, v map[string]any) {
+func printPlans(w io.Writer, v struct {
+	Plans       []planView `json:"plans"`
+	DefaultPlan string     `json:"default_plan"`
+}) {
 	rows := [][]string{{"PLAN", "SOURCE", "SETTINGS"}}
-	data, _ := v["plans"].([]any)
-	for _, d := range data {
-		p, _ := d.(map[string]any)
-		name := str(p["name"])
-		if name == str(v["default_plan"]) {
+	for _, p := range v.Plans {
+		name := p.Name
+		if name == v.DefaultPlan {
 			name += " (default)"
 		}
-		rows = append(rows, []string{name, str(p["source"]), planSettings(p)})
+		rows = append(rows, []string{name, p.Source, fields(p.Settings)})
 	}
 	table(w, rows)
 }
 
-func printPlan(w io.Writer, v map[string]any) {
-	printPlans(w, map[string]any{"plans": []any{v}})
+func printPlan(w io.Writer, p planView) {
+	printPlans(w, struct {
+		Plans       []planView `json:"plans"`
+		DefaultPlan string     `json:"default_plan"`
+	}{Plans: []planView{p}})
 }

@@ -1,15 +1,21 @@
 package metercmd
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
-// The readable output of the meter subcommands (without --json).
+// The readable output of the meter subcommands (without --json). Answers
+// are decoded into meter's domain types; the few shapes that only the
+// admin API has (pages, reports) are declared here around them.
 
 func table(w io.Writer, rows [][]string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -19,114 +25,176 @@ func table(w io.Writer, rows [][]string) {
 	tw.Flush()
 }
 
-func str(v any) string {
-	if v == nil {
+// ts prints a time as the admin API sent it (RFC 3339); "" when unset.
+func ts(t time.Time) string {
+	if t.IsZero() {
 		return ""
 	}
-	return fmt.Sprint(v)
+	return t.Format(time.RFC3339Nano)
 }
 
-func printAccount(w io.Writer, v map[string]any) {
-	table(w, [][]string{
-		{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE"},
-		{str(v["id"]), str(v["balance"]), str(v["reserved"]), str(v["available"])},
-	})
-	if st, _ := v["settings"].(map[string]any); str(st["plan"]) != "" {
-		fmt.Fprintf(w, "plan %s\n", str(st["plan"]))
-	}
-}
-
-func printAccounts(w io.Writer, v map[string]any) {
-	rows := [][]string{{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE", "ENABLED"}}
-	data, _ := v["data"].([]any)
-	for _, d := range data {
-		a, _ := d.(map[string]any)
-		st, _ := a["settings"].(map[string]any)
-		enabled := "yes"
-		if st["enabled"] == false {
-			enabled = "no"
-		}
-		rows = append(rows, []string{str(a["id"]), str(a["balance"]), str(a["reserved"]), str(a["available"]), enabled})
-	}
-	table(w, rows)
-	morePages(w, v, "accounts")
+// page is one page of a listing.
+type page[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor"`
+	HasMore    *bool  `json:"has_more"`
 }
 
 // morePages says when a listing has more pages, and how to get the next.
-func morePages(w io.Writer, v map[string]any, what string) {
-	if next := str(v["next_cursor"]); next != "" && v["has_more"] != false {
-		fmt.Fprintf(w, "more %s: add --cursor %s for the next page\n", what, next)
+func (p page[T]) morePages(w io.Writer, what string) {
+	if p.NextCursor != "" && (p.HasMore == nil || *p.HasMore) {
+		fmt.Fprintf(w, "more %s: add --cursor %s for the next page\n", what, p.NextCursor)
 	}
 }
 
-func printKeys(w io.Writer, v map[string]any) {
+func printAccount(w io.Writer, a meter.Account) {
+	table(w, [][]string{
+		{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE"},
+		{a.ID, a.Balance.String(), a.Reserved.String(), a.Available.String()},
+	})
+	if a.Settings.Plan != "" {
+		fmt.Fprintf(w, "plan %s\n", a.Settings.Plan)
+	}
+}
+
+func printAccounts(w io.Writer, p page[meter.Account]) {
+	rows := [][]string{{"ACCOUNT", "BALANCE", "RESERVED", "AVAILABLE", "ENABLED"}}
+	for _, a := range p.Data {
+		enabled := "yes"
+		if !a.Settings.IsEnabled() {
+			enabled = "no"
+		}
+		rows = append(rows, []string{a.ID, a.Balance.String(), a.Reserved.String(), a.Available.String(), enabled})
+	}
+	table(w, rows)
+	p.morePages(w, "accounts")
+}
+
+func printKeys(w io.Writer, p page[meter.Key]) {
 	rows := [][]string{{"ID", "MODE", "KEY", "CREATED", "REVOKED"}}
-	data, _ := v["data"].([]any)
-	for _, d := range data {
-		k, _ := d.(map[string]any)
-		rows = append(rows, []string{str(k["id"]), str(k["mode"]), str(k["prefix"]) + "_..." + str(k["last4"]), str(k["created_at"]), str(k["revoked_at"])})
+	for _, k := range p.Data {
+		rows = append(rows, []string{k.ID, string(k.Mode), k.Prefix + "_..." + k.Last4, ts(k.CreatedAt), ts(k.RevokedAt)})
 	}
 	table(w, rows)
 }
 
-func printRemoved(w io.Writer, v map[string]any) {
-	fmt.Fprintf(w, "%s ledger entries removed\n", str(v["removed"]))
+func printRemoved(w io.Writer, v struct {
+	Removed int64 `json:"removed"`
+}) {
+	fmt.Fprintf(w, "%d ledger entries removed\n", v.Removed)
 }
 
-func printUsage(w io.Writer, v map[string]any) {
-	p, _ := v["period"].(map[string]any)
-	fmt.Fprintf(w, "period %s to %s\n", str(p["start"]), str(p["end"]))
+// totals are the totals of a usage report.
+type totals struct {
+	Requests int64         `json:"requests"`
+	Pages    int64         `json:"pages"`
+	Credits  meter.Credits `json:"credits"`
+}
+
+func (t totals) row() []string {
+	return []string{"total", fmt.Sprint(t.Requests), fmt.Sprint(t.Pages), t.Credits.String(), ""}
+}
+
+// usageReport is the admin API's usage of a period, by route.
+type usageReport struct {
+	Period meter.Period `json:"period"`
+	Data   []struct {
+		meter.RouteUsage
+		Share float64 `json:"share"`
+	} `json:"data"`
+	Total totals `json:"total"`
+}
+
+func printUsage(w io.Writer, v usageReport) {
+	fmt.Fprintf(w, "period %s to %s\n", ts(v.Period.Start), ts(v.Period.End))
 	rows := [][]string{{"ROUTE", "REQUESTS", "PAGES", "CREDITS", "SHARE"}}
-	data, _ := v["data"].([]any)
-	for _, d := range data {
-		u, _ := d.(map[string]any)
-		n, _ := u["share"].(json.Number)
-		share, _ := n.Float64()
-		rows = append(rows, []string{str(u["route"]), str(u["requests"]), str(u["pages"]), str(u["credits"]), fmt.Sprintf("%.1f%%", share*100)})
+	for _, u := range v.Data {
+		rows = append(rows, []string{u.Route, fmt.Sprint(u.Requests), fmt.Sprint(u.Pages), u.Credits.String(), fmt.Sprintf("%.1f%%", u.Share*100)})
 	}
-	t, _ := v["total"].(map[string]any)
-	rows = append(rows, []string{"total", str(t["requests"]), str(t["pages"]), str(t["credits"]), ""})
+	rows = append(rows, v.Total.row())
 	table(w, rows)
 }
 
-func printKey(w io.Writer, v map[string]any) {
-	fmt.Fprintf(w, "API key %s for %s (%s), shown once; store it now:\n%s\n", str(v["id"]), str(v["account"]), str(v["mode"]), str(v["key"]))
+// newKey is a created key: its record and its secret, shown once.
+type newKey struct {
+	Secret string `json:"key"`
+	meter.Key
 }
 
-func printGrant(w io.Writer, v map[string]any) {
-	e, _ := v["entry"].(map[string]any)
-	fmt.Fprintf(w, "%s %s recorded as %s\n", str(e["type"]), str(e["amount"]), str(e["id"]))
-	if a, ok := v["account"].(map[string]any); ok {
-		printAccount(w, a)
+func printKey(w io.Writer, k newKey) {
+	fmt.Fprintf(w, "API key %s for %s (%s), shown once; store it now:\n%s\n", k.ID, k.AccountID, k.Mode, k.Secret)
+}
+
+func printGrant(w io.Writer, v struct {
+	Entry   meter.LedgerEntry `json:"entry"`
+	Account *meter.Account    `json:"account"`
+}) {
+	fmt.Fprintf(w, "%s %s recorded as %s\n", v.Entry.Type, v.Entry.Amount, v.Entry.ID)
+	if v.Account != nil {
+		printAccount(w, *v.Account)
 	}
 }
 
-func printLedger(w io.Writer, v map[string]any) {
+func printLedger(w io.Writer, p page[meter.LedgerEntry]) {
 	rows := [][]string{{"ID", "CREATED", "TYPE", "AMOUNT", "BALANCE AFTER", "ROUTE", "DESCRIPTION"}}
-	data, _ := v["data"].([]any)
-	for _, d := range data {
-		e, _ := d.(map[string]any)
-		rows = append(rows, []string{str(e["id"]), str(e["created_at"]), str(e["type"]), str(e["amount"]), str(e["balance_after"]), str(e["route"]), str(e["description"])})
+	for _, e := range p.Data {
+		rows = append(rows, []string{e.ID, ts(e.CreatedAt), e.Type, e.Amount.String(), e.BalanceAfter.String(), e.Route, e.Description})
 	}
 	table(w, rows)
-	morePages(w, v, "entries")
+	p.morePages(w, "entries")
 }
 
-func printJob(w io.Writer, v map[string]any) {
+func printJob(w io.Writer, j meter.Job) {
 	table(w, [][]string{
 		{"JOB", "UPSTREAM", "STATUS", "DEBITED", "RESERVED", "PAGES", "FAILED", "EXPIRES"},
-		{str(v["id"]), str(v["upstream_id"]), str(v["status"]), str(v["credits_debited"]), str(v["credits_reserved"]),
-			pagesByClass(v["pages"]), str(v["failed_pages"]), str(v["expires_at"])},
+		{j.ID, j.UpstreamID, j.Status, j.Debited.String(), j.Reserved.String(), pagesByClass(j.Pages), fmt.Sprint(j.Failed), ts(j.ExpiresAt)},
 	})
 }
 
 // pagesByClass writes {"drawing": 2, "document": 3} as "document=3 drawing=2".
-func pagesByClass(v any) string {
-	m, _ := v.(map[string]any)
+func pagesByClass(m map[string]int) string {
 	parts := make([]string, 0, len(m))
 	for c, n := range m {
-		parts = append(parts, c+"="+str(n))
+		parts = append(parts, fmt.Sprintf("%s=%d", c, n))
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
+}
+
+// fields lists the members of v's JSON form as name=value, in name
+// order, skipping skip: a plan's settings, whichever they are.
+func fields(v any, skip ...string) string {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	for _, k := range skip {
+		delete(m, k)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + jsonText(m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// jsonText prints a JSON value as fmt prints its decoded form: strings
+// bare, objects as map[k:v ...] in key order.
+func jsonText(raw json.RawMessage) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return string(raw)
+	}
+	return fmt.Sprint(v)
 }

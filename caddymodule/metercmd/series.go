@@ -1,13 +1,14 @@
 package metercmd
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
 // usageSeries prints an account's usage by day or hour as a table with a
@@ -28,37 +29,40 @@ func usageSeries(c *client, account, granularity, from, to string) error {
 		}
 		q.Set(name, v)
 	}
-	return c.do(http.MethodGet, "/meter/accounts/"+url.PathEscape(account)+"/usage?"+q.Encode(), nil, printSeries)
+	return do(c, http.MethodGet, "/meter/accounts/"+url.PathEscape(account)+"/usage?"+q.Encode(), nil, printSeries)
+}
+
+// seriesReport is the admin API's usage per day or hour.
+type seriesReport struct {
+	Granularity string `json:"granularity"`
+	Buckets     []struct {
+		Start    time.Time     `json:"start"`
+		Requests int64         `json:"requests"`
+		Pages    int64         `json:"pages"`
+		Credits  meter.Credits `json:"credits"`
+	} `json:"buckets"`
+	Total totals `json:"total"`
 }
 
 // printSeries prints one row per bucket: its totals and a bar scaled to
 // the largest bucket's credits.
-func printSeries(w io.Writer, v map[string]any) {
-	buckets, _ := v["buckets"].([]any)
-	most := 0.0
-	for _, b := range buckets {
-		m, _ := b.(map[string]any)
-		n, _ := m["credits"].(json.Number)
-		f, _ := n.Float64()
-		most = max(most, f)
+func printSeries(w io.Writer, v seriesReport) {
+	var most meter.Credits
+	for _, b := range v.Buckets {
+		most = max(most, b.Credits)
 	}
 	layout := "2006-01-02"
-	if v["granularity"] == "hour" {
+	if v.Granularity == "hour" {
 		layout = "2006-01-02 15:00"
 	}
-	rows := [][]string{{strings.ToUpper(str(v["granularity"])) + " (UTC)", "REQUESTS", "PAGES", "CREDITS", ""}}
-	for _, b := range buckets {
-		m, _ := b.(map[string]any)
-		n, _ := m["credits"].(json.Number)
-		f, _ := n.Float64()
+	rows := [][]string{{strings.ToUpper(v.Granularity) + " (UTC)", "REQUESTS", "PAGES", "CREDITS", ""}}
+	for _, b := range v.Buckets {
 		bar := ""
 		if most > 0 {
-			bar = strings.Repeat("█", int(f/most*30+0.5))
+			bar = strings.Repeat("█", int(float64(b.Credits)/float64(most)*30+0.5))
 		}
-		start, _ := time.Parse(time.RFC3339, str(m["start"]))
-		rows = append(rows, []string{start.UTC().Format(layout), str(m["requests"]), str(m["pages"]), str(m["credits"]), bar})
+		rows = append(rows, []string{b.Start.UTC().Format(layout), fmt.Sprint(b.Requests), fmt.Sprint(b.Pages), b.Credits.String(), bar})
 	}
-	t, _ := v["total"].(map[string]any)
-	rows = append(rows, []string{"total", str(t["requests"]), str(t["pages"]), str(t["credits"]), ""})
+	rows = append(rows, v.Total.row())
 	table(w, rows)
 }

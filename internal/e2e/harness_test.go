@@ -57,6 +57,9 @@ type config struct {
 	Upstream       string
 	ReservationTTL string // default 5m
 	StoreTimeout   string // default 2s
+	// Console mounts meter_console at /console (no auth, loopback only)
+	// with a rollup every second.
+	Console bool
 }
 
 const caddyfile = `{
@@ -98,6 +101,14 @@ http://{SITE} {
 	handle /progress {
 		meter_job progress
 	}
+	# Stripe top-ups (stripe_test.go): events may reach any gateway.
+	handle /stripe {
+		meter_stripe {
+			secret {env.CREDITGATE_STRIPE_SECRET}
+			amount usd 1000 100
+		}
+	}
+	{CONSOLE}
 	handle {
 		meter {
 			per_page 1
@@ -108,6 +119,13 @@ http://{SITE} {
 	}
 }
 `
+
+var consoleBlock = map[bool]string{false: "", true: `handle /console* {
+		meter_console {
+			insecure_no_auth
+			rollup_interval 1s
+		}
+	}`}
 
 // gateway is one creditgate process.
 type gateway struct {
@@ -168,7 +186,8 @@ func launch(t *testing.T, cfg config) *gateway {
 	dir := t.TempDir()
 	admin, site := freeAddr(t), freeAddr(t)
 	src := strings.NewReplacer("{ADMIN}", admin, "{SITE}", site, "{DIR}", dir, "{REDIS}", cfg.Redis,
-		"{UPSTREAM}", cfg.Upstream, "{TTL}", cfg.ReservationTTL, "{STORE_TIMEOUT}", cfg.StoreTimeout).Replace(caddyfile)
+		"{UPSTREAM}", cfg.Upstream, "{TTL}", cfg.ReservationTTL, "{STORE_TIMEOUT}", cfg.StoreTimeout,
+		"{CONSOLE}", consoleBlock[cfg.Console]).Replace(caddyfile)
 	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +200,7 @@ func launch(t *testing.T, cfg config) *gateway {
 	// One job secret for every gateway of the package, as a deployment
 	// shares one: a job's token is accepted by any of them.
 	g.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir,
-		"CREDITGATE_JOB_SECRET=e2e-job-secret-shared-by-all-gateways")
+		"CREDITGATE_JOB_SECRET=e2e-job-secret-shared-by-all-gateways", "CREDITGATE_STRIPE_SECRET="+stripeSecret)
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)

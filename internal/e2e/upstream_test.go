@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,11 @@ type upstream struct {
 	URL     string
 	addr    string
 	tickets sync.Map // request id -> *ticket
+	hits    atomic.Int64
 }
+
+// count is how many requests reached the upstream.
+func (u *upstream) count() int64 { return u.hits.Load() }
 
 type ticket struct {
 	held    chan struct{}
@@ -53,6 +58,7 @@ func newUpstream(t *testing.T) *upstream {
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.hits.Add(1)
 	io.Copy(io.Discard, r.Body)
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) < 2 {

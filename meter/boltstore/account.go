@@ -9,6 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/ledger"
 )
 
 // CreateAccount creates an account; initial credits are recorded as a
@@ -43,7 +44,8 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 	}
 	now := s.now().UnixMilli()
 	o := &op{s: s, tx: tx, b: b, now: now,
-		a: &account{Balance: int64(initial), CreatedMS: now, UpdatedMS: now, TotalPurchased: int64(initial), LBThreshold: new(int64)}}
+		a: &account{Account: ledger.Account{Balance: int64(initial), TotalPurchased: int64(initial)},
+			CreatedMS: now, UpdatedMS: now, LBThreshold: new(int64)}}
 	if initial > 0 {
 		if _, err := o.appendEntry(&entry{Type: meter.EntryPurchase, Amount: int64(initial),
 			BalanceAfter: int64(initial), Description: "initial credits"}); err != nil {
@@ -122,9 +124,7 @@ func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Setting
 		// is at or above it (the next debit below it records one).
 		t := int64(l.LowBalanceThreshold)
 		o.a.LBThreshold = &t
-		if t <= 0 || o.a.Balance >= t {
-			o.a.LBSent = false
-		}
+		o.a.SetThreshold(t)
 		o.dirty = true
 		var err error
 		a, err = o.account(id)
@@ -147,7 +147,7 @@ func (o *op) account(id string) (meter.Account, error) {
 			return meter.Account{}, internalErr(err)
 		}
 	}
-	a.Quota, a.Overage = r.state()
+	a.Quota, a.Overage = r.State()
 	return a, nil
 }
 
@@ -180,21 +180,15 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 				}
 			}
 		}
-		amount := int64(g.Amount)
-		if amount < 0 && a.Balance-a.Reserved < -amount {
-			return insufficient(-g.Amount, meter.Credits(a.Balance-a.Reserved))
+		me, evs, err := a.Grant(g.Type, int64(g.Amount))
+		if err != nil {
+			return err
 		}
-		if a.Balance+amount > int64(MaxCredits) {
-			return invalid("balance would exceed the maximum")
-		}
-		a.Balance += amount
-		if amount > 0 {
-			a.TotalPurchased += amount
-		}
-		e := &entry{Type: g.Type, Amount: amount, BalanceAfter: a.Balance, Description: g.Description}
+		e := modelEntry(me)
+		e.Description = g.Description
 		id, err := o.appendEntry(e)
 		if err == nil {
-			err = o.lowBalance()
+			err = o.emit(evs)
 		}
 		if err != nil {
 			return internalErr(err)

@@ -249,6 +249,7 @@ func (s *Store) open(tx *bolt.Tx, id string) (*op, error) {
 	if err != nil {
 		return nil, internalErr(fmt.Errorf("boltstore: account %s: %w", id, err))
 	}
+	a.threshold()
 	return &op{s: s, tx: tx, b: b, id: id, a: a, now: s.now().UnixMilli()}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/ledger"
 )
 
 // Long-running jobs (meter.JobStore). Each account bucket gets, with its
@@ -231,15 +232,9 @@ func (o *op) releaseHold(id string) error {
 		return err
 	}
 	h.State = voided
-	o.a.release(h)
+	o.a.Release(h.Hold)
 	o.dirty = true
 	return o.finish(rid, h)
-}
-
-// poolsTotal is all the pools can give now: quota, balance, overage.
-func (a *account) poolsTotal() int64 {
-	q, b, ov := a.split(math.MaxInt64)
-	return q + b + ov
 }
 
 // job is the meter.Job of a record, read at o.now: a running or blocked
@@ -268,7 +263,7 @@ func (o *op) job(id string, j *jobRecord) (meter.Job, error) {
 			return meter.Job{}, internalErr(err)
 		}
 		if h != nil && h.Job && h.State == held && h.Exp > o.now {
-			out.Reserved = meter.Credits(h.amount())
+			out.Reserved = meter.Credits(h.Amount())
 		}
 	}
 	return out, nil
@@ -331,17 +326,16 @@ func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobRes
 			return invalid("job id already used")
 		}
 		amount := int64(r.Estimate)
-		q, b, ov := a.split(amount)
-		if q+b+ov < amount {
-			return refuse(a, amount)
+		hold, err := a.Reserve(amount, 0)
+		if err != nil {
+			return err
 		}
-		a.Reserved, a.QRes, a.ORes = a.Reserved+b+ov, a.QRes+q, a.ORes+ov
 		o.dirty = true
 		if h == nil {
 			h = &reservation{}
 		}
 		due := h.Due
-		*h = reservation{State: held, Q: q, B: b, O: ov, Per: a.Period, Exp: o.now + ttl, Due: due, Job: true}
+		*h = reservation{State: held, Hold: hold, Exp: o.now + ttl, Due: due, Job: true}
 		if err := o.setTimer(rid, h, h.Exp); err != nil {
 			return internalErr(err)
 		}
@@ -479,83 +473,44 @@ type charged struct {
 
 // chargeJob charges the job's owed pages, class by class in name order,
 // as many whole pages as the budget covers (the hold h, if held, then the
-// pools); rate 0 is always covered. The credits come from the hold's
-// parts first (quota, balance, overage, as Commit takes them), then from
-// the pools in their order. One usage entry for it all, counted in the
-// stored period's usage by route; events as Commit raises them.
+// pools; ledger.PagesWithin and ChargeJob). One usage entry for it all,
+// counted in the stored period's usage by route; events as Commit raises
+// them.
 func (o *op) chargeJob(id string, j *jobRecord, h *reservation, requestID string) (charged, error) {
 	a := o.a
-	if h != nil && (!h.Job || h.State != held) {
-		h = nil
+	var hold *ledger.Hold
+	if h != nil && h.Job && h.State == held {
+		hold = &h.Hold
 	}
-	budget := a.poolsTotal()
-	if h != nil {
-		budget += h.amount()
+	names := j.classes()
+	classes := make([]ledger.Pages, len(names))
+	for i, c := range names {
+		classes[i] = ledger.Pages{Rate: j.Rates[c], Owed: int64(j.Reported[c] - j.Pages[c])}
 	}
-	var out charged
-	var x int64
-	for _, c := range j.classes() {
-		owed := j.Reported[c] - j.Pages[c]
-		if owed <= 0 {
-			continue
+	n, x, blocked := ledger.PagesWithin(a.JobBudget(hold), classes)
+	out := charged{blocked: blocked}
+	for i, c := range names {
+		if classes[i].Owed > 0 { // the record as before: no entry for a class never owed
+			j.Pages[c] += int(n[i])
+			out.pages += int(n[i])
 		}
-		n, rate := int64(owed), j.Rates[c]
-		if rate > 0 {
-			n = min(n, budget/rate)
-		}
-		budget -= n * rate
-		x += n * rate
-		j.Pages[c] += int(n)
-		out.pages += int(n)
-		out.blocked = out.blocked || n < int64(owed)
 	}
 	if out.pages == 0 {
 		return out, nil
 	}
-	qUsed, oUsed := a.QUsed, a.OUsed
-	var hq, hb, ho int64
-	if h != nil {
-		hq = min(x, h.Q)
-		hb = min(x-hq, h.B)
-		ho = min(x-hq-hb, h.O)
-		h.Q, h.B, h.O = h.Q-hq, h.B-hb, h.O-ho
-		a.Reserved -= hb + ho
-		if h.Per == a.Period {
-			// Parts held in an earlier period were dropped from QRes and
-			// ORes when it rolled; they are not this period's use either.
-			a.QRes, a.ORes = a.QRes-hq, a.ORes-ho
-			a.QUsed, a.OUsed = a.QUsed+hq, a.OUsed+ho
-		}
-	}
-	pq, pb, po := a.split(x - hq - hb - ho)
-	if hq+hb+ho+pq+pb+po != x {
+	ch, ok := a.ChargeJob(hold, x)
+	if !ok {
 		return out, fmt.Errorf("boltstore: job %s: pools short of the budget", id) // cannot happen
 	}
-	a.QUsed, a.OUsed = a.QUsed+pq, a.OUsed+po
-	q, b, ov := hq+pq, hb+pb, ho+po
-	a.Balance -= b + ov
-	a.TotalUsed += x
 	j.Debited += x
 	o.dirty = true
-	if a.QUsed > qUsed && a.QuotaLimit > 0 && a.QUsed >= a.QuotaLimit && qUsed < a.QuotaLimit {
-		if err := o.emit(meter.EventQuotaExhausted, 0, a.QuotaLimit, a.QUsed, a.PeriodEnd); err != nil {
-			return out, err
-		}
+	if err := o.emit(ch.Events); err != nil {
+		return out, err
 	}
-	if b+ov > 0 {
-		if err := o.lowBalance(); err != nil {
-			return out, err
-		}
-	}
-	if a.OUsed > oUsed && a.OverageCap > 0 && a.OUsed >= a.OverageCap && oUsed < a.OverageCap {
-		if err := o.emit(meter.EventOverageLimitReached, 0, a.OverageCap, a.OUsed, a.PeriodEnd); err != nil {
-			return out, err
-		}
-	}
-	if x > 0 {
-		eid, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov), BalanceAfter: a.Balance,
-			Route: j.Route, RequestID: requestID, ReservationID: id, Quota: q, Overage: ov, Pages: out.pages,
-			JobID: id, UpstreamJobID: j.UpstreamID})
+	if ch.Entry != nil {
+		e := modelEntry(*ch.Entry)
+		e.Route, e.RequestID, e.ReservationID, e.Pages, e.JobID, e.UpstreamJobID = j.Route, requestID, id, out.pages, id, j.UpstreamID
+		eid, err := o.appendEntry(e)
 		if err != nil {
 			return out, err
 		}
@@ -715,8 +670,8 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 		if j.Final == "" {
 			required += j.maxRate()
 		}
-		if avail := a.poolsTotal(); avail < required {
-			return insufficient(meter.Credits(required), meter.Credits(avail))
+		if avail := a.Available(); avail < required {
+			return ledger.Insufficient(meter.Credits(required), meter.Credits(avail))
 		}
 		ch, err := o.chargeJob(id, j, nil, requestID)
 		if err != nil {
@@ -733,9 +688,7 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 			res, err = o.jobResult(id, j, ch.credits, ch.entry)
 			return err
 		}
-		amount := min(max(j.Estimate-j.Debited, j.maxRate()), a.poolsTotal())
-		q, b, ov := a.split(amount)
-		a.Reserved, a.QRes, a.ORes = a.Reserved+b+ov, a.QRes+q, a.ORes+ov
+		hold := a.HoldAll(min(max(j.Estimate-j.Debited, j.maxRate()), a.Available()))
 		rid := holdID(id)
 		h, err := o.loadRes(rid)
 		if err != nil {
@@ -749,7 +702,7 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 		if h != nil {
 			due = h.Due // the settled record's purge timer, moved below
 		}
-		h = &reservation{State: held, Q: q, B: b, O: ov, Per: a.Period, Due: due, Job: true}
+		h = &reservation{State: held, Hold: hold, Due: due, Job: true}
 		j.Status, j.UpdatedMS = meter.JobRunning, o.now
 		err = o.refresh(id, j, h)
 		if err == nil {

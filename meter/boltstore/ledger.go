@@ -167,31 +167,18 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 		if u.Type != meter.EntryUsage {
 			return meter.Errorf(meter.ECodeNotFound, "ledger entry %s is not a usage entry", r.EntryID)
 		}
-		took := -u.Amount
-		if took <= 0 {
-			return meter.Errorf(meter.ECodeRefundNotAllowed, "entry %s took nothing from the balance (quota only)", r.EntryID)
+		me, evs, err := a.Refund(r.EntryID, -u.Amount, int64(r.Amount))
+		if err != nil {
+			return err
 		}
-		amount := int64(r.Amount)
-		if amount == 0 {
-			amount = took
-		}
-		if amount > took {
-			return meter.Errorf(meter.ECodeRefundNotAllowed, "a refund of %s credits exceeds the %s credits the entry took",
-				meter.Credits(amount), meter.Credits(took))
-		}
-		if a.Balance+amount > int64(MaxCredits) {
-			return invalid("balance would exceed the maximum")
-		}
-		a.Balance += amount
-		a.TotalUsed -= amount
-		e := &entry{Type: meter.EntryRefund, Amount: amount, BalanceAfter: a.Balance, Description: r.Description,
-			RefundOf: r.EntryID}
+		e := modelEntry(me)
+		e.Description, e.RefundOf = r.Description, r.EntryID
 		id, err := o.appendEntry(e)
 		if err == nil {
 			err = o.put(bRefunds, []byte(r.EntryID), []byte(id.String()))
 		}
 		if err == nil {
-			err = o.lowBalance() // only ever re-arms: a refund raises the balance
+			err = o.emit(evs)
 		}
 		if err != nil {
 			return internalErr(err)

@@ -7,15 +7,13 @@ import (
 	"fmt"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/ledger"
 )
 
-// The money model is redisstore's (see its lib.lua, which this file
-// follows function by function). A charge is taken from three pools, in
-// order: the period's quota (limit - used - reserved), the prepaid
-// balance (balance - reserved, when positive), then the period's overage
-// (cap - used - reserved, and never so much that the balance, once every
-// hold is settled, would be below -cap). Without a period stored yet,
-// quota and overage are not usable.
+// The money rules are meter/ledger's: this store reads its records, calls
+// the model and persists what it returns (the account, hold records,
+// ledger entries, events) in the same transaction. This file holds the
+// persistence of holds, timers, entries and events.
 
 func (o *op) loadRes(rid string) (*reservation, error) {
 	raw := o.sub(bRes).Get([]byte(rid))
@@ -60,56 +58,6 @@ func (o *op) setTimer(rid string, r *reservation, due int64) error {
 	return o.put(bTimers, timerKey(due, "r:"+rid), nil)
 }
 
-// release takes a hold's parts off the pools. Parts held in an earlier
-// period were already dropped from QRes and ORes when the period rolled.
-func (a *account) release(r *reservation) {
-	a.Reserved -= r.B + r.O
-	if r.Per == a.Period {
-		a.QRes -= r.Q
-		a.ORes -= r.O
-	}
-}
-
-// pools returns what the quota, the balance and the overage can give now;
-// room (balance - reserved) may be negative.
-func (a *account) pools() (qa, room, oa int64) {
-	room = a.Balance - a.Reserved
-	if a.Period == 0 || a.owes() > 0 {
-		return 0, room, 0
-	}
-	qa = max(0, a.QuotaLimit-a.QUsed-a.QRes)
-	oa = max(0, min(a.OverageCap-a.OUsed-a.ORes, a.OverageCap+min(0, room)))
-	return qa, room, oa
-}
-
-// owes is what the account owes beyond its overage cap: the shortfall of
-// output-priced commits (or an adjustment) not yet bought back. While it
-// owes, no pool gives anything (lib.lua's owes).
-func (a *account) owes() int64 { return max(0, -(a.Balance + a.OverageCap)) }
-
-// split takes x from the pools in order: quota, balance, overage. The
-// parts may fall short of x.
-func (a *account) split(x int64) (q, b, o int64) {
-	qa, room, oa := a.pools()
-	q = min(x, qa)
-	b = min(x-q, max(0, room))
-	o = min(x-q-b, oa)
-	return q, b, o
-}
-
-// state is the period's state (lib.lua's with_state).
-func (a *account) state() (meter.QuotaState, meter.OverageState) {
-	qa, _, oa := a.pools()
-	q := meter.QuotaState{Limit: meter.Credits(a.QuotaLimit), Used: meter.Credits(a.QUsed),
-		Reserved: meter.Credits(a.QRes), Remaining: meter.Credits(qa)}
-	if a.PeriodEnd > 0 {
-		q.ResetsAt = msTime(a.PeriodEnd)
-	}
-	ov := meter.OverageState{Cap: meter.Credits(a.OverageCap), Used: meter.Credits(a.OUsed),
-		Reserved: meter.Credits(a.ORes), Remaining: meter.Credits(oa)}
-	return q, ov
-}
-
 // dropIdem removes the Reserve idempotency mapping of r if it names rid,
 // so that a retry with the same key may be charged again.
 func (o *op) dropIdem(rid string, r *reservation) error {
@@ -148,7 +96,7 @@ func (o *op) expire(rid string, r *reservation) error {
 	if err := o.finish(rid, r); err != nil {
 		return err
 	}
-	o.a.release(r)
+	o.a.Release(r.Hold)
 	o.dirty = true
 	return nil
 }
@@ -237,10 +185,15 @@ func (o *op) appendEntry(e *entry) (ledgerID, error) {
 	return id, o.put(bLedger, id.key(), raw)
 }
 
-// emit records a webhook event in the account's outbox, claimable now,
-// and lists the account in the outbox index (lib.lua's emit).
-func (o *op) emit(typ string, threshold, limit, used, resets int64) error {
-	return o.emitEvent(&event{Type: typ, Threshold: threshold, Limit: limit, Used: used, Resets: resets})
+// emit records the model's events in the account's outbox.
+func (o *op) emit(evs []ledger.Event) error {
+	for _, e := range evs {
+		err := o.emitEvent(&event{Type: e.Type, Threshold: e.Threshold, Limit: e.Limit, Used: e.Used, Resets: e.Resets})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // emitEvent records e, stamped with the store's time and the balance.
@@ -264,34 +217,24 @@ func (o *op) emitEvent(e *event) error {
 	return o.tx.Bucket(bOutboxIndex).Put([]byte(o.id), nil)
 }
 
-// threshold is the account's low-balance threshold.
-func (o *op) threshold() int64 {
-	if o.a.LBThreshold == nil {
+// threshold sets the model's low-balance threshold from the record:
+// LBThreshold, or Settings in records written before it.
+func (a *account) threshold() {
+	if a.LBThreshold == nil {
 		var st meter.Settings
-		if len(o.a.Settings) > 0 {
-			_ = json.Unmarshal(o.a.Settings, &st)
+		if len(a.Settings) > 0 {
+			_ = json.Unmarshal(a.Settings, &st)
 		}
 		t := int64(st.LowBalanceThreshold)
-		o.a.LBThreshold = &t
+		a.LBThreshold = &t
 	}
-	return *o.a.LBThreshold
+	a.Threshold = *a.LBThreshold
 }
 
-// lowBalance, after the balance moved, records a low-balance event when
-// it is below the threshold and none was since it last was at or above
-// it, and re-arms when it is at or above it (lib.lua's low_balance).
-func (o *op) lowBalance() error {
-	a, t := o.a, o.threshold()
-	switch {
-	case t <= 0:
-	case a.Balance < t && !a.LBSent:
-		a.LBSent = true
-		return o.emit(meter.EventLowBalance, t, 0, 0, 0)
-	case a.Balance >= t && a.LBSent:
-		a.LBSent = false
-		o.dirty = true
-	}
-	return nil
+// entry is the stored form of a model entry.
+func modelEntry(e ledger.Entry) *entry {
+	return &entry{Type: e.Type, Amount: e.Amount, BalanceAfter: e.BalanceAfter, Late: e.Late, Quota: e.Quota,
+		Overage: e.Overage, Shortfall: e.Shortfall}
 }
 
 // getEntry reads a ledger entry by id; nil if there is none.

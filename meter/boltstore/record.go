@@ -10,39 +10,28 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/ledger"
 )
 
 // account is the account record: redisstore's account hash, field for
 // field (see lib.lua's FIELDS). Amounts are milli-credits.
 type account struct {
-	Balance        int64 `json:"balance"`
-	Reserved       int64 `json:"reserved"` // balance and overage parts of all holds
-	QRes           int64 `json:"q_res"`    // quota parts of the current period's holds
-	ORes           int64 `json:"o_res"`    // overage parts of the current period's holds
-	QUsed          int64 `json:"q_used"`
-	OUsed          int64 `json:"o_used"`
-	Period         int64 `json:"period"` // current period id (start ms), 0: none yet
-	PeriodEnd      int64 `json:"period_end"`
-	QuotaLimit     int64 `json:"quota_limit"`
-	OverageCap     int64 `json:"overage_cap"`
-	TotalPurchased int64 `json:"total_purchased"`
-	TotalUsed      int64 `json:"total_used"`
-	CreatedMS      int64 `json:"created_ms"`
+	// Account is the money state (balance, holds, period, pools), the
+	// model's (meter/ledger), with the record's field names.
+	ledger.Account
+	CreatedMS int64 `json:"created_ms"`
 	// UpdatedMS is when the settings last changed (0 in records written
 	// before it: read as CreatedMS).
 	UpdatedMS int64 `json:"updated_ms,omitempty"`
 	// LastMS and LastSeq are the last ledger id given out, so ids keep
 	// increasing when the clock steps back (as a Redis stream's do).
-	LastMS    int64           `json:"last_ms"`
-	LastSeq   int64           `json:"last_seq"`
-	Settings  json.RawMessage `json:"settings,omitempty"`
-	QuotaUnit string          `json:"quota_unit,omitempty"`
+	LastMS   int64           `json:"last_ms"`
+	LastSeq  int64           `json:"last_seq"`
+	Settings json.RawMessage `json:"settings,omitempty"`
 	// LBThreshold is Settings.LowBalanceThreshold (nil in records written
-	// before webhooks: read from Settings once), LBSent true once a
-	// low-balance event was recorded and until the balance is back at or
-	// above it; EvtSeq numbers the account's events.
+	// before webhooks: read from Settings once; see threshold), EvtSeq
+	// numbers the account's events.
 	LBThreshold *int64 `json:"lb_threshold,omitempty"`
-	LBSent      bool   `json:"lb_sent,omitempty"`
 	EvtSeq      int64  `json:"evt_seq,omitempty"`
 }
 
@@ -66,11 +55,8 @@ const (
 // quota, balance and overage parts held (once committed: charged); Per
 // the period the hold was made in; Due the time of its timer.
 type reservation struct {
-	State   string `json:"s"`
-	Q       int64  `json:"q,omitempty"`
-	B       int64  `json:"b,omitempty"`
-	O       int64  `json:"o,omitempty"`
-	Per     int64  `json:"per,omitempty"`
+	State string `json:"s"`
+	ledger.Hold
 	Exp     int64  `json:"exp,omitempty"`
 	Due     int64  `json:"due"`
 	Charged int64  `json:"charged,omitempty"`
@@ -85,8 +71,6 @@ type reservation struct {
 	// settle it, never Commit or Void.
 	Job bool `json:"job,omitempty"`
 }
-
-func (r *reservation) amount() int64 { return r.Q + r.B + r.O }
 
 // event is a webhook event in an account's outbox (lib.lua's emit). Due
 // is when it may be claimed: its creation, the end of its lease, the time
@@ -134,6 +118,8 @@ type entry struct {
 	JobID         string `json:"j,omitempty"`
 	UpstreamJobID string `json:"uj,omitempty"`
 	Shortfall     int64  `json:"sf,omitempty"`
+	PaymentIntent string `json:"pi,omitempty"`
+	ExternalID    string `json:"x,omitempty"`
 }
 
 func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
@@ -141,7 +127,8 @@ func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
 		BalanceAfter: meter.Credits(e.BalanceAfter), Description: e.Description, Route: e.Route,
 		RequestID: e.RequestID, ReservationID: e.ReservationID, Late: e.Late, Quota: meter.Credits(e.Quota),
 		Overage: meter.Credits(e.Overage), Pages: e.Pages, RefundOf: e.RefundOf, Shortfall: meter.Credits(e.Shortfall),
-		JobID: e.JobID, UpstreamJobID: e.UpstreamJobID, CreatedAt: msTime(int64(id.ms))}
+		JobID: e.JobID, UpstreamJobID: e.UpstreamJobID, PaymentIntentID: e.PaymentIntent, ExternalID: e.ExternalID,
+		CreatedAt: msTime(int64(id.ms))}
 }
 
 // counters are one route's usage in one period.

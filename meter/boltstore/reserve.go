@@ -11,18 +11,13 @@ import (
 // rollPeriod applies a caller's period (Reserve, the job calls): a newer
 // one starts afresh; an older one is read as the stored one.
 func (o *op) rollPeriod(p meter.Period) {
-	a := o.a
-	if pid, pend := p.Millis(); pid > a.Period {
-		// Holds of the old period keep their parts but no longer count
-		// here; an older or absent one is read as the stored period.
-		a.Period, a.PeriodEnd = pid, pend
-		a.QUsed, a.QRes, a.OUsed, a.ORes = 0, 0, 0, 0
+	if o.a.Roll(p.Millis()) {
 		o.dirty = true
 	}
 }
 
 // Reserve holds r.Amount of the account's credits for r.TTL, from the
-// quota, then the balance, then the overage (see money.go); it follows
+// quota, then the balance, then the overage (ledger.Account.Reserve); it follows
 // redisstore's reserve.lua. With an IdempotencyKey: while the reservation
 // that holds the key is unsettled, ECodeIdempotencyConflict; once it is
 // committed (for Retain), a replay that reserves nothing, with the
@@ -46,7 +41,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			if replayed != "" {
 				res.ID, res.Replayed, res.Response = replayed, true, response
 			}
-			res.Quota, res.Overage = a.state()
+			res.Quota, res.Overage = a.State()
 			return nil
 		}
 		prev, err := o.loadRes(r.ID)
@@ -81,19 +76,13 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 				}
 			}
 		}
-		q, b, ov := a.split(amount)
-		if got := q + b + ov; got < amount {
-			if min := int64(r.Minimum); min > 0 && got >= min {
-				amount = got // all the pools give: the estimate's partial hold
-			} else if min > 0 {
-				return refuse(a, min)
-			} else {
-				return refuse(a, amount)
-			}
+		h, err := a.Reserve(amount, int64(r.Minimum))
+		if err != nil {
+			return err
 		}
-		a.Reserved, a.QRes, a.ORes = a.Reserved+b+ov, a.QRes+q, a.ORes+ov
+		amount = h.Amount() // less than asked: the estimate's partial hold
 		o.dirty = true
-		hold := &reservation{State: held, Q: q, B: b, O: ov, Per: a.Period, Exp: o.now + ttl, Idem: r.IdempotencyKey}
+		hold := &reservation{State: held, Hold: h, Exp: o.now + ttl, Idem: r.IdempotencyKey}
 		if r.IdempotencyKey != "" {
 			hold.FP = r.Fingerprint
 		}
@@ -114,34 +103,6 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 		return meter.Reservation{}, err
 	}
 	return res, nil
-}
-
-// refuse is the refusal of a reservation the pools cannot cover: the
-// overage's, the quota's or the balance's, in reserve.lua's order.
-func refuse(a *account, amount int64) error {
-	room := meter.Credits(a.Balance - a.Reserved)
-	req := meter.Credits(amount)
-	switch {
-	case a.owes() > 0:
-		return meter.CreditsOwed(req, room, meter.Credits(a.owes()))
-	case a.Period > 0 && a.OverageCap > 0:
-		e := meter.Errorf(meter.ECodeOverageLimitReached, "the overage of this period (%s credits) cannot cover %s credits",
-			meter.Credits(a.OverageCap), req)
-		e.Details = map[string]any{"required": req, "available": room, "cap": meter.Credits(a.OverageCap)}
-		return e
-	case a.Period > 0 && a.QuotaLimit > 0 && room <= 0:
-		limit, used, resets := meter.Credits(a.QuotaLimit), meter.Credits(a.QUsed+a.QRes), msTime(a.PeriodEnd)
-		e := meter.Errorf(meter.ECodeQuotaExceeded, "%s", meter.QuotaMessage(limit, a.QuotaUnit, resets))
-		e.Details = map[string]any{"limit": limit, "used": used, "resets_at": resets}
-		return e
-	}
-	return insufficient(req, room)
-}
-
-func insufficient(req, avail meter.Credits) error {
-	e := meter.Errorf(meter.ECodeInsufficientCredits, "insufficient credits: %s required, %s available", req, avail)
-	e.Details = map[string]any{"required": req, "available": avail}
-	return e
 }
 
 // Commit charges min(c.Amount, reserved) from the reservation's parts,
@@ -167,7 +128,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		case r.State == committed:
 			st = meter.Settlement{Charged: meter.Credits(r.Charged), Balance: meter.Credits(r.Bal),
 				Available: meter.Credits(r.Avail), EntryID: r.Entry, Late: r.Late}
-			st.Quota, st.Overage = a.state()
+			st.Quota, st.Overage = a.State()
 			return nil
 		case r.State == voided:
 			return meter.Errorf(meter.ECodeReservationSettled, "reservation is already voided")
@@ -182,7 +143,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		}
 		st = meter.Settlement{Charged: meter.Credits(r.Charged), Balance: meter.Credits(a.Balance),
 			Available: meter.Credits(a.Balance - a.Reserved), EntryID: r.Entry, Late: r.Late, Shortfall: meter.Credits(short)}
-		st.Quota, st.Overage = a.state()
+		st.Quota, st.Overage = a.State()
 		return nil
 	})
 	if err != nil {
@@ -192,22 +153,14 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 }
 
 // charge settles a held or expired reservation r as used (commit.lua
-// from "local late"). Uncapped, the excess over the hold is taken from the
-// pools after the hold's parts are charged, and what they cannot give is
-// the shortfall, charged to the balance all the same.
+// from "local late"), with the model's Settle: an expired one was
+// released by its expiry and is charged late from the pools.
 func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) (int64, error) {
 	a := o.a
 	late := r.State == expired
 	bucket := r.Per
-	x := min(int64(c.Amount), r.amount())
-	if c.Uncapped {
-		x = int64(c.Amount)
-	}
-	var q, b, ov, excess int64
-	current := true
 	if late {
 		bucket = a.Period
-		excess = x
 		// The request was charged after all: let a retry with its key
 		// replay it, unless a retry already holds the key.
 		if k := []byte("r:" + r.Idem); r.Idem != "" && o.sub(bIdem).Get(k) == nil {
@@ -215,66 +168,23 @@ func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) (int64, e
 				return 0, err
 			}
 		}
-	} else {
-		held := min(x, r.amount())
-		q = min(held, r.Q)
-		b = min(held-q, r.B)
-		ov = held - q - b
-		excess = x - held
-		current = r.Per == a.Period
-		a.release(r)
 	}
-	if current {
-		a.QUsed, a.OUsed = a.QUsed+q, a.OUsed+ov
-	}
-	a.Balance -= b + ov
-	var short int64
-	if excess > 0 {
-		// From what the pools have now, counted in the current period.
-		eq, eb, eo := a.split(excess)
-		if c.Uncapped {
-			short = excess - eq - eb - eo
-		}
-		a.QUsed, a.OUsed = a.QUsed+eq, a.OUsed+eo
-		a.Balance -= eb + eo + short
-		q, b, ov = q+eq, b+eb, ov+eo
-		current = current || eq+eo > 0
-	}
-	charged := q + b + ov + short
-	a.TotalUsed += charged
+	st := a.Settle(r.Hold, late, int64(c.Amount), c.Uncapped)
 	o.dirty = true
-
-	if current && q > 0 && a.QuotaLimit > 0 && a.QUsed >= a.QuotaLimit && a.QUsed-q < a.QuotaLimit {
-		if err := o.emit(meter.EventQuotaExhausted, 0, a.QuotaLimit, a.QUsed, a.PeriodEnd); err != nil {
-			return 0, err
-		}
-	}
-	if b+ov+short > 0 {
-		if err := o.lowBalance(); err != nil {
-			return 0, err
-		}
-	}
-	if current && ov > 0 && a.OverageCap > 0 && a.OUsed >= a.OverageCap && a.OUsed-ov < a.OverageCap {
-		if err := o.emit(meter.EventOverageLimitReached, 0, a.OverageCap, a.OUsed, a.PeriodEnd); err != nil {
-			return 0, err
-		}
-	}
-	if short > 0 {
-		if err := o.emit(meter.EventShortfall, 0, 0, short, 0); err != nil {
-			return 0, err
-		}
+	if err := o.emit(st.Events); err != nil {
+		return 0, err
 	}
 	entryID := ""
-	if charged > 0 {
-		id, err := o.appendEntry(&entry{Type: meter.EntryUsage, Amount: -(b + ov + short), BalanceAfter: a.Balance,
-			Description: c.Description, Route: c.Route, RequestID: c.RequestID, ReservationID: rid,
-			Late: late, Quota: q, Overage: ov, Pages: c.Pages, Shortfall: short})
+	if st.Entry != nil {
+		e := modelEntry(*st.Entry)
+		e.Description, e.Route, e.RequestID, e.ReservationID, e.Pages = c.Description, c.Route, c.RequestID, rid, c.Pages
+		id, err := o.appendEntry(e)
 		if err != nil {
 			return 0, err
 		}
 		entryID = id.String()
 	}
-	if err := o.count(bucket, c.Route, int64(c.Pages), charged); err != nil {
+	if err := o.count(bucket, c.Route, int64(c.Pages), st.Charged); err != nil {
 		return 0, err
 	}
 	if k := []byte("r:" + r.Idem); len(c.Response) > 0 && r.Idem != "" && bytes.Equal(o.sub(bIdem).Get(k), []byte(rid)) {
@@ -283,10 +193,10 @@ func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) (int64, e
 			return 0, err
 		}
 	}
-	r.State, r.Charged, r.Entry, r.Late = committed, charged, entryID, late
-	r.Q, r.B, r.O = q, b, ov
+	r.State, r.Charged, r.Entry, r.Late = committed, st.Charged, entryID, late
+	r.Hold = st.Parts
 	r.Bal, r.Avail = a.Balance, a.Balance-a.Reserved
-	return short, o.finish(rid, r)
+	return st.Short, o.finish(rid, r)
 }
 
 // count adds a request to a route's usage in a period, and to the
@@ -340,14 +250,14 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 			if err = o.dropIdem(reservationID, r); err == nil {
 				err = o.finish(reservationID, r)
 			}
-			o.a.release(r)
+			o.a.Release(r.Hold)
 			o.dirty = true
 		}
 		if err != nil {
 			return internalErr(err)
 		}
 		st = meter.Settlement{Balance: meter.Credits(o.a.Balance), Available: meter.Credits(o.a.Balance - o.a.Reserved)}
-		st.Quota, st.Overage = o.a.state()
+		st.Quota, st.Overage = o.a.State()
 		return nil
 	})
 	if err != nil {

@@ -317,7 +317,8 @@ func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
 		BalanceAfter: num("balance_after"), Description: str("description"), Route: str("route"),
 		RequestID: str("request_id"), ReservationID: str("reservation_id"), Late: str("late") == "1",
 		Quota: num("quota"), Overage: num("overage"), Pages: int(num("pages")), RefundOf: str("refund_of"),
-		Shortfall: num("shortfall"), JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"), CreatedAt: entryTime(m.ID)}
+		Shortfall: num("shortfall"), JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"),
+		PaymentIntentID: str("payment_intent_id"), ExternalID: str("external_id"), CreatedAt: entryTime(m.ID)}
 }
 
 // entryTime is the server time in a stream id "<ms>-<seq>".

@@ -24,7 +24,7 @@ func mustPages(t *testing.T, pdf []byte) int {
 // server_busy when others hold it, too_large when it could never fit, and
 // gives everything back either way.
 func TestBudgetCoversObjectStreamDecoding(t *testing.T) {
-	bomb := objStmPDF(2, 40<<20) // 40 MB of spaces in 40 KB of flate
+	bomb := pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 2, Pad: 40 << 20}) // 40 MB of spaces in 40 KB of flate
 	lim := PDFLimits{MaxDecodeBytes: 32 << 20}
 	read := func(b *Budget) error {
 		_, err := readPDF(context.Background(), bytes.NewReader(bomb), int64(len(bomb)), lim, b)
@@ -58,7 +58,7 @@ func TestBudgetCoversObjectStreamDecoding(t *testing.T) {
 		}
 	})
 	t.Run("a real object stream stays within the allowance", func(t *testing.T) {
-		doc := objStmPDF(2000, 0)
+		doc := pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 2000})
 		b := NewBudget(scanNeed(int64(len(doc))), 50*time.Millisecond)
 		info, err := readPDF(context.Background(), bytes.NewReader(doc), int64(len(doc)), PDFLimits{}, b)
 		if err != nil || info.Pages != 2000 {

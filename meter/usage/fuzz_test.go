@@ -21,7 +21,7 @@ func FuzzPagesNotBelowPDFCPU(f *testing.F) {
 	}
 	for _, b := range [][]byte{
 		pdftest.Repeated(20), pdftest.Shared(6, "[0 0 842 1191]"), pdftest.Mistyped(10),
-		pdftest.Cycle(), objStmPDF(3, 0), newDoc(4, 20).bytes(1), pdftest.Linearized(40, true),
+		pdftest.Cycle(), pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 3}), newDoc(4, 20).bytes(1), pdftest.Linearized(40, true),
 		pdftest.Objects("<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R 3 0 R] /Count 9 >>", "<< /Type /Page >>"),
 	} {
 		f.Add(b)

@@ -11,6 +11,7 @@ import (
 	"mime"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -38,6 +39,14 @@ type Options struct {
 	// MaxFiles is the most multipart parts inspected, form fields
 	// included; one more is a bad_request. Default 100.
 	MaxFiles int
+	// MaxPages is the most pages of one request, all its documents
+	// together: the caller refuses more (too_many_pages), and bounds each
+	// of the request's documents by it (PDF.MaxPages), so that counting
+	// stops as soon as one is known to exceed it. Default 100,000.
+	MaxPages int64
+	// CountTimeout bounds the measuring of one request's body: the
+	// caller's deadline for MeasureEncoded. Default 10 s.
+	CountTimeout time.Duration
 	// PDF bounds the work of reading one PDF.
 	PDF PDFLimits
 	// Budget, when set, bounds the memory of reading PDFs across all the
@@ -65,7 +74,13 @@ const (
 	defaultMaxBody         = 100 << 20
 	defaultMemoryThreshold = 1 << 20
 	defaultMaxFiles        = 100
+	defaultMaxPages        = 100_000
+	defaultCountTimeout    = 10 * time.Second
 )
+
+// WithDefaults returns o with every zero (or negative) bound set to its
+// default: the one place the measuring defaults are written.
+func (o Options) WithDefaults() Options { return o.withDefaults() }
 
 func (o Options) withDefaults() Options {
 	if o.MaxBody <= 0 {
@@ -76,6 +91,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxFiles <= 0 {
 		o.MaxFiles = defaultMaxFiles
+	}
+	if o.MaxPages <= 0 {
+		o.MaxPages = defaultMaxPages
+	}
+	if o.CountTimeout <= 0 {
+		o.CountTimeout = defaultCountTimeout
 	}
 	o.PDF = o.PDF.withDefaults()
 	return o

@@ -10,7 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -123,7 +125,7 @@ func multipartBody(t *testing.T, parts []part) (string, []byte) {
 
 func TestMeasureMultipart(t *testing.T) {
 	pdf2 := newDoc(2, 50).bytes(1)
-	pdf5 := objStmPDF(5, 0)
+	pdf5 := pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 5})
 	skia := readTestdata(t, "skia.pdf")
 	big := newDoc(40, 2000).bytes(1) // over the 16 KiB threshold: spooled to disk
 
@@ -235,5 +237,20 @@ func TestParseContentTypePDF(t *testing.T) {
 		if got != want || len(params) != len(wparams) || err != nil || werr != nil {
 			t.Errorf("%q: %q %v %v, want %q %v %v", ct, got, params, err, want, wparams, werr)
 		}
+	}
+}
+
+// TestOptionsDefaults: the measuring defaults, written once here and shown
+// by the gateway's config (max_body, memory_threshold, max_files,
+// max_pages, count_timeout in the README).
+func TestOptionsDefaults(t *testing.T) {
+	d := Options{}.WithDefaults()
+	if d.MaxBody != 100<<20 || d.MemoryThreshold != 1<<20 || d.MaxFiles != 100 || d.MaxPages != 100_000 ||
+		d.CountTimeout != 10*time.Second || d.PDF.Timeout != 10*time.Second {
+		t.Fatalf("defaults %+v", d)
+	}
+	set := Options{MaxBody: 5, MemoryThreshold: 4, MaxFiles: 3, MaxPages: 2, CountTimeout: time.Second}.WithDefaults()
+	if set.MaxBody != 5 || set.MemoryThreshold != 4 || set.MaxFiles != 3 || set.MaxPages != 2 || set.CountTimeout != time.Second {
+		t.Fatalf("set values changed: %+v", set)
 	}
 }

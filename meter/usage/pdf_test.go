@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -66,7 +67,7 @@ func TestCountPDFPagesGenerated(t *testing.T) {
 		{"pdfcpu merged 7 pages", pdfcpuDoc(t, 7), 7},
 		{"hand-written 1 page", newDoc(1, 20).bytes(1), 1},
 		{"hand-written 250 pages", newDoc(250, 20).bytes(1), 250},
-		{"object stream 12 pages", objStmPDF(12, 0), 12},
+		{"object stream 12 pages", pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 12}), 12},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,7 +141,7 @@ func hostile(t testing.TB) []struct {
 		{"not a PDF", []byte("hello, world"), PDFLimits{}, 0, ReasonDamaged},
 		{"user password", userPassword, PDFLimits{}, 0, ReasonEncrypted},
 		{"content stream flate bomb", contentBomb.bytes(1), PDFLimits{}, 1, ""},
-		{"object stream flate bomb", objStmPDF(2, 8<<20), PDFLimits{MaxDecodeBytes: 1 << 20}, 0, ReasonTooLarge},
+		{"object stream flate bomb", pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 2, Pad: 8 << 20}), PDFLimits{MaxDecodeBytes: 1 << 20}, 0, ReasonTooLarge},
 		// The lazy scanner never reads these streams, so their lengths do
 		// not matter; TestPDFCPUStreamLengthGuards covers the fallback.
 		{"stream /Length beyond the file", lyingLength(50, "2000000000"), PDFLimits{}, 1, ""},
@@ -267,7 +268,7 @@ func FuzzCountPDFPages(f *testing.F) {
 	}
 	f.Add(readTestdata(f, "encrypted-user.pdf"))
 	f.Add(newDoc(3, 50).bytes(1))
-	f.Add(objStmPDF(3, 0))
+	f.Add(pdftest.ObjStm(pdftest.ObjStmOptions{Pages: 3}))
 	f.Add(deepTree(10))
 	f.Add(wrongStartxref(readTestdata(f, "cairo.pdf")))
 	f.Add(readTestdata(f, "objstm.pdf")[:5000])

@@ -3,7 +3,6 @@ package usage
 import (
 	"bytes"
 	"compress/zlib"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -78,62 +77,6 @@ func newDoc(n, contentLen int) *pdfDoc {
 	}
 	d.set(2, fmt.Sprintf("<</Type /Pages /Kids [%s] /Count %d>>", strings.Join(kids, " "), n))
 	return d
-}
-
-// objStmPDF renders a PDF 1.5 file whose page objects live in an object
-// stream (compressed with flate) and whose xref is a stream. pad is
-// appended to the object stream's data before compression: a long run of
-// spaces makes a decompression bomb.
-func objStmPDF(pages, pad int) []byte {
-	// Objects 1..2+pages are compressed into object stream nr os;
-	// catalog 1, pages 2, leaves 3...
-	var objs []string
-	objs = append(objs, "<</Type /Catalog /Pages 2 0 R>>")
-	kids := make([]string, pages)
-	for i := range pages {
-		kids[i] = fmt.Sprintf("%d 0 R", i+3)
-	}
-	objs = append(objs, fmt.Sprintf("<</Type /Pages /Kids [%s] /Count %d>>", strings.Join(kids, " "), pages))
-	for range pages {
-		objs = append(objs, "<</Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]>>")
-	}
-	var head, body bytes.Buffer
-	for i, o := range objs {
-		fmt.Fprintf(&head, "%d %d ", i+1, body.Len())
-		body.WriteString(o)
-		body.WriteString(" ")
-	}
-	data := append(head.Bytes(), body.Bytes()...)
-	first := head.Len()
-	data = append(data, bytes.Repeat([]byte(" "), pad)...)
-	z := flate(data)
-
-	osNr := len(objs) + 1
-	xrefNr := osNr + 1
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-	osOff := b.Len()
-	fmt.Fprintf(&b, "%d 0 obj\n<</Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d>>\nstream\n%s\nendstream\nendobj\n",
-		osNr, len(objs), first, len(z), z)
-	xrefOff := b.Len()
-
-	// Entries: W [1 4 2]: type, field 2, field 3.
-	var x bytes.Buffer
-	entry := func(t byte, f2 uint32, f3 uint16) {
-		x.WriteByte(t)
-		binary.Write(&x, binary.BigEndian, f2)
-		binary.Write(&x, binary.BigEndian, f3)
-	}
-	entry(0, 0, 65535)
-	for i := range objs {
-		entry(2, uint32(osNr), uint16(i))
-	}
-	entry(1, uint32(osOff), 0)
-	entry(1, uint32(xrefOff), 0)
-	fmt.Fprintf(&b, "%d 0 obj\n<</Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d>>\nstream\n%s\nendstream\nendobj\n",
-		xrefNr, xrefNr+1, x.Len(), x.Bytes())
-	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefOff)
-	return b.Bytes()
 }
 
 // pdfcpuDoc writes an n-page document with pdfcpu itself.

@@ -18,6 +18,12 @@
         paths: uPlot.paths.bars({ size: [0.8 / Math.max(1, u.series.length), 40] }), points: { show: false } });
       cols.push(s.credits);
     });
+    if (u.refund_total) {
+      // Refunds: credits given back, drawn below the axis.
+      series.push({ label: "refunds", stroke: "#7f8c8d", fill: "#7f8c8d44",
+        paths: uPlot.paths.bars({ size: [0.8 / Math.max(1, u.series.length), 40] }), points: { show: false } });
+      cols.push(u.refunds.map(function (v) { return -v; }));
+    }
     if (u.series.length === 0) { series.push({ label: "credits", stroke: palette[0] }); cols.push(u.x.map(function () { return 0; })); }
     window.consoleCharts.usage = new uPlot({ width: width(usageEl), height: 260, series: series,
       axes: [{}, { label: "credits" }],
