@@ -81,6 +81,7 @@ local function job_rid(j) return 'job:' .. j.id end
 local function open_job(roll_period, check_alias)
   local a = open()
   if not a then return nil, nil, {'account_not_found'} end
+  if a.lots then return nil, nil, {'invalid', 'jobs of an account with credit grants are not metered on Redis yet'} end
   if roll_period then roll(a, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0) end
   local j = load_job()
   if not j then return nil, nil, {'job_not_found', ARGV[6]} end

@@ -217,6 +217,8 @@ func refusal(code, id string, r *reply) error {
 		return meter.Errorf(code, "%s", r.str(1))
 	case meter.ECodeInvalid, meter.ECodeNotFound:
 		return meter.Errorf(code, "%s", r.str(1))
+	case meter.ECodeGrantNotFound:
+		return meter.Errorf(code, "no active credit grant of that id")
 	case "period":
 		return &wrongPeriod{id: r.int(1)}
 	case meter.ECodeJobNotFound:

@@ -30,6 +30,9 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 	e := meter.LedgerEntry{ID: rep.str(1), AccountID: r.AccountID, Type: meter.EntryRefund,
 		Amount: meter.Credits(rep.int(2)), BalanceAfter: meter.Credits(rep.int(3)),
 		Description: rep.str(4), RefundOf: r.EntryID}
+	if len(rep.v) > 5 {
+		e.Granted, e.GrantIDs = lotParts(rep.str(5))
+	}
 	e.CreatedAt = entryTime(e.ID)
 	return e, rep.check()
 }

@@ -11,7 +11,7 @@ local rid = ARGV[2]
 local a = open()
 if not a then return {'account_not_found'} end
 
-local r = load_res(rid)
+local r = load_res(rid, a)
 if not r then return {'reservation_not_found'} end
 if r.state == 'c' then return {'reservation_settled', 'committed'} end
 if r.state == 'h' then
@@ -24,5 +24,6 @@ if r.state == 'h' then
     release(a, r)
   end
   save(a, 'reserved', 'q_res', 'o_res')
+  lots_after(a) -- what it held of an ended grant leaves now
 end
 return with_state({'ok', a.balance, a.balance - a.reserved}, a)

@@ -1,0 +1,16 @@
+-- grant_void.lua: end an active credit grant now: what it has left and
+-- nobody holds leaves with a grant_void entry (the held part when its
+-- holds release it, see end_lots in lib.lua).
+-- Go twin: ledger.Account.VoidLot (meter/ledger)
+-- KEYS: the account keys, see lib.lua.
+-- ARGV: [1] retain_ms, [2] grant id
+-- Reply: {'ok', the lot's line before the void, lots after}
+--   or {'account_not_found'} | {'grant_not_found'}
+local a = open()
+if not a then return {'account_not_found'} end
+local before = redis.call('HGET', KEYS[1], 'lots') or ''
+local l = lot(a, ARGV[2])
+if not l or l.ended ~= '' then return {'grant_not_found'} end
+l.ended, a.lots_dirty = 'voided', true
+end_lots(a)
+return {'ok', before, redis.call('HGET', KEYS[1], 'lots') or ''}
