@@ -315,6 +315,9 @@ func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
 		Shortfall: num("shortfall"), JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"),
 		PaymentIntentID: str("payment_intent_id"), ExternalID: str("external_id"), CreatedAt: entryTime(m.ID)}
 	e.Granted, e.GrantIDs = lotParts(str("lots"))
+	if e.Type == meter.EntryGrant { // its id names the grant (grant_create.lua)
+		e.Granted, e.GrantIDs = e.Amount, "gr_"+m.ID
+	}
 	return e
 }
 

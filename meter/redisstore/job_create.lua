@@ -12,8 +12,6 @@
 local id, estimate, ttl, nonce = ARGV[6], tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[13]
 local a = open()
 if not a then return {'account_not_found'} end
--- Not mirrored yet for credit grants: refused rather than charged wrongly.
-if a.lots then return {'invalid', 'jobs of an account with credit grants are not metered on Redis yet'} end
 roll(a, tonumber(ARGV[4]) or 0, tonumber(ARGV[5]) or 0)
 local now = a.now
 
@@ -25,10 +23,10 @@ if j then
   end
   return {'invalid', 'job id already used'}
 end
-if load_hold({id = id}) then return {'invalid', 'job id already used'} end
+if load_hold({id = id}, a) then return {'invalid', 'job id already used'} end
 
-local q, b, o = split(a, estimate)
-if q + b + o < estimate then return refusal(a, estimate) end
+local q, b, o, _, gs = split(a, estimate)
+if q + gs + b + o < estimate then return refusal(a, estimate) end
 
 local rates = {}
 local pages = {}

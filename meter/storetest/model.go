@@ -69,8 +69,8 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 	// could expire unseen, whatever the generator draws.
 	var firstShort, lastShort time.Time
 	gs, _ := meter.StoreAs[meter.GrantStore](s)
-	if clk.Now == nil || clk.Real {
-		gs = nil // the model cannot tell which grants a real clock expired
+	if clk.Now == nil {
+		gs = nil // the model cannot tell which grants expired
 	}
 	advance := func(step int) {
 		desc := "advance the clock past the short TTL"
