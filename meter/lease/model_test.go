@@ -19,7 +19,7 @@ import (
 // Share rule exists for. MODEL_STEPS=n for a longer run.
 func TestModel(t *testing.T) {
 	srv := redistest.New(t)
-	clk := storetest.ModelClock{TTL: 400 * time.Millisecond, Real: true, Advance: time.Sleep}
+	clk := storetest.ModelClock{TTL: 400 * time.Millisecond, Real: true, Advance: time.Sleep, Now: time.Now}
 	for _, seed := range []int64{1, 2} {
 		gw := gateway(t, srv, lease.Options{MinRate: 2})
 		storetest.RunModel(t, gw, clk, seed, storetest.ModelSteps(300))

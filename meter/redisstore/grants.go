@@ -13,15 +13,10 @@ import (
 // (see LOTS in lib.lua), read by every script's open: an account without
 // grants reads one absent field more. The Lua mirrors meter/ledger's
 // grants.go.
-//
-// grants is the GrantStore side of a Store. It is not exposed by Store
-// itself yet: jobs and leases of an account with grants are refused on
-// Redis until their scripts are mirrored (docs/grants.md).
-type grants struct{ *Store }
 
 // CreateCreditGrant adds a credit grant; its id is "gr_" and the id of
 // its grant entry.
-func (s grants) CreateCreditGrant(ctx context.Context, g meter.CreditGrantRequest) (meter.CreditGrant, error) {
+func (s *Store) CreateCreditGrant(ctx context.Context, g meter.CreditGrantRequest) (meter.CreditGrant, error) {
 	if err := g.Validate(); err != nil {
 		return meter.CreditGrant{}, err
 	}
@@ -53,7 +48,7 @@ func (s grants) CreateCreditGrant(ctx context.Context, g meter.CreditGrantReques
 }
 
 // VoidCreditGrant ends an active grant now.
-func (s grants) VoidCreditGrant(ctx context.Context, accountID, grantID string) (meter.CreditGrant, error) {
+func (s *Store) VoidCreditGrant(ctx context.Context, accountID, grantID string) (meter.CreditGrant, error) {
 	if err := meter.ValidateAccountID(accountID); err != nil {
 		return meter.CreditGrant{}, err
 	}
@@ -81,7 +76,7 @@ func (s grants) VoidCreditGrant(ctx context.Context, accountID, grantID string) 
 
 // CreditGrants lists the account's grants in spending order, after
 // expiring those due.
-func (s grants) CreditGrants(ctx context.Context, accountID string) ([]meter.CreditGrant, error) {
+func (s *Store) CreditGrants(ctx context.Context, accountID string) ([]meter.CreditGrant, error) {
 	if err := meter.ValidateAccountID(accountID); err != nil {
 		return nil, err
 	}
@@ -144,4 +139,4 @@ func (s *Store) touchLots(ctx context.Context, accountID string) error {
 	return err
 }
 
-var _ meter.GrantStore = grants{}
+var _ meter.GrantStore = (*Store)(nil)

@@ -20,8 +20,7 @@ const modelTTL = 400 * time.Millisecond
 var modelClock = storetest.ModelClock{TTL: modelTTL, Real: true, Advance: time.Sleep, Now: time.Now}
 
 func TestModel(t *testing.T) {
-	s := newStore(t, Options{})
-	storetest.RunModel(t, withGrants{s, grants{s}}, modelClock, 1, storetest.ModelSteps(300))
+	storetest.RunModel(t, newStore(t, Options{}), modelClock, 1, storetest.ModelSteps(300))
 }
 
 func TestModelCluster(t *testing.T) {
@@ -31,7 +30,7 @@ func TestModelCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	storetest.RunModel(t, withGrants{s, grants{s}}, modelClock, 3, storetest.ModelSteps(300))
+	storetest.RunModel(t, s, modelClock, 3, storetest.ModelSteps(300))
 }
 
 // Where the scripts were found to differ from the money model
@@ -57,8 +56,7 @@ func TestModelDivergences(t *testing.T) {
 // Concurrent histories on the store, one server and a cluster of three
 // masters, are linearizable against the model.
 func TestLinearizable(t *testing.T) {
-	s := newStore(t, Options{})
-	storetest.Linearizable(t, withGrants{s, grants{s}}, 6, 60, 1)
+	storetest.Linearizable(t, newStore(t, Options{}), 6, 60, 1)
 }
 
 func TestLinearizableCluster(t *testing.T) {
@@ -68,5 +66,5 @@ func TestLinearizableCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	storetest.Linearizable(t, withGrants{s, grants{s}}, 6, 60, 2)
+	storetest.Linearizable(t, s, 6, 60, 2)
 }
