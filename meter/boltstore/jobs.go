@@ -303,9 +303,6 @@ func (o *op) liveJob(id string) (*jobRecord, error) {
 // CreateJob records a running job and holds its estimate from the pools
 // (quota, balance, overage), refused as Reserve refuses.
 func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	ttl, retain := msCeil(r.TTL), msCeil(r.RetainOrDefault())
 	var res meter.JobResult
 	err := s.update(ctx, r.AccountID, func(o *op) error {
@@ -366,17 +363,11 @@ func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobRes
 // Job reads a job. It reads without writing unless a timer of the account
 // is due, in which case it sweeps first (writing expiries and purges).
 func (s *Store) Job(ctx context.Context, account, id string) (meter.Job, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.Job{}, err
-	}
 	return s.readJob(ctx, account, func(o *op) (string, error) { return id, nil })
 }
 
 // JobByUpstream finds a job by the upstream's id of it.
 func (s *Store) JobByUpstream(ctx context.Context, account, upstreamID string) (meter.Job, error) {
-	if err := meter.ValidateJobLookup(account, upstreamID); err != nil {
-		return meter.Job{}, err
-	}
 	return s.readJob(ctx, account, func(o *op) (string, error) {
 		if b := o.sub(bJobUp); b != nil {
 			if id := b.Get([]byte(upstreamID)); id != nil {
@@ -424,12 +415,6 @@ func (s *Store) readJob(ctx context.Context, account string, find func(o *op) (s
 // job's id again is a no-op; another id, or one another job has, is
 // ECodeInvalid.
 func (s *Store) AttachJob(ctx context.Context, account, id, upstreamID string) error {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return err
-	}
-	if err := meter.ValidateUpstreamJobID(upstreamID); err != nil {
-		return err
-	}
 	return s.update(ctx, account, func(o *op) error {
 		j, err := o.loadJob(id)
 		if err != nil {
@@ -536,9 +521,6 @@ func (o *op) refresh(id string, j *jobRecord, h *reservation) error {
 // ReportJob records a cumulative report and charges the newly done pages
 // (see meter.JobStore).
 func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	var res meter.JobResult
 	err := s.update(ctx, r.AccountID, func(o *op) error {
 		o.rollPeriod(r.Period)
@@ -644,10 +626,6 @@ func repeatsFinal(r meter.JobReport, j *jobRecord) bool {
 // holds again min(max(Estimate - Debited, highest rate), what is left).
 // Resuming a running job changes nothing.
 func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period, requestID string) (meter.JobResult, error) {
-	// A report that carries nothing checks the account, the id and the period.
-	if err := (meter.JobReport{AccountID: account, JobID: id, Period: p}).Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	var res meter.JobResult
 	err := s.update(ctx, account, func(o *op) error {
 		a := o.a
@@ -727,9 +705,6 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 // hold. Canceling a canceled job is a no-op; another finished one
 // (expired included) is ECodeJobFinished.
 func (s *Store) CancelJob(ctx context.Context, account, id string) (meter.JobResult, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.JobResult{}, err
-	}
 	var res meter.JobResult
 	err := s.update(ctx, account, func(o *op) error {
 		j, err := o.liveJob(id)

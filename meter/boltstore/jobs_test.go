@@ -25,7 +25,7 @@ func ok(t *testing.T) func(meter.JobResult, error) meter.JobResult {
 	}
 }
 
-func report(s *Store, acct, id string, done map[string]int, final string) (meter.JobResult, error) {
+func report(s meter.Store, acct, id string, done map[string]int, final string) (meter.JobResult, error) {
 	return s.ReportJob(ctx, meter.JobReport{AccountID: acct, JobID: id, Done: done, Final: final,
 		RequestID: "rq-" + id, Period: month(0)})
 }
@@ -226,7 +226,7 @@ func TestJobClassesAndResumeHold(t *testing.T) {
 // A job's hold is not a reservation clients can settle, and its id space
 // is the job's.
 func TestJobHoldIsTheJobs(t *testing.T) {
-	s := openTemp(t, Options{})
+	s := meter.Validated(openTemp(t, Options{})) // some refusals are its
 	a := "acme"
 	if _, err := s.CreateAccount(ctx, a, c(10)); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 // and the embedded store do. (redisstore's commit.lua and void.lua do not
 // tell a job's hold from a request's: see its TestModelDivergences.)
 func JobHoldIsNotAReservation(t *testing.T, s meter.Store) {
+	s = meter.Validated(s) // as the app: the stores leave input checks to it
 	id := newAccount(t, s, c(10))
 	job := newID("job")
 	if _, err := s.CreateJob(ctx, meter.JobRequest{AccountID: id, ID: job, Route: "/jobs",
@@ -40,6 +41,7 @@ func JobHoldIsNotAReservation(t *testing.T, s meter.Store) {
 // embedded store took 3 from the balance and 1.5 from the overage before
 // meter/ledger; redisstore's charge_owed was right.)
 func JobChargeBeyondItsHold(t *testing.T, s meter.Store) {
+	s = meter.Validated(s) // as the app: the stores leave input checks to it
 	id := newAccount(t, s, c(10))
 	if _, err := s.UpdateSettings(ctx, id, meter.Settings{OverageCap: c(6)}); err != nil {
 		t.Fatal(err)
@@ -67,6 +69,7 @@ func JobChargeBeyondItsHold(t *testing.T, s meter.Store) {
 // (redisstore sweeps at most 200 timers per call, so the 50 left still
 // count as reserved and the reserve is refused.)
 func ExpiredHoldsBeyondOneSweep(t *testing.T, s meter.Store, ttl time.Duration, advance func(time.Duration)) {
+	s = meter.Validated(s) // as the app: the stores leave input checks to it
 	id := newAccount(t, s, c(250))
 	for i := 0; i < 250; i++ {
 		if _, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: fmt.Sprint("h", i), Amount: c(1), TTL: ttl}); err != nil {
