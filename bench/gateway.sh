@@ -2,8 +2,9 @@
 # Gateway overhead: throughput and latency of a metered route against a
 # plain reverse_proxy route to the same upstream, same load generator, same
 # run. Prints a table of ratios. Usage: bench/gateway.sh [seconds] [connections]
-# ALT="redis_batch 1" gives the second gateway (the rows labelled with it)
-# that global meter option instead of the default, redis_pipeline.
+# ALT="redis_batch 1" gives the second gateway (the rows labelled with it,
+# and the "alt" CPU columns) that global meter option instead of the
+# default, redis_pipeline; make bench runs it with ALT=redis_lease.
 # SPLIT=1 pins redis-server to the last CPU and everything else (wrk, the
 # upstream, the gateways) to the others, as when Redis has its own machine:
 # the metered route then pays for its Redis calls in latency, not in CPU
@@ -49,7 +50,8 @@ sed "s/^\t\tredis {\$CREDITGATE_REDIS}\$/&\n\t\t$ALT/" bench/Caddyfile.bench >"$
 grep -q "$ALT" "$OUT/Caddyfile.pipeline"
 ADMIN_PORT=$PIPE_ADMIN_PORT PLAIN_PORT=$PIPE_PLAIN_PORT METER_PORT=$PIPE_METER_PORT \
 	"${pin_rest[@]}" "$OUT/creditgate" run --config "$OUT/Caddyfile.pipeline" --adapter caddyfile >"$OUT/gateway-pipeline.log" 2>&1 &
-pids+=($!)
+alt=$!
+pids+=($alt)
 until curl -sf "http://127.0.0.1:$PIPE_ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
 
 curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts" -d '{"id":"bench","credits":1000000000000}' >/dev/null || true
@@ -92,7 +94,8 @@ for body in p1 p10; do
 	read -r qrps qp50 <<<"$(run $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY")"
 	read -r pgw prd <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw)"
 	read -r mgw mrd <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw)"
-	cpu+=("$(printf '%-22s %14s %14s %14s' "$body" "$pgw" "$mgw" "$mrd")")
+	read -r agw ard <<<"$(cpu_per_req $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY" $alt)"
+	cpu+=("$(printf '%-22s %14s %14s %14s %14s %14s' "$body" "$pgw" "$mgw" "$mrd" "$agw" "$ard")")
 	label=$([ $body = p1 ] && echo "1 page" || echo "10 pages, 200 KB")
 	awk -v l="$label" -v a="$prps" -v b="$mrps" -v c="$pp50" -v d="$mp50" \
 		'BEGIN { printf "%-26s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
@@ -101,6 +104,7 @@ for body in p1 p10; do
 done
 echo
 echo "CPU per request (us, user + system; same load as above):"
-printf '%-22s %14s %14s %14s\n' "body" "gateway plain" "gateway meter" "redis meter"
+printf '%-22s %14s %14s %14s %14s %14s\n' "body" "gateway plain" "gateway meter" "redis meter" "gateway alt" "redis alt"
+echo "(alt: the gateway with $ALT)"
 printf '%s\n' "${cpu[@]}"
 echo "gateway peak RSS: $(awk '/VmHWM/ {print $2/1024 " MB"}' /proc/$gw/status)"

@@ -2,7 +2,11 @@
 # Store throughput: Reserve+Commit pairs per second through redisstore
 # against a private redis-server, over 1000 accounts and over one hot
 # account, without persistence and with AOF (appendfsync everysec, the
-# production setting). Prints one table row per run.
+# production setting). Prints one table row per run. In the same runs, on
+# the same server: the floor, bench/minpair.lua (the least one request's
+# money needs, issue 17) through redis-benchmark, alone and pipelined
+# (rows "minpair"); then the embedded store, durable, with 32 callers
+# (rows "bolt").
 #
 # Usage: bench/store.sh [seconds] [workers]
 # Environment:
@@ -24,7 +28,10 @@ WORKERS=${2:-128}
 REPEAT=${REPEAT:-1}
 POOL=${POOL:-0}
 PIPELINE=${PIPELINE:-0}
+# Each cell runs redisstore alone and through meter/lease (rows "+lease";
+# LEASE=0 leaves them out).
 modes="plain"
+if [ "${LEASE:-1}" = 1 ]; then modes="$modes lease"; fi
 if [ "$PIPELINE" = 1 ]; then modes="$modes pipe"; fi
 if [ "${NOBATCH:-0}" = 1 ]; then modes="$modes nobatch"; fi
 OUT=bench/out
@@ -46,10 +53,12 @@ pid=
 cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; pid=; }
 trap cleanup EXIT
 
+# Ports below Linux's ephemeral range (32768-60999), where the clients of
+# busy benchmarks would otherwise take the one picked before it is bound.
 freeport() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % 20000))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }
@@ -58,13 +67,43 @@ freeport() {
 start() {
 	local name=$1
 	shift
-	PORT=$(freeport)
 	local dir="$OUT/redis-$name"
-	rm -rf "$dir" && mkdir -p "$dir"
-	"${srvpin[@]}" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --dir "$PWD/$dir" \
-		--logfile "$PWD/$dir/redis.log" "$@" &
-	pid=$!
-	until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+	while :; do # again on another port when the server could not bind its own
+		PORT=$(freeport)
+		rm -rf "$dir" && mkdir -p "$dir"
+		"${srvpin[@]}" redis-server --port "$PORT" --bind 127.0.0.1 --save '' --dir "$PWD/$dir" \
+			--logfile "$PWD/$dir/redis.log" "$@" &
+		pid=$!
+		until redis-cli -p "$PORT" ping >/dev/null 2>&1 || ! kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+		if kill -0 "$pid" 2>/dev/null; then return; fi
+		wait "$pid" 2>/dev/null || true
+	done
+}
+
+# cpu_s prints the server's CPU seconds so far (user+sys).
+cpu_s() {
+	redis-cli -p "$PORT" info cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f", s}'
+}
+
+# floor NAME ACCOUNTS runs minpair.lua through redis-benchmark, 32
+# connections, unpipelined then 16 deep, on ACCOUNTS accounts (1: one hot
+# account), and prints rows in storeload's columns.
+floor() {
+	local name=$1 accounts=$2 sha keys p n c0 c1 t0 t1 row
+	sha=$(redis-cli -p "$PORT" script load "$(cat bench/minpair.lua)")
+	keys=('mp:{a__rand_int__}' 'mp:{a__rand_int__}:h' 'mp:{a__rand_int__}:l')
+	if [ "$accounts" = 1 ]; then keys=('mp:{hot}' 'mp:{hot}:h' 'mp:{hot}:l'); fi
+	for p in 1 16; do
+		n=$((DUR * (p == 1 ? 30000 : 100000)))
+		c0=$(cpu_s) t0=$(date +%s.%N)
+		row=$("${loadpin[@]}" redis-benchmark -p "$PORT" -c 32 -n "$n" -P "$p" -r 1000 --csv \
+			evalsha "$sha" 3 "${keys[@]}" 'r__rand_int__' | tail -1)
+		c1=$(cpu_s) t1=$(date +%s.%N)
+		awk -F'","' -v l="$name minpair-P$p" -v a="$accounts" -v n="$n" -v c="$c1 - $c0" \
+			-v c0="$c0" -v c1="$c1" -v t="$t1 - $t0" -v t0="$t0" -v t1="$t1" '{
+			printf "%-24s %8d %7d %9.0f %7.2f %7.2f %11s %9.0f%% %7d %12.1f\n", l, a, 32, $2, $5, $7, "-",
+				(c1 - c0) / (t1 - t0) * 100, 0, (c1 - c0) / n * 1e6 }' <<<"$row"
+	done
 }
 
 "${BINS%% *}" -header
@@ -79,11 +118,21 @@ for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync
 					flags=() suffix=
 					if [ "$mode" = pipe ]; then flags=(-pipeline) suffix=+pipe; fi
 					if [ "$mode" = nobatch ]; then flags=(-batch 1) suffix=+nobatch; fi
+					if [ "$mode" = lease ]; then
+						help=$("$bin" -h 2>&1 || true)
+						if [[ $help != *-lease* ]]; then continue; fi # a build before leases
+						flags=(-lease) suffix=+lease
+					fi
 					"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
 						-pool "$POOL" -duration "${DUR}s" -label "$name $(basename "$bin")$suffix" "${flags[@]}"
 				done
 			done
 		done
+		floor "$name" "$accounts"
 	done
 	cleanup
+done
+for accounts in 1000 1; do
+	"${loadpin[@]}" "${BINS%% *}" -bolt "$OUT/bolt.db" -accounts "$accounts" -workers 32 \
+		-duration "${DUR}s" -label "bolt-fsync $(basename "${BINS%% *}")"
 done

@@ -50,6 +50,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		redis_tls
 //		redis_pipeline
 //		redis_batch    <n>
+//		redis_lease    [off|<min_rate>]
 //		data_dir       <path>
 //		job_secret     <secret>
 //		key_cache_ttl  <duration>
@@ -138,6 +139,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.RedisBatch, err = strconv.Atoi(v)
 				if err != nil || a.RedisBatch < 1 || a.RedisBatch > maxRedisBatch {
 					return d.Errf("meter: redis_batch %q is not a number from 1 to %d", v, maxRedisBatch)
+				}
+			}
+		case "redis_lease":
+			a.RedisLease = &RedisLease{}
+			if d.NextArg() {
+				v := d.Val()
+				if v == "off" {
+					a.RedisLease.Off = true
+				} else if a.RedisLease.MinRate, err = strconv.Atoi(v); err != nil || a.RedisLease.MinRate < 1 {
+					return d.Errf("meter: redis_lease %q is neither off nor a rate of at least 1 request per second", v)
+				}
+				if d.NextArg() {
+					return d.ArgErr()
 				}
 			}
 		case "data_dir":

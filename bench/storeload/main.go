@@ -8,6 +8,8 @@
 //	storeload -addr 127.0.0.1:6379 -workers 128 -accounts 1000 -duration 10s
 //
 // Every run uses a fresh key prefix, so runs never see each other's keys.
+// With -bolt, the same pairs go to the embedded store (a bbolt file at
+// that path, fsync on every commit as in production) instead of Redis.
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/lease"
 	"github.com/creditgate/creditgate/meter/redisstore"
 )
 
@@ -39,28 +42,45 @@ func main() {
 	pipeline := flag.Bool("pipeline", false, "redisstore Options.Pipeline (full-duplex autopipelining)")
 	batch := flag.Int("batch", 0, "redisstore Options.MaxBatch (0: its default; 1: every call alone)")
 	header := flag.Bool("header", false, "print the column header and exit")
+	bolt := flag.String("bolt", "", "measure the embedded store in this (new) file instead of Redis")
+	useLease := flag.Bool("lease", false, "through meter/lease (requests carved from leases, settled in groups)")
+	flag.IntVar(&leaseMinRate, "lease-min-rate", 0, "lease.Options.MinRate (0: its default)")
 	flag.Parse()
 	if *header {
 		fmt.Println(header_)
 		return
 	}
-	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label, *pipeline, *batch); err != nil {
+	if *bolt != "" {
+		if err := runBolt(*bolt, *workers, *accounts, *warmup, *dur, *label); err != nil {
+			fmt.Fprintln(os.Stderr, "storeload:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*addr, *workers, *accounts, *pool, *warmup, *dur, *label, *pipeline, *batch, *useLease); err != nil {
 		fmt.Fprintln(os.Stderr, "storeload:", err)
 		os.Exit(1)
 	}
 }
 
-const header_ = "label                    accounts workers   pairs/s  p50_ms  p99_ms  evalsha_us  redis_cpu  errors"
+var leaseMinRate int
 
-func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string, pipeline bool, batch int) error {
+const header_ = "label                    accounts workers   pairs/s  p50_ms  p99_ms  evalsha_us  redis_cpu  errors  cpu_us/pair"
+
+func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, label string, pipeline bool, batch int,
+	useLease bool) error {
 	ctx := context.Background()
 	cl := redis.NewClient(&redis.Options{Addr: addr, PoolSize: pool})
 	defer cl.Close()
 	if err := cl.Ping(ctx).Err(); err != nil {
 		return err
 	}
-	s := redisstore.New(cl, redisstore.Options{Prefix: fmt.Sprintf("load%d", time.Now().UnixNano()),
+	rs := redisstore.New(cl, redisstore.Options{Prefix: fmt.Sprintf("load%d", time.Now().UnixNano()),
 		Pipeline: pipeline, MaxBatch: batch})
+	var s meter.Store = rs
+	if useLease {
+		s = lease.New(rs, lease.Options{MinRate: leaseMinRate})
+	}
 	ids := make([]string, accounts)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("acct_%d", i)
@@ -146,8 +166,12 @@ func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, la
 	if label == "" {
 		label = "-"
 	}
-	fmt.Printf("%-24s %8d %7d %9.0f %7.2f %7.2f %11.1f %9.0f%% %7d\n", label, accounts, workers,
-		float64(pairs.Load())/elapsed.Seconds(), pct(0.50), pct(0.99), usPer, cpu, errs.Load())
+	perPair := 0.0
+	if n := pairs.Load(); n > 0 {
+		perPair = (after.cpu - before.cpu) / float64(n) * 1e6
+	}
+	fmt.Printf("%-24s %8d %7d %9.0f %7.2f %7.2f %11.1f %9.0f%% %7d %12.1f\n", label, accounts, workers,
+		float64(pairs.Load())/elapsed.Seconds(), pct(0.50), pct(0.99), usPer, cpu, errs.Load(), perPair)
 	if e := firstErr.Load(); e != nil {
 		fmt.Fprintln(os.Stderr, "storeload: first error:", e)
 	}

@@ -68,6 +68,42 @@ func BenchmarkScriptParts(b *testing.B) {
 			` nonce = 'abcdefghijklmnop.1a', idem = ''}) end`},
 		{"with_state", `local a = open(12) for i = 1, N do with_state({'ok', 1, a.balance, 0, '', a.period}, a) end`},
 		{"count_series", `local now = now_ms() for i = 1, N do count_series(KEYS[11], now, '/convert', 3, 3000) end`},
+		{"load_res", `local K, A = KEYS, ARGV A[6] = 'n' OPS['reserve'](K, A) KEYS, ARGV = K, A` +
+			` for i = 1, N do load_res(A[2]) end`},
+		{"append", `for i = 1, N do append('usage', -3000, 1000, {'description', 'd', 'route', '/convert',` +
+			` 'request_id', 'req', 'reservation_id', 'r123456', 'late', false, 'quota', 0, 'overage', 0,` +
+			` 'pages', 1, 'shortfall', 0}) end`},
+		{"save7", `local a = open(15) for i = 1, N do save(a, 'balance', 'reserved', 'q_res', 'o_res',` +
+			` 'q_used', 'o_used', 'total_used') end`},
+		{"hincrby3", `for i = 1, N do redis.call('HINCRBY', KEYS[9], '/convert\0requests', '1')` +
+			` redis.call('HINCRBY', KEYS[9], '/convert\0pages', '1')` +
+			` redis.call('HINCRBY', KEYS[9], '/convert\0credits', '3000') end`},
+		{"finish", `local a = open(15) for i = 1, N do finish('x' .. i, {state = 'c', q = 0, b = 3000, o = 0,` +
+			` per = 0, charged = 3000, bal = 5, avail = 5, idem = '', entry = '1-1'}, a) end`},
+		{"int10", `for i = 1, N do for j = 1, 10 do int(123456789 + j) end end`},
+		{"table17", `for i = 1, N do local a = {balance = 1, reserved = 2, q_res = 3, o_res = 4, q_used = 5,` +
+			` o_used = 6, period = 7, period_end = 8, quota_limit = 9, overage_cap = 10, lb_threshold = 11,` +
+			` due = 12, total_used = 13, lb_sent = 14, evt_seq = 15, total_purchased = 16, now = 17} end`},
+		{"rec_match", `local raw = 'c|0|3000|0|0|0|3000|123456789|123456789|0|1700000000000-0|abcdefghijklmnop.1a|'` +
+			` for i = 1, N do string.match(raw, REC) end`},
+		{"zadd", `local now = now_ms() for i = 1, N do redis.call('ZADD', KEYS[2], now + 86400000, 'r:z' .. i) end`},
+		{"hset_rec", `for i = 1, N do redis.call('HSET', KEYS[3], 'y' .. i, 'c|0|3000|0|0|0|3000|1|1|0|1-0||') end`},
+		// The floor of bench/minpair.lua, inside a script: what a pair needs at the least.
+		{"minpair", `for i = 1, N do local a = redis.call('HMGET', KEYS[1], 'balance', 'reserved')` +
+			` redis.call('HINCRBY', KEYS[1], 'balance', -3) redis.call('HINCRBY', KEYS[1], 'reserved', 0)` +
+			` redis.call('HINCRBY', KEYS[1], 'used', 3) redis.call('HSET', KEYS[3], 'm' .. i, '5')` +
+			` redis.call('HDEL', KEYS[3], 'm' .. i) redis.call('XADD', KEYS[5], '*', 'type', 'usage',` +
+			` 'amount', '-3', 'balance_after', a[1]) end`},
+		// A lease's group settle (issue 17): 32 requests of one account in one
+		// call, each its own ledger entry, the account, usage and series
+		// written once; us/part is for the 32, a 32nd of it per request.
+		{"lease_settle32", `for i = 1, N do local a = open(15, true) for j = 1, 32 do` +
+			` a.balance = a.balance - 3000 append('usage', -3000, a.balance, {'description', 'd', 'route',` +
+			` '/convert', 'request_id', 'req', 'reservation_id', 'r123456', 'pages', 1}) end` +
+			` save(a, 'balance', 'total_used', 'due') redis.call('HINCRBY', KEYS[9], '/convert\0requests', '32')` +
+			` redis.call('HINCRBY', KEYS[9], '/convert\0pages', '32')` +
+			` redis.call('HINCRBY', KEYS[9], '/convert\0credits', '96000')` +
+			` count_series(KEYS[11], a.now, '/convert', 32, 96000) end`},
 		{"reserve", `local K, A = KEYS, ARGV local base = A[2] for i = 1, N do A[2], A[6] = base .. i, 'n' .. i` +
 			` local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end end`},
 		{"reserve+commit", `local K, A = KEYS, ARGV local base = A[2]` +

@@ -1,4 +1,5 @@
 -- commit.lua: settle a reservation as used.
+-- Go twin: ledger.Account.Settle (meter/ledger)
 -- KEYS: the account keys, see lib.lua, and
 --   KEYS[9] usage hash of the period the charge counts in (see ARGV[8]):
 --           '<route>\0requests', '<route>\0pages', '<route>\0credits'

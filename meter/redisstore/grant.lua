@@ -1,4 +1,5 @@
 -- grant.lua: add or remove credits outside of a request.
+-- Go twin: ledger.Account.Grant (meter/ledger)
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] type, [3] amount (signed), [4] description,
 --       [5] idempotency key

@@ -1,5 +1,6 @@
 -- job_report.lua: record a job's progress (cumulative counts) and charge
 -- the newly done pages.
+-- Go twin: ledger.Account.ChargeJob (meter/ledger)
 -- KEYS, ARGV[1..5]: see job_lib.lua.
 -- ARGV: [6] job id, [7] done pages (JSON: class -> decimal string),
 --       [8] failed pages, [9] final status ('' | completed | failed),

@@ -126,6 +126,7 @@ end
 
 -- release takes a hold's parts off the pools. Parts held in an earlier
 -- period were already dropped from q_res and o_res when the period rolled.
+-- Go twin: ledger.Account.Release (meter/ledger)
 local function release(a, r)
   a.reserved = a.reserved - r.b - r.o
   if r.per == a.period then
@@ -137,12 +138,14 @@ end
 -- owes is what the account owes beyond its overage cap: the shortfall of
 -- output-priced commits (commit.lua, uncapped) or an adjustment not yet
 -- bought back. While it owes, no pool gives anything.
+-- Go twin: ledger.Account.Owes (meter/ledger)
 local function owes(a)
   return math.max(0, -(a.balance + a.overage_cap))
 end
 
 -- pools returns what the quota, the balance and the overage can give now;
 -- room (balance - reserved) may be negative.
+-- Go twin: ledger.Account.Pools (meter/ledger)
 local function pools(a)
   local room = a.balance - a.reserved
   if a.period == 0 or owes(a) > 0 then return 0, room, 0 end
@@ -153,6 +156,7 @@ end
 
 -- split takes x from the pools in order: quota, balance, overage. The
 -- parts may fall short of x.
+-- Go twin: ledger.Account.Split (meter/ledger)
 local function split(a, x)
   local qa, room, oa = pools(a)
   local q = math.min(x, qa)
@@ -165,6 +169,7 @@ end
 -- the stored one: its quota and overage start afresh, and holds of the old
 -- period keep their parts but no longer count here. An older or absent
 -- (0) id is read as the stored period (a gateway whose clock lags).
+-- Go twin: ledger.Account.Roll (meter/ledger)
 local function roll(a, pid, pend)
   if pid > a.period then
     a.period, a.period_end = pid, pend
@@ -176,6 +181,7 @@ end
 -- refusal is the reply to a hold of amount that the pools cannot cover:
 -- the overage cap is reached, a quota-only account used its quota, or
 -- the balance is short (reserve.lua, job_create.lua).
+-- Go twin: ledger.Account.Refusal (meter/ledger)
 local function refusal(a, amount)
   local room = a.balance - a.reserved
   if owes(a) > 0 then
@@ -192,6 +198,7 @@ end
 -- with_state appends the period's state to a reply: quota limit, used,
 -- reserved, remaining, resets_at ms; overage cap, used, reserved,
 -- remaining.
+-- Go twin: ledger.Account.State (meter/ledger)
 local function with_state(rep, a)
   local qa, _, oa = pools(a)
   for _, v in ipairs({a.quota_limit, a.q_used, a.q_res, qa, a.period_end,
@@ -242,6 +249,7 @@ end
 
 -- expire marks a held reservation whose TTL has passed as expired and
 -- releases its parts. The caller writes the pools back.
+-- Go twin: ledger.Account.Release (meter/ledger)
 local function expire(rid, r, a)
   r.state = 'x'
   drop_idem(rid, r)
@@ -384,6 +392,7 @@ end
 -- low_balance, after the balance moved, records a low-balance event when
 -- it is below the threshold and none was since it last was at or above
 -- it, and re-arms when it is at or above it. It saves what it changed.
+-- Go twin: ledger.Account.LowBalance (meter/ledger)
 local function low_balance(a)
   if a.lb_threshold <= 0 then return end
   if a.balance < a.lb_threshold and a.lb_sent == 0 then
@@ -410,7 +419,8 @@ end
 -- Numbers are decimal strings (exact, see int). Written by the scripts that
 -- write the usage by route (commit, job charges), in the same call.
 local SERIES_HOURS = 168
-local function count_series(key, now, route, pages, credits)
+local function count_series(key, now, route, pages, credits, requests)
+  requests = requests or 1 -- lease_settle.lua counts a group of one route at once
   local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
   local fd = 'd' .. int(day) .. '\0' .. route
   local fh = 'h' .. int(hour % SERIES_HOURS) .. '\0' .. route
@@ -422,8 +432,8 @@ local function count_series(key, now, route, pages, credits)
     local t, a, b, d = string.match(cur[2], '^(%d+)|(%d+)|(%d+)|(%d+)$')
     if tonumber(t) == hour then hr, hp, hc = a, b, d end
   end
-  local args = {fd, int(r + 1) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
-    fh, int(hour) .. '|' .. int(hr + 1) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
+  local args = {fd, int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
+    fh, int(hour) .. '|' .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
   local routes = cur[3]
   if not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true) then
     args[5], args[6] = 'routes', routes and (routes .. '\0' .. route) or route

@@ -1,4 +1,5 @@
 -- refund.lua: give back (part of) what a usage entry took from the balance.
+-- Go twin: ledger.Account.Refund (meter/ledger)
 -- KEYS: the account keys, see lib.lua (KEYS[6]: the refunds hash).
 -- ARGV: [1] retain_ms, [2] usage entry id, [3] amount (0: all it took),
 --       [4] description, [5] nonce of this call

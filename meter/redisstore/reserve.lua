@@ -1,5 +1,6 @@
 -- reserve.lua: hold credits for one request, from the quota, then the
 -- balance, then the overage (see lib.lua).
+-- Go twin: ledger.Account.Reserve (meter/ledger)
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] rid, [3] amount, [4] ttl_ms,
 --       [5] idempotency key ('' for none), [6] nonce of this call,

@@ -1,4 +1,5 @@
 -- void.lua: release a reservation without charging.
+-- Go twin: ledger.Account.Release (meter/ledger)
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] rid
 -- Reply: {'ok', balance, available, state...} (state: see with_state in lib.lua)

@@ -1,0 +1,124 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/creditgate/creditgate/internal/pdftest"
+	"github.com/creditgate/creditgate/meter"
+)
+
+// redis_lease in the meter global option, and its refusals.
+func TestCaddyfileRedisLease(t *testing.T) {
+	for _, tt := range []struct{ line, want string }{
+		{"redis_lease", `{"redis":"redis://x","redis_lease":{}}`},
+		{"redis_lease 5", `{"redis":"redis://x","redis_lease":{"min_rate":5}}`},
+		{"redis_lease off", `{"redis":"redis://x","redis_lease":{"off":true}}`},
+	} {
+		m, err := adapt(t, "{\n\tmeter {\n\t\tredis redis://x\n\t\t"+tt.line+"\n\t}\n}\n:80 {\n\trespond ok\n}")
+		if err != nil {
+			t.Fatalf("%s: %v", tt.line, err)
+		}
+		app, _ := json.Marshal(m["apps"].(map[string]any)["meter"])
+		if string(app) != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.line, app, tt.want)
+		}
+	}
+	for _, tt := range []struct{ line, want string }{
+		{"redis_lease fast", `redis_lease "fast" is neither off nor a rate of at least 1 request per second, at Caddyfile:4`},
+		{"redis_lease 0", `redis_lease "0" is neither off nor a rate`},
+		{"redis_lease 5 6", "wrong argument count"},
+	} {
+		_, err := adapt(t, "{\n\tmeter {\n\t\tredis redis://x\n\t\t"+tt.line+"\n\t}\n}\n:80 {\n\trespond ok\n}")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want it to contain %q", tt.line, err, tt.want)
+		}
+	}
+	// Leases are a Redis store's: on the embedded one, refused at load.
+	a := &App{RedisLease: &RedisLease{}}
+	if err := a.Validate(); err == nil || !strings.Contains(err.Error(), "redis_lease needs a Redis store") {
+		t.Errorf("redis_lease without Redis: %v", err)
+	}
+	a.RedisLease.Off = true
+	if err := a.Validate(); err != nil {
+		t.Errorf("redis_lease off without Redis: %v", err)
+	}
+}
+
+const leaseSite = `
+http://{SITE} {
+	route /v1/convert/* {
+		meter {
+			per_page 1
+			route convert
+		}
+		reverse_proxy {UPSTREAM}
+	}
+}
+`
+
+// A burst through a gateway with redis_lease on, on an account with
+// credits for 30 two-page requests (some failing upstream): every 2xx is
+// charged its 2 credits with an entry of its own before it answers, a
+// failed request costs nothing, a refused one (402) never reaches the
+// upstream, and the account ends with nothing reserved once the
+// gateway stopped (its leases released).
+func TestRedisLeaseBurstChargesExactly(t *testing.T) {
+	u := newForgingUpstream(t)
+	src := strings.Replace(globalBlock, "\t\tredis {REDIS}\n", "\t\tredis {REDIS}\n\t\tredis_lease 1\n", 1) +
+		strings.Replace(leaseSite, "{UPSTREAM}", u.Listener.Addr().String(), 1)
+	g := startGateway(t, src)
+	key := g.newAccount("lease_burst", 60, meter.ModeLive)
+	doc := pdftest.Pages(2)
+	var ok, failed, refused, other atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 8 {
+				path := "/v1/convert/x"
+				if (w+i)%5 == 0 {
+					path = "/v1/convert/fail"
+				}
+				resp, raw := g.post(path, key, "application/pdf", doc)
+				switch {
+				case resp.StatusCode == 201 && resp.Header.Get(HeaderCost) == "2":
+					ok.Add(1)
+				case resp.StatusCode == 500 && resp.Header.Get(HeaderCost) == "0":
+					failed.Add(1)
+				case resp.StatusCode == 402:
+					refused.Add(1)
+				default:
+					other.Add(1)
+					t.Errorf("%s: %d cost %q: %s", path, resp.StatusCode, resp.Header.Get(HeaderCost), raw)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := u.hits.Load(); n != ok.Load()+failed.Load() {
+		t.Fatalf("upstream reached %d times; %d served, %d failed, %d refused", n, ok.Load(), failed.Load(), refused.Load())
+	}
+	usage := 0
+	for _, e := range g.ledger("lease_burst") {
+		if e.Type == meter.EntryUsage {
+			usage++
+			if e.Amount != -credits(2) {
+				t.Errorf("usage entry %+v", e)
+			}
+		}
+	}
+	a := g.account("lease_burst")
+	t.Logf("%d served, %d failed, %d refused; balance %s, reserved %s", ok.Load(), failed.Load(), refused.Load(),
+		a.Balance, a.Reserved)
+	if usage != int(ok.Load()) || a.Balance != credits(60)-credits(2)*meter.Credits(ok.Load()) || a.Balance < 0 {
+		t.Fatalf("%d usage entries, balance %s after %d served", usage, a.Balance, ok.Load())
+	}
+	if refused.Load() == 0 || ok.Load() > 30 {
+		t.Fatalf("%d served, %d refused: want at most 30 served and some refused", ok.Load(), refused.Load())
+	}
+}

@@ -1,0 +1,221 @@
+package lease
+
+import (
+	"sync"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// account is this gateway's state of one account: its lease, the
+// requests carved from it, its recent rate and the settlements waiting
+// for their group call. Guarded by mu.
+type account struct {
+	id string
+	mu sync.Mutex
+
+	lease        *lease
+	lastCarve    time.Time
+	noLeaseUntil time.Time
+	carves       map[string]*carve
+	nextExpiry   time.Time // no carve expires before
+	done         map[string]doneCarve
+	doneOrder    []doneID // done's ids, oldest first, for pruning
+	queue        []*pending
+	flushing     bool
+
+	// The last balance and available the store answered (the lease taken
+	// out of available), for the answers of carves.
+	balance, available meter.Credits
+
+	// Requests and credits asked for in the current and the previous
+	// second, for the rate and the lease's size.
+	window          time.Time
+	reqs, prevReqs  int
+	spent, prevSpnt meter.Credits
+}
+
+// lease is a reservation of the store held by this gateway. left is what
+// no request holds; out the carves not settled or voided yet.
+type lease struct {
+	id       string
+	period   int64 // the period id it was taken in (meter.Period.Millis)
+	left     meter.Credits
+	out      int
+	expires  time.Time // by this gateway's clock, no later than the store's
+	retired  bool      // no more carves; released once out is 0
+	released bool
+}
+
+// carve is a request's hold in a lease. A late one (l nil) expired
+// before its commit: it is charged from what the pools have then.
+type carve struct {
+	l       *lease
+	amount  meter.Credits
+	expires time.Time
+}
+
+// doneCarve answers a settled, voided or expired carve's later Commit or
+// Void as the store answers a reservation's in that state.
+type doneCarve struct {
+	at     time.Time
+	state  byte // 'c' committed, 'v' voided, 'x' expired
+	st     meter.Settlement
+	amount meter.Credits
+}
+
+// doneID names an entry of done and when it was made.
+type doneID struct {
+	id string
+	at time.Time
+}
+
+// keepDone is how long a settled carve's answer is kept for a repeated
+// call; the store keeps settled reservations longer (Retain), but a
+// carve is settled by the process that carved it, within its request.
+const keepDone = 10 * time.Second
+
+func (a *account) count(now time.Time, amount meter.Credits) {
+	switch d := now.Sub(a.window); {
+	case d >= 2*time.Second || d < 0:
+		a.window, a.prevReqs, a.prevSpnt, a.reqs, a.spent = now, 0, 0, 0, 0
+	case d >= time.Second:
+		a.window, a.prevReqs, a.prevSpnt, a.reqs, a.spent = now, a.reqs, a.spent, 0, 0
+	}
+	a.reqs++
+	a.spent += amount
+}
+
+// wantLease says whether the account is busy enough for a lease.
+func (a *account) wantLease(now time.Time, minRate int) bool {
+	return !now.Before(a.noLeaseUntil) && max(a.reqs, a.prevReqs) >= minRate
+}
+
+// spendRate is the credits asked for per second, over the last full
+// second or the current one, whichever is more.
+func (a *account) spendRate(now time.Time) meter.Credits {
+	cur := a.spent
+	if el := now.Sub(a.window); el > 100*time.Millisecond {
+		cur = a.spent * meter.Credits(time.Second) / meter.Credits(el)
+	}
+	return max(cur, a.prevSpnt)
+}
+
+// carve holds r from the lease in memory when it has room and lives
+// long enough.
+func (a *account) carve(now time.Time, r meter.ReserveRequest) (meter.Reservation, bool) {
+	l := a.lease
+	if l == nil || l.retired {
+		return meter.Reservation{}, false
+	}
+	if a.ending(now, r.TTL) {
+		return meter.Reservation{}, false // the caller replaces or releases it
+	}
+	if l.left < r.Amount {
+		return meter.Reservation{}, false
+	}
+	if pid, _ := r.Period.Millis(); pid != l.period {
+		return meter.Reservation{}, false // a new period: the next lease starts it in the store
+	}
+	if _, dup := a.carves[r.ID]; dup {
+		return meter.Reservation{}, false // the store answers a reused id
+	}
+	l.left -= r.Amount
+	l.out++
+	a.lastCarve = now
+	exp := now.Add(r.TTL)
+	a.carves[r.ID] = &carve{l: l, amount: r.Amount, expires: exp}
+	if a.nextExpiry.IsZero() || exp.Before(a.nextExpiry) {
+		a.nextExpiry = exp
+	}
+	return meter.Reservation{ID: r.ID, AccountID: a.id, Amount: r.Amount, Balance: a.balance,
+		Available: a.available + l.left}, true
+}
+
+// ending says whether the lease may end before a request of ttl settles.
+func (a *account) ending(now time.Time, ttl time.Duration) bool {
+	return a.lease != nil && now.Add(ttl+margin).After(a.lease.expires)
+}
+
+// retire stops carving from l; the caller releases it once out is 0.
+func (a *account) retire(l *lease) {
+	l.retired = true
+	if a.lease == l {
+		a.lease = nil
+	}
+}
+
+// releasable says whether l is retired with no carve left, and if so
+// marks it released: the caller then releases it, once.
+func (a *account) releasable(l *lease) bool {
+	if !l.retired || l.out > 0 || l.released {
+		return false
+	}
+	l.released = true
+	return true
+}
+
+// spendable is what the account's clients can spend now, as far as this
+// gateway knows: the store's available plus what is left of the lease.
+func (a *account) spendable() meter.Credits {
+	if l := a.lease; l != nil {
+		return a.available + l.left
+	}
+	return a.available
+}
+
+// expire gives the holds of carves whose TTL passed back to their leases,
+// as the store releases an expired reservation, and returns the leases
+// to release now.
+func (a *account) expire(now time.Time) (free []*lease) {
+	if a.nextExpiry.IsZero() || now.Before(a.nextExpiry) {
+		return nil
+	}
+	a.nextExpiry = time.Time{}
+	for id, cv := range a.carves {
+		if !now.Before(cv.expires) {
+			delete(a.carves, id)
+			free = append(free, a.drop(cv)...)
+			a.finish(id, doneCarve{at: now, state: 'x', amount: cv.amount})
+		} else if a.nextExpiry.IsZero() || cv.expires.Before(a.nextExpiry) {
+			a.nextExpiry = cv.expires
+		}
+	}
+	return free
+}
+
+// drop gives a carve's hold back to its lease and returns the lease if
+// it is to be released now.
+func (a *account) drop(cv *carve) []*lease {
+	l := cv.l
+	l.out--
+	l.left += cv.amount
+	if a.releasable(l) {
+		return []*lease{l}
+	}
+	return nil
+}
+
+// finish records a carve's outcome for later calls with its id.
+func (a *account) finish(id string, d doneCarve) {
+	if _, ok := a.done[id]; !ok {
+		a.doneOrder = append(a.doneOrder, doneID{id, d.at})
+	}
+	a.done[id] = d
+	a.pruneDone(d.at)
+}
+
+// pruneDone drops answers kept longer than keepDone, oldest first: a
+// few each call, never a walk of them all.
+func (a *account) pruneDone(now time.Time) {
+	n := 0
+	for n < len(a.doneOrder) && now.Sub(a.doneOrder[n].at) > keepDone {
+		if d, ok := a.done[a.doneOrder[n].id]; ok && !d.at.After(a.doneOrder[n].at) {
+			delete(a.done, a.doneOrder[n].id)
+		}
+		n++
+	}
+	if n > 0 {
+		a.doneOrder = append(a.doneOrder[:0:0], a.doneOrder[n:]...)
+	}
+}

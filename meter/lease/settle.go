@@ -1,0 +1,184 @@
+package lease
+
+import (
+	"context"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// pending is a carve's settlement waiting for its group call.
+type pending struct {
+	c    meter.CommitRequest
+	cv   *carve
+	st   meter.Settlement
+	err  error
+	done chan struct{}
+}
+
+// settleTimeout bounds a group call, which runs for several requests
+// and so not under any one request's context.
+const settleTimeout = 10 * time.Second
+
+// Commit settles a carved request with the others of its account waiting
+// at the same time, in one store call, and returns once its ledger entry
+// is written; any other reservation is the store's.
+func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
+	a := s.lookup(c.AccountID)
+	if a == nil {
+		return s.Settler.Commit(ctx, c)
+	}
+	if err := c.Validate(); err != nil {
+		return meter.Settlement{}, err
+	}
+	a.mu.Lock()
+	free := a.expire(s.opts.Now())
+	cv := a.carves[c.ReservationID]
+	if cv != nil {
+		delete(a.carves, c.ReservationID)
+	} else if d, ok := a.done[c.ReservationID]; ok && d.state == 'x' {
+		cv = &carve{amount: d.amount} // late: charged from what the pools have now
+		delete(a.done, c.ReservationID)
+	} else {
+		a.mu.Unlock()
+		s.releaseAll(ctx, a.id, free)
+		switch {
+		case !ok:
+			return s.Settler.Commit(ctx, c)
+		case d.state == 'v':
+			return meter.Settlement{}, meter.Errorf(meter.ECodeReservationSettled, "reservation is already voided")
+		}
+		return d.st, nil
+	}
+	if !c.Uncapped {
+		c.Amount = min(c.Amount, cv.amount)
+	}
+	p := &pending{c: c, cv: cv, done: make(chan struct{})}
+	a.queue = append(a.queue, p)
+	lead := !a.flushing
+	a.flushing = true
+	a.mu.Unlock()
+	s.releaseAll(ctx, a.id, free)
+	if lead {
+		s.flush(ctx, a)
+	}
+	// Not cut short by ctx: a caller told "failed" while its group charges
+	// it would void a request that was charged. The group call is bounded
+	// by settleTimeout.
+	<-p.done
+	return p.st, p.err
+}
+
+// releaseAll releases leases that expire or drop made releasable.
+func (s *Store) releaseAll(ctx context.Context, account string, free []*lease) {
+	for _, l := range free {
+		s.release(ctx, account, l)
+	}
+}
+
+// flush settles the account's queue, one group call per lease at a
+// time, until it is empty. One caller flushes at a time (a.flushing);
+// the others wait for their pending, so a group forms while a call is
+// in flight: group commit.
+func (s *Store) flush(ctx context.Context, a *account) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for {
+		a.mu.Lock()
+		if len(a.queue) == 0 {
+			a.flushing = false
+			a.mu.Unlock()
+			return
+		}
+		l := a.queue[0].cv.l
+		var batch, rest []*pending
+		for _, p := range a.queue {
+			if p.cv.l == l && len(batch) < s.opts.MaxBatch {
+				batch = append(batch, p)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		a.queue = rest
+		a.mu.Unlock()
+
+		reqs := make([]meter.CommitRequest, len(batch))
+		late := make([]bool, len(batch))
+		for i, p := range batch {
+			reqs[i], late[i] = p.c, l == nil
+		}
+		lid := ""
+		if l != nil {
+			lid = l.id
+		}
+		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, late)
+
+		a.mu.Lock()
+		now := s.opts.Now()
+		for i, p := range batch {
+			if l != nil {
+				l.out--
+			}
+			if err != nil {
+				p.err = err
+				continue
+			}
+			st := sts[i]
+			if l != nil && st.Late {
+				a.retire(l) // the store expired it: nothing is left to carve
+			} else if l != nil {
+				l.left += p.cv.amount - min(p.c.Amount, p.cv.amount)
+			}
+			a.balance, a.available = st.Balance, st.Available
+			st.Available = a.spendable()
+			p.st = st
+			a.finish(p.c.ReservationID, doneCarve{at: now, state: 'c', st: st})
+		}
+		if err != nil && l != nil {
+			// Whether the call charged is unknown: the lease is not carved
+			// again, and what is left of it is released below.
+			a.retire(l)
+		}
+		release := l != nil && a.releasable(l)
+		a.mu.Unlock()
+		if release {
+			s.release(ctx, a.id, l)
+		}
+		for _, p := range batch {
+			close(p.done)
+		}
+	}
+}
+
+// Void gives a carved request's hold back to its lease in memory; any
+// other reservation is the store's.
+func (s *Store) Void(ctx context.Context, accountID, reservationID string) (meter.Settlement, error) {
+	a := s.lookup(accountID)
+	if a == nil {
+		return s.Settler.Void(ctx, accountID, reservationID)
+	}
+	a.mu.Lock()
+	free := a.expire(s.opts.Now())
+	cv := a.carves[reservationID]
+	d, ok := a.done[reservationID]
+	var st meter.Settlement
+	var err error
+	switch {
+	case cv != nil:
+		delete(a.carves, reservationID)
+		free = append(free, a.drop(cv)...)
+		st = meter.Settlement{Balance: a.balance, Available: a.spendable()}
+		a.finish(reservationID, doneCarve{at: s.opts.Now(), state: 'v', st: st})
+	case !ok:
+		a.mu.Unlock()
+		s.releaseAll(ctx, accountID, free)
+		return s.Settler.Void(ctx, accountID, reservationID)
+	case d.state == 'c':
+		err = meter.Errorf(meter.ECodeReservationSettled, "reservation is already committed")
+	default: // voided or expired: nothing changes, as in the store
+		st = meter.Settlement{Balance: a.balance, Available: a.spendable()}
+	}
+	a.mu.Unlock()
+	s.releaseAll(ctx, accountID, free)
+	return st, err
+}

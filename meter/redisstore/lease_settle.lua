@@ -1,0 +1,130 @@
+-- lease_settle.lua: settle a group of requests carved from one lease (a
+-- reservation a gateway holds for many requests of one account, see
+-- meter/lease) in one call. Each request is charged as commit.lua charges
+-- a reservation of its own, from what is left of the lease's parts
+-- (quota, then balance, then overage), with a ledger entry of its own
+-- (the same fields, reservation_id the request's id) and the same
+-- events; the account, the lease's record, the usage by route and the
+-- series are written once. The lease stays held with what is left;
+-- void.lua or its expiry releases that.
+-- Go twin: ledger.Account.Settle (meter/ledger), once per request.
+-- KEYS: the account keys, see lib.lua, and
+--   KEYS[9] usage hash of the period the charges count in (see ARGV[3])
+--   KEYS[10] the usage series hash (see count_series in lib.lua)
+-- ARGV: [1] retain_ms, [2] lease id, [3] id of KEYS[9]'s period, then
+--   per request eight values: rid, amount, description, route,
+--   request_id, pages, uncapped ('1': charge the amount in full, see
+--   commit.lua), late ('1': the request's own hold expired in the
+--   gateway: it is charged as commit.lua charges an expired reservation,
+--   from what the pools have now, and its entry is marked late)
+-- Reply: flat name/value pairs, read by name (see fields in lease.go):
+--   {'ok', 'balance', b, 'available', a, 'events', n,
+--    'settled', {one array per request: 'charged', c, 'entry', id,
+--    'balance', b, 'available', a, 'shortfall', s, 'late', 0|1}}
+--   or {'period', id}: call again with that period's usage hash
+--   or {'account_not_found'} | {'reservation_not_found'}
+--   or {'reservation_settled', 'committed' | 'voided'}
+-- A lease that expired first (the gateway was too slow) makes every
+-- request late.
+local lid = ARGV[2]
+local a = open(15, true)
+if not a then return {'account_not_found'} end
+local all_late = true
+for i = 4, #ARGV, 8 do
+  if ARGV[i + 7] ~= '1' then all_late = false end
+end
+-- Requests whose own holds expired need no lease: it may be gone.
+local r = load_res(lid)
+if not r and not all_late then return {'reservation_not_found'} end
+r = r or {state = 'v', q = 0, b = 0, o = 0, per = a.period}
+if r.state == 'c' and not all_late then return {'reservation_settled', 'committed'} end
+if r.state == 'v' and not all_late then return {'reservation_settled', 'voided'} end
+if r.state == 'h' and r.exp <= a.now then
+  expire(lid, r, a) -- due but beyond the sweep limit
+  save(a, 'reserved', 'q_res', 'o_res')
+end
+local late = r.state ~= 'h'
+local bucket = late and a.period or r.per
+if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
+
+local out, usage, routes = {}, {}, {}
+for i = 4, #ARGV, 8 do
+  local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
+  local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
+  local rlate = late or ARGV[i + 7] == '1'
+  local q, b, o, excess = 0, 0, 0, amount
+  local current = not rlate and r.per == a.period
+  if not rlate then
+    -- Its part of the lease, taken off the pools as a release would.
+    local held = math.min(amount, r.q + r.b + r.o)
+    q = math.min(held, r.q)
+    b = math.min(held - q, r.b)
+    o = held - q - b
+    r.q, r.b, r.o = r.q - q, r.b - b, r.o - o
+    a.reserved = a.reserved - b - o
+    if r.per == a.period then
+      a.q_res, a.o_res = a.q_res - q, a.o_res - o
+    end
+    excess = uncapped and amount - held or 0
+  end
+  if current then
+    a.q_used, a.o_used = a.q_used + q, a.o_used + o
+  end
+  a.balance = a.balance - b - o
+  local short = 0
+  if excess > 0 then
+    -- From what the pools have now (the rest of the lease still held).
+    local eq, eb, eo = split(a, excess)
+    if uncapped then short = excess - eq - eb - eo end
+    a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
+    a.balance = a.balance - eb - eo - short
+    q, b, o = q + eq, b + eb, o + eo
+    current = current or eq + eo > 0
+  end
+  local charged = q + b + o + short
+  a.total_used = a.total_used + charged
+  local entry = ''
+  if charged > 0 then
+    entry = append('usage', -(b + o + short), a.balance, {'description', ARGV[i + 2], 'route', route,
+      'request_id', ARGV[i + 4], 'reservation_id', rid, 'late', rlate, 'quota', q, 'overage', o, 'pages', pages,
+      'shortfall', short})
+  end
+  if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
+    emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
+  end
+  if b + o + short > 0 then low_balance(a) end
+  if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
+    emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
+  end
+  if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
+  local u = usage[route]
+  if not u then
+    u = {0, 0, 0}
+    usage[route] = u
+    routes[#routes + 1] = route
+  end
+  u[1], u[2], u[3] = u[1] + 1, u[2] + pages, u[3] + charged
+  out[#out + 1] = {'charged', charged, 'entry', entry, 'balance', a.balance,
+    'available', a.balance - a.reserved, 'shortfall', short, 'late', rlate and 1 or 0}
+end
+
+if a.due_dirty then
+  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
+else
+  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
+end
+if a.events then save(a, 'evt_seq') end
+if r.state == 'h' then save_res(lid, r) end
+for _, route in ipairs(routes) do
+  local u = usage[route]
+  if redis.call('HINCRBY', KEYS[9], route .. '\0requests', int(u[1])) == u[1] and bucket > 0 then
+    -- A new route in the period: its counters live two months past its end.
+    local ends = bucket == a.period and a.period_end or 0
+    redis.call('PEXPIREAT', KEYS[9], int(math.max(ends, a.now) + 62 * 86400000))
+  end
+  if u[2] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', int(u[2])) end
+  if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
+  count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
+end
+return {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0,
+  'settled', out}
