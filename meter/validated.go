@@ -132,6 +132,9 @@ func (v validated) Refund(ctx context.Context, r Refund) (LedgerEntry, error) {
 	if err := r.Validate(); err != nil {
 		return LedgerEntry{}, err
 	}
+	if !LedgerEntryID.MatchString(r.EntryID) {
+		return LedgerEntry{}, Errorf(ECodeNotFound, "no ledger entry %q", r.EntryID)
+	}
 	return v.Store.Refund(ctx, r)
 }
 

@@ -16,12 +16,6 @@ import (
 // CreateAccount creates an account; initial credits are recorded as a
 // purchase entry "initial credits". ECodeAccountExists if it exists.
 func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Credits) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
-	if err := meter.CheckAmount("initial credits", initial); err != nil {
-		return meter.Account{}, err
-	}
 	r, err := s.run(ctx, createAccountScript, id, int64(initial), nonce())
 	if err != nil {
 		return meter.Account{}, err
@@ -45,9 +39,6 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 
 // Account returns an account's balances, after releasing expired holds.
 func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
 	r, err := s.run(ctx, accountScript, id)
 	if err != nil {
 		return meter.Account{}, err
@@ -65,9 +56,6 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 // ApplySettings sets the account's limits in force and, unless own is
 // nil, its own settings, in one script (settings.lua).
 func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Settings, l meter.Limits) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
 	raw := ""
 	if own != nil {
 		b, err := json.Marshal(own)
@@ -75,9 +63,6 @@ func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Setting
 			return meter.Account{}, internalErr(err)
 		}
 		raw = string(b)
-	}
-	if err := l.Validate(); err != nil {
-		return meter.Account{}, err
 	}
 	r, err := s.run(ctx, settingsScript, id, raw, int64(l.MonthlyQuota), int64(l.OverageCap), l.QuotaUnit,
 		int64(l.LowBalanceThreshold))
@@ -117,9 +102,6 @@ func accountFrom(id string, r *reply) meter.Account {
 // account's key set. The record's CreatedAt is the server's time; k's is
 // ignored. Adding the same key to the same account again is a no-op.
 func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	n, err := s.c.Exists(ctx, s.accountKeys(k.AccountID)[0]).Result()
 	if err != nil {
 		return storeErr(err)
@@ -145,9 +127,6 @@ func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
 // LookupKey returns the key record of a hash; ECodeInvalidAPIKey if none.
 func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 	unknown := meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
-	if !meter.IsKeyHash(hash) {
-		return meter.Key{}, unknown
-	}
 	m, err := s.c.HGetAll(ctx, s.keyRecordKey(hash)).Result()
 	if err != nil {
 		return meter.Key{}, storeErr(err)
@@ -163,9 +142,6 @@ func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 // take more than the available balance. With an IdempotencyKey seen in
 // the last Retain, the first entry is returned and nothing is recorded.
 func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, error) {
-	if err := g.Validate(); err != nil {
-		return meter.LedgerEntry{}, err
-	}
 	idem := g.IdempotencyKey
 	if idem == "" {
 		// A grant must not be recorded twice when go-redis retries it after
@@ -188,10 +164,7 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 // Ledger lists an account's entries, newest first: Limit, default 50,
 // at most 1000.
 func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
-	limit, err := q.Validate()
-	if err != nil {
-		return nil, err
-	}
+	limit := q.PageLimit()
 	keys := s.accountKeys(q.AccountID)
 	exists, err := s.c.Exists(ctx, keys[0]).Result()
 	if err != nil {
@@ -252,9 +225,6 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 // whole ledger is asked for, else a walk of the range in batches.
 func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, error) {
 	q.Before, q.Offset = "", 0
-	if _, err := q.Validate(); err != nil {
-		return 0, err
-	}
 	keys := s.accountKeys(q.AccountID)
 	exists, err := s.c.Exists(ctx, keys[0]).Result()
 	if err != nil {

@@ -112,24 +112,12 @@ var jobFieldEscape = strings.NewReplacer("%7C", "|", "%25", "%")
 // AckEvent removes a delivered event; an account left without events is
 // dropped from the index.
 func (s *Store) AckEvent(ctx context.Context, account, id string) error {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return err
-	}
-	if meter.ValidateEventID(id) != nil {
-		return nil
-	}
 	return s.ackOrRetry(ctx, account, id, "")
 }
 
 // RetryEvent makes a claimed event claimable again after delay, on the
 // server's clock.
 func (s *Store) RetryEvent(ctx context.Context, account, id string, delay time.Duration) error {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return err
-	}
-	if err := meter.ValidateEventID(id); err != nil {
-		return err
-	}
 	return s.ackOrRetry(ctx, account, id, max(0, delay.Milliseconds()))
 }
 

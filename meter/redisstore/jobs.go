@@ -30,9 +30,6 @@ func (s *Store) jobAliasKey(account, upstreamID string) string {
 
 // CreateJob records a running job and holds its estimate; see meter.JobStore.
 func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	rates := make(map[string]string, len(r.Rates))
 	for c, v := range r.Rates {
 		rates[c] = strconv.FormatInt(int64(v), 10)
@@ -47,21 +44,12 @@ func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobRes
 
 // Job reads a job; see meter.JobStore.
 func (s *Store) Job(ctx context.Context, account, id string) (meter.Job, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.Job{}, err
-	}
 	res, err := s.runJob(ctx, jobGetScript, account, id, meter.Period{})
 	return res.Job, err
 }
 
 // AttachJob records the upstream's id of a job; see meter.JobStore.
 func (s *Store) AttachJob(ctx context.Context, account, id, upstreamID string) error {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return err
-	}
-	if err := meter.ValidateUpstreamJobID(upstreamID); err != nil {
-		return err
-	}
 	// The upstream id to attach is the one the keys name (ARGV[3]).
 	s.jobUps.put(account, id, upstreamID)
 	_, err := s.runJob(ctx, jobAttachScript, account, id, meter.Period{})
@@ -75,13 +63,7 @@ func (s *Store) AttachJob(ctx context.Context, account, id, upstreamID string) e
 // which must name the same upstream id (an alias is never reused while its
 // job's record lives, but is checked all the same).
 func (s *Store) JobByUpstream(ctx context.Context, account, upstreamID string) (meter.Job, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return meter.Job{}, err
-	}
 	notFound := meter.Errorf(meter.ECodeJobNotFound, "job %q not found", upstreamID)
-	if !meter.ValidJobRef(upstreamID) {
-		return meter.Job{}, notFound
-	}
 	id, err := s.c.Get(ctx, s.jobAliasKey(account, upstreamID)).Result()
 	if errors.Is(err, redis.Nil) {
 		if err := s.mustExist(ctx, account); err != nil {
@@ -103,9 +85,6 @@ func (s *Store) JobByUpstream(ctx context.Context, account, upstreamID string) (
 // ReportJob records progress and charges the newly done pages; see
 // meter.JobStore.
 func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	done := make(map[string]string, len(r.Done))
 	for c, n := range r.Done {
 		done[c] = strconv.Itoa(n)
@@ -134,19 +113,12 @@ func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResu
 // ResumeJob unblocks a blocked job, all or nothing; see meter.JobStore. The
 // period is the call's, as ReserveRequest.Period.
 func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period, requestID string) (meter.JobResult, error) {
-	// A report of nothing checks the same: the ids and the period.
-	if err := (meter.JobReport{AccountID: account, JobID: id, Period: p}).Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	return s.runJob(ctx, jobResumeScript, account, id, p, requestID)
 }
 
 // CancelJob finishes a running or blocked job as canceled; see
 // meter.JobStore.
 func (s *Store) CancelJob(ctx context.Context, account, id string) (meter.JobResult, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.JobResult{}, err
-	}
 	return s.runJob(ctx, jobCancelScript, account, id, meter.Period{})
 }
 

@@ -18,9 +18,6 @@ import (
 // voided or expired, a new reservation. While held or committed, the key
 // with another Fingerprint is ECodeIdempotencyKeyReused.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	if err := r.Validate(); err != nil {
-		return meter.Reservation{}, err
-	}
 	pid, pend := r.Period.Millis()
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend,
@@ -57,9 +54,6 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 // time. The commit also counts the request, its pages and its credits in
 // the usage by route of the reservation's period.
 func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
-	if err := c.Validate(); err != nil {
-		return meter.Settlement{}, err
-	}
 	// The usage hash is a key of the script, so it is named here, for the
 	// period the script will count the charge in: the one last seen for
 	// the account. When that is wrong (another gateway rolled the period,
@@ -98,12 +92,6 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 // expired one succeeds and changes nothing; a committed one is
 // ECodeReservationSettled.
 func (s *Store) Void(ctx context.Context, accountID, reservationID string) (meter.Settlement, error) {
-	if err := meter.ValidateAccountID(accountID); err != nil {
-		return meter.Settlement{}, err
-	}
-	if reservationID == "" || len(reservationID) > meter.MaxRefLen {
-		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
-	}
 	rep, err := s.run(ctx, voidScript, accountID, reservationID)
 	if err != nil {
 		return meter.Settlement{}, err
