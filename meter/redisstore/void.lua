@@ -10,6 +10,8 @@
 local rid = ARGV[2]
 local a = open()
 if not a then return {'account_not_found'} end
+-- A job's hold is settled by the job's calls only (as ledger and boltstore).
+if string.sub(rid, 1, 4) == 'job:' then return {'reservation_not_found'} end
 
 local r = load_res(rid)
 if not r then return {'reservation_not_found'} end
