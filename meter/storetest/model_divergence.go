@@ -11,8 +11,7 @@ import (
 // JobHoldIsNotAReservation: a job's hold (reservation id "job:" + the job
 // id) is settled by the job's calls only. Commit and Void of it answer
 // reservation_not_found and leave it held, as meter/ledger's reference
-// and the embedded store do. (redisstore's commit.lua and void.lua do not
-// tell a job's hold from a request's: see its TestModelDivergences.)
+// and the embedded store do.
 func JobHoldIsNotAReservation(t *testing.T, s meter.Store) {
 	s = meter.Validated(s) // as the app: the stores leave input checks to it
 	id := newAccount(t, s, c(10))
@@ -65,9 +64,9 @@ func JobChargeBeyondItsHold(t *testing.T, s meter.Store) {
 // ExpiredHoldsBeyondOneSweep: holds whose TTL has passed give their
 // credits back at once, however many expired together: the model expires
 // every hold due at the store's clock before it spends. 250 holds of 1
-// credit expire; a reserve of all 250 credits is then covered.
-// (redisstore sweeps at most 200 timers per call, so the 50 left still
-// count as reserved and the reserve is refused.)
+// credit expire; a reserve of all 250 credits is then covered. (redisstore
+// swept at most 200 timers per call, so the 50 left still counted as
+// reserved; it now sweeps up to 1000, see its lib.lua.)
 func ExpiredHoldsBeyondOneSweep(t *testing.T, s meter.Store, ttl time.Duration, advance func(time.Duration)) {
 	s = meter.Validated(s) // as the app: the stores leave input checks to it
 	id := newAccount(t, s, c(250))
