@@ -78,22 +78,22 @@ func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Setting
 // balance and overage parts of the holds; quota parts are in
 // Quota.Reserved. Accounts created before updated_ms read it as created.
 func accountFrom(id string, r *reply) meter.Account {
-	bal, res := meter.Credits(r.int(1)), meter.Credits(r.int(2))
-	a := meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.int(3))}
+	bal, res := meter.Credits(r.intOf("balance")), meter.Credits(r.intOf("reserved"))
+	a := meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.intOf("created_ms"))}
 	a.UpdatedAt = a.CreatedAt
-	if len(r.v) > 7 && r.str(7) != "" {
-		a.UpdatedAt = msTime(r.int(7))
+	if r.has("updated_ms") && r.strOf("updated_ms") != "" {
+		a.UpdatedAt = msTime(r.intOf("updated_ms"))
 	}
-	if len(r.v) > 4 {
-		if raw := r.str(4); raw != "" {
+	if r.has("total_used") {
+		if raw := r.optStr("settings_json"); raw != "" {
 			if err := json.Unmarshal([]byte(raw), &a.Settings); err != nil && r.err == nil {
 				r.err = fmt.Errorf("redisstore: account %s: bad settings %q: %v", id, raw, err)
 			}
 		}
-		a.TotalPurchased, a.TotalUsed = meter.Credits(r.int(5)), meter.Credits(r.int(6))
+		a.TotalPurchased, a.TotalUsed = meter.Credits(r.intOf("total_purchased")), meter.Credits(r.intOf("total_used"))
 	}
-	if len(r.v) > 8 {
-		a.Quota, a.Overage = r.periodState(8)
+	if r.has("quota_limit") {
+		a.Quota, a.Overage = r.periodState()
 	}
 	return a
 }
@@ -114,7 +114,7 @@ func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	r := &reply{v: v}
+	r := addKeyScript.reply(v)
 	if code := r.str(0); code != "ok" {
 		return refusal(code, k.AccountID, r)
 	}
@@ -152,10 +152,10 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 	if err != nil {
 		return meter.LedgerEntry{}, err
 	}
-	e := meter.LedgerEntry{ID: r.str(1), AccountID: g.AccountID, Type: r.str(2),
-		Amount: meter.Credits(r.int(3)), BalanceAfter: meter.Credits(r.int(4)), Description: r.str(5)}
+	e := meter.LedgerEntry{ID: r.strOf("entry_id"), AccountID: g.AccountID, Type: r.strOf("type"),
+		Amount: meter.Credits(r.intOf("amount")), BalanceAfter: meter.Credits(r.intOf("balance_after")), Description: r.strOf("description")}
 	e.CreatedAt = entryTime(e.ID)
-	if r.int(7) > 0 {
+	if r.intOf("events") > 0 {
 		s.indexEvents(ctx, g.AccountID)
 	}
 	return e, r.check()

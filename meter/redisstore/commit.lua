@@ -17,7 +17,7 @@
 --   or {'period', id}: KEYS[9] is not the usage hash of period id; nothing
 --   was charged, call again with that one
 --   or {'account_not_found'} | {'reservation_not_found'}
---   or {'reservation_settled', 'voided'}
+--   or {'reservation_settled', status ('voided')}
 -- A held reservation is charged min(amount, reserved amount) from its own
 -- parts, quota first, then balance, then overage, and released; its usage
 -- counts in the period it was made in. Parts held in a period that has

@@ -55,13 +55,13 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, lease time.Durati
 		if err != nil {
 			return out, storeErr(err)
 		}
-		r := &reply{v: v}
-		if r.int(1) == 0 {
+		r := claimEventsScript.reply(v)
+		if r.intOf("left") == 0 {
 			if err := s.c.SRem(ctx, s.outboxIndexKey(), id).Err(); err != nil {
 				return out, storeErr(err)
 			}
 		}
-		for i := 2; i+1 < len(v); i += 2 {
+		for i := r.at("id"); i >= 0 && i+1 < len(v); i += 2 { // id, record, ...
 			e, err := eventFrom(id, r.str(i), r.str(i+1))
 			if err != nil {
 				return out, internalErr(err)
@@ -126,11 +126,11 @@ func (s *Store) ackOrRetry(ctx context.Context, account, id string, delay any) e
 	if err != nil {
 		return storeErr(err)
 	}
-	r := &reply{v: v}
+	r := ackEventScript.reply(v)
 	if code := r.str(0); code != "ok" {
 		return refusal(code, account, r)
 	}
-	if r.int(1) == 0 {
+	if r.intOf("left") == 0 {
 		if err := s.c.SRem(ctx, s.outboxIndexKey(), account).Err(); err != nil {
 			return storeErr(err)
 		}

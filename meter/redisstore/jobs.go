@@ -152,15 +152,15 @@ func (s *Store) runJob(ctx context.Context, sc *script, account, id string, p me
 		case err != nil:
 			return meter.JobResult{}, err
 		}
-		j, perr := parseJob(account, rep.str(1))
+		j, perr := parseJob(account, rep.strOf("job_json"))
 		if perr != nil {
 			return meter.JobResult{}, internalErr(perr)
 		}
-		j.Reserved = meter.Credits(rep.int(2))
-		res := meter.JobResult{Job: j, Charged: meter.Credits(rep.int(3)), EntryID: rep.str(4),
-			Balance: meter.Credits(rep.int(5)), Available: meter.Credits(rep.int(6))}
-		s.periods.Store(account, rep.int(7))
-		if rep.int(8) > 0 {
+		j.Reserved = meter.Credits(rep.intOf("reserved"))
+		res := meter.JobResult{Job: j, Charged: meter.Credits(rep.intOf("charged")), EntryID: rep.strOf("entry_id"),
+			Balance: meter.Credits(rep.intOf("balance")), Available: meter.Credits(rep.intOf("available"))}
+		s.periods.Store(account, rep.intOf("period"))
+		if rep.intOf("events") > 0 {
 			s.indexEvents(ctx, account)
 		}
 		if j.Finished() {

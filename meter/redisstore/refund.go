@@ -21,9 +21,9 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 	if err != nil {
 		return meter.LedgerEntry{}, err
 	}
-	e := meter.LedgerEntry{ID: rep.str(1), AccountID: r.AccountID, Type: meter.EntryRefund,
-		Amount: meter.Credits(rep.int(2)), BalanceAfter: meter.Credits(rep.int(3)),
-		Description: rep.str(4), RefundOf: r.EntryID}
+	e := meter.LedgerEntry{ID: rep.strOf("entry_id"), AccountID: r.AccountID, Type: meter.EntryRefund,
+		Amount: meter.Credits(rep.intOf("amount")), BalanceAfter: meter.Credits(rep.intOf("balance_after")),
+		Description: rep.strOf("description"), RefundOf: r.EntryID}
 	e.CreatedAt = entryTime(e.ID)
 	return e, rep.check()
 }

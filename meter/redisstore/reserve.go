@@ -25,13 +25,13 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	if err != nil {
 		return meter.Reservation{}, err
 	}
-	res := meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(rep.int(1)),
-		Balance: meter.Credits(rep.int(2)), Available: meter.Credits(rep.int(3))}
-	if rid := rep.str(4); rid != "" { // a replay names the reservation it replays
+	res := meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(rep.intOf("amount")),
+		Balance: meter.Credits(rep.intOf("balance")), Available: meter.Credits(rep.intOf("available"))}
+	if rid := rep.strOf("replayed_rid"); rid != "" { // a replay names the reservation it replays
 		res.ID, res.Replayed = rid, true
 	}
-	s.periods.Store(r.AccountID, rep.int(5))
-	res.Quota, res.Overage = rep.periodState(6)
+	s.periods.Store(r.AccountID, rep.intOf("period_id"))
+	res.Quota, res.Overage = rep.periodState()
 	if err := rep.check(); err != nil || !res.Replayed {
 		return res, err
 	}
@@ -77,11 +77,11 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		if err != nil {
 			return meter.Settlement{}, err
 		}
-		st := meter.Settlement{Charged: meter.Credits(rep.int(1)), Balance: meter.Credits(rep.int(2)),
-			Available: meter.Credits(rep.int(3)), EntryID: rep.str(4), Late: rep.int(5) == 1}
-		st.Quota, st.Overage = rep.periodState(6)
-		st.Shortfall = meter.Credits(rep.int(16))
-		if rep.int(15) > 0 {
+		st := meter.Settlement{Charged: meter.Credits(rep.intOf("charged")), Balance: meter.Credits(rep.intOf("balance")),
+			Available: meter.Credits(rep.intOf("available")), EntryID: rep.strOf("entry_id"), Late: rep.intOf("late") == 1}
+		st.Quota, st.Overage = rep.periodState()
+		st.Shortfall = meter.Credits(rep.intOf("shortfall"))
+		if rep.intOf("events") > 0 {
 			s.indexEvents(ctx, c.AccountID)
 		}
 		return st, rep.check()
@@ -96,8 +96,8 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	if err != nil {
 		return meter.Settlement{}, err
 	}
-	st := meter.Settlement{Balance: meter.Credits(rep.int(1)), Available: meter.Credits(rep.int(2))}
-	st.Quota, st.Overage = rep.periodState(3)
+	st := meter.Settlement{Balance: meter.Credits(rep.intOf("balance")), Available: meter.Credits(rep.intOf("available"))}
+	st.Quota, st.Overage = rep.periodState()
 	return st, rep.check()
 }
 

@@ -4,7 +4,7 @@
 -- ARGV: [1] retain_ms, [2] rid
 -- Reply: {'ok', balance, available, state...} (state: see with_state in lib.lua)
 --   or {'account_not_found'} | {'reservation_not_found'}
---   or {'reservation_settled', 'committed'}
+--   or {'reservation_settled', status ('committed')}
 -- Every part of the hold (quota, balance, overage) goes back to its pool.
 -- Voiding a voided or expired reservation changes nothing and succeeds.
 local rid = ARGV[2]
