@@ -172,62 +172,14 @@ func (s *Store) runJob(ctx context.Context, sc *script, account, id string, p me
 	}
 }
 
-// jobRecord is a job record as job_lib.lua stores it: numbers as decimal
-// strings.
-type jobRecord struct {
-	ID         string            `json:"id"`
-	UpstreamID string            `json:"upstream_id"`
-	Route      string            `json:"route"`
-	Status     string            `json:"status"`
-	Rates      map[string]string `json:"rates"`
-	EstPages   string            `json:"est_pages"`
-	Estimate   string            `json:"estimate"`
-	Debited    string            `json:"debited"`
-	Pages      map[string]string `json:"pages"`
-	Reported   map[string]string `json:"reported"`
-	Failed     string            `json:"failed"`
-	Final      string            `json:"final"`
-	Created    string            `json:"created"`
-	Updated    string            `json:"updated"`
-	Expires    string            `json:"expires"`
-	Finished   string            `json:"finished"`
-	TTL        string            `json:"ttl"`
-}
-
+// parseJob reads a job record as job_json (job_lib.lua) writes it: a
+// meter.JobRecord.
 func parseJob(account, raw string) (meter.Job, error) {
-	var rec jobRecord
+	var rec meter.JobRecord
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return meter.Job{}, fmt.Errorf("redisstore: bad job record of %s: %q: %v", account, raw, err)
 	}
-	var bad error
-	num := func(s string) int64 {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil && bad == nil {
-			bad = fmt.Errorf("redisstore: bad job record of %s: %q", account, raw)
-		}
-		return n
-	}
-	pages := func(m map[string]string) map[string]int {
-		out := make(map[string]int, len(m))
-		for c, v := range m {
-			out[c] = int(num(v))
-		}
-		return out
-	}
-	j := meter.Job{ID: rec.ID, AccountID: account, UpstreamID: rec.UpstreamID, Route: rec.Route,
-		Status: rec.Status, Rates: make(map[string]meter.Credits, len(rec.Rates)),
-		EstimatedPages: int(num(rec.EstPages)), Estimate: meter.Credits(num(rec.Estimate)),
-		Debited: meter.Credits(num(rec.Debited)), Pages: pages(rec.Pages), Reported: pages(rec.Reported),
-		Failed: int(num(rec.Failed)), Final: rec.Final, CreatedAt: msTime(num(rec.Created)),
-		UpdatedAt: msTime(num(rec.Updated)), ExpiresAt: msTime(num(rec.Expires)),
-		TTL: time.Duration(num(rec.TTL)) * time.Millisecond}
-	for c, v := range rec.Rates {
-		j.Rates[c] = meter.Credits(num(v))
-	}
-	if ms := num(rec.Finished); ms > 0 {
-		j.FinishedAt = msTime(ms)
-	}
-	return j, bad
+	return rec.Job(account, rec.ID), nil
 }
 
 func ceilMS(d time.Duration) int64 { return (d + time.Millisecond - 1).Milliseconds() }
