@@ -3,6 +3,7 @@ package meter
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -35,41 +36,6 @@ type JobRecord struct {
 	// DueMS is the time of the job's timer in the embedded store (0: none;
 	// Redis keeps its timers apart).
 	DueMS int64
-}
-
-// jobJSON is JobRecord's JSON shape. The names after the Redis ones are
-// those boltstore wrote before the two shared this type (numbers as JSON
-// numbers): records of that format still open.
-type jobJSON struct {
-	ID         string               `json:"id,omitempty"`
-	UpstreamID string               `json:"upstream_id"`
-	Route      string               `json:"route"`
-	Status     string               `json:"status"`
-	Rates      map[string]recordInt `json:"rates"`
-	EstPages   recordInt            `json:"est_pages"`
-	Estimate   recordInt            `json:"estimate"`
-	Debited    recordInt            `json:"debited"`
-	Pages      map[string]recordInt `json:"pages"`
-	Reported   map[string]recordInt `json:"reported"`
-	Failed     recordInt            `json:"failed"`
-	Final      string               `json:"final"`
-	Created    recordInt            `json:"created"`
-	Updated    recordInt            `json:"updated"`
-	Expires    recordInt            `json:"expires"`
-	Finished   recordInt            `json:"finished"`
-	TTL        recordInt            `json:"ttl"`
-	Retain     recordInt            `json:"retain"`
-	Due        recordInt            `json:"due,omitempty"`
-
-	OldUp       string    `json:"up,omitempty"`
-	OldStatus   string    `json:"s,omitempty"`
-	OldEst      recordInt `json:"est,omitempty"`
-	OldCreated  recordInt `json:"created_ms,omitempty"`
-	OldUpdated  recordInt `json:"updated_ms,omitempty"`
-	OldExpires  recordInt `json:"expires_ms,omitempty"`
-	OldFinished recordInt `json:"finished_ms,omitempty"`
-	OldTTL      recordInt `json:"ttl_ms,omitempty"`
-	OldRetain   recordInt `json:"retain_ms,omitempty"`
 }
 
 // recordInt is a number written as a decimal string, read from a string
@@ -113,39 +79,62 @@ func fromRecord[V ~int | ~int64](m map[string]recordInt) map[string]V {
 	return out
 }
 
-// MarshalJSON writes the shared shape.
+// MarshalJSON writes the shared shape: redisstore's names (job_json),
+// every number a decimal string.
 func (r JobRecord) MarshalJSON() ([]byte, error) {
-	return json.Marshal(jobJSON{ID: r.ID, UpstreamID: r.UpstreamID, Route: r.Route, Status: r.Status,
-		Rates: toRecord(r.Rates), EstPages: recordInt(r.EstPages), Estimate: recordInt(r.Estimate),
-		Debited: recordInt(r.Debited), Pages: toRecord(r.Pages), Reported: toRecord(r.Reported),
-		Failed: recordInt(r.Failed), Final: r.Final, Created: recordInt(r.CreatedMS),
-		Updated: recordInt(r.UpdatedMS), Expires: recordInt(r.ExpiresMS), Finished: recordInt(r.FinishedMS),
-		TTL: recordInt(r.TTLMS), Retain: recordInt(r.RetainMS), Due: recordInt(r.DueMS)})
+	m := map[string]any{"upstream_id": r.UpstreamID, "route": r.Route, "status": r.Status, "final": r.Final,
+		"rates": toRecord(r.Rates), "pages": toRecord(r.Pages), "reported": toRecord(r.Reported)}
+	if r.ID != "" {
+		m["id"] = r.ID
+	}
+	for name, v := range map[string]int64{"est_pages": int64(r.EstPages), "estimate": r.Estimate,
+		"debited": r.Debited, "failed": int64(r.Failed), "created": r.CreatedMS, "updated": r.UpdatedMS,
+		"expires": r.ExpiresMS, "finished": r.FinishedMS, "ttl": r.TTLMS, "retain": r.RetainMS} {
+		m[name] = recordInt(v)
+	}
+	if r.DueMS != 0 {
+		m["due"] = recordInt(r.DueMS)
+	}
+	return json.Marshal(m)
 }
 
-// UnmarshalJSON reads the shared shape or boltstore's older one.
+// UnmarshalJSON reads the shared shape, or the one boltstore wrote before
+// the stores shared this type (the second name of each pair below, numbers
+// as JSON numbers): existing files still open.
 func (r *JobRecord) UnmarshalJSON(b []byte) error {
-	var j jobJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
 		return err
 	}
-	first := func(s ...string) string {
-		for _, v := range s {
-			if v != "" {
-				return v
+	var bad error
+	read := func(v any, names ...string) {
+		for _, n := range names {
+			if raw, ok := m[n]; ok && bad == nil {
+				bad = json.Unmarshal(raw, v)
+				return
 			}
 		}
-		return ""
 	}
-	num := func(n ...recordInt) int64 { return int64(slices.Max(n)) }
-	*r = JobRecord{ID: j.ID, UpstreamID: first(j.UpstreamID, j.OldUp), Route: j.Route,
-		Status: first(j.Status, j.OldStatus), Rates: fromRecord[int64](j.Rates), EstPages: int(j.EstPages),
-		Estimate: num(j.Estimate, j.OldEst), Debited: int64(j.Debited), Pages: fromRecord[int](j.Pages),
-		Reported: fromRecord[int](j.Reported), Failed: int(j.Failed), Final: j.Final,
-		CreatedMS: num(j.Created, j.OldCreated), UpdatedMS: num(j.Updated, j.OldUpdated),
-		ExpiresMS: num(j.Expires, j.OldExpires), FinishedMS: num(j.Finished, j.OldFinished),
-		TTLMS: num(j.TTL, j.OldTTL), RetainMS: num(j.Retain, j.OldRetain), DueMS: int64(j.Due)}
-	return nil
+	num := func(names ...string) int64 {
+		var n recordInt
+		read(&n, names...)
+		return int64(n)
+	}
+	var rates, pages, reported map[string]recordInt
+	read(&rates, "rates")
+	read(&pages, "pages")
+	read(&reported, "reported")
+	*r = JobRecord{Rates: fromRecord[int64](rates), Pages: fromRecord[int](pages), Reported: fromRecord[int](reported),
+		EstPages: int(num("est_pages")), Estimate: num("estimate", "est"), Debited: num("debited"),
+		Failed: int(num("failed")), CreatedMS: num("created", "created_ms"), UpdatedMS: num("updated", "updated_ms"),
+		ExpiresMS: num("expires", "expires_ms"), FinishedMS: num("finished", "finished_ms"),
+		TTLMS: num("ttl", "ttl_ms"), RetainMS: num("retain", "retain_ms"), DueMS: num("due")}
+	read(&r.ID, "id")
+	read(&r.UpstreamID, "upstream_id", "up")
+	read(&r.Route, "route")
+	read(&r.Status, "status", "s")
+	read(&r.Final, "final")
+	return bad
 }
 
 // Finished reports whether the job is frozen.
@@ -153,13 +142,7 @@ func (r *JobRecord) Finished() bool { return Job{Status: r.Status}.Finished() }
 
 // Classes are the job's page classes in charging order: by name.
 func (r *JobRecord) Classes() []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for c := range r.Rates {
-			if !yield(c) {
-				return
-			}
-		}
-	})
+	return slices.Sorted(maps.Keys(r.Rates))
 }
 
 // Owed is the cost of the pages reported but not charged.
@@ -173,11 +156,7 @@ func (r *JobRecord) Owed() int64 {
 
 // MaxRate is the job's highest rate.
 func (r *JobRecord) MaxRate() int64 {
-	var m int64
-	for _, rate := range r.Rates {
-		m = max(m, rate)
-	}
-	return m
+	return slices.Max(append(slices.Collect(maps.Values(r.Rates)), 0))
 }
 
 // Job is the record as callers see it, of account's job id, with nothing
