@@ -261,3 +261,28 @@ func (v validated) PutPlan(ctx context.Context, p Plan) error {
 	}
 	return v.Store.PutPlan(ctx, p)
 }
+
+// ValidatedPayments wraps a PaymentStore as Validated wraps a Store: a
+// payment and a reversal are checked here, once, before the store.
+func ValidatedPayments(p PaymentStore) PaymentStore {
+	if v, ok := p.(validatedPayments); ok {
+		return v
+	}
+	return validatedPayments{p}
+}
+
+type validatedPayments struct{ PaymentStore }
+
+func (v validatedPayments) Purchase(ctx context.Context, p Payment) (PurchaseResult, error) {
+	if err := p.Validate(); err != nil {
+		return PurchaseResult{}, err
+	}
+	return v.PaymentStore.Purchase(ctx, p)
+}
+
+func (v validatedPayments) Reverse(ctx context.Context, r Reversal) (ReversalResult, error) {
+	if err := r.Validate(); err != nil {
+		return ReversalResult{}, err
+	}
+	return v.PaymentStore.Reverse(ctx, r)
+}

@@ -43,9 +43,6 @@ type paymentFields struct {
 // indexes its payment intent. An index write that fails fails the call:
 // the caller's retry replays the purchase and writes it again.
 func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseResult, error) {
-	if err := p.Validate(); err != nil {
-		return meter.PurchaseResult{}, err
-	}
 	raw, err := json.Marshal(paymentFields{PaymentIntentID: p.PaymentIntentID, ExternalID: p.ExternalID,
 		Credits: int64(p.Credits), AmountPaid: p.AmountPaid, Currency: p.Currency})
 	if err != nil {
@@ -123,9 +120,6 @@ func (s *Store) Payment(ctx context.Context, pi string) (meter.PaymentRecord, er
 // Reverse takes back what r.Target adds to the credits reversed before,
 // in one script. The balance may go below zero (see meter.PaymentStore).
 func (s *Store) Reverse(ctx context.Context, rv meter.Reversal) (meter.ReversalResult, error) {
-	if err := rv.Validate(); err != nil {
-		return meter.ReversalResult{}, err
-	}
 	r, err := s.runKeys(ctx, paymentReverseScript, rv.AccountID, s.paymentKeys(rv.AccountID),
 		rv.PaymentIntentID, int64(rv.Target), rv.AmountRefunded, rv.Description, rv.ExternalID)
 	if err != nil {
