@@ -232,8 +232,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	}
 	a.mu.Unlock()
 	res, err := s.Settler.Reserve(ctx, r)
-	var me *meter.Error
-	if err != nil && errors.As(err, &me) && me.Code == meter.ECodeInsufficientCredits {
+	if refused(err) {
 		// The credits may be in this gateway's lease, taken meanwhile.
 		a.mu.Lock()
 		res2, ok := a.carve(s.opts.Now(), r)
@@ -242,6 +241,47 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			s.carves.Add(1)
 			return res2, nil
 		}
+		if s.reclaim(ctx, a) {
+			return s.Settler.Reserve(ctx, r)
+		}
+	}
+	return res, err
+}
+
+// refused says whether err is a refusal that credits held in a lease
+// could have avoided.
+func refused(err error) bool {
+	var me *meter.Error
+	return errors.As(err, &me) && (me.Code == meter.ECodeInsufficientCredits ||
+		me.Code == meter.ECodeOverageLimitReached || me.Code == meter.ECodeQuotaExceeded)
+}
+
+// reclaim gives back the account's lease when nothing is carved from it,
+// so that a request the store refused for want of the credits it holds
+// can be tried again: the end of a balance is not lost to this gateway's
+// lease. It reports whether it gave one back.
+func (s *Store) reclaim(ctx context.Context, a *account) bool {
+	a.mu.Lock()
+	l := a.lease
+	ok := l != nil && l.left > 0 && l.out == 0
+	if ok {
+		a.retire(l)
+		ok = a.releasable(l)
+		a.noLeaseUntil = s.opts.Now().Add(backoff) // the end of the balance: per request
+	}
+	a.mu.Unlock()
+	if ok {
+		s.release(ctx, a.id, l)
+	}
+	return ok
+}
+
+// CreateJob is the store's; a refusal for want of the credits this
+// gateway's lease holds gives the lease back and tries once more.
+func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobResult, error) {
+	res, err := s.Settler.CreateJob(ctx, r)
+	if a := s.lookup(r.AccountID); a != nil && refused(err) && s.reclaim(ctx, a) {
+		return s.Settler.CreateJob(ctx, r)
 	}
 	return res, err
 }
@@ -345,5 +385,9 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 	}
 	return acct, err
 }
+
+// Unwrap is the store behind the leases, for meter.StoreAs (its optional
+// sides: payments, rollups).
+func (s *Store) Unwrap() meter.Store { return s.Settler }
 
 var _ meter.Store = (*Store)(nil)

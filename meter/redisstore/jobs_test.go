@@ -54,7 +54,10 @@ func TestJobHoldExpiresBySweep(t *testing.T) {
 	}
 	p := month(0)
 	mustReserveIn(t, s, id, newRID(), c(1), p) // quota 1
-	r := jobRequest(id, c(6), map[string]meter.Credits{"page": c(1)}, shortTTL)
+	// Long enough for the create and the report under a loaded -race
+	// run (shortTTL was not), short enough to wait out.
+	const ttl = 400 * time.Millisecond
+	r := jobRequest(id, c(6), map[string]meter.Credits{"page": c(1)}, ttl)
 	r.Period = p
 	mustCreateJob(t, s, r) // quota 2, balance 4
 	expectPools(t, s, id, c(10), c(4), qs(3, 0, 3, 0), ovs(0, 0, 0, 0))
@@ -62,7 +65,7 @@ func TestJobHoldExpiresBySweep(t *testing.T) {
 	if res.Charged != c(1) || res.Job.Reserved != c(5) {
 		t.Fatalf("report: %+v", res)
 	}
-	pastTTL()
+	time.Sleep(ttl + 50*time.Millisecond)
 	// Account's sweep, not a job script, releases the hold.
 	expectPools(t, s, id, c(10), 0, qs(3, 1, 1, 1), ovs(0, 0, 0, 0), use{0, c(1), 0, c(10)})
 	if rec := cl.HGet(ctx, s.accountKeys(id)[2], "job:"+r.ID).Val(); !strings.HasPrefix(rec, "x|") {
