@@ -17,7 +17,7 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 	var before ledgerID
 	if q.Before != "" {
 		var ok bool
-		if before, ok = parseLedgerID(q.Before); !ok { // checked by meter.Validated
+		if before, ok = parseLedgerID(q.Before); !ok { // its shape was checked before the store
 			return nil, meter.Errorf(meter.ECodeInvalid, "cursor %q is not a ledger entry id", q.Before)
 		}
 	}

@@ -115,9 +115,9 @@ func (s *Store) Close() error {
 }
 
 // accountKeys are the KEYS of every account script, in the order lib.lua
-// documents. The id must have passed meter.ValidateAccountID (meter.Validated
-// checks it before any store method): a brace in it would move the keys out
-// of the account's slot.
+// documents. The id must be a valid account id (the validating wrapper in
+// front of every store checks it): a brace in it would move the keys out of
+// the account's slot.
 func (s *Store) accountKeys(id string) []string {
 	base := s.prefix + ":{" + id + "}:"
 	return []string{base + "account", base + "timers", base + "reservations",
