@@ -56,6 +56,9 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 	for pattern, f := range a.stripeEndpoints() {
 		a.mux.Handle(pattern, a.wrap(f))
 	}
+	for pattern, f := range a.grantEndpoints() {
+		a.mux.Handle(pattern, a.wrap(f))
+	}
 	a.mux.HandleFunc("/meter/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, meter.Errorf(meter.ECodeNotFound, "%s %s is not an endpoint of the meter admin API", r.Method, r.URL.Path))
 	})

@@ -23,7 +23,7 @@ func init() {
 
 // API serves the caller's own account, found from its API key, as JSON:
 //
-//	GET .../balance        balance, reserved, available, totals, quota, overage
+//	GET .../balance        balance, reserved, available, totals, quota, overage, grants
 //	GET .../transactions   the ledger, newest first: ?type= &date_from= &date_to=
 //	                       (RFC 3339 or YYYY-MM-DD) &limit= (default 50, max 100)
 //	                       &cursor= (the next_cursor of the previous page)
@@ -199,9 +199,10 @@ func ledgerQuery(r *http.Request, account string, maxLimit int) (meter.LedgerQue
 		q.Offset = n
 	}
 	switch q.Type {
-	case "", meter.EntryPurchase, meter.EntryUsage, meter.EntryRefund, meter.EntryAdjustment:
+	case "", meter.EntryPurchase, meter.EntryUsage, meter.EntryRefund, meter.EntryAdjustment,
+		meter.EntryGrant, meter.EntryExpiration, meter.EntryGrantVoid:
 	default:
-		return q, meter.Errorf(meter.ECodeInvalid, "type %q: use purchase, usage, refund or adjustment", q.Type)
+		return q, meter.Errorf(meter.ECodeInvalid, "type %q: use purchase, usage, refund, adjustment, grant, expiration or grant_void", q.Type)
 	}
 	var err error
 	if q.From, err = dateParam(v.Get("date_from"), false); err != nil {

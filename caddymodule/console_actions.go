@@ -27,7 +27,7 @@ import (
 
 // consoleAction is a validated action, ready to confirm or perform.
 type consoleAction struct {
-	Name    string // grant, refund, key, revoke, enable
+	Name    string // grant, refund, key, revoke, enable, creditgrant, voidgrant
 	Summary string // what will happen, on the confirmation page
 	Fields  url.Values
 	do      func() (actionOutcome, error)
@@ -276,6 +276,8 @@ func (c *Console) buildAction(r *http.Request, id, name, idem string) (*consoleA
 			c.logger.Info("console account enabled", zap.String("account", id), zap.Bool("enabled", on), zap.String("by", operator(r)))
 			return actionOutcome{Redirect: back + "?done=settings"}, nil
 		}
+	case "creditgrant", "voidgrant":
+		return c.grantAction(r, a, id, reason, desc)
 	default:
 		return nil, meter.Errorf(meter.ECodeNotFound, "unknown action %q", name)
 	}

@@ -228,6 +228,7 @@ func (c *Console) accountPage(w http.ResponseWriter, r *http.Request) {
 	if len(entries) == lq.Limit {
 		data["NextCursor"] = entries[len(entries)-1].ID
 	}
+	_, data["GrantsKept"] = meter.StoreAs[meter.GrantStore](s)
 	if ref := r.URL.Query().Get("job"); ref != "" {
 		job, err := findJob(ctx, s, id, ref)
 		if err != nil {

@@ -26,7 +26,7 @@ func statusOf(code string) int {
 		return http.StatusUnprocessableEntity
 	case meter.ECodeIdempotencyResponseNotStored:
 		return http.StatusConflict
-	case meter.ECodeAccountNotFound, meter.ECodeNotFound, meter.ECodeJobNotFound:
+	case meter.ECodeAccountNotFound, meter.ECodeNotFound, meter.ECodeJobNotFound, meter.ECodeGrantNotFound:
 		return http.StatusNotFound
 	case meter.ECodeAccountExists, meter.ECodeIdempotencyConflict, meter.ECodeRefundNotAllowed, meter.ECodeReviewResolved,
 		meter.ECodeReservationSettled, meter.ECodeReservationNotFound, meter.ECodeJobFinished:

@@ -40,6 +40,9 @@ type Account struct {
 	// last store call that carried a period (see ReserveRequest.Period).
 	Quota   QuotaState   `json:"quota"`
 	Overage OverageState `json:"overage"`
+	// Grants are the credit grants in the balance, in spending order, on
+	// stores that keep them (GrantStore).
+	Grants []CreditGrant `json:"grants,omitempty"`
 }
 
 // QuotaState is the monthly free quota of the current period.
@@ -173,6 +176,11 @@ type LedgerEntry struct {
 	// full and the balance went below what the account may owe (see
 	// CommitRequest.Uncapped). Until bought back, ECodeCreditsOwed.
 	Shortfall Credits `json:"shortfall,omitempty"`
+	// Granted is the part of Amount taken from (a refund: given back to;
+	// grant, expiration, grant_void: of) credit grants, and GrantIDs the
+	// grants it names, comma-separated.
+	Granted  Credits `json:"granted,omitempty"`
+	GrantIDs string  `json:"grant_ids,omitempty"`
 	// Pages is the pages a usage entry paid for.
 	Pages int `json:"pages,omitempty"`
 	// RefundOf names the usage entry a refund refunds.

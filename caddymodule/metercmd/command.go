@@ -20,7 +20,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "meter",
-		Usage: "<account|key|credits|transactions|usage|job|plan|stripe> ...",
+		Usage: "<account|key|credits|grant|transactions|usage|job|plan|stripe> ...",
 		Short: "Manages meter accounts, API keys and credits through the admin API",
 		Long: `
 Manages creditgate's accounts, API keys and credits by calling the meter
@@ -33,6 +33,8 @@ from a config).
   caddy meter key create acme --mode live
   caddy meter credits add acme 50 --type purchase
   caddy meter credits add acme -2.5 --type adjustment
+  caddy meter grant add acme 100 --expires 2026-01-01 --description "January promotion"
+  caddy meter grant void acme gr_1767225600000-0
   caddy meter transactions acme --limit 20
   caddy meter plan set team --set monthly_quota=100 --set overage_cap=20
   caddy meter account plan acme team
@@ -242,7 +244,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 		},
 	}
 	transactions.Flags().IntVar(&limit, "limit", 50, "entries to show (1-1000)")
-	transactions.Flags().StringVar(&txType, "type", "", "purchase, usage, refund or adjustment")
+	transactions.Flags().StringVar(&txType, "type", "", "purchase, usage, refund, adjustment, grant, expiration or grant_void")
 	transactions.Flags().StringVar(&from, "from", "", "first date (YYYY-MM-DD or RFC 3339)")
 	transactions.Flags().StringVar(&to, "to", "", "last date, included")
 	transactions.Flags().StringVar(&cursor, "cursor", "", "the next_cursor of the previous page")
@@ -287,7 +289,7 @@ func (c *client) addCommands(cmd *cobra.Command) {
 		},
 	})
 
-	cmd.AddCommand(account, key, credits, transactions, usage, job, plan, c.stripeCommand())
+	cmd.AddCommand(account, key, credits, transactions, usage, job, plan, c.stripeCommand(), c.grantCommand())
 }
 
 // yesFlag adds --yes (-y) to a command that asks before it acts.

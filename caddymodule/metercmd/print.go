@@ -55,6 +55,7 @@ func printAccount(w io.Writer, a meter.Account) {
 	if a.Settings.Plan != "" {
 		fmt.Fprintf(w, "plan %s\n", a.Settings.Plan)
 	}
+	printGrants(w, a.Grants) // in the balance, spent first
 }
 
 func printAccounts(w io.Writer, p page[meter.Account]) {

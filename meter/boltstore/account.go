@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -121,6 +122,14 @@ func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Setting
 // account is the meter.Account of o's record.
 func (o *op) account(id string) (meter.Account, error) {
 	r := o.a
+	if r.LotsDue(o.now) {
+		// A read transaction (the rollup's summaries) cannot write the
+		// expiry: it shows the account as the expiry will leave it.
+		cp := *r
+		cp.Lots = slices.Clone(r.Lots)
+		cp.EndLots(o.now)
+		r = &cp
+	}
 	a := meter.Account{ID: id, Balance: meter.Credits(r.Balance), Reserved: meter.Credits(r.Reserved),
 		Available: meter.Credits(r.Balance - r.Reserved), CreatedAt: msTime(r.CreatedMS),
 		UpdatedAt: msTime(r.CreatedMS), TotalPurchased: meter.Credits(r.TotalPurchased), TotalUsed: meter.Credits(r.TotalUsed)}
@@ -133,6 +142,7 @@ func (o *op) account(id string) (meter.Account, error) {
 		}
 	}
 	a.Quota, a.Overage = r.State()
+	a.Grants = r.Grants(id)
 	return a, nil
 }
 

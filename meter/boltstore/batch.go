@@ -104,9 +104,17 @@ func (s *Store) runBatch(ops []*batchOp) {
 			s.retrySolo(tx, ops, internalErr(err))
 			return
 		}
+		if err := o.endLots(); err != nil {
+			s.retrySolo(tx, ops, internalErr(err))
+			return
+		}
 		ferr := p.fn(o)
 		if ferr != nil && meter.ErrorCode(ferr) == meter.ECodeInternal {
 			s.retrySolo(tx, ops, ferr)
+			return
+		}
+		if err := o.endLots(); err != nil {
+			s.retrySolo(tx, ops, internalErr(err))
 			return
 		}
 		if o.dirty {

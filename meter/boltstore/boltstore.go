@@ -181,9 +181,15 @@ func (s *Store) update(ctx context.Context, id string, fn func(o *op) error) err
 	if err := o.sweep(); err != nil {
 		return internalErr(err)
 	}
+	if err := o.endLots(); err != nil {
+		return internalErr(err)
+	}
 	ferr := fn(o)
 	if ferr != nil && meter.ErrorCode(ferr) == meter.ECodeInternal {
 		return ferr
+	}
+	if err := o.endLots(); err != nil { // what fn released of ended grants
+		return internalErr(err)
 	}
 	if !o.dirty {
 		return ferr // nothing written: no commit, no fsync
@@ -215,19 +221,41 @@ func (s *Store) commit(tx *bolt.Tx) error {
 }
 
 // view runs fn in a read transaction on an existing account, without
-// sweeping: callers whose answer depends on due timers use update.
+// sweeping: callers whose answer depends on due timers use update. A
+// credit grant due to expire is expired first (in a write).
 func (s *Store) view(ctx context.Context, id string, fn func(o *op) error) error {
 	if err := ctx.Err(); err != nil {
 		return meter.Unavailable(err)
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	for range 2 {
+		due := false
+		err := s.db.View(func(tx *bolt.Tx) error {
+			o, err := s.open(tx, id)
+			if err != nil {
+				return err
+			}
+			if due = o.a.LotsDue(o.now); due {
+				return nil
+			}
+			return fn(o)
+		})
+		if err != nil || !due {
+			return dbErr(err)
+		}
+		// A credit grant has expired: no read may show it, so its
+		// expiration entry is written first.
+		if err := s.update(ctx, id, func(*op) error { return nil }); err != nil {
+			return err
+		}
+	}
+	// Due again (the clock moved on): o.account shows it as expired.
+	return dbErr(s.db.View(func(tx *bolt.Tx) error {
 		o, err := s.open(tx, id)
 		if err != nil {
 			return err
 		}
 		return fn(o)
-	})
-	return dbErr(err)
+	}))
 }
 
 // dbErr maps an error of bbolt itself (a closed database) to an

@@ -155,7 +155,7 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 		if u.Type != meter.EntryUsage {
 			return meter.Errorf(meter.ECodeNotFound, "ledger entry %s is not a usage entry", r.EntryID)
 		}
-		me, evs, err := a.Refund(r.EntryID, -u.Amount, int64(r.Amount))
+		me, evs, err := a.Refund(r.EntryID, -u.Amount-u.granted(), u.G, int64(r.Amount))
 		if err != nil {
 			return err
 		}

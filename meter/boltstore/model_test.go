@@ -15,7 +15,7 @@ func TestModel(t *testing.T) {
 		clk := newClock()
 		s := openTemp(t, Options{Now: clk.Now})
 		s.db.NoSync = true // durability is not what this tests; fsync would be most of its time
-		storetest.RunModel(t, s, storetest.ModelClock{TTL: 1, Advance: clk.Add}, seed, storetest.ModelSteps(400))
+		storetest.RunModel(t, s, storetest.ModelClock{TTL: 1, Advance: clk.Add, Now: clk.Now}, seed, storetest.ModelSteps(400))
 	}
 }
 

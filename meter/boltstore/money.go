@@ -172,10 +172,7 @@ func (o *op) sweep() error {
 // Ids are "<ms>-<seq>" of the store's clock and always increase, like
 // XADD's.
 func (o *op) appendEntry(e *entry) (ledgerID, error) {
-	id := ledgerID{ms: uint64(o.now)}
-	if o.now <= o.a.LastMS {
-		id = ledgerID{ms: uint64(o.a.LastMS), seq: uint64(o.a.LastSeq) + 1}
-	}
+	id := o.nextID()
 	o.a.LastMS, o.a.LastSeq = int64(id.ms), int64(id.seq)
 	o.dirty = true
 	raw, err := encode(e)
@@ -183,6 +180,14 @@ func (o *op) appendEntry(e *entry) (ledgerID, error) {
 		return id, err
 	}
 	return id, o.put(bLedger, id.key(), raw)
+}
+
+// nextID is the id the next appended entry gets.
+func (o *op) nextID() ledgerID {
+	if o.now <= o.a.LastMS {
+		return ledgerID{ms: uint64(o.a.LastMS), seq: uint64(o.a.LastSeq) + 1}
+	}
+	return ledgerID{ms: uint64(o.now)}
 }
 
 // emit records the model's events in the account's outbox.
@@ -234,7 +239,15 @@ func (a *account) threshold() {
 // entry is the stored form of a model entry.
 func modelEntry(e ledger.Entry) *entry {
 	return &entry{Type: e.Type, Amount: e.Amount, BalanceAfter: e.BalanceAfter, Late: e.Late, Quota: e.Quota,
-		Overage: e.Overage, Shortfall: e.Shortfall}
+		Overage: e.Overage, Shortfall: e.Shortfall, G: e.Lots}
+}
+
+// granted is the part of the entry's amount in credit grants.
+func (e *entry) granted() (n int64) {
+	for _, p := range e.G {
+		n += p.N
+	}
+	return n
 }
 
 // getEntry reads a ledger entry by id; nil if there is none.

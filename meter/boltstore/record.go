@@ -118,8 +118,10 @@ type entry struct {
 	JobID         string `json:"j,omitempty"`
 	UpstreamJobID string `json:"uj,omitempty"`
 	Shortfall     int64  `json:"sf,omitempty"`
-	PaymentIntent string `json:"pi,omitempty"`
-	ExternalID    string `json:"x,omitempty"`
+	// G are the credit grant parts in Amount (ledger.Entry.Lots).
+	G             []ledger.LotPart `json:"g,omitempty"`
+	PaymentIntent string           `json:"pi,omitempty"`
+	ExternalID    string           `json:"x,omitempty"`
 }
 
 func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
@@ -128,7 +130,18 @@ func (e *entry) ledgerEntry(acct string, id ledgerID) meter.LedgerEntry {
 		RequestID: e.RequestID, ReservationID: e.ReservationID, Late: e.Late, Quota: meter.Credits(e.Quota),
 		Overage: meter.Credits(e.Overage), Pages: e.Pages, RefundOf: e.RefundOf, Shortfall: meter.Credits(e.Shortfall),
 		JobID: e.JobID, UpstreamJobID: e.UpstreamJobID, PaymentIntentID: e.PaymentIntent, ExternalID: e.ExternalID,
-		CreatedAt: msTime(int64(id.ms))}
+		CreatedAt: msTime(int64(id.ms)), Granted: meter.Credits(e.granted()), GrantIDs: grantIDs(e.G)}
+}
+
+func grantIDs(ps []ledger.LotPart) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.ID)
+	}
+	return b.String()
 }
 
 // counters are one route's usage in one period.

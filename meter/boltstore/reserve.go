@@ -187,6 +187,11 @@ func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) (int64, e
 			return 0, err
 		}
 	}
+	// What the hold released of an ended grant leaves now, so that the
+	// settlement's balance is the balance after it.
+	if err := o.endLots(); err != nil {
+		return 0, err
+	}
 	r.State, r.Charged, r.Entry, r.Late = committed, st.Charged, entryID, late
 	r.Hold = st.Parts
 	r.Bal, r.Avail = a.Balance, a.Balance-a.Reserved
@@ -240,6 +245,9 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 			}
 			o.a.Release(r.Hold)
 			o.dirty = true
+		}
+		if err == nil {
+			err = o.endLots()
 		}
 		if err != nil {
 			return internalErr(err)

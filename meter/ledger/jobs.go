@@ -59,42 +59,65 @@ type JobCharge struct {
 // the account is then changed and must not be saved.
 func (a *Account) ChargeJob(h *Hold, cost int64) (ch JobCharge, ok bool) {
 	qUsed, oUsed := a.QUsed, a.OUsed
-	var hq, hb, ho int64
+	var hq, hb, ho, hgs int64
+	var hg []LotPart
 	if h != nil {
 		hq = min(cost, h.Q)
-		hb = min(cost-hq, h.B)
-		ho = min(cost-hq-hb, h.O)
+		hg = cutParts(h.G, cost-hq)
+		hgs = partsSum(hg)
+		hb = min(cost-hq-hgs, h.B)
+		ho = min(cost-hq-hgs-hb, h.O)
 		h.Q, h.B, h.O = h.Q-hq, h.B-hb, h.O-ho
+		h.G = subParts(h.G, hg)
 		// The hold's parts leave the reserved amount and the balance
 		// together: the pools are as they were, and the hold's balance
 		// part never counts as free balance for the rest of the cost.
-		a.Reserved -= hb + ho
+		a.Reserved -= hgs + hb + ho
 		a.Balance -= hb + ho
+		a.holdLots(hg, -1)
+		a.spendLots(hg)
 		if h.Per == a.Period {
 			a.QRes, a.ORes = a.QRes-hq, a.ORes-ho
 			a.QUsed, a.OUsed = a.QUsed+hq, a.OUsed+ho
 		}
 	}
-	pq, pb, po := a.Split(cost - hq - hb - ho)
-	if hq+hb+ho+pq+pb+po != cost {
+	p := a.Split(cost - hq - hgs - hb - ho)
+	if hq+hgs+hb+ho+p.Amount() != cost {
 		return ch, false
 	}
-	a.QUsed, a.OUsed = a.QUsed+pq, a.OUsed+po
-	q, b, o := hq+pq, hb+pb, ho+po
-	a.Balance -= pb + po
+	a.spendLots(p.G)
+	a.QUsed, a.OUsed = a.QUsed+p.Q, a.OUsed+p.O
+	q, b, o := hq+p.Q, hb+p.B, ho+p.O
+	g := append(hg, p.G...)
+	gs := partsSum(g)
+	a.Balance -= p.B + p.O
 	a.TotalUsed += cost
 	if a.QUsed > qUsed {
 		ch.Events = a.quotaCrossed(ch.Events, qUsed)
 	}
-	if b+o > 0 {
+	if gs+b+o > 0 {
 		ch.Events = a.LowBalance(ch.Events)
 	}
 	if a.OUsed > oUsed {
 		ch.Events = a.overageCrossed(ch.Events, oUsed)
 	}
-	ch.Parts = Hold{Q: q, B: b, O: o, Per: a.Period}
+	ch.Parts = Hold{Q: q, B: b, O: o, G: g, Per: a.Period}
 	if cost > 0 {
-		ch.Entry = &Entry{Type: meter.EntryUsage, Amount: -(b + o), BalanceAfter: a.Balance, Quota: q, Overage: o}
+		ch.Entry = &Entry{Type: meter.EntryUsage, Amount: -(gs + b + o), BalanceAfter: a.Balance, Quota: q, Overage: o, Lots: g}
 	}
 	return ch, true
+}
+
+// subParts is ps less the parts cut (a prefix of ps, as cutParts gives).
+func subParts(ps, cut []LotPart) []LotPart {
+	var out []LotPart
+	for i, p := range ps {
+		if i < len(cut) {
+			p.N -= cut[i].N
+		}
+		if p.N > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
 }

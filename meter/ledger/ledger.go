@@ -49,6 +49,8 @@ type Account struct {
 	// Threshold is the low-balance threshold (Settings'); a store keeps it
 	// where it keeps settings and sets it here before an operation.
 	Threshold int64 `json:"-"`
+	// Lots are the account's credit grants in spending order (grants.go).
+	Lots []Lot `json:"lots,omitempty"`
 }
 
 // Hold is what a reservation took from each pool: quota, balance and
@@ -59,10 +61,13 @@ type Hold struct {
 	B   int64 `json:"b,omitempty"`
 	O   int64 `json:"o,omitempty"`
 	Per int64 `json:"per,omitempty"`
+	// G are the parts held from (once settled: charged to) credit grants,
+	// spent after Q and before B.
+	G []LotPart `json:"g,omitempty"`
 }
 
 // Amount is what the hold holds in all.
-func (h Hold) Amount() int64 { return h.Q + h.B + h.O }
+func (h Hold) Amount() int64 { return h.Q + h.B + h.O + partsSum(h.G) }
 
 // Entry is a ledger entry the model writes: Amount is what moved in or out
 // of the balance, Quota and Overage the parts of a charge, Shortfall what
@@ -75,6 +80,9 @@ type Entry struct {
 	Overage      int64
 	Shortfall    int64
 	Late         bool
+	// Lots are the parts taken from (a refund, grant: given to) credit
+	// grants; they are in Amount.
+	Lots []LotPart
 }
 
 // Event is a webhook event the model raises (meter.Event* types), with the
@@ -104,40 +112,60 @@ func (a *Account) Roll(pid, pend int64) bool {
 
 // Owes is what the account owes beyond its overage cap: the shortfall of
 // uncapped charges (or an adjustment) not yet bought back. While it owes,
-// no pool gives anything.
-func (a *Account) Owes() int64 { return max(0, -(a.Balance + a.OverageCap)) }
+// no pool gives anything. Grant credits never pay a debt: only the paid
+// balance counts.
+func (a *Account) Owes() int64 {
+	left, _ := a.lotsLeft()
+	return max(0, -(a.Balance - left + a.OverageCap))
+}
 
-// Pools returns what the quota, the balance and the overage can give now;
-// room (balance - reserved) may be negative.
-func (a *Account) Pools() (qa, room, oa int64) {
+// Pools returns what the quota, the credit grants, the paid balance and
+// the overage can give now; room (paid balance - its holds) may be
+// negative. Without grants, room is balance - reserved. While the
+// account owes, grants give nothing either.
+func (a *Account) Pools() (qa, ga, room, oa int64) {
 	room = a.Balance - a.Reserved
-	if a.Period == 0 || a.Owes() > 0 {
-		return 0, room, 0
+	if len(a.Lots) > 0 {
+		left, held := a.lotsLeft()
+		room -= left - held
+		ga = a.lotsFree()
+	}
+	if a.Owes() > 0 {
+		return 0, 0, room, 0
+	}
+	if a.Period == 0 {
+		return 0, ga, room, 0
 	}
 	qa = max(0, a.QuotaLimit-a.QUsed-a.QRes)
 	oa = max(0, min(a.OverageCap-a.OUsed-a.ORes, a.OverageCap+min(0, room)))
-	return qa, room, oa
+	return qa, ga, room, oa
 }
 
-// Split takes x from the pools in order: quota, balance, overage. The
-// parts may fall short of x.
-func (a *Account) Split(x int64) (q, b, o int64) {
-	qa, room, oa := a.Pools()
-	q = min(x, qa)
-	b = min(x-q, max(0, room))
-	o = min(x-q-b, oa)
-	return q, b, o
+// Split takes x from the pools in order: quota, grants (in spending
+// order), paid balance, overage. The parts (Per unset) may fall short of
+// x.
+func (a *Account) Split(x int64) Hold {
+	qa, ga, room, oa := a.Pools()
+	var h Hold
+	h.Q = min(x, qa)
+	if ga > 0 && x > h.Q {
+		h.G = a.takeLots(x - h.Q)
+	}
+	g := partsSum(h.G)
+	h.B = min(x-h.Q-g, max(0, room))
+	h.O = min(x-h.Q-g-h.B, oa)
+	return h
 }
 
 // Available is all the pools can give now.
 func (a *Account) Available() int64 {
-	qa, room, oa := a.Pools()
-	return qa + max(0, room) + oa
+	qa, ga, room, oa := a.Pools()
+	return qa + ga + max(0, room) + oa
 }
 
 // State is the period's quota and overage as the API reports them.
 func (a *Account) State() (meter.QuotaState, meter.OverageState) {
-	qa, _, oa := a.Pools()
+	qa, _, _, oa := a.Pools()
 	q := meter.QuotaState{Limit: meter.Credits(a.QuotaLimit), Used: meter.Credits(a.QUsed),
 		Reserved: meter.Credits(a.QRes), Remaining: meter.Credits(qa)}
 	if a.PeriodEnd > 0 {
@@ -148,18 +176,23 @@ func (a *Account) State() (meter.QuotaState, meter.OverageState) {
 	return q, ov
 }
 
-// take adds a hold of parts q, b, o in the current period to the pools'
+// take adds a hold of parts h in the current period to the pools'
 // reservations.
-func (a *Account) take(q, b, o int64) Hold {
-	a.Reserved, a.QRes, a.ORes = a.Reserved+b+o, a.QRes+q, a.ORes+o
-	return Hold{Q: q, B: b, O: o, Per: a.Period}
+func (a *Account) take(h Hold) Hold {
+	g := partsSum(h.G)
+	a.Reserved, a.QRes, a.ORes = a.Reserved+g+h.B+h.O, a.QRes+h.Q, a.ORes+h.O
+	a.holdLots(h.G, 1)
+	h.Per = a.Period
+	return h
 }
 
 // Release takes a hold's parts off the pools (a void, an expiry, what a
 // settle did not charge). Parts held in an earlier period were already
-// dropped from QRes and ORes when the period rolled.
+// dropped from QRes and ORes when the period rolled. Parts of a grant
+// that has ended since leave the balance at the next EndLots.
 func (a *Account) Release(h Hold) {
-	a.Reserved -= h.B + h.O
+	a.Reserved -= h.B + h.O + partsSum(h.G)
+	a.holdLots(h.G, -1)
 	if h.Per == a.Period {
 		a.QRes -= h.Q
 		a.ORes -= h.O
@@ -171,14 +204,14 @@ func (a *Account) Release(h Hold) {
 // partial hold). Otherwise it changes nothing and returns the refusal
 // (Refusal) of minimum, or of amount without one.
 func (a *Account) Reserve(amount, minimum int64) (Hold, error) {
-	q, b, o := a.Split(amount)
-	if got := q + b + o; got < amount && (minimum <= 0 || got < minimum) {
+	h := a.Split(amount)
+	if got := h.Amount(); got < amount && (minimum <= 0 || got < minimum) {
 		if minimum > 0 {
 			return Hold{}, a.Refusal(minimum)
 		}
 		return Hold{}, a.Refusal(amount)
 	}
-	return a.take(q, b, o), nil
+	return a.take(h), nil
 }
 
 // HoldAll holds x as far as the pools cover it (a resumed job's hold).

@@ -41,7 +41,8 @@ func TestSplitOrder(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			q, b, o := tc.a.Split(k(tc.x))
+			h := tc.a.Split(k(tc.x))
+			q, b, o := h.Q, h.B, h.O
 			if q != k(tc.q) || b != k(tc.b) || o != k(tc.o) {
 				t.Errorf("split %v: %d %d %d; want %v %v %v", tc.x, q, b, o, tc.q, tc.b, tc.o)
 			}
@@ -76,12 +77,12 @@ func TestReserve(t *testing.T) {
 				if meter.ErrorCode(err) != tc.code {
 					t.Fatalf("error %v; want %s", err, tc.code)
 				}
-				if *tc.a != before {
+				if !reflect.DeepEqual(*tc.a, before) {
 					t.Errorf("a refusal changed the account: %+v", *tc.a)
 				}
 				return
 			}
-			if err != nil || h != tc.held {
+			if err != nil || !reflect.DeepEqual(h, tc.held) {
 				t.Fatalf("hold %+v, %v; want %+v", h, err, tc.held)
 			}
 			if tc.a.Reserved != before.Reserved+h.B+h.O || tc.a.QRes != before.QRes+h.Q || tc.a.ORes != before.ORes+h.O {

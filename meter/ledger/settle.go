@@ -32,17 +32,20 @@ func (a *Account) Settle(h Hold, late bool, amount int64, uncapped bool) Settlem
 		x = amount
 	}
 	var q, b, o, excess int64
+	var g []LotPart
 	current := true
 	if late {
 		excess = x
 	} else {
 		held := min(x, h.Amount())
 		q = min(held, h.Q)
-		b = min(held-q, h.B)
-		o = held - q - b
+		g = cutParts(h.G, held-q)
+		b = min(held-q-partsSum(g), h.B)
+		o = held - q - partsSum(g) - b
 		excess = x - held
 		current = h.Per == a.Period
 		a.Release(h)
+		a.spendLots(g)
 	}
 	if current {
 		a.QUsed, a.OUsed = a.QUsed+q, a.OUsed+o
@@ -50,16 +53,20 @@ func (a *Account) Settle(h Hold, late bool, amount int64, uncapped bool) Settlem
 	a.Balance -= b + o
 	var short int64
 	if excess > 0 {
-		eq, eb, eo := a.Split(excess)
+		e := a.Split(excess)
+		eg := partsSum(e.G)
 		if uncapped {
-			short = excess - eq - eb - eo
+			short = excess - e.Q - eg - e.B - e.O
 		}
-		a.QUsed, a.OUsed = a.QUsed+eq, a.OUsed+eo
-		a.Balance -= eb + eo + short
-		q, b, o = q+eq, b+eb, o+eo
-		current = current || eq+eo > 0
+		a.spendLots(e.G)
+		a.QUsed, a.OUsed = a.QUsed+e.Q, a.OUsed+e.O
+		a.Balance -= e.B + e.O + short
+		q, b, o = q+e.Q, b+e.B, o+e.O
+		g = append(g, e.G...)
+		current = current || e.Q+e.O > 0
 	}
-	st := Settlement{Parts: Hold{Q: q, B: b, O: o, Per: h.Per}, Short: short, Charged: q + b + o + short, Current: current}
+	gs := partsSum(g)
+	st := Settlement{Parts: Hold{Q: q, B: b, O: o, G: g, Per: h.Per}, Short: short, Charged: q + gs + b + o + short, Current: current}
 	a.TotalUsed += st.Charged
 
 	// The quota's and the overage's crossings are tested with the whole
@@ -67,7 +74,7 @@ func (a *Account) Settle(h Hold, late bool, amount int64, uncapped bool) Settlem
 	if current && q > 0 {
 		st.Events = a.quotaCrossed(st.Events, a.QUsed-q)
 	}
-	if b+o+short > 0 {
+	if gs+b+o+short > 0 {
 		st.Events = a.LowBalance(st.Events)
 	}
 	if current && o > 0 {
@@ -77,10 +84,24 @@ func (a *Account) Settle(h Hold, late bool, amount int64, uncapped bool) Settlem
 		st.Events = append(st.Events, Event{Type: meter.EventShortfall, Balance: a.Balance, Used: short})
 	}
 	if st.Charged > 0 {
-		st.Entry = &Entry{Type: meter.EntryUsage, Amount: -(b + o + short), BalanceAfter: a.Balance,
-			Quota: q, Overage: o, Shortfall: short, Late: late}
+		st.Entry = &Entry{Type: meter.EntryUsage, Amount: -(gs + b + o + short), BalanceAfter: a.Balance,
+			Quota: q, Overage: o, Shortfall: short, Late: late, Lots: g}
 	}
 	return st
+}
+
+// cutParts is the first x of parts, in their order.
+func cutParts(ps []LotPart, x int64) []LotPart {
+	var out []LotPart
+	for _, p := range ps {
+		if x <= 0 {
+			break
+		}
+		n := min(x, p.N)
+		out = append(out, LotPart{ID: p.ID, N: n})
+		x -= n
+	}
+	return out
 }
 
 // quotaCrossed raises quota.exhausted when the quota used went from below
@@ -131,10 +152,11 @@ func (a *Account) SetThreshold(t int64) {
 
 // Grant adds amount (negative: removes it) to the balance as an entry of
 // type typ (purchase, adjustment). A removal may not take more than the
-// balance not held; no balance may exceed meter.MaxCredits.
+// paid balance not held; no balance may exceed meter.MaxCredits.
 func (a *Account) Grant(typ string, amount int64) (Entry, []Event, error) {
-	if amount < 0 && a.Balance-a.Reserved < -amount {
-		return Entry{}, nil, Insufficient(meter.Credits(-amount), meter.Credits(a.Balance-a.Reserved))
+	// A removal takes paid credits only: credit grants are voided instead.
+	if _, _, room, _ := a.Pools(); amount < 0 && room < -amount {
+		return Entry{}, nil, Insufficient(meter.Credits(-amount), meter.Credits(max(0, room)))
 	}
 	if a.Balance+amount > int64(meter.MaxCredits) {
 		return Entry{}, nil, meter.Errorf(meter.ECodeInvalid, "balance would exceed the maximum")
@@ -148,26 +170,43 @@ func (a *Account) Grant(typ string, amount int64) (Entry, []Event, error) {
 }
 
 // Refund gives back amount (0: all) of what a usage entry took from the
-// balance (took, its balance and overage parts; the quota part was free).
-// The store checks that the entry exists, is a usage entry and was not
-// refunded before.
-func (a *Account) Refund(entryID string, took, amount int64) (Entry, []Event, error) {
-	if took <= 0 {
+// balance: took, its paid balance and overage parts, first, then its
+// grant parts g, each to its grant while that is still spendable; the
+// part of an ended grant gives nothing back (it would have expired). The
+// quota part was free. The store checks that the entry exists, is a
+// usage entry and was not refunded before.
+func (a *Account) Refund(entryID string, took int64, g []LotPart, amount int64) (Entry, []Event, error) {
+	all := took + partsSum(g)
+	if all <= 0 {
 		return Entry{}, nil, meter.Errorf(meter.ECodeRefundNotAllowed, "entry %s took nothing from the balance (quota only)", entryID)
 	}
 	if amount == 0 {
-		amount = took
+		amount = all
 	}
-	if amount > took {
+	if amount > all {
 		return Entry{}, nil, meter.Errorf(meter.ECodeRefundNotAllowed, "a refund of %s credits exceeds the %s credits the entry took",
-			meter.Credits(amount), meter.Credits(took))
+			meter.Credits(amount), meter.Credits(all))
 	}
-	if a.Balance+amount > int64(meter.MaxCredits) {
+	paid := min(amount, took)
+	var back []LotPart
+	for _, p := range cutParts(g, amount-paid) {
+		if l := a.lot(p.ID); l != nil && l.Ended == "" {
+			back = append(back, p)
+		}
+	}
+	n := paid + partsSum(back)
+	if n == 0 {
+		return Entry{}, nil, meter.Errorf(meter.ECodeRefundNotAllowed, "entry %s was paid from credit grants that have ended", entryID)
+	}
+	if a.Balance+n > int64(meter.MaxCredits) {
 		return Entry{}, nil, meter.Errorf(meter.ECodeInvalid, "balance would exceed the maximum")
 	}
-	a.Balance += amount
-	a.TotalUsed -= amount
-	e := Entry{Type: meter.EntryRefund, Amount: amount, BalanceAfter: a.Balance}
+	for _, p := range back {
+		a.lot(p.ID).Left += p.N
+	}
+	a.Balance += n
+	a.TotalUsed -= n
+	e := Entry{Type: meter.EntryRefund, Amount: n, BalanceAfter: a.Balance, Lots: back}
 	return e, a.LowBalance(nil), nil // only ever re-arms: a refund raises the balance
 }
 
@@ -177,7 +216,8 @@ func (a *Account) Refund(entryID string, took, amount int64) (Entry, []Event, er
 // owed until bought back, so buying, spending and refunding gets no work
 // free (see meter.PaymentStore).
 func (a *Account) Reverse(delta int64) (Entry, []Event) {
-	shortfall := max(0, delta-max(0, a.Balance))
+	left, _ := a.lotsLeft() // grant credits never pay for a reversal
+	shortfall := max(0, delta-max(0, a.Balance-left))
 	a.Balance -= delta
 	a.TotalPurchased -= delta
 	e := Entry{Type: meter.EntryReversal, Amount: -delta, BalanceAfter: a.Balance, Shortfall: shortfall}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func Linearizable(t *testing.T, s meter.Store, clients, ops int, seed int64) {
 			t.Fatal(err)
 		}
 	}
+	_, hasGrants := meter.StoreAs[meter.GrantStore](s)
 	start := time.Now()
 	var mu sync.Mutex
 	var history []porcupine.Operation
@@ -54,6 +56,8 @@ func Linearizable(t *testing.T, s meter.Store, clients, ops int, seed int64) {
 				case k < 8:
 					p := mine[rng.Intn(len(mine))]
 					in.kind, in.acct, in.rid = "void", p.acct, p.rid
+				case k < 9 && hasGrants:
+					in.kind, in.amount = "creditgrant", in.amount+500
 				default:
 					in.kind, in.amount = "grant", in.amount+500
 					if rng.Intn(2) == 0 {
@@ -79,7 +83,7 @@ func Linearizable(t *testing.T, s meter.Store, clients, ops int, seed int64) {
 				st = linInit()
 			}
 			var want linOut
-			states[in.acct], want = linStep(st, in)
+			states[in.acct], want = linStep(st, in, op.Output.(linOut))
 			if want != op.Output.(linOut) {
 				t.Fatalf("%+v: store %+v, model %+v", in, op.Output, want)
 			}
@@ -114,6 +118,10 @@ type linIn struct {
 type linOut struct {
 	code                   string
 	amount, balance, avail int64
+	// lot and created name a credit grant the store made (creditgrant):
+	// the model takes them from the store's reply.
+	lot     string
+	created int64
 }
 
 func linCall(s meter.Store, in linIn) linOut {
@@ -121,20 +129,25 @@ func linCall(s meter.Store, in linIn) linOut {
 	case "reserve":
 		r, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: in.acct, ID: in.rid, Amount: meter.Credits(in.amount),
 			TTL: time.Hour, Period: month(1)})
-		return linOut{errCode(err), int64(r.Amount), int64(r.Balance), int64(r.Available)}
+		return linOut{errCode(err), int64(r.Amount), int64(r.Balance), int64(r.Available), "", 0}
 	case "commit":
 		st, err := s.Commit(ctx, meter.CommitRequest{AccountID: in.acct, ReservationID: in.rid, Amount: meter.Credits(in.amount), Route: "/lin"})
-		return linOut{errCode(err), int64(st.Charged), int64(st.Balance), int64(st.Available)}
+		return linOut{errCode(err), int64(st.Charged), int64(st.Balance), int64(st.Available), "", 0}
 	case "void":
 		st, err := s.Void(ctx, in.acct, in.rid)
-		return linOut{errCode(err), 0, int64(st.Balance), int64(st.Available)}
+		return linOut{errCode(err), 0, int64(st.Balance), int64(st.Available), "", 0}
+	case "creditgrant":
+		gs, _ := meter.StoreAs[meter.GrantStore](s)
+		g, err := gs.CreateCreditGrant(ctx, meter.CreditGrantRequest{AccountID: in.acct, Amount: meter.Credits(in.amount),
+			Priority: in.amount % 2, ExpiresAt: time.Now().Add(time.Hour)})
+		return linOut{code: errCode(err), amount: int64(g.Remaining), lot: g.ID, created: g.CreatedAt.UnixMilli()}
 	default:
 		typ := meter.EntryPurchase
 		if in.amount < 0 {
 			typ = meter.EntryAdjustment
 		}
 		e, err := s.Grant(ctx, meter.Grant{AccountID: in.acct, Type: typ, Amount: meter.Credits(in.amount)})
-		return linOut{errCode(err), 0, int64(e.BalanceAfter), 0}
+		return linOut{code: errCode(err), balance: int64(e.BalanceAfter)}
 	}
 }
 
@@ -177,15 +190,18 @@ var linModel = porcupine.Model{
 	Init: func() any { return linInit() },
 	Step: func(state, input, output any) (bool, any) {
 		st, in, out := state.(linState), input.(linIn), output.(linOut)
-		next, want := linStep(st, in)
+		next, want := linStep(st, in, out)
 		return want == out, next
 	},
 	Equal: func(x, y any) bool { return reflect.DeepEqual(x, y) },
 }
 
-// linStep is the model's reply to in and the state after it.
-func linStep(st linState, in linIn) (linState, linOut) {
+// linStep is the model's reply to in and the state after it; got is the
+// store's reply, whose new grant's id and creation time the model takes
+// (its expiry, an hour ahead, never comes in a run).
+func linStep(st linState, in linIn, got linOut) (linState, linOut) {
 	a := st.a
+	a.Lots = slices.Clone(a.Lots) // states are values: porcupine keeps the old ones
 	holds := st.holds
 	avail := func() int64 { return a.Balance - a.Reserved }
 	var out linOut
@@ -233,6 +249,14 @@ func linStep(st linState, in linIn) (linState, linOut) {
 		default:
 			out = linOut{balance: a.Balance, avail: avail()}
 		}
+	case "creditgrant":
+		if got.code != "" {
+			out.code = meter.ECodeInternal // the store refused what the model takes
+			break
+		}
+		e, _, err := a.AddLot(ledger.Lot{ID: got.lot, Granted: in.amount, Priority: in.amount % 2, Created: got.created,
+			Expires: got.created + 3_600_000})
+		out = linOut{code: errCode(err), amount: e.Amount, lot: got.lot, created: got.created}
 	default:
 		typ := meter.EntryPurchase
 		if in.amount < 0 {

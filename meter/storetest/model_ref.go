@@ -41,6 +41,7 @@ type refAccount struct {
 	jobs     map[string]*refJob
 	idem     map[string]string // idempotency key -> the rid that holds it
 	month    int               // the period the account's calls name
+	lotNow   int64             // the store's ms the run last advanced to
 }
 
 func newRefAccount(id string, initial int64) *refAccount {
@@ -126,6 +127,7 @@ func (r *refAccount) commit(rid string, amount int64, uncapped bool) (meter.Sett
 	}
 	s := r.a.Settle(h.h, late, amount, uncapped)
 	r.record(s.Entry, s.Events)
+	r.endLots() // what it released of an ended grant, before the reply's balance
 	h.state, h.h = refCommitted, s.Parts
 	st := meter.Settlement{Charged: meter.Credits(s.Charged), Balance: meter.Credits(r.a.Balance),
 		Available: meter.Credits(r.a.Balance - r.a.Reserved), Late: late, Shortfall: meter.Credits(s.Short)}
@@ -182,7 +184,12 @@ func (r *refAccount) refund(i int, amount int64) error {
 	case r.entries[i].Type != meter.EntryUsage:
 		return meter.Errorf(meter.ECodeNotFound, "not a usage entry")
 	}
-	e, evs, err := r.a.Refund("", -r.entries[i].Amount, amount)
+	u := r.entries[i]
+	took := -u.Amount
+	for _, p := range u.Lots {
+		took -= p.N
+	}
+	e, evs, err := r.a.Refund("", took, u.Lots, amount)
 	if err != nil {
 		return err
 	}

@@ -84,6 +84,10 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"Shortfall", testShortfall},
 		{"UncappedLate", testUncappedLate},
 		{"ReserveMinimum", testReserveMinimum},
+		{"GrantsSpendingOrder", testGrantsSpendingOrder},
+		{"GrantsExpire", testGrantsExpire},
+		{"GrantsVoidAndRefund", testGrantsVoidAndRefund},
+		{"GrantsConcurrent", testGrantsConcurrent},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, meter.Validated(newStore(t))) })
