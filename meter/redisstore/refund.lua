@@ -5,7 +5,9 @@
 --       [4] description, [5] nonce of this call
 -- Reply: {'ok', entry_id, amount, balance_after, description}
 --   or {'account_not_found'} | {'not_found', message}
---   or {'refund_not_allowed', message} | {'invalid', message}
+--   or {'refund_not_allowed', message, amount, took} (message 'refund_exceeds':
+--   amount is more than the entry took; else only a message)
+--   or {'invalid', message}
 -- An entry took -amount (its balance and overage parts); its quota part is
 -- not refunded (it was free). Each entry is refunded at most once, whole
 -- or in part: the refunds hash makes that atomic. The nonce makes a
