@@ -37,6 +37,14 @@ func (adminAPI) CaddyModule() caddy.ModuleInfo {
 // adminFunc is an admin endpoint: it returns its error instead of writing it.
 type adminFunc func(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error
 
+// route adapts an endpoint of a route group, which depends on the smallest
+// store interface it uses (see stores.go), to the app's whole store.
+func route[S any](f func(context.Context, S, http.ResponseWriter, *http.Request) error) adminFunc {
+	return func(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+		return f(ctx, any(s).(S), w, r) // the guards in stores.go: never fails
+	}
+}
+
 // Provision keeps the context, in which the meter app is looked up, and
 // routes the endpoints.
 func (a *adminAPI) Provision(ctx caddy.Context) error {
@@ -59,24 +67,24 @@ func (a *adminAPI) Provision(ctx caddy.Context) error {
 
 func (a *adminAPI) endpoints() map[string]adminFunc {
 	return map[string]adminFunc{
-		"POST /meter/accounts":                        a.createAccount,
-		"GET /meter/accounts/{id}":                    a.getAccount,
-		"PATCH /meter/accounts/{id}":                  a.updateSettings,
-		"POST /meter/accounts/{id}/keys":              a.createKey,
-		"POST /meter/accounts/{id}/credits":           a.grant,
-		"GET /meter/accounts/{id}/transactions":       a.transactions,
-		"GET /meter/accounts":                         a.listAccounts,
-		"GET /meter/accounts/{id}/keys":               a.listKeys,
-		"DELETE /meter/accounts/{id}/keys/{key}":      a.revokeKey,
-		"POST /meter/accounts/{id}/refunds":           a.refund,
-		"GET /meter/accounts/{id}/usage":              a.usage,
-		"POST /meter/accounts/{id}/trim":              a.trim,
-		"GET /meter/accounts/{id}/jobs/{job}":         a.getJob,
-		"POST /meter/accounts/{id}/jobs/{job}/cancel": a.cancelJob,
-		"GET /meter/plans":                            a.listPlans,
-		"GET /meter/plans/{name}":                     a.getPlan,
-		"PUT /meter/plans/{name}":                     a.putPlan,
-		"DELETE /meter/plans/{name}":                  a.deletePlan,
+		"POST /meter/accounts":                        route(a.createAccount),
+		"GET /meter/accounts/{id}":                    route(a.getAccount),
+		"PATCH /meter/accounts/{id}":                  route(a.updateSettings),
+		"POST /meter/accounts/{id}/keys":              route(a.createKey),
+		"POST /meter/accounts/{id}/credits":           route(a.grant),
+		"GET /meter/accounts/{id}/transactions":       route(a.transactions),
+		"GET /meter/accounts":                         route(a.listAccounts),
+		"GET /meter/accounts/{id}/keys":               route(a.listKeys),
+		"DELETE /meter/accounts/{id}/keys/{key}":      route(a.revokeKey),
+		"POST /meter/accounts/{id}/refunds":           route(a.refund),
+		"GET /meter/accounts/{id}/usage":              route(a.usage),
+		"POST /meter/accounts/{id}/trim":              route(a.trim),
+		"GET /meter/accounts/{id}/jobs/{job}":         route(a.getJob),
+		"POST /meter/accounts/{id}/jobs/{job}/cancel": route(a.cancelJob),
+		"GET /meter/plans":                            route(a.listPlans),
+		"GET /meter/plans/{name}":                     route(a.getPlan),
+		"PUT /meter/plans/{name}":                     route(a.putPlan),
+		"DELETE /meter/plans/{name}":                  route(a.deletePlan),
 	}
 }
 
@@ -141,7 +149,7 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) createAccount(ctx context.Context, s adminAccounts, w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		ID      string        `json:"id"`
 		Credits meter.Credits `json:"credits"`
@@ -165,7 +173,7 @@ func (a *adminAPI) createAccount(ctx context.Context, s meter.Store, w http.Resp
 	return nil
 }
 
-func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) getAccount(ctx context.Context, s adminAccounts, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	acct, err := s.Account(ctx, id)
 	if err != nil {
@@ -182,7 +190,7 @@ func (a *adminAPI) getAccount(ctx context.Context, s meter.Store, w http.Respons
 // updateSettings changes the settings named in the body and keeps the
 // others: {"enabled": false}, {"rates": {"drawing": 8}}, {"monthly_quota":
 // 10}. A null value resets a setting to its default.
-func (a *adminAPI) updateSettings(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) updateSettings(ctx context.Context, s adminAccounts, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var patch map[string]json.RawMessage
 	if err := decode(r, &patch); err != nil {
@@ -254,7 +262,7 @@ func (a *adminAPI) checkRates(rates map[string]meter.Credits) error {
 	return app.(*App).rates.Check(rates)
 }
 
-func (a *adminAPI) createKey(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) createKey(ctx context.Context, s adminKeys, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var req struct {
 		Mode string `json:"mode"`
@@ -284,7 +292,7 @@ func (a *adminAPI) createKey(ctx context.Context, s meter.Store, w http.Response
 	return nil
 }
 
-func (a *adminAPI) grant(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) grant(ctx context.Context, s adminMoney, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	var req struct {
 		Amount         *meter.Credits `json:"amount"`
@@ -327,7 +335,7 @@ func (a *adminAPI) grant(ctx context.Context, s meter.Store, w http.ResponseWrit
 	return nil
 }
 
-func (a *adminAPI) transactions(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) transactions(ctx context.Context, s adminLedger, w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	q, err := ledgerQuery(r, id, 1000)
 	if err != nil {

@@ -28,7 +28,7 @@ func (a *adminAPI) app() (*App, error) {
 
 // listPlans answers {"plans": [...], "default_plan": "..."}: the config's
 // plans, then the store's that no config plan hides, each by name.
-func (a *adminAPI) listPlans(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) listPlans(ctx context.Context, s meter.PlanStore, w http.ResponseWriter, r *http.Request) error {
 	app, err := a.app()
 	if err != nil {
 		return err
@@ -50,7 +50,7 @@ func (a *adminAPI) listPlans(ctx context.Context, s meter.Store, w http.Response
 	return nil
 }
 
-func (a *adminAPI) getPlan(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) getPlan(ctx context.Context, s meter.PlanStore, w http.ResponseWriter, r *http.Request) error {
 	app, err := a.app()
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (a *adminAPI) getPlan(ctx context.Context, s meter.Store, w http.ResponseWr
 // (the account settings' fields). Its accounts get it at their next key
 // lookup on every gateway (within key_cache_ttl); this gateway's cached
 // keys are dropped so it applies here at once.
-func (a *adminAPI) putPlan(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) putPlan(ctx context.Context, s meter.PlanStore, w http.ResponseWriter, r *http.Request) error {
 	app, err := a.app()
 	if err != nil {
 		return err
@@ -111,7 +111,7 @@ func (a *adminAPI) putPlan(ctx context.Context, s meter.Store, w http.ResponseWr
 
 // deletePlan removes a stored plan. Accounts still naming it keep their
 // own settings only (and the gateway logs an error for each).
-func (a *adminAPI) deletePlan(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) deletePlan(ctx context.Context, s meter.PlanStore, w http.ResponseWriter, r *http.Request) error {
 	app, err := a.app()
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func (app *App) checkPlan(ctx context.Context, name string) error {
 // createOnPlan creates an account on a plan: the given one ("" : none),
 // else the default plan. The plan is the account's own setting from then
 // on: changing default_plan later moves no existing account.
-func (a *adminAPI) createOnPlan(ctx context.Context, s meter.Store, id string, credits meter.Credits, plan *string) (meter.Account, error) {
+func (a *adminAPI) createOnPlan(ctx context.Context, s adminAccounts, id string, credits meter.Credits, plan *string) (meter.Account, error) {
 	app, err := a.app()
 	if err != nil {
 		return meter.Account{}, err
@@ -186,7 +186,7 @@ type accountView struct {
 
 // inForce resolves the account's settings in force and reads it again
 // when it is on a plan, so its quota and cap are the ones in force.
-func (a *adminAPI) inForce(ctx context.Context, s meter.Store, acct meter.Account) (accountView, error) {
+func (a *adminAPI) inForce(ctx context.Context, s adminAccounts, acct meter.Account) (accountView, error) {
 	app, err := a.app()
 	if err != nil {
 		return accountView{}, err

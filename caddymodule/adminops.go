@@ -13,7 +13,7 @@ import (
 // Admin endpoints beyond create/read/update: listings, revocation,
 // refunds, usage and ledger trimming.
 
-func (a *adminAPI) listAccounts(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) listAccounts(ctx context.Context, s adminAccounts, w http.ResponseWriter, r *http.Request) error {
 	limit := 100
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -45,7 +45,7 @@ func (a *adminAPI) listAccounts(ctx context.Context, s meter.Store, w http.Respo
 	return nil
 }
 
-func (a *adminAPI) listKeys(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) listKeys(ctx context.Context, s adminKeys, w http.ResponseWriter, r *http.Request) error {
 	keys, err := s.ListKeys(ctx, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func (a *adminAPI) listKeys(ctx context.Context, s meter.Store, w http.ResponseW
 	return nil
 }
 
-func (a *adminAPI) revokeKey(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) revokeKey(ctx context.Context, s adminKeys, w http.ResponseWriter, r *http.Request) error {
 	k, err := s.RevokeKey(ctx, r.PathValue("id"), r.PathValue("key"))
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func (a *adminAPI) revokeKey(ctx context.Context, s meter.Store, w http.Response
 
 // trim removes ledger entries older than "before" (a date or RFC 3339
 // time); balances are unchanged.
-func (a *adminAPI) trim(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) trim(ctx context.Context, s adminLedger, w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Before string `json:"before"`
 	}
@@ -87,7 +87,7 @@ func (a *adminAPI) trim(ctx context.Context, s meter.Store, w http.ResponseWrite
 
 // refund gives back (part of) a usage entry: {"entry_id": "...",
 // "amount": 2, "description": "..."}; no amount refunds all of it.
-func (a *adminAPI) refund(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) refund(ctx context.Context, s adminMoney, w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		EntryID     string        `json:"entry_id"`
 		Amount      meter.Credits `json:"amount"`
@@ -108,7 +108,7 @@ func (a *adminAPI) refund(ctx context.Context, s meter.Store, w http.ResponseWri
 	return nil
 }
 
-func (a *adminAPI) usage(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) usage(ctx context.Context, s adminUsage, w http.ResponseWriter, r *http.Request) error {
 	acct, err := s.Account(ctx, r.PathValue("id"))
 	if err != nil {
 		return err
@@ -129,7 +129,7 @@ func (a *adminAPI) usage(ctx context.Context, s meter.Store, w http.ResponseWrit
 	return nil
 }
 
-func (a *adminAPI) getJob(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) getJob(ctx context.Context, s meter.JobStore, w http.ResponseWriter, r *http.Request) error {
 	j, err := findJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
 	if err != nil {
 		return err
@@ -141,7 +141,7 @@ func (a *adminAPI) getJob(ctx context.Context, s meter.Store, w http.ResponseWri
 // cancelJob releases a job's hold: for a job whose upstream will never
 // report again (the submission's answer was lost, the upstream dropped
 // it).
-func (a *adminAPI) cancelJob(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) cancelJob(ctx context.Context, s meter.JobStore, w http.ResponseWriter, r *http.Request) error {
 	j, err := findJob(ctx, s, r.PathValue("id"), r.PathValue("job"))
 	if err != nil {
 		return err

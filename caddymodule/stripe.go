@@ -142,9 +142,14 @@ func checkAccountSource(src string) error {
 }
 
 // paymentStore finds the meter.PaymentStore behind the app's store
-// wrappers.
+// wrappers, and puts the input checks in front of it (the stores leave
+// them to meter.ValidatedPayments).
 func paymentStore(st meter.Store) (meter.PaymentStore, bool) {
-	return meter.StoreAs[meter.PaymentStore](st)
+	ps, ok := meter.StoreAs[meter.PaymentStore](st)
+	if !ok {
+		return nil, false
+	}
+	return meter.ValidatedPayments(ps), true
 }
 
 // Stripe event outcomes, the "result" label of

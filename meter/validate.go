@@ -178,15 +178,8 @@ func (q LedgerQuery) Validate() (limit int, err error) {
 	if err := ValidateAccountID(q.AccountID); err != nil {
 		return 0, err
 	}
-	switch {
-	case q.Limit < 0:
+	if q.Limit < 0 {
 		return 0, invalid("limit must not be negative")
-	case q.Limit == 0:
-		limit = 50
-	case q.Limit > 1000:
-		limit = 1000
-	default:
-		limit = q.Limit
 	}
 	if q.Before != "" && !LedgerEntryID.MatchString(q.Before) {
 		return 0, invalid("cursor %q is not a ledger entry id", q.Before)
@@ -194,7 +187,20 @@ func (q LedgerQuery) Validate() (limit int, err error) {
 	if q.Offset < 0 || q.Offset > MaxLedgerOffset {
 		return 0, invalid("offset must be between 0 and %d: page further with the cursor", MaxLedgerOffset)
 	}
-	return limit, nil
+	return q.PageLimit(), nil
+}
+
+// PageLimit is the number of entries a page of the query holds: 50 when
+// the limit is unset, at most 1000. The stores call it on a query the
+// wrapper (Validated) has checked.
+func (q LedgerQuery) PageLimit() int {
+	switch {
+	case q.Limit <= 0:
+		return 50
+	case q.Limit > 1000:
+		return 1000
+	}
+	return q.Limit
 }
 
 // ValidateAmounts checks the quota and overage amounts of settings.

@@ -6,11 +6,10 @@ import (
 )
 
 // Validated wraps a Store so that every input is checked once, here,
-// before the store sees it: the same checks, with the same codes, that each
-// store method opens with today (so both stores refuse the same requests).
-// The stores keep theirs for now; once every caller goes through this
-// wrapper they can be removed. Checks that need the store's data (a
-// report's classes against its job) stay in the stores.
+// before the store sees it, with the same codes on both stores. The stores
+// do not check again: every caller (the app, the CLI, the tests and
+// storetest) goes through this wrapper. Checks that need the store's data
+// (a report's classes against its job) stay in the stores.
 func Validated(s Store) Store {
 	if v, ok := s.(validated); ok {
 		return v
@@ -133,6 +132,9 @@ func (v validated) Refund(ctx context.Context, r Refund) (LedgerEntry, error) {
 	if err := r.Validate(); err != nil {
 		return LedgerEntry{}, err
 	}
+	if !LedgerEntryID.MatchString(r.EntryID) {
+		return LedgerEntry{}, Errorf(ECodeNotFound, "no ledger entry %q", r.EntryID)
+	}
 	return v.Store.Refund(ctx, r)
 }
 
@@ -178,11 +180,17 @@ func (v validated) AckEvent(ctx context.Context, account, id string) error {
 	if err := ValidateAccountID(account); err != nil {
 		return err
 	}
+	if ValidateEventID(id) != nil {
+		return nil // no such event: acking what is gone is a no-op
+	}
 	return v.Store.AckEvent(ctx, account, id)
 }
 
 func (v validated) RetryEvent(ctx context.Context, account, id string, delay time.Duration) error {
 	if err := ValidateAccountID(account); err != nil {
+		return err
+	}
+	if err := ValidateEventID(id); err != nil {
 		return err
 	}
 	return v.Store.RetryEvent(ctx, account, id, delay)
@@ -220,7 +228,7 @@ func (v validated) AttachJob(ctx context.Context, account, id, upstreamID string
 }
 
 func (v validated) JobByUpstream(ctx context.Context, account, upstreamID string) (Job, error) {
-	if err := ValidateAccountID(account); err != nil {
+	if err := ValidateJobLookup(account, upstreamID); err != nil {
 		return Job{}, err
 	}
 	return v.Store.JobByUpstream(ctx, account, upstreamID)
@@ -252,4 +260,29 @@ func (v validated) PutPlan(ctx context.Context, p Plan) error {
 		return err
 	}
 	return v.Store.PutPlan(ctx, p)
+}
+
+// ValidatedPayments wraps a PaymentStore as Validated wraps a Store: a
+// payment and a reversal are checked here, once, before the store.
+func ValidatedPayments(p PaymentStore) PaymentStore {
+	if v, ok := p.(validatedPayments); ok {
+		return v
+	}
+	return validatedPayments{p}
+}
+
+type validatedPayments struct{ PaymentStore }
+
+func (v validatedPayments) Purchase(ctx context.Context, p Payment) (PurchaseResult, error) {
+	if err := p.Validate(); err != nil {
+		return PurchaseResult{}, err
+	}
+	return v.PaymentStore.Purchase(ctx, p)
+}
+
+func (v validatedPayments) Reverse(ctx context.Context, r Reversal) (ReversalResult, error) {
+	if err := r.Validate(); err != nil {
+		return ReversalResult{}, err
+	}
+	return v.PaymentStore.Reverse(ctx, r)
 }

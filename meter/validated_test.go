@@ -3,44 +3,12 @@ package meter_test
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/boltstore"
-	"github.com/creditgate/creditgate/meter/redisstore"
-	"github.com/creditgate/creditgate/meter/storetest"
 )
-
-// TestValidatedConformance: a validated store is a conformant store, on
-// both stores: the wrapper refuses what the stores refuse, with the same
-// codes, and passes the rest through.
-func TestValidatedConformance(t *testing.T) {
-	t.Run("bolt", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) meter.Store {
-			s, err := boltstore.Open(filepath.Join(t.TempDir(), "meter.db"), boltstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return meter.Validated(s)
-		})
-	})
-	t.Run("redis", func(t *testing.T) {
-		srv := redistest.New(t)
-		storetest.Run(t, func(t *testing.T) meter.Store {
-			// A prefix per group: the groups share the server.
-			s, err := redisstore.Open(context.Background(), srv.URL(), redisstore.Options{Prefix: "v" + strings.NewReplacer("/", "_").Replace(t.Name())})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return meter.Validated(s)
-		})
-	})
-}
 
 // TestValidatedRefusesBeforeTheStore: invalid inputs are refused by the
 // wrapper, before the store: here a closed store, which would answer

@@ -16,12 +16,6 @@ import (
 // CreateAccount creates an account; initial credits are recorded as a
 // purchase entry "initial credits". ECodeAccountExists if it exists.
 func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Credits) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
-	if err := meter.CheckAmount("initial credits", initial); err != nil {
-		return meter.Account{}, err
-	}
 	if err := ctx.Err(); err != nil {
 		return meter.Account{}, meter.Unavailable(err)
 	}
@@ -66,9 +60,6 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 // a timer of the account is due, in which case it first expires and
 // purges what is due (as redisstore's account.lua).
 func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
 	var a meter.Account
 	sweep := false
 	err := s.view(ctx, id, func(o *op) error {
@@ -100,18 +91,12 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 // nil, its own settings. The quota and overage cap apply at once, to the
 // current period too.
 func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Settings, l meter.Limits) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
 	var raw []byte
 	if own != nil {
 		var err error
 		if raw, err = json.Marshal(own); err != nil {
 			return meter.Account{}, internalErr(err)
 		}
-	}
-	if err := l.Validate(); err != nil {
-		return meter.Account{}, err
 	}
 	var a meter.Account
 	err := s.update(ctx, id, func(o *op) error {
@@ -166,9 +151,6 @@ func (o *op) account(id string) (meter.Account, error) {
 // take more than the available balance. With an IdempotencyKey seen in
 // the last Retain, the first entry is returned and nothing is recorded.
 func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, error) {
-	if err := g.Validate(); err != nil {
-		return meter.LedgerEntry{}, err
-	}
 	var out meter.LedgerEntry
 	err := s.update(ctx, g.AccountID, func(o *op) error {
 		a := o.a

@@ -115,9 +115,6 @@ func outboxOf(tx *bolt.Tx, acct []byte) *bolt.Bucket {
 // AckEvent removes a delivered event; an account left without events is
 // dropped from the index. Removing one that is gone is a no-op.
 func (s *Store) AckEvent(ctx context.Context, account, id string) error {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return err
-	}
 	if err := ctx.Err(); err != nil {
 		return meter.Unavailable(err)
 	}
@@ -139,9 +136,6 @@ func (s *Store) AckEvent(ctx context.Context, account, id string) error {
 // RetryEvent makes a claimed event claimable again after delay, on the
 // store's clock, and counts the attempt.
 func (s *Store) RetryEvent(ctx context.Context, account, id string, delay time.Duration) error {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return err
-	}
 	if err := ctx.Err(); err != nil {
 		return meter.Unavailable(err)
 	}

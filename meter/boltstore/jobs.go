@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,57 +38,10 @@ var (
 	bJobUp = []byte("jobup")
 )
 
-// jobRecord is a job as stored; amounts are milli-credits, times ms.
-type jobRecord struct {
-	UpstreamID string           `json:"up,omitempty"`
-	Route      string           `json:"route,omitempty"`
-	Status     string           `json:"s"`
-	Rates      map[string]int64 `json:"rates"`
-	EstPages   int              `json:"est_pages,omitempty"`
-	Estimate   int64            `json:"est,omitempty"`
-	Debited    int64            `json:"debited,omitempty"`
-	Pages      map[string]int   `json:"pages,omitempty"`
-	Reported   map[string]int   `json:"reported,omitempty"`
-	Failed     int              `json:"failed,omitempty"`
-	Final      string           `json:"final,omitempty"`
-	CreatedMS  int64            `json:"created_ms"`
-	UpdatedMS  int64            `json:"updated_ms"`
-	ExpiresMS  int64            `json:"expires_ms"`
-	FinishedMS int64            `json:"finished_ms,omitempty"`
-	TTLMS      int64            `json:"ttl_ms"`
-	RetainMS   int64            `json:"retain_ms"`
-	// Due is the time of the job's timer (0: none).
-	Due int64 `json:"due,omitempty"`
-}
-
-func (j *jobRecord) finished() bool { return meter.Job{Status: j.Status}.Finished() }
-
-// classes are the job's classes in charging order: by name.
-func (j *jobRecord) classes() []string {
-	cs := make([]string, 0, len(j.Rates))
-	for c := range j.Rates {
-		cs = append(cs, c)
-	}
-	sort.Strings(cs)
-	return cs
-}
-
-// owed is the cost of the pages reported but not charged.
-func (j *jobRecord) owed() int64 {
-	var x int64
-	for c, rate := range j.Rates {
-		x += int64(j.Reported[c]-j.Pages[c]) * rate
-	}
-	return x
-}
-
-func (j *jobRecord) maxRate() int64 {
-	var m int64
-	for _, rate := range j.Rates {
-		m = max(m, rate)
-	}
-	return m
-}
+// jobRecord is a job as stored: meter.JobRecord, the shape both stores
+// keep (records of this store's older shape still read, see its
+// UnmarshalJSON).
+type jobRecord = meter.JobRecord
 
 func holdID(id string) string { return "job:" + id }
 
@@ -144,12 +96,12 @@ func (o *op) saveJob(id string, j *jobRecord) error {
 
 // setJobTimer moves the job's timer to due.
 func (o *op) setJobTimer(id string, j *jobRecord, due int64) error {
-	if j.Due != 0 {
-		if err := o.del(bTimers, timerKey(j.Due, "j:"+id)); err != nil {
+	if j.DueMS != 0 {
+		if err := o.del(bTimers, timerKey(j.DueMS, "j:"+id)); err != nil {
 			return err
 		}
 	}
-	j.Due = due
+	j.DueMS = due
 	return o.put(bTimers, timerKey(due, "j:"+id), nil)
 }
 
@@ -163,11 +115,11 @@ func (o *op) jobTimer(id string, k []byte) error {
 	if err != nil || j == nil {
 		return err
 	}
-	if j.Due != 0 && !bytes.Equal(timerKey(j.Due, "j:"+id), k) {
+	if j.DueMS != 0 && !bytes.Equal(timerKey(j.DueMS, "j:"+id), k) {
 		return nil // a stale timer: the job's own is elsewhere
 	}
-	j.Due = 0
-	if !j.finished() {
+	j.DueMS = 0
+	if !j.Finished() {
 		if err := o.expireJob(id, j); err != nil {
 			return err
 		}
@@ -176,8 +128,8 @@ func (o *op) jobTimer(id string, k []byte) error {
 		return nil
 	}
 	// Purged: the id may be used again, the upstream id too.
-	if j.Due != 0 { // set by expireJob just now
-		if err := o.del(bTimers, timerKey(j.Due, "j:"+id)); err != nil {
+	if j.DueMS != 0 { // set by expireJob just now
+		if err := o.del(bTimers, timerKey(j.DueMS, "j:"+id)); err != nil {
 			return err
 		}
 	}
@@ -240,22 +192,9 @@ func (o *op) releaseHold(id string) error {
 // job is the meter.Job of a record, read at o.now: a running or blocked
 // job whose expiry passed reads as expired even before a write says so.
 func (o *op) job(id string, j *jobRecord) (meter.Job, error) {
-	out := meter.Job{ID: id, AccountID: o.id, UpstreamID: j.UpstreamID, Route: j.Route, Status: j.Status,
-		Rates: make(map[string]meter.Credits, len(j.Rates)), EstimatedPages: j.EstPages,
-		Estimate: meter.Credits(j.Estimate), Debited: meter.Credits(j.Debited),
-		Pages: make(map[string]int, len(j.Rates)), Reported: make(map[string]int, len(j.Rates)),
-		Failed: j.Failed, Final: j.Final, CreatedAt: msTime(j.CreatedMS), UpdatedAt: msTime(j.UpdatedMS),
-		ExpiresAt: msTime(j.ExpiresMS), TTL: time.Duration(j.TTLMS) * time.Millisecond}
-	for c, rate := range j.Rates {
-		out.Rates[c] = meter.Credits(rate)
-		out.Pages[c] = j.Pages[c]
-		out.Reported[c] = j.Reported[c]
-	}
-	if !j.finished() && j.ExpiresMS <= o.now {
+	out := j.Job(o.id, id)
+	if !j.Finished() && j.ExpiresMS <= o.now {
 		out.Status, out.FinishedAt, out.UpdatedAt = meter.JobExpired, msTime(j.ExpiresMS), msTime(j.ExpiresMS)
-	}
-	if j.FinishedMS > 0 {
-		out.FinishedAt = msTime(j.FinishedMS)
 	}
 	if out.Status == meter.JobRunning {
 		h, err := o.loadRes(holdID(id))
@@ -292,7 +231,7 @@ func (o *op) liveJob(id string) (*jobRecord, error) {
 	if j == nil {
 		return nil, jobNotFound(id)
 	}
-	if !j.finished() && j.ExpiresMS <= o.now {
+	if !j.Finished() && j.ExpiresMS <= o.now {
 		if err := o.expireJob(id, j); err != nil {
 			return nil, internalErr(err)
 		}
@@ -303,9 +242,6 @@ func (o *op) liveJob(id string) (*jobRecord, error) {
 // CreateJob records a running job and holds its estimate from the pools
 // (quota, balance, overage), refused as Reserve refuses.
 func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	ttl, retain := msCeil(r.TTL), msCeil(r.RetainOrDefault())
 	var res meter.JobResult
 	err := s.update(ctx, r.AccountID, func(o *op) error {
@@ -366,17 +302,11 @@ func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobRes
 // Job reads a job. It reads without writing unless a timer of the account
 // is due, in which case it sweeps first (writing expiries and purges).
 func (s *Store) Job(ctx context.Context, account, id string) (meter.Job, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.Job{}, err
-	}
 	return s.readJob(ctx, account, func(o *op) (string, error) { return id, nil })
 }
 
 // JobByUpstream finds a job by the upstream's id of it.
 func (s *Store) JobByUpstream(ctx context.Context, account, upstreamID string) (meter.Job, error) {
-	if err := meter.ValidateJobLookup(account, upstreamID); err != nil {
-		return meter.Job{}, err
-	}
 	return s.readJob(ctx, account, func(o *op) (string, error) {
 		if b := o.sub(bJobUp); b != nil {
 			if id := b.Get([]byte(upstreamID)); id != nil {
@@ -424,12 +354,6 @@ func (s *Store) readJob(ctx context.Context, account string, find func(o *op) (s
 // job's id again is a no-op; another id, or one another job has, is
 // ECodeInvalid.
 func (s *Store) AttachJob(ctx context.Context, account, id, upstreamID string) error {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return err
-	}
-	if err := meter.ValidateUpstreamJobID(upstreamID); err != nil {
-		return err
-	}
 	return s.update(ctx, account, func(o *op) error {
 		j, err := o.loadJob(id)
 		if err != nil {
@@ -482,7 +406,7 @@ func (o *op) chargeJob(id string, j *jobRecord, h *reservation, requestID string
 	if h != nil && h.Job && h.State == held {
 		hold = &h.Hold
 	}
-	names := j.classes()
+	names := j.Classes()
 	classes := make([]ledger.Pages, len(names))
 	for i, c := range names {
 		classes[i] = ledger.Pages{Rate: j.Rates[c], Owed: int64(j.Reported[c] - j.Pages[c])}
@@ -536,9 +460,6 @@ func (o *op) refresh(id string, j *jobRecord, h *reservation) error {
 // ReportJob records a cumulative report and charges the newly done pages
 // (see meter.JobStore).
 func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	var res meter.JobResult
 	err := s.update(ctx, r.AccountID, func(o *op) error {
 		o.rollPeriod(r.Period)
@@ -558,11 +479,11 @@ func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResu
 		switch {
 		case j.Status == meter.JobExpired:
 			return meter.Errorf(meter.ECodeJobExpired, "job %q expired", r.JobID)
-		case j.finished() && repeatsFinal(r, j):
+		case j.Finished() && repeatsFinal(r, j):
 			// The final report again (a retry): answered, nothing recorded.
 			res, err = o.jobResult(r.JobID, j, 0, "")
 			return err
-		case j.finished():
+		case j.Finished():
 			return meter.Errorf(meter.ECodeJobFinished, "job %q is %s", r.JobID, j.Status)
 		}
 		j.Failed = max(j.Failed, r.Failed)
@@ -644,10 +565,6 @@ func repeatsFinal(r meter.JobReport, j *jobRecord) bool {
 // holds again min(max(Estimate - Debited, highest rate), what is left).
 // Resuming a running job changes nothing.
 func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period, requestID string) (meter.JobResult, error) {
-	// A report that carries nothing checks the account, the id and the period.
-	if err := (meter.JobReport{AccountID: account, JobID: id, Period: p}).Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	var res meter.JobResult
 	err := s.update(ctx, account, func(o *op) error {
 		a := o.a
@@ -666,9 +583,9 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 		default:
 			return meter.Errorf(meter.ECodeJobFinished, "job %q is %s", id, j.Status)
 		}
-		required := j.owed()
+		required := j.Owed()
 		if j.Final == "" {
-			required += j.maxRate()
+			required += j.MaxRate()
 		}
 		if avail := a.Available(); avail < required {
 			return ledger.Insufficient(meter.Credits(required), meter.Credits(avail))
@@ -688,7 +605,7 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 			res, err = o.jobResult(id, j, ch.credits, ch.entry)
 			return err
 		}
-		hold := a.HoldAll(min(max(j.Estimate-j.Debited, j.maxRate()), a.Available()))
+		hold := a.HoldAll(min(max(j.Estimate-j.Debited, j.MaxRate()), a.Available()))
 		rid := holdID(id)
 		h, err := o.loadRes(rid)
 		if err != nil {
@@ -727,9 +644,6 @@ func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Perio
 // hold. Canceling a canceled job is a no-op; another finished one
 // (expired included) is ECodeJobFinished.
 func (s *Store) CancelJob(ctx context.Context, account, id string) (meter.JobResult, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.JobResult{}, err
-	}
 	var res meter.JobResult
 	err := s.update(ctx, account, func(o *op) error {
 		j, err := o.liveJob(id)
@@ -738,7 +652,7 @@ func (s *Store) CancelJob(ctx context.Context, account, id string) (meter.JobRes
 		}
 		switch {
 		case j.Status == meter.JobCanceled:
-		case j.finished():
+		case j.Finished():
 			return meter.Errorf(meter.ECodeJobFinished, "job %q is %s", id, j.Status)
 		default:
 			if err := o.endJob(id, j, meter.JobCanceled); err != nil {

@@ -1,7 +1,9 @@
 package boltstore
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -25,7 +27,7 @@ func ok(t *testing.T) func(meter.JobResult, error) meter.JobResult {
 	}
 }
 
-func report(s *Store, acct, id string, done map[string]int, final string) (meter.JobResult, error) {
+func report(s meter.Store, acct, id string, done map[string]int, final string) (meter.JobResult, error) {
 	return s.ReportJob(ctx, meter.JobReport{AccountID: acct, JobID: id, Done: done, Final: final,
 		RequestID: "rq-" + id, Period: month(0)})
 }
@@ -226,7 +228,7 @@ func TestJobClassesAndResumeHold(t *testing.T) {
 // A job's hold is not a reservation clients can settle, and its id space
 // is the job's.
 func TestJobHoldIsTheJobs(t *testing.T) {
-	s := openTemp(t, Options{})
+	s := meter.Validated(openTemp(t, Options{})) // some refusals are its
 	a := "acme"
 	if _, err := s.CreateAccount(ctx, a, c(10)); err != nil {
 		t.Fatal(err)
@@ -516,4 +518,49 @@ func TestJobAcrossPeriods(t *testing.T) {
 			t.Errorf("usage of %v: %+v; want %+v", p.Start, u, want)
 		}
 	}
+}
+
+// A job record in the shape this store wrote before the stores shared
+// meter.JobRecord still opens, reads the same and is charged as before
+// (the next write stores it in the shared shape).
+func TestJobRecordOldFormat(t *testing.T) {
+	s := openTemp(t, Options{})
+	a := "acme"
+	if _, err := s.CreateAccount(ctx, a, c(10)); err != nil {
+		t.Fatal(err)
+	}
+	req := meter.JobRequest{AccountID: a, ID: "j", Rates: map[string]meter.Credits{"p": c(1)}, Estimate: c(3), TTL: time.Hour}
+	created := ok(t)(s.CreateJob(ctx, req)).Job
+	var raw []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		raw = tx.Bucket(bAccounts).Bucket([]byte(a)).Bucket(bJobs).Get([]byte("j"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var rec meter.JobRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	old := fmt.Sprintf(`{"s":"running","rates":{"p":1000},"est":3000,"created_ms":%d,"updated_ms":%d,`+
+		`"expires_ms":%d,"ttl_ms":%d,"retain_ms":%d,"due":%d}`,
+		rec.CreatedMS, rec.UpdatedMS, rec.ExpiresMS, rec.TTLMS, rec.RetainMS, rec.DueMS)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bAccounts).Bucket([]byte(a)).Bucket(bJobs).Put([]byte("j"), []byte(old))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.Job(ctx, a, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(j, created) {
+		t.Fatalf("old record reads\n%+v\nwas\n%+v", j, created)
+	}
+	res := ok(t)(report(s, a, "j", map[string]int{"p": 2}, meter.JobCompleted))
+	if res.Charged != c(2) || res.Job.Status != meter.JobCompleted {
+		t.Fatalf("report: %+v", res)
+	}
+	storetest.Expect(t, s, a, c(8), 0, storetest.Entry{Type: "purchase", Amount: c(10), After: c(10)},
+		storetest.Entry{Type: "usage", Amount: -c(2), After: c(8)})
 }

@@ -13,9 +13,6 @@ import (
 // Adding the same key to the same account again is a no-op; a hash that
 // belongs to another account is refused.
 func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	return s.update(ctx, k.AccountID, func(o *op) error {
 		keys := o.tx.Bucket(bKeys)
 		if raw := keys.Get([]byte(k.Hash)); raw != nil {
@@ -47,9 +44,6 @@ func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
 // is none or it is revoked.
 func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 	unknown := meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
-	if !isSHA256Hex(hash) {
-		return meter.Key{}, unknown
-	}
 	if err := ctx.Err(); err != nil {
 		return meter.Key{}, meter.Unavailable(err)
 	}
@@ -71,23 +65,8 @@ func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 	return rec.key(hash), nil
 }
 
-func isSHA256Hex(h string) bool {
-	if len(h) != 64 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		if !('0' <= h[i] && h[i] <= '9' || 'a' <= h[i] && h[i] <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // ListKeys returns an account's keys, revoked ones included, oldest first.
 func (s *Store) ListKeys(ctx context.Context, account string) ([]meter.Key, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return nil, err
-	}
 	var keys []meter.Key
 	err := s.view(ctx, account, func(o *op) error {
 		var err error
@@ -123,9 +102,6 @@ func (o *op) keys(account string) ([]meter.Key, error) {
 // stays, for the account's key listing. Revoking twice keeps the first
 // time.
 func (s *Store) RevokeKey(ctx context.Context, account, keyID string) (meter.Key, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return meter.Key{}, err
-	}
 	var out meter.Key
 	err := s.update(ctx, account, func(o *op) error {
 		keys, err := o.keys(account)

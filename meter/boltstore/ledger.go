@@ -13,14 +13,11 @@ import (
 // most 1000. From, To and Before are bounds on entry ids, as redisstore's
 // stream ranges: From includes "<from ms>-0", To and Before exclude.
 func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
-	limit, err := q.Validate()
-	if err != nil {
-		return nil, err
-	}
+	limit := q.PageLimit()
 	var before ledgerID
 	if q.Before != "" {
 		var ok bool
-		if before, ok = parseLedgerID(q.Before); !ok { // checked by Validate
+		if before, ok = parseLedgerID(q.Before); !ok { // its shape was checked before the store
 			return nil, meter.Errorf(meter.ECodeInvalid, "cursor %q is not a ledger entry id", q.Before)
 		}
 	}
@@ -37,7 +34,7 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 	}
 	out := make([]meter.LedgerEntry, 0, limit)
 	skip := q.Offset
-	err = s.view(ctx, q.AccountID, func(o *op) error {
+	err := s.view(ctx, q.AccountID, func(o *op) error {
 		c := o.sub(bLedger).Cursor()
 		var k, v []byte
 		switch {
@@ -78,9 +75,6 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 // LedgerTotal counts the entries of q's type and dates.
 func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, error) {
 	q.Before, q.Offset = "", 0
-	if _, err := q.Validate(); err != nil {
-		return 0, err
-	}
 	var lower, upper []byte
 	if !q.From.IsZero() {
 		lower = timeBound(q.From).key()
@@ -116,9 +110,6 @@ func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, erro
 // below "<before ms>-0"). Balances are kept in the account record, never
 // recomputed from the ledger, so trimming changes no balance.
 func (s *Store) TrimLedger(ctx context.Context, account string, before time.Time) (int64, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return 0, err
-	}
 	bound := timeBound(before).key()
 	var n int64
 	err := s.update(ctx, account, func(o *op) error {
@@ -144,9 +135,6 @@ func (s *Store) TrimLedger(ctx context.Context, account string, before time.Time
 // refunded at most once: a second refund, even of the rest, is
 // ECodeRefundNotAllowed, as is an amount over what it took.
 func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, error) {
-	if err := r.Validate(); err != nil {
-		return meter.LedgerEntry{}, err
-	}
 	eid, ok := parseLedgerID(r.EntryID)
 	if !ok {
 		return meter.LedgerEntry{}, meter.Errorf(meter.ECodeNotFound, "no ledger entry %q", r.EntryID)
@@ -197,9 +185,6 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 // two months after their period, counters are kept: they are a few bytes
 // per route and period.
 func (s *Store) Usage(ctx context.Context, account string, period meter.Period) ([]meter.RouteUsage, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return nil, err
-	}
 	pid, _ := period.Millis()
 	prefix := be64(pid)
 	out := []meter.RouteUsage{}

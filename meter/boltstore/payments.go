@@ -28,9 +28,6 @@ var (
 // Purchase adds a payment's credits once per key, with the record of the
 // payment and its intent's index, in one transaction.
 func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseResult, error) {
-	if err := p.Validate(); err != nil {
-		return meter.PurchaseResult{}, err
-	}
 	var out meter.PurchaseResult
 	err := s.update(ctx, p.AccountID, func(o *op) error {
 		if rec, err := o.payment([]byte("p:" + p.Key)); err != nil || rec != nil {
@@ -99,9 +96,6 @@ func (s *Store) Payment(ctx context.Context, pi string) (meter.PaymentRecord, er
 // Reverse takes back what r.Target adds to the credits reversed before.
 // The balance may go below zero (see meter.PaymentStore).
 func (s *Store) Reverse(ctx context.Context, r meter.Reversal) (meter.ReversalResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.ReversalResult{}, err
-	}
 	var out meter.ReversalResult
 	err := s.update(ctx, r.AccountID, func(o *op) error {
 		rec, err := o.paymentOfIntent(r.PaymentIntentID)

@@ -11,9 +11,6 @@ import (
 
 // PutPlan creates or replaces a plan.
 func (s *Store) PutPlan(ctx context.Context, p meter.Plan) error {
-	if err := p.Validate(); err != nil {
-		return err
-	}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return internalErr(err)

@@ -25,9 +25,6 @@ func (o *op) rollPeriod(p meter.Period) {
 // reservation. While held or committed, the key with another Fingerprint
 // is ECodeIdempotencyKeyReused.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	if err := r.Validate(); err != nil {
-		return meter.Reservation{}, err
-	}
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	amount := int64(r.Amount)
 	var res meter.Reservation
@@ -112,9 +109,6 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 // Late. The commit counts the request, its pages and its credits in the
 // usage by route of the reservation's period (the stored one when late).
 func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
-	if err := c.Validate(); err != nil {
-		return meter.Settlement{}, err
-	}
 	var st meter.Settlement
 	err := s.updateBatched(ctx, c.AccountID, func(o *op) error {
 		a, rid := o.a, c.ReservationID
@@ -231,12 +225,6 @@ func (o *op) count(period int64, route string, pages, credits int64) error {
 // expired one succeeds and changes nothing; a committed one is
 // ECodeReservationSettled.
 func (s *Store) Void(ctx context.Context, accountID, reservationID string) (meter.Settlement, error) {
-	if err := meter.ValidateAccountID(accountID); err != nil {
-		return meter.Settlement{}, err
-	}
-	if reservationID == "" || len(reservationID) > meter.MaxRefLen {
-		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
-	}
 	var st meter.Settlement
 	err := s.updateBatched(ctx, accountID, func(o *op) error {
 		r, err := o.loadRes(reservationID)

@@ -16,12 +16,6 @@ import (
 // CreateAccount creates an account; initial credits are recorded as a
 // purchase entry "initial credits". ECodeAccountExists if it exists.
 func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Credits) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
-	if err := meter.CheckAmount("initial credits", initial); err != nil {
-		return meter.Account{}, err
-	}
 	r, err := s.run(ctx, createAccountScript, id, int64(initial), nonce())
 	if err != nil {
 		return meter.Account{}, err
@@ -45,9 +39,6 @@ func (s *Store) CreateAccount(ctx context.Context, id string, initial meter.Cred
 
 // Account returns an account's balances, after releasing expired holds.
 func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
 	r, err := s.run(ctx, accountScript, id)
 	if err != nil {
 		return meter.Account{}, err
@@ -65,9 +56,6 @@ func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings
 // ApplySettings sets the account's limits in force and, unless own is
 // nil, its own settings, in one script (settings.lua).
 func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Settings, l meter.Limits) (meter.Account, error) {
-	if err := meter.ValidateAccountID(id); err != nil {
-		return meter.Account{}, err
-	}
 	raw := ""
 	if own != nil {
 		b, err := json.Marshal(own)
@@ -75,9 +63,6 @@ func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Setting
 			return meter.Account{}, internalErr(err)
 		}
 		raw = string(b)
-	}
-	if err := l.Validate(); err != nil {
-		return meter.Account{}, err
 	}
 	r, err := s.run(ctx, settingsScript, id, raw, int64(l.MonthlyQuota), int64(l.OverageCap), l.QuotaUnit,
 		int64(l.LowBalanceThreshold))
@@ -93,25 +78,25 @@ func (s *Store) ApplySettings(ctx context.Context, id string, own *meter.Setting
 // balance and overage parts of the holds; quota parts are in
 // Quota.Reserved. Accounts created before updated_ms read it as created.
 func accountFrom(id string, r *reply) meter.Account {
-	bal, res := meter.Credits(r.int(1)), meter.Credits(r.int(2))
-	a := meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.int(3))}
+	bal, res := meter.Credits(r.intOf("balance")), meter.Credits(r.intOf("reserved"))
+	a := meter.Account{ID: id, Balance: bal, Reserved: res, Available: bal - res, CreatedAt: msTime(r.intOf("created_ms"))}
 	a.UpdatedAt = a.CreatedAt
-	if len(r.v) > 7 && r.str(7) != "" {
-		a.UpdatedAt = msTime(r.int(7))
+	if r.has("updated_ms") && r.strOf("updated_ms") != "" {
+		a.UpdatedAt = msTime(r.intOf("updated_ms"))
 	}
-	if len(r.v) > 4 {
-		if raw := r.str(4); raw != "" {
+	if r.has("total_used") {
+		if raw := r.optStr("settings_json"); raw != "" {
 			if err := json.Unmarshal([]byte(raw), &a.Settings); err != nil && r.err == nil {
 				r.err = fmt.Errorf("redisstore: account %s: bad settings %q: %v", id, raw, err)
 			}
 		}
-		a.TotalPurchased, a.TotalUsed = meter.Credits(r.int(5)), meter.Credits(r.int(6))
+		a.TotalPurchased, a.TotalUsed = meter.Credits(r.intOf("total_purchased")), meter.Credits(r.intOf("total_used"))
 	}
-	if len(r.v) > 8 {
-		a.Quota, a.Overage = r.periodState(8)
+	if r.has("quota_limit") {
+		a.Quota, a.Overage = r.periodState()
 	}
-	if len(r.v) > 17 {
-		a.Grants = lotsFrom(id, r.str(17))
+	if r.has("lots") {
+		a.Grants = lotsFrom(id, r.strOf("lots"))
 	}
 	return a
 }
@@ -120,9 +105,6 @@ func accountFrom(id string, r *reply) meter.Account {
 // account's key set. The record's CreatedAt is the server's time; k's is
 // ignored. Adding the same key to the same account again is a no-op.
 func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
-	if err := k.Validate(); err != nil {
-		return err
-	}
 	n, err := s.c.Exists(ctx, s.accountKeys(k.AccountID)[0]).Result()
 	if err != nil {
 		return storeErr(err)
@@ -135,7 +117,7 @@ func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
 	if err != nil {
 		return storeErr(err)
 	}
-	r := &reply{v: v}
+	r := addKeyScript.reply(v)
 	if code := r.str(0); code != "ok" {
 		return refusal(code, k.AccountID, r)
 	}
@@ -148,9 +130,6 @@ func (s *Store) AddKey(ctx context.Context, k meter.Key) error {
 // LookupKey returns the key record of a hash; ECodeInvalidAPIKey if none.
 func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 	unknown := meter.Errorf(meter.ECodeInvalidAPIKey, "invalid API key")
-	if !meter.IsKeyHash(hash) {
-		return meter.Key{}, unknown
-	}
 	m, err := s.c.HGetAll(ctx, s.keyRecordKey(hash)).Result()
 	if err != nil {
 		return meter.Key{}, storeErr(err)
@@ -166,9 +145,6 @@ func (s *Store) LookupKey(ctx context.Context, hash string) (meter.Key, error) {
 // take more than the available balance. With an IdempotencyKey seen in
 // the last Retain, the first entry is returned and nothing is recorded.
 func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, error) {
-	if err := g.Validate(); err != nil {
-		return meter.LedgerEntry{}, err
-	}
 	idem := g.IdempotencyKey
 	if idem == "" {
 		// A grant must not be recorded twice when go-redis retries it after
@@ -179,10 +155,10 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 	if err != nil {
 		return meter.LedgerEntry{}, err
 	}
-	e := meter.LedgerEntry{ID: r.str(1), AccountID: g.AccountID, Type: r.str(2),
-		Amount: meter.Credits(r.int(3)), BalanceAfter: meter.Credits(r.int(4)), Description: r.str(5)}
+	e := meter.LedgerEntry{ID: r.strOf("entry_id"), AccountID: g.AccountID, Type: r.strOf("type"),
+		Amount: meter.Credits(r.intOf("amount")), BalanceAfter: meter.Credits(r.intOf("balance_after")), Description: r.strOf("description")}
 	e.CreatedAt = entryTime(e.ID)
-	if r.int(7) > 0 {
+	if r.intOf("events") > 0 {
 		s.indexEvents(ctx, g.AccountID)
 	}
 	return e, r.check()
@@ -191,10 +167,7 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 // Ledger lists an account's entries, newest first: Limit, default 50,
 // at most 1000.
 func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
-	limit, err := q.Validate()
-	if err != nil {
-		return nil, err
-	}
+	limit := q.PageLimit()
 	keys := s.accountKeys(q.AccountID)
 	if err := s.touchLots(ctx, q.AccountID); err != nil { // also the existence check
 		return nil, err
@@ -251,9 +224,6 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 // whole ledger is asked for, else a walk of the range in batches.
 func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, error) {
 	q.Before, q.Offset = "", 0
-	if _, err := q.Validate(); err != nil {
-		return 0, err
-	}
 	keys := s.accountKeys(q.AccountID)
 	if err := s.touchLots(ctx, q.AccountID); err != nil { // also the existence check
 		return 0, err

@@ -3,9 +3,9 @@
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms
 -- Reply: {'ok', balance, reserved, created_ms, settings_json, total_purchased,
---   total_used, updated_ms, state..., lots} (lots: the 'lots' field, see lib.lua; state: see with_state in lib.lua;
+--   total_used, updated_ms, state..., lots} (state: see with_state in lib.lua;
 --   updated_ms: when the settings last changed, '' for accounts older than
---   the field)
+--   the field; lots: the credit grants, LOTS in lib.lua)
 --   or {'account_not_found'}
 local a = open()
 if not a then return {'account_not_found'} end

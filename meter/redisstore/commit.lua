@@ -17,7 +17,7 @@
 --   or {'period', id}: KEYS[9] is not the usage hash of period id; nothing
 --   was charged, call again with that one
 --   or {'account_not_found'} | {'reservation_not_found'}
---   or {'reservation_settled', 'voided'}
+--   or {'reservation_settled', status ('voided')}
 -- A held reservation is charged min(amount, reserved amount) from its own
 -- parts, quota first, then grants, then balance, then overage, and released; its usage
 -- counts in the period it was made in. Parts held in a period that has
@@ -41,6 +41,8 @@
 local rid, amount, route, pages = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[7]) or 0
 local a = open(16, true) -- all but total_purchased; the marker saved below
 if not a then return {'account_not_found'} end
+-- A job's hold is settled by the job's calls only (as ledger and boltstore).
+if string.sub(rid, 1, 4) == 'job:' then return {'reservation_not_found'} end
 
 local r = load_res(rid, a)
 if not r then return {'reservation_not_found'} end

@@ -55,13 +55,13 @@ func (s *Store) ClaimEvents(ctx context.Context, owner string, lease time.Durati
 		if err != nil {
 			return out, storeErr(err)
 		}
-		r := &reply{v: v}
-		if r.int(1) == 0 {
+		r := claimEventsScript.reply(v)
+		if r.intOf("left") == 0 {
 			if err := s.c.SRem(ctx, s.outboxIndexKey(), id).Err(); err != nil {
 				return out, storeErr(err)
 			}
 		}
-		for i := 2; i+1 < len(v); i += 2 {
+		for i := r.at("id"); i >= 0 && i+1 < len(v); i += 2 { // id, record, ...
 			e, err := eventFrom(id, r.str(i), r.str(i+1))
 			if err != nil {
 				return out, internalErr(err)
@@ -112,24 +112,12 @@ var jobFieldEscape = strings.NewReplacer("%7C", "|", "%25", "%")
 // AckEvent removes a delivered event; an account left without events is
 // dropped from the index.
 func (s *Store) AckEvent(ctx context.Context, account, id string) error {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return err
-	}
-	if meter.ValidateEventID(id) != nil {
-		return nil
-	}
 	return s.ackOrRetry(ctx, account, id, "")
 }
 
 // RetryEvent makes a claimed event claimable again after delay, on the
 // server's clock.
 func (s *Store) RetryEvent(ctx context.Context, account, id string, delay time.Duration) error {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return err
-	}
-	if err := meter.ValidateEventID(id); err != nil {
-		return err
-	}
 	return s.ackOrRetry(ctx, account, id, max(0, delay.Milliseconds()))
 }
 
@@ -138,11 +126,11 @@ func (s *Store) ackOrRetry(ctx context.Context, account, id string, delay any) e
 	if err != nil {
 		return storeErr(err)
 	}
-	r := &reply{v: v}
+	r := ackEventScript.reply(v)
 	if code := r.str(0); code != "ok" {
 		return refusal(code, account, r)
 	}
-	if r.int(1) == 0 {
+	if r.intOf("left") == 0 {
 		if err := s.c.SRem(ctx, s.outboxIndexKey(), account).Err(); err != nil {
 			return storeErr(err)
 		}

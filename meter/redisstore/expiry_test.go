@@ -37,29 +37,49 @@ func TestRetainPurgesSettledRecords(t *testing.T) {
 	expect(t, s, id, c(9), c(5), entry{"purchase", c(10), c(10), false}, entry{"usage", -c(1), c(9), false})
 }
 
-func TestSweepIsBounded(t *testing.T) {
-	s := newStore(t, Options{})
-	id := newAccount(t, s, c(1000))
-	for i := 0; i < 450; i++ {
-		mustReserve(t, s, id, newRID(), c(1))
-	}
-	// Backdate all the holds at once, so that none is swept while the
-	// others are made, however slow the machine.
+// sweepBound is SWEEP_LIMIT * SWEEP_BATCHES of lib.lua: the most timers
+// one call sweeps.
+const sweepBound = 200 * 5
+
+// backdateHolds makes n holds of 1 credit on id all due at once (none is
+// swept while the others are made, however slow the machine).
+func backdateHolds(t testing.TB, s *Store, id string, n int) {
+	t.Helper()
 	cl := srv.Client()
 	defer cl.Close()
+	for i := 0; i < n; i++ {
+		mustReserve(t, s, id, newRID(), c(1))
+	}
 	holds := s.accountKeys(id)[1]
 	rids, err := cl.ZRange(ctx, holds, 0, -1).Result()
-	if err != nil || len(rids) != 450 {
+	if err != nil || len(rids) != n {
 		t.Fatalf("%d holds, %v", len(rids), err)
 	}
+	p := cl.Pipeline()
 	for _, rid := range rids {
-		cl.ZAddXX(ctx, holds, redis.Z{Score: 1, Member: rid})
+		p.ZAddXX(ctx, holds, redis.Z{Score: 1, Member: rid})
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
 	}
 	// Timers set behind the scripts' back must lower the account's
 	// next-due marker too (or wait for up to SWEEP_AHEAD).
 	cl.HDel(ctx, s.accountKeys(id)[0], "due")
-	// Each script expires at most SWEEP_LIMIT holds; three reads clear 450.
-	for _, want := range []meter.Credits{c(250), c(50), 0} {
+}
+
+// Holds that expired together are all released by the next call that
+// reads the pools, up to sweepBound of them; a call never sweeps more, and
+// the next one goes on.
+func TestSweepIsBounded(t *testing.T) {
+	s := newStore(t, Options{})
+	id := newAccount(t, s, c(10000))
+	backdateHolds(t, s, id, 450)
+	if a, _ := s.Account(ctx, id); a.Reserved != 0 {
+		t.Errorf("450 expired holds: reserved %s after one read, want 0", a.Reserved)
+	}
+	id = newAccount(t, s, c(10000))
+	backdateHolds(t, s, id, sweepBound+250)
+	for _, want := range []meter.Credits{c(250), 0} {
 		if a, _ := s.Account(ctx, id); a.Reserved != want {
 			t.Errorf("reserved %s, want %s", a.Reserved, want)
 		}
@@ -103,5 +123,21 @@ func TestNextDueMarkerSaved(t *testing.T) {
 	mustCommit(t, s, id, "r1", c(1))
 	if again, _ := cl.HGet(ctx, k, "due").Int64(); again != due && time.Now().UnixMilli() < due {
 		t.Errorf("commit within the second moved the marker: %d -> %d", due, again)
+	}
+}
+
+// BenchmarkSweepWorstCase times the longest sweep one call makes:
+// sweepBound holds expired together, released by one read of the account
+// (the script's time, plus one round trip).
+func BenchmarkSweepWorstCase(b *testing.B) {
+	s := newStore(b, Options{})
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		id := newAccount(b, s, c(10000))
+		backdateHolds(b, s, id, sweepBound)
+		b.StartTimer()
+		if a, err := s.Account(ctx, id); err != nil || a.Reserved != 0 {
+			b.Fatalf("%+v, %v", a, err)
+		}
 	}
 }

@@ -4,7 +4,7 @@
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] amount, [3] expires ms (0: never), [4] priority,
 --       [5] description, [6] idempotency key ('' for none)
--- Reply: {'ok', grant id, replayed (0|1), lots, balance, reserved}
+-- Reply: {'ok', grant_id, replayed (0|1), lots, balance, reserved}
 --   or {'account_not_found'} | {'invalid', message}
 -- A key seen before answers the grant it created (kept: grants are rare),
 -- (a grant no longer in lots has ended).

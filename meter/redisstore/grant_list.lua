@@ -3,7 +3,7 @@
 -- this writes first).
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms
--- Reply: {'ok', lots} (see LOTS in lib.lua) or {'account_not_found'}
+-- Reply: {'ok', lots} (the LOTS field of lib.lua) or {'account_not_found'}
 -- An account without lots costs one HMGET here.
 local v = redis.call('HMGET', KEYS[1], 'balance', 'lots')
 if not v[1] then return {'account_not_found'} end

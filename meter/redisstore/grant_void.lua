@@ -4,7 +4,7 @@
 -- Go twin: ledger.Account.VoidLot (meter/ledger)
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] grant id
--- Reply: {'ok', the lot's line before the void, lots after}
+-- Reply: {'ok', lots_before, lots} (the lots before and after the void)
 --   or {'account_not_found'} | {'grant_not_found'}
 local a = open()
 if not a then return {'account_not_found'} end

@@ -28,8 +28,8 @@ func (s *Store) CreateCreditGrant(ctx context.Context, g meter.CreditGrantReques
 	if err != nil {
 		return meter.CreditGrant{}, err
 	}
-	id := r.str(1)
-	for _, l := range lotsFrom(g.AccountID, r.str(3)) {
+	id := r.strOf("grant_id")
+	for _, l := range lotsFrom(g.AccountID, r.strOf("lots")) {
 		if l.ID == id {
 			return l, r.check()
 		}
@@ -57,13 +57,13 @@ func (s *Store) VoidCreditGrant(ctx context.Context, accountID, grantID string) 
 		return meter.CreditGrant{}, err
 	}
 	var out meter.CreditGrant
-	for _, l := range lotsFrom(accountID, r.str(2)) {
+	for _, l := range lotsFrom(accountID, r.strOf("lots")) {
 		if l.ID == grantID {
 			out = l
 		}
 	}
 	if out.ID == "" { // nothing held it: gone
-		for _, l := range lotsFrom(accountID, r.str(1)) {
+		for _, l := range lotsFrom(accountID, r.strOf("lots_before")) {
 			if l.ID == grantID {
 				out = l
 				out.Remaining, out.Held = 0, 0
@@ -84,7 +84,7 @@ func (s *Store) CreditGrants(ctx context.Context, accountID string) ([]meter.Cre
 	if err != nil {
 		return nil, err
 	}
-	out := lotsFrom(accountID, r.str(1))
+	out := lotsFrom(accountID, r.strOf("lots"))
 	if out == nil {
 		out = []meter.CreditGrant{}
 	}

@@ -30,9 +30,6 @@ func (s *Store) jobAliasKey(account, upstreamID string) string {
 
 // CreateJob records a running job and holds its estimate; see meter.JobStore.
 func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	rates := make(map[string]string, len(r.Rates))
 	for c, v := range r.Rates {
 		rates[c] = strconv.FormatInt(int64(v), 10)
@@ -47,21 +44,12 @@ func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobRes
 
 // Job reads a job; see meter.JobStore.
 func (s *Store) Job(ctx context.Context, account, id string) (meter.Job, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.Job{}, err
-	}
 	res, err := s.runJob(ctx, jobGetScript, account, id, meter.Period{})
 	return res.Job, err
 }
 
 // AttachJob records the upstream's id of a job; see meter.JobStore.
 func (s *Store) AttachJob(ctx context.Context, account, id, upstreamID string) error {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return err
-	}
-	if err := meter.ValidateUpstreamJobID(upstreamID); err != nil {
-		return err
-	}
 	// The upstream id to attach is the one the keys name (ARGV[3]).
 	s.jobUps.put(account, id, upstreamID)
 	_, err := s.runJob(ctx, jobAttachScript, account, id, meter.Period{})
@@ -75,13 +63,7 @@ func (s *Store) AttachJob(ctx context.Context, account, id, upstreamID string) e
 // which must name the same upstream id (an alias is never reused while its
 // job's record lives, but is checked all the same).
 func (s *Store) JobByUpstream(ctx context.Context, account, upstreamID string) (meter.Job, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return meter.Job{}, err
-	}
 	notFound := meter.Errorf(meter.ECodeJobNotFound, "job %q not found", upstreamID)
-	if !meter.ValidJobRef(upstreamID) {
-		return meter.Job{}, notFound
-	}
 	id, err := s.c.Get(ctx, s.jobAliasKey(account, upstreamID)).Result()
 	if errors.Is(err, redis.Nil) {
 		if err := s.mustExist(ctx, account); err != nil {
@@ -103,9 +85,6 @@ func (s *Store) JobByUpstream(ctx context.Context, account, upstreamID string) (
 // ReportJob records progress and charges the newly done pages; see
 // meter.JobStore.
 func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResult, error) {
-	if err := r.Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	done := make(map[string]string, len(r.Done))
 	for c, n := range r.Done {
 		done[c] = strconv.Itoa(n)
@@ -134,19 +113,12 @@ func (s *Store) ReportJob(ctx context.Context, r meter.JobReport) (meter.JobResu
 // ResumeJob unblocks a blocked job, all or nothing; see meter.JobStore. The
 // period is the call's, as ReserveRequest.Period.
 func (s *Store) ResumeJob(ctx context.Context, account, id string, p meter.Period, requestID string) (meter.JobResult, error) {
-	// A report of nothing checks the same: the ids and the period.
-	if err := (meter.JobReport{AccountID: account, JobID: id, Period: p}).Validate(); err != nil {
-		return meter.JobResult{}, err
-	}
 	return s.runJob(ctx, jobResumeScript, account, id, p, requestID)
 }
 
 // CancelJob finishes a running or blocked job as canceled; see
 // meter.JobStore.
 func (s *Store) CancelJob(ctx context.Context, account, id string) (meter.JobResult, error) {
-	if err := meter.ValidateJobLookup(account, id); err != nil {
-		return meter.JobResult{}, err
-	}
 	return s.runJob(ctx, jobCancelScript, account, id, meter.Period{})
 }
 
@@ -180,15 +152,15 @@ func (s *Store) runJob(ctx context.Context, sc *script, account, id string, p me
 		case err != nil:
 			return meter.JobResult{}, err
 		}
-		j, perr := parseJob(account, rep.str(1))
+		j, perr := parseJob(account, rep.strOf("job_json"))
 		if perr != nil {
 			return meter.JobResult{}, internalErr(perr)
 		}
-		j.Reserved = meter.Credits(rep.int(2))
-		res := meter.JobResult{Job: j, Charged: meter.Credits(rep.int(3)), EntryID: rep.str(4),
-			Balance: meter.Credits(rep.int(5)), Available: meter.Credits(rep.int(6))}
-		s.periods.Store(account, rep.int(7))
-		if rep.int(8) > 0 {
+		j.Reserved = meter.Credits(rep.intOf("reserved"))
+		res := meter.JobResult{Job: j, Charged: meter.Credits(rep.intOf("charged")), EntryID: rep.strOf("entry_id"),
+			Balance: meter.Credits(rep.intOf("balance")), Available: meter.Credits(rep.intOf("available"))}
+		s.periods.Store(account, rep.intOf("period"))
+		if rep.intOf("events") > 0 {
 			s.indexEvents(ctx, account)
 		}
 		if j.Finished() {
@@ -200,62 +172,14 @@ func (s *Store) runJob(ctx context.Context, sc *script, account, id string, p me
 	}
 }
 
-// jobRecord is a job record as job_lib.lua stores it: numbers as decimal
-// strings.
-type jobRecord struct {
-	ID         string            `json:"id"`
-	UpstreamID string            `json:"upstream_id"`
-	Route      string            `json:"route"`
-	Status     string            `json:"status"`
-	Rates      map[string]string `json:"rates"`
-	EstPages   string            `json:"est_pages"`
-	Estimate   string            `json:"estimate"`
-	Debited    string            `json:"debited"`
-	Pages      map[string]string `json:"pages"`
-	Reported   map[string]string `json:"reported"`
-	Failed     string            `json:"failed"`
-	Final      string            `json:"final"`
-	Created    string            `json:"created"`
-	Updated    string            `json:"updated"`
-	Expires    string            `json:"expires"`
-	Finished   string            `json:"finished"`
-	TTL        string            `json:"ttl"`
-}
-
+// parseJob reads a job record as job_json (job_lib.lua) writes it: a
+// meter.JobRecord.
 func parseJob(account, raw string) (meter.Job, error) {
-	var rec jobRecord
+	var rec meter.JobRecord
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return meter.Job{}, fmt.Errorf("redisstore: bad job record of %s: %q: %v", account, raw, err)
 	}
-	var bad error
-	num := func(s string) int64 {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil && bad == nil {
-			bad = fmt.Errorf("redisstore: bad job record of %s: %q", account, raw)
-		}
-		return n
-	}
-	pages := func(m map[string]string) map[string]int {
-		out := make(map[string]int, len(m))
-		for c, v := range m {
-			out[c] = int(num(v))
-		}
-		return out
-	}
-	j := meter.Job{ID: rec.ID, AccountID: account, UpstreamID: rec.UpstreamID, Route: rec.Route,
-		Status: rec.Status, Rates: make(map[string]meter.Credits, len(rec.Rates)),
-		EstimatedPages: int(num(rec.EstPages)), Estimate: meter.Credits(num(rec.Estimate)),
-		Debited: meter.Credits(num(rec.Debited)), Pages: pages(rec.Pages), Reported: pages(rec.Reported),
-		Failed: int(num(rec.Failed)), Final: rec.Final, CreatedAt: msTime(num(rec.Created)),
-		UpdatedAt: msTime(num(rec.Updated)), ExpiresAt: msTime(num(rec.Expires)),
-		TTL: time.Duration(num(rec.TTL)) * time.Millisecond}
-	for c, v := range rec.Rates {
-		j.Rates[c] = meter.Credits(num(v))
-	}
-	if ms := num(rec.Finished); ms > 0 {
-		j.FinishedAt = msTime(ms)
-	}
-	return j, bad
+	return rec.Job(account, rec.ID), nil
 }
 
 func ceilMS(d time.Duration) int64 { return (d + time.Millisecond - 1).Milliseconds() }

@@ -23,7 +23,7 @@
 --    'balance', b, 'available', a, 'shortfall', s, 'late', 0|1}}
 --   or {'period', id}: call again with that period's usage hash
 --   or {'account_not_found'} | {'reservation_not_found'}
---   or {'reservation_settled', 'committed' | 'voided'}
+--   or {'reservation_settled', status ('committed' | 'voided')}
 -- A lease that expired first (the gateway was too slow) makes every
 -- request late.
 local lid = ARGV[2]

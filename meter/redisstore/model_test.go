@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"os"
 	"testing"
 	"time"
 
@@ -34,23 +33,34 @@ func TestModelCluster(t *testing.T) {
 }
 
 // Where the scripts were found to differ from the money model
-// (meter/ledger) and the embedded store; lean's to fix in the Lua.
+// (meter/ledger) and the embedded store, now fixed: on one server and on a
+// cluster of three masters.
 func TestModelDivergences(t *testing.T) {
-	t.Run("JobHoldIsNotAReservation", func(t *testing.T) {
-		if os.Getenv("MODEL_DIVERGENCES") == "" {
-			t.Skip("lean: commit.lua and void.lua settle a job's hold (rid job:<id>) like a request's; they must answer reservation_not_found for it, as the model and boltstore do")
-		}
-		storetest.JobHoldIsNotAReservation(t, newStore(t, Options{}))
-	})
-	t.Run("JobChargeBeyondItsHold", func(t *testing.T) {
-		storetest.JobChargeBeyondItsHold(t, newStore(t, Options{}))
-	})
-	t.Run("ExpiredHoldsBeyondOneSweep", func(t *testing.T) {
-		if os.Getenv("MODEL_DIVERGENCES") == "" {
-			t.Skip("lean: a call sweeps at most SWEEP_LIMIT (200) due timers, so holds expired beyond them still count as reserved and a reserve they no longer cover is refused; reserve (and every call that reads the pools) must not count expired holds")
-		}
-		storetest.ExpiredHoldsBeyondOneSweep(t, newStore(t, Options{}), time.Second, time.Sleep)
-	})
+	cl := redistest.NewCluster(t, 3)
+	stores := map[string]func(t *testing.T) *Store{
+		"single": func(t *testing.T) *Store { return newStore(t, Options{}) },
+		"cluster": func(t *testing.T) *Store {
+			s, err := OpenTarget(ctx, Target{Cluster: cl.Addrs()[:1]}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+	}
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Run("JobHoldIsNotAReservation", func(t *testing.T) {
+				storetest.JobHoldIsNotAReservation(t, open(t))
+			})
+			t.Run("JobChargeBeyondItsHold", func(t *testing.T) {
+				storetest.JobChargeBeyondItsHold(t, open(t))
+			})
+			t.Run("ExpiredHoldsBeyondOneSweep", func(t *testing.T) {
+				storetest.ExpiredHoldsBeyondOneSweep(t, open(t), time.Second, time.Sleep)
+			})
+		})
+	}
 }
 
 // Concurrent histories on the store, one server and a cluster of three

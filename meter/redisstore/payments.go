@@ -43,9 +43,6 @@ type paymentFields struct {
 // indexes its payment intent. An index write that fails fails the call:
 // the caller's retry replays the purchase and writes it again.
 func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseResult, error) {
-	if err := p.Validate(); err != nil {
-		return meter.PurchaseResult{}, err
-	}
 	raw, err := json.Marshal(paymentFields{PaymentIntentID: p.PaymentIntentID, ExternalID: p.ExternalID,
 		Credits: int64(p.Credits), AmountPaid: p.AmountPaid, Currency: p.Currency})
 	if err != nil {
@@ -56,8 +53,8 @@ func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseRe
 	if err != nil {
 		return meter.PurchaseResult{}, err
 	}
-	out := meter.PurchaseResult{Replayed: r.int(3) == 1}
-	if r.int(4) > 0 {
+	out := meter.PurchaseResult{Replayed: r.intOf("replayed") == 1}
+	if r.intOf("events") > 0 {
 		s.indexEvents(ctx, p.AccountID)
 	}
 	if err := r.check(); err != nil {
@@ -70,11 +67,11 @@ func (s *Store) Purchase(ctx context.Context, p meter.Payment) (meter.PurchaseRe
 	} else {
 		out.Record = meter.PaymentRecord{Key: p.Key, AccountID: p.AccountID, PaymentIntentID: p.PaymentIntentID,
 			ExternalID: p.ExternalID, Credits: p.Credits, AmountPaid: p.AmountPaid, Currency: p.Currency,
-			EntryID: r.str(1), CreatedAt: msTime(r.int(5))}
+			EntryID: r.strOf("entry_id"), CreatedAt: msTime(r.intOf("created_ms"))}
 	}
-	out.Entry = meter.LedgerEntry{ID: r.str(1), AccountID: p.AccountID, Type: meter.EntryPurchase,
-		Amount: out.Record.Credits, BalanceAfter: meter.Credits(r.int(2)), Description: p.Description,
-		PaymentIntentID: out.Record.PaymentIntentID, ExternalID: out.Record.ExternalID, CreatedAt: entryTime(r.str(1))}
+	out.Entry = meter.LedgerEntry{ID: r.strOf("entry_id"), AccountID: p.AccountID, Type: meter.EntryPurchase,
+		Amount: out.Record.Credits, BalanceAfter: meter.Credits(r.intOf("balance_after")), Description: p.Description,
+		PaymentIntentID: out.Record.PaymentIntentID, ExternalID: out.Record.ExternalID, CreatedAt: entryTime(r.strOf("entry_id"))}
 	if err := s.c.HSet(ctx, s.paymentIntentsKey(), out.Record.PaymentIntentID, p.AccountID).Err(); err != nil {
 		return out, storeErr(err)
 	}
@@ -123,28 +120,25 @@ func (s *Store) Payment(ctx context.Context, pi string) (meter.PaymentRecord, er
 // Reverse takes back what r.Target adds to the credits reversed before,
 // in one script. The balance may go below zero (see meter.PaymentStore).
 func (s *Store) Reverse(ctx context.Context, rv meter.Reversal) (meter.ReversalResult, error) {
-	if err := rv.Validate(); err != nil {
-		return meter.ReversalResult{}, err
-	}
 	r, err := s.runKeys(ctx, paymentReverseScript, rv.AccountID, s.paymentKeys(rv.AccountID),
 		rv.PaymentIntentID, int64(rv.Target), rv.AmountRefunded, rv.Description, rv.ExternalID)
 	if err != nil {
 		return meter.ReversalResult{}, err
 	}
-	if r.int(7) > 0 {
+	if r.intOf("events") > 0 {
 		s.indexEvents(ctx, rv.AccountID)
 	}
 	var out meter.ReversalResult
-	out.Taken = meter.Credits(r.int(2))
-	if id := r.str(1); id != "" {
+	out.Taken = meter.Credits(r.intOf("taken"))
+	if id := r.strOf("entry_id"); id != "" {
 		out.Entry = meter.LedgerEntry{ID: id, AccountID: rv.AccountID, Type: meter.EntryReversal, Amount: -out.Taken,
-			BalanceAfter: meter.Credits(r.int(3)), Description: rv.Description, PaymentIntentID: rv.PaymentIntentID,
-			ExternalID: rv.ExternalID, Shortfall: meter.Credits(r.int(8)), CreatedAt: entryTime(id)}
+			BalanceAfter: meter.Credits(r.intOf("balance_after")), Description: rv.Description, PaymentIntentID: rv.PaymentIntentID,
+			ExternalID: rv.ExternalID, Shortfall: meter.Credits(r.intOf("shortfall")), CreatedAt: entryTime(id)}
 	}
 	if err := r.check(); err != nil {
 		return out, err
 	}
-	out.Record, err = s.paymentRecord(ctx, rv.AccountID, r.str(4))
+	out.Record, err = s.paymentRecord(ctx, rv.AccountID, r.strOf("key"))
 	return out, err
 }
 

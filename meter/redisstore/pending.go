@@ -12,9 +12,6 @@ import (
 // events, soonest due first (then by id), and how many there are: a
 // ZRANGE of the outbox's due zset and an HMGET of those records.
 func (s *Store) PendingEvents(ctx context.Context, account string, limit int) ([]meter.Event, int, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return nil, 0, err
-	}
 	if err := s.mustExist(ctx, account); err != nil {
 		return nil, 0, err
 	}

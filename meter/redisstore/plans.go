@@ -14,9 +14,6 @@ func (s *Store) plansKey() string { return s.prefix + ":plans" }
 
 // PutPlan creates or replaces a plan.
 func (s *Store) PutPlan(ctx context.Context, p meter.Plan) error {
-	if err := p.Validate(); err != nil {
-		return err
-	}
 	raw, err := json.Marshal(p)
 	if err != nil {
 		return internalErr(err)

@@ -115,8 +115,9 @@ func (s *Store) Close() error {
 }
 
 // accountKeys are the KEYS of every account script, in the order lib.lua
-// documents. The id must have passed meter.ValidateAccountID: a brace in it would move
-// the keys out of the account's slot.
+// documents. The id must be a valid account id (the validating wrapper in
+// front of every store checks it): a brace in it would move the keys out of
+// the account's slot.
 func (s *Store) accountKeys(id string) []string {
 	base := s.prefix + ":{" + id + "}:"
 	return []string{base + "account", base + "timers", base + "reservations",
@@ -170,7 +171,7 @@ func (s *Store) runKeys(ctx context.Context, sc *script, id string, keys []strin
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	r := &reply{v: v}
+	r := sc.reply(v)
 	if code := r.str(0); code != "ok" {
 		return nil, refusal(code, id, r)
 	}
@@ -185,7 +186,7 @@ func refusal(code, id string, r *reply) error {
 	case meter.ECodeAccountExists:
 		return meter.Errorf(code, "account %q already exists", id)
 	case meter.ECodeInsufficientCredits:
-		req, avail := meter.Credits(r.int(1)), meter.Credits(r.int(2))
+		req, avail := meter.Credits(r.intOf("required")), meter.Credits(r.intOf("available"))
 		e := meter.Errorf(code, "insufficient credits: %s required, %s available", req, avail)
 		e.Details = map[string]any{"required": req, "available": avail}
 		return e
@@ -196,43 +197,43 @@ func refusal(code, id string, r *reply) error {
 	case meter.ECodeReservationNotFound:
 		return meter.Errorf(code, "reservation not found")
 	case meter.ECodeReservationSettled:
-		return meter.Errorf(code, "reservation is already %s", r.str(1))
+		return meter.Errorf(code, "reservation is already %s", r.strOf("status"))
 	case meter.ECodeOverageLimitReached:
-		req, avail, limit := meter.Credits(r.int(1)), meter.Credits(r.int(2)), meter.Credits(r.int(3))
+		req, avail, limit := meter.Credits(r.intOf("required")), meter.Credits(r.intOf("available")), meter.Credits(r.intOf("cap"))
 		e := meter.Errorf(code, "the overage of this period (%s credits) cannot cover %s credits", limit, req)
 		e.Details = map[string]any{"required": req, "available": avail, "cap": limit}
 		return e
 	case meter.ECodeCreditsOwed:
-		return meter.CreditsOwed(meter.Credits(r.int(1)), meter.Credits(r.int(2)), meter.Credits(r.int(3)))
+		return meter.CreditsOwed(meter.Credits(r.intOf("required")), meter.Credits(r.intOf("available")), meter.Credits(r.intOf("owed")))
 	case meter.ECodeQuotaExceeded:
-		limit, used, resets := meter.Credits(r.int(1)), meter.Credits(r.int(2)), msTime(r.int(3))
-		e := meter.Errorf(code, "%s", meter.QuotaMessage(limit, r.str(4), resets))
+		limit, used, resets := meter.Credits(r.intOf("limit")), meter.Credits(r.intOf("used")), msTime(r.intOf("resets_at_ms"))
+		e := meter.Errorf(code, "%s", meter.QuotaMessage(limit, r.strOf("unit"), resets))
 		e.Details = map[string]any{"limit": limit, "used": used, "resets_at": resets}
 		return e
 	case meter.ECodeRefundNotAllowed:
-		if r.str(1) == "refund_exceeds" {
+		if r.strOf("message") == "refund_exceeds" {
 			return meter.Errorf(code, "a refund of %s credits exceeds the %s credits the entry took",
-				meter.Credits(r.int(2)), meter.Credits(r.int(3)))
+				meter.Credits(r.intOf("amount")), meter.Credits(r.intOf("took")))
 		}
-		return meter.Errorf(code, "%s", r.str(1))
+		return meter.Errorf(code, "%s", r.strOf("message"))
 	case meter.ECodeInvalid, meter.ECodeNotFound:
-		return meter.Errorf(code, "%s", r.str(1))
+		return meter.Errorf(code, "%s", r.strOf("message"))
 	case meter.ECodeGrantNotFound:
 		return meter.Errorf(code, "no active credit grant of that id")
 	case "period":
-		return &wrongPeriod{id: r.int(1)}
+		return &wrongPeriod{id: r.intOf("id")}
 	case meter.ECodeJobNotFound:
-		return meter.Errorf(code, "job %q not found", r.str(1))
+		return meter.Errorf(code, "job %q not found", r.strOf("id"))
 	case meter.ECodeJobExpired:
-		return meter.Errorf(code, "job %q expired", r.str(1))
+		return meter.Errorf(code, "job %q expired", r.strOf("id"))
 	case meter.ECodeJobFinished:
-		e := meter.Errorf(code, "job %q is already %s", r.str(1), r.str(2))
-		e.Details = map[string]any{"status": r.str(2)}
+		e := meter.Errorf(code, "job %q is already %s", r.strOf("id"), r.strOf("status"))
+		e.Details = map[string]any{"status": r.strOf("status")}
 		return e
 	case "upstream":
-		return &wrongUpstream{id: r.str(1)}
+		return &wrongUpstream{id: r.strOf("id")}
 	case "job_invalid":
-		return &badReport{job: r.str(1)}
+		return &badReport{job: r.strOf("job_json")}
 	}
 	return internalErr(fmt.Errorf("redisstore: unexpected script reply %v", r.v))
 }

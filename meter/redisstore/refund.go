@@ -17,22 +17,14 @@ import (
 // restores the balance and lowers TotalUsed; it does not give back quota
 // or the period's overage, nor change the usage by route.
 func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, error) {
-	if err := r.Validate(); err != nil {
-		return meter.LedgerEntry{}, err
-	}
-	if !meter.LedgerEntryID.MatchString(r.EntryID) {
-		return meter.LedgerEntry{}, meter.Errorf(meter.ECodeNotFound, "no ledger entry %q", r.EntryID)
-	}
 	rep, err := s.run(ctx, refundScript, r.AccountID, r.EntryID, int64(r.Amount), r.Description, nonce())
 	if err != nil {
 		return meter.LedgerEntry{}, err
 	}
-	e := meter.LedgerEntry{ID: rep.str(1), AccountID: r.AccountID, Type: meter.EntryRefund,
-		Amount: meter.Credits(rep.int(2)), BalanceAfter: meter.Credits(rep.int(3)),
-		Description: rep.str(4), RefundOf: r.EntryID}
-	if len(rep.v) > 5 {
-		e.Granted, e.GrantIDs = lotParts(rep.str(5))
-	}
+	e := meter.LedgerEntry{ID: rep.strOf("entry_id"), AccountID: r.AccountID, Type: meter.EntryRefund,
+		Amount: meter.Credits(rep.intOf("amount")), BalanceAfter: meter.Credits(rep.intOf("balance_after")),
+		Description: rep.strOf("description"), RefundOf: r.EntryID}
+	e.Granted, e.GrantIDs = lotParts(rep.strOf("grant_parts"))
 	e.CreatedAt = entryTime(e.ID)
 	return e, rep.check()
 }
@@ -41,9 +33,6 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 // first (then by route). Counters are kept about two months past the end
 // of their period.
 func (s *Store) Usage(ctx context.Context, account string, period meter.Period) ([]meter.RouteUsage, error) {
-	if err := meter.ValidateAccountID(account); err != nil {
-		return nil, err
-	}
 	pid, _ := period.Millis()
 	if err := s.mustExist(ctx, account); err != nil {
 		return nil, err

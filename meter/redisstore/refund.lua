@@ -3,9 +3,12 @@
 -- KEYS: the account keys, see lib.lua (KEYS[6]: the refunds hash).
 -- ARGV: [1] retain_ms, [2] usage entry id, [3] amount (0: all it took),
 --       [4] description, [5] nonce of this call
--- Reply: {'ok', entry_id, amount, balance_after, description, grant parts ('id:n,...')}
+-- Reply: {'ok', entry_id, amount, balance_after, description, grant_parts}
+--   (grant_parts: 'id:n,...', what went back to each grant)
 --   or {'account_not_found'} | {'not_found', message}
---   or {'refund_not_allowed', message} | {'invalid', message}
+--   or {'refund_not_allowed', message, amount, took} (message 'refund_exceeds':
+--   amount is more than the entry took; else only a message)
+--   or {'invalid', message}
 -- An entry took -amount (its balance and overage parts); its quota part is
 -- not refunded (it was free). Each entry is refunded at most once, whole
 -- or in part: the refunds hash makes that atomic. The nonce makes a

@@ -18,9 +18,6 @@ import (
 // voided or expired, a new reservation. While held or committed, the key
 // with another Fingerprint is ECodeIdempotencyKeyReused.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	if err := r.Validate(); err != nil {
-		return meter.Reservation{}, err
-	}
 	pid, pend := r.Period.Millis()
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
 	rep, err := s.run(ctx, reserveScript, r.AccountID, r.ID, int64(r.Amount), ttl, r.IdempotencyKey, nonce(), pid, pend,
@@ -28,13 +25,13 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	if err != nil {
 		return meter.Reservation{}, err
 	}
-	res := meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(rep.int(1)),
-		Balance: meter.Credits(rep.int(2)), Available: meter.Credits(rep.int(3))}
-	if rid := rep.str(4); rid != "" { // a replay names the reservation it replays
+	res := meter.Reservation{ID: r.ID, AccountID: r.AccountID, Amount: meter.Credits(rep.intOf("amount")),
+		Balance: meter.Credits(rep.intOf("balance")), Available: meter.Credits(rep.intOf("available"))}
+	if rid := rep.strOf("replayed_rid"); rid != "" { // a replay names the reservation it replays
 		res.ID, res.Replayed = rid, true
 	}
-	s.periods.Store(r.AccountID, rep.int(5))
-	res.Quota, res.Overage = rep.periodState(6)
+	s.periods.Store(r.AccountID, rep.intOf("period_id"))
+	res.Quota, res.Overage = rep.periodState()
 	if err := rep.check(); err != nil || !res.Replayed {
 		return res, err
 	}
@@ -57,9 +54,6 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 // time. The commit also counts the request, its pages and its credits in
 // the usage by route of the reservation's period.
 func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settlement, error) {
-	if err := c.Validate(); err != nil {
-		return meter.Settlement{}, err
-	}
 	// The usage hash is a key of the script, so it is named here, for the
 	// period the script will count the charge in: the one last seen for
 	// the account. When that is wrong (another gateway rolled the period,
@@ -83,11 +77,11 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		if err != nil {
 			return meter.Settlement{}, err
 		}
-		st := meter.Settlement{Charged: meter.Credits(rep.int(1)), Balance: meter.Credits(rep.int(2)),
-			Available: meter.Credits(rep.int(3)), EntryID: rep.str(4), Late: rep.int(5) == 1}
-		st.Quota, st.Overage = rep.periodState(6)
-		st.Shortfall = meter.Credits(rep.int(16))
-		if rep.int(15) > 0 {
+		st := meter.Settlement{Charged: meter.Credits(rep.intOf("charged")), Balance: meter.Credits(rep.intOf("balance")),
+			Available: meter.Credits(rep.intOf("available")), EntryID: rep.strOf("entry_id"), Late: rep.intOf("late") == 1}
+		st.Quota, st.Overage = rep.periodState()
+		st.Shortfall = meter.Credits(rep.intOf("shortfall"))
+		if rep.intOf("events") > 0 {
 			s.indexEvents(ctx, c.AccountID)
 		}
 		return st, rep.check()
@@ -98,18 +92,12 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 // expired one succeeds and changes nothing; a committed one is
 // ECodeReservationSettled.
 func (s *Store) Void(ctx context.Context, accountID, reservationID string) (meter.Settlement, error) {
-	if err := meter.ValidateAccountID(accountID); err != nil {
-		return meter.Settlement{}, err
-	}
-	if reservationID == "" || len(reservationID) > meter.MaxRefLen {
-		return meter.Settlement{}, meter.Errorf(meter.ECodeReservationNotFound, "reservation not found")
-	}
 	rep, err := s.run(ctx, voidScript, accountID, reservationID)
 	if err != nil {
 		return meter.Settlement{}, err
 	}
-	st := meter.Settlement{Balance: meter.Credits(rep.int(1)), Available: meter.Credits(rep.int(2))}
-	st.Quota, st.Overage = rep.periodState(3)
+	st := meter.Settlement{Balance: meter.Credits(rep.intOf("balance")), Available: meter.Credits(rep.intOf("available"))}
+	st.Quota, st.Overage = rep.periodState()
 	return st, rep.check()
 }
 

@@ -17,6 +17,7 @@
 --   or {'insufficient_credits', required, available}
 --   or {'overage_limit_reached', required, available, cap}
 --   or {'quota_exceeded', limit, used (held included), resets_at_ms, unit}
+--   or {'credits_owed', required, available, owed} (see refusal in lib.lua)
 -- A newer period id starts the period's quota and overage afresh; an older
 -- one (a gateway whose clock lags) is read as the stored period.
 -- The nonce makes a client-side retry of this very call (connection lost

@@ -50,8 +50,13 @@ var (
 var luaFiles embed.FS
 
 // script is one .lua file, called by its function name in the library
-// (fn), or by its file's name in a batch (name, see batch.lua).
-type script struct{ fn, name string }
+// (fn), or by its file's name in a batch (name, see batch.lua); replies
+// holds the position of each name of its replies, by code (see
+// replyLayouts).
+type script struct {
+	fn, name string
+	replies  map[string]map[string]int
+}
 
 // newScript names the function of file (a .lua file of this directory);
 // it panics when there is no such file (a programming error).
@@ -60,7 +65,7 @@ func newScript(file string) *script {
 	if _, err := fs.Stat(luaFiles, file); err != nil || !ok || strings.HasSuffix(file, "lib.lua") {
 		panic(fmt.Sprintf("redisstore: no script %q", file))
 	}
-	return &script{fn: "cg" + libVersion() + "_" + name, name: name}
+	return &script{fn: "cg" + libVersion() + "_" + name, name: name, replies: replyLayouts(luaFiles, file)}
 }
 
 // caller is what a script runs on: any go-redis client.
@@ -201,8 +206,9 @@ func loadLibrary(ctx context.Context, c caller) error {
 // reply reads a script's array reply. A reply of an unexpected shape is a
 // bug in a script; it is recorded in err rather than panicking.
 type reply struct {
-	v   []any
-	err error
+	v     []any
+	names map[string]int // by name, the positions in v (see replyLayouts)
+	err   error
 }
 
 func (r *reply) str(i int) string {
@@ -239,15 +245,16 @@ func (r *reply) bad(i int) {
 	}
 }
 
-// periodState reads the nine values of lib.lua's with_state from i on.
-func (r *reply) periodState(i int) (meter.QuotaState, meter.OverageState) {
-	q := meter.QuotaState{Limit: meter.Credits(r.int(i)), Used: meter.Credits(r.int(i + 1)),
-		Reserved: meter.Credits(r.int(i + 2)), Remaining: meter.Credits(r.int(i + 3))}
-	if ms := r.int(i + 4); ms > 0 {
+// periodState reads the nine values of lib.lua's with_state ("state..."
+// in a header).
+func (r *reply) periodState() (meter.QuotaState, meter.OverageState) {
+	q := meter.QuotaState{Limit: meter.Credits(r.intOf("quota_limit")), Used: meter.Credits(r.intOf("quota_used")),
+		Reserved: meter.Credits(r.intOf("quota_reserved")), Remaining: meter.Credits(r.intOf("quota_remaining"))}
+	if ms := r.intOf("quota_resets_ms"); ms > 0 {
 		q.ResetsAt = msTime(ms)
 	}
-	o := meter.OverageState{Cap: meter.Credits(r.int(i + 5)), Used: meter.Credits(r.int(i + 6)),
-		Reserved: meter.Credits(r.int(i + 7)), Remaining: meter.Credits(r.int(i + 8))}
+	o := meter.OverageState{Cap: meter.Credits(r.intOf("overage_cap")), Used: meter.Credits(r.intOf("overage_used")),
+		Reserved: meter.Credits(r.intOf("overage_reserved")), Remaining: meter.Credits(r.intOf("overage_remaining"))}
 	return q, o
 }
 

@@ -18,12 +18,6 @@ import (
 // meter.SeriesQuery. It reads the list of routes, then only the fields of
 // the buckets asked for (see count_series in lib.lua).
 func (s *Store) UsageSeries(ctx context.Context, q meter.SeriesQuery) ([]meter.UsagePoint, error) {
-	if err := meter.ValidateAccountID(q.AccountID); err != nil {
-		return nil, err
-	}
-	if err := q.Validate(); err != nil {
-		return nil, err
-	}
 	if err := s.mustExist(ctx, q.AccountID); err != nil {
 		return nil, err
 	}

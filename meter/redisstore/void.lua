@@ -4,12 +4,14 @@
 -- ARGV: [1] retain_ms, [2] rid
 -- Reply: {'ok', balance, available, state...} (state: see with_state in lib.lua)
 --   or {'account_not_found'} | {'reservation_not_found'}
---   or {'reservation_settled', 'committed'}
+--   or {'reservation_settled', status ('committed')}
 -- Every part of the hold (quota, balance, overage) goes back to its pool.
 -- Voiding a voided or expired reservation changes nothing and succeeds.
 local rid = ARGV[2]
 local a = open()
 if not a then return {'account_not_found'} end
+-- A job's hold is settled by the job's calls only (as ledger and boltstore).
+if string.sub(rid, 1, 4) == 'job:' then return {'reservation_not_found'} end
 
 local r = load_res(rid, a)
 if not r then return {'reservation_not_found'} end

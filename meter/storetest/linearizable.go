@@ -23,6 +23,7 @@ import (
 // within their spans, is one meter/ledger's model takes step by step to
 // the very replies the store gave: balances, amounts, refusals.
 func Linearizable(t *testing.T, s meter.Store, clients, ops int, seed int64) {
+	s = meter.Validated(s) // as the app: the stores leave input checks to it
 	accts := []string{newID("lin"), newID("lin")}
 	for _, id := range accts {
 		if _, err := s.CreateAccount(ctx, id, meter.Credits(linInit().a.Balance)); err != nil {

@@ -52,6 +52,7 @@ func ModelSteps(def int) int {
 // overage cap, low-balance threshold, mid-period), a new period, the
 // clock passing the short holds' TTL, and credit grants (model_grants.go).
 func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int) {
+	s = meter.Validated(s) // as the app: the stores leave input checks to it
 	rng := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d, %d steps", seed, steps)
 	accts := make([]*refAccount, 4)

@@ -15,9 +15,18 @@ type PaymentsStore interface {
 	meter.PaymentStore
 }
 
-// RunPayments is the conformance suite of meter.PaymentStore.
+// validatedPayments is a PaymentsStore behind the input checks, as the
+// app uses it (meter.Validated, meter.ValidatedPayments).
+type validatedPayments struct {
+	meter.Store
+	meter.PaymentStore
+}
+
+// RunPayments is the conformance suite of meter.PaymentStore. It runs
+// through meter.Validated and meter.ValidatedPayments, as the app does.
 func RunPayments(t *testing.T, newStore func(t *testing.T) PaymentsStore) {
-	s := newStore(t)
+	raw := newStore(t)
+	var s PaymentsStore = validatedPayments{meter.Validated(raw), meter.ValidatedPayments(raw)}
 	pay := func(id, key string, credits float64, paid int64) meter.Payment {
 		return meter.Payment{AccountID: id, Key: key, PaymentIntentID: "pi_" + key, ExternalID: "evt_" + key,
 			Credits: c(credits), AmountPaid: paid, Currency: "usd", Description: "Stripe purchase"}

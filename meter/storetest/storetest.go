@@ -33,7 +33,9 @@ const MaxCredits = meter.Credits(1 << 53)
 
 // Run runs the suite. newStore returns a store for one group of cases; it
 // may return the same store (or stores on the same backend) every time,
-// and is responsible for closing what it opens (t.Cleanup).
+// and is responsible for closing what it opens (t.Cleanup). The cases run
+// through meter.Validated, as the app does: the stores leave input checks
+// to it.
 func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 	groups := []struct {
 		name string
@@ -88,7 +90,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"GrantsConcurrent", testGrantsConcurrent},
 	}
 	for _, g := range groups {
-		t.Run(g.name, func(t *testing.T) { g.run(t, newStore(t)) })
+		t.Run(g.name, func(t *testing.T) { g.run(t, meter.Validated(newStore(t))) })
 	}
 }
 
