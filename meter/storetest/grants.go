@@ -12,6 +12,22 @@ import (
 // The credit grant cases run on stores that keep grants (meter.GrantStore)
 // and are skipped on others.
 
+// RunGrants runs only the credit grant cases of Run: on a backend where
+// the whole suite is too long to run again (a Redis cluster).
+func RunGrants(t *testing.T, newStore func(t *testing.T) meter.Store) {
+	for _, g := range []struct {
+		name string
+		run  func(t *testing.T, s meter.Store)
+	}{
+		{"GrantsSpendingOrder", testGrantsSpendingOrder},
+		{"GrantsExpire", testGrantsExpire},
+		{"GrantsVoidAndRefund", testGrantsVoidAndRefund},
+		{"GrantsConcurrent", testGrantsConcurrent},
+	} {
+		t.Run(g.name, func(t *testing.T) { g.run(t, meter.Validated(newStore(t))) })
+	}
+}
+
 func grantStore(t *testing.T, s meter.Store) meter.GrantStore {
 	t.Helper()
 	gs, ok := meter.StoreAs[meter.GrantStore](s)
