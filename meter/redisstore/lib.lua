@@ -13,7 +13,9 @@
 --   KEYS[3] reservations hash: rid -> record, see load_res
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'f:'..rid -> fingerprint of the request that holds a key
---           (as long as rid's record), 'g:'..key -> ledger entry id (Grant)
+--           (as long as rid's record), 'g:'..key -> ledger entry id (Grant),
+--           'h:'..rid -> a hold's credit grant parts (see LOTS),
+--           'G:'..key -> credit grant id (grant_create.lua)
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -255,10 +257,9 @@ end
 -- evt_seq numbers the account's events; due is the "next due" marker of
 -- the timers zset (see open).
 -- open(n) reads only the first n (each field read costs ~0.5 us: the hash
--- is a listpack, searched from its start): reserve stops after due,
--- commit before total_purchased.
--- lots (13th, a string, absent without grants) is the account's credit
--- grants, see LOTS.
+-- is a listpack, searched from its start): reserve stops after lots,
+-- commit before total_purchased; every caller reads lots (13th, a string,
+-- absent without grants: the account's credit grants, see LOTS).
 local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'period', 'period_end',
   'quota_limit', 'overage_cap', 'lb_threshold', 'due', 'lots', 'total_used', 'lb_sent', 'evt_seq',
   'total_purchased'}
