@@ -13,4 +13,5 @@ local l = lot(a, ARGV[2])
 if not l or l.ended ~= '' then return {'grant_not_found'} end
 l.ended, a.lots_dirty = 'voided', true
 end_lots(a)
+low_balance(a) -- even when nothing left the balance now, as VoidLot does
 return {'ok', before, redis.call('HGET', KEYS[1], 'lots') or ''}

@@ -270,6 +270,9 @@ func RunModel(t *testing.T, s meter.Store, clk ModelClock, seed int64, steps int
 		if gs != nil {
 			r.endLots() // as the stores do after every operation
 		}
+		if os.Getenv("MODEL_TRACE") != "" { // every step, to read a divergence's history
+			t.Logf("step %d, %s: store %v %v, model %v %v", step, desc, got, gerr, want, werr)
+		}
 		if meter.ErrorCode(gerr) != meter.ErrorCode(werr) {
 			t.Fatalf("step %d, %s: store error %v, model %v", step, desc, gerr, werr)
 		}
