@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gateway overhead: throughput and latency of a metered route against a
 # plain reverse_proxy route to the same upstream, same load generator, same
-# run. Prints a table of ratios. Usage: bench/gateway.sh [seconds] [connections]
+# run. Prints a table of ratios. Usage: [PORT_OFFSET=n] bench/gateway.sh [seconds] [connections]
 # ALT="redis_batch 1" gives the second gateway (the rows labelled with it,
 # and the "alt" CPU columns) that global meter option instead of the
 # default, redis_pipeline; make bench runs it with ALT=redis_lease.
