@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gateway overhead: throughput and latency of a metered route against a
 # plain reverse_proxy route to the same upstream, same load generator, same
-# run. Prints a table of ratios. Usage: bench/gateway.sh [seconds] [connections]
+# run. Prints a table of ratios. Usage: [PORT_OFFSET=n] bench/gateway.sh [seconds] [connections]
 # ALT="redis_batch 1" gives the second gateway (the rows labelled with it,
 # and the "alt" CPU columns) that global meter option instead of the
 # default, redis_pipeline; make bench runs it with ALT=redis_lease.
@@ -15,10 +15,12 @@ DUR=${1:-10}
 CONNS=${2:-32}
 OUT=bench/out
 mkdir -p "$OUT"
-export ADMIN_PORT=22019 PLAIN_PORT=28081 METER_PORT=28082 UPSTREAM_PORT=29180 REDIS_PORT=26390
+# PORT_OFFSET moves every port, for two runs on one machine.
+o=${PORT_OFFSET:-0}
+export ADMIN_PORT=$((22019 + o)) PLAIN_PORT=$((28081 + o)) METER_PORT=$((28082 + o)) UPSTREAM_PORT=$((29180 + o)) REDIS_PORT=$((26390 + o))
 # A second gateway, idle while the first is measured, with $ALT.
 ALT=${ALT:-redis_pipeline}
-PIPE_ADMIN_PORT=22020 PIPE_PLAIN_PORT=28083 PIPE_METER_PORT=28084
+PIPE_ADMIN_PORT=$((22020 + o)) PIPE_PLAIN_PORT=$((28083 + o)) PIPE_METER_PORT=$((28084 + o))
 export CREDITGATE_REDIS=redis://127.0.0.1:$REDIS_PORT/0
 
 go build -o "$OUT/creditgate" ./cmd/creditgate

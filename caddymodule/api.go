@@ -18,7 +18,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(API{})
-	httpcaddyfile.RegisterHandlerDirective("meter_api", parseAPIDirective)
+	httpcaddyfile.RegisterHandlerDirective("meter_api", parseDirective[API])
 }
 
 // API serves the caller's own account, found from its API key, as JSON:
@@ -263,12 +263,6 @@ func ledgerPage(entries []meter.LedgerEntry, q meter.LedgerQuery, total int) map
 		page["next_cursor"] = entries[len(entries)-1].ID
 	}
 	return page
-}
-
-func parseAPIDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	a := new(API)
-	err := a.UnmarshalCaddyfile(h.Dispenser)
-	return a, err
 }
 
 // UnmarshalCaddyfile sets up the API from Caddyfile tokens. Syntax:

@@ -16,7 +16,7 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("meter", parseGlobalOption)
-	httpcaddyfile.RegisterHandlerDirective("meter", parseHandlerDirective)
+	httpcaddyfile.RegisterHandlerDirective("meter", parseDirective[Handler])
 	// The meter handlers authenticate: they run next to basic_auth and
 	// forward_auth, before every directive that can answer a request
 	// (handle, route, respond, reverse_proxy, php_fastcgi, file_server...),
@@ -221,10 +221,18 @@ func (a *App) unmarshalWebhook(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(Handler)
-	err := m.UnmarshalCaddyfile(h.Dispenser)
-	return m, err
+// directive is a handler that reads its own Caddyfile block.
+type directive[T any] interface {
+	*T
+	caddyhttp.MiddlewareHandler
+	caddyfile.Unmarshaler
+}
+
+// parseDirective is the parse function of every meter handler directive:
+// a new T that unmarshals its block.
+func parseDirective[T any, P directive[T]](h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	p := P(new(T))
+	return p, p.UnmarshalCaddyfile(h.Dispenser)
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -22,7 +22,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(Console{})
-	httpcaddyfile.RegisterHandlerDirective("meter_console", parseConsoleDirective)
+	httpcaddyfile.RegisterHandlerDirective("meter_console", parseDirective[Console])
 	httpcaddyfile.RegisterDirectiveOrder("meter_console", httpcaddyfile.Before, "reverse_proxy")
 }
 
@@ -204,12 +204,6 @@ func (l *actionLog) put(k string, o actionOutcome) {
 		delete(l.m, l.order[0])
 		l.order = l.order[1:]
 	}
-}
-
-func parseConsoleDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	c := new(Console)
-	err := c.UnmarshalCaddyfile(h.Dispenser)
-	return c, err
 }
 
 // UnmarshalCaddyfile sets up the console from Caddyfile tokens. Syntax:

@@ -23,7 +23,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(JobAPI{})
-	httpcaddyfile.RegisterHandlerDirective("meter_job", parseJobAPIDirective)
+	httpcaddyfile.RegisterHandlerDirective("meter_job", parseDirective[JobAPI])
 }
 
 // Job actions of the meter_job handler.
@@ -407,12 +407,6 @@ func (mw *mergeWriter) finish() {
 		return
 	}
 	mw.release()
-}
-
-func parseJobAPIDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	a := new(JobAPI)
-	err := a.UnmarshalCaddyfile(h.Dispenser)
-	return a, err
 }
 
 // UnmarshalCaddyfile sets up the handler. Syntax:

@@ -35,6 +35,9 @@ type jobUpstream struct {
 	jobs map[string]*upJob
 	// down makes progress reports fail (a gateway restart), retried.
 	reports int
+	// ended is closed when the test ends: the jobs' goroutines, which
+	// outlive it, stop without reporting to a finished test.
+	ended chan struct{}
 }
 
 type upJob struct {
@@ -50,9 +53,9 @@ type upJob struct {
 }
 
 func newJobUpstream(t *testing.T) *jobUpstream {
-	u := &jobUpstream{t: t, jobs: map[string]*upJob{}, delay: 5 * time.Millisecond}
+	u := &jobUpstream{t: t, jobs: map[string]*upJob{}, delay: 5 * time.Millisecond, ended: make(chan struct{})}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
-	t.Cleanup(u.Close)
+	t.Cleanup(func() { close(u.ended); u.Close() })
 	return u
 }
 
@@ -151,6 +154,8 @@ func (u *jobUpstream) process(j *upJob) {
 			case <-time.After(20 * time.Second):
 				u.setState(j, "stopped")
 				return
+			case <-u.ended:
+				return
 			}
 		}
 		if finished && action == "continue" {
@@ -191,7 +196,11 @@ func (u *jobUpstream) report(j *upJob, rep map[string]any) string {
 				u.t.Errorf("job %s: progress reports failing: %v", j.id, err)
 				return "stop"
 			}
-			time.Sleep(25 * time.Millisecond)
+			select {
+			case <-u.ended:
+				return "stop" // the gateway went with the test
+			case <-time.After(25 * time.Millisecond):
+			}
 			continue
 		}
 		var ans map[string]any

@@ -18,7 +18,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(Quote{})
-	httpcaddyfile.RegisterHandlerDirective("meter_quote", parseQuoteDirective)
+	httpcaddyfile.RegisterHandlerDirective("meter_quote", parseDirective[Quote])
 	httpcaddyfile.RegisterDirectiveOrder("meter_quote", httpcaddyfile.Before, "push")
 }
 
@@ -174,12 +174,6 @@ func (ri *routeIndex) check() error {
 		}
 	}
 	return nil
-}
-
-func parseQuoteDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	q := new(Quote)
-	err := q.UnmarshalCaddyfile(h.Dispenser)
-	return q, err
 }
 
 // UnmarshalCaddyfile sets up the quote from Caddyfile tokens. Syntax:

@@ -22,7 +22,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(Stripe{})
-	httpcaddyfile.RegisterHandlerDirective("meter_stripe", parseStripeDirective)
+	httpcaddyfile.RegisterHandlerDirective("meter_stripe", parseDirective[Stripe])
 	httpcaddyfile.RegisterDirectiveOrder("meter_stripe", httpcaddyfile.Before, "reverse_proxy")
 }
 

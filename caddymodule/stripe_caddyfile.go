@@ -7,17 +7,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/creditgate/creditgate/meter"
 )
-
-func parseStripeDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	s := new(Stripe)
-	err := s.UnmarshalCaddyfile(h.Dispenser)
-	return s, err
-}
 
 // UnmarshalCaddyfile sets up the Stripe endpoint from Caddyfile tokens.
 // Syntax:

@@ -140,6 +140,7 @@ func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budg
 	}
 	done := make(chan result, 1) // buffered: a late goroutine must not block
 	go func() {
+		growStack()
 		// The grant is released before the result is sent, on every path:
 		// a deferred release ran after the send, so a caller could see
 		// the budget still held once ScanPDF had returned.

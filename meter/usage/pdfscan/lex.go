@@ -372,35 +372,63 @@ func decimal(b []byte) (float64, bool) {
 }
 
 // commonName returns the names page trees and object streams are made of
-// without allocating them.
-func commonName(raw []byte) (Name, bool) {
+// without allocating them: each a constant converted to an Object, which
+// the compiler keeps in static data (a Name variable would be boxed on
+// the heap at every return).
+func commonName(raw []byte) (Object, bool) {
 	switch string(raw) {
 	case "Type":
-		return "Type", true
+		return Name("Type"), true
 	case "Page":
-		return "Page", true
+		return Name("Page"), true
 	case "Pages":
-		return "Pages", true
+		return Name("Pages"), true
 	case "Kids":
-		return "Kids", true
+		return Name("Kids"), true
 	case "MediaBox":
-		return "MediaBox", true
+		return Name("MediaBox"), true
 	case "CropBox":
-		return "CropBox", true
+		return Name("CropBox"), true
 	case "Rotate":
-		return "Rotate", true
+		return Name("Rotate"), true
 	case "Length":
-		return "Length", true
+		return Name("Length"), true
 	case "Filter":
-		return "Filter", true
+		return Name("Filter"), true
 	case "FlateDecode":
-		return "FlateDecode", true
+		return Name("FlateDecode"), true
 	case "ObjStm":
-		return "ObjStm", true
+		return Name("ObjStm"), true
 	case "N":
-		return "N", true
+		return Name("N"), true
 	case "First":
-		return "First", true
+		return Name("First"), true
+	case "Catalog":
+		return Name("Catalog"), true
+	case "Count":
+		return Name("Count"), true
+	case "Root":
+		return Name("Root"), true
+	case "Size":
+		return Name("Size"), true
+	case "Prev":
+		return Name("Prev"), true
+	case "XRef":
+		return Name("XRef"), true
+	case "XRefStm":
+		return Name("XRefStm"), true
+	case "Encrypt":
+		return Name("Encrypt"), true
+	case "Linearized":
+		return Name("Linearized"), true
+	case "L":
+		return Name("L"), true
+	case "W":
+		return Name("W"), true
+	case "Index":
+		return Name("Index"), true
+	case "DecodeParms":
+		return Name("DecodeParms"), true
 	}
-	return "", false
+	return nil, false
 }

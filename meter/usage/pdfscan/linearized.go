@@ -3,11 +3,55 @@ package pdfscan
 import (
 	"bytes"
 	"io"
-	"regexp"
 )
 
-// firstObject finds "N G obj" at the start of a line in a file's head.
-var firstObject = regexp.MustCompile(`(?:^|[\r\n\t\f ])(\d+)[\r\n\t\f ]+\d+[\r\n\t\f ]+obj`)
+// firstObject returns where the number of the first "N G obj" in b starts
+// (at b's start or after white space), or -1: what the regular expression
+// (?:^|[\r\n\t\f ])(\d+)[\r\n\t\f ]+\d+[\r\n\t\f ]+obj matches first,
+// without its cost on every scan. Its classes are disjoint, so reading
+// each run greedily is the only way it can match.
+func firstObject(b []byte) int {
+	for i := range b {
+		if i > 0 && !isHeadSpace(b[i-1]) {
+			continue
+		}
+		j := digitRun(b, i)
+		if j == i {
+			continue
+		}
+		k := spaceRun(b, j)
+		if k == j {
+			continue
+		}
+		l := digitRun(b, k)
+		if l == k {
+			continue
+		}
+		m := spaceRun(b, l)
+		if m > l && bytes.HasPrefix(b[m:], []byte("obj")) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isHeadSpace(c byte) bool {
+	return c == '\r' || c == '\n' || c == '\t' || c == '\f' || c == ' '
+}
+
+func digitRun(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+func spaceRun(b []byte, i int) int {
+	for i < len(b) && isHeadSpace(b[i]) {
+		i++
+	}
+	return i
+}
 
 // LinearizedPages returns the page count (/N) of the linearization
 // dictionary that opens the PDF of size bytes in r when its /L is the
@@ -27,11 +71,11 @@ func (s *source) linearizedPages() int64 {
 	if i < 0 {
 		return 0
 	}
-	m := firstObject.FindSubmatchIndex(head[i:])
-	if m == nil {
+	m := firstObject(head[i:])
+	if m < 0 {
 		return 0
 	}
-	obj, _, err := s.objectAt(int64(i+m[2]), -1)
+	obj, _, err := s.objectAt(int64(i+m), -1)
 	dict, ok := obj.(Dict)
 	if err != nil || !ok {
 		return 0

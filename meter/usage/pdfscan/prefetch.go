@@ -146,7 +146,7 @@ func (d *doc) prefetch(cur int) {
 		}
 		num := int(e.off)
 		last = num
-		if num == cur || d.walk.seen[r.Num] || p.queued(num) != nil || p.skip[num] || d.streams.has(num) {
+		if num == cur || d.walk.seen.has(r.Num) || p.queued(num) != nil || p.skip[num] || d.streams.has(num) {
 			return true
 		}
 		j := d.prefetchJob(num)

@@ -106,18 +106,17 @@ type walker struct {
 	states []state
 	order  []int32 // states as they complete: children before parents
 	sizes  []PageSize
-	sizeIx map[PageBox]int32
-	memo   map[memoKey]int32
-	seen   map[int]bool // numbers of nodes and arrays walked
-	onPath map[int]bool
+	sizeIx smallMap[PageBox, int32]
+	memo   smallMap[memoKey, int32]
+	seen   smallMap[int, bool] // numbers of nodes and arrays walked
+	onPath smallMap[int, bool]
 	frames []frame
 	top    int32 // the root's state, once its frame ends
 	steps  int
 }
 
 func newWalker(ctx context.Context, t Tree, lim WalkLimits) *walker {
-	return &walker{ctx: ctx, t: t, lim: lim, sizeIx: map[PageBox]int32{},
-		memo: map[memoKey]int32{}, seen: map[int]bool{}, onPath: map[int]bool{}}
+	return &walker{ctx: ctx, t: t, lim: lim}
 }
 
 // upcoming calls f with the kids the walk will visit next, nearest first,
@@ -211,10 +210,10 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 	a := inh.inherit(n)
 	key := memoKey{n.Num, a}
 	if n.Num > 0 {
-		if w.onPath[n.Num] {
+		if w.onPath.has(n.Num) {
 			return 0, false, fmt.Errorf("%w: object %d is its own ancestor", ErrCycle, n.Num)
 		}
-		if st, ok := w.memo[key]; ok {
+		if st, ok := w.memo.get(key); ok {
 			return st, true, nil
 		}
 	}
@@ -232,10 +231,10 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 	if arrNum > 0 {
 		// An indirect /Kids array that several nodes share is expanded
 		// once too, memoised under its own number.
-		if w.onPath[arrNum] {
+		if w.onPath.has(arrNum) {
 			return 0, false, fmt.Errorf("%w: /Kids %d is its own ancestor", ErrCycle, arrNum)
 		}
-		if st, ok := w.memo[memoKey{arrNum, a}]; ok {
+		if st, ok := w.memo.get(memoKey{arrNum, a}); ok {
 			st, err := w.finish(st, key, n.Page)
 			return st, err == nil, err
 		}
@@ -246,8 +245,12 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 	}
 	w.frames = append(w.frames, frame{st: st, nodeNum: n.Num, arrNum: arrNum,
 		items: items, depth: depth, attrs: a, page: n.Page})
-	w.onPath[n.Num], w.onPath[arrNum] = true, true
-	delete(w.onPath, 0)
+	if n.Num > 0 {
+		w.onPath.set(n.Num, true)
+	}
+	if arrNum > 0 {
+		w.onPath.set(arrNum, true)
+	}
 	return st, false, nil
 }
 
@@ -255,12 +258,12 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 func (w *walker) leave() error {
 	fr := w.frames[len(w.frames)-1]
 	w.frames = w.frames[:len(w.frames)-1]
-	delete(w.onPath, fr.nodeNum)
-	delete(w.onPath, fr.arrNum)
+	w.onPath.delete(fr.nodeNum)
+	w.onPath.delete(fr.arrNum)
 	w.order = append(w.order, fr.st)
 	if fr.arrNum > 0 {
-		w.memo[memoKey{fr.arrNum, fr.attrs}] = fr.st
-		w.seen[fr.arrNum] = true
+		w.memo.set(memoKey{fr.arrNum, fr.attrs}, fr.st)
+		w.seen.set(fr.arrNum, true)
 	}
 	st, err := w.finish(fr.st, memoKey{fr.nodeNum, fr.attrs}, fr.page)
 	if err != nil {
@@ -280,8 +283,8 @@ func (w *walker) finish(st int32, key memoKey, page bool) (int32, error) {
 		return w.newLeaf(key, key.attrs)
 	}
 	if key.num > 0 {
-		w.memo[key] = st
-		w.seen[key.num] = true
+		w.memo.set(key, st)
+		w.seen.set(key.num, true)
 	}
 	return st, nil
 }
@@ -289,11 +292,11 @@ func (w *walker) finish(st int32, key memoKey, page bool) (int32, error) {
 // newLeaf returns the state of one page with attributes a.
 func (w *walker) newLeaf(key memoKey, a attrs) (int32, error) {
 	b := a.box()
-	ix, ok := w.sizeIx[b]
+	ix, ok := w.sizeIx.get(b)
 	if !ok {
 		w.sizes = append(w.sizes, PageSize{Box: b})
 		ix = int32(len(w.sizes) - 1)
-		w.sizeIx[b] = ix
+		w.sizeIx.set(b, ix)
 	}
 	st, err := w.newState(state{count: 1, leaf: ix + 1})
 	if err != nil {
@@ -301,8 +304,8 @@ func (w *walker) newLeaf(key memoKey, a attrs) (int32, error) {
 	}
 	w.order = append(w.order, st)
 	if key.num > 0 {
-		w.memo[key] = st
-		w.seen[key.num] = true
+		w.memo.set(key, st)
+		w.seen.set(key.num, true)
 	}
 	return st, nil
 }
