@@ -209,6 +209,11 @@ func (o *op) job(id string, j *jobRecord) (meter.Job, error) {
 }
 
 func (o *op) jobResult(id string, j *jobRecord, charged int64, entryID string) (meter.JobResult, error) {
+	// What the call released of an ended grant leaves before the answer's
+	// balance, as Commit's does (and redisstore's job scripts).
+	if err := o.endLots(); err != nil {
+		return meter.JobResult{}, internalErr(err)
+	}
 	jv, err := o.job(id, j)
 	if err != nil {
 		return meter.JobResult{}, err

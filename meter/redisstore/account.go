@@ -95,6 +95,9 @@ func accountFrom(id string, r *reply) meter.Account {
 	if r.has("quota_limit") {
 		a.Quota, a.Overage = r.periodState()
 	}
+	if r.has("lots") {
+		a.Grants = lotsFrom(id, r.strOf("lots"))
+	}
 	return a
 }
 
@@ -166,12 +169,8 @@ func (s *Store) Grant(ctx context.Context, g meter.Grant) (meter.LedgerEntry, er
 func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.LedgerEntry, error) {
 	limit := q.PageLimit()
 	keys := s.accountKeys(q.AccountID)
-	exists, err := s.c.Exists(ctx, keys[0]).Result()
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	if exists == 0 {
-		return nil, meter.Errorf(meter.ECodeAccountNotFound, "account %q not found", q.AccountID)
+	if err := s.touchLots(ctx, q.AccountID); err != nil { // also the existence check
+		return nil, err
 	}
 	// Stream ids are server-time ordered: date bounds and the cursor are
 	// id ranges. "(" makes a bound exclusive (Redis 6.2+).
@@ -226,12 +225,8 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, error) {
 	q.Before, q.Offset = "", 0
 	keys := s.accountKeys(q.AccountID)
-	exists, err := s.c.Exists(ctx, keys[0]).Result()
-	if err != nil {
-		return 0, storeErr(err)
-	}
-	if exists == 0 {
-		return 0, meter.Errorf(meter.ECodeAccountNotFound, "account %q not found", q.AccountID)
+	if err := s.touchLots(ctx, q.AccountID); err != nil { // also the existence check
+		return 0, err
 	}
 	if q.Type == "" && q.From.IsZero() && q.To.IsZero() {
 		n, err := s.c.XLen(ctx, keys[4]).Result()
@@ -283,12 +278,17 @@ func idLess(a, b string) bool {
 func entryFrom(acct string, m redis.XMessage) meter.LedgerEntry {
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
 	num := func(k string) meter.Credits { n, _ := strconv.ParseInt(str(k), 10, 64); return meter.Credits(n) }
-	return meter.LedgerEntry{ID: m.ID, AccountID: acct, Type: str("type"), Amount: num("amount"),
+	e := meter.LedgerEntry{ID: m.ID, AccountID: acct, Type: str("type"), Amount: num("amount"),
 		BalanceAfter: num("balance_after"), Description: str("description"), Route: str("route"),
 		RequestID: str("request_id"), ReservationID: str("reservation_id"), Late: str("late") == "1",
 		Quota: num("quota"), Overage: num("overage"), Pages: int(num("pages")), RefundOf: str("refund_of"),
 		Shortfall: num("shortfall"), JobID: str("job_id"), UpstreamJobID: str("upstream_job_id"),
 		PaymentIntentID: str("payment_intent_id"), ExternalID: str("external_id"), CreatedAt: entryTime(m.ID)}
+	e.Granted, e.GrantIDs = lotParts(str("lots"))
+	if e.Type == meter.EntryGrant { // its id names the grant (grant_create.lua)
+		e.Granted, e.GrantIDs = e.Amount, "gr_"+m.ID
+	}
+	return e
 }
 
 // entryTime is the server time in a stream id "<ms>-<seq>".

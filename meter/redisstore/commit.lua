@@ -19,7 +19,7 @@
 --   or {'account_not_found'} | {'reservation_not_found'}
 --   or {'reservation_settled', status ('voided')}
 -- A held reservation is charged min(amount, reserved amount) from its own
--- parts, quota first, then balance, then overage, and released; its usage
+-- parts, quota first, then grants, then balance, then overage, and released; its usage
 -- counts in the period it was made in. Parts held in a period that has
 -- since rolled over are charged all the same, but not counted in the new
 -- period's quota or overage used. An expired reservation is charged
@@ -39,12 +39,12 @@
 -- overage cap, credits.low_balance when it takes the balance below the
 -- threshold (see low_balance in lib.lua).
 local rid, amount, route, pages = ARGV[2], tonumber(ARGV[3]), ARGV[5], tonumber(ARGV[7]) or 0
-local a = open(15, true) -- all but total_purchased; the marker saved below
+local a = open(16, true) -- all but total_purchased; the marker saved below
 if not a then return {'account_not_found'} end
 -- A job's hold is settled by the job's calls only (as ledger and boltstore).
 if string.sub(rid, 1, 4) == 'job:' then return {'reservation_not_found'} end
 
-local r = load_res(rid)
+local r = load_res(rid, a)
 if not r then return {'reservation_not_found'} end
 if r.state == 'c' then
   local rep = with_state({'ok', r.charged, r.bal, r.avail, r.entry, r.late and 1 or 0}, a)
@@ -65,6 +65,7 @@ if tonumber(ARGV[8]) ~= bucket then return {'period', bucket} end
 local uncapped = ARGV[10] == '1'
 local x = uncapped and amount or math.min(amount, r.amount)
 local q, b, o, excess = 0, 0, 0, 0
+local g = {} -- the grant parts charged, in order
 local current = true
 if late then
   excess = x
@@ -76,11 +77,14 @@ if late then
 else
   local held = math.min(x, r.amount)
   q = math.min(held, r.q)
-  b = math.min(held - q, r.b)
-  o = held - q - b
+  g = cut_parts(r.g, held - q)
+  local gs = parts_sum(g)
+  b = math.min(held - q - gs, r.b)
+  o = held - q - gs - b
   excess = x - held
   current = r.per == a.period
   release(a, r)
+  spend_lots(a, g)
 end
 if current then
   a.q_used, a.o_used = a.q_used + q, a.o_used + o
@@ -89,21 +93,26 @@ a.balance = a.balance - b - o
 local short = 0
 if excess > 0 then
   -- From what the pools have now, counted in the current period.
-  local eq, eb, eo = split(a, excess)
-  if uncapped then short = excess - eq - eb - eo end
+  local eq, eb, eo, eg, egs = split(a, excess)
+  if uncapped then short = excess - eq - egs - eb - eo end
+  if eg then
+    spend_lots(a, eg)
+    for _, p in ipairs(eg) do g[#g + 1] = p end
+  end
   a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
   a.balance = a.balance - eb - eo - short
   q, b, o = q + eq, b + eb, o + eo
   current = current or eq + eo > 0
 end
-local charged = q + b + o + short
+local gs = parts_sum(g)
+local charged = q + gs + b + o + short
 a.total_used = a.total_used + charged
 
 local entry = ''
 if charged > 0 then
-  entry = append('usage', -(b + o + short), a.balance, {'description', ARGV[4], 'route', route,
+  entry = append('usage', -(gs + b + o + short), a.balance, {'description', ARGV[4], 'route', route,
     'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages,
-    'shortfall', short})
+    'shortfall', short, 'lots', parts_str(g)})
 end
 if a.due_dirty then
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
@@ -113,12 +122,13 @@ end
 if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
   emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
 end
-if b + o + short > 0 then low_balance(a) end
+if gs + b + o + short > 0 then low_balance(a) end
 if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
   emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
 end
 if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
 if a.events then save(a, 'evt_seq') end
+lots_after(a) -- what the hold released of an ended grant leaves now
 if redis.call('HINCRBY', KEYS[9], route .. '\0requests', '1') == 1 and bucket > 0 then
   -- A new route in the period: its counters live two months past its end.
   local ends = bucket == a.period and a.period_end or 0

@@ -25,8 +25,9 @@ if idem ~= '' then
   end
 end
 
-if amount < 0 and a.balance - a.reserved < -amount then
-  return {'insufficient_credits', -amount, a.balance - a.reserved}
+local _, room = pools(a) -- a removal takes paid credits only: grants are voided
+if amount < 0 and room < -amount then
+  return {'insufficient_credits', -amount, math.max(0, room)}
 end
 if a.balance + amount > MAX_CREDITS then
   return {'invalid', 'balance would exceed the maximum'}

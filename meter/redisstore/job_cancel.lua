@@ -9,7 +9,7 @@ if refused then return refused end
 expire_job(j, a)
 if j.status == 'canceled' then return job_reply(j, a, 0, '') end
 if j.status ~= RUNNING and j.status ~= BLOCKED then return {'job_finished', j.id, j.status} end
-drop_hold(j, a, load_hold(j))
+drop_hold(j, a, load_hold(j, a))
 j.status, j.finished, j.updated = 'canceled', a.now, a.now
 save_job(j)
 return job_reply(j, a, 0, '')

@@ -23,10 +23,10 @@ if j then
   end
   return {'invalid', 'job id already used'}
 end
-if load_hold({id = id}) then return {'invalid', 'job id already used'} end
+if load_hold({id = id}, a) then return {'invalid', 'job id already used'} end
 
-local q, b, o = split(a, estimate)
-if q + b + o < estimate then return refusal(a, estimate) end
+local q, b, o, _, gs = split(a, estimate)
+if q + gs + b + o < estimate then return refusal(a, estimate) end
 
 local rates = {}
 local pages = {}

@@ -89,8 +89,8 @@ local function open_job(roll_period, check_alias)
 end
 
 -- load_hold returns the job's hold record while it holds, else nil.
-local function load_hold(j)
-  local r = load_res(job_rid(j))
+local function load_hold(j, a)
+  local r = load_res(job_rid(j), a)
   if r and r.state == 'h' then return r end
   return nil
 end
@@ -102,6 +102,7 @@ local function drop_hold(j, a, r)
   r.state = 'v'
   finish(job_rid(j), r, a)
   save(a, 'reserved', 'q_res', 'o_res')
+  lots_after(a) -- what it held of an ended grant leaves now
 end
 
 -- expire_job records a running or blocked job whose expiry passed as
@@ -109,10 +110,11 @@ end
 -- The deadline of the keys does not move, so the alias is not written.
 local function expire_job(j, a)
   if (j.status == RUNNING or j.status == BLOCKED) and j.expires <= a.now then
-    local r = load_hold(j)
+    local r = load_hold(j, a)
     if r then
       expire(job_rid(j), r, a)
       save(a, 'reserved', 'q_res', 'o_res')
+      lots_after(a)
     end
     j.status, j.finished, j.updated = 'expired', j.expires, j.expires
     redis.call('SET', KEYS[10], job_json(j), 'PXAT', int(job_deadline(j)))
@@ -127,9 +129,10 @@ local function wrong_period(a)
 end
 
 -- available is what the pools can give now.
+-- Go twin: ledger.Account.Available (meter/ledger)
 local function available(a)
-  local qa, room, oa = pools(a)
-  return qa + math.max(0, room) + oa
+  local qa, room, oa, ga = pools(a)
+  return qa + ga + math.max(0, room) + oa
 end
 
 local function job_classes(j)
@@ -142,14 +145,15 @@ end
 -- charge_owed charges the owed pages (reported - pages) of each class in
 -- name order, whole, as many as the budget covers: the hold r (nil for
 -- none), then the pools; pages of rate 0 always. The credits come from
--- the hold's parts first (quota, balance, overage), the rest from the
--- pools (split). It writes one ledger entry (if any credits), counts the
+-- the hold's parts first (quota, grants, balance, overage), the rest from
+-- the pools (split).
+-- Go twins: ledger.PagesWithin, Account.JobBudget, Account.ChargeJob It writes one ledger entry (if any credits), counts the
 -- call in the stored period's usage, and records the events Commit would.
 -- Returns credits charged, pages charged, entry id, and whether every owed
 -- page was charged.
 local function charge_owed(j, a, r, request_id)
   local budget = available(a)
-  if r then budget = budget + r.q + r.b + r.o end
+  if r then budget = budget + r.amount end
   local cost, pages, covered = 0, 0, true
   for _, c in ipairs(job_classes(j)) do
     local owed, rate = (j.reported[c] or 0) - (j.pages[c] or 0), j.rates[c]
@@ -167,12 +171,31 @@ local function charge_owed(j, a, r, request_id)
   if pages == 0 then return 0, 0, '', covered end
 
   local hq, hb, ho, current = 0, 0, 0, true
+  local g, hgs = {}, 0 -- the grant parts charged, in order
   if r then
     hq = math.min(cost, r.q)
-    hb = math.min(cost - hq, r.b)
-    ho = math.min(cost - hq - hb, r.o)
+    if r.g then
+      g = cut_parts(r.g, cost - hq)
+      hgs = parts_sum(g)
+      local rest = {} -- r.g less the prefix g
+      for i, p in ipairs(r.g) do
+        local n = p.n - (g[i] and g[i].n or 0)
+        if n > 0 then rest[#rest + 1] = {id = p.id, n = n} end
+      end
+      hold_lots(a, g, -1)
+      spend_lots(a, g)
+      r.g, r.gs, r.amount = rest, r.gs - hgs, r.amount - hgs
+      if #rest > 0 then
+        redis.call('HSET', KEYS[4], 'h:' .. job_rid(j), parts_str(rest))
+      else
+        redis.call('HDEL', KEYS[4], 'h:' .. job_rid(j))
+      end
+    end
+    hb = math.min(cost - hq - hgs, r.b)
+    ho = math.min(cost - hq - hgs - hb, r.o)
     r.q, r.b, r.o = r.q - hq, r.b - hb, r.o - ho
-    a.reserved = a.reserved - hb - ho
+    r.amount = r.amount - hq - hb - ho
+    a.reserved = a.reserved - hgs - hb - ho
     -- Parts held in a period that has since rolled no longer count in it.
     current = r.per == a.period
     if current then
@@ -183,7 +206,12 @@ local function charge_owed(j, a, r, request_id)
   end
   -- Taking from the hold (its parts move from held to used) leaves the
   -- pools as they were, so they cover the rest.
-  local pq, pb, po = split(a, cost - hq - hb - ho)
+  local pq, pb, po, pg = split(a, cost - hq - hgs - hb - ho)
+  if pg then
+    spend_lots(a, pg)
+    for _, p in ipairs(pg) do g[#g + 1] = p end
+  end
+  local gs = parts_sum(g)
   local q, b, o = hq + pq, hb + pb, ho + po
   local qc, oc = pq, po -- what counts in the period's used
   if current then qc, oc = qc + hq, oc + ho end
@@ -194,19 +222,20 @@ local function charge_owed(j, a, r, request_id)
 
   local entry = ''
   if cost > 0 then
-    entry = append('usage', -(b + o), a.balance, {'route', j.route, 'request_id', request_id,
+    entry = append('usage', -(gs + b + o), a.balance, {'route', j.route, 'request_id', request_id,
       'reservation_id', j.id, 'quota', q, 'overage', o, 'pages', pages,
-      'job_id', j.id, 'upstream_job_id', j.upstream_id})
+      'job_id', j.id, 'upstream_job_id', j.upstream_id, 'lots', parts_str(g)})
   end
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
   if qc > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - qc < a.quota_limit then
     emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
   end
-  if b + o > 0 then low_balance(a) end
+  if gs + b + o > 0 then low_balance(a) end
   if oc > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - oc < a.overage_cap then
     emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
   end
   if a.events then save(a, 'evt_seq') end
+  lots_after(a)
   if redis.call('HINCRBY', KEYS[9], j.route .. '\0requests', 1) == 1 and a.period > 0 then
     redis.call('PEXPIREAT', KEYS[9], int(math.max(a.period_end, a.now) + 62 * 86400000))
   end
@@ -219,19 +248,24 @@ end
 -- hold_for holds x (as far as the pools cover it) for the job until its
 -- expiry, in a fresh hold record.
 local function hold_for(j, a, x)
-  local q, b, o = split(a, x)
-  a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
+  local q, b, o, g, gs = split(a, x)
+  a.reserved, a.q_res, a.o_res = a.reserved + gs + b + o, a.q_res + q, a.o_res + o
   save(a, 'reserved', 'q_res', 'o_res')
   timer(a, j.expires, 'r:' .. job_rid(j))
   save_res(job_rid(j), {state = 'h', q = q, b = b, o = o, per = a.period, exp = j.expires, idem = ''})
-  return q + b + o
+  if g then
+    hold_lots(a, g, 1)
+    redis.call('HSET', KEYS[4], 'h:' .. job_rid(j), parts_str(g))
+    save_lots(a)
+  end
+  return q + gs + b + o
 end
 
 -- job_reply: {'ok', job_json, reserved, charged, entry_id, balance,
 -- available, period, events}.
 local function job_reply(j, a, charged, entry)
-  local r = load_hold(j)
-  local held = r and (r.q + r.b + r.o) or 0
+  local r = load_hold(j, a)
+  local held = r and r.amount or 0
   return {'ok', job_json(j), int(held), int(charged or 0), entry or '', int(a.balance),
     int(a.balance - a.reserved), int(a.period), a.events or 0}
 end

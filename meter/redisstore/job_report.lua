@@ -57,7 +57,7 @@ if j.status == BLOCKED then
   return job_reply(j, a, 0, '')
 end
 
-local rid, r = job_rid(j), load_hold(j)
+local rid, r = job_rid(j), load_hold(j, a)
 local charged, pages, entry, covered = charge_owed(j, a, r, request_id)
 if pages > 0 then j.expires = a.now + j.ttl end
 if not covered then

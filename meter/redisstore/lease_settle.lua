@@ -2,7 +2,7 @@
 -- reservation a gateway holds for many requests of one account, see
 -- meter/lease) in one call. Each request is charged as commit.lua charges
 -- a reservation of its own, from what is left of the lease's parts
--- (quota, then balance, then overage), with a ledger entry of its own
+-- (quota, then grants, then balance, then overage), with a ledger entry of its own
 -- (the same fields, reservation_id the request's id) and the same
 -- events; the account, the lease's record, the usage by route and the
 -- series are written once. The lease stays held with what is left;
@@ -27,16 +27,16 @@
 -- A lease that expired first (the gateway was too slow) makes every
 -- request late.
 local lid = ARGV[2]
-local a = open(15, true)
+local a = open(16, true)
 if not a then return {'account_not_found'} end
 local all_late = true
 for i = 4, #ARGV, 8 do
   if ARGV[i + 7] ~= '1' then all_late = false end
 end
 -- Requests whose own holds expired need no lease: it may be gone.
-local r = load_res(lid)
+local r = load_res(lid, a)
 if not r and not all_late then return {'reservation_not_found'} end
-r = r or {state = 'v', q = 0, b = 0, o = 0, per = a.period}
+r = r or {state = 'v', q = 0, b = 0, o = 0, per = a.period, amount = 0}
 if r.state == 'c' and not all_late then return {'reservation_settled', 'committed'} end
 if r.state == 'v' and not all_late then return {'reservation_settled', 'voided'} end
 if r.state == 'h' and r.exp <= a.now then
@@ -44,6 +44,7 @@ if r.state == 'h' and r.exp <= a.now then
   save(a, 'reserved', 'q_res', 'o_res')
 end
 local late = r.state ~= 'h'
+local parts_changed = false
 local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
@@ -53,15 +54,30 @@ for i = 4, #ARGV, 8 do
   local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
   local rlate = late or ARGV[i + 7] == '1'
   local q, b, o, excess = 0, 0, 0, amount
+  local g, gs = {}, 0 -- the grant parts charged, in order
   local current = not rlate and r.per == a.period
   if not rlate then
     -- Its part of the lease, taken off the pools as a release would.
-    local held = math.min(amount, r.q + r.b + r.o)
+    local held = math.min(amount, r.amount)
     q = math.min(held, r.q)
-    b = math.min(held - q, r.b)
-    o = held - q - b
+    if r.g then
+      g = cut_parts(r.g, held - q)
+      gs = parts_sum(g)
+      local rest = {} -- r.g less the prefix g
+      for k, p in ipairs(r.g) do
+        local n = p.n - (g[k] and g[k].n or 0)
+        if n > 0 then rest[#rest + 1] = {id = p.id, n = n} end
+      end
+      hold_lots(a, g, -1)
+      spend_lots(a, g)
+      r.g, r.gs = rest, r.gs - gs
+      parts_changed = true
+    end
+    b = math.min(held - q - gs, r.b)
+    o = held - q - gs - b
     r.q, r.b, r.o = r.q - q, r.b - b, r.o - o
-    a.reserved = a.reserved - b - o
+    r.amount = r.amount - held
+    a.reserved = a.reserved - gs - b - o
     if r.per == a.period then
       a.q_res, a.o_res = a.q_res - q, a.o_res - o
     end
@@ -74,25 +90,30 @@ for i = 4, #ARGV, 8 do
   local short = 0
   if excess > 0 then
     -- From what the pools have now (the rest of the lease still held).
-    local eq, eb, eo = split(a, excess)
-    if uncapped then short = excess - eq - eb - eo end
+    local eq, eb, eo, eg, egs = split(a, excess)
+    if uncapped then short = excess - eq - egs - eb - eo end
+    if eg then
+      spend_lots(a, eg)
+      for _, p in ipairs(eg) do g[#g + 1] = p end
+      gs = gs + egs
+    end
     a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
     a.balance = a.balance - eb - eo - short
     q, b, o = q + eq, b + eb, o + eo
     current = current or eq + eo > 0
   end
-  local charged = q + b + o + short
+  local charged = q + gs + b + o + short
   a.total_used = a.total_used + charged
   local entry = ''
   if charged > 0 then
-    entry = append('usage', -(b + o + short), a.balance, {'description', ARGV[i + 2], 'route', route,
+    entry = append('usage', -(gs + b + o + short), a.balance, {'description', ARGV[i + 2], 'route', route,
       'request_id', ARGV[i + 4], 'reservation_id', rid, 'late', rlate, 'quota', q, 'overage', o, 'pages', pages,
-      'shortfall', short})
+      'shortfall', short, 'lots', parts_str(g)})
   end
   if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
     emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
   end
-  if b + o + short > 0 then low_balance(a) end
+  if gs + b + o + short > 0 then low_balance(a) end
   if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
     emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
   end
@@ -115,6 +136,14 @@ else
 end
 if a.events then save(a, 'evt_seq') end
 if r.state == 'h' then save_res(lid, r) end
+if parts_changed then
+  if #r.g > 0 then
+    redis.call('HSET', KEYS[4], 'h:' .. lid, parts_str(r.g))
+  else
+    redis.call('HDEL', KEYS[4], 'h:' .. lid)
+  end
+end
+lots_after(a)
 for _, route in ipairs(routes) do
   local u = usage[route]
   if redis.call('HINCRBY', KEYS[9], route .. '\0requests', int(u[1])) == u[1] and bucket > 0 then

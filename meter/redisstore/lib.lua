@@ -13,7 +13,9 @@
 --   KEYS[3] reservations hash: rid -> record, see load_res
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'f:'..rid -> fingerprint of the request that holds a key
---           (as long as rid's record), 'g:'..key -> ledger entry id (Grant)
+--           (as long as rid's record), 'g:'..key -> ledger entry id (Grant),
+--           'h:'..rid -> a hold's credit grant parts (see LOTS),
+--           'G:'..key -> credit grant id (grant_create.lua)
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -65,6 +67,140 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Credit grants (issue 19). LOTS: the account's lots, in spending order,
+-- are the hash field 'lots', absent for an account without grants (then
+-- a.lots is nil and none of this runs): one lot a line,
+-- 'id|granted|left|held|prio|exp|created|ended|desc' (desc last, with '%'
+-- and '\n' escaped as %25 and %0A; exp 0: never; ended '', 'expired' or
+-- 'voided'). A lot's left is part of balance, its held part of reserved.
+-- Not cjson: it formats large numbers with 14 digits. A hold's grant
+-- parts are 'id:n,id:n' under 'h:'..rid in the idempotency hash, while
+-- it is held; a usage, refund or grant entry's, its 'lots' field.
+-- Go twins: meter/ledger/grants.go.
+local LOT = '^([^|]*)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%d+)|(%d+)|([^|]*)|(.*)$'
+
+local function unescape(s)
+  return (string.gsub(s, '%%(%x%x)', function(x) return string.char(tonumber(x, 16)) end))
+end
+
+local function decode_lots(raw)
+  local ls = {}
+  for line in string.gmatch(raw, '[^\n]+') do
+    local id, g, l, h, p, e, c, en, d = string.match(line, LOT)
+    if not id then error('redisstore: bad lot ' .. line) end
+    ls[#ls + 1] = {id = id, granted = tonumber(g), left = tonumber(l), held = tonumber(h),
+      prio = tonumber(p), exp = tonumber(e), created = tonumber(c), ended = en, desc = unescape(d)}
+  end
+  return ls
+end
+
+local function save_lots(a)
+  a.lots_dirty = nil
+  if #a.lots == 0 then
+    a.lots = nil
+    redis.call('HDEL', KEYS[1], 'lots')
+    return
+  end
+  local out = {}
+  for i, l in ipairs(a.lots) do
+    out[i] = table.concat({l.id, int(l.granted), int(l.left), int(l.held), int(l.prio), int(l.exp),
+      int(l.created), l.ended, (string.gsub(l.desc, '[%%\n]', {['%'] = '%25', ['\n'] = '%0A'}))}, '|')
+  end
+  redis.call('HSET', KEYS[1], 'lots', table.concat(out, '\n'))
+end
+
+-- parts and parts_str read and write a list of grant parts {id, n}.
+local function parts(s)
+  local ps = {}
+  for id, n in string.gmatch(s or '', '([^:,]+):(%d+)') do ps[#ps + 1] = {id = id, n = tonumber(n)} end
+  return ps
+end
+
+local function parts_str(ps)
+  local out = {}
+  for i, p in ipairs(ps or {}) do out[i] = p.id .. ':' .. int(p.n) end
+  return table.concat(out, ',')
+end
+
+local function parts_sum(ps)
+  local n = 0
+  for _, p in ipairs(ps or {}) do n = n + p.n end
+  return n
+end
+
+-- cut_parts is the first x of ps, in their order. Go twin: cutParts
+local function cut_parts(ps, x)
+  local out = {}
+  for _, p in ipairs(ps or {}) do
+    if x <= 0 then break end
+    local n = math.min(x, p.n)
+    out[#out + 1] = {id = p.id, n = n}
+    x = x - n
+  end
+  return out
+end
+
+local function lot(a, id)
+  for _, l in ipairs(a.lots or {}) do
+    if l.id == id then return l end
+  end
+  return nil
+end
+
+-- Go twins: Account.lotsLeft, Account.lotsFree
+local function lots_left(a)
+  local left, held = 0, 0
+  for _, l in ipairs(a.lots) do left, held = left + l.left, held + l.held end
+  return left, held
+end
+
+local function lots_free(a)
+  local n = 0
+  for _, l in ipairs(a.lots) do
+    if l.ended == '' then n = n + l.left - l.held end
+  end
+  return n
+end
+
+-- take_lots takes up to x from the spendable lots in spending order,
+-- without holding it. Go twin: Account.takeLots
+local function take_lots(a, x)
+  local ps = {}
+  for _, l in ipairs(a.lots) do
+    if x <= 0 then break end
+    local n = math.min(x, l.left - l.held)
+    if l.ended == '' and n > 0 then
+      ps[#ps + 1] = {id = l.id, n = n}
+      x = x - n
+    end
+  end
+  return ps
+end
+
+-- hold_lots adds d (1 hold, -1 release) times the parts to their lots'
+-- held; spend_lots takes them out of their lots and the balance.
+-- Go twins: Account.holdLots, Account.spendLots
+local function hold_lots(a, ps, d)
+  for _, p in ipairs(ps or {}) do
+    local l = lot(a, p.id)
+    if l then l.held = l.held + d * p.n end
+    a.lots_dirty = true
+  end
+end
+
+local function spend_lots(a, ps)
+  for _, p in ipairs(ps or {}) do
+    local l = lot(a, p.id)
+    if l then l.left = l.left - p.n end
+    a.balance = a.balance - p.n
+    a.lots_dirty = true
+  end
+end
+
+-- end_lots (set below, after append) expires due lots and lets go what
+-- holds released of ended ones. Go twin: Account.EndLots
+local end_lots
+
 -- A record is 'state|q|b|o|period|exp|charged|bal|avail|late|entry|nonce|idem':
 -- state h (held), c (committed), v (voided) or x (expired); q, b, o the
 -- quota, balance and overage parts held (once committed: charged), period
@@ -77,7 +213,7 @@ local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|
 -- migration.
 local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
-local function load_res(rid)
+local function load_res(rid, a)
   local raw = redis.call('HGET', KEYS[3], rid)
   if not raw then return nil end
   local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
@@ -90,6 +226,16 @@ local function load_res(rid)
     exp = tonumber(exp), charged = tonumber(charged), bal = tonumber(bal), avail = tonumber(avail),
     late = late == '1', entry = entry, nonce = nonce, idem = idem}
   r.amount = r.q + r.b + r.o
+  -- Its grant parts: a held one's only on an account with lots (it has
+  -- none otherwise); an expired one's for its late settle's amount.
+  if a and ((a.lots and st == 'h') or st == 'x') then
+    local raw_g = redis.call('HGET', KEYS[4], 'h:' .. rid)
+    if raw_g then
+      r.g = parts(raw_g)
+      r.gs = parts_sum(r.g)
+      r.amount = r.amount + r.gs
+    end
+  end
   return r
 end
 
@@ -111,10 +257,12 @@ end
 -- evt_seq numbers the account's events; due is the "next due" marker of
 -- the timers zset (see open).
 -- open(n) reads only the first n (each field read costs ~0.5 us: the hash
--- is a listpack, searched from its start): reserve stops after due,
--- commit before total_purchased.
+-- is a listpack, searched from its start): reserve stops after lots,
+-- commit before total_purchased; every caller reads lots (13th, a string,
+-- absent without grants: the account's credit grants, see LOTS).
 local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'period', 'period_end',
-  'quota_limit', 'overage_cap', 'lb_threshold', 'due', 'total_used', 'lb_sent', 'evt_seq', 'total_purchased'}
+  'quota_limit', 'overage_cap', 'lb_threshold', 'due', 'lots', 'total_used', 'lb_sent', 'evt_seq',
+  'total_purchased'}
 
 -- save writes the named fields of a back to the account hash.
 local function save(a, ...)
@@ -130,7 +278,8 @@ end
 -- period were already dropped from q_res and o_res when the period rolled.
 -- Go twin: ledger.Account.Release (meter/ledger)
 local function release(a, r)
-  a.reserved = a.reserved - r.b - r.o
+  a.reserved = a.reserved - r.b - r.o - (r.gs or 0)
+  if r.g then hold_lots(a, r.g, -1) end
   if r.per == a.period then
     a.q_res = a.q_res - r.q
     a.o_res = a.o_res - r.o
@@ -142,29 +291,42 @@ end
 -- bought back. While it owes, no pool gives anything.
 -- Go twin: ledger.Account.Owes (meter/ledger)
 local function owes(a)
-  return math.max(0, -(a.balance + a.overage_cap))
+  local left = a.lots and lots_left(a) or 0 -- grant credits never pay a debt
+  return math.max(0, -(a.balance - left + a.overage_cap))
 end
 
--- pools returns what the quota, the balance and the overage can give now;
--- room (balance - reserved) may be negative.
+-- pools returns what the quota, the paid balance, the overage and the
+-- credit grants can give now; room (paid balance - its holds) may be
+-- negative. While the account owes, grants give nothing either.
 -- Go twin: ledger.Account.Pools (meter/ledger)
 local function pools(a)
-  local room = a.balance - a.reserved
-  if a.period == 0 or owes(a) > 0 then return 0, room, 0 end
+  local room, ga = a.balance - a.reserved, 0
+  if a.lots then
+    local left, held = lots_left(a)
+    room, ga = room - (left - held), lots_free(a)
+  end
+  if owes(a) > 0 then return 0, room, 0, 0 end
+  if a.period == 0 then return 0, room, 0, ga end
   local qa = math.max(0, a.quota_limit - a.q_used - a.q_res)
   local oa = math.max(0, math.min(a.overage_cap - a.o_used - a.o_res, a.overage_cap + math.min(0, room)))
-  return qa, room, oa
+  return qa, room, oa, ga
 end
 
--- split takes x from the pools in order: quota, balance, overage. The
--- parts may fall short of x.
+-- split takes x from the pools in order: quota, grants (the parts g, gs
+-- in all), paid balance, overage. The parts may fall short of x. A
+-- caller that ignores g must refuse accounts with lots.
 -- Go twin: ledger.Account.Split (meter/ledger)
 local function split(a, x)
-  local qa, room, oa = pools(a)
+  local qa, room, oa, ga = pools(a)
   local q = math.min(x, qa)
-  local b = math.min(x - q, math.max(0, room))
-  local o = math.min(x - q - b, oa)
-  return q, b, o
+  local g, gs = nil, 0
+  if ga > 0 and x > q then
+    g = take_lots(a, x - q)
+    gs = parts_sum(g)
+  end
+  local b = math.min(x - q - gs, math.max(0, room))
+  local o = math.min(x - q - gs - b, oa)
+  return q, b, o, g, gs
 end
 
 -- roll moves the account to period pid (ending pend) when it is newer than
@@ -242,6 +404,7 @@ end
 local function finish(rid, r, a)
   r.nonce, r.exp = nil, nil
   save_res(rid, r)
+  if r.g and r.state ~= 'x' then redis.call('HDEL', KEYS[4], 'h:' .. rid) end -- kept for a late settle
   if type(a) == 'table' then
     timer(a, a.now + tonumber(ARGV[1]), 'r:' .. rid)
   else -- finish(rid, r, now), as written before the marker: the purge may wait up to SWEEP_AHEAD
@@ -308,13 +471,14 @@ local function sweep(a)
         redis.call('HDEL', KEYS[4], m)
         gone[#gone + 1] = m
       else
-        local r = load_res(id)
+        local r = load_res(id, a)
         if r and r.state == 'h' then
           expire(id, r, a) -- moves its timer to the purge, after now
           expired = true
         else
           if r then drop_idem(id, r) end
           if r and r.idem ~= '' then redis.call('HDEL', KEYS[4], 'f:' .. id) end
+          if r and r.g then redis.call('HDEL', KEYS[4], 'h:' .. id) end
           redis.call('HDEL', KEYS[3], id)
           gone[#gone + 1] = m
         end
@@ -360,10 +524,13 @@ local function open(n, keep_due)
     period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
     due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
   for i = 1, #v do a[FIELDS[i]] = tonumber(v[i]) or 0 end
+  if #v < 13 then error('redisstore: open must read the lots') end
+  a.lots = v[13] and decode_lots(v[13]) or nil
   if not v[9] or not v[11] then migrate(a, not v[9]) end
   a.now = now_ms()
   a.keep_due = keep_due
   if a.now >= a.due then sweep(a) end
+  if a.lots then end_lots(a) end -- an expired grant is never spent
   return a
 end
 
@@ -417,6 +584,51 @@ local function low_balance(a)
     a.lb_sent = 0
     save(a, 'lb_sent')
   end
+end
+
+-- end_lots expires the lots whose expiry is at or before now (the
+-- server's clock): what is left and not held leaves the balance, one
+-- expiration (grant_void for a voided lot) entry per lot. It also lets go
+-- what holds have released since from ended lots, drops ended lots
+-- nothing holds any more, and saves the lots when they changed. Every
+-- script that opens an account with lots runs it (open), and again after
+-- it released a hold (the scripts that settle).
+-- Go twin: ledger.Account.EndLots (meter/ledger)
+end_lots = function(a)
+  local kept, n_entries = {}, 0
+  for _, l in ipairs(a.lots) do
+    if l.ended == '' and l.exp > 0 and l.exp <= a.now then
+      l.ended, a.lots_dirty = 'expired', true
+    end
+    local n = l.left - l.held
+    if l.ended ~= '' and n > 0 then
+      l.left, a.balance = l.left - n, a.balance - n
+      local typ, what = 'expiration', ' expired'
+      if l.ended == 'voided' then typ, what = 'grant_void', ' voided' end
+      append(typ, -n, a.balance, {'description', 'credit grant ' .. l.id .. what, 'lots', l.id .. ':' .. int(n)})
+      n_entries = n_entries + 1
+    end
+    if l.ended == '' or l.left > 0 then
+      kept[#kept + 1] = l
+    else
+      a.lots_dirty = true
+    end
+  end
+  a.lots = kept
+  if a.lots_dirty or n_entries > 0 then save_lots(a) end
+  if n_entries == 0 then return end
+  save(a, 'balance')
+  if a.lb_sent == false then -- opened with fewer fields (reserve)
+    local v = redis.call('HMGET', KEYS[1], 'lb_sent', 'evt_seq')
+    a.lb_sent, a.evt_seq = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  end
+  low_balance(a)
+end
+
+-- lots_after, at the end of a script that released a hold, lets go what
+-- it released of ended lots and saves the lots it changed.
+local function lots_after(a)
+  if a.lots then end_lots(a) end
 end
 
 -- (end of lib.lua)

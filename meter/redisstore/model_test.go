@@ -16,7 +16,7 @@ import (
 // MODEL_STEPS=n for a longer run.
 const modelTTL = 400 * time.Millisecond
 
-var modelClock = storetest.ModelClock{TTL: modelTTL, Real: true, Advance: time.Sleep}
+var modelClock = storetest.ModelClock{TTL: modelTTL, Real: true, Advance: time.Sleep, Now: time.Now}
 
 func TestModel(t *testing.T) {
 	storetest.RunModel(t, newStore(t, Options{}), modelClock, 1, storetest.ModelSteps(300))

@@ -22,7 +22,8 @@ if taken <= 0 then
   return {'ok', '', 0, int(a.balance), key, int(reversed), int(refunded), 0}
 end
 -- What the balance cannot give is owed, as an uncapped commit's shortfall.
-local shortfall = math.max(0, taken - math.max(0, a.balance))
+local left = a.lots and lots_left(a) or 0 -- grant credits never pay for a reversal
+local shortfall = math.max(0, taken - math.max(0, a.balance - left))
 a.balance = a.balance - taken
 a.total_purchased = a.total_purchased - taken
 local entry = append('reversal', -taken, a.balance,

@@ -218,6 +218,8 @@ func refusal(code, id string, r *reply) error {
 		return meter.Errorf(code, "%s", r.strOf("message"))
 	case meter.ECodeInvalid, meter.ECodeNotFound:
 		return meter.Errorf(code, "%s", r.strOf("message"))
+	case meter.ECodeGrantNotFound:
+		return meter.Errorf(code, "no active credit grant of that id")
 	case "period":
 		return &wrongPeriod{id: r.intOf("id")}
 	case meter.ECodeJobNotFound:

@@ -24,6 +24,7 @@ func (s *Store) Refund(ctx context.Context, r meter.Refund) (meter.LedgerEntry, 
 	e := meter.LedgerEntry{ID: rep.strOf("entry_id"), AccountID: r.AccountID, Type: meter.EntryRefund,
 		Amount: meter.Credits(rep.intOf("amount")), BalanceAfter: meter.Credits(rep.intOf("balance_after")),
 		Description: rep.strOf("description"), RefundOf: r.EntryID}
+	e.Granted, e.GrantIDs = lotParts(rep.strOf("grant_parts"))
 	e.CreatedAt = entryTime(e.ID)
 	return e, rep.check()
 }

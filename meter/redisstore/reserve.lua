@@ -1,5 +1,5 @@
 -- reserve.lua: hold credits for one request, from the quota, then the
--- balance, then the overage (see lib.lua).
+-- credit grants, then the balance, then the overage (see lib.lua).
 -- Go twin: ledger.Account.Reserve (meter/ledger)
 -- KEYS: the account keys, see lib.lua.
 -- ARGV: [1] retain_ms, [2] rid, [3] amount, [4] ttl_ms,
@@ -27,7 +27,7 @@ local idem, nonce = ARGV[5], ARGV[6]
 local pid, pend = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
 local fp = ARGV[9] or ''
 local minimum = tonumber(ARGV[10]) or 0
-local a = open(12, true) -- up to due; the marker saved below
+local a = open(13, true) -- up to lots; the marker saved below
 if not a then return {'account_not_found'} end
 local now = a.now
 
@@ -48,13 +48,14 @@ end
 -- HSETNX below, which tells the same for one call less; a refusal looks
 -- it up (a retry must not be refused for what its first run holds).
 if idem ~= '' then
-  local r = load_res(rid)
+  local r = load_res(rid, a)
   if r then return seen(r) end
   local prev = redis.call('HGET', KEYS[4], 'r:' .. idem)
-  local p = prev and load_res(prev)
+  local p = prev and load_res(prev, a)
   if p and p.state == 'h' and p.exp <= now then
     expire(prev, p, a) -- due but beyond this call's sweep limit
     save(a, 'reserved', 'q_res', 'o_res')
+    lots_after(a)
   elseif p and (p.state == 'h' or p.state == 'c') and fingerprint(prev) ~= fp then
     return {'idempotency_key_reused'}
   elseif p and p.state == 'h' then
@@ -64,21 +65,26 @@ if idem ~= '' then
   end
 end
 
-local q, b, o = split(a, amount)
-if q + b + o < amount then
-  if minimum > 0 and q + b + o >= minimum then
-    amount = q + b + o -- all the pools give: the estimate's partial hold
+local q, b, o, g, gs = split(a, amount)
+if q + gs + b + o < amount then
+  if minimum > 0 and q + gs + b + o >= minimum then
+    amount = q + gs + b + o -- all the pools give: the estimate's partial hold
   else
-    local r = idem == '' and load_res(rid)
+    local r = idem == '' and load_res(rid, a)
     if r then return seen(r) end
     return refusal(a, minimum > 0 and minimum or amount)
   end
 end
 if redis.call('HSETNX', KEYS[3], rid, record({state = 'h', q = q, b = b, o = o, per = a.period,
     exp = now + ttl, nonce = nonce, idem = idem})) == 0 then
-  return seen(load_res(rid)) -- nothing was written yet
+  return seen(load_res(rid, a)) -- nothing was written yet
 end
-a.reserved, a.q_res, a.o_res = a.reserved + b + o, a.q_res + q, a.o_res + o
+a.reserved, a.q_res, a.o_res = a.reserved + gs + b + o, a.q_res + q, a.o_res + o
+if g then
+  hold_lots(a, g, 1)
+  redis.call('HSET', KEYS[4], 'h:' .. rid, parts_str(g))
+  save_lots(a)
+end
 if a.due_dirty then
   save(a, 'reserved', 'q_res', 'o_res', 'due')
 else

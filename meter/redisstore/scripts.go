@@ -41,6 +41,9 @@ var (
 	jobReportScript     = newScript("job_report.lua")
 	jobResumeScript     = newScript("job_resume.lua")
 	jobCancelScript     = newScript("job_cancel.lua")
+	grantCreateScript   = newScript("grant_create.lua")
+	grantVoidScript     = newScript("grant_void.lua")
+	grantListScript     = newScript("grant_list.lua")
 )
 
 //go:embed *.lua

@@ -13,7 +13,7 @@ if not a then return {'account_not_found'} end
 -- A job's hold is settled by the job's calls only (as ledger and boltstore).
 if string.sub(rid, 1, 4) == 'job:' then return {'reservation_not_found'} end
 
-local r = load_res(rid)
+local r = load_res(rid, a)
 if not r then return {'reservation_not_found'} end
 if r.state == 'c' then return {'reservation_settled', 'committed'} end
 if r.state == 'h' then
@@ -26,5 +26,6 @@ if r.state == 'h' then
     release(a, r)
   end
   save(a, 'reserved', 'q_res', 'o_res')
+  lots_after(a) -- what it held of an ended grant leaves now
 end
 return with_state({'ok', a.balance, a.balance - a.reserved}, a)

@@ -12,6 +12,23 @@ import (
 // The credit grant cases run on stores that keep grants (meter.GrantStore)
 // and are skipped on others.
 
+// RunGrants runs only the credit grant cases of Run: on a backend where
+// the whole suite is too long to run again (a Redis cluster).
+func RunGrants(t *testing.T, newStore func(t *testing.T) meter.Store) {
+	for _, g := range []struct {
+		name string
+		run  func(t *testing.T, s meter.Store)
+	}{
+		{"GrantsSpendingOrder", testGrantsSpendingOrder},
+		{"GrantsExpire", testGrantsExpire},
+		{"GrantsVoidAndRefund", testGrantsVoidAndRefund},
+		{"GrantsConcurrent", testGrantsConcurrent},
+		{"GrantsPayJobAcrossExpiry", testGrantsPayJobAcrossExpiry},
+	} {
+		t.Run(g.name, func(t *testing.T) { g.run(t, meter.Validated(newStore(t))) })
+	}
+}
+
 func grantStore(t *testing.T, s meter.Store) meter.GrantStore {
 	t.Helper()
 	gs, ok := meter.StoreAs[meter.GrantStore](s)
@@ -176,4 +193,36 @@ func testGrantsConcurrent(t *testing.T, s meter.Store) {
 		want = append(want, usage(1, float64(i)))
 	}
 	expect(t, s, id, 0, 0, want...)
+}
+
+// A job's hold takes from a grant as a request's does, and its charges
+// take the hold's grant parts first: a grant that expires while the job
+// runs keeps what the hold took (its free part expires at once), and what
+// the hold gives back when the job ends expires then.
+func testGrantsPayJobAcrossExpiry(t *testing.T, s meter.Store) {
+	gs := grantStore(t, s)
+	id := newAccount(t, s, c(1))
+	expires := time.Now().Add(300 * time.Millisecond)
+	g := mustGrant(t, gs, meter.CreditGrantRequest{AccountID: id, Amount: c(5), ExpiresAt: expires})
+	r := jobReq(id, c(4), rates{"page": c(1)})
+	mustCreateJob(t, s, r) // holds 4 of the grant
+	mustReport(t, s, rep(id, r.ID, pages{"page": 1}))
+	sleepUntil(expires, 50*time.Millisecond)
+	expect(t, s, id, c(4), c(3), entry{"purchase", c(1), c(1), false}, grantEntry("grant", 5, 6), usage(1, 5),
+		grantEntry("expiration", -1, 4))
+	res := mustReport(t, s, meter.JobReport{AccountID: id, JobID: r.ID, Done: pages{"page": 3},
+		Final: meter.JobCompleted, RequestID: newID("rq")})
+	if res.Charged != c(2) || res.Balance != c(1) {
+		t.Errorf("final report %+v: want 2 charged from the hold, balance 1", res)
+	}
+	expect(t, s, id, c(1), 0, entry{"purchase", c(1), c(1), false}, grantEntry("grant", 5, 6), usage(1, 5),
+		grantEntry("expiration", -1, 4), usage(2, 2), grantEntry("expiration", -1, 1))
+	for _, e := range jobEntries(t, s, id, r.ID) {
+		if e.Granted != -e.Amount || e.GrantIDs != g.ID {
+			t.Errorf("job entry %+v: want it all from grant %s", e, g.ID)
+		}
+	}
+	if list, err := gs.CreditGrants(ctx, id); err != nil || len(list) != 0 {
+		t.Errorf("grants %+v %v: want none left", list, err)
+	}
 }

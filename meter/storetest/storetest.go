@@ -88,6 +88,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"GrantsExpire", testGrantsExpire},
 		{"GrantsVoidAndRefund", testGrantsVoidAndRefund},
 		{"GrantsConcurrent", testGrantsConcurrent},
+		{"GrantsPayJobAcrossExpiry", testGrantsPayJobAcrossExpiry},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) { g.run(t, meter.Validated(newStore(t))) })
