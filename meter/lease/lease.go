@@ -371,19 +371,31 @@ func (s *Store) Close() error {
 // counted as available rather than reserved: what the account's clients
 // can still spend through it.
 func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
-	acct, err := s.Settler.Account(ctx, id)
-	if a := s.lookup(id); err == nil && a != nil {
-		a.mu.Lock()
-		for _, l := range a.expire(s.opts.Now()) {
-			s.release(ctx, a.id, l)
-		}
-		if l := a.lease; l != nil && !l.released {
-			acct.Reserved -= l.left
-			acct.Available += l.left
-		}
-		a.mu.Unlock()
+	a := s.lookup(id)
+	if a == nil {
+		return s.Settler.Account(ctx, id)
 	}
-	return acct, err
+	// The store is read under the account's lock, as takeLease reserves
+	// under it: a lease taken between the read and the adjustment would
+	// be taken out of a snapshot that does not hold it (reserved below
+	// zero, seen under load).
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	acct, err := s.Settler.Account(ctx, id)
+	if err != nil {
+		return acct, err
+	}
+	for _, l := range a.expire(s.opts.Now()) {
+		s.release(ctx, a.id, l)
+	}
+	if l := a.lease; l != nil && !l.released {
+		// Never more than the store holds: a lease the store expired or
+		// was given back is not in its reserved.
+		left := min(l.left, max(acct.Reserved, 0))
+		acct.Reserved -= left
+		acct.Available += left
+	}
+	return acct, nil
 }
 
 // Unwrap is the store behind the leases, for meter.StoreAs (its optional
