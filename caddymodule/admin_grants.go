@@ -26,7 +26,7 @@ func grantStore(s meter.Store) (meter.GrantStore, error) {
 	if !ok {
 		return nil, meter.Errorf(meter.ECodeMeteringUnavailable, "the store does not keep credit grants")
 	}
-	return gs, nil
+	return meter.ValidatedGrants(gs), nil
 }
 
 func (a *adminAPI) listGrants(ctx context.Context, s meter.Store, w http.ResponseWriter, r *http.Request) error {

@@ -286,3 +286,38 @@ func (v validatedPayments) Reverse(ctx context.Context, r Reversal) (ReversalRes
 	}
 	return v.PaymentStore.Reverse(ctx, r)
 }
+
+// ValidatedGrants wraps a GrantStore as Validated wraps a Store: a
+// grant's inputs are checked here, once, before the store.
+func ValidatedGrants(g GrantStore) GrantStore {
+	if v, ok := g.(validatedGrants); ok {
+		return v
+	}
+	return validatedGrants{g}
+}
+
+type validatedGrants struct{ GrantStore }
+
+func (v validatedGrants) CreateCreditGrant(ctx context.Context, g CreditGrantRequest) (CreditGrant, error) {
+	if err := g.Validate(); err != nil {
+		return CreditGrant{}, err
+	}
+	return v.GrantStore.CreateCreditGrant(ctx, g)
+}
+
+func (v validatedGrants) VoidCreditGrant(ctx context.Context, accountID, grantID string) (CreditGrant, error) {
+	if err := ValidateAccountID(accountID); err != nil {
+		return CreditGrant{}, err
+	}
+	if grantID == "" || len(grantID) > MaxRefLen {
+		return CreditGrant{}, Errorf(ECodeGrantNotFound, "no credit grant %q", grantID)
+	}
+	return v.GrantStore.VoidCreditGrant(ctx, accountID, grantID)
+}
+
+func (v validatedGrants) CreditGrants(ctx context.Context, accountID string) ([]CreditGrant, error) {
+	if err := ValidateAccountID(accountID); err != nil {
+		return nil, err
+	}
+	return v.GrantStore.CreditGrants(ctx, accountID)
+}

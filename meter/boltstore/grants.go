@@ -48,9 +48,6 @@ func (o *op) lotEntry(me ledger.Entry) error {
 // CreateCreditGrant adds a credit grant (meter.GrantStore). Its id is
 // "gr_" and the id of its grant entry.
 func (s *Store) CreateCreditGrant(ctx context.Context, g meter.CreditGrantRequest) (meter.CreditGrant, error) {
-	if err := g.Validate(); err != nil {
-		return meter.CreditGrant{}, err
-	}
 	var out meter.CreditGrant
 	err := s.update(ctx, g.AccountID, func(o *op) error {
 		ik := []byte("G:" + g.IdempotencyKey)
@@ -124,9 +121,6 @@ func (o *op) grant(account, id string) meter.CreditGrant {
 
 // VoidCreditGrant ends an active grant now (meter.GrantStore).
 func (s *Store) VoidCreditGrant(ctx context.Context, accountID, grantID string) (meter.CreditGrant, error) {
-	if err := meter.ValidateAccountID(accountID); err != nil {
-		return meter.CreditGrant{}, err
-	}
 	var out meter.CreditGrant
 	err := s.update(ctx, accountID, func(o *op) error {
 		before := o.grant(accountID, grantID)
@@ -156,9 +150,6 @@ func (s *Store) VoidCreditGrant(ctx context.Context, accountID, grantID string) 
 
 // CreditGrants lists the account's grants (meter.GrantStore).
 func (s *Store) CreditGrants(ctx context.Context, accountID string) ([]meter.CreditGrant, error) {
-	if err := meter.ValidateAccountID(accountID); err != nil {
-		return nil, err
-	}
 	var out []meter.CreditGrant
 	err := s.view(ctx, accountID, func(o *op) error {
 		out = o.a.Grants(accountID)

@@ -17,9 +17,6 @@ import (
 // CreateCreditGrant adds a credit grant; its id is "gr_" and the id of
 // its grant entry.
 func (s *Store) CreateCreditGrant(ctx context.Context, g meter.CreditGrantRequest) (meter.CreditGrant, error) {
-	if err := g.Validate(); err != nil {
-		return meter.CreditGrant{}, err
-	}
 	var exp int64
 	if !g.ExpiresAt.IsZero() {
 		exp = max(1, g.ExpiresAt.UnixMilli())
@@ -49,9 +46,6 @@ func (s *Store) CreateCreditGrant(ctx context.Context, g meter.CreditGrantReques
 
 // VoidCreditGrant ends an active grant now.
 func (s *Store) VoidCreditGrant(ctx context.Context, accountID, grantID string) (meter.CreditGrant, error) {
-	if err := meter.ValidateAccountID(accountID); err != nil {
-		return meter.CreditGrant{}, err
-	}
 	r, err := s.run(ctx, grantVoidScript, accountID, grantID)
 	if err != nil {
 		return meter.CreditGrant{}, err
@@ -77,9 +71,6 @@ func (s *Store) VoidCreditGrant(ctx context.Context, accountID, grantID string) 
 // CreditGrants lists the account's grants in spending order, after
 // expiring those due.
 func (s *Store) CreditGrants(ctx context.Context, accountID string) ([]meter.CreditGrant, error) {
-	if err := meter.ValidateAccountID(accountID); err != nil {
-		return nil, err
-	}
 	r, err := s.run(ctx, grantListScript, accountID)
 	if err != nil {
 		return nil, err
