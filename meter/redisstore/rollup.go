@@ -139,14 +139,6 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 	return out, nil
 }
 
-// seriesField is one bucket and route of a series hash (see count_series
-// in lib.lua).
-type seriesField struct {
-	start time.Time
-	route string
-	name  string
-}
-
 // seriesFields names the fields of the buckets of g from from (or the
 // account's creation, if later) to now's, for each route.
 func seriesFields(g string, from, created, now time.Time, routes []string) []seriesField {
@@ -158,55 +150,24 @@ func seriesFields(g string, from, created, now time.Time, routes []string) []ser
 	}
 	var out []seriesField
 	end := meter.Bucket(now, g)
-	for t := meter.Bucket(from, g); !t.After(end); {
-		name := "d" + strconv.FormatInt(t.Unix()/86400, 10)
-		if g == meter.GranularityHour {
-			name = "h" + strconv.FormatInt((t.Unix()/3600)%(meter.HourlyDays*24), 10)
-		}
+	for t := meter.Bucket(from, g); !t.After(end); t = nextBucket(t, g) {
 		for _, r := range routes {
-			out = append(out, seriesField{t, r, name + "\x00" + r})
-		}
-		if g == meter.GranularityHour {
-			t = t.Add(time.Hour)
-		} else {
-			t = t.AddDate(0, 0, 1)
+			out = append(out, newSeriesField(t, g, r))
 		}
 	}
 	return out
 }
 
-func fieldNames(fs []seriesField) []string {
-	names := make([]string, len(fs))
-	for i, f := range fs {
-		names[i] = f.name
-	}
-	return names
-}
-
-// seriesPoints parses HMGET's values of fields, as UsageSeries does.
+// seriesPoints parses HMGET's values of fields as UsageSeries does,
+// skipping what it would refuse: a summary reads on past a bad field.
 func seriesPoints(fields []seriesField, vals []any, hourly bool) []meter.UsagePoint {
 	var out []meter.UsagePoint
 	for i, v := range vals {
-		raw, ok := v.(string)
-		if !ok {
-			continue
-		}
-		n := strings.Split(raw, "|")
-		if hourly {
-			if len(n) != 4 || n[0] != strconv.FormatInt(fields[i].start.Unix()/3600, 10) {
-				continue
+		if raw, ok := v.(string); ok {
+			if p, ok, err := seriesPoint(fields[i], raw, hourly); ok && err == nil {
+				out = append(out, p)
 			}
-			n = n[1:]
 		}
-		if len(n) != 3 {
-			continue
-		}
-		p := meter.UsagePoint{Start: fields[i].start, Route: fields[i].route}
-		p.Requests, _ = strconv.ParseInt(n[0], 10, 64)
-		p.Pages, _ = strconv.ParseInt(n[1], 10, 64)
-		c, _ := strconv.ParseInt(n[2], 10, 64)
-		p.Credits = meter.Credits(c)
-		out = append(out, p)
 	}
 	return out
 }
