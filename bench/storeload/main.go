@@ -17,11 +17,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -81,100 +78,27 @@ func run(addr string, workers, accounts, pool int, warmup, dur time.Duration, la
 	if useLease {
 		s = lease.New(rs, lease.Options{MinRate: leaseMinRate})
 	}
-	ids := make([]string, accounts)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("acct_%d", i)
-		if _, err := s.CreateAccount(ctx, ids[i], redisstore.MaxCredits/2); err != nil {
-			return fmt.Errorf("create account: %w", err)
-		}
-	}
-
-	var (
-		measuring atomic.Bool
-		stop      atomic.Bool
-		pairs     atomic.Int64
-		errs      atomic.Int64
-		firstErr  atomic.Value
-		wg        sync.WaitGroup
-		lats      = make([][]time.Duration, workers)
-	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			lat := make([]time.Duration, 0, 1<<14)
-			for i := 0; !stop.Load(); i++ {
-				// Worker w always starts on a different account than its
-				// neighbours, so 1000 accounts are all in play at once.
-				id := ids[(w+i*workers)%accounts]
-				rid := "w" + strconv.Itoa(w) + "_" + strconv.Itoa(i)
-				t0 := time.Now()
-				_, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: rid, Amount: 5000, TTL: time.Minute})
-				if err == nil {
-					_, err = s.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: 3000,
-						Route: "/convert", RequestID: rid})
-				}
-				if !measuring.Load() {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				lat = append(lat, time.Since(t0))
-				pairs.Add(1)
-			}
-			lats[w] = lat
-		}(w)
-	}
-
-	time.Sleep(warmup)
-	before, err := serverStats(ctx, cl)
+	ids, err := createAccounts(ctx, s, accounts)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	measuring.Store(true)
-	time.Sleep(dur)
-	measuring.Store(false)
-	elapsed := time.Since(start)
-	after, err := serverStats(ctx, cl)
-	stop.Store(true)
-	wg.Wait()
+	var before, after stats
+	r, err := pairsLoad(ctx, s, ids, workers, warmup, dur,
+		func() (err error) { before, err = serverStats(ctx, cl); return err },
+		func() (err error) { after, err = serverStats(ctx, cl); return err })
 	if err != nil {
 		return err
-	}
-
-	var all []time.Duration
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		return float64(all[int(p*float64(len(all)-1))]) / 1e6
 	}
 	calls := after.calls - before.calls
 	usPer := 0.0
 	if calls > 0 {
 		usPer = (after.usec - before.usec) / calls
 	}
-	cpu := (after.cpu - before.cpu) / elapsed.Seconds() * 100
+	cpu := (after.cpu - before.cpu) / r.elapsed.Seconds() * 100
 	if label == "" {
 		label = "-"
 	}
-	perPair := 0.0
-	if n := pairs.Load(); n > 0 {
-		perPair = (after.cpu - before.cpu) / float64(n) * 1e6
-	}
-	fmt.Printf("%-24s %8d %7d %9.0f %7.2f %7.2f %11.1f %9.0f%% %7d %12.1f\n", label, accounts, workers,
-		float64(pairs.Load())/elapsed.Seconds(), pct(0.50), pct(0.99), usPer, cpu, errs.Load(), perPair)
-	if e := firstErr.Load(); e != nil {
-		fmt.Fprintln(os.Stderr, "storeload: first error:", e)
-	}
+	printRow(label, accounts, workers, r, usPer, cpu, r.perPair(after.cpu-before.cpu))
 	return nil
 }
 
