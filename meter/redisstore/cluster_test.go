@@ -17,31 +17,7 @@ import (
 // #!lua script that touches a key outside the slot of its KEYS: this runs
 // every operation there to prove each is single-slot.
 func TestOnCluster(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	busPort := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	node := redistest.New(t, "--cluster-enabled", "yes", "--cluster-port", busPort,
-		"--cluster-config-file", "nodes-"+busPort+".conf")
-	admin := node.Client()
-	defer admin.Close()
-	if err := admin.ClusterAddSlotsRange(ctx, 0, 16383).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		info, _ := admin.ClusterInfo(ctx).Result()
-		if strings.Contains(info, "cluster_state:ok") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ready: %s", info)
-		}
-	}
-
-	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{node.Addr}})
-	defer cl.Close()
+	cl := oneNodeCluster(t)
 	s := New(cl, Options{})
 	id := "cluster_1"
 	if _, err := s.CreateAccount(ctx, id, c(10)); err != nil {
@@ -110,4 +86,35 @@ func TestResentCallsAreAnsweredOnce(t *testing.T) {
 	_, err := s.run(ctx, reserveScript, id, "r1", int64(c(4)), int64(60000), "", "other")
 	wantCode(t, err, meter.ECodeInvalid)
 	expect(t, s, id, c(11), c(4), entry{"purchase", c(10), c(10), false}, entry{"purchase", c(1), c(11), false})
+}
+
+// oneNodeCluster starts a Redis Cluster of one node that owns every slot
+// and returns a cluster client of it, closed when the test ends.
+func oneNodeCluster(t *testing.T) *redis.ClusterClient {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busPort := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	node := redistest.New(t, "--cluster-enabled", "yes", "--cluster-port", busPort,
+		"--cluster-config-file", "nodes-"+busPort+".conf")
+	admin := node.Client()
+	defer admin.Close()
+	if err := admin.ClusterAddSlotsRange(ctx, 0, 16383).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, _ := admin.ClusterInfo(ctx).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ready: %s", info)
+		}
+	}
+	cl := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{node.Addr}})
+	t.Cleanup(func() { cl.Close() })
+	return cl
 }
