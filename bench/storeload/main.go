@@ -40,6 +40,7 @@ func main() {
 	batch := flag.Int("batch", 0, "redisstore Options.MaxBatch (0: its default; 1: every call alone)")
 	header := flag.Bool("header", false, "print the column header and exit")
 	bolt := flag.String("bolt", "", "measure the embedded store in this (new) file instead of Redis")
+	grants := flag.Int("grants", 0, "with -bolt: credit grants on each account (0: none)")
 	useLease := flag.Bool("lease", false, "through meter/lease (requests carved from leases, settled in groups)")
 	flag.IntVar(&leaseMinRate, "lease-min-rate", 0, "lease.Options.MinRate (0: its default)")
 	flag.Parse()
@@ -48,7 +49,7 @@ func main() {
 		return
 	}
 	if *bolt != "" {
-		if err := runBolt(*bolt, *workers, *accounts, *warmup, *dur, *label); err != nil {
+		if err := runBolt(*bolt, *workers, *accounts, *grants, *warmup, *dur, *label); err != nil {
 			fmt.Fprintln(os.Stderr, "storeload:", err)
 			os.Exit(1)
 		}
