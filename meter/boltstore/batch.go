@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"runtime"
 	"sync"
 
 	"github.com/creditgate/creditgate/meter"
@@ -72,6 +73,11 @@ func (s *Store) drain() {
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
 		s.runBatch(ops)
+		// Let the callers just answered run before the next batch is
+		// taken: a caller's next call (a Commit after its Reserve) then
+		// joins it rather than waiting for the one after, so 32 callers
+		// share one fsync instead of alternating between two halves.
+		runtime.Gosched()
 	}
 }
 
