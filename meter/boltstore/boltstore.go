@@ -291,11 +291,7 @@ func (s *Store) open(tx *bolt.Tx, id string) (*op, error) {
 }
 
 func (o *op) saveAccount() error {
-	raw, err := encode(o.a)
-	if err != nil {
-		return err
-	}
-	return o.b.Put(kAccount, raw)
+	return o.b.Put(kAccount, o.a.encode())
 }
 
 func notFound(id string) error {
