@@ -73,11 +73,32 @@ func (s *Store) drain() {
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
 		s.runBatch(ops)
-		// Let the callers just answered run before the next batch is
-		// taken: a caller's next call (a Commit after its Reserve) then
-		// joins it rather than waiting for the one after, so 32 callers
-		// share one fsync instead of alternating between two halves.
+		s.linger(len(ops))
+	}
+}
+
+// lingerYields bounds how often drain yields for answered callers.
+const lingerYields = 4
+
+// linger lets the callers of a batch just answered run before the next
+// batch is taken: a caller's next call (a Commit after its Reserve) then
+// joins it rather than waiting for the one after, so 32 callers share one
+// fsync instead of alternating between two halves. It yields until as
+// many calls are queued as were answered and waiting, at most
+// lingerYields times (callers that do not call again cost that).
+func (s *Store) linger(answered int) {
+	b := &s.batch
+	b.mu.Lock()
+	want := answered + len(b.queue)
+	b.mu.Unlock()
+	for range lingerYields {
 		runtime.Gosched()
+		b.mu.Lock()
+		n := len(b.queue)
+		b.mu.Unlock()
+		if n >= want {
+			return
+		}
 	}
 }
 

@@ -69,7 +69,7 @@ func benchPairs(b *testing.B, accounts, grants int, par, nosync bool) {
 		}
 	}
 	b.ResetTimer()
-	cpu0 := processCPU()
+	cpu0, c0, w0 := processCPU(), s.Commits(), writes(s)
 	if par {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -82,6 +82,9 @@ func benchPairs(b *testing.B, accounts, grants int, par, nosync bool) {
 		}
 	}
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu_us/pair")
+	commits := float64(max(s.Commits()-c0, 1))
+	b.ReportMetric(float64(b.N)/commits, "pairs/commit")
+	b.ReportMetric(float64(writes(s)-w0)/commits, "writes/commit")
 }
 
 // processCPU is the user+system CPU time this process has used.
@@ -91,4 +94,10 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writes is the pages the store's write transactions have written.
+func writes(s *Store) int64 {
+	st := s.db.Stats()
+	return st.TxStats.GetWrite()
 }
