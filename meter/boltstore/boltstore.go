@@ -7,20 +7,21 @@
 //
 // Layout. A top-level bucket "accounts" holds one bucket per account id:
 //
-//	"a"        the account record (JSON, see account in record.go)
-//	res/       reservation id -> record (JSON, see reservation)
+//	"a"        the account record (binary, see account in record.go and
+//	           codec.go)
+//	res/       reservation id -> record (binary, see reservation)
 //	timers/    due ms (8 bytes, big-endian) + member -> "": what is due
 //	           when, as redisstore's timers zset. Members are "r:"+rid
 //	           (a hold's expiry, then a settled record's purge),
 //	           "g:"+key (the purge of a Grant idempotency mapping) and
 //	           "j:"+job id (a job's expiry, then its record's purge)
 //	idem/      "r:"+key -> rid (Reserve); "g:"+key -> due ms + entry id
-//	ledger/    ms + seq (8 bytes each, big-endian) -> entry (JSON); the
+//	ledger/    ms + seq (8 bytes each, big-endian) -> entry (binary); the
 //	           id "<ms>-<seq>" sorts by time like a Redis stream id
 //	refunds/   usage entry id -> refund entry id
-//	usage/     period id (8 bytes) + route -> counters (JSON)
+//	usage/     period id (8 bytes) + route -> counters (binary)
 //	series/    'd' or 'h' + bucket start ms (8 bytes) + route -> counters
-//	           (JSON): the usage series (see series.go)
+//	           (binary): the usage series (see series.go)
 //	keys/      key hash -> "": the account's keys
 //	outbox/    event id "<ms>-<seq>" -> webhook event (JSON, see event);
 //	           created with the first event of accounts older than it
@@ -30,7 +31,9 @@
 //
 // a top-level bucket "keys" maps a key hash to its record (JSON), and a
 // top-level bucket "outbox" lists the accounts with events (id -> ""),
-// written in the same transaction as their outbox.
+// written in the same transaction as their outbox. The records marked
+// binary were JSON before (files written then still open: codec.go reads
+// both); the others are JSON.
 package boltstore
 
 import (

@@ -11,7 +11,7 @@ import (
 
 // The usage series of an account, in its sub-bucket series/ (created with
 // its first usage): 'd' or 'h', the bucket's start ms (8 bytes,
-// big-endian), the route -> counters (JSON). Written by count, in the
+// big-endian), the route -> counters (binary). Written by count, in the
 // transaction of the commit or job charge it counts; hours older than
 // meter.HourlyDays are deleted as new hours are written.
 var bSeries = []byte("series")
