@@ -50,7 +50,7 @@ func (s *Store) updateBatched(ctx context.Context, id string, fn func(o *op) err
 	if !b.running {
 		b.running = true
 		b.mu.Unlock()
-		s.drain()
+		s.drain(true)
 	} else {
 		b.mu.Unlock()
 	}
@@ -58,8 +58,11 @@ func (s *Store) updateBatched(ctx context.Context, id string, fn func(o *op) err
 }
 
 // drain runs queued operations, a batch per transaction, until none is
-// left.
-func (s *Store) drain() {
+// left. The caller that found the store idle (own) runs the first batch,
+// its own, and hands the rest to a goroutine: it returns with its answer
+// instead of running other callers' batches for as long as they keep
+// coming (under steady load it never returned, one caller fewer).
+func (s *Store) drain(own bool) {
 	b := &s.batch
 	for {
 		b.mu.Lock()
@@ -73,6 +76,13 @@ func (s *Store) drain() {
 		b.queue = b.queue[n:]
 		b.mu.Unlock()
 		s.runBatch(ops)
+		if own {
+			go func() {
+				s.linger(len(ops))
+				s.drain(false)
+			}()
+			return
+		}
 		s.linger(len(ops))
 	}
 }
