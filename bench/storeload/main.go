@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,8 @@ func main() {
 	batch := flag.Int("batch", 0, "redisstore Options.MaxBatch (0: its default; 1: every call alone)")
 	header := flag.Bool("header", false, "print the column header and exit")
 	bolt := flag.String("bolt", "", "measure the embedded store in this (new) file instead of Redis")
+	cpuprofile := flag.String("cpuprofile", "", "with -bolt: write a CPU profile of the run to this file")
+	grants := flag.Int("grants", 0, "with -bolt: credit grants on each account (0: none)")
 	useLease := flag.Bool("lease", false, "through meter/lease (requests carved from leases, settled in groups)")
 	flag.IntVar(&leaseMinRate, "lease-min-rate", 0, "lease.Options.MinRate (0: its default)")
 	flag.Parse()
@@ -48,8 +51,20 @@ func main() {
 		return
 	}
 	if *bolt != "" {
-		if err := runBolt(*bolt, *workers, *accounts, *warmup, *dur, *label); err != nil {
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			if err == nil {
+				err = pprof.StartCPUProfile(f)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "storeload:", err)
+				os.Exit(1)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		if err := runBolt(*bolt, *workers, *accounts, *grants, *warmup, *dur, *label); err != nil {
 			fmt.Fprintln(os.Stderr, "storeload:", err)
+			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
 		return

@@ -115,3 +115,61 @@ func TestBatchedUpdateCanceledWhileQueued(t *testing.T) {
 		t.Fatalf("canceled caller: %v, ran %v", err, ran)
 	}
 }
+
+// The caller that found the store idle runs its own batch and returns
+// with its answer; it does not run the batches of those who queued
+// meanwhile (under steady load it used to run them for as long as they
+// came, its own request held that long).
+func TestBatchedFirstCallerDoesNotRunLaterBatches(t *testing.T) {
+	s := openTemp(t, Options{})
+	if _, err := s.CreateAccount(ctx, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	write := func(wait chan struct{}) func(o *op) error {
+		return func(o *op) error {
+			<-wait
+			o.a.TotalPurchased++
+			o.dirty = true
+			return nil
+		}
+	}
+	release, hold := make(chan struct{}), make(chan struct{})
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- s.updateBatched(ctx, "a", write(release)) }()
+	waitBatch(t, s, func(b *batcher) bool { return b.running })
+	go func() { second <- s.updateBatched(ctx, "a", write(hold)) }()
+	waitBatch(t, s, func(b *batcher) bool { return len(b.queue) == 1 })
+	close(release)
+	// The second batch cannot end before hold is closed: the first
+	// caller's answer must come without it.
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(hold)
+		t.Fatal("the first caller ran the next batch before returning")
+	}
+	close(hold)
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.Account(ctx, "a"); err != nil || a.TotalPurchased != 2 {
+		t.Fatalf("%+v, %v: want both writes", a.TotalPurchased, err)
+	}
+}
+
+// waitBatch waits until cond holds of the batcher's state.
+func waitBatch(t *testing.T, s *Store, cond func(b *batcher) bool) {
+	t.Helper()
+	for {
+		s.batch.mu.Lock()
+		ok := cond(&s.batch)
+		s.batch.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

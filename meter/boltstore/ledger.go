@@ -52,7 +52,7 @@ func (s *Store) Ledger(ctx context.Context, q meter.LedgerQuery) ([]meter.Ledger
 				break
 			}
 			var e entry
-			if err := decodeJSON(v, &e); err != nil {
+			if err := decodeEntry(v, &e); err != nil {
 				return internalErr(err)
 			}
 			if q.Type != "" && e.Type != q.Type {
@@ -92,7 +92,7 @@ func (s *Store) LedgerTotal(ctx context.Context, q meter.LedgerQuery) (int, erro
 		for ; k != nil && (upper == nil || bytes.Compare(k, upper) < 0); k, v = c.Next() {
 			if q.Type != "" {
 				var e entry
-				if err := decodeJSON(v, &e); err != nil {
+				if err := decodeEntry(v, &e); err != nil {
 					return internalErr(err)
 				}
 				if e.Type != q.Type {
@@ -192,7 +192,7 @@ func (s *Store) Usage(ctx context.Context, account string, period meter.Period) 
 		c := o.sub(bUsage).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var n counters
-			if err := decodeJSON(v, &n); err != nil {
+			if err := decodeCounters(v, &n); err != nil {
 				return internalErr(err)
 			}
 			out = append(out, meter.RouteUsage{Route: string(k[8:]), Requests: n.Requests, Pages: n.Pages,

@@ -21,18 +21,14 @@ func (o *op) loadRes(rid string) (*reservation, error) {
 		return nil, nil
 	}
 	r := new(reservation)
-	if err := json.Unmarshal(raw, r); err != nil {
+	if err := decodeReservation(raw, r); err != nil {
 		return nil, fmt.Errorf("boltstore: bad reservation record %s: %w", rid, err)
 	}
 	return r, nil
 }
 
 func (o *op) saveRes(rid string, r *reservation) error {
-	raw, err := encode(r)
-	if err != nil {
-		return err
-	}
-	return o.put(bRes, []byte(rid), raw)
+	return o.put(bRes, []byte(rid), r.encode())
 }
 
 // put and del write to one of the account's buckets and mark the
@@ -175,11 +171,7 @@ func (o *op) appendEntry(e *entry) (ledgerID, error) {
 	id := o.nextID()
 	o.a.LastMS, o.a.LastSeq = int64(id.ms), int64(id.seq)
 	o.dirty = true
-	raw, err := encode(e)
-	if err != nil {
-		return id, err
-	}
-	return id, o.put(bLedger, id.key(), raw)
+	return id, o.put(bLedger, id.key(), e.encode())
 }
 
 // nextID is the id the next appended entry gets.
@@ -257,7 +249,7 @@ func (o *op) getEntry(id ledgerID) (*entry, error) {
 		return nil, nil
 	}
 	e := new(entry)
-	if err := decodeJSON(raw, e); err != nil {
+	if err := decodeEntry(raw, e); err != nil {
 		return nil, fmt.Errorf("boltstore: bad ledger entry %s: %w", id, err)
 	}
 	return e, nil

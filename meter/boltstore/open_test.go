@@ -1,7 +1,9 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
+	bolt "go.etcd.io/bbolt"
 )
 
 var ctx = context.Background()
@@ -211,4 +214,184 @@ func idAfter(a, b string) bool {
 	x, _ := parseLedgerID(a)
 	y, _ := parseLedgerID(b)
 	return x.ms > y.ms || x.ms == y.ms && x.seq > y.seq
+}
+
+// downgrade rewrites every account, hold, ledger entry and usage counter
+// record of the file as the JSON the store wrote before its binary
+// records (encoding/json of the same structs): the file an older gateway
+// left behind.
+func downgrade(t *testing.T, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	asJSON := func(b *bolt.Bucket, decode func([]byte) (any, error)) {
+		t.Helper()
+		var ks, vs [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if v == nil {
+				return nil // a sub-bucket
+			}
+			x, err := decode(v)
+			if err != nil {
+				return err
+			}
+			raw, err := json.Marshal(x)
+			ks, vs = append(ks, bytes.Clone(k)), append(vs, raw)
+			return err
+		})
+		for i := range ks {
+			if err == nil {
+				err = b.Put(ks[i], vs[i])
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	err = db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bAccounts).ForEach(func(id, _ []byte) error {
+			b := tx.Bucket(bAccounts).Bucket(id)
+			a, err := decodeAccount(b.Get(kAccount))
+			if err != nil {
+				return err
+			}
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(kAccount, raw); err != nil {
+				return err
+			}
+			asJSON(b.Bucket(bRes), func(v []byte) (any, error) { x := new(reservation); return x, decodeReservation(v, x) })
+			asJSON(b.Bucket(bLedger), func(v []byte) (any, error) { x := new(entry); return x, decodeEntry(v, x) })
+			cs := func(v []byte) (any, error) { x := new(counters); return x, decodeCounters(v, x) }
+			asJSON(b.Bucket(bUsage), cs)
+			if sb := b.Bucket(bSeries); sb != nil {
+				asJSON(sb, cs)
+			}
+			n++
+			return nil
+		})
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("downgrade: %d accounts, %v", n, err)
+	}
+}
+
+// A file written before the binary records (every record JSON) opens
+// with every balance, hold, ledger entry, grant, key, setting and usage
+// counter as it was, and the store goes on from it: the held reservation
+// commits, the idempotency keys replay, the ledger still sums to the
+// balance, and what it writes now is binary.
+func TestUpgradeFromJSONRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meter.db")
+	now := time.Date(2030, 1, 10, 12, 0, 0, 0, time.UTC)
+	s, err := Open(path, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := "acme", "globex"
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.CreateAccount(ctx, a, c(100)))
+	must(s.CreateAccount(ctx, b, 0))
+	must(s.UpdateSettings(ctx, a, meter.Settings{MonthlyQuota: c(5), OverageCap: c(10), QuotaUnit: "scans",
+		PageLimit: 9, LowBalanceThreshold: c(50)}))
+	_, key := meter.NewKey(a, meter.ModeLive)
+	must(nil, s.AddKey(ctx, key))
+	must(s.CreateCreditGrant(ctx, meter.CreditGrantRequest{AccountID: a, Amount: c(6), Priority: 2,
+		ExpiresAt: now.Add(48 * time.Hour), Description: "promo"}))
+	must(s.CreateCreditGrant(ctx, meter.CreditGrantRequest{AccountID: a, Amount: c(20), Description: "gift"}))
+	must(s.Grant(ctx, meter.Grant{AccountID: b, Amount: c(3.5), Type: meter.EntryPurchase, IdempotencyKey: "pi_1"}))
+	must(s.Reserve(ctx, meter.ReserveRequest{AccountID: a, ID: "r1", Amount: c(30), TTL: time.Hour, Period: month(0), IdempotencyKey: "k1"}))
+	st, err := s.Commit(ctx, meter.CommitRequest{AccountID: a, ReservationID: "r1", Amount: c(27.5), Route: "/scan", Pages: 3})
+	must(st, err)
+	must(s.Refund(ctx, meter.Refund{AccountID: a, EntryID: st.EntryID, Amount: c(1)}))
+	must(s.Reserve(ctx, meter.ReserveRequest{AccountID: a, ID: "held", Amount: c(8), TTL: time.Hour, Period: month(0), IdempotencyKey: "k2"}))
+	must(s.Reserve(ctx, meter.ReserveRequest{AccountID: a, ID: "void", Amount: c(1), TTL: time.Hour, Period: month(0)}))
+	must(s.Void(ctx, a, "void"))
+	before := takeSnapshot(t, s, a, b)
+	series := func(s *Store) []meter.UsagePoint {
+		t.Helper()
+		p, err := s.UsageSeries(ctx, meter.SeriesQuery{AccountID: a, Granularity: meter.GranularityHour,
+			From: now.Add(-time.Hour), To: now.Add(time.Hour)})
+		must(p, err)
+		return p
+	}
+	seriesBefore := series(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	downgrade(t, path)
+
+	s, err = Open(path, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if raw := s.rawAccount(t, a); raw[0] != '{' {
+		t.Fatalf("the downgraded record is not JSON: %q", raw)
+	}
+	if after := takeSnapshot(t, s, a, b); !reflect.DeepEqual(after, before) {
+		t.Fatalf("after the upgrade:\n%+v\nbefore:\n%+v", after, before)
+	}
+	if got := series(s); !reflect.DeepEqual(got, seriesBefore) {
+		t.Errorf("series %+v, want %+v", got, seriesBefore)
+	}
+	if k, err := s.LookupKey(ctx, key.Hash); err != nil || k.AccountID != a {
+		t.Errorf("LookupKey: %+v, %v", k, err)
+	}
+	if r, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: a, ID: "r2", Amount: c(1), TTL: time.Hour, IdempotencyKey: "k1"}); err != nil || !r.Replayed || r.ID != "r1" {
+		t.Errorf("replay after the upgrade: %+v, %v", r, err)
+	}
+	_, err = s.Reserve(ctx, meter.ReserveRequest{AccountID: a, ID: "r3", Amount: c(1), TTL: time.Hour, IdempotencyKey: "k2"})
+	if meter.ErrorCode(err) != meter.ECodeIdempotencyConflict {
+		t.Errorf("the held key after the upgrade: %v", err)
+	}
+	// The hold made before the upgrade commits from its parts: 5 of the
+	// quota was spent by r1, so 8 came from the grants (the promo's 6
+	// less r1's use) and the balance.
+	held := before.Accounts[0]
+	st, err = s.Commit(ctx, meter.CommitRequest{AccountID: a, ReservationID: "held", Amount: c(8), Route: "/scan"})
+	if err != nil || st.Charged != c(8) {
+		t.Fatalf("commit of the hold: %+v, %v", st, err)
+	}
+	acct, err := s.Account(ctx, a)
+	must(acct, err)
+	if acct.Reserved != 0 || acct.Balance != held.Balance-c(8) {
+		t.Errorf("after the commit: balance %v reserved %v; before %v", acct.Balance, acct.Reserved, held.Balance)
+	}
+	es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: a, Limit: 1000})
+	must(es, err)
+	var sum meter.Credits
+	for _, e := range es {
+		sum += e.Amount
+	}
+	if sum != acct.Balance || es[0].ID != st.EntryID || !idAfter(es[0].ID, before.Ledgers[0][0].ID) {
+		t.Errorf("ledger sums to %v, balance %v; newest %s (commit %s)", sum, acct.Balance, es[0].ID, st.EntryID)
+	}
+	if raw := s.rawAccount(t, a); raw[0] != recBinary {
+		t.Errorf("the record saved after the upgrade is not binary: %q", raw)
+	}
+}
+
+// rawAccount is an account's stored record, as bytes.
+func (s *Store) rawAccount(t *testing.T, id string) []byte {
+	t.Helper()
+	var raw []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		raw = bytes.Clone(tx.Bucket(bAccounts).Bucket([]byte(id)).Get(kAccount))
+		return nil
+	}); err != nil || len(raw) == 0 {
+		t.Fatalf("record of %s: %q, %v", id, raw, err)
+	}
+	return raw
 }

@@ -3,7 +3,6 @@ package boltstore
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,14 +32,6 @@ type account struct {
 	// numbers the account's events.
 	LBThreshold *int64 `json:"lb_threshold,omitempty"`
 	EvtSeq      int64  `json:"evt_seq,omitempty"`
-}
-
-func decodeAccount(raw []byte) (*account, error) {
-	if raw == nil {
-		return nil, errors.New("no account record")
-	}
-	a := new(account)
-	return a, json.Unmarshal(raw, a)
 }
 
 // Reservation states, as in lib.lua.

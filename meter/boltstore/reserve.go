@@ -204,18 +204,14 @@ func (o *op) count(period int64, route string, pages, credits int64) error {
 	k := usageKey(period, route)
 	var n counters
 	if raw := o.sub(bUsage).Get(k); raw != nil {
-		if err := decodeJSON(raw, &n); err != nil {
+		if err := decodeCounters(raw, &n); err != nil {
 			return err
 		}
 	}
 	n.Requests++
 	n.Pages += pages
 	n.Credits += credits
-	raw, err := encode(&n)
-	if err != nil {
-		return err
-	}
-	if err := o.put(bUsage, k, raw); err != nil {
+	if err := o.put(bUsage, k, n.encode()); err != nil {
 		return err
 	}
 	return o.countSeries(route, pages, credits)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -12,7 +11,7 @@ import (
 
 // The usage series of an account, in its sub-bucket series/ (created with
 // its first usage): 'd' or 'h', the bucket's start ms (8 bytes,
-// big-endian), the route -> counters (JSON). Written by count, in the
+// big-endian), the route -> counters (binary). Written by count, in the
 // transaction of the commit or job charge it counts; hours older than
 // meter.HourlyDays are deleted as new hours are written.
 var bSeries = []byte("series")
@@ -37,18 +36,14 @@ func (o *op) countSeries(route string, pages, credits int64) error {
 	for _, k := range [][]byte{seriesKey('d', o.now-o.now%dayMS, route), seriesKey('h', hour, route)} {
 		var n counters
 		if raw := b.Get(k); raw != nil {
-			if err := json.Unmarshal(raw, &n); err != nil {
+			if err := decodeCounters(raw, &n); err != nil {
 				return internalErr(err)
 			}
 		}
 		n.Requests++
 		n.Pages += pages
 		n.Credits += credits
-		raw, err := json.Marshal(n)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(k, raw); err != nil {
+		if err := b.Put(k, n.encode()); err != nil {
 			return err
 		}
 	}
@@ -83,7 +78,7 @@ func (s *Store) UsageSeries(ctx context.Context, q meter.SeriesQuery) ([]meter.U
 		c := b.Cursor()
 		for k, v := c.Seek(from); k != nil && bytes.Compare(k, to) < 0; k, v = c.Next() {
 			var n counters
-			if err := json.Unmarshal(v, &n); err != nil {
+			if err := decodeCounters(v, &n); err != nil {
 				return internalErr(err)
 			}
 			start := time.UnixMilli(int64(binary.BigEndian.Uint64(k[1:9]))).UTC()

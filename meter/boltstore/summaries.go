@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,7 +46,7 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 				c := o.sub(bUsage).Cursor()
 				for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 					var n counters
-					if err := json.Unmarshal(v, &n); err != nil {
+					if err := decodeCounters(v, &n); err != nil {
 						return internalErr(err)
 					}
 					sum.PeriodCredits += meter.Credits(n.Credits)
@@ -88,7 +87,7 @@ func seriesSince(o *op, kind byte, g string, from, created, now time.Time) ([]me
 	c := b.Cursor()
 	for k, v := c.Seek(lo); k != nil && bytes.Compare(k, hi) < 0; k, v = c.Next() {
 		var n counters
-		if err := json.Unmarshal(v, &n); err != nil {
+		if err := decodeCounters(v, &n); err != nil {
 			return nil, internalErr(err)
 		}
 		start := time.UnixMilli(int64(binary.BigEndian.Uint64(k[1:9]))).UTC()
