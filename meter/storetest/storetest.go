@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"PendingEvents", testPendingEvents},
 		{"AccountUpdatedAt", testAccountUpdatedAt},
 		{"Jobs", testJobs},
+		{"JobScripts", testJobScripts},
 		{"JobBlockAndResume", testJobBlockAndResume},
 		{"JobExpiry", testJobExpiry},
 		{"JobsConcurrent", testJobsConcurrent},
