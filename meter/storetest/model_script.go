@@ -220,7 +220,7 @@ func checkScriptResult(t *testing.T, s meter.Store, desc string, r *refAccount, 
 	}
 	e, j := es[0], res.Job
 	if e.ID != res.EntryID || e.Type != meter.EntryUsage || e.Pages != pages || e.ReservationID != j.ID || e.JobID != j.ID ||
-		e.Route != jobRoute || isReport && e.RequestID != rq {
+		e.AccountID != r.id || e.Route != jobRoute || isReport && e.RequestID != rq {
 		t.Fatalf("%s: entry %+v; want %s of %d pages for job %s, request %s", desc, e, res.EntryID, pages, j.ID, rq)
 	}
 }

@@ -75,7 +75,6 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"AccountUpdatedAt", testAccountUpdatedAt},
 		{"Jobs", testJobs},
 		{"JobScripts", testJobScripts},
-		{"JobBlockAndResume", testJobBlockAndResume},
 		{"JobExpiry", testJobExpiry},
 		{"JobsConcurrent", testJobsConcurrent},
 		{"JobEvents", testJobEvents},
