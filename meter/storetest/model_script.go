@@ -140,7 +140,7 @@ func runScript(t *testing.T, s meter.Store, sc script) {
 		}
 		sameRefusal(t, desc, gerr, werr)
 		if gerr == nil && st.job != "" {
-			checkScriptResult(t, s, desc, r, res, meter.Credits(cost), sum(r.jobs[jid].pages)-before, rq, st.op == "report")
+			checkScriptResult(t, s, desc, r, res, meter.Credits(cost), sum(r.jobs[jid].pages)-before, rq)
 			if n := sum(r.jobs[jid].pages) - before; n > 0 { // free pages too, with no entry
 				used.Requests++
 				used.Pages += int64(n)
@@ -201,10 +201,10 @@ func sameRefusal(t *testing.T, desc string, got, want error) {
 }
 
 // checkScriptResult checks a job call's answer against the model's, and
-// the usage entry of a call that charged: the newest, with the call's
-// pages and, for a report, its request.
+// the usage entry of a call that charged (a report or a resume): the
+// newest, with the call's pages and request.
 func checkScriptResult(t *testing.T, s meter.Store, desc string, r *refAccount, res meter.JobResult, cost meter.Credits,
-	pages int, rq string, isReport bool) {
+	pages int, rq string) {
 	t.Helper()
 	bal, avail := meter.Credits(r.a.Balance), meter.Credits(r.a.Balance-r.a.Reserved)
 	if res.Charged != cost || res.Balance != bal || res.Available != avail || (cost != 0) != (res.EntryID != "") {
@@ -220,7 +220,7 @@ func checkScriptResult(t *testing.T, s meter.Store, desc string, r *refAccount, 
 	}
 	e, j := es[0], res.Job
 	if e.ID != res.EntryID || e.Type != meter.EntryUsage || e.Pages != pages || e.ReservationID != j.ID || e.JobID != j.ID ||
-		e.AccountID != r.id || e.Route != jobRoute || isReport && e.RequestID != rq {
+		e.AccountID != r.id || e.Route != jobRoute || e.RequestID != rq {
 		t.Fatalf("%s: entry %+v; want %s of %d pages for job %s, request %s", desc, e, res.EntryID, pages, j.ID, rq)
 	}
 }
