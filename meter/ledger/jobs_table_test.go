@@ -7,34 +7,37 @@ import (
 
 // The arithmetic of meter.JobStore's cases (meter/storetest's
 // jobs_scripts.go runs the same steps, by the same names, on every store
-// beside the model), on the model alone. A jobCase is an account (with a
-// quota or an overage cap: in period 1) and steps (see jobSim.do), each
-// with what it must do: "refused <code> <details>", "held <x>", or
-// "charged <x> (usage <amount> quota <q> overage <o> after <balance>)
-// <events>"; then, for a job's step, "| <status> held <x> debited <x>
-// pages <class:n,...> owed <x> failed <n> final <status>"; then
-// "| balance <b> available <a>" and, in a period, "quota <used>+<held>
-// overage <used>+<held>". The ledger (the initial balance, purchases and
-// usage entries) sums to the balance after every step.
-type jobCase struct {
+// beside the model), on the model alone: see simCase.
+func TestJobs(t *testing.T) { runSim(t, jobCases) }
+
+// A simCase is an account (with a quota or an overage cap: in period 1)
+// and steps (see accountSim.do), each with what it must do: "refused
+// <code> <details>", "held <x>", or "charged <x> (usage <amount> quota
+// <q> overage <o> after <balance>) <events>"; then, for a job's step,
+// "| <status> held <x> debited <x> pages <class:n,...> owed <x> failed
+// <n> final <status>"; then "| balance <b> available <a>" and, in a
+// period, "quota <used>+<held> overage <used>+<held>". The ledger (the
+// initial balance, purchases and usage entries) sums to the balance after
+// every step.
+type simCase struct {
 	name                                 string
 	balance, quota, overageCap, lowBelow float64
 	steps                                [][2]string
 }
 
-func TestJobs(t *testing.T) {
-	for _, tc := range jobCases {
+func runSim(t *testing.T, cases []simCase) {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &Account{Balance: k(tc.balance), QuotaLimit: k(tc.quota), OverageCap: k(tc.overageCap)}
 			a.SetThreshold(k(tc.lowBelow))
+			s := &accountSim{a: a, jobs: map[string]*simJob{}, holds: map[string]*simHold{}, sum: a.Balance}
 			if tc.quota+tc.overageCap != 0 {
-				a.Period, a.PeriodEnd = 1, 2
+				s.month = 1
 			}
-			s := &jobSim{a: a, jobs: map[string]*simJob{}, sum: a.Balance}
 			for i, st := range tc.steps {
 				err := s.do(st[0])
 				name := ""
-				if f := strings.Fields(st[0]); f[0] != "buy" && f[0] != "hold" {
+				if f := strings.Fields(st[0]); len(f) > 1 && s.jobs[f[1]] != nil {
 					name = f[1]
 				}
 				if got := s.state(name, err); got != st[1] {
@@ -48,7 +51,7 @@ func TestJobs(t *testing.T) {
 	}
 }
 
-var jobCases = []jobCase{
+var jobCases = []simCase{
 	{"create holds the estimate", 10, 0, 0, 0, [][2]string{
 		{"create a 6 page=1", "held 6 | running held 6 debited 0 | balance 10 available 4"},
 		{"hold 3", "held 3 | balance 10 available 1"},

@@ -44,18 +44,21 @@ func (j *simJob) maxRate() (m int64) {
 
 func (j *simJob) finished() bool { return meter.Job{Status: j.status}.Finished() }
 
-// jobSim is an account and its jobs; sum is what its ledger entries add
-// up to, out what the current step did.
-type jobSim struct {
-	a    *Account
-	jobs map[string]*simJob
-	sum  int64
-	out  strings.Builder
+// accountSim is an account, its jobs and other requests' holds (pools_test.go);
+// month is the period its calls name (0: none), sum what its ledger
+// entries add up to, out what the current step did.
+type accountSim struct {
+	a     *Account
+	jobs  map[string]*simJob
+	holds map[string]*simHold
+	month int64
+	sum   int64
+	out   strings.Builder
 }
 
 // charge charges the job's owed pages within the budget and reports
 // whether some could not be.
-func (s *jobSim) charge(j *simJob) bool {
+func (s *accountSim) charge(j *simJob) bool {
 	cs := s.a.JobBudget(j.hold)
 	n, cost, blocked := PagesWithin(cs, j.classes())
 	fmt.Fprintf(&s.out, "charged %s", cr(cost))
@@ -78,13 +81,13 @@ func (s *jobSim) charge(j *simJob) bool {
 	return blocked
 }
 
-func (s *jobSim) events(evs []Event) {
+func (s *accountSim) events(evs []Event) {
 	for _, e := range evs {
 		fmt.Fprintf(&s.out, " %s", e.Type)
 	}
 }
 
-func (s *jobSim) end(j *simJob, status string) {
+func (s *accountSim) end(j *simJob, status string) {
 	if j.hold != nil {
 		s.a.Release(*j.hold)
 		j.hold = nil
@@ -96,9 +99,15 @@ func (s *jobSim) end(j *simJob, status string) {
 // "report <job> <class>=<pages>... [failed=n] [final=<status>]",
 // "resume <job>", "cancel <job>", "buy <credits>", "hold <credits>" (another
 // request's reservation).
-func (s *jobSim) do(step string) error {
+func (s *accountSim) do(step string) error {
 	f := strings.Fields(step)
+	if ok, err := s.request(f); ok {
+		return err
+	}
 	j := s.jobs[f[1]]
+	if f[0] != "buy" && f[0] != "cancel" {
+		s.roll() // as the stores, at a call that names a period
+	}
 	switch f[0] {
 	case "buy", "hold":
 		x := k(num(f[1]))
@@ -221,7 +230,7 @@ func num(s string) float64 {
 func cr(x int64) string { return meter.Credits(x).String() }
 
 // state is the step's outcome, the named job and the account after it.
-func (s *jobSim) state(name string, err error) string {
+func (s *accountSim) state(name string, err error) string {
 	out := strings.TrimSpace(s.out.String())
 	s.out.Reset()
 	if err != nil {

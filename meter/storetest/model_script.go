@@ -22,7 +22,7 @@ import (
 
 // sstep is one step of a script. op: create (n: the estimate), report,
 // resume, cancel (of job), buy (n credits), hold (reserve n credits for
-// another request).
+// another request), and the requests' steps of model_script_req.go.
 type sstep struct {
 	op     string
 	job    string // the job's name in the script
@@ -31,6 +31,7 @@ type sstep struct {
 	done   pages
 	failed int
 	final  string
+	req    reqStep
 }
 
 func create(job string, estimate float64, r rates) sstep {
@@ -60,7 +61,10 @@ type script struct {
 func runScripts(t *testing.T, s meter.Store, scripts []script) {
 	t.Helper()
 	for _, sc := range scripts {
-		t.Run(sc.name, func(t *testing.T) { runScript(t, s, sc) })
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel() // some sleep past a TTL
+			runScript(t, s, sc)
+		})
 	}
 }
 
@@ -81,12 +85,13 @@ func runScript(t *testing.T, s meter.Store, sc script) {
 	if sc.quota+sc.overageCap != 0 {
 		r.month, p = 1, month(1)
 	}
+	rs := &reqScript{r: r, p: &p, rids: map[string]string{}}
 	ids := map[string]string{}
 	last := map[string]meter.Job{} // each job as Job last read it
 	var used meter.RouteUsage      // the jobs' usage by route, as the model charged it
 	compareModel(t, s, r, 0, "the account's creation")
 	for i, st := range sc.steps {
-		desc := fmt.Sprintf("step %d: %s %s %v %v failed %d final %q", i, st.op, st.job, st.n, st.done, st.failed, st.final)
+		desc := fmt.Sprintf("step %d: %s %s%s %v %v failed %d final %q", i, st.op, st.job, st.req.rid, st.n, st.done, st.failed, st.final)
 		jid := ids[st.job]
 		if st.job != "" && jid == "" {
 			jid = newID("job")
@@ -136,7 +141,8 @@ func runScript(t *testing.T, s meter.Store, sc script) {
 				t.Fatalf("%s: held %s, model %s", desc, got.Amount, meter.Credits(held))
 			}
 		default:
-			t.Fatalf("%s: no such step", desc)
+			werr = rs.step(t, s, desc, st)
+			gerr = werr
 		}
 		sameRefusal(t, desc, gerr, werr)
 		if gerr == nil && st.job != "" {
@@ -165,9 +171,15 @@ func runScript(t *testing.T, s meter.Store, sc script) {
 		}
 		compareModel(t, s, r, i+1, desc)
 	}
-	got, err := s.Usage(ctx, id, p)
+	us, err := s.Usage(ctx, id, p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var got []meter.RouteUsage
+	for _, u := range us {
+		if u.Route == jobRoute {
+			got = append(got, u)
+		}
 	}
 	var want []meter.RouteUsage
 	if used.Requests > 0 {

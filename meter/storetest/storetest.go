@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"ExpiryAndIdempotency", testExpiryAndIdempotency},
 		{"IdempotencyFingerprint", testIdempotencyFingerprint},
 		{"QuotaThenBalanceThenOverage", testQuotaThenBalanceThenOverage},
+		{"QuotaScripts", testQuotaScripts},
 		{"QuotaExceeded", testQuotaExceeded},
 		{"RaisingTheOverageCap", testRaisingTheOverageCap},
 		{"NoPeriodNoQuota", testNoPeriodNoQuota},

@@ -1,0 +1,99 @@
+package ledger
+
+import "testing"
+
+// The pools of a period (quota, balance, overage) through reserves,
+// commits, voids, expiries, settings and period rolls: the arithmetic of
+// meter/storetest's quota cases, whose quota_scripts.go runs the same
+// steps, by the same names, on every store beside the model. See simCase
+// for what each step must do.
+func TestPools(t *testing.T) { runSim(t, poolCases) }
+
+var poolCases = []simCase{
+	{"quota, then balance, then overage", 5, 10, 5, 0, [][2]string{
+		{"reserve r1 3", "held 3 (quota 3 balance 0 overage 0) | balance 5 available 5 quota 0+3 overage 0+0"},
+		{"commit r1 3", "charged 3 (usage 0 quota 3 overage 0 after 5) | balance 5 available 5 quota 3+0 overage 0+0"},
+		{"reserve r2 9", "held 9 (quota 7 balance 2 overage 0) | balance 5 available 3 quota 3+7 overage 0+0"},
+		{"commit r2 9", "charged 9 (usage -2 quota 7 overage 0 after 3) quota.exhausted | balance 3 available 3 quota 10+0 overage 0+0"},
+		{"reserve r3 5", "held 5 (quota 0 balance 3 overage 2) | balance 3 available -2 quota 10+0 overage 0+2"},
+		{"commit r3 5", "charged 5 (usage -5 quota 0 overage 2 after -2) | balance -2 available -2 quota 10+0 overage 2+0"},
+		{"reserve r4 4", "refused overage_limit_reached available -2 cap 5 required 4 | balance -2 available -2 quota 10+0 overage 2+0"},
+		{"reserve r5 3", "held 3 (quota 0 balance 0 overage 3) | balance -2 available -5 quota 10+0 overage 2+3"},
+		{"commit r5 3", "charged 3 (usage -3 quota 0 overage 3 after -5) overage.limit_reached | balance -5 available -5 quota 10+0 overage 5+0"},
+		{"reserve r6 0.001", "refused overage_limit_reached available -5 cap 5 required 0.001 | balance -5 available -5 quota 10+0 overage 5+0"},
+	}},
+	{"quota exceeded, then insufficient credits", 0, 10, 0, 0, [][2]string{
+		{"reserve r1 6", "held 6 (quota 6 balance 0 overage 0) | balance 0 available 0 quota 0+6 overage 0+0"},
+		{"commit r1 6", "charged 6 (usage 0 quota 6 overage 0 after 0) | balance 0 available 0 quota 6+0 overage 0+0"},
+		{"reserve r2 3", "held 3 (quota 3 balance 0 overage 0) | balance 0 available 0 quota 6+3 overage 0+0"},
+		{"reserve r3 2", "refused quota_exceeded limit 10 used 9 | balance 0 available 0 quota 6+3 overage 0+0"},
+		{"buy 0.5", "| balance 0.5 available 0.5 quota 6+3 overage 0+0"},
+		{"reserve r4 2", "refused insufficient_credits available 0.5 required 2 | balance 0.5 available 0.5 quota 6+3 overage 0+0"},
+	}},
+	{"raising the overage cap", 0, 0, 5, 0, [][2]string{
+		{"reserve r1 5", "held 5 (quota 0 balance 0 overage 5) | balance 0 available -5 quota 0+0 overage 0+5"},
+		{"commit r1 5", "charged 5 (usage -5 quota 0 overage 5 after -5) overage.limit_reached | balance -5 available -5 quota 0+0 overage 5+0"},
+		{"reserve r2 3", "refused overage_limit_reached available -5 cap 5 required 3 | balance -5 available -5 quota 0+0 overage 5+0"},
+		{"settings 0 8", "| balance -5 available -5 quota 0+0 overage 5+0"},
+		{"reserve r2 3", "held 3 (quota 0 balance 0 overage 3) | balance -5 available -8 quota 0+0 overage 5+3"},
+		{"commit r2 3", "charged 3 (usage -3 quota 0 overage 3 after -8) overage.limit_reached | balance -8 available -8 quota 0+0 overage 8+0"},
+	}},
+	{"no period, no quota", 1, 10, 5, 0, [][2]string{
+		{"period 0", "| balance 1 available 1"},
+		{"reserve r1 2", "refused insufficient_credits available 1 required 2 | balance 1 available 1"},
+		{"period 1", "| balance 1 available 1"},
+		{"reserve r2 2", "held 2 (quota 2 balance 0 overage 0) | balance 1 available 1 quota 0+2 overage 0+0"},
+		{"period 0", "| balance 1 available 1 quota 0+2 overage 0+0"},
+		{"reserve r3 2", "held 2 (quota 2 balance 0 overage 0) | balance 1 available 1 quota 0+4 overage 0+0"},
+	}},
+	{"period rollover", 0, 10, 5, 0, [][2]string{
+		{"period 2", "| balance 0 available 0"},
+		{"reserve held 4", "held 4 (quota 4 balance 0 overage 0) | balance 0 available 0 quota 0+4 overage 0+0"},
+		{"reserve r1 11", "held 11 (quota 6 balance 0 overage 5) | balance 0 available -5 quota 0+10 overage 0+5"},
+		{"commit r1 11", "charged 11 (usage -5 quota 6 overage 5 after -5) overage.limit_reached | balance -5 available -5 quota 6+4 overage 5+0"},
+		{"period 1", "| balance -5 available -5 quota 6+4 overage 5+0"},
+		{"reserve r2 1", "refused overage_limit_reached available -5 cap 5 required 1 | balance -5 available -5 quota 6+4 overage 5+0"},
+		{"period 3", "| balance -5 available -5 quota 6+4 overage 5+0"},
+		{"reserve r3 10", "held 10 (quota 10 balance 0 overage 0) | balance -5 available -5 quota 0+10 overage 0+0"},
+		{"reserve r4 1", "refused overage_limit_reached available -5 cap 5 required 1 | balance -5 available -5 quota 0+10 overage 0+0"},
+		{"buy 5", "| balance 0 available 0 quota 0+10 overage 0+0"},
+		{"reserve r5 2", "held 2 (quota 0 balance 0 overage 2) | balance 0 available -2 quota 0+10 overage 0+2"},
+		{"period 2", "| balance 0 available -2 quota 0+10 overage 0+2"},
+		{"reserve r6 1", "held 1 (quota 0 balance 0 overage 1) | balance 0 available -3 quota 0+10 overage 0+3"},
+		{"commit held 4", "charged 4 (usage 0 quota 4 overage 0 after 0) | balance 0 available -3 quota 0+10 overage 0+3"},
+		{"commit r3 10", "charged 10 (usage 0 quota 10 overage 0 after 0) quota.exhausted | balance 0 available -3 quota 10+0 overage 0+3"},
+		{"commit r5 2", "charged 2 (usage -2 quota 0 overage 2 after -2) | balance -2 available -3 quota 10+0 overage 2+1"},
+		{"commit r6 1", "charged 1 (usage -1 quota 0 overage 1 after -3) | balance -3 available -3 quota 10+0 overage 3+0"},
+	}},
+	{"parts across pools: partial commit takes quota, then balance, and releases the rest", 3, 2, 5, 0, [][2]string{
+		{"reserve r1 5", "held 5 (quota 2 balance 3 overage 0) | balance 3 available 0 quota 0+2 overage 0+0"},
+		{"commit r1 4", "charged 4 (usage -2 quota 2 overage 0 after 1) quota.exhausted | balance 1 available 1 quota 2+0 overage 0+0"},
+	}},
+	{"parts across pools: partial commit reaches the overage last", 3, 2, 5, 0, [][2]string{
+		{"reserve r1 7", "held 7 (quota 2 balance 3 overage 2) | balance 3 available -2 quota 0+2 overage 0+2"},
+		{"commit r1 6", "charged 6 (usage -4 quota 2 overage 1 after -1) quota.exhausted | balance -1 available -1 quota 2+0 overage 1+0"},
+	}},
+	{"parts across pools: commit within the quota writes an entry that moves no balance", 3, 2, 5, 0, [][2]string{
+		{"reserve r1 7", "held 7 (quota 2 balance 3 overage 2) | balance 3 available -2 quota 0+2 overage 0+2"},
+		{"commit r1 1", "charged 1 (usage 0 quota 1 overage 0 after 3) | balance 3 available 3 quota 1+0 overage 0+0"},
+	}},
+	{"parts across pools: void releases every part", 3, 2, 5, 0, [][2]string{
+		{"reserve r1 7", "held 7 (quota 2 balance 3 overage 2) | balance 3 available -2 quota 0+2 overage 0+2"},
+		{"void r1", "released | balance 3 available 3 quota 0+0 overage 0+0"},
+	}},
+	{"parts across pools: expiry releases every part", 3, 2, 5, 0, [][2]string{
+		{"reserve r1 7 short", "held 7 (quota 2 balance 3 overage 2) | balance 3 available -2 quota 0+2 overage 0+2"},
+		{"expire", "| balance 3 available 3 quota 0+0 overage 0+0"},
+	}},
+	{"parts across pools: a late commit takes quota, then balance, then overage, as they are now", 3, 2, 5, 0, [][2]string{
+		{"reserve r1 4 short", "held 4 (quota 2 balance 2 overage 0) | balance 3 available 1 quota 0+2 overage 0+0"},
+		{"expire", "| balance 3 available 3 quota 0+0 overage 0+0"},
+		{"reserve r2 1", "held 1 (quota 1 balance 0 overage 0) | balance 3 available 3 quota 0+1 overage 0+0"},
+		{"commit r1 6", "charged 4 (usage -3 quota 1 overage 0 after 0) late | balance 0 available 0 quota 1+1 overage 0+0"},
+	}},
+	{"parts across pools: a late commit reaches into the overage", 3, 2, 5, 0, [][2]string{
+		{"reserve r1 7 short", "held 7 (quota 2 balance 3 overage 2) | balance 3 available -2 quota 0+2 overage 0+2"},
+		{"expire", "| balance 3 available 3 quota 0+0 overage 0+0"},
+		{"commit r1 7", "charged 7 (usage -5 quota 2 overage 2 after -2) late quota.exhausted | balance -2 available -2 quota 2+0 overage 2+0"},
+	}},
+}

@@ -1,0 +1,88 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Requests' holds in an accountSim: reserve, commit (Settle), void and
+// expire (Release), as the stores apply the model (meter/storetest's
+// model_ref.go does the same beside a store).
+
+// simHold is a request's hold; late once it expired, settled once
+// committed or voided.
+type simHold struct {
+	h             Hold
+	short         bool
+	late, settled bool
+}
+
+// roll moves the account to the period its calls name, as a store does
+// at each call that names one.
+func (s *accountSim) roll() {
+	if s.month > 0 {
+		s.a.Roll(s.month, s.month+1)
+	}
+}
+
+// request applies a request's step, if f is one: "reserve <rid> <x>
+// [short]", "commit <rid> <x> [uncapped]", "void <rid>", "expire" (the
+// short holds), "settings <quota> <overage cap>", "period <n>" (the
+// month the calls name from now on, 0: none).
+func (s *accountSim) request(f []string) (bool, error) {
+	a := s.a
+	switch f[0] {
+	case "reserve":
+		s.roll()
+		if s.holds[f[1]] != nil {
+			return true, meter.Errorf(meter.ECodeInvalid, "reservation id already used")
+		}
+		h, err := a.Reserve(k(num(f[2])), 0)
+		if err != nil {
+			return true, err
+		}
+		s.holds[f[1]] = &simHold{h: h, short: len(f) > 3 && f[3] == "short"}
+		fmt.Fprintf(&s.out, "held %s (quota %s balance %s overage %s)", cr(h.Amount()), cr(h.Q), cr(h.B), cr(h.O))
+	case "commit":
+		sh := s.holds[f[1]]
+		if sh.settled {
+			return true, meter.Errorf(meter.ECodeReservationSettled, "settled")
+		}
+		st := a.Settle(sh.h, sh.late, k(num(f[2])), len(f) > 3 && f[3] == "uncapped")
+		sh.settled = true
+		fmt.Fprintf(&s.out, "charged %s", cr(st.Charged))
+		if e := st.Entry; e != nil {
+			s.sum += e.Amount
+			fmt.Fprintf(&s.out, " (usage %s quota %s overage %s after %s)", cr(e.Amount), cr(e.Quota), cr(e.Overage), cr(e.BalanceAfter))
+			if e.Late {
+				s.out.WriteString(" late")
+			}
+			if e.Shortfall > 0 {
+				s.out.WriteString(" shortfall " + cr(e.Shortfall))
+			}
+		}
+		s.events(st.Events)
+	case "void":
+		sh := s.holds[f[1]]
+		if !sh.settled && !sh.late {
+			a.Release(sh.h)
+		}
+		sh.settled = true
+		s.out.WriteString("released")
+	case "expire":
+		for _, sh := range s.holds {
+			if sh.short && !sh.settled && !sh.late {
+				a.Release(sh.h)
+				sh.late = true
+			}
+		}
+	case "settings":
+		a.QuotaLimit, a.OverageCap = k(num(f[1])), k(num(f[2]))
+	case "period":
+		s.month = int64(num(f[1]))
+	default:
+		return false, nil
+	}
+	return true, nil
+}

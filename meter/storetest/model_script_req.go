@@ -1,0 +1,118 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/creditgate/creditgate/meter"
+)
+
+// Requests' steps of a script (model_script.go): reserve, commit, void,
+// the clock passing the short holds' TTL, settings and the period the
+// calls name, each compared with the reference model: the answer (held
+// amount, balance, available, quota and overage states; a settlement in
+// full), or the refusal with its details.
+
+// reqStep is a request's step: rid is the reservation's name in the
+// script.
+type reqStep struct {
+	rid             string
+	short, uncapped bool
+	m               float64 // settings: the overage cap
+	month           int     // period: the month the calls name, 0: none
+}
+
+func reserveShort(rid string, n float64) sstep {
+	return sstep{op: "reserve", n: n, req: reqStep{rid: rid, short: true}}
+}
+func reserveStep(rid string, n float64) sstep {
+	return sstep{op: "reserve", n: n, req: reqStep{rid: rid}}
+}
+func commitStep(rid string, n float64) sstep {
+	return sstep{op: "commit", n: n, req: reqStep{rid: rid}}
+}
+func voidStep(rid string) sstep { return sstep{op: "void", req: reqStep{rid: rid}} }
+func expireShort() sstep        { return sstep{op: "expire"} }
+func settingsStep(quota, overageCap float64) sstep {
+	return sstep{op: "settings", n: quota, req: reqStep{m: overageCap}}
+}
+func period(m int) sstep { return sstep{op: "period", req: reqStep{month: m}} }
+
+// scriptTTL is the TTL of the short holds: long enough for the steps
+// between their reserve and the expire step on a loaded machine.
+const scriptTTL = 400 * time.Millisecond
+
+// reqScript is the state of a script's requests: the period its calls
+// name and the store's id of each reservation.
+type reqScript struct {
+	r    *refAccount
+	p    *meter.Period
+	rids map[string]string
+}
+
+// step applies a request's step to the store and the model, and returns
+// the model's refusal after checking the store's against it.
+func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) error {
+	t.Helper()
+	r, q := rs.r, st.req
+	rid := rs.rids[q.rid]
+	if rid == "" && q.rid != "" {
+		rid = newRID()
+		rs.rids[q.rid] = rid
+	}
+	var got, want any
+	var gerr, werr error
+	switch st.op {
+	case "reserve":
+		ttl := time.Minute
+		if q.short {
+			ttl = scriptTTL
+		}
+		res, err := reserveIn(s, r.id, rid, c(st.n), *rs.p, ttl)
+		held, _, err2 := r.reserve(rid, int64(c(st.n)), 0, q.short, "", "")
+		gerr, werr = err, err2
+		got = fmt.Sprint(res.Amount, res.Balance, res.Available, res.Quota, res.Overage)
+		want = fmt.Sprint(meter.Credits(held), " ", rs.state())
+	case "commit":
+		res, err := s.Commit(ctx, meter.CommitRequest{AccountID: r.id, ReservationID: rid, Amount: c(st.n),
+			Route: "/convert", Uncapped: q.uncapped})
+		w, err2 := r.commit(rid, int64(c(st.n)), q.uncapped)
+		if res.EntryID != "" {
+			res.EntryID = "?"
+		}
+		gerr, werr, got, want = err, err2, res, w
+	case "void":
+		res, err := s.Void(ctx, r.id, rid)
+		gerr, werr = err, r.void(rid)
+		got = fmt.Sprint(res.Balance, res.Available, res.Quota, res.Overage)
+		want = fmt.Sprint(rs.state())
+	case "expire":
+		time.Sleep(scriptTTL + 50*time.Millisecond)
+		r.expire()
+	case "settings":
+		_, gerr = s.UpdateSettings(ctx, r.id, meter.Settings{MonthlyQuota: c(st.n), OverageCap: c(q.m),
+			LowBalanceThreshold: meter.Credits(r.a.Threshold)})
+		r.settings(int64(c(st.n)), int64(c(q.m)), r.a.Threshold)
+	case "period":
+		r.month, *rs.p = q.month, meter.Period{}
+		if q.month > 0 {
+			*rs.p = month(q.month)
+		}
+	default:
+		t.Fatalf("%s: no such step", desc)
+	}
+	sameRefusal(t, desc, gerr, werr)
+	if gerr == nil && fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%s:\nstore %v\nmodel %v", desc, got, want)
+	}
+	return werr
+}
+
+// state is the model's balance, available, quota and overage states, as
+// a store's answers give them.
+func (rs *reqScript) state() string {
+	a := rs.r.a
+	q, o := a.State()
+	return fmt.Sprint(meter.Credits(a.Balance), meter.Credits(a.Balance-a.Reserved), q, o)
+}
