@@ -97,3 +97,56 @@ var poolCases = []simCase{
 		{"commit r1 7", "charged 7 (usage -5 quota 2 overage 2 after -2) late quota.exhausted | balance -2 available -2 quota 2+0 overage 2+0"},
 	}},
 }
+
+// Uncapped commits, shortfalls and minimums: the arithmetic of
+// meter/storetest's settle cases, whose settle_scripts.go runs the same
+// steps, by the same names, on every store beside the model.
+func TestSettles(t *testing.T) { runSim(t, settleCases) }
+
+var settleCases = []simCase{
+	{"uncapped: the real amount, and again the first settlement", 30, 0, 0, 0, [][2]string{
+		{"reserve r1 20", "held 20 (quota 0 balance 20 overage 0) | balance 30 available 10"},
+		{"commit r1 27 uncapped", "charged 27 (usage -27 quota 0 overage 0 after 3) | balance 3 available 3"},
+		{"commit r1 27 uncapped", "the first settlement again | balance 3 available 3"},
+	}},
+	{"capped: the hold only", 30, 0, 0, 0, [][2]string{
+		{"reserve r1 20", "held 20 (quota 0 balance 20 overage 0) | balance 30 available 10"},
+		{"commit r1 27", "charged 20 (usage -20 quota 0 overage 0 after 10) | balance 10 available 10"},
+	}},
+	{"uncapped: the excess from quota, then balance, then overage", 5, 10, 5, 0, [][2]string{
+		{"reserve r1 8", "held 8 (quota 8 balance 0 overage 0) | balance 5 available 5 quota 0+8 overage 0+0"},
+		{"reserve r2 1", "held 1 (quota 1 balance 0 overage 0) | balance 5 available 5 quota 0+9 overage 0+0"},
+		{"commit r1 18 uncapped", "charged 18 (usage -9 quota 9 overage 4 after -4) | balance -4 available -4 quota 9+1 overage 4+0"},
+		{"commit r2 1", "charged 1 (usage 0 quota 1 overage 0 after -4) quota.exhausted | balance -4 available -4 quota 10+0 overage 4+0"},
+	}},
+	{"a shortfall is owed until bought back, even with a quota", 3, 0, 0, 0, [][2]string{
+		{"reserve r1 1", "held 1 (quota 0 balance 1 overage 0) | balance 3 available 2"},
+		{"commit r1 27 uncapped", "charged 27 (usage -27 quota 0 overage 0 after -24) shortfall 24 credits.shortfall | balance -24 available -24"},
+		{"reserve r2 1", "refused credits_owed available -24 owed 24 required 1 | balance -24 available -24"},
+		{"settings 10 0", "| balance -24 available -24"},
+		{"period 1", "| balance -24 available -24"},
+		{"reserve r3 1", "refused credits_owed available -24 owed 24 required 1 | balance -24 available -24 quota 0+0 overage 0+0"},
+		{"buy 24", "| balance 0 available 0 quota 0+0 overage 0+0"},
+		{"reserve r4 1", "held 1 (quota 1 balance 0 overage 0) | balance 0 available 0 quota 0+1 overage 0+0"},
+	}},
+	{"uncapped and late: from the pools now, the rest short", 30, 0, 0, 0, [][2]string{
+		{"reserve r1 20 short", "held 20 (quota 0 balance 20 overage 0) | balance 30 available 10"},
+		{"expire", "| balance 30 available 30"},
+		{"commit r1 27 uncapped", "charged 27 (usage -27 quota 0 overage 0 after 3) late | balance 3 available 3"},
+		{"reserve r2 2 short", "held 2 (quota 0 balance 2 overage 0) | balance 3 available 1"},
+		{"expire", "| balance 3 available 3"},
+		{"commit r2 5 uncapped", "charged 5 (usage -5 quota 0 overage 0 after -2) late shortfall 2 credits.shortfall | balance -2 available -2"},
+	}},
+	{"a minimum: all the pools give is held", 19, 0, 0, 0, [][2]string{
+		{"reserve r1 20 min=1", "held 19 (quota 0 balance 19 overage 0) | balance 19 available 0"},
+		{"reserve r2 20 min=1", "refused insufficient_credits available 0 required 1 | balance 19 available 0"},
+		{"commit r1 27 uncapped", "charged 27 (usage -27 quota 0 overage 0 after -8) shortfall 8 credits.shortfall | balance -8 available -8"},
+	}},
+	{"a minimum: the estimate whole when the pools give it", 30, 0, 0, 0, [][2]string{
+		{"reserve r1 20 min=1", "held 20 (quota 0 balance 20 overage 0) | balance 30 available 10"},
+	}},
+	{"a minimum: from the quota first", 0, 5, 0, 0, [][2]string{
+		{"reserve r1 20 min=1", "held 5 (quota 5 balance 0 overage 0) | balance 0 available 0 quota 0+5 overage 0+0"},
+		{"reserve r2 20 min=1", "refused quota_exceeded limit 5 used 5 | balance 0 available 0 quota 0+5 overage 0+0"},
+	}},
+}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -10,12 +11,11 @@ import (
 // expire (Release), as the stores apply the model (meter/storetest's
 // model_ref.go does the same beside a store).
 
-// simHold is a request's hold; late once it expired, settled once
-// committed or voided.
+// simHold is a request's hold; late once it expired.
 type simHold struct {
-	h             Hold
-	short         bool
-	late, settled bool
+	h                     Hold
+	short                 bool
+	late, settled, voided bool
 }
 
 // roll moves the account to the period its calls name, as a store does
@@ -27,7 +27,7 @@ func (s *accountSim) roll() {
 }
 
 // request applies a request's step, if f is one: "reserve <rid> <x>
-// [short]", "commit <rid> <x> [uncapped]", "void <rid>", "expire" (the
+// [short] [min=<x>]", "commit <rid> <x> [uncapped]", "void <rid>", "expire" (the
 // short holds), "settings <quota> <overage cap>", "period <n>" (the
 // month the calls name from now on, 0: none).
 func (s *accountSim) request(f []string) (bool, error) {
@@ -38,18 +38,28 @@ func (s *accountSim) request(f []string) (bool, error) {
 		if s.holds[f[1]] != nil {
 			return true, meter.Errorf(meter.ECodeInvalid, "reservation id already used")
 		}
-		h, err := a.Reserve(k(num(f[2])), 0)
+		var minimum int64
+		if m, ok := opt(f, "min"); ok {
+			minimum = k(num(m))
+		}
+		h, err := a.Reserve(k(num(f[2])), minimum)
 		if err != nil {
 			return true, err
 		}
-		s.holds[f[1]] = &simHold{h: h, short: len(f) > 3 && f[3] == "short"}
+		_, short := opt(f, "short")
+		s.holds[f[1]] = &simHold{h: h, short: short}
 		fmt.Fprintf(&s.out, "held %s (quota %s balance %s overage %s)", cr(h.Amount()), cr(h.Q), cr(h.B), cr(h.O))
 	case "commit":
 		sh := s.holds[f[1]]
-		if sh.settled {
-			return true, meter.Errorf(meter.ECodeReservationSettled, "settled")
+		switch {
+		case sh.voided:
+			return true, meter.Errorf(meter.ECodeReservationSettled, "voided")
+		case sh.settled:
+			s.out.WriteString("the first settlement again") // a settle retried
+			return true, nil
 		}
-		st := a.Settle(sh.h, sh.late, k(num(f[2])), len(f) > 3 && f[3] == "uncapped")
+		_, uncapped := opt(f, "uncapped")
+		st := a.Settle(sh.h, sh.late, k(num(f[2])), uncapped)
 		sh.settled = true
 		fmt.Fprintf(&s.out, "charged %s", cr(st.Charged))
 		if e := st.Entry; e != nil {
@@ -65,14 +75,17 @@ func (s *accountSim) request(f []string) (bool, error) {
 		s.events(st.Events)
 	case "void":
 		sh := s.holds[f[1]]
-		if !sh.settled && !sh.late {
+		if sh.settled {
+			return true, meter.Errorf(meter.ECodeReservationSettled, "committed")
+		}
+		if !sh.voided && !sh.late {
 			a.Release(sh.h)
 		}
-		sh.settled = true
+		sh.voided = true
 		s.out.WriteString("released")
 	case "expire":
 		for _, sh := range s.holds {
-			if sh.short && !sh.settled && !sh.late {
+			if sh.short && !sh.settled && !sh.voided && !sh.late {
 				a.Release(sh.h)
 				sh.late = true
 			}
@@ -85,4 +98,15 @@ func (s *accountSim) request(f []string) (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// opt is the value of option name (name or name=value) among a step's
+// fields after the third.
+func opt(f []string, name string) (string, bool) {
+	for _, o := range f[min(3, len(f)):] {
+		if k, v, _ := strings.Cut(o, "="); k == name {
+			return v, true
+		}
+	}
+	return "", false
 }

@@ -19,6 +19,7 @@ import (
 type reqStep struct {
 	rid             string
 	short, uncapped bool
+	min             float64 // reserve: the minimum
 	m               float64 // settings: the overage cap
 	month           int     // period: the month the calls name, 0: none
 }
@@ -29,8 +30,14 @@ func reserveShort(rid string, n float64) sstep {
 func reserveStep(rid string, n float64) sstep {
 	return sstep{op: "reserve", n: n, req: reqStep{rid: rid}}
 }
+func reserveMin(rid string, n, min float64) sstep {
+	return sstep{op: "reserve", n: n, req: reqStep{rid: rid, min: min}}
+}
 func commitStep(rid string, n float64) sstep {
 	return sstep{op: "commit", n: n, req: reqStep{rid: rid}}
+}
+func commitUncappedStep(rid string, n float64) sstep {
+	return sstep{op: "commit", n: n, req: reqStep{rid: rid, uncapped: true}}
 }
 func voidStep(rid string) sstep { return sstep{op: "void", req: reqStep{rid: rid}} }
 func expireShort() sstep        { return sstep{op: "expire"} }
@@ -69,8 +76,9 @@ func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) er
 		if q.short {
 			ttl = scriptTTL
 		}
-		res, err := reserveIn(s, r.id, rid, c(st.n), *rs.p, ttl)
-		held, _, err2 := r.reserve(rid, int64(c(st.n)), 0, q.short, "", "")
+		res, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: r.id, ID: rid, Amount: c(st.n), Minimum: c(q.min),
+			TTL: ttl, Period: *rs.p})
+		held, _, err2 := r.reserve(rid, int64(c(st.n)), int64(c(q.min)), q.short, "", "")
 		gerr, werr = err, err2
 		got = fmt.Sprint(res.Amount, res.Balance, res.Available, res.Quota, res.Overage)
 		want = fmt.Sprint(meter.Credits(held), " ", rs.state())
