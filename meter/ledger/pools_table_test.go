@@ -131,10 +131,9 @@ var settleCases = []simCase{
 	}},
 	{"uncapped and late: from the pools now, the rest short", 30, 0, 0, 0, [][2]string{
 		{"reserve r1 20 short", "held 20 (quota 0 balance 20 overage 0) | balance 30 available 10"},
+		{"reserve r2 2 short", "held 2 (quota 0 balance 2 overage 0) | balance 30 available 8"},
 		{"expire", "| balance 30 available 30"},
 		{"commit r1 27 uncapped", "charged 27 (usage -27 quota 0 overage 0 after 3) late | balance 3 available 3"},
-		{"reserve r2 2 short", "held 2 (quota 0 balance 2 overage 0) | balance 3 available 1"},
-		{"expire", "| balance 3 available 3"},
 		{"commit r2 5 uncapped", "charged 5 (usage -5 quota 0 overage 0 after -2) late shortfall 2 credits.shortfall | balance -2 available -2"},
 	}},
 	{"a minimum: all the pools give is held", 19, 0, 0, 0, [][2]string{

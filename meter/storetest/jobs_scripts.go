@@ -106,4 +106,17 @@ var jobScripts = []script{
 		create("a", 0, rates{"page": c(1)}), report("a", pages{"page": 10})}},
 }
 
-func testJobScripts(t *testing.T, s meter.Store) { runScripts(t, s, jobScripts) }
+// testScripts runs the scripts of jobs, of the pools of a period
+// (quota_scripts.go) and of settles (settle_scripts.go) side by side: some
+// sleep past a TTL.
+func testScripts(t *testing.T, s meter.Store) {
+	for _, g := range []struct {
+		name    string
+		scripts []script
+	}{{"Jobs", jobScripts}, {"Quota", quotaScripts}, {"Settle", settleScripts}} {
+		t.Run(g.name, func(t *testing.T) {
+			t.Parallel()
+			runScripts(t, s, g.scripts)
+		})
+	}
+}

@@ -169,7 +169,11 @@ func runScript(t *testing.T, s meter.Store, sc script) {
 			}
 			last[name] = j
 		}
-		compareModel(t, s, r, i+1, desc)
+		if !st.req.short {
+			// After a short hold, its answer was compared: reading the
+			// account too could outlast its TTL before the expire step.
+			compareModel(t, s, r, i+1, desc)
+		}
 	}
 	us, err := s.Usage(ctx, id, p)
 	if err != nil {

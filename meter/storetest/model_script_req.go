@@ -46,9 +46,10 @@ func settingsStep(quota, overageCap float64) sstep {
 }
 func period(m int) sstep { return sstep{op: "period", req: reqStep{month: m}} }
 
-// scriptTTL is the TTL of the short holds: long enough for the steps
-// between their reserve and the expire step on a loaded machine.
-const scriptTTL = 400 * time.Millisecond
+// scriptTTL is the TTL of the short holds: long enough for the calls
+// between their reserve and the expire step on a loaded machine (the
+// account is compared once they have expired).
+const scriptTTL = 150 * time.Millisecond
 
 // reqScript is the state of a script's requests: the period its calls
 // name and the store's id of each reservation.

@@ -1,11 +1,5 @@
 package storetest
 
-import (
-	"testing"
-
-	"github.com/creditgate/creditgate/meter"
-)
-
 // The pools of a period (quota, balance, overage) as scripts the store
 // runs step by step beside the model (model_script.go). Each was a
 // hand-computed case of quota.go; its numbers are in meter/ledger's
@@ -45,5 +39,3 @@ var quotaScripts = []script{
 		reserveShort("r1", 4), expireShort(), reserveStep("r2", 1), commitStep("r1", 6)),
 	parts("a late commit reaches into the overage", reserveShort("r1", 7), expireShort(), commitStep("r1", 7)),
 }
-
-func testQuotaScripts(t *testing.T, s meter.Store) { runScripts(t, s, quotaScripts) }

@@ -1,11 +1,5 @@
 package storetest
 
-import (
-	"testing"
-
-	"github.com/creditgate/creditgate/meter"
-)
-
 // Uncapped commits, shortfalls and minimums, as scripts the store runs
 // step by step beside the model (model_script.go). Each was a
 // hand-computed case of plans.go; its numbers are in meter/ledger's
@@ -20,12 +14,10 @@ var settleScripts = []script{
 		reserveStep("r1", 1), commitUncappedStep("r1", 27), reserveStep("r2", 1), settingsStep(10, 0), period(1),
 		reserveStep("r3", 1), buy(24), reserveStep("r4", 1)}},
 	{name: "uncapped and late: from the pools now, the rest short", balance: 30, steps: []sstep{
-		reserveShort("r1", 20), expireShort(), commitUncappedStep("r1", 27), reserveShort("r2", 2), expireShort(),
+		reserveShort("r1", 20), reserveShort("r2", 2), expireShort(), commitUncappedStep("r1", 27),
 		commitUncappedStep("r2", 5)}},
 	{name: "a minimum: all the pools give is held", balance: 19, steps: []sstep{
 		reserveMin("r1", 20, 1), reserveMin("r2", 20, 1), commitUncappedStep("r1", 27)}},
 	{name: "a minimum: the estimate whole when the pools give it", balance: 30, steps: []sstep{reserveMin("r1", 20, 1)}},
 	{name: "a minimum: from the quota first", quota: 5, steps: []sstep{reserveMin("r1", 20, 1), reserveMin("r2", 20, 1)}},
 }
-
-func testSettleScripts(t *testing.T, s meter.Store) { runScripts(t, s, settleScripts) }
