@@ -589,7 +589,7 @@ func testJobEvents(t *testing.T, s meter.Store) {
 		drain(t, s, id)
 		res := mustReport(t, s, rep(id, r.ID, pages{"page": 3})) // 2 pages
 		checkResult(t, "blocking", res, c(4), c(1), c(1))
-		mustReport(t, s, rep(id, r.ID, pages{"page": 4})) // while blocked: no second event (and JobScripts)
+		mustReport(t, s, rep(id, r.ID, pages{"page": 4})) // while blocked: no second event (and Scripts/Jobs)
 		e := drain(t, s, id, meter.EventJobBlocked)[0]
 		if e.JobID != r.ID || e.UpstreamJobID != "" || e.AccountID != id || e.Balance != c(1) ||
 			e.Attempts != 0 || time.Since(e.CreatedAt).Abs() > time.Minute || !meter.LedgerEntryID.MatchString(e.ID) {

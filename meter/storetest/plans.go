@@ -129,7 +129,7 @@ func commitUncapped(t *testing.T, s meter.Store, id, rid string, amount meter.Cr
 }
 
 // testUncappedCommit: where an uncapped commit, a shortfall or a partial
-// hold moves credits is SettleScripts' (settle_scripts.go) and meter/ledger
+// hold moves credits is Scripts/Settle's (settle_scripts.go) and meter/ledger
 // TestSettles'. What is left is the store's record of it: the usage entry
 // and the usage by route carry the commit's route and pages, shortfall
 // included; and a minimum above the amount is invalid.

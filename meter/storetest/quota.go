@@ -89,7 +89,7 @@ func ovs(limit, used, reserved, remaining float64) meter.OverageState {
 	return meter.OverageState{Cap: c(limit), Used: c(used), Reserved: c(reserved), Remaining: c(remaining)}
 }
 
-// The pools' arithmetic is QuotaScripts' (quota_scripts.go) and meter/ledger
+// The pools' arithmetic is Scripts/Quota's (quota_scripts.go) and meter/ledger
 // TestPools'; what is left is the refusal's message, which the store
 // writes.
 func testQuotaExceeded(t *testing.T, s meter.Store) {
