@@ -82,7 +82,7 @@ var jobCases = []simCase{
 	}},
 	{"a job uses quota first", 5, 10, 0, 0, [][2]string{
 		{"create a 12 page=1", "held 12 | running held 12 debited 0 | balance 5 available 3 quota 0+10 overage 0+0"},
-		{"report a page=11", "charged 11 (usage -1 quota 10 overage 0 after 4) quota.exhausted | running held 1 debited 11 pages page:11 | balance 4 available 3 quota 10+0 overage 0+0"},
+		{"report a page=11", "charged 11 (usage -1 quota 10 overage 0 after 4) quota.exhausted[used 10 of 10] | running held 1 debited 11 pages page:11 | balance 4 available 3 quota 10+0 overage 0+0"},
 		{"report a page=14", "charged 3 (usage -3 quota 0 overage 0 after 1) | running held 0 debited 14 pages page:14 | balance 1 available 1 quota 10+0 overage 0+0"},
 		{"report a page=15 final=completed", "charged 1 (usage -1 quota 0 overage 0 after 0) | completed held 0 debited 15 pages page:15 | balance 0 available 0 quota 10+0 overage 0+0"},
 	}},
@@ -90,7 +90,7 @@ var jobCases = []simCase{
 		{"create a 2 page=1", "held 2 | running held 2 debited 0 | balance 1 available 1 quota 0+2 overage 0+0"},
 		{"create b 4 page=2 scan=0.5", "held 4 | running held 4 debited 0 | balance 1 available 1 quota 0+6 overage 0+0"},
 		{"report b page=2 scan=3", "charged 5 (usage -1 quota 4 overage 0 after 0) job.blocked | blocked_insufficient_credits held 0 debited 5 pages page:2,scan:2 owed 0.5 | balance 0 available 0 quota 4+2 overage 0+0"},
-		{"report a page=2", "charged 2 (usage 0 quota 2 overage 0 after 0) quota.exhausted | running held 0 debited 2 pages page:2 | balance 0 available 0 quota 6+0 overage 0+0"},
+		{"report a page=2", "charged 2 (usage 0 quota 2 overage 0 after 0) quota.exhausted[used 6 of 6] | running held 0 debited 2 pages page:2 | balance 0 available 0 quota 6+0 overage 0+0"},
 	}},
 	{"a job reaches into the overage", 2, 0, 5, 0, [][2]string{
 		{"create a 7 page=1", "held 7 | running held 7 debited 0 | balance 2 available -5 quota 0+0 overage 0+5"},
@@ -242,11 +242,11 @@ var jobCases = []simCase{
 		{"buy 5", "| balance 5 available 5 quota 8+0 overage 0+0"},
 		{"resume a", "refused insufficient_credits available 7 required 8 | blocked_insufficient_credits held 0 debited 8 pages page:2 owed 4 | balance 5 available 5 quota 8+0 overage 0+0"},
 		{"buy 1", "| balance 6 available 6 quota 8+0 overage 0+0"},
-		{"resume a", "charged 4 (usage -2 quota 2 overage 0 after 4) quota.exhausted | running held 4 debited 12 pages page:3 | balance 4 available 0 quota 10+0 overage 0+0"},
+		{"resume a", "charged 4 (usage -2 quota 2 overage 0 after 4) quota.exhausted[used 10 of 10] | running held 4 debited 12 pages page:3 | balance 4 available 0 quota 10+0 overage 0+0"},
 	}},
 	{"a job blocks at the overage cap and resumes from the balance", 2, 0, 3, 0, [][2]string{
 		{"create a 0 page=1", "held 0 | running held 0 debited 0 | balance 2 available 2 quota 0+0 overage 0+0"},
-		{"report a page=6", "charged 5 (usage -5 quota 0 overage 3 after -3) overage.limit_reached job.blocked | blocked_insufficient_credits held 0 debited 5 pages page:5 owed 1 | balance -3 available -3 quota 0+0 overage 3+0"},
+		{"report a page=6", "charged 5 (usage -5 quota 0 overage 3 after -3) overage.limit_reached[used 3 of 3] job.blocked | blocked_insufficient_credits held 0 debited 5 pages page:5 owed 1 | balance -3 available -3 quota 0+0 overage 3+0"},
 		{"resume a", "refused insufficient_credits available 0 required 2 | blocked_insufficient_credits held 0 debited 5 pages page:5 owed 1 | balance -3 available -3 quota 0+0 overage 3+0"},
 		{"buy 10", "| balance 7 available 7 quota 0+0 overage 3+0"},
 		{"resume a", "charged 1 (usage -1 quota 0 overage 0 after 6) | running held 1 debited 6 pages page:6 | balance 6 available 5 quota 0+0 overage 3+0"},
@@ -262,10 +262,10 @@ var jobCases = []simCase{
 	}},
 	{"a job's charge crosses the low-balance threshold", 10, 0, 0, 5, [][2]string{
 		{"create a 4 page=1", "held 4 | running held 4 debited 0 | balance 10 available 6"},
-		{"report a page=6", "charged 6 (usage -6 quota 0 overage 0 after 4) credits.low_balance | running held 0 debited 6 pages page:6 | balance 4 available 4"},
+		{"report a page=6", "charged 6 (usage -6 quota 0 overage 0 after 4) credits.low_balance[below 5] | running held 0 debited 6 pages page:6 | balance 4 available 4"},
 	}},
 	{"a job's charge exhausts the quota", 5, 10, 0, 0, [][2]string{
 		{"create a 0 page=1", "held 0 | running held 0 debited 0 | balance 5 available 5 quota 0+0 overage 0+0"},
-		{"report a page=10", "charged 10 (usage 0 quota 10 overage 0 after 5) quota.exhausted | running held 0 debited 10 pages page:10 | balance 5 available 5 quota 10+0 overage 0+0"},
+		{"report a page=10", "charged 10 (usage 0 quota 10 overage 0 after 5) quota.exhausted[used 10 of 10] | running held 0 debited 10 pages page:10 | balance 5 available 5 quota 10+0 overage 0+0"},
 	}},
 }

@@ -81,9 +81,19 @@ func (s *accountSim) charge(j *simJob) bool {
 	return blocked
 }
 
+// events writes each event's type and what it says beyond the balance
+// (the balance after the step, which the state shows).
 func (s *accountSim) events(evs []Event) {
 	for _, e := range evs {
 		fmt.Fprintf(&s.out, " %s", e.Type)
+		switch e.Type {
+		case meter.EventLowBalance:
+			fmt.Fprintf(&s.out, "[below %s]", cr(e.Threshold))
+		case meter.EventQuotaExhausted, meter.EventOverageLimitReached:
+			fmt.Fprintf(&s.out, "[used %s of %s]", cr(e.Used), cr(e.Limit))
+		case meter.EventShortfall:
+			fmt.Fprintf(&s.out, "[%s]", cr(e.Used))
+		}
 	}
 }
 

@@ -27,8 +27,9 @@ func (s *accountSim) roll() {
 }
 
 // request applies a request's step, if f is one: "reserve <rid> <x>
-// [short] [min=<x>]", "commit <rid> <x> [uncapped]", "void <rid>", "expire" (the
-// short holds), "settings <quota> <overage cap>", "period <n>" (the
+// [short] [min=<x>]", "commit <rid> <x> [uncapped]", "void <rid>",
+// "adjust <x>" (an adjustment, negative: a removal), "expire" (the short
+// holds), "settings <quota> <overage cap>", "period <n>" (the
 // month the calls name from now on, 0: none).
 func (s *accountSim) request(f []string) (bool, error) {
 	a := s.a
@@ -52,6 +53,8 @@ func (s *accountSim) request(f []string) (bool, error) {
 	case "commit":
 		sh := s.holds[f[1]]
 		switch {
+		case sh == nil:
+			return true, meter.Errorf(meter.ECodeReservationNotFound, "no reservation %s", f[1])
 		case sh.voided:
 			return true, meter.Errorf(meter.ECodeReservationSettled, "voided")
 		case sh.settled:
@@ -90,6 +93,13 @@ func (s *accountSim) request(f []string) (bool, error) {
 				sh.late = true
 			}
 		}
+	case "adjust":
+		e, evs, err := a.Grant(meter.EntryAdjustment, k(num(f[1])))
+		if err != nil {
+			return true, err
+		}
+		s.sum += e.Amount
+		s.events(evs)
 	case "settings":
 		a.QuotaLimit, a.OverageCap = k(num(f[1])), k(num(f[2]))
 	case "period":

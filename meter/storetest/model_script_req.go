@@ -9,8 +9,8 @@ import (
 )
 
 // Requests' steps of a script (model_script.go): reserve, commit, void,
-// the clock passing the short holds' TTL, settings and the period the
-// calls name, each compared with the reference model: the answer (held
+// a (negative) adjustment, the clock passing the short holds' TTL,
+// settings and the period the calls name, each compared with the reference model: the answer (held
 // amount, balance, available, quota and overage states; a settlement in
 // full), or the refusal with its details.
 
@@ -39,6 +39,7 @@ func commitStep(rid string, n float64) sstep {
 func commitUncappedStep(rid string, n float64) sstep {
 	return sstep{op: "commit", n: n, req: reqStep{rid: rid, uncapped: true}}
 }
+func adjust(n float64) sstep    { return sstep{op: "adjust", n: n} }
 func voidStep(rid string) sstep { return sstep{op: "void", req: reqStep{rid: rid}} }
 func expireShort() sstep        { return sstep{op: "expire"} }
 func settingsStep(quota, overageCap float64) sstep {
@@ -96,6 +97,9 @@ func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) er
 		gerr, werr = err, r.void(rid)
 		got = fmt.Sprint(res.Balance, res.Available, res.Quota, res.Overage)
 		want = fmt.Sprint(rs.state())
+	case "adjust":
+		_, gerr = s.Grant(ctx, meter.Grant{AccountID: r.id, Type: meter.EntryAdjustment, Amount: c(st.n)})
+		werr = r.grant(meter.EntryAdjustment, int64(c(st.n)))
 	case "expire":
 		time.Sleep(scriptTTL + 50*time.Millisecond)
 		r.expire()
