@@ -20,9 +20,9 @@ import (
 // numbers of these cases are meter/ledger's table tests (jobs_test.go);
 // here the store must give the model's answers, whatever they are.
 
-// sstep is one step of a script. op: create (n: the estimate), report,
-// resume, cancel (of job), buy (n credits), hold (reserve n credits for
-// another request), and the requests' steps of model_script_req.go.
+// sstep is one step of a script: a job's (create, n: the estimate;
+// report; resume; cancel), or one of model_script_req.go (buy, reserve,
+// commit, ...).
 type sstep struct {
 	op     string
 	job    string // the job's name in the script
@@ -47,7 +47,7 @@ func failing(job string, done pages, failed int) sstep {
 func resume(job string) sstep   { return sstep{op: "resume", job: job} }
 func cancel(job string) sstep   { return sstep{op: "cancel", job: job} }
 func buy(n float64) sstep       { return sstep{op: "buy", n: n} }
-func holdOther(n float64) sstep { return sstep{op: "hold", n: n} }
+func holdOther(n float64) sstep { return sstep{op: "reserve", n: n} } // another request's
 
 // script is an account (its balance, and with a quota or an overage cap
 // a period that every call names) and the steps applied to it.
@@ -68,130 +68,154 @@ func runScripts(t *testing.T, s meter.Store, scripts []script) {
 	}
 }
 
+// scriptRun is a script running on a store beside the model: the period
+// its calls name, the store's ids of its jobs and reservations by name,
+// each job as Job last read it, and the jobs' usage by route as the model
+// charged it.
+type scriptRun struct {
+	t          *testing.T
+	s          meter.Store
+	r          *refAccount
+	p          meter.Period
+	jobs, rids map[string]string
+	last       map[string]meter.Job
+	used       meter.RouteUsage
+}
+
 func runScript(t *testing.T, s meter.Store, sc script) {
 	id := newID("script")
 	if _, err := s.CreateAccount(ctx, id, c(sc.balance)); err != nil {
 		t.Fatal(err)
 	}
-	r := newRefAccount(id, int64(c(sc.balance)))
-	var p meter.Period
+	sr := &scriptRun{t: t, s: s, r: newRefAccount(id, int64(c(sc.balance))), jobs: map[string]string{},
+		rids: map[string]string{}, last: map[string]meter.Job{}}
 	if sc.quota+sc.overageCap+sc.lowBelow != 0 {
 		st := meter.Settings{MonthlyQuota: c(sc.quota), OverageCap: c(sc.overageCap), LowBalanceThreshold: c(sc.lowBelow)}
 		if _, err := s.UpdateSettings(ctx, id, st); err != nil {
 			t.Fatal(err)
 		}
-		r.settings(int64(st.MonthlyQuota), int64(st.OverageCap), int64(st.LowBalanceThreshold))
+		sr.r.settings(int64(st.MonthlyQuota), int64(st.OverageCap), int64(st.LowBalanceThreshold))
 	}
 	if sc.quota+sc.overageCap != 0 {
-		r.month, p = 1, month(1)
+		sr.r.month, sr.p = 1, month(1)
 	}
-	rs := &reqScript{r: r, p: &p, rids: map[string]string{}}
-	ids := map[string]string{}
-	last := map[string]meter.Job{} // each job as Job last read it
-	var used meter.RouteUsage      // the jobs' usage by route, as the model charged it
-	compareModel(t, s, r, 0, "the account's creation")
+	compareModel(t, s, sr.r, 0, "the account's creation")
 	for i, st := range sc.steps {
-		desc := fmt.Sprintf("step %d: %s %s%s %v %v failed %d final %q", i, st.op, st.job, st.req.rid, st.n, st.done, st.failed, st.final)
-		jid := ids[st.job]
-		if st.job != "" && jid == "" {
-			jid = newID("job")
-			ids[st.job] = jid
-		}
-		finished := r.jobs[jid] != nil && r.jobs[jid].finished()
-		if finished {
-			sleepMillis() // a call that changed a finished job would show in its times
-		}
-		var res meter.JobResult
-		var gerr, werr error
-		var cost int64
-		var before int
-		if j := r.jobs[jid]; j != nil {
-			before = sum(j.pages)
-		}
-		rq := newID("rq")
-		switch st.op {
-		case "create":
-			res, gerr = s.CreateJob(ctx, meter.JobRequest{AccountID: id, ID: jid, Route: jobRoute, Rates: st.rates,
-				EstimatedPages: 10, Estimate: c(st.n), TTL: time.Minute, Period: p})
-			rs := map[string]int64{}
-			for cl, v := range st.rates {
-				rs[cl] = int64(v)
-			}
-			werr = r.createJob(jid, rs, int64(c(st.n)))
-		case "report":
-			res, gerr = s.ReportJob(ctx, meter.JobReport{AccountID: id, JobID: jid, Done: st.done, Failed: st.failed,
-				Final: st.final, RequestID: rq, Period: p})
-			cost, werr = r.reportJob(jid, st.done, st.failed, st.final)
-		case "resume":
-			res, gerr = s.ResumeJob(ctx, id, jid, p, rq)
-			cost, werr = r.resumeJob(jid)
-		case "cancel":
-			res, gerr = s.CancelJob(ctx, id, jid)
-			werr = r.cancelJob(jid)
-		case "buy":
-			_, gerr = s.Grant(ctx, meter.Grant{AccountID: id, Amount: c(st.n), Type: meter.EntryPurchase})
-			werr = r.grant(meter.EntryPurchase, int64(c(st.n)))
-		case "hold":
-			rid := newRID()
-			var got meter.Reservation
-			got, gerr = reserveIn(s, id, rid, c(st.n), p, time.Minute)
-			held, _, err := r.reserve(rid, int64(c(st.n)), 0, false, "", "")
-			werr = err
-			if gerr == nil && werr == nil && got.Amount != meter.Credits(held) {
-				t.Fatalf("%s: held %s, model %s", desc, got.Amount, meter.Credits(held))
-			}
-		default:
-			werr = rs.step(t, s, desc, st)
-			gerr = werr
-		}
-		sameRefusal(t, desc, gerr, werr)
-		if gerr == nil && st.job != "" {
-			checkScriptResult(t, s, desc, r, res, meter.Credits(cost), sum(r.jobs[jid].pages)-before, rq)
-			if n := sum(r.jobs[jid].pages) - before; n > 0 { // free pages too, with no entry
-				used.Requests++
-				used.Pages += int64(n)
-				used.Credits += meter.Credits(cost)
-			}
-		}
-		for name, jid := range ids {
-			if r.jobs[jid] == nil { // a refused CreateJob records nothing
-				_, err := s.Job(ctx, id, jid)
-				wantCode(t, err, meter.ECodeJobNotFound)
-				continue
-			}
-			j := mustJob(t, s, id, jid)
-			sameRefJob(t, desc, j, r.jobs[jid], r)
-			if name == st.job && gerr == nil {
-				sameJob(t, desc+": the call's job and Job", res.Job, j)
-			}
-			if (name != st.job || finished || gerr != nil) && last[name].ID != "" {
-				sameJob(t, desc+": a job the call did not change", j, last[name])
-			}
-			last[name] = j
+		desc := fmt.Sprintf("step %d: %s %s%s %v %v failed %d final %q", i, st.op, st.job, st.req.rid, st.n, st.done,
+			st.failed, st.final)
+		if st.job != "" {
+			sr.jobStep(desc, st)
+		} else {
+			sr.request(desc, st)
 		}
 		if !st.req.short {
 			// After a short hold, its answer was compared: reading the
 			// account too could outlast its TTL before the expire step.
-			compareModel(t, s, r, i+1, desc)
+			compareModel(t, s, sr.r, i+1, desc)
 		}
 	}
-	us, err := s.Usage(ctx, id, p)
-	if err != nil {
-		t.Fatal(err)
+	sr.checkUsage()
+}
+
+// jobStep applies a job's step to the store and the model and compares
+// the answers, then every job of the script as Job reads it.
+func (sr *scriptRun) jobStep(desc string, st sstep) {
+	t, s, r := sr.t, sr.s, sr.r
+	jid := sr.jobs[st.job]
+	if jid == "" {
+		jid = newID("job")
+		sr.jobs[st.job] = jid
 	}
-	var got []meter.RouteUsage
+	finished := r.jobs[jid] != nil && r.jobs[jid].finished()
+	if finished {
+		sleepMillis() // a call that changed a finished job would show in its times
+	}
+	var res meter.JobResult
+	var gerr, werr error
+	var cost int64
+	var before int
+	if j := r.jobs[jid]; j != nil {
+		before = sum(j.pages)
+	}
+	rq := newID("rq")
+	switch st.op {
+	case "create":
+		res, gerr = s.CreateJob(ctx, meter.JobRequest{AccountID: r.id, ID: jid, Route: jobRoute, Rates: st.rates,
+			EstimatedPages: 10, Estimate: c(st.n), TTL: time.Minute, Period: sr.p})
+		rates := map[string]int64{}
+		for cl, v := range st.rates {
+			rates[cl] = int64(v)
+		}
+		werr = r.createJob(jid, rates, int64(c(st.n)))
+	case "report":
+		res, gerr = s.ReportJob(ctx, meter.JobReport{AccountID: r.id, JobID: jid, Done: st.done, Failed: st.failed,
+			Final: st.final, RequestID: rq, Period: sr.p})
+		cost, werr = r.reportJob(jid, st.done, st.failed, st.final)
+	case "resume":
+		res, gerr = s.ResumeJob(ctx, r.id, jid, sr.p, rq)
+		cost, werr = r.resumeJob(jid)
+	case "cancel":
+		res, gerr = s.CancelJob(ctx, r.id, jid)
+		werr = r.cancelJob(jid)
+	default:
+		t.Fatalf("%s: no such step", desc)
+	}
+	sameRefusal(t, desc, gerr, werr)
+	if gerr == nil {
+		n := sum(r.jobs[jid].pages) - before
+		checkScriptResult(t, s, desc, r, res, meter.Credits(cost), n, rq)
+		if n > 0 { // free pages too, with no entry
+			sr.used.Requests++
+			sr.used.Pages += int64(n)
+			sr.used.Credits += meter.Credits(cost)
+		}
+	}
+	sr.checkJobs(desc, st.job, res.Job, gerr == nil, finished)
+}
+
+// checkJobs reads every job of the script and compares it with the
+// model's; the job of the step (name) with the call's answer when it
+// succeeded (ok), and with its last read when the call could not change
+// it (refused, or on a finished job). Other jobs are as last read.
+func (sr *scriptRun) checkJobs(desc, name string, answer meter.Job, ok, finished bool) {
+	t, r := sr.t, sr.r
+	for n, jid := range sr.jobs {
+		if r.jobs[jid] == nil { // a refused CreateJob records nothing
+			_, err := sr.s.Job(ctx, r.id, jid)
+			wantCode(t, err, meter.ECodeJobNotFound)
+			continue
+		}
+		j := mustJob(t, sr.s, r.id, jid)
+		sameRefJob(t, desc, j, r.jobs[jid], r)
+		if n == name && ok {
+			sameJob(t, desc+": the call's job and Job", answer, j)
+		}
+		if (n != name || finished || !ok) && sr.last[n].ID != "" {
+			sameJob(t, desc+": a job the call did not change", j, sr.last[n])
+		}
+		sr.last[n] = j
+	}
+}
+
+// checkUsage compares the jobs' usage by route in the script's period
+// with what the model charged.
+func (sr *scriptRun) checkUsage() {
+	us, err := sr.s.Usage(ctx, sr.r.id, sr.p)
+	if err != nil {
+		sr.t.Fatal(err)
+	}
+	var got, want []meter.RouteUsage
 	for _, u := range us {
 		if u.Route == jobRoute {
 			got = append(got, u)
 		}
 	}
-	var want []meter.RouteUsage
-	if used.Requests > 0 {
-		used.Route = jobRoute
-		want = append(want, used)
+	if sr.used.Requests > 0 {
+		sr.used.Route = jobRoute
+		want = append(want, sr.used)
 	}
 	if len(got) != len(want) || len(want) > 0 && got[0] != want[0] {
-		t.Errorf("usage by route %+v; the model's %+v", got, want)
+		sr.t.Errorf("usage by route %+v; the model's %+v", got, want)
 	}
 }
 

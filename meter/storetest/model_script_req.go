@@ -2,14 +2,13 @@ package storetest
 
 import (
 	"fmt"
-	"testing"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
 )
 
 // Requests' steps of a script (model_script.go): reserve, commit, void,
-// a (negative) adjustment, the clock passing the short holds' TTL,
+// a purchase, a (negative) adjustment, the clock passing the short holds' TTL,
 // settings and the period the calls name, each compared with the reference model: the answer (held
 // amount, balance, available, quota and overage states; a settlement in
 // full), or the refusal with its details.
@@ -52,23 +51,16 @@ func period(m int) sstep { return sstep{op: "period", req: reqStep{month: m}} }
 // account is compared once they have expired).
 const scriptTTL = 150 * time.Millisecond
 
-// reqScript is the state of a script's requests: the period its calls
-// name and the store's id of each reservation.
-type reqScript struct {
-	r    *refAccount
-	p    *meter.Period
-	rids map[string]string
-}
-
-// step applies a request's step to the store and the model, and returns
-// the model's refusal after checking the store's against it.
-func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) error {
-	t.Helper()
-	r, q := rs.r, st.req
-	rid := rs.rids[q.rid]
-	if rid == "" && q.rid != "" {
+// request applies a step that is not a job's to the store and the model
+// and compares the answers, or the refusals.
+func (sr *scriptRun) request(desc string, st sstep) {
+	t, s, r, q := sr.t, sr.s, sr.r, st.req
+	rid := sr.rids[q.rid]
+	if rid == "" { // a new name, or none (another request's hold)
 		rid = newRID()
-		rs.rids[q.rid] = rid
+		if q.rid != "" {
+			sr.rids[q.rid] = rid
+		}
 	}
 	var got, want any
 	var gerr, werr error
@@ -79,11 +71,11 @@ func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) er
 			ttl = scriptTTL
 		}
 		res, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: r.id, ID: rid, Amount: c(st.n), Minimum: c(q.min),
-			TTL: ttl, Period: *rs.p})
+			TTL: ttl, Period: sr.p})
 		held, _, err2 := r.reserve(rid, int64(c(st.n)), int64(c(q.min)), q.short, "", "")
 		gerr, werr = err, err2
 		got = fmt.Sprint(res.Amount, res.Balance, res.Available, res.Quota, res.Overage)
-		want = fmt.Sprint(meter.Credits(held), " ", rs.state())
+		want = fmt.Sprint(meter.Credits(held), " ", sr.state())
 	case "commit":
 		res, err := s.Commit(ctx, meter.CommitRequest{AccountID: r.id, ReservationID: rid, Amount: c(st.n),
 			Route: "/convert", Uncapped: q.uncapped})
@@ -96,7 +88,10 @@ func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) er
 		res, err := s.Void(ctx, r.id, rid)
 		gerr, werr = err, r.void(rid)
 		got = fmt.Sprint(res.Balance, res.Available, res.Quota, res.Overage)
-		want = fmt.Sprint(rs.state())
+		want = fmt.Sprint(sr.state())
+	case "buy":
+		_, gerr = s.Grant(ctx, meter.Grant{AccountID: r.id, Amount: c(st.n), Type: meter.EntryPurchase})
+		werr = r.grant(meter.EntryPurchase, int64(c(st.n)))
 	case "adjust":
 		_, gerr = s.Grant(ctx, meter.Grant{AccountID: r.id, Type: meter.EntryAdjustment, Amount: c(st.n)})
 		werr = r.grant(meter.EntryAdjustment, int64(c(st.n)))
@@ -108,9 +103,9 @@ func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) er
 			LowBalanceThreshold: meter.Credits(r.a.Threshold)})
 		r.settings(int64(c(st.n)), int64(c(q.m)), r.a.Threshold)
 	case "period":
-		r.month, *rs.p = q.month, meter.Period{}
+		r.month, sr.p = q.month, meter.Period{}
 		if q.month > 0 {
-			*rs.p = month(q.month)
+			sr.p = month(q.month)
 		}
 	default:
 		t.Fatalf("%s: no such step", desc)
@@ -119,13 +114,12 @@ func (rs *reqScript) step(t *testing.T, s meter.Store, desc string, st sstep) er
 	if gerr == nil && fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("%s:\nstore %v\nmodel %v", desc, got, want)
 	}
-	return werr
 }
 
 // state is the model's balance, available, quota and overage states, as
 // a store's answers give them.
-func (rs *reqScript) state() string {
-	a := rs.r.a
+func (sr *scriptRun) state() string {
+	a := sr.r.a
 	q, o := a.State()
 	return fmt.Sprint(meter.Credits(a.Balance), meter.Credits(a.Balance-a.Reserved), q, o)
 }
