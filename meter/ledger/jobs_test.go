@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -172,7 +173,7 @@ func (s *accountSim) do(step string) error {
 			j.reported[c] = max(j.reported[c], n)
 		}
 		if j.status == meter.JobBlocked {
-			j.final = cmp(final, j.final)
+			j.final = cmp.Or(final, j.final)
 			return nil
 		}
 		switch blocked := s.charge(j); {
@@ -220,13 +221,6 @@ func (s *accountSim) do(step string) error {
 		return nil
 	}
 	panic("no step " + step)
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func num(s string) float64 {
