@@ -60,8 +60,7 @@ type accountSim struct {
 // charge charges the job's owed pages within the budget and reports
 // whether some could not be.
 func (s *accountSim) charge(j *simJob) bool {
-	cs := s.a.JobBudget(j.hold)
-	n, cost, blocked := PagesWithin(cs, j.classes())
+	n, cost, blocked := PagesWithin(s.a.JobBudget(j.hold), j.classes())
 	fmt.Fprintf(&s.out, "charged %s", cr(cost))
 	if slices.Max(append(n, 0)) == 0 {
 		return blocked
