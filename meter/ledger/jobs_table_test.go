@@ -3,6 +3,8 @@ package ledger
 import (
 	"strings"
 	"testing"
+
+	"github.com/creditgate/creditgate/meter"
 )
 
 // The arithmetic of meter.JobStore's cases (meter/storetest's
@@ -28,7 +30,13 @@ type simCase struct {
 func runSim(t *testing.T, cases []simCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &Account{Balance: k(tc.balance), QuotaLimit: k(tc.quota), OverageCap: k(tc.overageCap)}
+			a := &Account{} // as a store creates one: the initial credits are a purchase, then the settings
+			if tc.balance > 0 {
+				if _, _, err := a.Grant(meter.EntryPurchase, k(tc.balance)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.QuotaLimit, a.OverageCap = k(tc.quota), k(tc.overageCap)
 			a.SetThreshold(k(tc.lowBelow))
 			s := &accountSim{a: a, jobs: map[string]*simJob{}, holds: map[string]*simHold{}, sum: a.Balance}
 			if tc.quota+tc.overageCap != 0 {

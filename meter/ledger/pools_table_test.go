@@ -21,6 +21,7 @@ var poolCases = []simCase{
 		{"reserve r5 3", "held 3 (quota 0 balance 0 overage 3) | balance -2 available -5 quota 10+0 overage 2+3"},
 		{"commit r5 3", "charged 3 (usage -3 quota 0 overage 3 after -5) overage.limit_reached[used 5 of 5] | balance -5 available -5 quota 10+0 overage 5+0"},
 		{"reserve r6 0.001", "refused overage_limit_reached available -5 cap 5 required 0.001 | balance -5 available -5 quota 10+0 overage 5+0"},
+		{"totals", "purchased 5 used 20 | balance -5 available -5 quota 10+0 overage 5+0"},
 	}},
 	{"quota exceeded, then insufficient credits", 0, 10, 0, 0, [][2]string{
 		{"reserve r1 6", "held 6 (quota 6 balance 0 overage 0) | balance 0 available 0 quota 0+6 overage 0+0"},
@@ -192,5 +193,42 @@ var eventCases = []simCase{
 		{"commit d3 3", "charged 3 (usage -3 quota 0 overage 3 after -3) | balance -3 available -3 quota 10+0 overage 3+0"},
 		{"reserve d4 2", "held 2 (quota 0 balance 0 overage 2) | balance -3 available -5 quota 10+0 overage 3+2"},
 		{"commit d4 2", "charged 2 (usage -2 quota 0 overage 2 after -5) overage.limit_reached[used 5 of 5] | balance -5 available -5 quota 10+0 overage 5+0"},
+	}},
+}
+
+// Refunds and totals: the arithmetic of meter/storetest's refund cases,
+// whose refund_scripts.go runs the same steps, by the same names, on
+// every store beside the model.
+func TestRefunds(t *testing.T) { runSim(t, refundCases) }
+
+var refundCases = []simCase{
+	{"the paid part, once per entry, never beyond what it took", 10, 1, 5, 0, [][2]string{
+		{"reserve e1 4", "held 4 (quota 1 balance 3 overage 0) | balance 10 available 7 quota 0+1 overage 0+0"},
+		{"commit e1 4", "charged 4 (usage -3 quota 1 overage 0 after 7) quota.exhausted[used 1 of 1] | balance 7 available 7 quota 1+0 overage 0+0"},
+		{"reserve e2 4", "held 4 (quota 0 balance 4 overage 0) | balance 7 available 3 quota 1+0 overage 0+0"},
+		{"commit e2 4", "charged 4 (usage -4 quota 0 overage 0 after 3) | balance 3 available 3 quota 1+0 overage 0+0"},
+		{"reserve e3 5", "held 5 (quota 0 balance 3 overage 2) | balance 3 available -2 quota 1+0 overage 0+2"},
+		{"commit e3 5", "charged 5 (usage -5 quota 0 overage 2 after -2) | balance -2 available -2 quota 1+0 overage 2+0"},
+		{"refund e1", "refunded 3 | balance 1 available 1 quota 1+0 overage 2+0"},
+		{"refund e1", "refused refund_not_allowed | balance 1 available 1 quota 1+0 overage 2+0"},
+		{"refund e3 5.001", "refused refund_not_allowed | balance 1 available 1 quota 1+0 overage 2+0"},
+		{"refund e3 5", "refunded 5 | balance 6 available 6 quota 1+0 overage 2+0"},
+		{"refund e2 1", "refunded 1 | balance 7 available 7 quota 1+0 overage 2+0"},
+		{"refund e2 1", "refused refund_not_allowed | balance 7 available 7 quota 1+0 overage 2+0"},
+		{"totals", "purchased 10 used 4 | balance 7 available 7 quota 1+0 overage 2+0"},
+	}},
+	{"a usage entry of the quota only gives nothing back", 0, 10, 0, 0, [][2]string{
+		{"reserve e 1", "held 1 (quota 1 balance 0 overage 0) | balance 0 available 0 quota 0+1 overage 0+0"},
+		{"commit e 1", "charged 1 (usage 0 quota 1 overage 0 after 0) | balance 0 available 0 quota 1+0 overage 0+0"},
+		{"refund e", "refused refund_not_allowed | balance 0 available 0 quota 1+0 overage 0+0"},
+	}},
+	{"totals: a removal is no negative purchase, a refund takes back the use", 10, 2, 0, 0, [][2]string{
+		{"buy 5", "| balance 15 available 15"},
+		{"adjust 1", "| balance 16 available 16"},
+		{"adjust -2", "| balance 14 available 14"},
+		{"reserve e 3", "held 3 (quota 2 balance 1 overage 0) | balance 14 available 13 quota 0+2 overage 0+0"},
+		{"commit e 3", "charged 3 (usage -1 quota 2 overage 0 after 13) quota.exhausted[used 2 of 2] | balance 13 available 13 quota 2+0 overage 0+0"},
+		{"refund e", "refunded 1 | balance 14 available 14 quota 2+0 overage 0+0"},
+		{"totals", "purchased 16 used 2 | balance 14 available 14 quota 2+0 overage 0+0"},
 	}},
 }

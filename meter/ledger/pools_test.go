@@ -11,11 +11,13 @@ import (
 // expire (Release), as the stores apply the model (meter/storetest's
 // model_ref.go does the same beside a store).
 
-// simHold is a request's hold; late once it expired.
+// simHold is a request's hold; late once it expired; entry the usage
+// entry its commit wrote.
 type simHold struct {
-	h                     Hold
-	short                 bool
-	late, settled, voided bool
+	h                               Hold
+	short                           bool
+	late, settled, voided, refunded bool
+	entry                           *Entry
 }
 
 // roll moves the account to the period its calls name, as a store does
@@ -28,7 +30,9 @@ func (s *accountSim) roll() {
 
 // request applies a request's step, if f is one: "reserve <rid> <x>
 // [short] [min=<x>]", "commit <rid> <x> [uncapped]", "void <rid>",
-// "adjust <x>" (an adjustment, negative: a removal), "expire" (the short
+// "refund <rid> [<x>]" (of the usage entry rid's commit wrote; all
+// without x), "adjust <x>" (an adjustment, negative: a removal), "totals"
+// (what was purchased and used), "expire" (the short
 // holds), "settings <quota> <overage cap>", "period <n>" (the
 // month the calls name from now on, 0: none).
 func (s *accountSim) request(f []string) (bool, error) {
@@ -63,7 +67,7 @@ func (s *accountSim) request(f []string) (bool, error) {
 		}
 		_, uncapped := opt(f, "uncapped")
 		st := a.Settle(sh.h, sh.late, k(num(f[2])), uncapped)
-		sh.settled = true
+		sh.settled, sh.entry = true, st.Entry
 		fmt.Fprintf(&s.out, "charged %s", cr(st.Charged))
 		if e := st.Entry; e != nil {
 			s.sum += e.Amount
@@ -93,6 +97,25 @@ func (s *accountSim) request(f []string) (bool, error) {
 				sh.late = true
 			}
 		}
+	case "refund":
+		sh := s.holds[f[1]]
+		if sh.refunded {
+			return true, meter.Errorf(meter.ECodeRefundNotAllowed, "already refunded")
+		}
+		var x int64
+		if len(f) > 2 {
+			x = k(num(f[2]))
+		}
+		e, evs, err := a.Refund(f[1], -sh.entry.Amount-partsSum(sh.entry.Lots), sh.entry.Lots, x)
+		if err != nil {
+			return true, err
+		}
+		sh.refunded = true
+		s.sum += e.Amount
+		fmt.Fprintf(&s.out, "refunded %s", cr(e.Amount))
+		s.events(evs)
+	case "totals":
+		fmt.Fprintf(&s.out, "purchased %s used %s", cr(a.TotalPurchased), cr(a.TotalUsed))
 	case "adjust":
 		e, evs, err := a.Grant(meter.EntryAdjustment, k(num(f[1])))
 		if err != nil {

@@ -107,13 +107,15 @@ var jobScripts = []script{
 }
 
 // testScripts runs the scripts of jobs, of the pools of a period
-// (quota_scripts.go), of settles (settle_scripts.go) and of threshold
-// events (events_scripts.go) side by side: some sleep past a TTL.
+// (quota_scripts.go), of settles (settle_scripts.go), of threshold events
+// (events_scripts.go) and of refunds (refund_scripts.go) side by side: some
+// sleep past a TTL.
 func testScripts(t *testing.T, s meter.Store) {
 	for _, g := range []struct {
 		name    string
 		scripts []script
-	}{{"Jobs", jobScripts}, {"Quota", quotaScripts}, {"Settle", settleScripts}, {"Events", eventScripts}} {
+	}{{"Jobs", jobScripts}, {"Quota", quotaScripts}, {"Settle", settleScripts}, {"Events", eventScripts},
+		{"Refunds", refundScripts}} {
 		t.Run(g.name, func(t *testing.T) {
 			t.Parallel()
 			runScripts(t, s, g.scripts)

@@ -78,6 +78,7 @@ type scriptRun struct {
 	r          *refAccount
 	p          meter.Period
 	jobs, rids map[string]string
+	entries    map[string]scriptEntry // by the name of the commit that wrote it
 	last       map[string]meter.Job
 	used       meter.RouteUsage
 }
@@ -88,7 +89,7 @@ func runScript(t *testing.T, s meter.Store, sc script) {
 		t.Fatal(err)
 	}
 	sr := &scriptRun{t: t, s: s, r: newRefAccount(id, int64(c(sc.balance))), jobs: map[string]string{},
-		rids: map[string]string{}, last: map[string]meter.Job{}}
+		rids: map[string]string{}, entries: map[string]scriptEntry{}, last: map[string]meter.Job{}}
 	if sc.quota+sc.overageCap+sc.lowBelow != 0 {
 		st := meter.Settings{MonthlyQuota: c(sc.quota), OverageCap: c(sc.overageCap), LowBalanceThreshold: c(sc.lowBelow)}
 		if _, err := s.UpdateSettings(ctx, id, st); err != nil {

@@ -8,7 +8,7 @@ import (
 )
 
 // Requests' steps of a script (model_script.go): reserve, commit, void,
-// a purchase, a (negative) adjustment, the clock passing the short holds' TTL,
+// refund, a purchase, a (negative) adjustment, the clock passing the short holds' TTL,
 // settings and the period the calls name, each compared with the reference model: the answer (held
 // amount, balance, available, quota and overage states; a settlement in
 // full), or the refusal with its details.
@@ -38,9 +38,13 @@ func commitStep(rid string, n float64) sstep {
 func commitUncappedStep(rid string, n float64) sstep {
 	return sstep{op: "commit", n: n, req: reqStep{rid: rid, uncapped: true}}
 }
-func adjust(n float64) sstep    { return sstep{op: "adjust", n: n} }
-func voidStep(rid string) sstep { return sstep{op: "void", req: reqStep{rid: rid}} }
-func expireShort() sstep        { return sstep{op: "expire"} }
+
+// refund refunds n (0: all) of the usage entry that rid's commit wrote.
+func refund(rid string, n float64) sstep { return sstep{op: "refund", n: n, req: reqStep{rid: rid}} }
+func totals() sstep                      { return sstep{op: "totals"} }
+func adjust(n float64) sstep             { return sstep{op: "adjust", n: n} }
+func voidStep(rid string) sstep          { return sstep{op: "void", req: reqStep{rid: rid}} }
+func expireShort() sstep                 { return sstep{op: "expire"} }
 func settingsStep(quota, overageCap float64) sstep {
 	return sstep{op: "settings", n: quota, req: reqStep{m: overageCap}}
 }
@@ -79,11 +83,27 @@ func (sr *scriptRun) request(desc string, st sstep) {
 	case "commit":
 		res, err := s.Commit(ctx, meter.CommitRequest{AccountID: r.id, ReservationID: rid, Amount: c(st.n),
 			Route: "/convert", Uncapped: q.uncapped})
+		before := len(r.entries)
 		w, err2 := r.commit(rid, int64(c(st.n)), q.uncapped)
+		if len(r.entries) > before { // its usage entry, for a refund step
+			sr.entries[q.rid] = scriptEntry{i: before, id: res.EntryID}
+		}
 		if res.EntryID != "" {
 			res.EntryID = "?"
 		}
 		gerr, werr, got, want = err, err2, res, w
+	case "refund":
+		e, ok := sr.entries[q.rid]
+		if !ok {
+			t.Fatalf("%s: %s wrote no entry", desc, q.rid)
+		}
+		res, err := s.Refund(ctx, meter.Refund{AccountID: r.id, EntryID: e.id, Amount: c(st.n)})
+		gerr, werr = err, r.refund(e.i, int64(c(st.n)))
+		got = fmt.Sprint(res.Amount, res.BalanceAfter, res.RefundOf == e.id)
+		if werr == nil {
+			last := r.entries[len(r.entries)-1]
+			want = fmt.Sprint(meter.Credits(last.Amount), meter.Credits(last.BalanceAfter), true)
+		}
 	case "void":
 		res, err := s.Void(ctx, r.id, rid)
 		gerr, werr = err, r.void(rid)
@@ -92,6 +112,7 @@ func (sr *scriptRun) request(desc string, st sstep) {
 	case "buy":
 		_, gerr = s.Grant(ctx, meter.Grant{AccountID: r.id, Amount: c(st.n), Type: meter.EntryPurchase})
 		werr = r.grant(meter.EntryPurchase, int64(c(st.n)))
+	case "totals": // compared after every step (compareModel): a reader's mark
 	case "adjust":
 		_, gerr = s.Grant(ctx, meter.Grant{AccountID: r.id, Type: meter.EntryAdjustment, Amount: c(st.n)})
 		werr = r.grant(meter.EntryAdjustment, int64(c(st.n)))
@@ -122,4 +143,11 @@ func (sr *scriptRun) state() string {
 	a := sr.r.a
 	q, o := a.State()
 	return fmt.Sprint(meter.Credits(a.Balance), meter.Credits(a.Balance-a.Reserved), q, o)
+}
+
+// scriptEntry is a usage entry a script's commit wrote: its index in the
+// model's ledger and its id in the store's.
+type scriptEntry struct {
+	i  int
+	id string
 }

@@ -15,7 +15,7 @@ var quotaScripts = []script{
 	{name: "quota, then balance, then overage", balance: 5, quota: 10, overageCap: 5, steps: []sstep{
 		reserveStep("r1", 3), commitStep("r1", 3), reserveStep("r2", 9), commitStep("r2", 9),
 		reserveStep("r3", 5), commitStep("r3", 5), reserveStep("r4", 4), reserveStep("r5", 3), commitStep("r5", 3),
-		reserveStep("r6", 0.001)}},
+		reserveStep("r6", 0.001), totals()}},
 	{name: "quota exceeded, then insufficient credits", quota: 10, steps: []sstep{
 		reserveStep("r1", 6), commitStep("r1", 6), reserveStep("r2", 3), reserveStep("r3", 2), buy(0.5),
 		reserveStep("r4", 2)}},

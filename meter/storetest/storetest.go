@@ -52,8 +52,6 @@ func Run(t *testing.T, newStore func(t *testing.T) meter.Store) {
 		{"IdempotencyFingerprint", testIdempotencyFingerprint},
 		{"QuotaExceeded", testQuotaExceeded},
 		{"Refund", testRefund},
-		{"RefundOfQuotaOnlyUsage", testRefundOfQuotaOnlyUsage},
-		{"Totals", testTotals},
 		{"UsageByRoute", testUsageByRoute},
 		{"UsageWithoutPeriod", testUsageWithoutPeriod},
 		{"UsageSeries", testUsageSeries},
