@@ -8,8 +8,8 @@ import (
 
 // The money of meter.JobStore, as scripts the store runs step by step
 // beside the model (model_script.go). Each was a hand-computed case of
-// jobs.go; its numbers are in meter/ledger's jobs_test.go, under the same
-// name.
+// jobs.go; its numbers are in meter/ledger's TestJobs
+// (jobs_table_test.go), under the same name.
 
 // blocked is balance 10, a job "a" of rate 4 a page and estimate 6, 3
 // pages reported: 2 charged (the hold's 6 and 2 of the balance), 1 owed.

@@ -15,10 +15,11 @@ import (
 // Scripted sequences: the steps of a case, applied to a store and to the
 // reference model (model_ref.go, model_jobs.go), compared after each step
 // as RunModel compares its random ones, plus what only a script can name:
-// the job as Job reads it, the refusal's details, the job's usage entry
-// (its id, pages, request and route) and the usage by route. The exact
-// numbers of these cases are meter/ledger's table tests (jobs_test.go);
-// here the store must give the model's answers, whatever they are.
+// each answer in full, the refusal's details, the job as Job reads it, the
+// job's usage entry (its id, pages, request and route) and the usage by
+// route. The exact numbers of these cases are meter/ledger's table tests
+// (*_table_test.go, under the same names); here the store must give the
+// model's answers, whatever they are.
 
 // sstep is one step of a script: a job's (create, n: the estimate;
 // report; resume; cancel), or one of model_script_req.go (buy, reserve,
