@@ -11,8 +11,9 @@ import (
 
 // The cases below are what only a store shows of meter.JobStore
 // (meter/jobs.go): a job's fields and times, ids (reuse, upstream ids,
-// unknown jobs), input checks, expiry by the store's clock, the
-// job.blocked event's fields, and concurrency (jobs_concurrent.go). Where
+// unknown jobs), input checks, the job.blocked event's fields, expiry by
+// the store's clock (jobs_expiry.go) and concurrency (jobs_concurrent.go).
+// Where
 // a job's credits move is the model's (meter/ledger TestJobs), and every
 // store is compared with it on the same steps (jobs_scripts.go) and on
 // random ones (RunModel).
