@@ -285,3 +285,52 @@ func testGrant(t *testing.T, s meter.Store) {
 		}
 	})
 }
+
+// testAccountUpdatedAt: Account.UpdatedAt is when the settings last
+// changed; Settings.RetentionDays is kept like every setting.
+func testAccountUpdatedAt(t *testing.T, s meter.Store) {
+	id := newID("upd")
+	a, err := s.CreateAccount(ctx, id, c(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := a.UpdatedAt
+	if created.IsZero() || created.Before(a.CreatedAt) || created.Sub(a.CreatedAt) > time.Second {
+		t.Errorf("created at %v, updated at %v", a.CreatedAt, created)
+	}
+	if got, err := s.Account(ctx, id); err != nil || !got.UpdatedAt.Equal(created) || !got.CreatedAt.Equal(a.CreatedAt) {
+		t.Errorf("Account: %+v, %v", got, err)
+	}
+	// Money moves, settings do not: UpdatedAt stays.
+	sleepMillis()
+	grant(t, s, id, c(1), meter.EntryPurchase, "")
+	debit(t, s, id, c(2))
+	if got, err := s.Account(ctx, id); err != nil || !got.UpdatedAt.Equal(created) {
+		t.Errorf("after a grant and a debit: updated at %v, %v; want %v", got.UpdatedAt, err, created)
+	}
+
+	last := created
+	for i, st := range []meter.Settings{{RetentionDays: 7}, {RetentionDays: 7}, {}} {
+		sleepMillis()
+		a, err := s.UpdateSettings(ctx, id, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.UpdatedAt.After(last) || a.UpdatedAt.Before(a.CreatedAt) || time.Since(a.UpdatedAt).Abs() > time.Minute ||
+			!reflect.DeepEqual(a.Settings, st) {
+			t.Errorf("update %d: updated at %v (before: %v), settings %+v; want %+v", i, a.UpdatedAt, last, a.Settings, st)
+		}
+		got, err := s.Account(ctx, id)
+		if err != nil || !got.UpdatedAt.Equal(a.UpdatedAt) || !reflect.DeepEqual(got.Settings, st) || got.Settings.RetentionDays != st.RetentionDays {
+			t.Errorf("update %d: Account %+v, %v", i, got, err)
+		}
+		last = a.UpdatedAt
+	}
+	// A refused update changes nothing.
+	sleepMillis()
+	_, err = s.UpdateSettings(ctx, id, meter.Settings{MonthlyQuota: -1})
+	wantCode(t, err, meter.ECodeInvalid)
+	if got, err := s.Account(ctx, id); err != nil || !got.UpdatedAt.Equal(last) {
+		t.Errorf("after a refused update: updated at %v, %v; want %v", got.UpdatedAt, err, last)
+	}
+}
