@@ -129,14 +129,16 @@ func testJobExpiry(t *testing.T, s meter.Store) {
 
 	t.Run("resume moves the expiry", func(t *testing.T) {
 		t.Parallel()
-		ttl := 500 * time.Millisecond
+		// A TTL long enough for a loaded -race run to resume well before
+		// the blocked job's expiry (500 ms failed at load 15).
+		ttl := 1500 * time.Millisecond
 		id := newAccount(t, s, c(2))
 		r := jobReq(id, 0, rates{"page": c(1)})
 		r.TTL = ttl
 		mustCreateJob(t, s, r)
 		blocked := mustReport(t, s, rep(id, r.ID, pages{"page": 3})).Job
 		grant(t, s, id, c(10), meter.EntryPurchase, "")
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(600 * time.Millisecond)
 		res := mustResume(t, s, id, r.ID)
 		checkResult(t, "resume", res, c(1), c(9), c(8))
 		moved := res.Job.ExpiresAt
