@@ -9,6 +9,10 @@
 # upstream, the gateways) to the others, as when Redis has its own machine:
 # the metered route then pays for its Redis calls in latency, not in CPU
 # taken from the gateway.
+# PROFILE=dir also records a CPU profile of the gateway during each CPU run
+# (dir/<body>-<plain|meter|alt>.pprof, from Caddy's admin endpoint; read
+# with `go tool pprof bench/out/creditgate <file>`), for where the
+# metered request's extra CPU goes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -78,10 +82,16 @@ run() {
 # cores.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_per_req() {
-	local g0 r0 g1 r1 res n
+	local g0 r0 g1 r1 res n prof=
+	if [ -n "${PROFILE:-}" ]; then
+		mkdir -p "$PROFILE"
+		curl -s -o "$PROFILE/$(basename "$2" .pdf)-$6.pprof" "http://127.0.0.1:$5/debug/pprof/profile?seconds=$DUR" &
+		prof=$!
+	fi
 	g0=$(ticks "$4") r0=$(ticks "$rds")
 	res=$(BODY=$2 KEY=$3 "${pin_rest[@]}" wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	g1=$(ticks "$4") r1=$(ticks "$rds")
+	if [ -n "$prof" ]; then wait "$prof"; fi
 	n=$(echo "$res" | awk '/requests in/ {print $1}')
 	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
 		'BEGIN { printf "%.0f %.0f\n", g / hz / n * 1e6, r / hz / n * 1e6 }'
@@ -94,9 +104,9 @@ for body in p1 p10; do
 	read -r prps pp50 <<<"$(run $PLAIN_PORT "$OUT/$body.pdf" "")"
 	read -r mrps mp50 <<<"$(run $METER_PORT "$OUT/$body.pdf" "$KEY")"
 	read -r qrps qp50 <<<"$(run $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY")"
-	read -r pgw prd <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw)"
-	read -r mgw mrd <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw)"
-	read -r agw ard <<<"$(cpu_per_req $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY" $alt)"
+	read -r pgw prd <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw $ADMIN_PORT plain)"
+	read -r mgw mrd <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw $ADMIN_PORT meter)"
+	read -r agw ard <<<"$(cpu_per_req $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY" $alt $PIPE_ADMIN_PORT alt)"
 	cpu+=("$(printf '%-22s %14s %14s %14s %14s %14s' "$body" "$pgw" "$mgw" "$mrd" "$agw" "$ard")")
 	label=$([ $body = p1 ] && echo "1 page" || echo "10 pages, 200 KB")
 	awk -v l="$label" -v a="$prps" -v b="$mrps" -v c="$pp50" -v d="$mp50" \

@@ -145,7 +145,13 @@ func (h *Handler) forward(w http.ResponseWriter, next caddyhttp.Handler, rq *req
 		return []attribute.KeyValue{attrRoute.String(rq.route)}
 	})
 	sw := newSettleWriter(w, rq)
-	err := next.ServeHTTP(sw, rq.r.WithContext(ctx))
+	r := rq.r
+	if ctx != r.Context() {
+		// Only a traced request has a new context: WithContext copies
+		// the request, which an untraced one need not pay for.
+		r = r.WithContext(ctx)
+	}
+	err := next.ServeHTTP(sw, r)
 	err = sw.finish(err)
 	if span.IsRecording() {
 		span.SetAttributes(attrOutcome.String(rq.outcome))

@@ -3,7 +3,6 @@ package meter
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -56,16 +55,31 @@ func NewID(prefix string) string {
 	return prefix + "_" + keyEncoding.EncodeToString(b[:])
 }
 
-var accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
 // ValidateAccountID checks an account id: 1 to 64 characters of letters,
 // digits, '_', '.' and '-'. Ids appear inside store keys, so braces (Redis
 // hash tags) and separators are excluded.
 func ValidateAccountID(id string) error {
-	if !accountIDPattern.MatchString(id) {
+	if !validAccountID(id) {
 		return Errorf(ECodeInvalid, "invalid account id %q: use 1 to 64 letters, digits, '_', '.' or '-'", id)
 	}
 	return nil
+}
+
+// validAccountID is ^[A-Za-z0-9_.-]{1,64}$ without the regexp, which took
+// ~2 us of every metered request (the validating store checks the id of
+// each Reserve and Commit).
+func validAccountID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ParseMode parses "live" or "test" ("" means live).

@@ -119,7 +119,9 @@ func (r *countRule) Lines(in Input) ([]Line, error) {
 	if !r.perFile {
 		n := int64(in.Usage.Pages)
 		units, unit, cost, label, err := r.sched.price(in, n)
-		src := fmt.Sprintf("request: %d pages", n)
+		// Every metered request prices here (twice: quote and final):
+		// no fmt.
+		src := "request: " + strconv.FormatInt(n, 10) + " pages"
 		if label != "" {
 			src += ", tier " + label
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -150,4 +151,18 @@ func sized(sizes []PageSize) int {
 		n += s.Pages
 	}
 	return n
+}
+
+// BenchmarkScanPDFOnePage scans the one-page document of bench/gateway.sh
+// (bench/mkpdf -pages 1, 459 bytes): the page count of a typical metered
+// request, all of whose cost is fixed overhead.
+func BenchmarkScanPDFOnePage(b *testing.B) {
+	pdf := pdftest.Pages(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		info, err := scanBytes(pdf, PDFLimits{})
+		if err != nil || info.Pages != 1 {
+			b.Fatalf("pages = %d, err = %v", info.Pages, err)
+		}
+	}
 }

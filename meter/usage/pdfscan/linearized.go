@@ -64,9 +64,12 @@ func LinearizedPages(r io.ReaderAt, size int64) int64 {
 }
 
 func (s *source) linearizedPages() int64 {
-	head := make([]byte, min(s.size, 1024))
-	n, _ := s.r.ReadAt(head, 0)
-	head = head[:n]
+	// The reuse window, not a buffer of its own: head is done with
+	// before objectAt reads into the window again.
+	head, err := s.read(0, 1024)
+	if err != nil {
+		return 0
+	}
 	i := bytes.Index(head, []byte("%PDF-"))
 	if i < 0 {
 		return 0

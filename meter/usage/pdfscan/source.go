@@ -15,6 +15,7 @@ type source struct {
 	buf  []byte // reused for small windows
 	// pooled is buf's pool entry, when it came from windowPool.
 	pooled *[]byte
+	p      parser // parseAt's
 }
 
 // recorder keeps the first failure of r, to tell it apart from damage
@@ -43,12 +44,10 @@ const (
 // what a small document's scan allocated.
 var windowPool = sync.Pool{New: func() any { b := make([]byte, reuseWindow); return &b }}
 
-// window returns the reuse window: from the pool for files at least its
-// size, exactly the file's size for smaller ones.
+// window returns the reuse window, from the pool whatever the file's
+// size: a window of exactly a small file's size was an allocation of up
+// to 64 KB on every request.
 func (s *source) window() []byte {
-	if s.size < reuseWindow {
-		return make([]byte, s.size)
-	}
 	s.pooled = windowPool.Get().(*[]byte)
 	return *s.pooled
 }
@@ -95,8 +94,11 @@ func (s *source) parseAt(off int64, f func(p *parser) error) error {
 		if err != nil {
 			return err
 		}
-		p := parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true}
-		err = f(&p)
+		// The source's own parser: f(&p) of a local one moved it to the
+		// heap on every object read. Reads never nest (f only parses).
+		s.p = parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true}
+		err = f(&s.p)
+		s.p.b = nil
 		if !errors.Is(err, errShort) {
 			return err
 		}
