@@ -24,9 +24,12 @@ type account struct {
 	queue        []*pending
 	flushing     bool
 
-	// The last balance and available the store answered (the lease taken
-	// out of available), for the answers of carves.
+	// The last balance, available and period state the store answered
+	// (this gateway's lease counted as held), for the answers of carves
+	// (see view).
 	balance, available meter.Credits
+	quota              meter.QuotaState
+	overage            meter.OverageState
 
 	// Requests and credits asked for in the current and the previous
 	// second, for the rate and the lease's size.
@@ -45,6 +48,11 @@ type lease struct {
 	expires  time.Time // by this gateway's clock, no later than the store's
 	retired  bool      // no more carves; released once out is 0
 	released bool
+	// quota: the lease is all quota (none of it credits); else none of it
+	// is quota or overage. A lease is kept only when its answer proves
+	// one or the other (see takeLease), so that each carve's answer can
+	// say what the quota would be without it.
+	quota bool
 }
 
 // carve is a request's hold in a lease. A late one (l nil) expired
@@ -128,8 +136,9 @@ func (a *account) carve(now time.Time, r meter.ReserveRequest) (meter.Reservatio
 	if a.nextExpiry.IsZero() || exp.Before(a.nextExpiry) {
 		a.nextExpiry = exp
 	}
-	return meter.Reservation{ID: r.ID, AccountID: a.id, Amount: r.Amount, Balance: a.balance,
-		Available: a.available + l.left}, true
+	res := meter.Reservation{ID: r.ID, AccountID: a.id, Amount: r.Amount, Balance: a.balance, Overage: a.overage}
+	res.Available, res.Quota = a.view(a.available, a.quota)
+	return res, true
 }
 
 // ending says whether the lease may end before a request of ttl settles.
@@ -155,13 +164,74 @@ func (a *account) releasable(l *lease) bool {
 	return true
 }
 
-// spendable is what the account's clients can spend now, as far as this
-// gateway knows: the store's available plus what is left of the lease.
-func (a *account) spendable() meter.Credits {
-	if l := a.lease; l != nil {
-		return a.available + l.left
+// view turns a store's answer (available, quota) into what the
+// account's clients would see without this gateway's lease: what is left
+// of it, held by no request, is theirs to spend rather than reserved
+// (credits for a lease of credits, quota for a lease of quota).
+func (a *account) view(available meter.Credits, q meter.QuotaState) (meter.Credits, meter.QuotaState) {
+	l := a.lease
+	if l == nil || l.released || l.left <= 0 {
+		return available, q
 	}
-	return a.available
+	if !l.quota {
+		return available + l.left, q
+	}
+	return available, freeQuota(q, l.left)
+}
+
+// freeQuota is q with n of its reserved quota free again, as the store
+// computes remaining (limit - used - reserved, at least 0), except that
+// a remaining the store gave as 0 with room under the limit (the account
+// owes credits: no quota is spent) stays 0.
+func freeQuota(q meter.QuotaState, n meter.Credits) meter.QuotaState {
+	n = min(n, max(q.Reserved, 0)) // never more than the store holds
+	if q.Remaining == 0 && q.Limit-q.Used-q.Reserved > 0 {
+		return q
+	}
+	q.Reserved -= n
+	q.Remaining = max(0, q.Limit-q.Used-q.Reserved)
+	return q
+}
+
+// spendable is what the account's clients can spend now, as far as this
+// gateway knows: the store's available plus what is left of a lease of
+// credits.
+func (a *account) spendable() meter.Credits {
+	v, _ := a.view(a.available, meter.QuotaState{})
+	return v
+}
+
+// answer is a void's settlement of a carve: the account as last seen.
+func (a *account) answer() meter.Settlement {
+	st := meter.Settlement{Balance: a.balance, Overage: a.overage}
+	st.Available, st.Quota = a.view(a.available, a.quota)
+	return st
+}
+
+// seen records a store answer's state of the account, for the answers of
+// later carves.
+func (a *account) seen(balance, available meter.Credits, q meter.QuotaState, o meter.OverageState) {
+	a.balance, a.available, a.quota, a.overage = balance, available, q, o
+}
+
+// settled counts a carve's settlement in the quota last seen: what a
+// lease of quota charged moves from reserved to used, and the part of
+// an uncapped charge beyond the carve is taken from the quota's
+// remaining first, as the store takes it. The store's answer to a group
+// settle does not carry the period's state, so this is the store's last
+// answer plus this gateway's own charges since (another gateway's show
+// at the next lease).
+func (a *account) settled(l *lease, held, charged meter.Credits) {
+	if l != nil && l.quota {
+		a.quota.Used += held
+		a.quota.Reserved = max(0, a.quota.Reserved-held)
+	} else {
+		held = 0
+	}
+	if ex := min(charged-held, a.quota.Remaining); ex > 0 {
+		a.quota.Used += ex
+		a.quota.Remaining -= ex
+	}
 }
 
 // expire gives the holds of carves whose TTL passed back to their leases,

@@ -20,9 +20,12 @@
 //   - a dead gateway's holds released by the store's clock: a lease is a
 //     reservation with a TTL, which the store expires as any other.
 //
-// Requests with an idempotency key or a minimum, and accounts with a
-// quota or an overage cap, are reserved alone: their answers carry state
-// (replays, partial holds, the period's pools) that only the store has.
+// Requests with an idempotency key or a minimum are reserved alone: their
+// answers carry state (replays, partial holds) that only the store has.
+// Accounts with a quota or an overage cap are leased while the lease is
+// all quota or none of it quota or overage (takeLease): each answer then
+// carries the quota and overage the client would see without the lease
+// (view), the store's last answer plus this gateway's charges since.
 package lease
 
 import (
@@ -203,7 +206,8 @@ func (s *Store) lookup(id string) *account {
 // lease for a busy account, else reserves r alone in the store.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
 	if r.IdempotencyKey != "" || r.Minimum > 0 || r.Validate() != nil {
-		return s.Settler.Reserve(ctx, r)
+		res, err := s.Settler.Reserve(ctx, r)
+		return s.reservation(s.lookup(r.AccountID), res, err)
 	}
 	a := s.account(r.AccountID)
 	a.mu.Lock()
@@ -242,10 +246,24 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			return res2, nil
 		}
 		if s.reclaim(ctx, a) {
-			return s.Settler.Reserve(ctx, r)
+			res, err = s.Settler.Reserve(ctx, r)
 		}
 	}
-	return res, err
+	return s.reservation(a, res, err)
+}
+
+// reservation records the store's answer to a request reserved alone and
+// returns it as the account's clients would see it without this
+// gateway's lease (see view).
+func (s *Store) reservation(a *account, res meter.Reservation, err error) (meter.Reservation, error) {
+	if err != nil || a == nil {
+		return res, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen(res.Balance, res.Available, res.Quota, res.Overage)
+	res.Available, res.Quota = a.view(res.Available, res.Quota)
+	return res, nil
 }
 
 // refused says whether err is a refusal that credits held in a lease
@@ -310,16 +328,29 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 	}
 	pid, _ := r.Period.Millis()
 	l := &lease{id: id, period: pid, left: size, expires: now.Add(ttl)}
+	a.seen(res.Balance, res.Available, res.Quota, res.Overage)
+	// The store takes a hold from the pools in order (quota, grants,
+	// balance, overage) and answers only the pools' state after it; a
+	// lease is kept when that state proves it all quota or none of it
+	// quota or overage, so that each carve can answer the quota and the
+	// overage its client would see without the lease. Anything else is
+	// the end of a pool: per request, as the last credits are.
+	share := meter.Credits(s.opts.Share - 1)
+	q := res.Quota
 	switch {
-	case res.Quota.Limit > 0 || res.Overage.Cap > 0:
-		a.noLeaseUntil = now.Add(time.Minute) // pools whose state only the store has
-	case res.Available < meter.Credits(s.opts.Share-1)*size:
-		a.noLeaseUntil = now.Add(backoff) // the end of the balance: per request
-	default:
-		a.lease, a.balance, a.available = l, res.Balance, res.Available
+	case q.Limit > 0 && q.Remaining > 0: // quota left over: the lease took only quota
+		if q.Remaining >= share*size {
+			l.quota, a.lease = true, l
+		}
+	case q.Limit > 0 && q.Reserved > 0: // the quota's end: the lease may hold some of it
+	case res.Available >= share*size: // no quota held; credits to spare, so no overage
+		a.lease = l
+	}
+	if a.lease == l {
 		s.leases.Add(1)
 		return
 	}
+	a.noLeaseUntil = now.Add(backoff)
 	a.retire(l)
 	l.released = true
 	s.release(ctx, a.id, l)
@@ -388,12 +419,14 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 	for _, l := range a.expire(s.opts.Now()) {
 		s.release(ctx, a.id, l)
 	}
-	if l := a.lease; l != nil && !l.released {
+	if l := a.lease; l != nil && !l.released && !l.quota {
 		// Never more than the store holds: a lease the store expired or
 		// was given back is not in its reserved.
 		left := min(l.left, max(acct.Reserved, 0))
 		acct.Reserved -= left
 		acct.Available += left
+	} else if l != nil && !l.released {
+		acct.Quota = freeQuota(acct.Quota, l.left)
 	}
 	return acct, nil
 }

@@ -44,7 +44,8 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		s.releaseAll(ctx, a.id, free)
 		switch {
 		case !ok:
-			return s.Settler.Commit(ctx, c)
+			st, err := s.Settler.Commit(ctx, c)
+			return s.settlement(a, st, err)
 		case d.state == 'v':
 			return meter.Settlement{}, meter.Errorf(meter.ECodeReservationSettled, "reservation is already voided")
 		}
@@ -124,13 +125,20 @@ func (s *Store) flush(ctx context.Context, a *account) {
 				continue
 			}
 			st := sts[i]
+			held := min(p.c.Amount, p.cv.amount)
 			if l != nil && st.Late {
 				a.retire(l) // the store expired it: nothing is left to carve
 			} else if l != nil {
-				l.left += p.cv.amount - min(p.c.Amount, p.cv.amount)
+				l.left += p.cv.amount - held
 			}
 			a.balance, a.available = st.Balance, st.Available
-			st.Available = a.spendable()
+			if st.Late {
+				a.settled(nil, 0, st.Charged)
+			} else {
+				a.settled(l, held, st.Charged)
+			}
+			st.Available, st.Quota = a.view(a.available, a.quota)
+			st.Overage = a.overage
 			p.st = st
 			a.finish(p.c.ReservationID, doneCarve{at: now, state: 'c', st: st})
 		}
@@ -167,18 +175,34 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	case cv != nil:
 		delete(a.carves, reservationID)
 		free = append(free, a.drop(cv)...)
-		st = meter.Settlement{Balance: a.balance, Available: a.spendable()}
+		st = a.answer()
 		a.finish(reservationID, doneCarve{at: s.opts.Now(), state: 'v', st: st})
 	case !ok:
 		a.mu.Unlock()
 		s.releaseAll(ctx, accountID, free)
-		return s.Settler.Void(ctx, accountID, reservationID)
+		st, err := s.Settler.Void(ctx, accountID, reservationID)
+		return s.settlement(a, st, err)
 	case d.state == 'c':
 		err = meter.Errorf(meter.ECodeReservationSettled, "reservation is already committed")
 	default: // voided or expired: nothing changes, as in the store
-		st = meter.Settlement{Balance: a.balance, Available: a.spendable()}
+		st = a.answer()
 	}
 	a.mu.Unlock()
 	s.releaseAll(ctx, accountID, free)
 	return st, err
+}
+
+// settlement records the store's answer to a Commit or Void of a
+// reservation made alone (not carved) and returns it as the account's
+// clients would see it without this gateway's lease (see view): as
+// Account and the carves' answers do.
+func (s *Store) settlement(a *account, st meter.Settlement, err error) (meter.Settlement, error) {
+	if err != nil {
+		return st, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen(st.Balance, st.Available, st.Quota, st.Overage)
+	st.Available, st.Quota = a.view(st.Available, st.Quota)
+	return st, nil
 }
