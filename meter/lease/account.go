@@ -15,11 +15,13 @@ type account struct {
 	mu sync.Mutex
 
 	lease        *lease
+	held         []*lease // leases the store may still hold: a.lease and retired ones with carves out
 	lastCarve    time.Time
 	noLeaseUntil time.Time
 	carves       map[string]*carve
 	nextExpiry   time.Time // no carve expires before
 	done         map[string]doneCarve
+	plain        map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
 	doneOrder    []doneID // done's ids, oldest first, for pruning
 	queue        []*pending
 	flushing     bool
@@ -48,6 +50,7 @@ type lease struct {
 	expires  time.Time // by this gateway's clock, no later than the store's
 	retired  bool      // no more carves; released once out is 0
 	released bool
+	gone     bool // the store expired it: it holds nothing
 	// quota: the lease is all quota (none of it credits); else none of it
 	// is quota or overage. A lease is kept only when its answer proves
 	// one or the other (see takeLease), so that each carve's answer can
@@ -169,14 +172,38 @@ func (a *account) releasable(l *lease) bool {
 // of it, held by no request, is theirs to spend rather than reserved
 // (credits for a lease of credits, quota for a lease of quota).
 func (a *account) view(available meter.Credits, q meter.QuotaState) (meter.Credits, meter.QuotaState) {
-	l := a.lease
-	if l == nil || l.released || l.left <= 0 {
-		return available, q
+	credits, quota := a.leftHeld()
+	if quota > 0 {
+		q = freeQuota(q, quota)
 	}
-	if !l.quota {
-		return available + l.left, q
+	return available + credits, q
+}
+
+// quotaView is the quota last seen as the account's clients see it.
+func (a *account) quotaView() meter.QuotaState {
+	_, q := a.view(0, a.quota)
+	return q
+}
+
+// leftHeld is what is left of this gateway's leases that the store
+// holds, credits and quota: the lease carved from and retired ones
+// whose carves are not all settled yet.
+func (a *account) leftHeld() (credits, quota meter.Credits) {
+	live := a.held[:0]
+	for _, l := range a.held {
+		if l.released || l.gone {
+			continue
+		}
+		live = append(live, l)
+		if l.quota {
+			quota += l.left
+		} else {
+			credits += l.left
+		}
 	}
-	return available, freeQuota(q, l.left)
+	clear(a.held[len(live):])
+	a.held = live
+	return credits, quota
 }
 
 // freeQuota is q with n of its reserved quota free again, as the store
@@ -221,16 +248,23 @@ func (a *account) seen(balance, available meter.Credits, q meter.QuotaState, o m
 // settle does not carry the period's state, so this is the store's last
 // answer plus this gateway's own charges since (another gateway's show
 // at the next lease).
-func (a *account) settled(l *lease, held, charged meter.Credits) {
+func (a *account) settled(l *lease, held, charged, availBefore meter.Credits) {
 	if l != nil && l.quota {
 		a.quota.Used += held
 		a.quota.Reserved = max(0, a.quota.Reserved-held)
-	} else {
+	} else if l == nil {
 		held = 0
 	}
-	if ex := min(charged-held, a.quota.Remaining); ex > 0 {
-		a.quota.Used += ex
-		a.quota.Remaining -= ex
+	rest := charged - held
+	if q := min(rest, a.quota.Remaining); q > 0 {
+		a.quota.Used += q
+		a.quota.Remaining -= q
+		rest -= q
+	}
+	// Then grants and the balance (in available), then the overage.
+	if o := min(rest-min(rest, max(availBefore, 0)), a.overage.Remaining); o > 0 && a.overage.Cap > 0 {
+		a.overage.Used += o
+		a.overage.Remaining -= o
 	}
 }
 

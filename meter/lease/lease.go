@@ -160,6 +160,11 @@ func (s *Store) reap() {
 		now := s.opts.Now()
 		for _, a := range accts {
 			a.mu.Lock()
+			for id, exp := range a.plain {
+				if now.After(exp) {
+					delete(a.plain, id) // its commit, if any, is late: answered as the store does
+				}
+			}
 			var free []*lease
 			free = append(free, a.expire(now)...)
 			if l := a.lease; l != nil && now.Sub(a.lastCarve) > idle {
@@ -190,7 +195,7 @@ func (s *Store) account(id string) *account {
 	defer s.mu.Unlock()
 	a := s.accounts[id]
 	if a == nil {
-		a = &account{id: id, carves: map[string]*carve{}, done: map[string]doneCarve{}}
+		a = &account{id: id, carves: map[string]*carve{}, done: map[string]doneCarve{}, plain: map[string]time.Time{}}
 		s.accounts[id] = a
 	}
 	return a
@@ -207,7 +212,7 @@ func (s *Store) lookup(id string) *account {
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
 	if r.IdempotencyKey != "" || r.Minimum > 0 || r.Validate() != nil {
 		res, err := s.Settler.Reserve(ctx, r)
-		return s.reservation(s.lookup(r.AccountID), res, err)
+		return s.reservation(s.lookup(r.AccountID), r.TTL, res, err)
 	}
 	a := s.account(r.AccountID)
 	a.mu.Lock()
@@ -249,13 +254,13 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			res, err = s.Settler.Reserve(ctx, r)
 		}
 	}
-	return s.reservation(a, res, err)
+	return s.reservation(a, r.TTL, res, err)
 }
 
 // reservation records the store's answer to a request reserved alone and
 // returns it as the account's clients would see it without this
 // gateway's lease (see view).
-func (s *Store) reservation(a *account, res meter.Reservation, err error) (meter.Reservation, error) {
+func (s *Store) reservation(a *account, ttl time.Duration, res meter.Reservation, err error) (meter.Reservation, error) {
 	if err != nil || a == nil {
 		return res, err
 	}
@@ -263,6 +268,9 @@ func (s *Store) reservation(a *account, res meter.Reservation, err error) (meter
 	defer a.mu.Unlock()
 	a.seen(res.Balance, res.Available, res.Quota, res.Overage)
 	res.Available, res.Quota = a.view(res.Available, res.Quota)
+	if !res.Replayed {
+		a.plain[res.ID] = s.opts.Now().Add(ttl)
+	}
 	return res, nil
 }
 
@@ -347,6 +355,7 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 		a.lease = l
 	}
 	if a.lease == l {
+		a.held = append(a.held, l)
 		s.leases.Add(1)
 		return
 	}
@@ -419,14 +428,14 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 	for _, l := range a.expire(s.opts.Now()) {
 		s.release(ctx, a.id, l)
 	}
-	if l := a.lease; l != nil && !l.released && !l.quota {
-		// Never more than the store holds: a lease the store expired or
-		// was given back is not in its reserved.
-		left := min(l.left, max(acct.Reserved, 0))
-		acct.Reserved -= left
-		acct.Available += left
-	} else if l != nil && !l.released {
-		acct.Quota = freeQuota(acct.Quota, l.left)
+	credits, quota := a.leftHeld()
+	// Never more than the store holds: a lease the store expired or was
+	// given back is not in its reserved.
+	credits = min(credits, max(acct.Reserved, 0))
+	acct.Reserved -= credits
+	acct.Available += credits
+	if quota > 0 {
+		acct.Quota = freeQuota(acct.Quota, quota)
 	}
 	return acct, nil
 }

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -15,6 +16,9 @@ type pending struct {
 	err  error
 	done chan struct{}
 }
+
+// errNotRead marks an account not read after a failed group call.
+var errNotRead = errors.New("lease: account not read")
 
 // settleTimeout bounds a group call, which runs for several requests
 // and so not under any one request's context.
@@ -45,11 +49,20 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		switch {
 		case !ok:
 			st, err := s.Settler.Commit(ctx, c)
-			return s.settlement(a, st, err)
+			return s.committed(a, c.ReservationID, st, err)
 		case d.state == 'v':
 			return meter.Settlement{}, meter.Errorf(meter.ECodeReservationSettled, "reservation is already voided")
 		}
-		return d.st, nil
+		// As the store answers a repeated commit: the first settlement,
+		// with the period's state of now.
+		st := d.st
+		if acct, err := s.Settler.Account(ctx, a.id); err == nil {
+			a.mu.Lock()
+			a.quota, a.overage = acct.Quota, acct.Overage
+			st.Quota, st.Overage = a.quotaView(), a.overage
+			a.mu.Unlock()
+		}
+		return st, nil
 	}
 	if !c.Uncapped {
 		c.Amount = min(c.Amount, cv.amount)
@@ -113,6 +126,15 @@ func (s *Store) flush(ctx context.Context, a *account) {
 			lid = l.id
 		}
 		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, late)
+		// The group call's answer has each request's balance but not the
+		// period's state (quota, overage), which holds expiring, other
+		// gateways and settings change: read once per group, so that each
+		// answer carries the store's (see view).
+		var acct meter.Account
+		var aerr error = errNotRead
+		if err == nil {
+			acct, aerr = s.Settler.Account(ctx, a.id)
+		}
 
 		a.mu.Lock()
 		now := s.opts.Now()
@@ -128,14 +150,19 @@ func (s *Store) flush(ctx context.Context, a *account) {
 			held := min(p.c.Amount, p.cv.amount)
 			if l != nil && st.Late {
 				a.retire(l) // the store expired it: nothing is left to carve
+				l.gone = true
 			} else if l != nil {
 				l.left += p.cv.amount - held
 			}
+			before := a.available
 			a.balance, a.available = st.Balance, st.Available
-			if st.Late {
-				a.settled(nil, 0, st.Charged)
-			} else {
-				a.settled(l, held, st.Charged)
+			switch {
+			case aerr == nil:
+				a.quota, a.overage = acct.Quota, acct.Overage
+			case st.Late:
+				a.settled(nil, 0, st.Charged, before)
+			default:
+				a.settled(l, held, st.Charged, before)
 			}
 			st.Available, st.Quota = a.view(a.available, a.quota)
 			st.Overage = a.overage
@@ -181,6 +208,9 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 		a.mu.Unlock()
 		s.releaseAll(ctx, accountID, free)
 		st, err := s.Settler.Void(ctx, accountID, reservationID)
+		a.mu.Lock()
+		delete(a.plain, reservationID)
+		a.mu.Unlock()
 		return s.settlement(a, st, err)
 	case d.state == 'c':
 		err = meter.Errorf(meter.ECodeReservationSettled, "reservation is already committed")
@@ -190,6 +220,25 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	a.mu.Unlock()
 	s.releaseAll(ctx, accountID, free)
 	return st, err
+}
+
+// committed is settlement for a Commit's answer. A reservation this
+// gateway did not reserve, or committed already, is answered as the store
+// answered its first commit (its balance and available then, not now):
+// only the period's state is adjusted.
+func (s *Store) committed(a *account, rid string, st meter.Settlement, err error) (meter.Settlement, error) {
+	a.mu.Lock()
+	_, first := a.plain[rid]
+	delete(a.plain, rid)
+	a.mu.Unlock()
+	if first || err != nil {
+		return s.settlement(a, st, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.quota, a.overage = st.Quota, st.Overage
+	st.Quota = a.quotaView()
+	return st, nil
 }
 
 // settlement records the store's answer to a Commit or Void of a
