@@ -22,7 +22,7 @@ type account struct {
 	nextExpiry   time.Time // no carve expires before
 	done         map[string]doneCarve
 	plain        map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
-	doneOrder    []doneID // done's ids, oldest first, for pruning
+	doneOrder    []doneID             // done's ids, oldest first, for pruning
 	queue        []*pending
 	flushing     bool
 
