@@ -161,8 +161,8 @@ func (s *Store) reap() {
 		for _, a := range accts {
 			a.mu.Lock()
 			for id, exp := range a.plain {
-				if now.After(exp) {
-					delete(a.plain, id) // its commit, if any, is late: answered as the store does
+				if now.Sub(exp) > plainGrace {
+					delete(a.plain, id) // a commit now is answered as the store answers it
 				}
 			}
 			var free []*lease
@@ -180,6 +180,10 @@ func (s *Store) reap() {
 		}
 	}
 }
+
+// plainGrace is how long after its expiry a request reserved alone is
+// remembered, so that its late first commit is told from a repeated one.
+const plainGrace = time.Minute
 
 // margin keeps a carve clear of its lease's end: a request carved is
 // settled at least this long before the lease expires, for clock drift
