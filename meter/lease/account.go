@@ -32,6 +32,7 @@ type account struct {
 	balance, available meter.Credits
 	quota              meter.QuotaState
 	overage            meter.OverageState
+	stale              bool // the period's state may have changed unseen: read it at the next group settle
 
 	// Requests and credits asked for in the current and the previous
 	// second, for the rate and the lease's size.
@@ -64,6 +65,12 @@ type carve struct {
 	l       *lease
 	amount  meter.Credits
 	expires time.Time
+	// alone: an uncapped charge beyond the carve that what is left of the
+	// lease cannot cover. lease_settle.lua takes an uncapped request's
+	// charge from the lease's whole hold (other carves' too), so such a
+	// request is settled as a late one: all of it from the pools, its
+	// carve given back to the lease.
+	alone bool
 }
 
 // doneCarve answers a settled, voided or expired carve's later Commit or

@@ -245,6 +245,11 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	}
 	a.mu.Unlock()
 	res, err := s.Settler.Reserve(ctx, r)
+	if err != nil {
+		a.mu.Lock()
+		a.stale = true // a refusal carries no state: the period may have rolled
+		a.mu.Unlock()
+	}
 	if refused(err) {
 		// The credits may be in this gateway's lease, taken meanwhile.
 		a.mu.Lock()
@@ -442,6 +447,18 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 		acct.Quota = freeQuota(acct.Quota, quota)
 	}
 	return acct, nil
+}
+
+// UpdateSettings is the store's; the account's next group settle reads
+// its period's state (a quota or a cap set where there was none).
+func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings) (meter.Account, error) {
+	acct, err := s.Settler.UpdateSettings(ctx, id, st)
+	if a := s.lookup(id); a != nil {
+		a.mu.Lock()
+		a.stale = true
+		a.mu.Unlock()
+	}
+	return acct, err
 }
 
 // Unwrap is the store behind the leases, for meter.StoreAs (its optional

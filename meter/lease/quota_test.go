@@ -331,3 +331,74 @@ func TestLoweredQuotaReachesLeasedRequests(t *testing.T) {
 		})
 	}
 }
+
+// An uncapped charge (an output-priced route) beyond its carve is taken
+// from what is left of the lease when that covers it, else from the
+// pools apart from the lease: either way it is charged in full, and the
+// other requests carved from the lease are charged exactly their cost
+// (lease_settle.lua takes an uncapped charge from the lease's whole
+// hold, which would leave too little for them).
+func TestUncappedBeyondTheCarve(t *testing.T) {
+	srv := redistest.New(t)
+	gw := gateway(t, srv, lease.Options{MinRate: 1, Horizon: time.Millisecond})
+	const initial, cost meter.Credits = 1000 * meter.Scale, 3 * meter.Scale
+	id := quotaAccount(t, gw, "uncapped", initial, 0, 0)
+	reserve := func(rid string) {
+		t.Helper()
+		if _, err := storetest.ReserveIn(gw, id, rid, cost, storetest.Month(0), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit := func(rid string, amount meter.Credits, uncapped bool) {
+		t.Helper()
+		st, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: amount, Uncapped: uncapped,
+			Route: "/r"})
+		want := amount
+		if !uncapped {
+			want = min(amount, cost) // capped at its hold
+		}
+		if err != nil || st.Charged != want || st.Late || st.Shortfall != 0 {
+			t.Fatalf("commit %s of %s: %+v, %v", rid, amount, st, err)
+		}
+	}
+	// A lease of 4 costs: r0..r3 carved from it, nothing left.
+	for i := range 4 {
+		reserve(fmt.Sprint("r", i))
+	}
+	if st := gw.Stats(); st.Leases != 1 || st.Carves != 4 {
+		t.Fatalf("%+v: want one lease, 4 carves", st)
+	}
+	commit("r0", 5*cost, true) // beyond its carve, nothing left in the lease: apart
+	commit("r1", cost, false)
+	commit("r2", 2*cost, false) // capped: its carve
+	commit("r3", cost+1, true)  // beyond by 1, and the lease has 0 left, apart
+	// A new lease with room: the excess comes from it.
+	for i := 4; i < 8; i++ {
+		reserve(fmt.Sprint("r", i))
+	}
+	commit("r4", cost, false)
+	commit("r5", 2*cost, true) // beyond by one cost, the lease empty again: apart
+	commit("r6", cost, false)
+	commit("r7", cost, false)
+	// Two carves of a third lease, two costs left: the excess comes from it.
+	reserve("r8")
+	reserve("r9")
+	commit("r8", 2*cost, true)
+	commit("r9", cost, false)
+	if st := gw.Stats(); st.Leases != 3 || st.Carves != 10 {
+		t.Fatalf("%+v: want 3 leases, 10 carves", st)
+	}
+	if err := gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := gw.Settler.Account(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := initial - (5*cost + cost + cost + cost + 1 + cost + 2*cost + cost + cost + 2*cost + cost) // r2 capped at cost
+	sum, usage := ledgerSum(t, gw.Settler, id)
+	if acct.Balance != want || acct.Reserved != 0 || sum != want || usage != 10 {
+		t.Fatalf("balance %s reserved %s, ledger %s over %d entries; want %s, 0, 8 entries", acct.Balance, acct.Reserved,
+			sum, usage, want)
+	}
+}

@@ -66,6 +66,16 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 	}
 	if !c.Uncapped {
 		c.Amount = min(c.Amount, cv.amount)
+	} else if ex := c.Amount - cv.amount; ex > 0 && cv.l != nil {
+		// The charge beyond the carve comes from what is left of the lease
+		// when it can (the script takes it from the lease), else from the
+		// pools alone (see carve.alone).
+		if ex <= cv.l.left {
+			cv.l.left -= ex
+			cv.amount += ex
+		} else {
+			cv.alone = true
+		}
 	}
 	p := &pending{c: c, cv: cv, done: make(chan struct{})}
 	a.queue = append(a.queue, p)
@@ -119,20 +129,25 @@ func (s *Store) flush(ctx context.Context, a *account) {
 		reqs := make([]meter.CommitRequest, len(batch))
 		late := make([]bool, len(batch))
 		for i, p := range batch {
-			reqs[i], late[i] = p.c, l == nil
+			reqs[i], late[i] = p.c, l == nil || p.cv.alone
 		}
 		lid := ""
 		if l != nil {
 			lid = l.id
 		}
+		a.mu.Lock()
+		read := a.quota.Limit > 0 || a.overage.Cap > 0 || a.stale
+		a.stale = false
+		a.mu.Unlock()
 		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, late)
 		// The group call's answer has each request's balance but not the
 		// period's state (quota, overage), which holds expiring, other
-		// gateways and settings change: read once per group, so that each
-		// answer carries the store's (see view).
+		// gateways and settings change: for an account with a quota or a
+		// cap, or whose settings this gateway changed, it is read once per
+		// group, so that each answer carries the store's (see view).
 		var acct meter.Account
 		var aerr error = errNotRead
-		if err == nil {
+		if err == nil && read {
 			acct, aerr = s.Settler.Account(ctx, a.id)
 		}
 
@@ -148,6 +163,9 @@ func (s *Store) flush(ctx context.Context, a *account) {
 			}
 			st := sts[i]
 			held := min(p.c.Amount, p.cv.amount)
+			if p.cv.alone {
+				held, st.Late = 0, false // not expired: charged apart from the lease
+			}
 			if l != nil && st.Late {
 				a.retire(l) // the store expired it: nothing is left to carve
 				l.gone = true
@@ -159,7 +177,7 @@ func (s *Store) flush(ctx context.Context, a *account) {
 			switch {
 			case aerr == nil:
 				a.quota, a.overage = acct.Quota, acct.Overage
-			case st.Late:
+			case st.Late || p.cv.alone:
 				a.settled(nil, 0, st.Charged, before)
 			default:
 				a.settled(l, held, st.Charged, before)
