@@ -227,14 +227,6 @@ func freeQuota(q meter.QuotaState, n meter.Credits) meter.QuotaState {
 	return q
 }
 
-// spendable is what the account's clients can spend now, as far as this
-// gateway knows: the store's available plus what is left of a lease of
-// credits.
-func (a *account) spendable() meter.Credits {
-	v, _ := a.view(a.available, meter.QuotaState{})
-	return v
-}
-
 // answer is a void's settlement of a carve: the account as last seen.
 func (a *account) answer() meter.Settlement {
 	st := meter.Settlement{Balance: a.balance, Overage: a.overage}
