@@ -71,8 +71,7 @@ type App struct {
 	// RedisLease carves busy accounts' requests from per-gateway leases
 	// and settles them in groups: one Redis round trip per metered request
 	// instead of two (see meter/lease and the README's store section).
-	// Default: on with a Redis store, min_rate 20; {"off": true} turns it
-	// off.
+	// Default: off.
 	RedisLease *RedisLease `json:"redis_lease,omitempty"`
 
 	// DataDir is where the embedded store keeps its database (meter.db)
@@ -277,9 +276,8 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 			key = append(key, " pipeline"...)
 		}
 		key = fmt.Appendf(key, " batch %d retain %d", a.RedisBatch, a.IdempotencyTTL)
-		minRate, leased := a.RedisLease.on()
-		if leased {
-			key = fmt.Appendf(key, " lease %d", minRate)
+		if l := a.RedisLease; l != nil && !l.Off {
+			key = fmt.Appendf(key, " lease %d", l.MinRate)
 		}
 		return "redis:" + string(key), func() (caddy.Destructor, error) {
 			openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -289,8 +287,8 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 			if err != nil {
 				return nil, err
 			}
-			if leased {
-				return storeDestructor{lease.New(s, lease.Options{MinRate: minRate})}, nil
+			if l := a.RedisLease; l != nil && !l.Off {
+				return storeDestructor{lease.New(s, lease.Options{MinRate: l.MinRate})}, nil
 			}
 			return storeDestructor{s}, nil
 		}
@@ -317,23 +315,11 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 
 // RedisLease configures meter/lease on a Redis store.
 type RedisLease struct {
-	// Off turns leases off. Default: on (also while redis_lease is
-	// absent), on a Redis store.
+	// Off turns leases off (the default while redis_lease is absent).
 	Off bool `json:"off,omitempty"`
 	// MinRate is the requests per second an account must make through
 	// this gateway before it gets a lease. Default 20.
 	MinRate int `json:"min_rate,omitempty"`
-}
-
-// on says whether a Redis store is wrapped in leases, and with what
-// min_rate (0: meter/lease's default): on unless turned off, so that
-// the common path is one round trip per request (bench/RESULTS.md,
-// "Sixth session: leases for quota accounts").
-func (l *RedisLease) on() (minRate int, ok bool) {
-	if l == nil {
-		return 0, true
-	}
-	return l.MinRate, !l.Off
 }
 
 // redisTarget is the configured Redis, if any.
