@@ -25,7 +25,9 @@
 // Accounts with a quota or an overage cap are leased while the lease is
 // all quota or none of it quota or overage (takeLease): each answer then
 // carries the quota and overage the client would see without the lease
-// (view), the store's last answer plus this gateway's charges since.
+// (view): for such accounts the store's state read after each group
+// settle (its answer does not carry it), else the store's last answer
+// plus this gateway's charges since.
 package lease
 
 import (
