@@ -217,7 +217,7 @@ func (s *Store) lookup(id string) *account {
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
 	if r.IdempotencyKey != "" || r.Minimum > 0 || r.Validate() != nil {
 		res, err := s.Settler.Reserve(ctx, r)
-		return s.reservation(s.lookup(r.AccountID), r.TTL, res, err)
+		return s.reservation(s.account(r.AccountID), r.TTL, res, err)
 	}
 	a := s.account(r.AccountID)
 	a.mu.Lock()
