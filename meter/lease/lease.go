@@ -215,7 +215,10 @@ func (s *Store) lookup(id string) *account {
 // Reserve carves r from the account's lease when it can, else takes a
 // lease for a busy account, else reserves r alone in the store.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	if r.IdempotencyKey != "" || r.Minimum > 0 || r.Validate() != nil {
+	if r.Validate() != nil {
+		return s.Settler.Reserve(ctx, r)
+	}
+	if r.IdempotencyKey != "" || r.Minimum > 0 {
 		res, err := s.Settler.Reserve(ctx, r)
 		return s.reservation(s.account(r.AccountID), r.TTL, res, err)
 	}
