@@ -53,6 +53,41 @@ func (s *Store) reclaim(ctx context.Context, a *account) bool {
 	return ok
 }
 
+// awaitWait bounds how long a refused request waits for the requests
+// carved from this gateway's leases to settle (their upstreams answer).
+const awaitWait = 250 * time.Millisecond
+
+// awaitLeases, for a request the store refused while this gateway's
+// leases hold credits with requests carved from them, stops carving from
+// them and waits (at most awaitWait) until they are settled and given
+// back, so that the request is tried once more with what they held: the
+// last credits are not refused for a lease's leftover. It reports
+// whether they were given back in time.
+func (s *Store) awaitLeases(ctx context.Context, a *account) bool {
+	deadline := time.Now().Add(awaitWait)
+	a.mu.Lock()
+	credits, quota := a.leftHeld()
+	if credits+quota == 0 {
+		a.mu.Unlock()
+		return false
+	}
+	if l := a.lease; l != nil {
+		a.retire(l) // released when its carves are settled (flush, Void)
+		a.noLeaseUntil = s.opts.Now().Add(backoff)
+	}
+	a.mu.Unlock()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(2 * time.Millisecond)
+		a.mu.Lock()
+		credits, quota = a.leftHeld()
+		a.mu.Unlock()
+		if credits+quota == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // CreateJob is the store's; a refusal for want of the credits this
 // gateway's lease holds gives the lease back and tries once more.
 func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobResult, error) {

@@ -263,7 +263,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			s.carves.Add(1)
 			return res2, nil
 		}
-		if s.reclaim(ctx, a) {
+		if s.reclaim(ctx, a) || s.awaitLeases(ctx, a) {
 			res, err = s.Settler.Reserve(ctx, r)
 		}
 	}
