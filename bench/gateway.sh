@@ -5,6 +5,8 @@
 # ALT="redis_batch 1" gives the second gateway (the rows labelled with it,
 # and the "alt" CPU columns) that global meter option instead of the
 # default, redis_pipeline; make bench runs it with ALT=redis_lease.
+# QUOTA=<credits> gives the bench account that monthly quota (the
+# common paying account of the seeds' plans), spent before its balance.
 # SPLIT=1 pins redis-server to the last CPU and everything else (wrk, the
 # upstream, the gateways) to the others, as when Redis has its own machine:
 # the metered route then pays for its Redis calls in latency, not in CPU
@@ -61,6 +63,9 @@ pids+=($alt)
 until curl -sf "http://127.0.0.1:$PIPE_ADMIN_PORT/config/" >/dev/null; do sleep 0.2; done
 
 curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts" -d '{"id":"bench","credits":1000000000000}' >/dev/null || true
+if [ -n "${QUOTA:-}" ]; then
+	curl -sf -X PATCH "http://127.0.0.1:$ADMIN_PORT/meter/accounts/bench" -d "{\"monthly_quota\": $QUOTA}" >/dev/null
+fi
 KEY=$(curl -sf "http://127.0.0.1:$ADMIN_PORT/meter/accounts/bench/keys" -d '{"mode":"live"}' | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
 
 # run PORT BODY KEY -> "req/s p50_ms"

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,5 +121,66 @@ func TestRedisLeaseBurstChargesExactly(t *testing.T) {
 	}
 	if refused.Load() == 0 || ok.Load() > 30 {
 		t.Fatalf("%d served, %d refused: want at most 30 served and some refused", ok.Load(), refused.Load())
+	}
+}
+
+// An account with a monthly quota and no balance, through a gateway that
+// leases from the first request: one request after another, each answer
+// shows the quota left exactly (X-Quota-Remaining); then a burst spends
+// the rest of the quota exactly, each 2xx with its entry, and the
+// requests beyond it get 429 quota_exceeded without reaching the
+// upstream.
+func TestRedisLeaseQuotaAccount(t *testing.T) {
+	u := newForgingUpstream(t)
+	src := strings.Replace(globalBlock, "\t\tredis {REDIS}\n", "\t\tredis {REDIS}\n\t\tredis_lease 1\n", 1) +
+		strings.Replace(leaseSite, "{UPSTREAM}", u.Listener.Addr().String(), 1)
+	g := startGateway(t, src)
+	key := g.newAccount("lease_quota", 0, meter.ModeLive)
+	if code := g.adminDo("PATCH", "/meter/accounts/lease_quota", map[string]any{"monthly_quota": 60}, nil); code != 200 {
+		t.Fatalf("PATCH: %d", code)
+	}
+	doc := pdftest.Pages(2)
+	for i := 1; i <= 5; i++ {
+		resp, raw := g.post("/v1/convert/x", key, "application/pdf", doc)
+		if resp.StatusCode != 201 || resp.Header.Get(HeaderCost) != "2" ||
+			resp.Header.Get(HeaderQuotaRemaining) != fmt.Sprint(60-2*i) {
+			t.Fatalf("request %d: %d cost %q quota remaining %q: %s", i, resp.StatusCode, resp.Header.Get(HeaderCost),
+				resp.Header.Get(HeaderQuotaRemaining), raw)
+		}
+	}
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 4 {
+				resp, raw := g.post("/v1/convert/x", key, "application/pdf", doc)
+				switch {
+				case resp.StatusCode == 201 && resp.Header.Get(HeaderCost) == "2":
+					ok.Add(1)
+				case resp.StatusCode == 429 && strings.Contains(string(raw), meter.ECodeQuotaExceeded):
+					refused.Add(1)
+				default:
+					t.Errorf("%d cost %q: %s", resp.StatusCode, resp.Header.Get(HeaderCost), raw)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := u.hits.Load(); n != 5+ok.Load() {
+		t.Fatalf("upstream reached %d times; %d served", n, 5+ok.Load())
+	}
+	usage := 0
+	for _, e := range g.ledger("lease_quota") {
+		if e.Type == meter.EntryUsage {
+			usage++
+		}
+	}
+	a := g.account("lease_quota")
+	t.Logf("%d served in the burst, %d refused; quota %+v", ok.Load(), refused.Load(), a.Quota)
+	if ok.Load() != 25 || refused.Load() != 64-25 || usage != 30 || a.Quota.Used != credits(60) || a.Balance != 0 {
+		t.Fatalf("%d served, %d refused, %d usage entries, quota used %s, balance %s: want 25, 39, 30, 60, 0",
+			ok.Load(), refused.Load(), usage, a.Quota.Used, a.Balance)
 	}
 }

@@ -15,18 +15,24 @@ type account struct {
 	mu sync.Mutex
 
 	lease        *lease
+	held         []*lease // leases the store may still hold: a.lease and retired ones with carves out
 	lastCarve    time.Time
 	noLeaseUntil time.Time
 	carves       map[string]*carve
 	nextExpiry   time.Time // no carve expires before
 	done         map[string]doneCarve
-	doneOrder    []doneID // done's ids, oldest first, for pruning
+	plain        map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
+	doneOrder    []doneID             // done's ids, oldest first, for pruning
 	queue        []*pending
 	flushing     bool
 
-	// The last balance and available the store answered (the lease taken
-	// out of available), for the answers of carves.
+	// The last balance, available and period state the store answered
+	// (this gateway's lease counted as held), for the answers of carves
+	// (see view).
 	balance, available meter.Credits
+	quota              meter.QuotaState
+	overage            meter.OverageState
+	stale              bool // the period's state may have changed unseen: read it at the next group settle
 
 	// Requests and credits asked for in the current and the previous
 	// second, for the rate and the lease's size.
@@ -45,6 +51,12 @@ type lease struct {
 	expires  time.Time // by this gateway's clock, no later than the store's
 	retired  bool      // no more carves; released once out is 0
 	released bool
+	gone     bool // the store expired it: it holds nothing
+	// quota: the lease is all quota (none of it credits); else none of it
+	// is quota or overage. A lease is kept only when its answer proves
+	// one or the other (see takeLease), so that each carve's answer can
+	// say what the quota would be without it.
+	quota bool
 }
 
 // carve is a request's hold in a lease. A late one (l nil) expired
@@ -53,6 +65,12 @@ type carve struct {
 	l       *lease
 	amount  meter.Credits
 	expires time.Time
+	// alone: an uncapped charge beyond the carve that what is left of the
+	// lease cannot cover. lease_settle.lua takes an uncapped request's
+	// charge from the lease's whole hold (other carves' too), so such a
+	// request is settled as a late one: all of it from the pools, its
+	// carve given back to the lease.
+	alone bool
 }
 
 // doneCarve answers a settled, voided or expired carve's later Commit or
@@ -128,8 +146,9 @@ func (a *account) carve(now time.Time, r meter.ReserveRequest) (meter.Reservatio
 	if a.nextExpiry.IsZero() || exp.Before(a.nextExpiry) {
 		a.nextExpiry = exp
 	}
-	return meter.Reservation{ID: r.ID, AccountID: a.id, Amount: r.Amount, Balance: a.balance,
-		Available: a.available + l.left}, true
+	res := meter.Reservation{ID: r.ID, AccountID: a.id, Amount: r.Amount, Balance: a.balance, Overage: a.overage}
+	res.Available, res.Quota = a.view(a.available, a.quota)
+	return res, true
 }
 
 // ending says whether the lease may end before a request of ttl settles.
@@ -155,13 +174,97 @@ func (a *account) releasable(l *lease) bool {
 	return true
 }
 
-// spendable is what the account's clients can spend now, as far as this
-// gateway knows: the store's available plus what is left of the lease.
-func (a *account) spendable() meter.Credits {
-	if l := a.lease; l != nil {
-		return a.available + l.left
+// view turns a store's answer (available, quota) into what the
+// account's clients would see without this gateway's lease: what is left
+// of it, held by no request, is theirs to spend rather than reserved
+// (credits for a lease of credits, quota for a lease of quota).
+func (a *account) view(available meter.Credits, q meter.QuotaState) (meter.Credits, meter.QuotaState) {
+	credits, quota := a.leftHeld()
+	if quota > 0 {
+		q = freeQuota(q, quota)
 	}
-	return a.available
+	return available + credits, q
+}
+
+// quotaView is the quota last seen as the account's clients see it.
+func (a *account) quotaView() meter.QuotaState {
+	_, q := a.view(0, a.quota)
+	return q
+}
+
+// leftHeld is what is left of this gateway's leases that the store
+// holds, credits and quota: the lease carved from and retired ones
+// whose carves are not all settled yet.
+func (a *account) leftHeld() (credits, quota meter.Credits) {
+	live := a.held[:0]
+	for _, l := range a.held {
+		if l.released || l.gone {
+			continue
+		}
+		live = append(live, l)
+		if l.quota {
+			quota += l.left
+		} else {
+			credits += l.left
+		}
+	}
+	clear(a.held[len(live):])
+	a.held = live
+	return credits, quota
+}
+
+// freeQuota is q with n of its reserved quota free again, as the store
+// computes remaining (limit - used - reserved, at least 0), except that
+// a remaining the store gave as 0 with room under the limit (the account
+// owes credits: no quota is spent) stays 0.
+func freeQuota(q meter.QuotaState, n meter.Credits) meter.QuotaState {
+	n = min(n, max(q.Reserved, 0)) // never more than the store holds
+	if q.Remaining == 0 && q.Limit-q.Used-q.Reserved > 0 {
+		return q
+	}
+	q.Reserved -= n
+	q.Remaining = max(0, q.Limit-q.Used-q.Reserved)
+	return q
+}
+
+// answer is a void's settlement of a carve: the account as last seen.
+func (a *account) answer() meter.Settlement {
+	st := meter.Settlement{Balance: a.balance, Overage: a.overage}
+	st.Available, st.Quota = a.view(a.available, a.quota)
+	return st
+}
+
+// seen records a store answer's state of the account, for the answers of
+// later carves.
+func (a *account) seen(balance, available meter.Credits, q meter.QuotaState, o meter.OverageState) {
+	a.balance, a.available, a.quota, a.overage = balance, available, q, o
+}
+
+// settled counts a carve's settlement in the quota last seen: what a
+// lease of quota charged moves from reserved to used, and the part of
+// an uncapped charge beyond the carve is taken from the quota's
+// remaining first, as the store takes it. The store's answer to a group
+// settle does not carry the period's state, so this is the store's last
+// answer plus this gateway's own charges since (another gateway's show
+// at the next lease).
+func (a *account) settled(l *lease, held, charged, availBefore meter.Credits) {
+	if l != nil && l.quota {
+		a.quota.Used += held
+		a.quota.Reserved = max(0, a.quota.Reserved-held)
+	} else if l == nil {
+		held = 0
+	}
+	rest := charged - held
+	if q := min(rest, a.quota.Remaining); q > 0 {
+		a.quota.Used += q
+		a.quota.Remaining -= q
+		rest -= q
+	}
+	// Then grants and the balance (in available), then the overage.
+	if o := min(rest-min(rest, max(availBefore, 0)), a.overage.Remaining); o > 0 && a.overage.Cap > 0 {
+		a.overage.Used += o
+		a.overage.Remaining -= o
+	}
 }
 
 // expire gives the holds of carves whose TTL passed back to their leases,

@@ -20,15 +20,19 @@
 //   - a dead gateway's holds released by the store's clock: a lease is a
 //     reservation with a TTL, which the store expires as any other.
 //
-// Requests with an idempotency key or a minimum, and accounts with a
-// quota or an overage cap, are reserved alone: their answers carry state
-// (replays, partial holds, the period's pools) that only the store has.
+// Requests with an idempotency key or a minimum are reserved alone: their
+// answers carry state (replays, partial holds) that only the store has.
+// Accounts with a quota or an overage cap are leased while the lease is
+// all quota or none of it quota or overage (takeLease): each answer then
+// carries the quota and overage the client would see without the lease
+// (view): for such accounts the store's state read after each group
+// settle (its answer does not carry it), else the store's last answer
+// plus this gateway's charges since.
 package lease
 
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -157,6 +161,11 @@ func (s *Store) reap() {
 		now := s.opts.Now()
 		for _, a := range accts {
 			a.mu.Lock()
+			for id, exp := range a.plain {
+				if now.Sub(exp) > plainGrace {
+					delete(a.plain, id) // a commit now is answered as the store answers it
+				}
+			}
 			var free []*lease
 			free = append(free, a.expire(now)...)
 			if l := a.lease; l != nil && now.Sub(a.lastCarve) > idle {
@@ -173,6 +182,10 @@ func (s *Store) reap() {
 	}
 }
 
+// plainGrace is how long after its expiry a request reserved alone is
+// remembered, so that its late first commit is told from a repeated one.
+const plainGrace = time.Minute
+
 // margin keeps a carve clear of its lease's end: a request carved is
 // settled at least this long before the lease expires, for clock drift
 // and the settlement's own trip.
@@ -187,7 +200,7 @@ func (s *Store) account(id string) *account {
 	defer s.mu.Unlock()
 	a := s.accounts[id]
 	if a == nil {
-		a = &account{id: id, carves: map[string]*carve{}, done: map[string]doneCarve{}}
+		a = &account{id: id, carves: map[string]*carve{}, done: map[string]doneCarve{}, plain: map[string]time.Time{}}
 		s.accounts[id] = a
 	}
 	return a
@@ -202,8 +215,12 @@ func (s *Store) lookup(id string) *account {
 // Reserve carves r from the account's lease when it can, else takes a
 // lease for a busy account, else reserves r alone in the store.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
-	if r.IdempotencyKey != "" || r.Minimum > 0 || r.Validate() != nil {
+	if r.Validate() != nil {
 		return s.Settler.Reserve(ctx, r)
+	}
+	if r.IdempotencyKey != "" || r.Minimum > 0 {
+		res, err := s.Settler.Reserve(ctx, r)
+		return s.reservation(s.account(r.AccountID), r.TTL, res, err)
 	}
 	a := s.account(r.AccountID)
 	a.mu.Lock()
@@ -232,6 +249,11 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	}
 	a.mu.Unlock()
 	res, err := s.Settler.Reserve(ctx, r)
+	if err != nil {
+		a.mu.Lock()
+		a.stale = true // a refusal carries no state: the period may have rolled
+		a.mu.Unlock()
+	}
 	if refused(err) {
 		// The credits may be in this gateway's lease, taken meanwhile.
 		a.mu.Lock()
@@ -241,49 +263,11 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			s.carves.Add(1)
 			return res2, nil
 		}
-		if s.reclaim(ctx, a) {
-			return s.Settler.Reserve(ctx, r)
+		if s.reclaim(ctx, a) || s.awaitLeases(ctx, a) {
+			res, err = s.Settler.Reserve(ctx, r)
 		}
 	}
-	return res, err
-}
-
-// refused says whether err is a refusal that credits held in a lease
-// could have avoided.
-func refused(err error) bool {
-	var me *meter.Error
-	return errors.As(err, &me) && (me.Code == meter.ECodeInsufficientCredits ||
-		me.Code == meter.ECodeOverageLimitReached || me.Code == meter.ECodeQuotaExceeded)
-}
-
-// reclaim gives back the account's lease when nothing is carved from it,
-// so that a request the store refused for want of the credits it holds
-// can be tried again: the end of a balance is not lost to this gateway's
-// lease. It reports whether it gave one back.
-func (s *Store) reclaim(ctx context.Context, a *account) bool {
-	a.mu.Lock()
-	l := a.lease
-	ok := l != nil && l.left > 0 && l.out == 0
-	if ok {
-		a.retire(l)
-		ok = a.releasable(l)
-		a.noLeaseUntil = s.opts.Now().Add(backoff) // the end of the balance: per request
-	}
-	a.mu.Unlock()
-	if ok {
-		s.release(ctx, a.id, l)
-	}
-	return ok
-}
-
-// CreateJob is the store's; a refusal for want of the credits this
-// gateway's lease holds gives the lease back and tries once more.
-func (s *Store) CreateJob(ctx context.Context, r meter.JobRequest) (meter.JobResult, error) {
-	res, err := s.Settler.CreateJob(ctx, r)
-	if a := s.lookup(r.AccountID); a != nil && refused(err) && s.reclaim(ctx, a) {
-		return s.Settler.CreateJob(ctx, r)
-	}
-	return res, err
+	return s.reservation(a, r.TTL, res, err)
 }
 
 // takeLease replaces the account's lease by a new one sized from its
@@ -310,16 +294,30 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 	}
 	pid, _ := r.Period.Millis()
 	l := &lease{id: id, period: pid, left: size, expires: now.Add(ttl)}
+	a.seen(res.Balance, res.Available, res.Quota, res.Overage)
+	// The store takes a hold from the pools in order (quota, grants,
+	// balance, overage) and answers only the pools' state after it; a
+	// lease is kept when that state proves it all quota or none of it
+	// quota or overage, so that each carve can answer the quota and the
+	// overage its client would see without the lease. Anything else is
+	// the end of a pool: per request, as the last credits are.
+	share := meter.Credits(s.opts.Share - 1)
+	q := res.Quota
 	switch {
-	case res.Quota.Limit > 0 || res.Overage.Cap > 0:
-		a.noLeaseUntil = now.Add(time.Minute) // pools whose state only the store has
-	case res.Available < meter.Credits(s.opts.Share-1)*size:
-		a.noLeaseUntil = now.Add(backoff) // the end of the balance: per request
-	default:
-		a.lease, a.balance, a.available = l, res.Balance, res.Available
+	case q.Limit > 0 && q.Remaining > 0: // quota left over: the lease took only quota
+		if q.Remaining >= share*size {
+			l.quota, a.lease = true, l
+		}
+	case q.Limit > 0 && q.Reserved > 0: // the quota's end: the lease may hold some of it
+	case res.Available >= share*size: // no quota held; credits to spare, so no overage
+		a.lease = l
+	}
+	if a.lease == l {
+		a.held = append(a.held, l)
 		s.leases.Add(1)
 		return
 	}
+	a.noLeaseUntil = now.Add(backoff)
 	a.retire(l)
 	l.released = true
 	s.release(ctx, a.id, l)
@@ -365,37 +363,6 @@ func (s *Store) Close() error {
 		a.mu.Unlock()
 	}
 	return s.Settler.Close()
-}
-
-// Account is the store's, with what is left of this gateway's lease
-// counted as available rather than reserved: what the account's clients
-// can still spend through it.
-func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
-	a := s.lookup(id)
-	if a == nil {
-		return s.Settler.Account(ctx, id)
-	}
-	// The store is read under the account's lock, as takeLease reserves
-	// under it: a lease taken between the read and the adjustment would
-	// be taken out of a snapshot that does not hold it (reserved below
-	// zero, seen under load).
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	acct, err := s.Settler.Account(ctx, id)
-	if err != nil {
-		return acct, err
-	}
-	for _, l := range a.expire(s.opts.Now()) {
-		s.release(ctx, a.id, l)
-	}
-	if l := a.lease; l != nil && !l.released {
-		// Never more than the store holds: a lease the store expired or
-		// was given back is not in its reserved.
-		left := min(l.left, max(acct.Reserved, 0))
-		acct.Reserved -= left
-		acct.Available += left
-	}
-	return acct, nil
 }
 
 // Unwrap is the store behind the leases, for meter.StoreAs (its optional

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/creditgate/creditgate/meter"
@@ -15,6 +16,9 @@ type pending struct {
 	err  error
 	done chan struct{}
 }
+
+// errNotRead marks an account not read after a failed group call.
+var errNotRead = errors.New("lease: account not read")
 
 // settleTimeout bounds a group call, which runs for several requests
 // and so not under any one request's context.
@@ -44,14 +48,34 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		s.releaseAll(ctx, a.id, free)
 		switch {
 		case !ok:
-			return s.Settler.Commit(ctx, c)
+			st, err := s.Settler.Commit(ctx, c)
+			return s.committed(a, c.ReservationID, st, err)
 		case d.state == 'v':
 			return meter.Settlement{}, meter.Errorf(meter.ECodeReservationSettled, "reservation is already voided")
 		}
-		return d.st, nil
+		// As the store answers a repeated commit: the first settlement,
+		// with the period's state of now.
+		st := d.st
+		if acct, err := s.Settler.Account(ctx, a.id); err == nil {
+			a.mu.Lock()
+			a.quota, a.overage = acct.Quota, acct.Overage
+			st.Quota, st.Overage = a.quotaView(), a.overage
+			a.mu.Unlock()
+		}
+		return st, nil
 	}
 	if !c.Uncapped {
 		c.Amount = min(c.Amount, cv.amount)
+	} else if ex := c.Amount - cv.amount; ex > 0 && cv.l != nil {
+		// The charge beyond the carve comes from what is left of the lease
+		// when it can (the script takes it from the lease), else from the
+		// pools alone (see carve.alone).
+		if ex <= cv.l.left {
+			cv.l.left -= ex
+			cv.amount += ex
+		} else {
+			cv.alone = true
+		}
 	}
 	p := &pending{c: c, cv: cv, done: make(chan struct{})}
 	a.queue = append(a.queue, p)
@@ -105,13 +129,27 @@ func (s *Store) flush(ctx context.Context, a *account) {
 		reqs := make([]meter.CommitRequest, len(batch))
 		late := make([]bool, len(batch))
 		for i, p := range batch {
-			reqs[i], late[i] = p.c, l == nil
+			reqs[i], late[i] = p.c, l == nil || p.cv.alone
 		}
 		lid := ""
 		if l != nil {
 			lid = l.id
 		}
+		a.mu.Lock()
+		read := a.quota.Limit > 0 || a.overage.Cap > 0 || a.stale
+		a.stale = false
+		a.mu.Unlock()
 		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, late)
+		// The group call's answer has each request's balance but not the
+		// period's state (quota, overage), which holds expiring, other
+		// gateways and settings change: for an account with a quota or a
+		// cap, or whose settings this gateway changed, it is read once per
+		// group, so that each answer carries the store's (see view).
+		var acct meter.Account
+		var aerr error = errNotRead
+		if err == nil && read {
+			acct, aerr = s.Settler.Account(ctx, a.id)
+		}
 
 		a.mu.Lock()
 		now := s.opts.Now()
@@ -124,13 +162,28 @@ func (s *Store) flush(ctx context.Context, a *account) {
 				continue
 			}
 			st := sts[i]
+			held := min(p.c.Amount, p.cv.amount)
+			if p.cv.alone {
+				held, st.Late = 0, false // not expired: charged apart from the lease
+			}
 			if l != nil && st.Late {
 				a.retire(l) // the store expired it: nothing is left to carve
+				l.gone = true
 			} else if l != nil {
-				l.left += p.cv.amount - min(p.c.Amount, p.cv.amount)
+				l.left += p.cv.amount - held
 			}
+			before := a.available
 			a.balance, a.available = st.Balance, st.Available
-			st.Available = a.spendable()
+			switch {
+			case aerr == nil:
+				a.quota, a.overage = acct.Quota, acct.Overage
+			case st.Late || p.cv.alone:
+				a.settled(nil, 0, st.Charged, before)
+			default:
+				a.settled(l, held, st.Charged, before)
+			}
+			st.Available, st.Quota = a.view(a.available, a.quota)
+			st.Overage = a.overage
 			p.st = st
 			a.finish(p.c.ReservationID, doneCarve{at: now, state: 'c', st: st})
 		}
@@ -167,18 +220,56 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	case cv != nil:
 		delete(a.carves, reservationID)
 		free = append(free, a.drop(cv)...)
-		st = meter.Settlement{Balance: a.balance, Available: a.spendable()}
+		st = a.answer()
 		a.finish(reservationID, doneCarve{at: s.opts.Now(), state: 'v', st: st})
 	case !ok:
 		a.mu.Unlock()
 		s.releaseAll(ctx, accountID, free)
-		return s.Settler.Void(ctx, accountID, reservationID)
+		st, err := s.Settler.Void(ctx, accountID, reservationID)
+		a.mu.Lock()
+		delete(a.plain, reservationID)
+		a.mu.Unlock()
+		return s.settlement(a, st, err)
 	case d.state == 'c':
 		err = meter.Errorf(meter.ECodeReservationSettled, "reservation is already committed")
 	default: // voided or expired: nothing changes, as in the store
-		st = meter.Settlement{Balance: a.balance, Available: a.spendable()}
+		st = a.answer()
 	}
 	a.mu.Unlock()
 	s.releaseAll(ctx, accountID, free)
 	return st, err
+}
+
+// committed is settlement for a Commit's answer. A reservation this
+// gateway did not reserve, or committed already, is answered as the store
+// answered its first commit (its balance and available then, not now):
+// only the period's state is adjusted.
+func (s *Store) committed(a *account, rid string, st meter.Settlement, err error) (meter.Settlement, error) {
+	a.mu.Lock()
+	_, first := a.plain[rid]
+	delete(a.plain, rid)
+	a.mu.Unlock()
+	if first || err != nil {
+		return s.settlement(a, st, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.quota, a.overage = st.Quota, st.Overage
+	st.Quota = a.quotaView()
+	return st, nil
+}
+
+// settlement records the store's answer to a Commit or Void of a
+// reservation made alone (not carved) and returns it as the account's
+// clients would see it without this gateway's lease (see view): as
+// Account and the carves' answers do.
+func (s *Store) settlement(a *account, st meter.Settlement, err error) (meter.Settlement, error) {
+	if err != nil {
+		return st, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.seen(st.Balance, st.Available, st.Quota, st.Overage)
+	st.Available, st.Quota = a.view(st.Available, st.Quota)
+	return st, nil
 }
