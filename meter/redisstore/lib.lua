@@ -264,14 +264,22 @@ local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'pe
   'quota_limit', 'overage_cap', 'lb_threshold', 'due', 'lots', 'total_used', 'lb_sent', 'evt_seq',
   'total_purchased'}
 
--- save writes the named fields of a back to the account hash.
+-- save writes the named fields of a back to the account hash, those that
+-- changed only: a.old holds what the hash has (read by open, or written
+-- since), and a hot script's fields mostly stay as they were (a balance
+-- account's quota and overage parts): each field written costs a format
+-- and a listpack search. Nothing changed, no HSET.
 local function save(a, ...)
-  local f = {}
+  local f, old = {}, a.old
   for _, k in ipairs({...}) do
-    f[#f + 1] = k
-    f[#f + 1] = int(a[k])
+    local v = a[k]
+    if v ~= old[k] then
+      f[#f + 1] = k
+      f[#f + 1] = int(v) -- a field open did not read is false: fails here
+      old[k] = v
+    end
   end
-  redis.call('HSET', KEYS[1], unpack(f))
+  if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
 end
 
 -- release takes a hold's parts off the pools. Parts held in an earlier
@@ -393,7 +401,7 @@ end
 local function timer(a, ms, member)
   redis.call('ZADD', KEYS[2], int(ms), member)
   if ms < a.due then
-    a.due = ms
+    a.due, a.old.due = ms, ms
     redis.call('HSET', KEYS[1], 'due', int(ms))
   end
 end
@@ -431,9 +439,11 @@ local function migrate(a, quota)
   if not ok or type(s) ~= 'table' then s = {} end
   local function credits(v) return type(v) == 'number' and math.floor(v * 1000 + 0.5) or 0 end
   a.lb_threshold = credits(s.low_balance_threshold)
+  a.old.lb_threshold = a.lb_threshold
   redis.call('HSET', KEYS[1], 'lb_threshold', int(a.lb_threshold))
   if not quota then return end
   a.quota_limit, a.overage_cap = credits(s.monthly_quota), credits(s.overage_cap)
+  a.old.quota_limit, a.old.overage_cap = a.quota_limit, a.overage_cap
   redis.call('HSET', KEYS[1], 'quota_limit', int(a.quota_limit), 'overage_cap', int(a.overage_cap),
     'quota_unit', type(s.quota_unit) == 'string' and s.quota_unit or '')
 end
@@ -523,7 +533,12 @@ local function open(n, keep_due)
   local a = {balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
     period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
     due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
-  for i = 1, #v do a[FIELDS[i]] = tonumber(v[i]) or 0 end
+  local old = {} -- what the hash holds, see save
+  for i = 1, #v do
+    local x = tonumber(v[i]) or 0
+    a[FIELDS[i]], old[FIELDS[i]] = x, x
+  end
+  a.old = old
   if #v < 13 then error('redisstore: open must read the lots') end
   a.lots = v[13] and decode_lots(v[13]) or nil
   if not v[9] or not v[11] then migrate(a, not v[9]) end
