@@ -665,7 +665,7 @@ local function count_series(key, now, route, pages, credits, requests)
   local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
   local fd = 'd' .. int(day) .. '\0' .. route
   local fh = 'h' .. int(hour % SERIES_HOURS) .. '\0' .. route
-  local cur = redis.call('HMGET', key, fd, fh, 'routes')
+  local cur = redis.call('HMGET', key, fd, fh)
   local r, p, c = 0, 0, 0
   if cur[1] then r, p, c = string.match(cur[1], '^(%d+)|(%d+)|(%d+)$') end
   local hr, hp, hc = 0, 0, 0
@@ -675,8 +675,11 @@ local function count_series(key, now, route, pages, credits, requests)
   end
   local args = {fd, int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
     fh, int(hour) .. '|' .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
-  local routes = cur[3]
-  if not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true) then
+  -- A route with a day field is in the list already (written by the same
+  -- HSET): the list, which grows with the routes, is read only for a
+  -- route's first request of a day.
+  local routes = not cur[1] and redis.call('HGET', key, 'routes')
+  if not cur[1] and (not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true)) then
     args[5], args[6] = 'routes', routes and (routes .. '\0' .. route) or route
   end
   redis.call('HSET', key, unpack(args))
