@@ -640,6 +640,80 @@ end_lots = function(a)
   low_balance(a)
 end
 
+-- settle charges a settled request. A held reservation h (late false) is
+-- charged min(amount, held) from its own parts, quota first, then grants,
+-- then balance, then overage, and the whole of h is released; its use
+-- counts in the period it was made in, unless that period has rolled. A
+-- late settle (the hold expired first and was released) takes
+-- min(amount, held) from what the pools have now, counted in the current
+-- period. Uncapped, the excess over the hold is taken from the pools
+-- after the hold's parts, and what they cannot give, the shortfall,
+-- leaves the balance all the same. It writes the usage entry (u: its
+-- description, route, request_id, reservation_id, pages) when anything is
+-- charged, and records the events; the caller saves the account.
+-- Returns charged, entry id ('' for none), shortfall, the parts q, b, o
+-- and the grant parts g. h needs q, b, o, per, amount and, with grants,
+-- g and gs (see load_res). commit.lua settles a reservation,
+-- lease_settle.lua each request's share of a lease.
+-- Go twin: ledger.Account.Settle (meter/ledger)
+local function settle(a, h, late, amount, uncapped, u)
+  local x = uncapped and amount or math.min(amount, h.amount)
+  local q, b, o, excess = 0, 0, 0, 0
+  local g = {} -- the grant parts charged, in order
+  local current = true
+  if late then
+    excess = x
+  else
+    local held = math.min(x, h.amount)
+    q = math.min(held, h.q)
+    g = cut_parts(h.g, held - q)
+    local gs = parts_sum(g)
+    b = math.min(held - q - gs, h.b)
+    o = held - q - gs - b
+    excess = x - held
+    current = h.per == a.period
+    release(a, h)
+    spend_lots(a, g)
+  end
+  if current then
+    a.q_used, a.o_used = a.q_used + q, a.o_used + o
+  end
+  a.balance = a.balance - b - o
+  local short = 0
+  if excess > 0 then
+    local eq, eb, eo, eg, egs = split(a, excess)
+    if uncapped then short = excess - eq - egs - eb - eo end
+    if eg then
+      spend_lots(a, eg)
+      for _, p in ipairs(eg) do g[#g + 1] = p end
+    end
+    a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
+    a.balance = a.balance - eb - eo - short
+    q, b, o = q + eq, b + eb, o + eo
+    current = current or eq + eo > 0
+  end
+  local gs = parts_sum(g)
+  local charged = q + gs + b + o + short
+  a.total_used = a.total_used + charged
+  local entry = ''
+  if charged > 0 then
+    entry = append('usage', -(gs + b + o + short), a.balance, {'description', u[1], 'route', u[2],
+      'request_id', u[3], 'reservation_id', u[4], 'late', late, 'quota', q, 'overage', o, 'pages', u[5],
+      'shortfall', short, 'lots', parts_str(g)})
+  end
+  -- The quota's and the overage's crossings are tested with the whole
+  -- part charged, hold and excess.
+  if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
+    emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
+  end
+  if gs + b + o + short > 0 then low_balance(a) end
+  if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
+    emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
+  end
+  if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
+  return charged, entry, short, q, b, o, g
+end
+
 -- lots_after, at the end of a script that released a hold, lets go what
 -- it released of ended lots and saves the lots it changed.
 local function lots_after(a)
