@@ -373,10 +373,9 @@ end
 -- Go twin: ledger.Account.State (meter/ledger)
 local function with_state(rep, a)
   local qa, _, oa = pools(a)
-  for _, v in ipairs({a.quota_limit, a.q_used, a.q_res, qa, a.period_end,
-    a.overage_cap, a.o_used, a.o_res, oa}) do
-    rep[#rep + 1] = v
-  end
+  local n = #rep
+  rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5] = a.quota_limit, a.q_used, a.q_res, qa, a.period_end
+  rep[n + 6], rep[n + 7], rep[n + 8], rep[n + 9] = a.overage_cap, a.o_used, a.o_res, oa
   return rep
 end
 
