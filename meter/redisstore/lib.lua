@@ -733,21 +733,27 @@ end
 -- Numbers are decimal strings (exact, see int). Written by the scripts that
 -- write the usage by route (commit, job charges), in the same call.
 local SERIES_HOURS = 168
+-- The day's and the hour's field prefixes, formatted once an hour rather
+-- than on every call (a format costs ~0.25 us; the library's locals live
+-- as long as it is loaded).
+local series_day, series_dp, series_hour, series_hp, series_hv
 local function count_series(key, now, route, pages, credits, requests)
   requests = requests or 1 -- lease_settle.lua counts a group of one route at once
   local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
-  local fd = 'd' .. int(day) .. '\0' .. route
-  local fh = 'h' .. int(hour % SERIES_HOURS) .. '\0' .. route
+  if day ~= series_day then series_day, series_dp = day, 'd' .. int(day) .. '\0' end
+  if hour ~= series_hour then
+    series_hour, series_hp, series_hv = hour, 'h' .. int(hour % SERIES_HOURS) .. '\0', int(hour) .. '|'
+  end
+  local fd, fh = series_dp .. route, series_hp .. route
   local cur = redis.call('HMGET', key, fd, fh)
   local r, p, c = 0, 0, 0
   if cur[1] then r, p, c = string.match(cur[1], '^(%d+)|(%d+)|(%d+)$') end
   local hr, hp, hc = 0, 0, 0
-  if cur[2] then
-    local t, a, b, d = string.match(cur[2], '^(%d+)|(%d+)|(%d+)|(%d+)$')
-    if tonumber(t) == hour then hr, hp, hc = a, b, d end
+  if cur[2] and string.sub(cur[2], 1, #series_hv) == series_hv then -- a slot of this hour
+    hr, hp, hc = string.match(cur[2], '^%d+|(%d+)|(%d+)|(%d+)$')
   end
   local args = {fd, int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
-    fh, int(hour) .. '|' .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
+    fh, series_hv .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
   -- A route with a day field is in the list already (written by the same
   -- HSET): the list, which grows with the routes, is read only for a
   -- route's first request of a day.
