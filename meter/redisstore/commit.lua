@@ -67,8 +67,8 @@ if tonumber(ARGV[8]) ~= bucket then return {'period', bucket} end
 if late and r.idem ~= '' and redis.call('HEXISTS', KEYS[4], 'r:' .. r.idem) == 0 then
   redis.call('HSET', KEYS[4], 'r:' .. r.idem, rid)
 end
-local charged, entry, short, q, b, o = settle(a, r, late, amount, ARGV[10] == '1',
-  {ARGV[4], route, ARGV[6], rid, pages})
+local charged, entry, short, q, b, o = settle(a, r, late, amount, ARGV[10] == '1', ARGV[4], route, ARGV[6], rid,
+  pages)
 if a.due_dirty then
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
 else

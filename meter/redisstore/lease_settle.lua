@@ -48,22 +48,24 @@ local parts_changed = false
 local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
-local out, usage, routes = {}, {}, {}
+local out, usage, routes, h = {}, {}, {}, {}
 for i = 4, #ARGV, 8 do
   local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
   local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
   local rlate = late or ARGV[i + 7] == '1'
   -- Its hold: its share of the lease (the first of what is left of the
   -- lease's parts, in spending order), cut off the lease; a late
-  -- request's own hold, which expired, held its amount.
-  local h = {q = 0, b = amount, o = 0, per = a.period, amount = amount}
-  if not rlate then
+  -- request's own hold, which expired, held its amount. One table for
+  -- every request (settle only reads it).
+  if rlate then
+    h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = 0, amount, 0, nil, nil, a.period, amount
+  else
     local held = math.min(amount, r.amount)
     local q = math.min(held, r.q)
     local g = r.g and cut_parts(r.g, held - q)
-    local gs = parts_sum(g)
+    local gs = g and parts_sum(g) or 0
     local b = math.min(held - q - gs, r.b)
-    h = {q = q, b = b, o = held - q - gs - b, g = g, gs = gs, per = r.per, amount = held}
+    h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = q, b, held - q - gs - b, g, gs, r.per, held
     if g then
       local rest = {} -- r.g less the prefix g
       for k, p in ipairs(r.g) do
@@ -76,7 +78,7 @@ for i = 4, #ARGV, 8 do
     r.q, r.b, r.o = r.q - h.q, r.b - h.b, r.o - h.o
     r.amount = r.amount - held
   end
-  local charged, entry, short = settle(a, h, rlate, amount, uncapped, {ARGV[i + 2], route, ARGV[i + 4], rid, pages})
+  local charged, entry, short = settle(a, h, rlate, amount, uncapped, ARGV[i + 2], route, ARGV[i + 4], rid, pages)
   local u = usage[route]
   if not u then
     u = {0, 0, 0}

@@ -647,32 +647,35 @@ end
 -- min(amount, held) from what the pools have now, counted in the current
 -- period. Uncapped, the excess over the hold is taken from the pools
 -- after the hold's parts, and what they cannot give, the shortfall,
--- leaves the balance all the same. It writes the usage entry (u: its
--- description, route, request_id, reservation_id, pages) when anything is
--- charged, and records the events; the caller saves the account.
--- Returns charged, entry id ('' for none), shortfall, the parts q, b, o
--- and the grant parts g. h needs q, b, o, per, amount and, with grants,
--- g and gs (see load_res). commit.lua settles a reservation,
--- lease_settle.lua each request's share of a lease.
+-- leaves the balance all the same. It writes the usage entry (with desc,
+-- route, request_id, rid as its reservation_id, and pages) when anything
+-- is charged, and records the events; the caller saves the account.
+-- Returns charged, entry id ('' for none), shortfall and the parts q, b,
+-- o. h needs q, b, o, per, amount and, with grant parts, g and gs (see
+-- load_res). commit.lua settles a reservation, lease_settle.lua each
+-- request's share of a lease. No table is made on the common path (no
+-- grants): this runs once per request of a group.
 -- Go twin: ledger.Account.Settle (meter/ledger)
-local function settle(a, h, late, amount, uncapped, u)
+local function settle(a, h, late, amount, uncapped, desc, route, request_id, rid, pages)
   local x = uncapped and amount or math.min(amount, h.amount)
-  local q, b, o, excess = 0, 0, 0, 0
-  local g = {} -- the grant parts charged, in order
+  local q, b, o, gs, excess = 0, 0, 0, 0, 0
+  local g -- the grant parts charged, in order; nil for none
   local current = true
   if late then
     excess = x
   else
     local held = math.min(x, h.amount)
     q = math.min(held, h.q)
-    g = cut_parts(h.g, held - q)
-    local gs = parts_sum(g)
+    if h.g then
+      g = cut_parts(h.g, held - q)
+      gs = parts_sum(g)
+    end
     b = math.min(held - q - gs, h.b)
     o = held - q - gs - b
     excess = x - held
     current = h.per == a.period
     release(a, h)
-    spend_lots(a, g)
+    if g then spend_lots(a, g) end
   end
   if current then
     a.q_used, a.o_used = a.q_used + q, a.o_used + o
@@ -684,21 +687,22 @@ local function settle(a, h, late, amount, uncapped, u)
     if uncapped then short = excess - eq - egs - eb - eo end
     if eg then
       spend_lots(a, eg)
+      g = g or {}
       for _, p in ipairs(eg) do g[#g + 1] = p end
+      gs = gs + egs
     end
     a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
     a.balance = a.balance - eb - eo - short
     q, b, o = q + eq, b + eb, o + eo
     current = current or eq + eo > 0
   end
-  local gs = parts_sum(g)
   local charged = q + gs + b + o + short
   a.total_used = a.total_used + charged
   local entry = ''
   if charged > 0 then
-    entry = append('usage', -(gs + b + o + short), a.balance, {'description', u[1], 'route', u[2],
-      'request_id', u[3], 'reservation_id', u[4], 'late', late, 'quota', q, 'overage', o, 'pages', u[5],
-      'shortfall', short, 'lots', parts_str(g)})
+    entry = append('usage', -(gs + b + o + short), a.balance, {'description', desc, 'route', route,
+      'request_id', request_id, 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages,
+      'shortfall', short, 'lots', g and parts_str(g) or ''})
   end
   -- The quota's and the overage's crossings are tested with the whole
   -- part charged, hold and excess.
@@ -710,7 +714,7 @@ local function settle(a, h, late, amount, uncapped, u)
     emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
   end
   if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
-  return charged, entry, short, q, b, o, g
+  return charged, entry, short, q, b, o
 end
 
 -- lots_after, at the end of a script that released a hold, lets go what
