@@ -264,22 +264,29 @@ local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'pe
   'quota_limit', 'overage_cap', 'lb_threshold', 'due', 'lots', 'total_used', 'lb_sent', 'evt_seq',
   'total_purchased'}
 
+-- POS is each field's place in FIELDS: open keeps what the hash holds
+-- of field k at a[POS[k]] (the table's array part: no second table).
+local POS = {}
+for i = 1, #FIELDS do POS[FIELDS[i]] = i end -- (no ipairs while the library loads)
+
 -- save writes the named fields of a back to the account hash, those that
--- changed only: a.old holds what the hash has (read by open, or written
--- since), and a hot script's fields mostly stay as they were (a balance
--- account's quota and overage parts): each field written costs a format
--- and a listpack search. Nothing changed, no HSET.
+-- changed only: a[POS[k]] holds what the hash has (read by open, or
+-- written since), and a hot script's fields mostly stay as they were (a
+-- balance account's quota and overage parts): each field written costs
+-- a format and a listpack search. Nothing changed, no HSET.
 local function save(a, ...)
-  local f, old = {}, a.old
-  for _, k in ipairs({...}) do
-    local v = a[k]
-    if v ~= old[k] then
+  local f
+  for i = 1, select('#', ...) do
+    local k = select(i, ...)
+    local v, p = a[k], POS[k]
+    if v ~= a[p] then
+      f = f or {}
       f[#f + 1] = k
       f[#f + 1] = int(v) -- a field open did not read is false: fails here
-      old[k] = v
+      a[p] = v
     end
   end
-  if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
+  if f then redis.call('HSET', KEYS[1], unpack(f)) end
 end
 
 -- release takes a hold's parts off the pools. Parts held in an earlier
@@ -400,7 +407,7 @@ end
 local function timer(a, ms, member)
   redis.call('ZADD', KEYS[2], int(ms), member)
   if ms < a.due then
-    a.due, a.old.due = ms, ms
+    a.due, a[POS.due] = ms, ms
     redis.call('HSET', KEYS[1], 'due', int(ms))
   end
 end
@@ -438,11 +445,11 @@ local function migrate(a, quota)
   if not ok or type(s) ~= 'table' then s = {} end
   local function credits(v) return type(v) == 'number' and math.floor(v * 1000 + 0.5) or 0 end
   a.lb_threshold = credits(s.low_balance_threshold)
-  a.old.lb_threshold = a.lb_threshold
+  a[POS.lb_threshold] = a.lb_threshold
   redis.call('HSET', KEYS[1], 'lb_threshold', int(a.lb_threshold))
   if not quota then return end
   a.quota_limit, a.overage_cap = credits(s.monthly_quota), credits(s.overage_cap)
-  a.old.quota_limit, a.old.overage_cap = a.quota_limit, a.overage_cap
+  a[POS.quota_limit], a[POS.overage_cap] = a.quota_limit, a.overage_cap
   redis.call('HSET', KEYS[1], 'quota_limit', int(a.quota_limit), 'overage_cap', int(a.overage_cap),
     'quota_unit', type(s.quota_unit) == 'string' and s.quota_unit or '')
 end
@@ -529,15 +536,16 @@ end
 local function open(n, keep_due)
   local v = redis.call('HMGET', KEYS[1], unpack(FIELDS, 1, n or #FIELDS))
   if not v[1] then return nil end
-  local a = {balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
-    period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
+  -- Slots 1-17 (the array part, made with the table) hold what the hash
+  -- holds of each of FIELDS, see save: nil for one not read, so that
+  -- saving it fails too.
+  local a = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+    balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false, period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
     due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
-  local old = {} -- what the hash holds, see save
   for i = 1, #v do
     local x = tonumber(v[i]) or 0
-    a[FIELDS[i]], old[FIELDS[i]] = x, x
+    a[FIELDS[i]], a[i] = x, x
   end
-  a.old = old
   if #v < 13 then error('redisstore: open must read the lots') end
   a.lots = v[13] and decode_lots(v[13]) or nil
   if not v[9] or not v[11] then migrate(a, not v[9]) end
@@ -756,14 +764,15 @@ local function count_series(key, now, route, pages, credits, requests)
   if cur[2] and string.sub(cur[2], 1, #series_hv) == series_hv then -- a slot of this hour
     hr, hp, hc = string.match(cur[2], '^%d+|(%d+)|(%d+)|(%d+)$')
   end
-  local args = {fd, int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
-    fh, series_hv .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
+  local dv = int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits)
+  local hv = series_hv .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)
   -- A route with a day field is in the list already (written by the same
   -- HSET): the list, which grows with the routes, is read only for a
   -- route's first request of a day.
   local routes = not cur[1] and redis.call('HGET', key, 'routes')
   if not cur[1] and (not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true)) then
-    args[5], args[6] = 'routes', routes and (routes .. '\0' .. route) or route
+    redis.call('HSET', key, fd, dv, fh, hv, 'routes', routes and (routes .. '\0' .. route) or route)
+  else
+    redis.call('HSET', key, fd, dv, fh, hv)
   end
-  redis.call('HSET', key, unpack(args))
 end
