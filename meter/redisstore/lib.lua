@@ -540,7 +540,8 @@ local function open(n, keep_due)
   -- holds of each of FIELDS, see save: nil for one not read, so that
   -- saving it fails too.
   local a = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
-    balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false, period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
+    balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
+    period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
     due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
   for i = 1, #v do
     local x = tonumber(v[i]) or 0
@@ -745,8 +746,8 @@ end
 -- Numbers are decimal strings (exact, see int). Written by the scripts that
 -- write the usage by route (commit, job charges), in the same call.
 local SERIES_HOURS = 168
--- The day's and the hour's field prefixes, formatted once an hour rather
--- than on every call (a format costs ~0.25 us; the library's locals live
+-- The day's and the hour's field prefixes, formatted once a day and once
+-- an hour rather than on every call (a format costs ~0.25 us; the library's locals live
 -- as long as it is loaded).
 local series_day, series_dp, series_hour, series_hp, series_hv
 local function count_series(key, now, route, pages, credits, requests)
