@@ -3,7 +3,6 @@ package redisstore
 import (
 	"fmt"
 	"io/fs"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -198,23 +198,11 @@ func runParts(b *testing.B, s *Store, keys []string, parts []struct{ name, body 
 	}
 }
 
-// serverCPU is the CPU time the Redis server has used, in microseconds
-// (INFO cpu: used_cpu_sys + used_cpu_user).
+// serverCPU is the CPU time the Redis server has used, in microseconds.
 func serverCPU(b *testing.B, s *Store) float64 {
-	txt, err := s.c.Info(ctx, "cpu").Result()
+	d, err := redistest.CPU(ctx, s.c)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var us float64
-	for _, line := range strings.Split(txt, "\r\n") {
-		name, v, _ := strings.Cut(line, ":")
-		if name == "used_cpu_sys" || name == "used_cpu_user" {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			us += f * 1e6
-		}
-	}
-	return us
+	return float64(d.Nanoseconds()) / 1e3
 }
