@@ -166,6 +166,28 @@ func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 // Client returns a new client of the server.
 func (s *Server) Client() *redis.Client { return redis.NewClient(&redis.Options{Addr: s.Addr}) }
 
+// CPU is the CPU time the server has used so far, user and system (INFO
+// cpu): what a benchmark costs Redis, steadier than wall time on a shared
+// machine.
+func CPU(ctx context.Context, c redis.UniversalClient) (time.Duration, error) {
+	info, err := c.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("redistest: INFO cpu: %s: %w", line, err)
+			}
+			sum += f
+		}
+	}
+	return time.Duration(sum * float64(time.Second)), nil
+}
+
 func (s *Server) logTail() string {
 	matches, _ := filepath.Glob(filepath.Join(s.Dir, "redis-*.log"))
 	var lines []string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -108,6 +109,13 @@ func BenchmarkScriptParts(b *testing.B) {
 		{"reserve", `local K, A = KEYS, ARGV local base = A[2] for i = 1, N do A[2], A[6] = base .. i, 'n' .. i` +
 			` local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end end`},
 		{"reserve+commit", reserveCommitPart},
+		{"void", `local K, A = KEYS, ARGV local base = A[2] local va = {A[1], ''} for i = 1, N do` +
+			` A[2], A[6] = base .. i, 'n' .. i local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end` +
+			` va[2] = A[2] r = OPS['void'](K, va) if r[1] ~= 'ok' then error(r[1]) end end`},
+		// lease_settle.lua itself, settling groups of 1 and 4 requests from
+		// one lease: us/part is for the group.
+		{"lease_settle1", leaseSettlePart(1)},
+		{"lease_settle4", leaseSettlePart(4)},
 	}
 	runParts(b, s, keys, parts)
 }
@@ -117,6 +125,17 @@ const reserveCommitPart = `local K, A = KEYS, ARGV local base = A[2]` +
 	` local ca = {A[1], '', '3000', 'd', '/convert', 'req', '0', '0'} for i = 1, N do` +
 	` A[2], A[6] = base .. i, 'n' .. i local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end` +
 	` ca[2] = A[2] r = OPS['commit'](K, ca) if r[1] ~= 'ok' then error(r[1]) end end`
+
+// leaseSettlePart takes one large lease, then settles N groups of n
+// requests from it, each group one call of lease_settle.lua.
+func leaseSettlePart(n int) string {
+	return fmt.Sprintf(`local K, A = KEYS, ARGV local lid = A[2] .. 'L' A[2], A[3], A[6] = lid, '1000000000', 'nl'`+
+		` local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end`+
+		` local LK = {K[1], K[2], K[3], K[4], K[5], K[6], K[7], K[8], K[9], K[11]} for i = 1, N do`+
+		` local la = {A[1], lid, '0'} for j = 1, %d do for _, v in ipairs({lid .. i .. '_' .. j, '3000', 'd',`+
+		` '/convert', 'req', '1', '0', '0'}) do la[#la + 1] = v end end`+
+		` r = OPS['lease_settle'](LK, la) if r[1] ~= 'ok' then error(r[1]) end end`, n)
+}
 
 // BenchmarkScriptPartsGrants is reserve+commit on an account with n
 // credit grants (never expiring, each large enough that a request takes
@@ -163,6 +182,7 @@ func runParts(b *testing.B, s *Store, keys []string, parts []struct{ name, body 
 	}
 	for i, p := range parts {
 		b.Run(p.name, func(b *testing.B) {
+			cpu0 := serverCPU(b, s)
 			for n := 0; n < b.N; n++ {
 				rid := fmt.Sprintf("p%d_%d_", seq.Add(1), n)
 				if err := s.c.FCall(ctx, fmt.Sprintf("cg%s_zzprobe%d", ver, i), keys,
@@ -171,6 +191,18 @@ func runParts(b *testing.B, s *Store, keys []string, parts []struct{ name, body 
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*100), "us/part")
+			// Redis's own CPU: steadier than wall time on a shared machine,
+			// where the server is preempted in the middle of a call.
+			b.ReportMetric((serverCPU(b, s)-cpu0)/float64(b.N*100), "cpu_us/part")
 		})
 	}
+}
+
+// serverCPU is the CPU time the Redis server has used, in microseconds.
+func serverCPU(b *testing.B, s *Store) float64 {
+	d, err := redistest.CPU(ctx, s.c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return float64(d.Nanoseconds()) / 1e3
 }

@@ -62,71 +62,18 @@ local late = r.state == 'x'
 local bucket = late and a.period or r.per
 if tonumber(ARGV[8]) ~= bucket then return {'period', bucket} end
 
-local uncapped = ARGV[10] == '1'
-local x = uncapped and amount or math.min(amount, r.amount)
-local q, b, o, excess = 0, 0, 0, 0
-local g = {} -- the grant parts charged, in order
-local current = true
-if late then
-  excess = x
-  -- The request was charged after all: let a retry with its key replay it,
-  -- unless a retry already holds the key.
-  if r.idem ~= '' and redis.call('HEXISTS', KEYS[4], 'r:' .. r.idem) == 0 then
-    redis.call('HSET', KEYS[4], 'r:' .. r.idem, rid)
-  end
-else
-  local held = math.min(x, r.amount)
-  q = math.min(held, r.q)
-  g = cut_parts(r.g, held - q)
-  local gs = parts_sum(g)
-  b = math.min(held - q - gs, r.b)
-  o = held - q - gs - b
-  excess = x - held
-  current = r.per == a.period
-  release(a, r)
-  spend_lots(a, g)
+-- The request was charged after all: let a retry with its key replay it,
+-- unless a retry already holds the key.
+if late and r.idem ~= '' and redis.call('HEXISTS', KEYS[4], 'r:' .. r.idem) == 0 then
+  redis.call('HSET', KEYS[4], 'r:' .. r.idem, rid)
 end
-if current then
-  a.q_used, a.o_used = a.q_used + q, a.o_used + o
-end
-a.balance = a.balance - b - o
-local short = 0
-if excess > 0 then
-  -- From what the pools have now, counted in the current period.
-  local eq, eb, eo, eg, egs = split(a, excess)
-  if uncapped then short = excess - eq - egs - eb - eo end
-  if eg then
-    spend_lots(a, eg)
-    for _, p in ipairs(eg) do g[#g + 1] = p end
-  end
-  a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
-  a.balance = a.balance - eb - eo - short
-  q, b, o = q + eq, b + eb, o + eo
-  current = current or eq + eo > 0
-end
-local gs = parts_sum(g)
-local charged = q + gs + b + o + short
-a.total_used = a.total_used + charged
-
-local entry = ''
-if charged > 0 then
-  entry = append('usage', -(gs + b + o + short), a.balance, {'description', ARGV[4], 'route', route,
-    'request_id', ARGV[6], 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages,
-    'shortfall', short, 'lots', parts_str(g)})
-end
+local charged, entry, short, q, b, o = settle(a, r, late, amount, ARGV[10] == '1', ARGV[4], route, ARGV[6], rid,
+  pages)
 if a.due_dirty then
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
 else
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
 end
-if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
-  emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
-end
-if gs + b + o + short > 0 then low_balance(a) end
-if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
-  emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
-end
-if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
 if a.events then save(a, 'evt_seq') end
 lots_after(a) -- what the hold released of an ended grant leaves now
 if redis.call('HINCRBY', KEYS[9], route .. '\0requests', '1') == 1 and bucket > 0 then

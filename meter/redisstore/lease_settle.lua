@@ -48,76 +48,37 @@ local parts_changed = false
 local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
-local out, usage, routes = {}, {}, {}
+local out, usage, routes, h = {}, {}, {}, {}
 for i = 4, #ARGV, 8 do
   local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
   local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
   local rlate = late or ARGV[i + 7] == '1'
-  local q, b, o, excess = 0, 0, 0, amount
-  local g, gs = {}, 0 -- the grant parts charged, in order
-  local current = not rlate and r.per == a.period
-  if not rlate then
-    -- Its part of the lease, taken off the pools as a release would.
+  -- Its hold: its share of the lease (the first of what is left of the
+  -- lease's parts, in spending order), cut off the lease; a late
+  -- request's own hold, which expired, held its amount. One table for
+  -- every request (settle only reads it).
+  if rlate then
+    h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = 0, amount, 0, nil, nil, a.period, amount
+  else
     local held = math.min(amount, r.amount)
-    q = math.min(held, r.q)
-    if r.g then
-      g = cut_parts(r.g, held - q)
-      gs = parts_sum(g)
+    local q = math.min(held, r.q)
+    local g = r.g and cut_parts(r.g, held - q)
+    local gs = g and parts_sum(g) or 0
+    local b = math.min(held - q - gs, r.b)
+    h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = q, b, held - q - gs - b, g, gs, r.per, held
+    if g then
       local rest = {} -- r.g less the prefix g
       for k, p in ipairs(r.g) do
         local n = p.n - (g[k] and g[k].n or 0)
         if n > 0 then rest[#rest + 1] = {id = p.id, n = n} end
       end
-      hold_lots(a, g, -1)
-      spend_lots(a, g)
       r.g, r.gs = rest, r.gs - gs
       parts_changed = true
     end
-    b = math.min(held - q - gs, r.b)
-    o = held - q - gs - b
-    r.q, r.b, r.o = r.q - q, r.b - b, r.o - o
+    r.q, r.b, r.o = r.q - h.q, r.b - h.b, r.o - h.o
     r.amount = r.amount - held
-    a.reserved = a.reserved - gs - b - o
-    if r.per == a.period then
-      a.q_res, a.o_res = a.q_res - q, a.o_res - o
-    end
-    excess = uncapped and amount - held or 0
   end
-  if current then
-    a.q_used, a.o_used = a.q_used + q, a.o_used + o
-  end
-  a.balance = a.balance - b - o
-  local short = 0
-  if excess > 0 then
-    -- From what the pools have now (the rest of the lease still held).
-    local eq, eb, eo, eg, egs = split(a, excess)
-    if uncapped then short = excess - eq - egs - eb - eo end
-    if eg then
-      spend_lots(a, eg)
-      for _, p in ipairs(eg) do g[#g + 1] = p end
-      gs = gs + egs
-    end
-    a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
-    a.balance = a.balance - eb - eo - short
-    q, b, o = q + eq, b + eb, o + eo
-    current = current or eq + eo > 0
-  end
-  local charged = q + gs + b + o + short
-  a.total_used = a.total_used + charged
-  local entry = ''
-  if charged > 0 then
-    entry = append('usage', -(gs + b + o + short), a.balance, {'description', ARGV[i + 2], 'route', route,
-      'request_id', ARGV[i + 4], 'reservation_id', rid, 'late', rlate, 'quota', q, 'overage', o, 'pages', pages,
-      'shortfall', short, 'lots', parts_str(g)})
-  end
-  if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
-    emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
-  end
-  if gs + b + o + short > 0 then low_balance(a) end
-  if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
-    emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
-  end
-  if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
+  local charged, entry, short = settle(a, h, rlate, amount, uncapped, ARGV[i + 2], route, ARGV[i + 4], rid, pages)
   local u = usage[route]
   if not u then
     u = {0, 0, 0}

@@ -264,14 +264,29 @@ local FIELDS = {'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'pe
   'quota_limit', 'overage_cap', 'lb_threshold', 'due', 'lots', 'total_used', 'lb_sent', 'evt_seq',
   'total_purchased'}
 
--- save writes the named fields of a back to the account hash.
+-- POS is each field's place in FIELDS: open keeps what the hash holds
+-- of field k at a[POS[k]] (the table's array part: no second table).
+local POS = {}
+for i = 1, #FIELDS do POS[FIELDS[i]] = i end -- (no ipairs while the library loads)
+
+-- save writes the named fields of a back to the account hash, those that
+-- changed only: a[POS[k]] holds what the hash has (read by open, or
+-- written since), and a hot script's fields mostly stay as they were (a
+-- balance account's quota and overage parts): each field written costs
+-- a format and a listpack search. Nothing changed, no HSET.
 local function save(a, ...)
-  local f = {}
-  for _, k in ipairs({...}) do
-    f[#f + 1] = k
-    f[#f + 1] = int(a[k])
+  local f
+  for i = 1, select('#', ...) do
+    local k = select(i, ...)
+    local v, p = a[k], POS[k]
+    if v ~= a[p] then
+      f = f or {}
+      f[#f + 1] = k
+      f[#f + 1] = int(v) -- a field open did not read is false: fails here
+      a[p] = v
+    end
   end
-  redis.call('HSET', KEYS[1], unpack(f))
+  if f then redis.call('HSET', KEYS[1], unpack(f)) end
 end
 
 -- release takes a hold's parts off the pools. Parts held in an earlier
@@ -365,10 +380,9 @@ end
 -- Go twin: ledger.Account.State (meter/ledger)
 local function with_state(rep, a)
   local qa, _, oa = pools(a)
-  for _, v in ipairs({a.quota_limit, a.q_used, a.q_res, qa, a.period_end,
-    a.overage_cap, a.o_used, a.o_res, oa}) do
-    rep[#rep + 1] = v
-  end
+  local n = #rep
+  rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5] = a.quota_limit, a.q_used, a.q_res, qa, a.period_end
+  rep[n + 6], rep[n + 7], rep[n + 8], rep[n + 9] = a.overage_cap, a.o_used, a.o_res, oa
   return rep
 end
 
@@ -393,7 +407,7 @@ end
 local function timer(a, ms, member)
   redis.call('ZADD', KEYS[2], int(ms), member)
   if ms < a.due then
-    a.due = ms
+    a.due, a[POS.due] = ms, ms
     redis.call('HSET', KEYS[1], 'due', int(ms))
   end
 end
@@ -431,9 +445,11 @@ local function migrate(a, quota)
   if not ok or type(s) ~= 'table' then s = {} end
   local function credits(v) return type(v) == 'number' and math.floor(v * 1000 + 0.5) or 0 end
   a.lb_threshold = credits(s.low_balance_threshold)
+  a[POS.lb_threshold] = a.lb_threshold
   redis.call('HSET', KEYS[1], 'lb_threshold', int(a.lb_threshold))
   if not quota then return end
   a.quota_limit, a.overage_cap = credits(s.monthly_quota), credits(s.overage_cap)
+  a[POS.quota_limit], a[POS.overage_cap] = a.quota_limit, a.overage_cap
   redis.call('HSET', KEYS[1], 'quota_limit', int(a.quota_limit), 'overage_cap', int(a.overage_cap),
     'quota_unit', type(s.quota_unit) == 'string' and s.quota_unit or '')
 end
@@ -520,10 +536,17 @@ end
 local function open(n, keep_due)
   local v = redis.call('HMGET', KEYS[1], unpack(FIELDS, 1, n or #FIELDS))
   if not v[1] then return nil end
-  local a = {balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
+  -- Slots 1-17 (the array part, made with the table) hold what the hash
+  -- holds of each of FIELDS, see save: nil for one not read, so that
+  -- saving it fails too.
+  local a = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+    balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
     period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
     due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
-  for i = 1, #v do a[FIELDS[i]] = tonumber(v[i]) or 0 end
+  for i = 1, #v do
+    local x = tonumber(v[i]) or 0
+    a[FIELDS[i]], a[i] = x, x
+  end
   if #v < 13 then error('redisstore: open must read the lots') end
   a.lots = v[13] and decode_lots(v[13]) or nil
   if not v[9] or not v[11] then migrate(a, not v[9]) end
@@ -625,6 +648,84 @@ end_lots = function(a)
   low_balance(a)
 end
 
+-- settle charges a settled request. A held reservation h (late false) is
+-- charged min(amount, held) from its own parts, quota first, then grants,
+-- then balance, then overage, and the whole of h is released; its use
+-- counts in the period it was made in, unless that period has rolled. A
+-- late settle (the hold expired first and was released) takes
+-- min(amount, held) from what the pools have now, counted in the current
+-- period. Uncapped, the excess over the hold is taken from the pools
+-- after the hold's parts, and what they cannot give, the shortfall,
+-- leaves the balance all the same. It writes the usage entry (with desc,
+-- route, request_id, rid as its reservation_id, and pages) when anything
+-- is charged, and records the events; the caller saves the account.
+-- Returns charged, entry id ('' for none), shortfall and the parts q, b,
+-- o. h needs q, b, o, per, amount and, with grant parts, g and gs (see
+-- load_res). commit.lua settles a reservation, lease_settle.lua each
+-- request's share of a lease. No table is made on the common path (no
+-- grants): this runs once per request of a group.
+-- Go twin: ledger.Account.Settle (meter/ledger)
+local function settle(a, h, late, amount, uncapped, desc, route, request_id, rid, pages)
+  local x = uncapped and amount or math.min(amount, h.amount)
+  local q, b, o, gs, excess = 0, 0, 0, 0, 0
+  local g -- the grant parts charged, in order; nil for none
+  local current = true
+  if late then
+    excess = x
+  else
+    local held = math.min(x, h.amount)
+    q = math.min(held, h.q)
+    if h.g then
+      g = cut_parts(h.g, held - q)
+      gs = parts_sum(g)
+    end
+    b = math.min(held - q - gs, h.b)
+    o = held - q - gs - b
+    excess = x - held
+    current = h.per == a.period
+    release(a, h)
+    if g then spend_lots(a, g) end
+  end
+  if current then
+    a.q_used, a.o_used = a.q_used + q, a.o_used + o
+  end
+  a.balance = a.balance - b - o
+  local short = 0
+  if excess > 0 then
+    local eq, eb, eo, eg, egs = split(a, excess)
+    if uncapped then short = excess - eq - egs - eb - eo end
+    if eg then
+      spend_lots(a, eg)
+      g = g or {}
+      for _, p in ipairs(eg) do g[#g + 1] = p end
+      gs = gs + egs
+    end
+    a.q_used, a.o_used = a.q_used + eq, a.o_used + eo
+    a.balance = a.balance - eb - eo - short
+    q, b, o = q + eq, b + eb, o + eo
+    current = current or eq + eo > 0
+  end
+  local charged = q + gs + b + o + short
+  a.total_used = a.total_used + charged
+  local entry = ''
+  if charged > 0 then
+    entry = append('usage', -(gs + b + o + short), a.balance, {'description', desc, 'route', route,
+      'request_id', request_id, 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages,
+      'shortfall', short, 'lots', g and parts_str(g) or ''})
+  end
+  -- The quota's and the overage's crossings are tested with the whole
+  -- part charged, hold and excess.
+  if current and q > 0 and a.quota_limit > 0 and a.q_used >= a.quota_limit and a.q_used - q < a.quota_limit then
+    emit(a, 'quota.exhausted', 0, a.quota_limit, a.q_used, a.period_end)
+  end
+  if gs + b + o + short > 0 then low_balance(a) end
+  if current and o > 0 and a.overage_cap > 0 and a.o_used >= a.overage_cap and a.o_used - o < a.overage_cap then
+    emit(a, 'overage.limit_reached', 0, a.overage_cap, a.o_used, a.period_end)
+  end
+  if short > 0 then emit(a, 'credits.shortfall', 0, 0, short, 0) end
+  return charged, entry, short, q, b, o
+end
+
 -- lots_after, at the end of a script that released a hold, lets go what
 -- it released of ended lots and saves the lots it changed.
 local function lots_after(a)
@@ -645,24 +746,34 @@ end
 -- Numbers are decimal strings (exact, see int). Written by the scripts that
 -- write the usage by route (commit, job charges), in the same call.
 local SERIES_HOURS = 168
+-- The day's and the hour's field prefixes, formatted once a day and once
+-- an hour rather than on every call (a format costs ~0.25 us; the library's locals live
+-- as long as it is loaded).
+local series_day, series_dp, series_hour, series_hp, series_hv
 local function count_series(key, now, route, pages, credits, requests)
   requests = requests or 1 -- lease_settle.lua counts a group of one route at once
   local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
-  local fd = 'd' .. int(day) .. '\0' .. route
-  local fh = 'h' .. int(hour % SERIES_HOURS) .. '\0' .. route
-  local cur = redis.call('HMGET', key, fd, fh, 'routes')
+  if day ~= series_day then series_day, series_dp = day, 'd' .. int(day) .. '\0' end
+  if hour ~= series_hour then
+    series_hour, series_hp, series_hv = hour, 'h' .. int(hour % SERIES_HOURS) .. '\0', int(hour) .. '|'
+  end
+  local fd, fh = series_dp .. route, series_hp .. route
+  local cur = redis.call('HMGET', key, fd, fh)
   local r, p, c = 0, 0, 0
   if cur[1] then r, p, c = string.match(cur[1], '^(%d+)|(%d+)|(%d+)$') end
   local hr, hp, hc = 0, 0, 0
-  if cur[2] then
-    local t, a, b, d = string.match(cur[2], '^(%d+)|(%d+)|(%d+)|(%d+)$')
-    if tonumber(t) == hour then hr, hp, hc = a, b, d end
+  if cur[2] and string.sub(cur[2], 1, #series_hv) == series_hv then -- a slot of this hour
+    hr, hp, hc = string.match(cur[2], '^%d+|(%d+)|(%d+)|(%d+)$')
   end
-  local args = {fd, int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits),
-    fh, int(hour) .. '|' .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)}
-  local routes = cur[3]
-  if not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true) then
-    args[5], args[6] = 'routes', routes and (routes .. '\0' .. route) or route
+  local dv = int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits)
+  local hv = series_hv .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)
+  -- A route with a day field is in the list already (written by the same
+  -- HSET): the list, which grows with the routes, is read only for a
+  -- route's first request of a day.
+  local routes = not cur[1] and redis.call('HGET', key, 'routes')
+  if not cur[1] and (not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true)) then
+    redis.call('HSET', key, fd, dv, fh, hv, 'routes', routes and (routes .. '\0' .. route) or route)
+  else
+    redis.call('HSET', key, fd, dv, fh, hv)
   end
-  redis.call('HSET', key, unpack(args))
 end
