@@ -34,9 +34,10 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 	if v, ok := s.periods.Load(accountID); ok {
 		period = v.(int64)
 	}
-	args := make([]any, 0, 2+8*len(reqs))
+	args := make([]any, 0, 3+8*len(reqs))
+	n := nonce() // one for the call and its resends, see lease_settle.lua
 	for attempt := 0; ; attempt++ {
-		args = append(args[:0], leaseID, period)
+		args = append(args[:0], leaseID, period, n)
 		for i, c := range reqs {
 			args = append(args, c.ReservationID, int64(c.Amount), c.Description, c.Route, c.RequestID, c.Pages,
 				flag(c.Uncapped), flag(i < len(late) && late[i]))

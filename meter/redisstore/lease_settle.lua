@@ -11,8 +11,8 @@
 -- KEYS: the account keys, see lib.lua, and
 --   KEYS[9] usage hash of the period the charges count in (see ARGV[3])
 --   KEYS[10] the usage series hash (see count_series in lib.lua)
--- ARGV: [1] retain_ms, [2] lease id, [3] id of KEYS[9]'s period, then
---   per request eight values: rid, amount, description, route,
+-- ARGV: [1] retain_ms, [2] lease id, [3] id of KEYS[9]'s period, [4] a
+--   nonce of this call (see below), then per request eight values: rid, amount, description, route,
 --   request_id, pages, uncapped ('1': charge the amount in full, see
 --   commit.lua), late ('1': the request's own hold expired in the
 --   gateway: it is charged as commit.lua charges an expired reservation,
@@ -26,11 +26,23 @@
 --   or {'reservation_settled', status ('committed' | 'voided')}
 -- A lease that expired first (the gateway was too slow) makes every
 -- request late.
-local lid = ARGV[2]
+-- go-redis resends a call whose reply was lost: the reply is kept in
+-- KEYS[4] ('L:'..lease id, or 'L:'..nonce for a group of late requests,
+-- which has no lease of its own) with the nonce, for REPLAY_MS (or
+-- retain_ms, if shorter), and a
+-- call with that nonce gets it again instead of charging the group twice.
+-- One field per lease is enough: a gateway settles one group of an
+-- account at a time (meter/lease flush).
+local lid, nonce = ARGV[2], ARGV[4]
+local rkey = 'L:' .. (lid ~= '' and lid or nonce)
+local kept = redis.call('HGET', KEYS[4], rkey)
+if kept and string.sub(kept, 1, #nonce + 1) == nonce .. '\n' then
+  return cmsgpack.unpack(string.sub(kept, #nonce + 2))
+end
 local a = open(16, true)
 if not a then return {'account_not_found'} end
 local all_late = true
-for i = 4, #ARGV, 8 do
+for i = 5, #ARGV, 8 do
   if ARGV[i + 7] ~= '1' then all_late = false end
 end
 -- Requests whose own holds expired need no lease: it may be gone.
@@ -49,7 +61,7 @@ local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
 local out, usage, routes, h = {}, {}, {}, {}
-for i = 4, #ARGV, 8 do
+for i = 5, #ARGV, 8 do
   local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
   local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
   local rlate = late or ARGV[i + 7] == '1'
@@ -116,5 +128,8 @@ for _, route in ipairs(routes) do
   if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
   count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
 end
-return {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0,
+local rep = {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0,
   'settled', out}
+redis.call('HSET', KEYS[4], rkey, nonce .. '\n' .. cmsgpack.pack(rep))
+timer(a, a.now + math.min(REPLAY_MS, tonumber(ARGV[1])), rkey)
+return rep

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/creditgate/creditgate/meter"
@@ -87,5 +88,49 @@ func TestSettleLeaseParts(t *testing.T) {
 	// The lease is spent but held until voided.
 	if _, err := s.Void(ctx, id, "lease"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// go-redis resends a call whose reply was lost. A resent group settle
+// answers the first call's reply and charges nothing again (it charged the
+// whole group twice before the nonce); a new call is a new group. Also
+// for a group of late requests, which has no lease.
+func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
+	s := newStore(t, Options{})
+	id := newAccount(t, s, c(20))
+	mustReserve(t, s, id, "lease", c(6))
+	call := func(lid, nonce string, late string, rids ...string) []any {
+		t.Helper()
+		args := []any{lid, int64(0), nonce}
+		for _, rid := range rids {
+			args = append(args, rid, int64(c(2)), "d", "/convert", "req-"+rid, 1, "0", late)
+		}
+		keys := append(s.accountKeys(id), s.usageKey(id, 0), s.seriesKey(id))
+		r, err := s.runKeys(ctx, leaseSettleScript, id, keys, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.v
+	}
+	first := call("lease", "n1", "0", "a", "b")
+	if again := call("lease", "n1", "0", "a", "b"); !reflect.DeepEqual(again, first) {
+		t.Errorf("resend answered %v, want %v", again, first)
+	}
+	call("lease", "n2", "0", "c")
+	lateFirst := call("", "n3", "1", "d")
+	if again := call("", "n3", "1", "d"); !reflect.DeepEqual(again, lateFirst) {
+		t.Errorf("late resend answered %v, want %v", again, lateFirst)
+	}
+	if _, err := s.Void(ctx, id, "lease"); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, s, id, c(12), 0, entry{"purchase", c(20), c(20), false}, entry{"usage", -c(2), c(18), false},
+		entry{"usage", -c(2), c(16), false}, entry{"usage", -c(2), c(14), false}, entry{"usage", -c(2), c(12), true})
+	u, err := s.Usage(ctx, id, meter.Period{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []meter.RouteUsage{{Route: "/convert", Requests: 4, Pages: 4, Credits: c(8)}}; !reflect.DeepEqual(u, want) {
+		t.Errorf("usage %+v, want %+v", u, want)
 	}
 }

@@ -9,13 +9,15 @@
 --   KEYS[2] timers zset, what is due when:
 --           'r:'..rid -> expires_ms while the reservation is held,
 --                        purge-at ms once it is settled;
---           'g:'..key -> purge-at ms of a Grant idempotency mapping
+--           'g:'..key -> purge-at ms of a Grant idempotency mapping,
+--           'L:'..id -> purge-at ms of a kept lease_settle reply
 --   KEYS[3] reservations hash: rid -> record, see load_res
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'f:'..rid -> fingerprint of the request that holds a key
 --           (as long as rid's record), 'g:'..key -> ledger entry id (Grant),
 --           'h:'..rid -> a hold's credit grant parts (see LOTS),
---           'G:'..key -> credit grant id (grant_create.lua)
+--           'G:'..key -> credit grant id (grant_create.lua),
+--           'L:'..id -> nonce and reply of lease_settle.lua's last call
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -55,6 +57,10 @@ local SWEEP_BATCHES = 5
 -- SWEEP_AHEAD bounds how long an account goes without a sweep (see open).
 local SWEEP_AHEAD = 1000
 local MAX_CREDITS = 9007199254740992
+-- REPLAY_MS is how long lease_settle.lua keeps its last reply for a resent
+-- call: well past meter/lease's settleTimeout (10 s), within which
+-- go-redis resends.
+local REPLAY_MS = 60000
 
 local function int(n)
   if n == 0 then return '0' end -- many parts are 0; a format costs ~0.5 us
@@ -483,7 +489,8 @@ local function sweep(a)
       end
       local m = due[i]
       local id = string.sub(m, 3)
-      if string.sub(m, 1, 2) == 'g:' then
+      local kind = string.sub(m, 1, 2)
+      if kind == 'g:' or kind == 'L:' then
         redis.call('HDEL', KEYS[4], m)
         gone[#gone + 1] = m
       else
