@@ -4,7 +4,9 @@
 # run. Prints a table of ratios. Usage: [PORT_OFFSET=n] bench/gateway.sh [seconds] [connections]
 # ALT="redis_batch 1" gives the second gateway (the rows labelled with it,
 # and the "alt" CPU columns) that global meter option instead of the
-# default, redis_pipeline; make bench runs it with ALT=redis_lease.
+# default, redis_pipeline; make bench runs it with ALT="redis_lease off"
+# (leases are on by default since the seventh session: the first gateway
+# has them).
 # QUOTA=<credits> gives the bench account that monthly quota (the
 # common paying account of the seeds' plans), spent before its balance.
 # SPLIT=1 pins redis-server to the last CPU and everything else (wrk, the

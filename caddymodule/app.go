@@ -71,7 +71,7 @@ type App struct {
 	// RedisLease carves busy accounts' requests from per-gateway leases
 	// and settles them in groups: one Redis round trip per metered request
 	// instead of two (see meter/lease and the README's store section).
-	// Default: off.
+	// Default: on, from 20 requests a second of an account.
 	RedisLease *RedisLease `json:"redis_lease,omitempty"`
 
 	// DataDir is where the embedded store keeps its database (meter.db)
@@ -276,8 +276,9 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 			key = append(key, " pipeline"...)
 		}
 		key = fmt.Appendf(key, " batch %d retain %d", a.RedisBatch, a.IdempotencyTTL)
-		if l := a.RedisLease; l != nil && !l.Off {
-			key = fmt.Appendf(key, " lease %d", l.MinRate)
+		lo, leased := a.leasing()
+		if leased {
+			key = fmt.Appendf(key, " lease %d %d", lo.MinRate, lo.Stall)
 		}
 		return "redis:" + string(key), func() (caddy.Destructor, error) {
 			openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -287,8 +288,8 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 			if err != nil {
 				return nil, err
 			}
-			if l := a.RedisLease; l != nil && !l.Off {
-				return storeDestructor{lease.New(s, lease.Options{MinRate: l.MinRate})}, nil
+			if leased {
+				return storeDestructor{lease.New(s, lo)}, nil
 			}
 			return storeDestructor{s}, nil
 		}
@@ -313,9 +314,26 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 	}
 }
 
+// leasing is whether the Redis store is wrapped in leases (meter/lease),
+// and their options: on unless redis_lease is off. Carving stops while a
+// group call has been out for 25ms (or half the store timeout, if less):
+// requests are then reserved alone and fail within the store timeout, as
+// without leases.
+func (a *App) leasing() (lease.Options, bool) {
+	l := a.RedisLease
+	if l != nil && l.Off {
+		return lease.Options{}, false
+	}
+	o := lease.Options{Stall: min(25*time.Millisecond, time.Duration(a.StoreTimeout)/2)}
+	if l != nil {
+		o.MinRate = l.MinRate
+	}
+	return o, true
+}
+
 // RedisLease configures meter/lease on a Redis store.
 type RedisLease struct {
-	// Off turns leases off (the default while redis_lease is absent).
+	// Off turns leases off (they are on for a Redis store by default).
 	Off bool `json:"off,omitempty"`
 	// MinRate is the requests per second an account must make through
 	// this gateway before it gets a lease. Default 20.

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
@@ -46,6 +49,30 @@ func TestCaddyfileRedisLease(t *testing.T) {
 	a.RedisLease.Off = true
 	if err := a.Validate(); err != nil {
 		t.Errorf("redis_lease off without Redis: %v", err)
+	}
+}
+
+// Leases are on by default with a Redis store, off with redis_lease off;
+// carving stops after 25ms of a group settle out, or half the store
+// timeout if less.
+func TestRedisLeaseDefault(t *testing.T) {
+	for _, tt := range []struct {
+		lease   *RedisLease
+		timeout time.Duration
+		on      bool
+		rate    int
+		stall   time.Duration
+	}{
+		{nil, 2 * time.Second, true, 0, 25 * time.Millisecond},
+		{&RedisLease{MinRate: 5}, 2 * time.Second, true, 5, 25 * time.Millisecond},
+		{nil, 30 * time.Millisecond, true, 0, 15 * time.Millisecond},
+		{&RedisLease{Off: true}, 2 * time.Second, false, 0, 0},
+	} {
+		a := &App{Redis: "redis://x", RedisLease: tt.lease, StoreTimeout: caddy.Duration(tt.timeout)}
+		o, on := a.leasing()
+		if on != tt.on || o.MinRate != tt.rate || o.Stall != tt.stall {
+			t.Errorf("%+v, store_timeout %v: %v %+v", tt.lease, tt.timeout, on, o)
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ type account struct {
 	plain        map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
 	doneOrder    []doneID             // done's ids, oldest first, for pruning
 	queue        []*pending
+	waiting      map[string]*pending // queue's and the group call's out, by reservation id
 	flushing     bool
 
 	// The last balance, available and period state the store answered

@@ -77,6 +77,11 @@ type Options struct {
 	Share int
 	// MaxBatch is the most settlements in one store call. Default 128.
 	MaxBatch int
+	// Stall is how long a group call may be out before requests stop
+	// being carved and are reserved alone, as without leases, until it
+	// returns (see answering). Default 25ms; the gateway uses at most half
+	// its store_timeout.
+	Stall time.Duration
 	// Now is the gateway's clock, for rates and lease lifetimes (expiry
 	// itself is the store's). Default time.Now.
 	Now func() time.Time
@@ -93,6 +98,9 @@ type Store struct {
 	closed   bool
 
 	leases, carves atomic.Int64
+	down           atomic.Bool  // a call failed for want of the store since one last succeeded
+	stalled        atomic.Int64 // group calls out longer than Stall (see watch)
+	unreleased     []leaseRef   // leases whose release did not reach the store, under mu
 	stop           chan struct{}
 	reaped         sync.WaitGroup
 }
@@ -127,6 +135,9 @@ func New(s Settler, opts Options) *Store {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 128
 	}
+	if opts.Stall <= 0 {
+		opts.Stall = 25 * time.Millisecond
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -158,6 +169,7 @@ func (s *Store) reap() {
 			accts = append(accts, a)
 		}
 		s.mu.Unlock()
+		s.retryReleases()
 		now := s.opts.Now()
 		for _, a := range accts {
 			a.mu.Lock()
@@ -229,12 +241,16 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 		s.release(ctx, a.id, l)
 	}
 	a.count(now, r.Amount)
-	if res, ok := a.carve(now, r); ok {
-		a.mu.Unlock()
-		s.carves.Add(1)
-		return res, nil
+	// While the store does not answer, the request is reserved alone.
+	answering := s.answering()
+	if answering {
+		if res, ok := a.carve(now, r); ok {
+			a.mu.Unlock()
+			s.carves.Add(1)
+			return res, nil
+		}
 	}
-	if a.wantLease(now, s.opts.MinRate) && !s.isClosed() {
+	if answering && a.wantLease(now, s.opts.MinRate) && !s.isClosed() {
 		s.takeLease(ctx, a, r, now)
 		if res, ok := a.carve(now, r); ok {
 			a.mu.Unlock()
@@ -249,6 +265,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	}
 	a.mu.Unlock()
 	res, err := s.Settler.Reserve(ctx, r)
+	s.observe(err)
 	if err != nil {
 		a.mu.Lock()
 		a.stale = true // a refusal carries no state: the period may have rolled
@@ -257,7 +274,12 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	if refused(err) {
 		// The credits may be in this gateway's lease, taken meanwhile.
 		a.mu.Lock()
-		res2, ok := a.carve(s.opts.Now(), r)
+		now := s.opts.Now()
+		var res2 meter.Reservation
+		ok := false
+		if s.answering() {
+			res2, ok = a.carve(now, r)
+		}
 		a.mu.Unlock()
 		if ok {
 			s.carves.Add(1)
@@ -288,6 +310,7 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 	ttl := s.opts.TTL + r.TTL + margin
 	res, err := s.Settler.Reserve(ctx, meter.ReserveRequest{AccountID: a.id, ID: id, Amount: size, TTL: ttl,
 		Period: r.Period})
+	s.observe(err)
 	if err != nil {
 		a.noLeaseUntil = now.Add(backoff)
 		return
@@ -324,13 +347,13 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 }
 
 // release gives what is left of a lease back to the account (a Void of
-// its reservation). Errors are left to the lease's expiry.
+// its reservation). One the store could not be reached for is tried
+// again by the reaper (see unreleased); other errors (it expired, say)
+// are the store's answer.
 // The caller marks it released first, under the account's lock
 // (releasable).
 func (s *Store) release(ctx context.Context, account string, l *lease) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_, _ = s.Settler.Void(ctx, account, l.id)
+	s.voidLease(ctx, account, l.id, false)
 }
 
 func (s *Store) isClosed() bool {
@@ -362,6 +385,7 @@ func (s *Store) Close() error {
 		}
 		a.mu.Unlock()
 	}
+	s.retryReleases()
 	return s.Settler.Close()
 }
 

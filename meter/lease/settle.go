@@ -36,6 +36,18 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		return meter.Settlement{}, err
 	}
 	a.mu.Lock()
+	if p := a.waiting[c.ReservationID]; p != nil {
+		// A retry while its group call is still out, which it outlived
+		// once: the store is as good as unavailable, and the call's answer
+		// is not known yet.
+		a.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.st, p.err
+		default:
+			return meter.Settlement{}, meter.Unavailable(errors.New("lease: the group settle is still out"))
+		}
+	}
 	free := a.expire(s.opts.Now())
 	cv := a.carves[c.ReservationID]
 	if cv != nil {
@@ -79,18 +91,34 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 	}
 	p := &pending{c: c, cv: cv, done: make(chan struct{})}
 	a.queue = append(a.queue, p)
+	if a.waiting == nil {
+		a.waiting = map[string]*pending{}
+	}
+	a.waiting[c.ReservationID] = p
 	lead := !a.flushing
 	a.flushing = true
 	a.mu.Unlock()
 	s.releaseAll(ctx, a.id, free)
 	if lead {
-		s.flush(ctx, a)
+		// Its own goroutine, bounded by settleTimeout: no caller waits
+		// longer than its ctx for a store that stalls.
+		go s.flush(ctx, a)
 	}
-	// Not cut short by ctx: a caller told "failed" while its group charges
-	// it would void a request that was charged. The group call is bounded
-	// by settleTimeout.
-	<-p.done
-	return p.st, p.err
+	return p.wait(ctx)
+}
+
+// wait returns the group call's answer for p, or metering_unavailable
+// once ctx ends first (the store's timeout), as a Commit whose reply is
+// lost: the group call goes on, and its charge, if it lands, is in the
+// ledger; a retried Commit of the request gets the call's answer if it
+// came, else metering_unavailable at once.
+func (p *pending) wait(ctx context.Context) (meter.Settlement, error) {
+	select {
+	case <-p.done:
+		return p.st, p.err
+	case <-ctx.Done():
+		return meter.Settlement{}, meter.Unavailable(ctx.Err())
+	}
 }
 
 // releaseAll releases leases that expire or drop made releasable.
@@ -139,7 +167,10 @@ func (s *Store) flush(ctx context.Context, a *account) {
 		read := a.quota.Limit > 0 || a.overage.Cap > 0 || a.stale
 		a.stale = false
 		a.mu.Unlock()
+		w := s.watch()
 		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, late)
+		w.done()
+		s.observe(err)
 		// The group call's answer has each request's balance but not the
 		// period's state (quota, overage), which holds expiring, other
 		// gateways and settings change: for an account with a quota or a
@@ -154,6 +185,7 @@ func (s *Store) flush(ctx context.Context, a *account) {
 		a.mu.Lock()
 		now := s.opts.Now()
 		for i, p := range batch {
+			delete(a.waiting, p.c.ReservationID) // a retry from now on finds it done
 			if l != nil {
 				l.out--
 			}

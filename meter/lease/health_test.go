@@ -1,0 +1,164 @@
+package lease_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/creditgate/creditgate/internal/redistest"
+	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/lease"
+	"github.com/creditgate/creditgate/meter/redisstore"
+)
+
+// healthGateway is a gateway whose store calls end at their context's
+// deadline, as the gateway's own (store_timeout).
+func healthGateway(t *testing.T, srv *redistest.Server) *lease.Store {
+	t.Helper()
+	cl := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	s := lease.New(redisstore.New(cl, redisstore.Options{Prefix: "lease"}),
+		lease.Options{MinRate: 1, Stall: 50 * time.Millisecond})
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// spend makes n requests of cost, each reserved and committed.
+func spend(t *testing.T, gw *lease.Store, id, prefix string, n int, cost meter.Credits) {
+	t.Helper()
+	for i := range n {
+		rid := fmt.Sprintf("%s%d", prefix, i)
+		if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: rid, Amount: cost, TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: cost, Route: "/r"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// storeAway reserves a request with the gateway's store timeout and wants
+// it refused with metering_unavailable, not carved.
+func storeAway(t *testing.T, gw *lease.Store, id, rid string, cost meter.Credits) {
+	t.Helper()
+	carves := gw.Stats().Carves
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err := gw.Reserve(cctx, meter.ReserveRequest{AccountID: id, ID: rid, Amount: cost, TTL: time.Minute})
+	if meter.ErrorCode(err) != meter.ECodeMeteringUnavailable || gw.Stats().Carves != carves {
+		t.Fatalf("request %s while the store is away: %v, %d carves (were %d); want metering_unavailable and "+
+			"no carve", rid, err, gw.Stats().Carves, carves)
+	}
+}
+
+// Redis stalls (SIGSTOP) while a leased account's group settle is in
+// flight: once it has been in flight longer than Stall, the account's
+// requests are reserved alone (and time out as without leases) instead of
+// being carved and forwarded to the upstream; when Redis resumes, the
+// stalled settle lands, and carving resumes. The money stays exact.
+func TestNoCarvingWhileTheStoreStalls(t *testing.T) {
+	srv := redistest.New(t)
+	gw := healthGateway(t, srv)
+	id := fmt.Sprintf("stall_%d", time.Now().UnixNano())
+	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
+	if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
+		t.Fatal(err)
+	}
+	spend(t, gw, id, "before", 6, cost) // the second lease is sized from this spend: room for more
+	carves := gw.Stats().Carves
+	if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: "stalled", Amount: cost, TTL: time.Minute}); err != nil ||
+		gw.Stats().Carves != carves+1 {
+		t.Fatalf("stalled: %v, carves %d: want carved", err, gw.Stats().Carves)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = srv.Resume()
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: "stalled", Amount: cost, Route: "/r"})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	storeAway(t, gw, id, "during1", cost)
+	storeAway(t, gw, id, "during2", cost)
+	resumed = true
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the stalled settle: %v", err)
+	}
+	// A timed-out reservation may have reached Redis and run when it
+	// resumed: it is voided, as the gateway voids a request it did not
+	// forward.
+	for _, rid := range []string{"during1", "during2"} {
+		if _, err := gw.Void(ctx, id, rid); err != nil && meter.ErrorCode(err) != meter.ECodeReservationNotFound {
+			t.Fatal(err)
+		}
+	}
+	carves = gw.Stats().Carves
+	spend(t, gw, id, "after", 4, cost)
+	if gw.Stats().Carves == carves {
+		t.Error("no request carved once the store answered again")
+	}
+	expectSpent(t, gw, id, initial, cost, 11)
+}
+
+// Redis dies: a group settle of one account fails, and another account's
+// lease, untouched, is no longer carved from either (before, its requests
+// were forwarded and their settles failed: work given for free). Once
+// Redis is back, requests are reserved alone, then carved again.
+func TestNoCarvingAfterTheStoreFailed(t *testing.T) {
+	srv := redistest.New(t, "--appendonly", "yes", "--appendfsync", "always")
+	gw := healthGateway(t, srv)
+	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
+	ids := []string{fmt.Sprintf("fa_%d", time.Now().UnixNano()), fmt.Sprintf("fb_%d", time.Now().UnixNano())}
+	for _, id := range ids {
+		if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
+			t.Fatal(err)
+		}
+		spend(t, gw, id, "before", 3, cost)
+	}
+	if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: ids[0], ID: "lost", Amount: cost, TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Crash()
+	if _, err := gw.Commit(ctx, meter.CommitRequest{AccountID: ids[0], ReservationID: "lost", Amount: cost, Route: "/r"}); meter.ErrorCode(err) != meter.ECodeMeteringUnavailable {
+		t.Fatalf("settle with Redis down: %v, want metering_unavailable", err)
+	}
+	storeAway(t, gw, ids[1], "down", cost)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		spend(t, gw, id, "after", 4, cost)
+	}
+	expectSpent(t, gw, ids[0], initial, cost, 7)
+	expectSpent(t, gw, ids[1], initial, cost, 7)
+}
+
+// expectSpent wants the account charged n requests of cost, each with its
+// ledger entry, once the gateway closed (its leases given back).
+func expectSpent(t *testing.T, gw *lease.Store, id string, initial, cost meter.Credits, n int) {
+	t.Helper()
+	if err := gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := gw.Settler.Account(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, usage := ledgerSum(t, gw.Settler, id)
+	if want := initial - meter.Credits(n)*cost; acct.Balance != want || acct.Reserved != 0 || sum != want || usage != n {
+		t.Fatalf("%s: balance %s reserved %s, ledger %s over %d entries; want %s, 0, %d entries", id, acct.Balance,
+			acct.Reserved, sum, usage, want, n)
+	}
+}
