@@ -13,6 +13,9 @@
 # upstream, the gateways) to the others, as when Redis has its own machine:
 # the metered route then pays for its Redis calls in latency, not in CPU
 # taken from the gateway.
+# CMDSTATS=dir writes Redis's INFO commandstats of each CPU run, with its
+# request count, to dir/<body>-<plain|meter|alt>.txt: which calls a
+# metered request makes and what each costs the server.
 # PROFILE=dir also records a CPU profile of the gateway during each CPU run
 # (dir/<body>-<plain|meter|alt>.pprof, from Caddy's admin endpoint; read
 # with `go tool pprof bench/out/creditgate <file>`), for where the
@@ -95,9 +98,15 @@ cpu_per_req() {
 		curl -s -o "$PROFILE/$(basename "$2" .pdf)-$6.pprof" "http://127.0.0.1:$5/debug/pprof/profile?seconds=$DUR" &
 		prof=$!
 	fi
+	if [ -n "${CMDSTATS:-}" ]; then redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null; fi
 	g0=$(ticks "$4") r0=$(ticks "$rds")
 	res=$(BODY=$2 KEY=$3 "${pin_rest[@]}" wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	g1=$(ticks "$4") r1=$(ticks "$rds")
+	if [ -n "${CMDSTATS:-}" ]; then
+		mkdir -p "$CMDSTATS"
+		{ echo "$res" | awk '/requests in/ {print "requests " $1}'; redis-cli -p "$REDIS_PORT" INFO commandstats; } \
+			>"$CMDSTATS/$(basename "$2" .pdf)-$6.txt"
+	fi
 	if [ -n "$prof" ]; then wait "$prof"; fi
 	n=$(echo "$res" | awk '/requests in/ {print $1}')
 	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
