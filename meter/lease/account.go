@@ -33,7 +33,6 @@ type account struct {
 	balance, available meter.Credits
 	quota              meter.QuotaState
 	overage            meter.OverageState
-	stale              bool // the period's state may have changed unseen: read it at the next group settle
 
 	// Requests and credits asked for in the current and the previous
 	// second, for the rate and the lease's size.
@@ -60,18 +59,14 @@ type lease struct {
 	quota bool
 }
 
-// carve is a request's hold in a lease. A late one (l nil) expired
-// before its commit: it is charged from what the pools have then.
+// carve is a request's hold in a lease: what its settle may take of the
+// lease (lease_settle.lua takes an uncapped charge beyond it from the
+// pools, never from the other carves). A late one (l nil) expired before
+// its commit: it is charged from what the pools have then.
 type carve struct {
 	l       *lease
 	amount  meter.Credits
 	expires time.Time
-	// alone: an uncapped charge beyond the carve that what is left of the
-	// lease cannot cover. lease_settle.lua takes an uncapped request's
-	// charge from the lease's whole hold (other carves' too), so such a
-	// request is settled as a late one: all of it from the pools, its
-	// carve given back to the lease.
-	alone bool
 }
 
 // doneCarve answers a settled, voided or expired carve's later Commit or
@@ -239,33 +234,6 @@ func (a *account) answer() meter.Settlement {
 // later carves.
 func (a *account) seen(balance, available meter.Credits, q meter.QuotaState, o meter.OverageState) {
 	a.balance, a.available, a.quota, a.overage = balance, available, q, o
-}
-
-// settled counts a carve's settlement in the quota last seen: what a
-// lease of quota charged moves from reserved to used, and the part of
-// an uncapped charge beyond the carve is taken from the quota's
-// remaining first, as the store takes it. The store's answer to a group
-// settle does not carry the period's state, so this is the store's last
-// answer plus this gateway's own charges since (another gateway's show
-// at the next lease).
-func (a *account) settled(l *lease, held, charged, availBefore meter.Credits) {
-	if l != nil && l.quota {
-		a.quota.Used += held
-		a.quota.Reserved = max(0, a.quota.Reserved-held)
-	} else if l == nil {
-		held = 0
-	}
-	rest := charged - held
-	if q := min(rest, a.quota.Remaining); q > 0 {
-		a.quota.Used += q
-		a.quota.Remaining -= q
-		rest -= q
-	}
-	// Then grants and the balance (in available), then the overage.
-	if o := min(rest-min(rest, max(availBefore, 0)), a.overage.Remaining); o > 0 && a.overage.Cap > 0 {
-		a.overage.Used += o
-		a.overage.Remaining -= o
-	}
 }
 
 // expire gives the holds of carves whose TTL passed back to their leases,

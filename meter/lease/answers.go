@@ -130,15 +130,3 @@ func (s *Store) Account(ctx context.Context, id string) (meter.Account, error) {
 	}
 	return acct, nil
 }
-
-// UpdateSettings is the store's; the account's next group settle reads
-// its period's state (a quota or a cap set where there was none).
-func (s *Store) UpdateSettings(ctx context.Context, id string, st meter.Settings) (meter.Account, error) {
-	acct, err := s.Settler.UpdateSettings(ctx, id, st)
-	if a := s.lookup(id); a != nil {
-		a.mu.Lock()
-		a.stale = true
-		a.mu.Unlock()
-	}
-	return acct, err
-}

@@ -25,9 +25,7 @@
 // Accounts with a quota or an overage cap are leased while the lease is
 // all quota or none of it quota or overage (takeLease): each answer then
 // carries the quota and overage the client would see without the lease
-// (view): for such accounts the store's state read after each group
-// settle (its answer does not carry it), else the store's last answer
-// plus this gateway's charges since.
+// (view), from the period's state the group settle answers with.
 package lease
 
 import (
@@ -47,11 +45,14 @@ type Settler interface {
 	meter.Store
 	// SettleLease charges each of reqs against the held reservation
 	// leaseID in one atomic step, one ledger entry each, and keeps the
-	// lease held with what is left.
+	// lease held with what is left. Each request takes at most carved[i]
+	// (its carve) from the lease; an uncapped charge beyond it comes from
+	// what the pools have now, as a reservation's commit takes it.
 	// A request marked late is charged from what the pools have now, as
-	// an expired reservation's commit is.
+	// an expired reservation's commit is. Each answer carries the
+	// period's state (Quota, Overage) after the group.
 	SettleLease(ctx context.Context, accountID, leaseID string, reqs []meter.CommitRequest,
-		late []bool) ([]meter.Settlement, error)
+		carved []meter.Credits, late []bool) ([]meter.Settlement, error)
 }
 
 // Options tune the leases. Zero values take the defaults.
@@ -266,11 +267,6 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 	a.mu.Unlock()
 	res, err := s.Settler.Reserve(ctx, r)
 	s.observe(err)
-	if err != nil {
-		a.mu.Lock()
-		a.stale = true // a refusal carries no state: the period may have rolled
-		a.mu.Unlock()
-	}
 	if refused(err) {
 		// The credits may be in this gateway's lease, taken meanwhile.
 		a.mu.Lock()

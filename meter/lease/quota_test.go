@@ -1,8 +1,11 @@
 package lease_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -332,12 +335,13 @@ func TestLoweredQuotaReachesLeasedRequests(t *testing.T) {
 	}
 }
 
-// An uncapped charge (an output-priced route) beyond its carve is taken
-// from what is left of the lease when that covers it, else from the
-// pools apart from the lease: either way it is charged in full, and the
-// other requests carved from the lease are charged exactly their cost
-// (lease_settle.lua takes an uncapped charge from the lease's whole
-// hold, which would leave too little for them).
+// An uncapped charge (an output-priced route) beyond its carve takes
+// what it can of what is left of the lease, and the store takes the rest
+// from what the pools have now, as a reservation's commit takes an
+// uncapped excess: either way it is charged in full, its ledger entry is
+// not late (nothing expired), and the other requests carved from the
+// lease are charged exactly their cost (lease_settle.lua takes at most a
+// request's carve from the lease, never the other carves' shares).
 func TestUncappedBeyondTheCarve(t *testing.T) {
 	srv := redistest.New(t)
 	gw := gateway(t, srv, lease.Options{MinRate: 1, Horizon: time.Millisecond})
@@ -349,6 +353,7 @@ func TestUncappedBeyondTheCarve(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	charged := map[string]meter.Credits{}
 	commit := func(rid string, amount meter.Credits, uncapped bool) {
 		t.Helper()
 		st, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: amount, Uncapped: uncapped,
@@ -360,6 +365,7 @@ func TestUncappedBeyondTheCarve(t *testing.T) {
 		if err != nil || st.Charged != want || st.Late || st.Shortfall != 0 {
 			t.Fatalf("commit %s of %s: %+v, %v", rid, amount, st, err)
 		}
+		charged[rid] = want
 	}
 	// A lease of 4 costs: r0..r3 carved from it, nothing left.
 	for i := range 4 {
@@ -368,22 +374,24 @@ func TestUncappedBeyondTheCarve(t *testing.T) {
 	if st := gw.Stats(); st.Leases != 1 || st.Carves != 4 {
 		t.Fatalf("%+v: want one lease, 4 carves", st)
 	}
-	commit("r0", 5*cost, true) // beyond its carve, nothing left in the lease: apart
+	commit("r0", 5*cost, true) // beyond its carve, nothing left in the lease: from the pools
 	commit("r1", cost, false)
 	commit("r2", 2*cost, false) // capped: its carve
-	commit("r3", cost+1, true)  // beyond by 1, and the lease has 0 left, apart
+	commit("r3", cost+1, true)  // beyond by 1, and the lease has 0 left: from the pools
 	// A new lease with room: the excess comes from it.
 	for i := 4; i < 8; i++ {
 		reserve(fmt.Sprint("r", i))
 	}
 	commit("r4", cost, false)
-	commit("r5", 2*cost, true) // beyond by one cost, the lease empty again: apart
+	commit("r5", 2*cost, true) // beyond by one cost, the lease empty again: from the pools
 	commit("r6", cost, false)
 	commit("r7", cost, false)
-	// Two carves of a third lease, two costs left: the excess comes from it.
+	// Two carves of a third lease, two costs left: r8's excess of three
+	// costs takes those two, and one from the pools; r9 still gets its
+	// carve.
 	reserve("r8")
 	reserve("r9")
-	commit("r8", 2*cost, true)
+	commit("r8", 4*cost, true)
 	commit("r9", cost, false)
 	if st := gw.Stats(); st.Leases != 3 || st.Carves != 10 {
 		t.Fatalf("%+v: want 3 leases, 10 carves", st)
@@ -395,10 +403,119 @@ func TestUncappedBeyondTheCarve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := initial - (5*cost + cost + cost + cost + 1 + cost + 2*cost + cost + cost + 2*cost + cost) // r2 capped at cost
+	want := initial - (5*cost + cost + cost + cost + 1 + cost + 2*cost + cost + cost + 4*cost + cost) // r2 capped at cost
 	sum, usage := ledgerSum(t, gw.Settler, id)
 	if acct.Balance != want || acct.Reserved != 0 || sum != want || usage != 10 {
-		t.Fatalf("balance %s reserved %s, ledger %s over %d entries; want %s, 0, 8 entries", acct.Balance, acct.Reserved,
+		t.Fatalf("balance %s reserved %s, ledger %s over %d entries; want %s, 0, 10 entries", acct.Balance, acct.Reserved,
 			sum, usage, want)
+	}
+	// Each request's entry: exactly its charge, none late.
+	for _, e := range storetest.OldestFirst(t, gw.Settler, id) {
+		if e.Type != meter.EntryUsage {
+			continue
+		}
+		if e.Late || -e.Amount != charged[e.ReservationID] || e.Shortfall != 0 {
+			t.Errorf("entry %+v: want %s, not late", e, charged[e.ReservationID])
+		}
+		delete(charged, e.ReservationID)
+	}
+	if len(charged) != 0 {
+		t.Errorf("no entries for %v", charged)
+	}
+}
+
+// A group settle is one Redis call, also on an account with a quota and
+// an overage cap: the period's state each answer carries comes with the
+// group's reply, not from a read of the account after it.
+func TestGroupSettleIsOneRedisCall(t *testing.T) {
+	srv := redistest.New(t)
+	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	calls := &callCounter{}
+	cl.AddHook(calls)
+	gw := lease.New(redisstore.New(cl, redisstore.Options{Prefix: "lease"}), lease.Options{MinRate: 1,
+		Horizon: time.Millisecond})
+	defer gw.Close()
+	const cost = 3 * meter.Scale
+	id := quotaAccount(t, gw, "onecall", 100*meter.Scale, 1000*meter.Scale, 50*meter.Scale)
+	for i := range 3 {
+		if _, err := storetest.ReserveIn(gw, id, fmt.Sprint("r", i), cost, storetest.Month(0), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := gw.Stats(); st.Leases != 1 || st.Carves != 3 {
+		t.Fatalf("%+v: want one lease, 3 carves", st)
+	}
+	calls.reset()
+	var got []meter.Settlement
+	for i := range 3 {
+		st, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: fmt.Sprint("r", i), Amount: cost,
+			Route: "/r"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, st)
+	}
+	if c := calls.get(); !reflect.DeepEqual(c, []string{"fcall lease_settle", "fcall lease_settle", "fcall lease_settle"}) {
+		t.Fatalf("three commits, one group each: Redis calls %v, want 3 of lease_settle only", c)
+	}
+	// And the answers carry the store's quota (the lease's part free, as
+	// the client would see it without the lease).
+	acct, err := gw.Account(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := got[len(got)-1]
+	if last.Quota != acct.Quota || last.Overage != acct.Overage || last.Quota.Used != 3*cost ||
+		last.Quota.Remaining != 1000*meter.Scale-3*cost || last.Overage.Cap != 50*meter.Scale {
+		t.Fatalf("last answer %+v %+v; account %+v %+v", last.Quota, last.Overage, acct.Quota, acct.Overage)
+	}
+}
+
+// callCounter records the names of the commands a go-redis client sends
+// (each of a pipeline's), a function call's with its script.
+type callCounter struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (c *callCounter) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.names = nil
+}
+
+func (c *callCounter) get() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.names...)
+}
+
+func (c *callCounter) add(cmds ...redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cmd := range cmds {
+		name := cmd.Name()
+		if args := cmd.Args(); name == "fcall" && len(args) > 1 {
+			fn, _ := args[1].(string) // cg<library version>_<script>
+			_, script, _ := strings.Cut(fn, "_")
+			name += " " + script
+		}
+		c.names = append(c.names, name)
+	}
+}
+
+func (c *callCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *callCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *callCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.add(cmds...)
+		return next(ctx, cmds)
 	}
 }

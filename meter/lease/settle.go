@@ -17,9 +17,6 @@ type pending struct {
 	done chan struct{}
 }
 
-// errNotRead marks an account not read after a failed group call.
-var errNotRead = errors.New("lease: account not read")
-
 // settleTimeout bounds a group call, which runs for several requests
 // and so not under any one request's context.
 const settleTimeout = 10 * time.Second
@@ -78,15 +75,15 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 	}
 	if !c.Uncapped {
 		c.Amount = min(c.Amount, cv.amount)
-	} else if ex := c.Amount - cv.amount; ex > 0 && cv.l != nil {
-		// The charge beyond the carve comes from what is left of the lease
-		// when it can (the script takes it from the lease), else from the
-		// pools alone (see carve.alone).
-		if ex <= cv.l.left {
+	} else if cv.l != nil {
+		// The charge beyond the carve comes first from what is left of the
+		// lease, free to the account's clients as they see it (view): the
+		// carve grows by it. What the lease cannot cover the store takes
+		// from what the pools have now, as a reservation's commit does,
+		// never from the other carves (see Settler.SettleLease).
+		if ex := min(c.Amount-cv.amount, cv.l.left); ex > 0 {
 			cv.l.left -= ex
 			cv.amount += ex
-		} else {
-			cv.alone = true
 		}
 	}
 	p := &pending{c: c, cv: cv, done: make(chan struct{})}
@@ -155,32 +152,23 @@ func (s *Store) flush(ctx context.Context, a *account) {
 		a.mu.Unlock()
 
 		reqs := make([]meter.CommitRequest, len(batch))
+		carved := make([]meter.Credits, len(batch))
 		late := make([]bool, len(batch))
 		for i, p := range batch {
-			reqs[i], late[i] = p.c, l == nil || p.cv.alone
+			reqs[i], carved[i], late[i] = p.c, p.cv.amount, l == nil
 		}
 		lid := ""
 		if l != nil {
 			lid = l.id
 		}
-		a.mu.Lock()
-		read := a.quota.Limit > 0 || a.overage.Cap > 0 || a.stale
-		a.stale = false
-		a.mu.Unlock()
 		w := s.watch()
-		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, late)
+		// One store call: each request's balance and available after its
+		// charge, and the period's state (quota, overage) after the group,
+		// which holds expiring, other gateways and settings change: each
+		// answer carries the store's (see view), with no read of the account.
+		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, carved, late)
 		w.done()
 		s.observe(err)
-		// The group call's answer has each request's balance but not the
-		// period's state (quota, overage), which holds expiring, other
-		// gateways and settings change: for an account with a quota or a
-		// cap, or whose settings this gateway changed, it is read once per
-		// group, so that each answer carries the store's (see view).
-		var acct meter.Account
-		var aerr error = errNotRead
-		if err == nil && read {
-			acct, aerr = s.Settler.Account(ctx, a.id)
-		}
 
 		a.mu.Lock()
 		now := s.opts.Now()
@@ -194,26 +182,15 @@ func (s *Store) flush(ctx context.Context, a *account) {
 				continue
 			}
 			st := sts[i]
-			held := min(p.c.Amount, p.cv.amount)
-			if p.cv.alone {
-				held, st.Late = 0, false // not expired: charged apart from the lease
-			}
 			if l != nil && st.Late {
 				a.retire(l) // the store expired it: nothing is left to carve
 				l.gone = true
 			} else if l != nil {
-				l.left += p.cv.amount - held
+				// What the store took of the lease: the charge up to the
+				// carve (beyond it, an uncapped charge is the pools').
+				l.left += p.cv.amount - min(p.c.Amount, p.cv.amount)
 			}
-			before := a.available
-			a.balance, a.available = st.Balance, st.Available
-			switch {
-			case aerr == nil:
-				a.quota, a.overage = acct.Quota, acct.Overage
-			case st.Late || p.cv.alone:
-				a.settled(nil, 0, st.Charged, before)
-			default:
-				a.settled(l, held, st.Charged, before)
-			}
+			a.seen(st.Balance, st.Available, st.Quota, st.Overage)
 			st.Available, st.Quota = a.view(a.available, a.quota)
 			st.Overage = a.overage
 			p.st = st

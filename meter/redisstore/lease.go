@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -13,20 +12,31 @@ var leaseSettleScript = newScript("lease_settle.lua")
 
 // SettleLease charges each of reqs against the held reservation leaseID
 // (a lease, see meter/lease) in one atomic call: each request as Commit
-// would charge a reservation of its own holding what it was carved
-// (c.Amount is capped by the caller, or Uncapped), with a ledger entry of
-// its own whose reservation_id is c.ReservationID. The lease stays held
-// with what is left. A request marked late (its hold expired in the
-// caller) is charged as Commit charges an expired reservation, from what
-// the pools have now; a group of late requests only needs no lease. The
-// answers are in the order of reqs.
+// would charge a reservation of its own holding carved[i], what it was
+// carved: at most that from what is left of the lease (c.Amount capped
+// there unless Uncapped), and an uncapped charge beyond it from what the
+// pools have now, as Commit charges an uncapped excess beyond its hold,
+// never from the other requests' shares of the lease; with a ledger
+// entry of its own whose reservation_id is c.ReservationID. The lease
+// stays held with what is left. A request marked late (its hold expired
+// in the caller) is charged as Commit charges an expired reservation,
+// from what the pools have now; a group of late requests only needs no
+// lease. The answers are in the order of reqs; each carries its balance
+// and available after its charge, and the period's state (Quota,
+// Overage) after the whole group.
 func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs []meter.CommitRequest,
-	late []bool) ([]meter.Settlement, error) {
+	carved []meter.Credits, late []bool) ([]meter.Settlement, error) {
 	if err := meter.ValidateAccountID(accountID); err != nil {
 		return nil, err
 	}
-	for _, c := range reqs {
+	if len(carved) != len(reqs) {
+		return nil, meter.Errorf(meter.ECodeInvalid, "%d carves for %d requests", len(carved), len(reqs))
+	}
+	for i, c := range reqs {
 		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		if err := meter.CheckAmount("carve", carved[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -34,13 +44,13 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 	if v, ok := s.periods.Load(accountID); ok {
 		period = v.(int64)
 	}
-	args := make([]any, 0, 3+8*len(reqs))
+	args := make([]any, 0, 3+9*len(reqs))
 	n := nonce() // one for the call and its resends, see lease_settle.lua
 	for attempt := 0; ; attempt++ {
 		args = append(args[:0], leaseID, period, n)
 		for i, c := range reqs {
 			args = append(args, c.ReservationID, int64(c.Amount), c.Description, c.Route, c.RequestID, c.Pages,
-				flag(c.Uncapped), flag(i < len(late) && late[i]))
+				flag(c.Uncapped), flag(i < len(late) && late[i]), int64(carved[i]))
 		}
 		keys := append(s.accountKeys(accountID), s.usageKey(accountID, period), s.seriesKey(accountID))
 		rep, err := s.runKeys(ctx, leaseSettleScript, accountID, keys, args...)
@@ -52,59 +62,57 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 		if err != nil {
 			return nil, err
 		}
-		head, err := fields(rep.v[1:])
+		head, err := fields(rep.v, 1)
 		if err != nil {
 			return nil, internalErr(err)
 		}
-		list, _ := head["settled"].([]any)
+		q, o := head.periodState()
+		var list []any
+		if i := head.at("settled"); i >= 0 {
+			list, _ = head.v[i].([]any)
+		}
+		if err := head.check(); err != nil {
+			return nil, err
+		}
 		if len(list) != len(reqs) {
 			return nil, internalErr(fmt.Errorf("redisstore: lease_settle answered %d of %d", len(list), len(reqs)))
 		}
 		out := make([]meter.Settlement, len(reqs))
 		for i, v := range list {
 			f, _ := v.([]any)
-			m, err := fields(f)
+			m, err := fields(f, 0)
 			if err != nil {
 				return nil, internalErr(err)
 			}
-			entry, _ := m["entry"].(string)
-			out[i] = meter.Settlement{Charged: meter.Credits(num(m["charged"])), Balance: meter.Credits(num(m["balance"])),
-				Available: meter.Credits(num(m["available"])), EntryID: entry, Late: num(m["late"]) == 1,
-				Shortfall: meter.Credits(num(m["shortfall"]))}
+			out[i] = meter.Settlement{Charged: meter.Credits(m.intOf("charged")), Balance: meter.Credits(m.intOf("balance")),
+				Available: meter.Credits(m.intOf("available")), EntryID: m.strOf("entry"), Late: m.intOf("late") == 1,
+				Shortfall: meter.Credits(m.intOf("shortfall")), Quota: q, Overage: o}
+			if err := m.check(); err != nil {
+				return nil, err
+			}
 		}
-		if num(head["events"]) > 0 {
+		if head.intOf("events") > 0 {
 			s.indexEvents(ctx, accountID)
 		}
 		return out, nil
 	}
 }
 
-// fields reads a script's reply of name/value pairs into a map, so that
-// callers read values by name rather than by position.
-func fields(v []any) (map[string]any, error) {
-	if len(v)%2 != 0 {
+// fields reads a script's reply of name/value pairs from v[from:] (v[0]
+// its code, when from is 1) as a reply read by name, as the replies of
+// fixed layout are (see replyLayouts): each name's value is the element
+// after it.
+func fields(v []any, from int) (*reply, error) {
+	if from > len(v) || (len(v)-from)%2 != 0 {
 		return nil, fmt.Errorf("redisstore: odd name/value reply %v", v)
 	}
-	m := make(map[string]any, len(v)/2)
-	for i := 0; i < len(v); i += 2 {
+	r := &reply{v: v, names: make(map[string]int, (len(v)-from)/2)}
+	for i := from; i < len(v); i += 2 {
 		name, ok := v[i].(string)
 		if !ok {
 			return nil, fmt.Errorf("redisstore: reply name %v is not a string", v[i])
 		}
-		m[name] = v[i+1]
+		r.names[name] = i + 1
 	}
-	return m, nil
-}
-
-// num is a reply value as an integer (0 when it is neither a number nor
-// a decimal string).
-func num(v any) int64 {
-	switch x := v.(type) {
-	case int64:
-		return x
-	case string:
-		n, _ := strconv.ParseInt(x, 10, 64)
-		return n
-	}
-	return 0
+	return r, nil
 }

@@ -1,26 +1,38 @@
 -- lease_settle.lua: settle a group of requests carved from one lease (a
 -- reservation a gateway holds for many requests of one account, see
 -- meter/lease) in one call. Each request is charged as commit.lua charges
--- a reservation of its own, from what is left of the lease's parts
--- (quota, then grants, then balance, then overage), with a ledger entry of its own
--- (the same fields, reservation_id the request's id) and the same
--- events; the account, the lease's record, the usage by route and the
--- series are written once. The lease stays held with what is left;
--- void.lua or its expiry releases that.
+-- a reservation of its own holding its carve: min(amount, carve, what is
+-- left of the lease) from what is left of the lease's parts (quota, then
+-- grants, then balance, then overage), and, uncapped, the excess beyond
+-- that from what the pools have now, as commit.lua charges an excess
+-- beyond a hold (the other carves' shares of the lease are never
+-- touched); with a ledger entry of its own (the same fields,
+-- reservation_id the request's id) and the same events; the account, the
+-- lease's record, the usage by route and the series are written once. The
+-- lease stays held with what is left; void.lua or its expiry releases
+-- that.
 -- Go twin: ledger.Account.Settle (meter/ledger), once per request.
 -- KEYS: the account keys, see lib.lua, and
 --   KEYS[9] usage hash of the period the charges count in (see ARGV[3])
 --   KEYS[10] the usage series hash (see count_series in lib.lua)
 -- ARGV: [1] retain_ms, [2] lease id, [3] id of KEYS[9]'s period, [4] a
---   nonce of this call (see below), then per request eight values: rid, amount, description, route,
+--   nonce of this call (see below), then per request nine values: rid, amount, description, route,
 --   request_id, pages, uncapped ('1': charge the amount in full, see
 --   commit.lua), late ('1': the request's own hold expired in the
 --   gateway: it is charged as commit.lua charges an expired reservation,
---   from what the pools have now, and its entry is marked late)
+--   from what the pools have now, and its entry is marked late), carve
+--   (the request's hold in the lease: what it may take of the lease;
+--   a capped request is charged at most that)
 -- Reply: flat name/value pairs, read by name (see fields in lease.go):
 --   {'ok', 'balance', b, 'available', a, 'events', n,
+--    'quota_limit', n, 'quota_used', n, 'quota_reserved', n, 'quota_remaining', n,
+--    'quota_resets_ms', ms, 'overage_cap', n, 'overage_used', n,
+--    'overage_reserved', n, 'overage_remaining', n,
 --    'settled', {one array per request: 'charged', c, 'entry', id,
 --    'balance', b, 'available', a, 'shortfall', s, 'late', 0|1}}
+--   (quota_limit to overage_remaining: the period's state after the
+--   group, with_state's nine values in lib.lua, named as stateNames in
+--   replies.go)
 --   or {'period', id}: call again with that period's usage hash
 --   or {'account_not_found'} | {'reservation_not_found'}
 --   or {'reservation_settled', status ('committed' | 'voided')}
@@ -42,7 +54,7 @@ end
 local a = open(16, true)
 if not a then return {'account_not_found'} end
 local all_late = true
-for i = 5, #ARGV, 8 do
+for i = 5, #ARGV, 9 do
   if ARGV[i + 7] ~= '1' then all_late = false end
 end
 -- Requests whose own holds expired need no lease: it may be gone.
@@ -61,18 +73,20 @@ local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
 local out, usage, routes, h = {}, {}, {}, {}
-for i = 5, #ARGV, 8 do
+for i = 5, #ARGV, 9 do
   local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
   local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
   local rlate = late or ARGV[i + 7] == '1'
-  -- Its hold: its share of the lease (the first of what is left of the
-  -- lease's parts, in spending order), cut off the lease; a late
-  -- request's own hold, which expired, held its amount. One table for
-  -- every request (settle only reads it).
+  -- Its hold: its share of the lease, at most its carve (the first of
+  -- what is left of the lease's parts, in spending order), cut off the
+  -- lease; settle takes an uncapped excess beyond it from the pools, as
+  -- commit.lua's beyond a reservation. A late request's own hold, which
+  -- expired, held its amount. One table for every request (settle only
+  -- reads it).
   if rlate then
     h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = 0, amount, 0, nil, nil, a.period, amount
   else
-    local held = math.min(amount, r.amount)
+    local held = math.min(amount, tonumber(ARGV[i + 8]), r.amount)
     local q = math.min(held, r.q)
     local g = r.g and cut_parts(r.g, held - q)
     local gs = g and parts_sum(g) or 0
@@ -128,8 +142,14 @@ for _, route in ipairs(routes) do
   if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
   count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
 end
-local rep = {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0,
-  'settled', out}
+local rep = {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0}
+local st = with_state({}, a) -- the period's state after the group
+for k = 1, #STATE_NAMES do
+  rep[#rep + 1] = STATE_NAMES[k]
+  rep[#rep + 1] = st[k]
+end
+rep[#rep + 1] = 'settled'
+rep[#rep + 1] = out
 redis.call('HSET', KEYS[4], rkey, nonce .. '\n' .. cmsgpack.pack(rep))
 timer(a, a.now + math.min(REPLAY_MS, tonumber(ARGV[1])), rkey)
 return rep

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -29,7 +30,8 @@ func TestSettleLeaseParts(t *testing.T) {
 			Description: "d", RequestID: "req-" + rid, Pages: 1, Uncapped: uncapped}
 	}
 	sts, err := s.SettleLease(ctx, id, "lease", []meter.CommitRequest{req("a", 3, false), req("b", 3, false),
-		req("c", 5, true), req("d", 1, false), req("e", 5, true)}, []bool{false, false, false, true, false})
+		req("c", 5, true), req("d", 1, false), req("e", 5, true)}, []meter.Credits{c(3), c(3), c(2), c(1), c(5)},
+		[]bool{false, false, false, true, false})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 		t.Helper()
 		args := []any{lid, int64(0), nonce}
 		for _, rid := range rids {
-			args = append(args, rid, int64(c(2)), "d", "/convert", "req-"+rid, 1, "0", late)
+			args = append(args, rid, int64(c(2)), "d", "/convert", "req-"+rid, 1, "0", late, int64(c(2)))
 		}
 		keys := append(s.accountKeys(id), s.usageKey(id, 0), s.seriesKey(id))
 		r, err := s.runKeys(ctx, leaseSettleScript, id, keys, args...)
@@ -115,6 +117,12 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	first := call("lease", "n1", "0", "a", "b")
 	if again := call("lease", "n1", "0", "a", "b"); !reflect.DeepEqual(again, first) {
 		t.Errorf("resend answered %v, want %v", again, first)
+	}
+	// The kept reply has the period's state too (it is the reply).
+	if head, err := fields(first, 1); err != nil {
+		t.Error(err)
+	} else if head.periodState(); head.check() != nil {
+		t.Errorf("no period state in %v: %v", first, head.check())
 	}
 	call("lease", "n2", "0", "c")
 	lateFirst := call("", "n3", "1", "d")
@@ -133,4 +141,134 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	if want := []meter.RouteUsage{{Route: "/convert", Requests: 4, Pages: 4, Credits: c(8)}}; !reflect.DeepEqual(u, want) {
 		t.Errorf("usage %+v, want %+v", u, want)
 	}
+}
+
+// An uncapped request charged beyond its carve, settled first in a group
+// with other carves of the same lease: its carve comes from the lease and
+// the excess from what the pools have now, as Commit charges an uncapped
+// excess beyond a reservation, its entry not late; the other requests
+// still get their carves from the lease (before the carve was passed, the
+// uncapped one took its whole charge from the lease and the next capped
+// one was charged only what was left), and the lease keeps exactly what
+// no request took. On a balance account, and on one with a monthly quota
+// and an overage cap, whose period state after the group is in every
+// answer. Computed by hand.
+func TestSettleLeaseUncappedBeyondItsCarve(t *testing.T) {
+	type want struct {
+		charged, balance, available float64
+		quota                       float64 // the entry's quota part
+	}
+	for _, tc := range []struct {
+		name         string
+		quota, ocap  float64
+		lease        float64
+		reservedLeft float64 // of the lease after the group: its balance part
+		want         []want
+		q            meter.QuotaState
+		o            meter.OverageState
+		after        meter.QuotaState // once the lease is voided
+	}{
+		// A lease of 6 from a balance of 20 (14 available): b takes its 2
+		// from the lease and 3 from the 14, a its 2, c 1 of its 2; the
+		// lease keeps 1.
+		{name: "balance", lease: 6, reservedLeft: 1, want: []want{{5, 15, 11, 0}, {2, 13, 11, 0}, {1, 12, 11, 0}},
+			q: qs(0, 0, 0, 0), o: ovs(0, 0, 0, 0), after: qs(0, 0, 0, 0)},
+		// Quota 8, a lease of 6 of it (all quota): b's 2 from the lease,
+		// then 2 of the quota left (8 - 2 used - 4 held) and 1 of the
+		// balance; a's 2 and c's 1 from the lease, 1 of it left.
+		{name: "quota", quota: 8, ocap: 5, lease: 6, want: []want{{5, 19, 19, 4}, {2, 19, 19, 2}, {1, 19, 19, 1}},
+			q: qs(8, 7, 1, 0), o: ovs(5, 0, 0, 5), after: qs(8, 7, 0, 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, Options{})
+			id := newAccount(t, s, c(20))
+			if tc.quota > 0 {
+				if _, err := s.UpdateSettings(ctx, id, meter.Settings{MonthlyQuota: c(tc.quota),
+					OverageCap: c(tc.ocap)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := mustReserveIn(t, s, id, "lease", c(tc.lease), month(0))
+			if tc.quota > 0 && r.Quota.Reserved != c(tc.lease) {
+				t.Fatalf("lease %+v: want all quota", r)
+			}
+			req := func(rid string, amount float64, uncapped bool) meter.CommitRequest {
+				return meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: c(amount), Route: "/convert",
+					Description: "d", RequestID: "req-" + rid, Pages: 1, Uncapped: uncapped}
+			}
+			// Carved 2 each: 6, the whole lease.
+			sts, err := s.SettleLease(ctx, id, "lease", []meter.CommitRequest{req("b", 5, true), req("a", 2, false),
+				req("c", 1, false)}, []meter.Credits{c(2), c(2), c(2)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range tc.want {
+				st := sts[i]
+				if st.Charged != c(w.charged) || st.Balance != c(w.balance) || st.Available != c(w.available) ||
+					st.Late || st.Shortfall != 0 {
+					t.Errorf("request %d: %+v, want %+v", i, st, w)
+				}
+				// The period's state after the group, in every answer.
+				q := st.Quota
+				if tc.quota > 0 && !q.ResetsAt.Equal(month(0).End) {
+					t.Errorf("request %d: quota resets at %v, want %v", i, q.ResetsAt, month(0).End)
+				}
+				q.ResetsAt = time.Time{}
+				if q != tc.q || st.Overage != tc.o {
+					t.Errorf("request %d: quota %+v overage %+v, want %+v %+v", i, st.Quota, st.Overage, tc.q, tc.o)
+				}
+			}
+			// The answers' state is the store's.
+			a, err := s.Account(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Quota != sts[2].Quota || a.Overage != sts[2].Overage || a.Reserved != c(tc.reservedLeft) {
+				t.Errorf("account %+v; the group answered %+v %+v", a, sts[2].Quota, sts[2].Overage)
+			}
+			es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Type: meter.EntryUsage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(es) != 3 {
+				t.Fatalf("entries %+v", es)
+			}
+			for i, rid := range []string{"c", "a", "b"} { // newest first
+				e, w := es[i], tc.want[2-i]
+				if e.ReservationID != rid || e.Late || e.Quota != c(w.quota) || e.Amount != -c(w.charged-w.quota) ||
+					e.BalanceAfter != c(w.balance) || e.Shortfall != 0 {
+					t.Errorf("entry of %s: %+v, want %+v", rid, e, w)
+				}
+			}
+			// What is left of the lease is exactly what c did not use: it
+			// is released by the void, and nothing stays reserved.
+			if _, err := s.Void(ctx, id, "lease"); err != nil {
+				t.Fatal(err)
+			}
+			balance := tc.want[2].balance
+			uses := make([]use, 3)
+			for i, w := range tc.want {
+				uses[i] = use{Amount: -c(w.charged - w.quota), Quota: c(w.quota), After: c(w.balance)}
+			}
+			expectPools(t, s, id, c(balance), 0, tc.after, tc.o, uses...) // also: the ledger sums to the balance
+			if sum, _ := ledgerTotal(t, s, id); sum != c(balance) {
+				t.Errorf("ledger sums to %s, want %s", sum, c(balance))
+			}
+		})
+	}
+}
+
+// ledgerTotal is the sum of an account's whole ledger and its entries'
+// count.
+func ledgerTotal(t *testing.T, s *Store, id string) (meter.Credits, int) {
+	t.Helper()
+	es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum meter.Credits
+	for _, e := range es {
+		sum += e.Amount
+	}
+	return sum, len(es)
 }

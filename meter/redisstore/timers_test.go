@@ -26,10 +26,10 @@ func TestRetainLeavesNothingBehind(t *testing.T) {
 	creq := func(rid string) []meter.CommitRequest {
 		return []meter.CommitRequest{{AccountID: id, ReservationID: rid, Amount: c(1), Route: "/a"}}
 	}
-	if _, err := s.SettleLease(ctx, id, "lease", creq("l1"), nil); err != nil {
+	if _, err := s.SettleLease(ctx, id, "lease", creq("l1"), []meter.Credits{c(1)}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SettleLease(ctx, id, "", creq("l2"), []bool{true}); err != nil {
+	if _, err := s.SettleLease(ctx, id, "", creq("l2"), []meter.Credits{c(1)}, []bool{true}); err != nil {
 		t.Fatal(err)
 	}
 	s.Void(ctx, id, "lease")
