@@ -35,6 +35,10 @@ func BenchmarkSettleLeaseCall(b *testing.B) {
 				b.Fatal(err)
 			}
 			reqs := make([]meter.CommitRequest, n)
+			carved := make([]meter.Credits, n)
+			for j := range carved {
+				carved[j] = c(1)
+			}
 			cpu0 := serverCPU(b, s)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -43,7 +47,7 @@ func BenchmarkSettleLeaseCall(b *testing.B) {
 					reqs[j] = meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: c(1),
 						Description: "POST /v1/convert", Route: "convert", RequestID: "req-" + rid, Pages: 1}
 				}
-				if _, err := s.SettleLease(ctx, id, lease, reqs, nil); err != nil {
+				if _, err := s.SettleLease(ctx, id, lease, reqs, carved, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
