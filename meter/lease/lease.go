@@ -83,6 +83,10 @@ type Options struct {
 	// returns (see answering). Default 25ms; the gateway uses at most half
 	// its store_timeout.
 	Stall time.Duration
+	// SettleTimeout bounds a group settle, which runs for several
+	// requests and so not under any one request's context (each waits
+	// its own). Default 10s.
+	SettleTimeout time.Duration
 	// Now is the gateway's clock, for rates and lease lifetimes (expiry
 	// itself is the store's). Default time.Now.
 	Now func() time.Time
@@ -135,6 +139,9 @@ func New(s Settler, opts Options) *Store {
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 128
+	}
+	if opts.SettleTimeout <= 0 {
+		opts.SettleTimeout = 10 * time.Second
 	}
 	if opts.Stall <= 0 {
 		opts.Stall = 25 * time.Millisecond

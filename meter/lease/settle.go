@@ -3,7 +3,6 @@ package lease
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -17,9 +16,6 @@ type pending struct {
 	done chan struct{}
 }
 
-// settleTimeout bounds a group call, which runs for several requests
-// and so not under any one request's context.
-const settleTimeout = 10 * time.Second
 
 // Commit settles a carved request with the others of its account waiting
 // at the same time, in one store call, and returns once its ledger entry
@@ -97,7 +93,7 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 	a.mu.Unlock()
 	s.releaseAll(ctx, a.id, free)
 	if lead {
-		// Its own goroutine, bounded by settleTimeout: no caller waits
+		// Its own goroutine, its calls bounded by SettleTimeout: no caller waits
 		// longer than its ctx for a store that stalls.
 		go s.flush(ctx, a)
 	}
@@ -130,8 +126,7 @@ func (s *Store) releaseAll(ctx context.Context, account string, free []*lease) {
 // the others wait for their pending, so a group forms while a call is
 // in flight: group commit.
 func (s *Store) flush(ctx context.Context, a *account) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
 	for {
 		a.mu.Lock()
 		if len(a.queue) == 0 {
@@ -161,12 +156,17 @@ func (s *Store) flush(ctx context.Context, a *account) {
 		if l != nil {
 			lid = l.id
 		}
+		// SettleTimeout bounds each call, not the loop: under steady load
+		// the queue is never empty and one flush runs for as long (a group
+		// failed every 10 s of it when the loop's context ran out).
+		cctx, cancel := context.WithTimeout(ctx, s.opts.SettleTimeout)
 		w := s.watch()
 		// One store call: each request's balance and available after its
 		// charge, and the period's state (quota, overage) after the group,
 		// which holds expiring, other gateways and settings change: each
 		// answer carries the store's (see view), with no read of the account.
-		sts, err := s.Settler.SettleLease(ctx, a.id, lid, reqs, carved, late)
+		sts, err := s.Settler.SettleLease(cctx, a.id, lid, reqs, carved, late)
+		cancel()
 		w.done()
 		s.observe(err)
 

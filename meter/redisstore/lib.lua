@@ -58,7 +58,7 @@ local SWEEP_BATCHES = 5
 local SWEEP_AHEAD = 1000
 local MAX_CREDITS = 9007199254740992
 -- REPLAY_MS is how long lease_settle.lua keeps its last reply for a resent
--- call: well past meter/lease's settleTimeout (10 s), within which
+-- call: well past meter/lease's SettleTimeout (10 s), within which
 -- go-redis resends.
 local REPLAY_MS = 60000
 
