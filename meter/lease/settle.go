@@ -16,7 +16,6 @@ type pending struct {
 	done chan struct{}
 }
 
-
 // Commit settles a carved request with the others of its account waiting
 // at the same time, in one store call, and returns once its ledger entry
 // is written; any other reservation is the store's.
