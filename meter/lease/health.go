@@ -14,7 +14,10 @@ import (
 // uncharged) or waits for the store. So requests are carved only while
 // the store answers: no call of this wrapper failed for want of the store
 // since one last succeeded (down), and no group call, of any account, has
-// been out longer than Options.Stall (stalled). Otherwise a request is
+// been out longer than Options.Stall (stalled) unless another call was
+// answered within Stall: a store that is slow under load but answers
+// keeps carving, since reserving every request alone would cost it three
+// times the work (a collapse, not a fallback). Otherwise a request is
 // reserved alone, as without leases, and so fails fast (503
 // metering_unavailable within the gateway's store timeout) while the store
 // is away; the first call that succeeds clears down.
@@ -23,6 +26,7 @@ import (
 func (s *Store) observe(err error) {
 	switch {
 	case err == nil:
+		s.answered.Store(time.Now().UnixNano())
 		if s.down.Load() {
 			s.down.Store(false)
 		}
@@ -33,7 +37,10 @@ func (s *Store) observe(err error) {
 
 // answering says whether the store answers, for carving.
 func (s *Store) answering() bool {
-	return !s.down.Load() && s.stalled.Load() <= 0
+	if s.down.Load() {
+		return false
+	}
+	return s.stalled.Load() <= 0 || time.Now().UnixNano()-s.answered.Load() < int64(s.opts.Stall)
 }
 
 // watch counts a group call in stalled once it has been out for

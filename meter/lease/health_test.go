@@ -206,3 +206,57 @@ func TestSteadyLoadOutlastsSettleTimeout(t *testing.T) {
 	}
 	expectSpent(t, gw, id, initial, cost, int(done.Load()))
 }
+
+// slowSettler delays the group settles of one account, as a store that is
+// slow for it (a long script ahead of it) while it answers the others.
+type slowSettler struct {
+	*redisstore.Store
+	slow  atomic.Value // account id
+	delay time.Duration
+}
+
+func (s *slowSettler) SettleLease(ctx context.Context, accountID, leaseID string, reqs []meter.CommitRequest,
+	carved []meter.Credits, late []bool) ([]meter.Settlement, error) {
+	if s.slow.Load() == accountID {
+		time.Sleep(s.delay)
+	}
+	return s.Store.SettleLease(ctx, accountID, leaseID, reqs, carved, late)
+}
+
+// One account's group settle is out far longer than Stall while the store
+// answers the gateway's other calls: the other account's requests are
+// still carved. A slow but answering store keeps its leases; only a store
+// that answers nothing for Stall sends every request alone (which would
+// triple its work under load).
+func TestSlowCallWithOthersAnsweringKeepsCarving(t *testing.T) {
+	srv := redistest.New(t)
+	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { cl.Close() })
+	inner := &slowSettler{Store: redisstore.New(cl, redisstore.Options{Prefix: "lease"}), delay: 400 * time.Millisecond}
+	inner.slow.Store("")
+	gw := lease.New(inner, lease.Options{MinRate: 1, Stall: 30 * time.Millisecond})
+	t.Cleanup(func() { _ = gw.Close() })
+	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
+	a, b := fmt.Sprintf("slowa_%d", time.Now().UnixNano()), fmt.Sprintf("slowb_%d", time.Now().UnixNano())
+	for _, id := range []string{a, b} {
+		if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
+			t.Fatal(err)
+		}
+		spend(t, gw, id, "warm", 6, cost)
+	}
+	inner.slow.Store(a)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		spend(t, gw, a, "slow", 1, cost)
+	}()
+	time.Sleep(100 * time.Millisecond) // a's group call is out, past Stall
+	carves := gw.Stats().Carves
+	spend(t, gw, b, "meanwhile", 5, cost)
+	if got := gw.Stats().Carves - carves; got < 3 {
+		t.Errorf("%d of b's 5 requests carved while a's call was slow: want the store's answers to keep carving", got)
+	}
+	<-done
+	expectSpent(t, gw, a, initial, cost, 7)
+	expectSpent(t, gw, b, initial, cost, 11)
+}

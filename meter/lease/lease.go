@@ -105,6 +105,7 @@ type Store struct {
 	leases, carves atomic.Int64
 	down           atomic.Bool  // a call failed for want of the store since one last succeeded
 	stalled        atomic.Int64 // group calls out longer than Stall (see watch)
+	answered       atomic.Int64 // unix ns of the last call that succeeded
 	unreleased     []leaseRef   // leases whose release did not reach the store, under mu
 	stop           chan struct{}
 	reaped         sync.WaitGroup
