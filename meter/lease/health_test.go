@@ -88,7 +88,7 @@ func TestNoCarvingWhileTheStoreStalls(t *testing.T) {
 		_, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: "stalled", Amount: cost, Route: "/r"})
 		done <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(250 * time.Millisecond) // past Stall (50ms), with room for a loaded machine
 	storeAway(t, gw, id, "during1", cost)
 	storeAway(t, gw, id, "during2", cost)
 	resumed = true
@@ -232,9 +232,9 @@ func TestSlowCallWithOthersAnsweringKeepsCarving(t *testing.T) {
 	srv := redistest.New(t)
 	cl := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { cl.Close() })
-	inner := &slowSettler{Store: redisstore.New(cl, redisstore.Options{Prefix: "lease"}), delay: 400 * time.Millisecond}
+	inner := &slowSettler{Store: redisstore.New(cl, redisstore.Options{Prefix: "lease"}), delay: 1500 * time.Millisecond}
 	inner.slow.Store("")
-	gw := lease.New(inner, lease.Options{MinRate: 1, Stall: 30 * time.Millisecond})
+	gw := lease.New(inner, lease.Options{MinRate: 1, Stall: 100 * time.Millisecond})
 	t.Cleanup(func() { _ = gw.Close() })
 	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
 	a, b := fmt.Sprintf("slowa_%d", time.Now().UnixNano()), fmt.Sprintf("slowb_%d", time.Now().UnixNano())
@@ -250,7 +250,7 @@ func TestSlowCallWithOthersAnsweringKeepsCarving(t *testing.T) {
 		defer close(done)
 		spend(t, gw, a, "slow", 1, cost)
 	}()
-	time.Sleep(100 * time.Millisecond) // a's group call is out, past Stall
+	time.Sleep(300 * time.Millisecond) // a's group call is out, past Stall
 	carves := gw.Stats().Carves
 	spend(t, gw, b, "meanwhile", 5, cost)
 	if got := gw.Stats().Carves - carves; got < 3 {
