@@ -13,7 +13,11 @@
 //     take more than a share of its available credits (the last credits
 //     are reserved per request), whatever number of gateways;
 //   - every 2xx's charge in the ledger before its response: Commit waits
-//     for the group call that writes its entry;
+//     for the group call that writes its entry (at most its context: then
+//     it fails as a commit whose reply was lost), and a resent group call
+//     is answered once by the store;
+//   - no upstream work while the store does not answer: nothing is
+//     carved then (health.go), so requests fail as without leases;
 //   - nothing charged for failed work: Void gives the carve back to the
 //     lease in memory, and what is left of a lease is released (Void)
 //     when it is replaced or the gateway closes;
