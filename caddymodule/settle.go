@@ -141,9 +141,13 @@ func (reservation) settle(rq *request, status int, hdr http.Header, out pricing.
 	}
 	observeOutcome(rq.outcome, err)
 	if err != nil {
-		// The reservation stays held and expires after its TTL, uncharged.
-		// We cannot return this error: the upstream's answer is on its way.
-		log.Error("settling reservation failed; it will expire uncharged", zap.Bool("commit", ok), zap.Error(err))
+		// The reservation stays held and expires after its TTL, uncharged,
+		// unless the store applied the call and only its answer was lost
+		// (or, for a request carved from a lease, its group call lands
+		// later): the ledger says which. We cannot return this error: the
+		// upstream's answer is on its way.
+		log.Error("settling reservation failed; uncharged unless the store applied it (see the ledger)",
+			zap.Bool("commit", ok), zap.Error(err))
 		hdr.Set(rq.h.money.cost, "0")
 		return st.Charged, err
 	}
