@@ -316,9 +316,9 @@ func (a *App) opener(ctx caddy.Context) (string, func() (caddy.Destructor, error
 
 // leasing is whether the Redis store is wrapped in leases (meter/lease),
 // and their options: on unless redis_lease is off. Carving stops while a
-// group call has been out for 25ms (or half the store timeout, if less):
-// requests are then reserved alone and fail within the store timeout, as
-// without leases.
+// group call has been out for 25ms (or half the store timeout, if less)
+// with no other store call answered meanwhile: requests are then reserved
+// alone and fail within the store timeout, as without leases.
 func (a *App) leasing() (lease.Options, bool) {
 	l := a.RedisLease
 	if l != nil && l.Off {

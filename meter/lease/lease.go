@@ -82,10 +82,11 @@ type Options struct {
 	Share int
 	// MaxBatch is the most settlements in one store call. Default 128.
 	MaxBatch int
-	// Stall is how long a group call may be out before requests stop
-	// being carved and are reserved alone, as without leases, until it
-	// returns (see answering). Default 25ms; the gateway uses at most half
-	// its store_timeout.
+	// Stall is how long a group call may be out, with no other call
+	// answered meanwhile, before requests stop being carved and are
+	// reserved alone, as without leases, until the store answers again
+	// (see answering). Default 25ms; the gateway uses at most half its
+	// store_timeout.
 	Stall time.Duration
 	// SettleTimeout bounds a group settle, which runs for several
 	// requests and so not under any one request's context (each waits
