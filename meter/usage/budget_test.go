@@ -144,6 +144,17 @@ func (b *blockingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return b.r.ReadAt(p, off)
 }
 
+// slowReaderAt takes delay for each read, as a slow disk would.
+type slowReaderAt struct {
+	r     io.ReaderAt
+	delay time.Duration
+}
+
+func (s *slowReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	time.Sleep(s.delay)
+	return s.r.ReadAt(p, off)
+}
+
 // Whatever way reading ends, the share comes back; after a timeout, only
 // when the reading goroutine is done with its memory.
 func TestBudgetReleasedOnEveryPath(t *testing.T) {
@@ -160,23 +171,46 @@ func TestBudgetReleasedOnEveryPath(t *testing.T) {
 	cairo := readTestdata(t, "cairo.pdf")
 	enc := readTestdata(t, "encrypted-owner.pdf")
 
-	t.Run("success, scanner and fallback", func(t *testing.T) {
-		for _, pdf := range [][]byte{cairo, enc} {
-			if _, err := readPDF(ctx, bytes.NewReader(pdf), int64(len(pdf)), PDFLimits{}, b); err != nil {
-				t.Fatal(err)
+	for _, rd := range []struct {
+		name string
+		read func(context.Context, io.ReaderAt, int64, PDFLimits, *Budget) (PDFInfo, error)
+	}{{"goroutine", readPDF}, {"spooled", readSpooled}} {
+		t.Run(rd.name+"/success, scanner and fallback", func(t *testing.T) {
+			for i, pdf := range [][]byte{cairo, enc} {
+				info, err := rd.read(ctx, bytes.NewReader(pdf), int64(len(pdf)), PDFLimits{}, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := []string{MethodScan, MethodPDFCPU}[i]; info.Method != want || info.Pages < 1 {
+					t.Errorf("read by %q, %d pages; want by %q", info.Method, info.Pages, want)
+				}
+				waitFree(t)
 			}
+		})
+		t.Run(rd.name+"/damaged", func(t *testing.T) {
+			_, err := rd.read(ctx, bytes.NewReader([]byte("%PDF-1.4 junk")), 13, PDFLimits{}, b)
+			assertUnreadable(t, err, ReasonDamaged)
 			waitFree(t)
+		})
+		t.Run(rd.name+"/panic", func(t *testing.T) {
+			_, err := rd.read(ctx, panicReaderAt{}, 1000, PDFLimits{}, b)
+			assertUnreadable(t, err, ReasonDamaged)
+			waitFree(t)
+		})
+	}
+	// The spooled read's scanner runs on the caller: a slow read returns
+	// at its next read after the deadline, a timeout, with nothing held.
+	t.Run("spooled/timeout", func(t *testing.T) {
+		r := &slowReaderAt{r: bytes.NewReader(cairo), delay: 5 * time.Millisecond}
+		start := time.Now()
+		_, err := readSpooled(ctx, r, int64(len(cairo)), PDFLimits{Timeout: 20 * time.Millisecond}, b)
+		assertUnreadable(t, err, ReasonTimeout)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("returned after %v", d)
 		}
-	})
-	t.Run("damaged", func(t *testing.T) {
-		_, err := readPDF(ctx, bytes.NewReader([]byte("%PDF-1.4 junk")), 13, PDFLimits{}, b)
-		assertUnreadable(t, err, ReasonDamaged)
-		waitFree(t)
-	})
-	t.Run("panic", func(t *testing.T) {
-		_, err := readPDF(ctx, panicReaderAt{}, 1000, PDFLimits{}, b)
-		assertUnreadable(t, err, ReasonDamaged)
-		waitFree(t)
+		if n := b.InUse(); n != 0 {
+			t.Errorf("InUse = %d after the spooled read returned", n)
+		}
 	})
 	t.Run("timeout", func(t *testing.T) {
 		r := &blockingReaderAt{r: bytes.NewReader(cairo), release: make(chan struct{})}

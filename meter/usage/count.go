@@ -117,6 +117,21 @@ func ScanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits) (PDF
 // share from before reading starts until the reading goroutine ends, even
 // when a timeout returns first, since that goroutine still holds memory.
 func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budget *Budget) (PDFInfo, error) {
+	return readPDFFrom(ctx, r, size, lim, budget, false)
+}
+
+// readSpooled is readPDF for a document the gateway spooled (in memory or
+// in its own temporary file), whose reads never block: the lazy scanner,
+// which checks ctx between objects and at each read, runs on the caller's
+// goroutine. Starting a goroutine for it woke another thread on every
+// request (runtime.wakep: ~7 us of CPU a 1-page request, the scan itself
+// ~10). Only the pdfcpu fallback, which does not watch ctx, still runs on
+// a goroutine of its own, so that a timeout returns without it.
+func readSpooled(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budget *Budget) (PDFInfo, error) {
+	return readPDFFrom(ctx, r, size, lim, budget, true)
+}
+
+func readPDFFrom(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budget *Budget, spooled bool) (PDFInfo, error) {
 	lim = lim.withDefaults()
 	if size <= 0 {
 		return PDFInfo{}, toMeterError(unreadable(ReasonDamaged, "empty document"))
@@ -132,6 +147,20 @@ func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budg
 	g, err := budget.acquire(ctx, scanNeed(size))
 	if err != nil {
 		return PDFInfo{}, pdfError(ctx, err)
+	}
+
+	cr := &ctxReaderAt{ctx: ctx, r: r}
+	scan := scanPDF
+	if spooled {
+		info, err, final := scanHere(ctx, cr, size, lim, g)
+		if final {
+			g.release()
+			if err == nil {
+				return info, nil
+			}
+			return PDFInfo{}, pdfError(ctx, err)
+		}
+		scan = scanFallback
 	}
 
 	type result struct {
@@ -150,7 +179,7 @@ func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budg
 				done <- result{err: unreadable(ReasonDamaged, "pdf reader panicked: %v", p)}
 			}
 		}()
-		info, err := scanPDF(ctx, &ctxReaderAt{ctx: ctx, r: r}, size, lim, g)
+		info, err := scan(ctx, cr, size, lim, g)
 		g.release()
 		done <- result{info, err}
 	}()
@@ -165,6 +194,19 @@ func readPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, budg
 		return res.info, nil
 	}
 	return PDFInfo{}, pdfError(ctx, res.err)
+}
+
+// scanHere is scanLazy on the caller's goroutine, which it grows first
+// (see growStack), with a panic of the scanner or of r an unreadable
+// document, as on readPDF's goroutine.
+func scanHere(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *grant) (info PDFInfo, err error, final bool) {
+	growStack()
+	defer func() {
+		if p := recover(); p != nil {
+			info, err, final = PDFInfo{}, unreadable(ReasonDamaged, "pdf reader panicked: %v", p), true
+		}
+	}()
+	return scanLazy(ctx, r, size, lim, g)
 }
 
 // pdfError turns the failure of reading a PDF into what ScanPDF returns.

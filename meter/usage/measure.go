@@ -296,9 +296,9 @@ func countFile(ctx context.Context, f *File, r io.ReaderAt, v verdict, opts Opti
 		if v.pdfAt > 0 {
 			from = io.NewSectionReader(r, v.pdfAt, f.Size-v.pdfAt)
 		}
-		info, err := readPDF(ctx, from, f.Size-v.pdfAt, opts.PDF, opts.Budget)
+		info, err := readSpooled(ctx, from, f.Size-v.pdfAt, opts.PDF, opts.Budget)
 		if err != nil && v.pdfAt > 0 && meter.ErrorCode(err) == meter.ECodeUnreadableDocument {
-			info, err = readPDF(ctx, r, f.Size, opts.PDF, opts.Budget)
+			info, err = readSpooled(ctx, r, f.Size, opts.PDF, opts.Budget)
 		}
 		if err != nil && !v.strict && meter.ErrorCode(err) == meter.ECodeUnreadableDocument {
 			f.Kind = v.otherwise

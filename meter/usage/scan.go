@@ -57,6 +57,16 @@ type PDFInfo struct {
 // g holds the scanner's share of the memory budget; it is exchanged for
 // the fallback's, which is much larger, before pdfcpu runs.
 func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *grant) (PDFInfo, error) {
+	info, err, final := scanLazy(ctx, r, size, lim, g)
+	if final {
+		return info, err
+	}
+	return scanFallback(ctx, r, size, lim, g)
+}
+
+// scanLazy is scanPDF's first reader, the lazy scanner; final is false
+// when the fallback should read the document instead.
+func scanLazy(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *grant) (_ PDFInfo, _ error, final bool) {
 	info, err := pdfscan.Scan(ctx, r, size, pdfscan.Limits{
 		MaxStreamBytes: min(lim.MaxStreamBytes, size),
 		MaxDecodeBytes: lim.MaxDecodeBytes,
@@ -71,18 +81,24 @@ func scanPDF(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *g
 	var re *pdfscan.ReadError
 	switch {
 	case err == nil:
-		return PDFInfo{Pages: info.Pages, Sizes: info.Sizes, Method: MethodScan}, nil
+		return PDFInfo{Pages: info.Pages, Sizes: info.Sizes, Method: MethodScan}, nil, true
 	case ctx.Err() != nil:
-		return PDFInfo{}, ctx.Err()
+		return PDFInfo{}, ctx.Err(), true
 	case errors.As(err, &re):
-		return PDFInfo{}, &readError{re.Err}
+		return PDFInfo{}, &readError{re.Err}, true
 	case errors.Is(err, pdfscan.ErrMemory):
-		return PDFInfo{}, err // server_busy, or too_large past the whole budget
+		return PDFInfo{}, err, true // server_busy, or too_large past the whole budget
 	case errors.Is(err, pdfscan.ErrLimit), errors.Is(err, pdfscan.ErrCycle),
 		errors.Is(err, pdfscan.ErrTooManyPages):
 		// Final: the page tree is what it is, pdfcpu would read the same.
-		return PDFInfo{}, walkError(err)
+		return PDFInfo{}, walkError(err), true
 	}
+	return PDFInfo{}, nil, false
+}
+
+// scanFallback reads the document with pdfcpu, after the lazy scanner
+// could not.
+func scanFallback(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *grant) (PDFInfo, error) {
 	// The scanner's memory is garbage now. Giving its share back before
 	// waiting for the fallback's means no document holds memory while it
 	// waits for more, so two fallbacks cannot block each other.
