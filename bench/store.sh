@@ -29,9 +29,14 @@ REPEAT=${REPEAT:-1}
 POOL=${POOL:-0}
 PIPELINE=${PIPELINE:-0}
 # Each cell runs redisstore alone and through meter/lease (rows "+lease";
-# LEASE=0 leaves them out).
+# LEASE=0 leaves them out). With PIN=1, the lease rows run a second time
+# with storeload not pinned (rows "+lease/2cpu"): pinned to one core, the
+# lease's client work (carving, grouping, go-redis) is what runs out,
+# with redis-server's core half idle; unpinned, storeload also takes that
+# idle half, and the row shows what one Redis core serves.
 modes="plain"
 if [ "${LEASE:-1}" = 1 ]; then modes="$modes lease"; fi
+if [ "${LEASE:-1}" = 1 ] && [ "${PIN:-}" != 0 ] && [ "$(nproc)" -ge 2 ]; then modes="$modes lease2cpu"; fi
 if [ "$PIPELINE" = 1 ]; then modes="$modes pipe"; fi
 if [ "${NOBATCH:-0}" = 1 ]; then modes="$modes nobatch"; fi
 OUT=bench/out
@@ -118,12 +123,14 @@ for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync
 					flags=() suffix=
 					if [ "$mode" = pipe ]; then flags=(-pipeline) suffix=+pipe; fi
 					if [ "$mode" = nobatch ]; then flags=(-batch 1) suffix=+nobatch; fi
-					if [ "$mode" = lease ]; then
+					pin=("${loadpin[@]}")
+					if [ "$mode" = lease ] || [ "$mode" = lease2cpu ]; then
 						help=$("$bin" -h 2>&1 || true)
 						if [[ $help != *-lease* ]]; then continue; fi # a build before leases
 						flags=(-lease) suffix=+lease
+						if [ "$mode" = lease2cpu ]; then pin=() suffix=+lease/2cpu; fi
 					fi
-					"${loadpin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
+					"${pin[@]}" "$bin" -addr "127.0.0.1:$PORT" -accounts "$accounts" -workers "$WORKERS" \
 						-pool "$POOL" -duration "${DUR}s" -label "$name $(basename "$bin")$suffix" "${flags[@]}"
 				done
 			done
