@@ -15,7 +15,12 @@ import (
 // ledger entries, events) in the same transaction. This file holds the
 // persistence of holds, timers, entries and events.
 
+// loadRes reads a reservation: a hold in memory, else the file's record;
+// nil if there is none.
 func (o *op) loadRes(rid string) (*reservation, error) {
+	if r := o.memRes(rid); r != nil {
+		return r, nil
+	}
 	raw := o.sub(bRes).Get([]byte(rid))
 	if raw == nil {
 		return nil, nil
@@ -27,7 +32,16 @@ func (o *op) loadRes(rid string) (*reservation, error) {
 	return r, nil
 }
 
+// saveRes writes a reservation's record. A hold read from memory is
+// written only once settled, and leaves memory then.
 func (o *op) saveRes(rid string, r *reservation) error {
+	if r.mem {
+		if r.State == held {
+			return fmt.Errorf("boltstore: hold %s in memory saved as held", rid) // cannot happen
+		}
+		o.unhold(rid)
+		r.mem = false
+	}
 	return o.put(bRes, []byte(rid), r.encode())
 }
 
@@ -57,7 +71,7 @@ func (o *op) setTimer(rid string, r *reservation, due int64) error {
 // dropIdem removes the Reserve idempotency mapping of r if it names rid,
 // so that a retry with the same key may be charged again.
 func (o *op) dropIdem(rid string, r *reservation) error {
-	if r.Idem == "" {
+	if r.Idem == "" || r.mem { // a hold in memory: its key leaves with it
 		return nil
 	}
 	k := []byte("r:" + r.Idem)
@@ -97,14 +111,15 @@ func (o *op) expire(rid string, r *reservation) error {
 	return nil
 }
 
-// due reports whether any timer of the account is due.
+// due reports whether any timer of the account is due, or a hold in
+// memory has expired.
 func (o *op) due() bool {
 	k, _ := o.sub(bTimers).Cursor().First()
-	return k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now
+	return k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now || len(o.m.due(o.now)) > 0
 }
 
-// sweep expires due holds and purges due settled records and Grant
-// mappings. Unlike redisstore, which bounds each script's sweep (200) to
+// sweep expires due holds (those in memory too) and purges due settled
+// records and Grant mappings. Unlike redisstore, which bounds each script's sweep (200) to
 // bound its latency, it takes all that are due: one transaction holds no
 // server, and Account.Reserved then never counts an expired hold.
 func (o *op) sweep() error {
@@ -158,6 +173,11 @@ func (o *op) sweep() error {
 			}
 		}
 		if err := o.del(bTimers, k); err != nil {
+			return err
+		}
+	}
+	for _, rid := range o.m.due(o.now) {
+		if err := o.expire(rid, o.memRes(rid)); err != nil {
 			return err
 		}
 	}
