@@ -163,9 +163,9 @@ type op struct {
 	tx    *bolt.Tx
 	b     *bolt.Bucket // the account's bucket
 	id    string       // the account's id
-	a     *account // with the holds in memory (memholds.go)
+	a     *account     // with the holds in memory (memholds.go)
 	now   int64
-	dirty bool // something was written: save a and commit
+	dirty bool        // something was written: save a and commit
 	g     *gates      // the gates the operation holds, its memory changes
 	m     *memAccount // the account's holds in memory; nil: none yet
 }
