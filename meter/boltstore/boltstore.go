@@ -166,6 +166,7 @@ type op struct {
 	a     *account     // with the holds in memory (memholds.go)
 	now   int64
 	dirty bool        // something was written: save a and commit
+	lazy  bool        // due purges are left to the next write (dueWrites)
 	g     *gates      // the gates the operation holds, its memory changes
 	m     *memAccount // the account's holds in memory; nil: none yet
 }

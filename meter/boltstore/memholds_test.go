@@ -319,3 +319,48 @@ func oldest(t *testing.T, s *Store, id string) []meter.LedgerEntry {
 	}
 	return es
 }
+
+// A Reserve in memory reads a due purge as done, without writing it: the
+// id and the key of a record past Retain are free, and the next write
+// purges the record before it settles the new hold of the same id.
+func TestReserveReadsDuePurgesAsDone(t *testing.T) {
+	clk := newClock()
+	s := openTemp(t, Options{Now: clk.Now, Retain: time.Hour})
+	if _, err := s.CreateAccount(ctx, "a", c(10)); err != nil {
+		t.Fatal(err)
+	}
+	req := meter.ReserveRequest{AccountID: "a", ID: "r1", Amount: c(2), TTL: time.Hour, IdempotencyKey: "k", Fingerprint: "f"}
+	if _, err := s.Reserve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, meter.CommitRequest{AccountID: "a", ReservationID: "r1", Amount: c(2), Response: []byte("one")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Grant(ctx, meter.Grant{AccountID: "a", Amount: c(1), Type: meter.EntryPurchase, IdempotencyKey: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Hour)
+	commits := s.Commits()
+	r, err := s.Reserve(ctx, req)
+	if err != nil || r.Replayed || r.ID != "r1" || r.Amount != c(2) {
+		t.Fatalf("the id and key past Retain: %+v, %v", r, err)
+	}
+	if _, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: "a", ID: "r2", Amount: c(1), TTL: time.Hour, IdempotencyKey: "k", Fingerprint: "f"}); meter.ErrorCode(err) != meter.ECodeIdempotencyConflict {
+		t.Errorf("the key held again: %v", err)
+	}
+	if s.Commits() != commits {
+		t.Errorf("%d commits for Reserves with purges due", s.Commits()-commits)
+	}
+	st, err := s.Commit(ctx, meter.CommitRequest{AccountID: "a", ReservationID: "r1", Amount: c(1), Response: []byte("two")})
+	if err != nil || st.Charged != c(1) || st.Balance != c(8) {
+		t.Fatalf("commit of the new r1: %+v, %v", st, err)
+	}
+	r, err = s.Reserve(ctx, meter.ReserveRequest{AccountID: "a", ID: "r3", Amount: c(1), TTL: time.Hour, IdempotencyKey: "k", Fingerprint: "f"})
+	if err != nil || !r.Replayed || r.ID != "r1" || string(r.Response) != "two" {
+		t.Errorf("replay of the new r1: %+v, %v", r, err)
+	}
+	d := dump(t, s)
+	if _, ok := d["accounts/a/idem/g:g"]; ok {
+		t.Error("the grant mapping was not purged by the write")
+	}
+}

@@ -16,11 +16,21 @@ import (
 // persistence of holds, timers, entries and events.
 
 // loadRes reads a reservation: a hold in memory, else the file's record;
-// nil if there is none.
+// nil if there is none. In a read that leaves due purges to the next
+// write (o.lazy), a settled record due for its purge is none.
 func (o *op) loadRes(rid string) (*reservation, error) {
 	if r := o.memRes(rid); r != nil {
 		return r, nil
 	}
+	r, err := o.fileRes(rid)
+	if r != nil && o.lazy && r.State != held && r.Due <= o.now {
+		return nil, err
+	}
+	return r, err
+}
+
+// fileRes reads a reservation's record in the file; nil if there is none.
+func (o *op) fileRes(rid string) (*reservation, error) {
 	raw := o.sub(bRes).Get([]byte(rid))
 	if raw == nil {
 		return nil, nil
@@ -111,6 +121,39 @@ func (o *op) expire(rid string, r *reservation) error {
 	return nil
 }
 
+// maxLazy bounds the due purges a Reserve in memory reads past.
+const maxLazy = 64
+
+// dueWrites reports whether the account has something due that changes
+// what it holds: an expired hold (in memory or in the file), a job's
+// timer, or more than maxLazy purges. Due purges of settled records and
+// Grant mappings change nothing a Reserve answers once read as done
+// (o.lazy), so a Reserve in memory need not write them: under steady
+// load, one comes due between most of an account's calls.
+func (o *op) dueWrites() (bool, error) {
+	if len(o.m.due(o.now)) > 0 {
+		return true, nil
+	}
+	c := o.sub(bTimers).Cursor()
+	n := 0
+	for k, _ := c.First(); k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now; k, _ = c.Next() {
+		if n++; n > maxLazy {
+			return true, nil
+		}
+		switch member := string(k[8:]); member[:2] {
+		case "g:":
+		case "r:":
+			r, err := o.fileRes(member[2:])
+			if err != nil || (r != nil && r.State == held) {
+				return true, err
+			}
+		default:
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // due reports whether any timer of the account is due, or a hold in
 // memory has expired.
 func (o *op) due() bool {
@@ -149,7 +192,7 @@ func (o *op) sweep() error {
 			}
 			continue
 		}
-		r, err := o.loadRes(id)
+		r, err := o.fileRes(id) // the timer's, not a hold in memory
 		if err != nil {
 			return err
 		}

@@ -112,9 +112,10 @@ var errWrite = errors.New("boltstore: the operation writes")
 
 // reserveInMemory runs Reserve's fn in a read transaction: it answers
 // (done) when fn wrote nothing to the file, changing only the holds in
-// memory. When the account has something due (an expired hold, a purge,
-// a grant's end) or fn would write (a new period), it leaves the call to
-// a write transaction, with no change made.
+// memory. When the account has something due that changes what it holds
+// (an expired hold, a job's timer, a grant's end: see dueWrites) or fn
+// would write (a new period), it leaves the call to a write transaction,
+// with no change made.
 func (s *Store) reserveInMemory(ctx context.Context, id string, fn func(o *op) error) (done bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return true, meter.Unavailable(err)
@@ -129,9 +130,10 @@ func (s *Store) reserveInMemory(ctx context.Context, id string, fn func(o *op) e
 		if err != nil {
 			return err
 		}
-		if o.due() || o.a.LotsDue(o.now) {
-			return errWrite
+		if due, err := o.dueWrites(); err != nil || due || o.a.LotsDue(o.now) {
+			return errWrite // a read error too: the write path reports it
 		}
+		o.lazy = true
 		ferr = fn(o)
 		if o.dirty {
 			return errWrite
