@@ -5,17 +5,31 @@
 // atomic, and a committed transaction is fsynced before the method
 // returns. Time comes from Options.Now, the process clock by default.
 //
+// One exception: a request's hold (Reserve) is kept in memory, not in the
+// file (memholds.go). The store lives in the gateway's process, so when
+// the process dies its requests in flight die too, and their holds, which
+// never charge, would have to be released anyway. A Reserve therefore
+// writes nothing, and a metered request costs one durable write, its
+// Commit (or Void), which writes the settled record. After a restart,
+// clean or a crash, the holds in memory are gone: the account reserves
+// what its durable holds (jobs') hold, and a Commit of a lost hold is
+// ECodeReservationNotFound. Jobs' holds, and everything else, are in the
+// file as before.
+//
 // Layout. A top-level bucket "accounts" holds one bucket per account id:
 //
 //	"a"        the account record (binary, see account in record.go and
-//	           codec.go)
-//	res/       reservation id -> record (binary, see reservation)
+//	           codec.go); its reserved fields count the holds in the
+//	           file only
+//	res/       reservation id -> record (binary, see reservation): a
+//	           job's hold, a settled request's record
 //	timers/    due ms (8 bytes, big-endian) + member -> "": what is due
 //	           when, as redisstore's timers zset. Members are "r:"+rid
-//	           (a hold's expiry, then a settled record's purge),
+//	           (a job hold's expiry, then a settled record's purge),
 //	           "g:"+key (the purge of a Grant idempotency mapping) and
 //	           "j:"+job id (a job's expiry, then its record's purge)
-//	idem/      "r:"+key -> rid (Reserve); "g:"+key -> due ms + entry id
+//	idem/      "r:"+key -> rid (a committed Reserve; while held, the
+//	           mapping is in memory); "g:"+key -> due ms + entry id
 //	ledger/    ms + seq (8 bytes each, big-endian) -> entry (binary); the
 //	           id "<ms>-<seq>" sorts by time like a Redis stream id
 //	refunds/   usage entry id -> refund entry id
