@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"hash/maphash"
+	"slices"
 	"sort"
 	"sync"
 
@@ -28,8 +29,10 @@ import (
 // so gates cannot deadlock with each other or with bbolt's remap lock.
 // A transaction's memory changes are undone, in reverse, when it fails.
 
-// nStripes is the number of gates; accounts share them by hash.
-const nStripes = 256
+// nStripes is the number of gates; accounts share them by hash. A
+// Reserve waits while a batch holds its account's gate: with a batch's
+// accounts spread over many gates, it rarely waits for another's.
+const nStripes = 4096
 
 var stripeSeed = maphash.MakeSeed()
 
@@ -151,10 +154,9 @@ func (m *memAccount) due(now int64) []string {
 // gates is the set of gates one operation (a transaction, a batch of
 // them, a read) holds, and the undo log of its memory changes.
 type gates struct {
-	mem    *memStore
-	locked [nStripes / 64]uint64
-	order  []int
-	undo   []func()
+	mem   *memStore
+	order []int // the gates held, in the order taken
+	undo  []func()
 }
 
 func (s *Store) gates() *gates { return &gates{mem: &s.mem} }
@@ -163,9 +165,8 @@ func (s *Store) gates() *gates { return &gates{mem: &s.mem} }
 func (g *gates) lock(id string) *stripe {
 	i := stripeOf(id)
 	st := &g.mem.stripes[i]
-	if g.locked[i/64]&(1<<(i%64)) == 0 {
+	if !slices.Contains(g.order, i) { // a batch holds a few dozen at most
 		st.gate.Lock()
-		g.locked[i/64] |= 1 << (i % 64)
 		g.order = append(g.order, i)
 	}
 	return st
@@ -199,7 +200,6 @@ func (g *gates) end(keep bool) {
 		g.mem.stripes[i].gate.Unlock()
 	}
 	g.order = g.order[:0]
-	g.locked = [nStripes / 64]uint64{}
 }
 
 // hold adds a hold to the account's memory.
