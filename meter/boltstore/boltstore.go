@@ -81,7 +81,9 @@ type Options struct {
 }
 
 // Store is a meter.Store on a bbolt file. It is safe for concurrent use;
-// writes are serialized by bbolt, reads run beside them.
+// writes are serialized by bbolt, reads run beside them, except that a
+// read (or a Reserve) of an account waits for a write transaction that
+// has the account open, until it commits (its gate: memholds.go).
 type Store struct {
 	db       *bolt.DB
 	now      func() time.Time
