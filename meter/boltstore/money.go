@@ -162,9 +162,10 @@ func (o *op) due() bool {
 }
 
 // sweep expires due holds (those in memory too) and purges due settled
-// records and Grant mappings. Unlike redisstore, which bounds each script's sweep (200) to
-// bound its latency, it takes all that are due: one transaction holds no
-// server, and Account.Reserved then never counts an expired hold.
+// records and Grant mappings. Unlike redisstore, which bounds each
+// script's sweep (200) to bound its latency, it takes all that are due:
+// one transaction holds no server, and Account.Reserved then never counts
+// an expired hold.
 func (o *op) sweep() error {
 	c := o.sub(bTimers).Cursor()
 	var due [][]byte
