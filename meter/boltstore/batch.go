@@ -112,7 +112,9 @@ func (s *Store) linger(answered int) {
 	}
 }
 
-// runBatch runs ops in one write transaction and answers each.
+// runBatch runs ops in one write transaction and answers each. The
+// gates of the accounts it opens are held until it has committed or
+// rolled back (memholds.go).
 func (s *Store) runBatch(ops []*batchOp) {
 	results := make([]error, len(ops))
 	tx, err := s.db.Begin(true)
@@ -122,41 +124,42 @@ func (s *Store) runBatch(ops []*batchOp) {
 		}
 		return
 	}
+	g := s.gates()
 	dirty := false
 	for i, p := range ops {
 		if err := p.ctx.Err(); err != nil {
 			results[i] = meter.Unavailable(err)
 			continue
 		}
-		o, err := s.open(tx, p.id)
+		o, err := s.open(tx, p.id, g)
 		if err != nil {
 			if meter.ErrorCode(err) == meter.ECodeInternal {
-				s.retrySolo(tx, ops, err)
+				s.retrySolo(tx, g, ops, err)
 				return
 			}
 			results[i] = err
 			continue
 		}
 		if err := o.sweep(); err != nil {
-			s.retrySolo(tx, ops, internalErr(err))
+			s.retrySolo(tx, g, ops, internalErr(err))
 			return
 		}
 		if err := o.endLots(); err != nil {
-			s.retrySolo(tx, ops, internalErr(err))
+			s.retrySolo(tx, g, ops, internalErr(err))
 			return
 		}
 		ferr := p.fn(o)
 		if ferr != nil && meter.ErrorCode(ferr) == meter.ECodeInternal {
-			s.retrySolo(tx, ops, ferr)
+			s.retrySolo(tx, g, ops, ferr)
 			return
 		}
 		if err := o.endLots(); err != nil {
-			s.retrySolo(tx, ops, internalErr(err))
+			s.retrySolo(tx, g, ops, internalErr(err))
 			return
 		}
 		if o.dirty {
 			if err := o.saveAccount(); err != nil {
-				s.retrySolo(tx, ops, internalErr(err))
+				s.retrySolo(tx, g, ops, internalErr(err))
 				return
 			}
 			dirty = true
@@ -167,20 +170,24 @@ func (s *Store) runBatch(ops []*batchOp) {
 		_ = tx.Rollback() // nothing written: no commit, no fsync
 	} else if err := s.commit(tx); err != nil {
 		_ = tx.Rollback()
+		g.end(false)
 		for _, p := range ops {
 			p.done <- err
 		}
 		return
 	}
+	g.end(true)
 	for i, p := range ops {
 		p.done <- results[i]
 	}
 }
 
-// retrySolo rolls back a batch that one operation failed and runs each
-// operation again alone; a lone operation gets its error.
-func (s *Store) retrySolo(tx interface{ Rollback() error }, ops []*batchOp, err error) {
+// retrySolo rolls back a batch that one operation failed, with its
+// memory changes, and runs each operation again alone; a lone operation
+// gets its error.
+func (s *Store) retrySolo(tx interface{ Rollback() error }, g *gates, ops []*batchOp, err error) {
 	_ = tx.Rollback()
+	g.end(false)
 	if len(ops) == 1 {
 		ops[0].done <- err
 		return

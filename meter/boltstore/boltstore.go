@@ -5,17 +5,31 @@
 // atomic, and a committed transaction is fsynced before the method
 // returns. Time comes from Options.Now, the process clock by default.
 //
+// One exception: a request's hold (Reserve) is kept in memory, not in the
+// file (memholds.go). The store lives in the gateway's process, so when
+// the process dies its requests in flight die too, and their holds, which
+// never charge, would have to be released anyway. A Reserve therefore
+// writes nothing, and a metered request costs one durable write, its
+// Commit (or Void), which writes the settled record. After a restart,
+// clean or a crash, the holds in memory are gone: the account reserves
+// what its durable holds (jobs') hold, and a Commit of a lost hold is
+// ECodeReservationNotFound. Jobs' holds, and everything else, are in the
+// file as before.
+//
 // Layout. A top-level bucket "accounts" holds one bucket per account id:
 //
 //	"a"        the account record (binary, see account in record.go and
-//	           codec.go)
-//	res/       reservation id -> record (binary, see reservation)
+//	           codec.go); its reserved fields count the holds in the
+//	           file only
+//	res/       reservation id -> record (binary, see reservation): a
+//	           job's hold, a settled request's record
 //	timers/    due ms (8 bytes, big-endian) + member -> "": what is due
 //	           when, as redisstore's timers zset. Members are "r:"+rid
-//	           (a hold's expiry, then a settled record's purge),
+//	           (a job hold's expiry, then a settled record's purge),
 //	           "g:"+key (the purge of a Grant idempotency mapping) and
 //	           "j:"+job id (a job's expiry, then its record's purge)
-//	idem/      "r:"+key -> rid (Reserve); "g:"+key -> due ms + entry id
+//	idem/      "r:"+key -> rid (a committed Reserve; while held, the
+//	           mapping is in memory); "g:"+key -> due ms + entry id
 //	ledger/    ms + seq (8 bytes each, big-endian) -> entry (binary); the
 //	           id "<ms>-<seq>" sorts by time like a Redis stream id
 //	refunds/   usage entry id -> refund entry id
@@ -42,6 +56,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -66,7 +81,9 @@ type Options struct {
 }
 
 // Store is a meter.Store on a bbolt file. It is safe for concurrent use;
-// writes are serialized by bbolt, reads run beside them.
+// writes are serialized by bbolt, reads run beside them, except that a
+// read (or a Reserve) of an account waits for a write transaction that
+// has the account open, until it commits (its gate: memholds.go).
 type Store struct {
 	db       *bolt.DB
 	now      func() time.Time
@@ -79,6 +96,9 @@ type Store struct {
 	batch batcher
 	// commits counts committed write transactions (each fsyncs).
 	commits atomic.Int64
+	// mem holds the plain requests' holds, which the file never sees
+	// (memholds.go).
+	mem memStore
 }
 
 // Open opens (creating it and its directory if need be) the database file
@@ -159,9 +179,12 @@ type op struct {
 	tx    *bolt.Tx
 	b     *bolt.Bucket // the account's bucket
 	id    string       // the account's id
-	a     *account
+	a     *account     // with the holds in memory (memholds.go)
 	now   int64
-	dirty bool // something was written: save a and commit
+	dirty bool        // something was written: save a and commit
+	lazy  bool        // due purges are left to the next write (dueWrites)
+	g     *gates      // the gates the operation holds, its memory changes
+	m     *memAccount // the account's holds in memory; nil: none yet
 }
 
 func (o *op) sub(name []byte) *bolt.Bucket { return o.b.Bucket(name) }
@@ -175,12 +198,15 @@ func (s *Store) update(ctx context.Context, id string, fn func(o *op) error) err
 	if err := ctx.Err(); err != nil {
 		return meter.Unavailable(err)
 	}
+	g := s.gates()
+	keep := false
+	defer func() { g.end(keep) }() // after the rollback below
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		return meter.Unavailable(err)
 	}
 	defer tx.Rollback() // a no-op once committed
-	o, err := s.open(tx, id)
+	o, err := s.open(tx, id, g)
 	if err != nil {
 		return err
 	}
@@ -198,6 +224,7 @@ func (s *Store) update(ctx context.Context, id string, fn func(o *op) error) err
 		return internalErr(err)
 	}
 	if !o.dirty {
+		keep = true
 		return ferr // nothing written: no commit, no fsync
 	}
 	if err := o.saveAccount(); err != nil {
@@ -206,6 +233,7 @@ func (s *Store) update(ctx context.Context, id string, fn func(o *op) error) err
 	if err := s.commit(tx); err != nil {
 		return err
 	}
+	keep = true
 	return ferr
 }
 
@@ -241,8 +269,8 @@ func (s *Store) view(ctx context.Context, id string, fn func(o *op) error) error
 	}
 	for range 2 {
 		due := false
-		err := s.db.View(func(tx *bolt.Tx) error {
-			o, err := s.open(tx, id)
+		err := s.read(id, func(tx *bolt.Tx, g *gates) error {
+			o, err := s.open(tx, id, g)
 			if err != nil {
 				return err
 			}
@@ -261,13 +289,23 @@ func (s *Store) view(ctx context.Context, id string, fn func(o *op) error) error
 		}
 	}
 	// Due again (the clock moved on): o.account shows it as expired.
-	return dbErr(s.db.View(func(tx *bolt.Tx) error {
-		o, err := s.open(tx, id)
+	return dbErr(s.read(id, func(tx *bolt.Tx, g *gates) error {
+		o, err := s.open(tx, id, g)
 		if err != nil {
 			return err
 		}
 		return fn(o)
 	}))
+}
+
+// read runs fn in a read transaction on account id, holding its gate
+// from before the transaction begins (memholds.go): the file and the
+// holds in memory it reads are of the same moment.
+func (s *Store) read(id string, fn func(tx *bolt.Tx, g *gates) error) error {
+	g := s.gates()
+	g.lock(id)
+	defer g.end(true)
+	return s.db.View(func(tx *bolt.Tx) error { return fn(tx, g) })
 }
 
 // dbErr maps an error of bbolt itself (a closed database) to an
@@ -279,8 +317,11 @@ func dbErr(err error) error {
 	return err
 }
 
-// open loads an account in tx; ECodeAccountNotFound when there is none.
-func (s *Store) open(tx *bolt.Tx, id string) (*op, error) {
+// open loads an account in tx, with its holds in memory, taking its gate
+// for g (held already for a read); ECodeAccountNotFound when there is
+// none.
+func (s *Store) open(tx *bolt.Tx, id string, g *gates) (*op, error) {
+	g.lock(id)
 	b := tx.Bucket(bAccounts).Bucket([]byte(id))
 	if b == nil {
 		return nil, notFound(id)
@@ -290,11 +331,20 @@ func (s *Store) open(tx *bolt.Tx, id string) (*op, error) {
 		return nil, internalErr(fmt.Errorf("boltstore: account %s: %w", id, err))
 	}
 	a.threshold()
-	return &op{s: s, tx: tx, b: b, id: id, a: a, now: s.now().UnixMilli()}, nil
+	m := g.account(id, false)
+	m.overlay(&a.Account, 1)
+	return &op{s: s, tx: tx, b: b, id: id, a: a, now: s.now().UnixMilli(), g: g, m: m}, nil
 }
 
+// saveAccount writes the account record without the holds in memory.
 func (o *op) saveAccount() error {
-	return o.b.Put(kAccount, o.a.encode())
+	if o.m == nil || len(o.m.holds) == 0 {
+		return o.b.Put(kAccount, o.a.encode())
+	}
+	d := *o.a
+	d.Lots = slices.Clone(o.a.Lots)
+	o.m.overlay(&d.Account, -1)
+	return o.b.Put(kAccount, d.encode())
 }
 
 func notFound(id string) error {

@@ -11,7 +11,8 @@ import (
 )
 
 // A stored response is purged with its record, Retain after the commit on
-// the store's clock, and the key is then free for any request.
+// the store's clock, and the key is then free for any request. (A Reserve
+// in memory reads the due purge as done; the next write does it.)
 func TestRetainPurgesStoredResponses(t *testing.T) {
 	clk := newClock()
 	s := openTemp(t, Options{Now: clk.Now, Retain: time.Hour})
@@ -34,6 +35,9 @@ func TestRetainPurgesStoredResponses(t *testing.T) {
 	req.ID, req.Fingerprint = "r3", "other"
 	if r, err := s.Reserve(ctx, req); err != nil || r.Replayed {
 		t.Fatalf("after Retain: %+v, %v", r, err)
+	}
+	if _, err := s.Commit(ctx, meter.CommitRequest{AccountID: "a", ReservationID: "r3", Amount: c(1)}); err != nil {
+		t.Fatal(err)
 	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bAccounts).Bucket([]byte("a")).Bucket(bIdem).Get(responseKey("r1")); v != nil {

@@ -20,9 +20,10 @@ import (
 //	jobs/    job id -> record (JSON, see jobRecord)
 //	jobup/   upstream job id -> job id
 //
-// A job's hold is an ordinary reservation of the account, "job:" + job
-// id, marked Job (Commit and Void do not see it): Account.Reserved counts
-// it, and the sweep expires it at the job's expiry like any hold. Once
+// A job's hold is a reservation of the account, "job:" + job id, marked
+// Job (Commit and Void do not see it): Account.Reserved counts it, and
+// the sweep expires it at the job's expiry. Unlike a request's hold it is
+// in the file (a job blocks and resumes across restarts). Once
 // blocked or finished, the hold is a settled (voided) record, purged after
 // the store's Retain like the others.
 //

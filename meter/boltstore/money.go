@@ -15,7 +15,22 @@ import (
 // ledger entries, events) in the same transaction. This file holds the
 // persistence of holds, timers, entries and events.
 
+// loadRes reads a reservation: a hold in memory, else the file's record;
+// nil if there is none. In a read that leaves due purges to the next
+// write (o.lazy), a settled record due for its purge is none.
 func (o *op) loadRes(rid string) (*reservation, error) {
+	if r := o.memRes(rid); r != nil {
+		return r, nil
+	}
+	r, err := o.fileRes(rid)
+	if r != nil && o.lazy && r.State != held && r.Due <= o.now {
+		return nil, err
+	}
+	return r, err
+}
+
+// fileRes reads a reservation's record in the file; nil if there is none.
+func (o *op) fileRes(rid string) (*reservation, error) {
 	raw := o.sub(bRes).Get([]byte(rid))
 	if raw == nil {
 		return nil, nil
@@ -27,7 +42,16 @@ func (o *op) loadRes(rid string) (*reservation, error) {
 	return r, nil
 }
 
+// saveRes writes a reservation's record. A hold read from memory is
+// written only once settled, and leaves memory then.
 func (o *op) saveRes(rid string, r *reservation) error {
+	if r.mem {
+		if r.State == held {
+			return fmt.Errorf("boltstore: hold %s in memory saved as held", rid) // cannot happen
+		}
+		o.unhold(rid)
+		r.mem = false
+	}
 	return o.put(bRes, []byte(rid), r.encode())
 }
 
@@ -57,7 +81,7 @@ func (o *op) setTimer(rid string, r *reservation, due int64) error {
 // dropIdem removes the Reserve idempotency mapping of r if it names rid,
 // so that a retry with the same key may be charged again.
 func (o *op) dropIdem(rid string, r *reservation) error {
-	if r.Idem == "" {
+	if r.Idem == "" || r.mem { // a hold in memory: its key leaves with it
 		return nil
 	}
 	k := []byte("r:" + r.Idem)
@@ -97,16 +121,51 @@ func (o *op) expire(rid string, r *reservation) error {
 	return nil
 }
 
-// due reports whether any timer of the account is due.
-func (o *op) due() bool {
-	k, _ := o.sub(bTimers).Cursor().First()
-	return k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now
+// maxLazy bounds the due purges a Reserve in memory reads past.
+const maxLazy = 64
+
+// dueWrites reports whether the account has something due that changes
+// what it holds: an expired hold (in memory or in the file), a job's
+// timer, or more than maxLazy purges. Due purges of settled records and
+// Grant mappings change nothing a Reserve answers once read as done
+// (o.lazy), so a Reserve in memory need not write them: under steady
+// load, one comes due between most of an account's calls.
+func (o *op) dueWrites() (bool, error) {
+	if len(o.m.due(o.now)) > 0 {
+		return true, nil
+	}
+	c := o.sub(bTimers).Cursor()
+	n := 0
+	for k, _ := c.First(); k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now; k, _ = c.Next() {
+		if n++; n > maxLazy {
+			return true, nil
+		}
+		switch member := string(k[8:]); member[:2] {
+		case "g:":
+		case "r:":
+			r, err := o.fileRes(member[2:])
+			if err != nil || (r != nil && r.State == held) {
+				return true, err
+			}
+		default:
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
-// sweep expires due holds and purges due settled records and Grant
-// mappings. Unlike redisstore, which bounds each script's sweep (200) to
-// bound its latency, it takes all that are due: one transaction holds no
-// server, and Account.Reserved then never counts an expired hold.
+// due reports whether any timer of the account is due, or a hold in
+// memory has expired.
+func (o *op) due() bool {
+	k, _ := o.sub(bTimers).Cursor().First()
+	return k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now || len(o.m.due(o.now)) > 0
+}
+
+// sweep expires due holds (those in memory too) and purges due settled
+// records and Grant mappings. Unlike redisstore, which bounds each
+// script's sweep (200) to bound its latency, it takes all that are due:
+// one transaction holds no server, and Account.Reserved then never counts
+// an expired hold.
 func (o *op) sweep() error {
 	c := o.sub(bTimers).Cursor()
 	var due [][]byte
@@ -134,7 +193,7 @@ func (o *op) sweep() error {
 			}
 			continue
 		}
-		r, err := o.loadRes(id)
+		r, err := o.fileRes(id) // the timer's, not a hold in memory
 		if err != nil {
 			return err
 		}
@@ -158,6 +217,11 @@ func (o *op) sweep() error {
 			}
 		}
 		if err := o.del(bTimers, k); err != nil {
+			return err
+		}
+	}
+	for _, rid := range o.m.due(o.now) {
+		if err := o.expire(rid, o.memRes(rid)); err != nil {
 			return err
 		}
 	}

@@ -61,6 +61,9 @@ type reservation struct {
 	// Job marks a job's hold ("job:" + job id): only the job's calls
 	// settle it, never Commit or Void.
 	Job bool `json:"job,omitempty"`
+	// mem marks a hold read from memory (memholds.go): saved settled,
+	// it leaves memory for the file.
+	mem bool `json:"-"`
 }
 
 // event is a webhook event in an account's outbox (lib.lua's emit). Due

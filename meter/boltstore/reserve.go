@@ -3,7 +3,10 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/creditgate/creditgate/meter"
 )
@@ -24,11 +27,14 @@ func (o *op) rollPeriod(p meter.Period) {
 // response its commit stored; once it is voided or expired, a new
 // reservation. While held or committed, the key with another Fingerprint
 // is ECodeIdempotencyKeyReused.
+//
+// The hold is kept in memory only (memholds.go): a Reserve writes nothing
+// unless the account has something else to write first (an expiry, a
+// new period), which reserveInMemory leaves to a write transaction.
 func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Reservation, error) {
 	ttl := (r.TTL + time.Millisecond - 1).Milliseconds()
-	amount := int64(r.Amount)
 	var res meter.Reservation
-	err := s.updateBatched(ctx, r.AccountID, func(o *op) error {
+	fn := func(o *op) error {
 		a := o.a
 		o.rollPeriod(r.Period)
 		var response []byte // a replay's stored response
@@ -49,6 +55,12 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 			return invalid("reservation id already used")
 		}
 		if r.IdempotencyKey != "" {
+			if _, p := o.memIdem(r.IdempotencyKey); p != nil { // held, unexpired (swept)
+				if p.FP != r.Fingerprint {
+					return meter.IdempotencyKeyReused()
+				}
+				return meter.Errorf(meter.ECodeIdempotencyConflict, "a request with this Idempotency-Key is still in progress")
+			}
 			if rid := o.sub(bIdem).Get([]byte("r:" + r.IdempotencyKey)); rid != nil {
 				prid := string(rid)
 				p, err := o.loadRes(prid)
@@ -64,6 +76,7 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 				case p != nil && (p.State == held || p.State == committed) && p.FP != r.Fingerprint:
 					return meter.IdempotencyKeyReused()
 				case p != nil && p.State == held:
+					// A hold written by an older version of the store.
 					return meter.Errorf(meter.ECodeIdempotencyConflict, "a request with this Idempotency-Key is still in progress")
 				case p != nil && p.State == committed:
 					if stored := o.sub(bIdem).Get(responseKey(prid)); stored != nil {
@@ -73,33 +86,70 @@ func (s *Store) Reserve(ctx context.Context, r meter.ReserveRequest) (meter.Rese
 				}
 			}
 		}
-		h, err := a.Reserve(amount, int64(r.Minimum))
+		h, err := a.Reserve(int64(r.Amount), int64(r.Minimum))
 		if err != nil {
 			return err
 		}
-		amount = h.Amount() // less than asked: the estimate's partial hold
-		o.dirty = true
-		hold := &reservation{State: held, Hold: h, Exp: o.now + ttl, Idem: r.IdempotencyKey}
+		hold := &memHold{Hold: h, Exp: o.now + ttl, Idem: r.IdempotencyKey}
 		if r.IdempotencyKey != "" {
 			hold.FP = r.Fingerprint
 		}
-		if err := o.setTimer(r.ID, hold, hold.Exp); err != nil {
-			return internalErr(err)
-		}
-		if err := o.saveRes(r.ID, hold); err != nil {
-			return internalErr(err)
-		}
-		if r.IdempotencyKey != "" {
-			if err := o.put(bIdem, []byte("r:"+r.IdempotencyKey), []byte(r.ID)); err != nil {
-				return internalErr(err)
-			}
-		}
-		return ok(amount, "")
-	})
+		o.hold(r.ID, hold)
+		return ok(h.Amount(), "") // less than asked: the estimate's partial hold
+	}
+	done, err := s.reserveInMemory(ctx, r.AccountID, fn)
+	if !done {
+		err = s.updateBatched(ctx, r.AccountID, fn)
+	}
 	if err != nil {
 		return meter.Reservation{}, err
 	}
 	return res, nil
+}
+
+// errWrite stops a read that found something to write.
+var errWrite = errors.New("boltstore: the operation writes")
+
+// reserveInMemory runs Reserve's fn in a read transaction: it answers
+// (done) when fn wrote nothing to the file, changing only the holds in
+// memory. When the account has something due that changes what it holds
+// (an expired hold, a job's timer, a grant's end: see dueWrites) or fn
+// would write (a new period), it leaves the call to a write transaction,
+// with no change made.
+func (s *Store) reserveInMemory(ctx context.Context, id string, fn func(o *op) error) (done bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return true, meter.Unavailable(err)
+	}
+	var ferr error
+	keep := false
+	g := s.gates()
+	g.lock(id) // before the read transaction begins (memholds.go)
+	defer func() { g.end(keep) }()
+	err = s.db.View(func(tx *bolt.Tx) error {
+		o, err := s.open(tx, id, g)
+		if err != nil {
+			return err
+		}
+		if due, err := o.dueWrites(); err != nil || due || o.a.LotsDue(o.now) {
+			return errWrite // a read error too: the write path reports it
+		}
+		o.lazy = true
+		ferr = fn(o)
+		if o.dirty {
+			return errWrite
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errWrite):
+		return false, nil
+	case err != nil:
+		return true, dbErr(err)
+	case ferr != nil && meter.ErrorCode(ferr) == meter.ECodeInternal:
+		return true, ferr
+	}
+	keep = true
+	return true, ferr
 }
 
 // Commit charges min(c.Amount, reserved) from the reservation's parts,
@@ -157,10 +207,18 @@ func (o *op) charge(rid string, r *reservation, c meter.CommitRequest) (int64, e
 		bucket = a.Period
 		// The request was charged after all: let a retry with its key
 		// replay it, unless a retry already holds the key.
-		if k := []byte("r:" + r.Idem); r.Idem != "" && o.sub(bIdem).Get(k) == nil {
+		k := []byte("r:" + r.Idem)
+		if _, p := o.memIdem(r.Idem); r.Idem != "" && p == nil && o.sub(bIdem).Get(k) == nil {
 			if err := o.put(bIdem, k, []byte(rid)); err != nil {
 				return 0, err
 			}
+		}
+	}
+	if k := []byte("r:" + r.Idem); r.mem && r.Idem != "" {
+		// The key's mapping, in memory while held, is written with the
+		// charge: a retry replays it.
+		if err := o.put(bIdem, k, []byte(rid)); err != nil {
+			return 0, err
 		}
 	}
 	st := a.Settle(r.Hold, late, int64(c.Amount), c.Uncapped)

@@ -11,7 +11,8 @@ import (
 	"github.com/creditgate/creditgate/meter"
 )
 
-// AccountSummaries reads a batch of accounts in one read transaction: the
+// AccountSummaries reads a batch of accounts, each in a read transaction
+// of its own (under its gate, with its holds in memory: memholds.go): the
 // account record (without the sweep Account may do: it changes reserved,
 // never the balance the rollup sorts), the period's usage, the newest
 // ledger key and the series buckets asked for. Ids that do not exist are
@@ -26,11 +27,11 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 		return nil, meter.Unavailable(err)
 	}
 	out := make([]meter.AccountSummary, 0, len(ids))
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			o, err := s.open(tx, id)
+	for _, id := range ids {
+		err := s.read(id, func(tx *bolt.Tx, g *gates) error {
+			o, err := s.open(tx, id, g)
 			if meter.ErrorCode(err) == meter.ECodeAccountNotFound {
-				continue // gone since it was listed
+				return nil // gone since it was listed
 			}
 			if err != nil {
 				return err
@@ -62,11 +63,11 @@ func (s *Store) AccountSummaries(ctx context.Context, ids []string, q meter.Summ
 				return err
 			}
 			out = append(out, sum)
+			return nil
+		})
+		if err != nil {
+			return nil, dbErr(err)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, dbErr(err)
 	}
 	return out, nil
 }
