@@ -150,7 +150,10 @@ func TestCloseUnderWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := "acct"
-	if _, err := s.CreateAccount(ctx, id, c(1000)); err != nil {
+	// More credits than the writers can spend before Close: with holds in
+	// memory, 8 writers spent 1000 in less than the 100 ms.
+	const credits = 1_000_000
+	if _, err := s.CreateAccount(ctx, id, c(credits)); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -198,22 +201,28 @@ func TestCloseUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var sum meter.Credits
 	charged := map[string]bool{}
-	for _, e := range es {
-		sum += e.Amount
-		if e.Type == meter.EntryUsage {
-			charged[e.ReservationID] = true
+	for before := ""; ; {
+		es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 1000, Before: before})
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, e := range es {
+			sum += e.Amount
+			if e.Type == meter.EntryUsage {
+				charged[e.ReservationID] = true
+			}
+		}
+		if len(es) < 1000 {
+			break
+		}
+		before = es[len(es)-1].ID
 	}
-	if len(committed) == 0 || len(committed) >= 1000 {
+	if len(committed) == 0 || len(committed) >= credits {
 		t.Fatalf("%d commits before Close", len(committed))
 	}
-	if sum != a.Balance || a.Balance != c(1000)-c(float64(len(committed))) || !reflect.DeepEqual(charged, committed) {
+	if sum != a.Balance || a.Balance != c(credits)-c(float64(len(committed))) || !reflect.DeepEqual(charged, committed) {
 		t.Errorf("balance %s, ledger sum %s, %d charged; want %d charged", a.Balance, sum, len(charged), len(committed))
 	}
 	// A hold whose Reserve succeeded but whose Commit was cut off was in
