@@ -38,27 +38,43 @@
 --   or {'reservation_settled', status ('committed' | 'voided')}
 -- A lease that expired first (the gateway was too slow) makes every
 -- request late.
--- go-redis resends a call whose reply was lost: the reply is kept in
--- KEYS[4] ('L:'..lease id, or 'L:'..nonce for a group of late requests,
--- which has no lease of its own) with the nonce, for REPLAY_MS (or
--- retain_ms, if shorter), and a
--- call with that nonce gets it again instead of charging the group twice.
--- One field per lease is enough: a gateway settles one group of an
--- account at a time (meter/lease flush).
+-- go-redis resends a call whose reply was lost: the reply is kept with
+-- the nonce under 'L:'..lease id, and a call with that nonce gets it
+-- again instead of charging the group twice. A call that leaves the
+-- lease held (the common one) keeps it next to the lease's record, in
+-- KEYS[3]: read with the record (one HMGET), written with it (one HSET),
+-- purged with it (by the sweep, retain_ms after the lease ends: after
+-- this call by that much at least), with no timer of its own. Other
+-- calls (the lease is settled or gone, or a group of late requests,
+-- which has no lease of its own: 'L:'..nonce) keep it in KEYS[4] for
+-- REPLAY_MS (or retain_ms, if shorter), with a timer. One field per
+-- lease is enough: a gateway settles one group of an account at a time
+-- (meter/lease flush).
 local lid, nonce = ARGV[2], ARGV[4]
 local rkey = 'L:' .. (lid ~= '' and lid or nonce)
-local kept = redis.call('HGET', KEYS[4], rkey)
-if kept and string.sub(kept, 1, #nonce + 1) == nonce .. '\n' then
-  return cmsgpack.unpack(string.sub(kept, #nonce + 2))
-end
 local a = open(16, true)
 if not a then return {'account_not_found'} end
+-- After open: its sweep may have expired or purged the lease.
+local raw, kept
+if lid ~= '' then
+  local v = redis.call('HMGET', KEYS[3], lid, rkey)
+  raw, kept = v[1], v[2]
+end
+local function replay(k)
+  return k and string.sub(k, 1, #nonce + 1) == nonce .. '\n'
+end
+if not replay(kept) and not (raw and string.sub(raw, 1, 1) == 'h') then
+  -- A lease held now was held after the first call, which kept its reply
+  -- in KEYS[3].
+  kept = redis.call('HGET', KEYS[4], rkey)
+end
+if replay(kept) then return cmsgpack.unpack(string.sub(kept, #nonce + 2)) end
 local all_late = true
 for i = 5, #ARGV, 9 do
   if ARGV[i + 7] ~= '1' then all_late = false end
 end
 -- Requests whose own holds expired need no lease: it may be gone.
-local r = load_res(lid, a)
+local r = decode_res(lid, raw, a)
 if not r and not all_late then return {'reservation_not_found'} end
 r = r or {state = 'v', q = 0, b = 0, o = 0, per = a.period, amount = 0}
 if r.state == 'c' and not all_late then return {'reservation_settled', 'committed'} end
@@ -122,7 +138,6 @@ else
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
 end
 if a.events then save(a, 'evt_seq') end
-if r.state == 'h' then save_res(lid, r) end
 if parts_changed then
   if #r.g > 0 then
     redis.call('HSET', KEYS[4], 'h:' .. lid, parts_str(r.g))
@@ -150,6 +165,11 @@ for k = 1, #STATE_NAMES do
 end
 rep[#rep + 1] = 'settled'
 rep[#rep + 1] = out
-redis.call('HSET', KEYS[4], rkey, nonce .. '\n' .. cmsgpack.pack(rep))
-timer(a, a.now + math.min(REPLAY_MS, tonumber(ARGV[1])), rkey)
+local copy = nonce .. '\n' .. cmsgpack.pack(rep)
+if r.state == 'h' then
+  redis.call('HSET', KEYS[3], lid, record(r), rkey, copy) -- save_res and the copy
+else
+  redis.call('HSET', KEYS[4], rkey, copy)
+  timer(a, a.now + math.min(REPLAY_MS, tonumber(ARGV[1])), rkey)
+end
 return rep

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,13 +133,43 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	if _, err := s.Void(ctx, id, "lease"); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, s, id, c(12), 0, entry{"purchase", c(20), c(20), false}, entry{"usage", -c(2), c(18), false},
-		entry{"usage", -c(2), c(16), false}, entry{"usage", -c(2), c(14), false}, entry{"usage", -c(2), c(12), true})
+	// A group of late requests naming the lease, voided: its reply is kept
+	// apart from the lease's record (the call found it settled).
+	voided := call("lease", "n4", "1", "e")
+	if again := call("lease", "n4", "1", "e"); !reflect.DeepEqual(again, voided) {
+		t.Errorf("resend on a voided lease answered %v, want %v", again, voided)
+	}
+	// A lease whose expiry the sweep has not reached (the next-due marker
+	// set ahead, as when it is beyond the sweep limit): the call expires it
+	// and charges its requests late, and a resend still finds its reply.
+	mustReserve(t, s, id, "lease2", c(2))
+	k := s.accountKeys(id)
+	cl := srv.Client()
+	defer cl.Close()
+	if err := cl.HSet(ctx, k[0], "due", time.Now().Add(time.Hour).UnixMilli()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cl.HGet(ctx, k[2], "lease2").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := strings.Split(raw, "|")
+	rec[5] = "1" // its expiry, long past
+	if err := cl.HSet(ctx, k[2], "lease2", strings.Join(rec, "|")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	expired := call("lease2", "n5", "0", "f")
+	if again := call("lease2", "n5", "0", "f"); !reflect.DeepEqual(again, expired) {
+		t.Errorf("resend on a lease it expired answered %v, want %v", again, expired)
+	}
+	expect(t, s, id, c(8), 0, entry{"purchase", c(20), c(20), false}, entry{"usage", -c(2), c(18), false},
+		entry{"usage", -c(2), c(16), false}, entry{"usage", -c(2), c(14), false}, entry{"usage", -c(2), c(12), true},
+		entry{"usage", -c(2), c(10), true}, entry{"usage", -c(2), c(8), true})
 	u, err := s.Usage(ctx, id, meter.Period{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []meter.RouteUsage{{Route: "/convert", Requests: 4, Pages: 4, Credits: c(8)}}; !reflect.DeepEqual(u, want) {
+	if want := []meter.RouteUsage{{Route: "/convert", Requests: 6, Pages: 6, Credits: c(12)}}; !reflect.DeepEqual(u, want) {
 		t.Errorf("usage %+v, want %+v", u, want)
 	}
 }

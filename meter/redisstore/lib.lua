@@ -10,14 +10,18 @@
 --           'r:'..rid -> expires_ms while the reservation is held,
 --                        purge-at ms once it is settled;
 --           'g:'..key -> purge-at ms of a Grant idempotency mapping,
---           'L:'..id -> purge-at ms of a kept lease_settle reply
---   KEYS[3] reservations hash: rid -> record, see load_res
+--           'L:'..id -> purge-at ms of a lease_settle reply kept in
+--                        KEYS[4]
+--   KEYS[3] reservations hash: rid -> record, see load_res;
+--           'L:'..rid -> nonce and reply of lease_settle.lua's last call
+--           on the lease rid that left it held, purged with its record
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'f:'..rid -> fingerprint of the request that holds a key
 --           (as long as rid's record), 'g:'..key -> ledger entry id (Grant),
 --           'h:'..rid -> a hold's credit grant parts (see LOTS),
 --           'G:'..key -> credit grant id (grant_create.lua),
 --           'L:'..id -> nonce and reply of lease_settle.lua's last call
+--           on a lease not held or a group of late requests
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -219,8 +223,9 @@ local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|
 -- migration.
 local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
-local function load_res(rid, a)
-  local raw = redis.call('HGET', KEYS[3], rid)
+-- decode_res reads the record raw of rid (nil: none), as load_res
+-- (lease_settle.lua reads it with the lease's kept reply, one HMGET).
+local function decode_res(rid, raw, a)
   if not raw then return nil end
   local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
   if not st then
@@ -243,6 +248,10 @@ local function load_res(rid, a)
     end
   end
   return r
+end
+
+local function load_res(rid, a)
+  return decode_res(rid, redis.call('HGET', KEYS[3], rid), a)
 end
 
 local function record(r)
@@ -507,7 +516,7 @@ local function sweep(a)
           if r then drop_idem(id, r) end
           if r and r.idem ~= '' then redis.call('HDEL', KEYS[4], 'f:' .. id) end
           if r and r.g then redis.call('HDEL', KEYS[4], 'h:' .. id) end
-          redis.call('HDEL', KEYS[3], id)
+          redis.call('HDEL', KEYS[3], id, 'L:' .. id) -- a lease's kept reply with it
           gone[#gone + 1] = m
         end
       end
