@@ -60,15 +60,29 @@ if lid ~= '' then
   local v = redis.call('HMGET', KEYS[3], lid, rkey)
   raw, kept = v[1], v[2]
 end
-local function replay(k)
-  return k and string.sub(k, 1, #nonce + 1) == nonce .. '\n'
-end
-if not replay(kept) and not (raw and string.sub(raw, 1, 1) == 'h') then
+local tag = nonce .. '\n'
+if not (kept and string.sub(kept, 1, #tag) == tag) and not (raw and string.sub(raw, 1, 1) == 'h') then
   -- A lease held now was held after the first call, which kept its reply
   -- in KEYS[3].
   kept = redis.call('HGET', KEYS[4], rkey)
 end
-if replay(kept) then return cmsgpack.unpack(string.sub(kept, #nonce + 2)) end
+if kept and string.sub(kept, 1, #tag) == tag then
+  -- The kept copy is the reply's values without its names (see the end).
+  local v = {struct.unpack('<dddddddddddd', kept, #nonce + 2)}
+  local rep = {'ok'}
+  for k = 1, #HEAD_NAMES do
+    rep[2 * k], rep[2 * k + 1] = HEAD_NAMES[k], v[k]
+  end
+  local out, pos = {}, v[#HEAD_NAMES + 1]
+  while pos <= #kept do
+    local ch, bal, av, sh, l, e
+    ch, bal, av, sh, l, e, pos = struct.unpack('<ddddBs', kept, pos)
+    out[#out + 1] = {'charged', ch, 'entry', e, 'balance', bal, 'available', av, 'shortfall', sh, 'late', l}
+  end
+  rep[#rep + 1] = 'settled'
+  rep[#rep + 1] = out
+  return rep
+end
 local all_late = true
 for i = 5, #ARGV, 9 do
   if ARGV[i + 7] ~= '1' then all_late = false end
@@ -88,7 +102,7 @@ local parts_changed = false
 local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
-local out, usage, routes, h = {}, {}, {}, {}
+local out, vals, usage, routes, h = {}, {}, {}, {}, {}
 for i = 5, #ARGV, 9 do
   local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
   local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
@@ -128,16 +142,19 @@ for i = 5, #ARGV, 9 do
     routes[#routes + 1] = route
   end
   u[1], u[2], u[3] = u[1] + 1, u[2] + pages, u[3] + charged
+  local avail, l = a.balance - a.reserved, rlate and 1 or 0
   out[#out + 1] = {'charged', charged, 'entry', entry, 'balance', a.balance,
-    'available', a.balance - a.reserved, 'shortfall', short, 'late', rlate and 1 or 0}
+    'available', avail, 'shortfall', short, 'late', l}
+  vals[#out] = struct.pack('<ddddBs', charged, a.balance, avail, short, l, entry)
 end
 
-if a.due_dirty then
-  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due')
+-- One HSET of what changed (save skips the rest), with the marker of
+-- open's sweep (due_dirty) and the events' sequence when they may have.
+if a.due_dirty or a.events then
+  save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due', 'evt_seq')
 else
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
 end
-if a.events then save(a, 'evt_seq') end
 if parts_changed then
   if #r.g > 0 then
     redis.call('HSET', KEYS[4], 'h:' .. lid, parts_str(r.g))
@@ -157,15 +174,17 @@ for _, route in ipairs(routes) do
   if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
   count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
 end
-local rep = {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0}
-local st = with_state({}, a) -- the period's state after the group
-for k = 1, #STATE_NAMES do
-  rep[#rep + 1] = STATE_NAMES[k]
-  rep[#rep + 1] = st[k]
-end
-rep[#rep + 1] = 'settled'
-rep[#rep + 1] = out
-local copy = nonce .. '\n' .. cmsgpack.pack(rep)
+local st, N = with_state({}, a), STATE_NAMES -- the period's state after the group
+local rep = {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0,
+  N[1], st[1], N[2], st[2], N[3], st[3], N[4], st[4], N[5], st[5], N[6], st[6], N[7], st[7], N[8], st[8],
+  N[9], st[9], 'settled', out} -- one table, made at its size
+-- The kept copy: the reply's values in the order of HEAD_NAMES (lib.lua),
+-- then every request's six, packed with struct (doubles: the numbers are
+-- integers below 2^53; the entry id last, zero-terminated). The names,
+-- the same in every reply, are put back by a resend (above): packing the
+-- reply whole with cmsgpack cost about a tenth of the call.
+local copy = nonce .. '\n' .. struct.pack('<dddddddddddd', rep[3], rep[5], rep[7], st[1], st[2], st[3], st[4],
+  st[5], st[6], st[7], st[8], st[9]) .. table.concat(vals)
 if r.state == 'h' then
   redis.call('HSET', KEYS[3], lid, record(r), rkey, copy) -- save_res and the copy
 else

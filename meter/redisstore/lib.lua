@@ -405,6 +405,10 @@ end
 -- pairs (lease_settle.lua): the names of stateNames in replies.go.
 local STATE_NAMES = {'quota_limit', 'quota_used', 'quota_reserved', 'quota_remaining', 'quota_resets_ms',
   'overage_cap', 'overage_used', 'overage_reserved', 'overage_remaining'}
+-- HEAD_NAMES name the values before 'settled' in lease_settle.lua's reply,
+-- in order, as its kept copy holds them.
+local HEAD_NAMES = {'balance', 'available', 'events'}
+for i = 1, #STATE_NAMES do HEAD_NAMES[3 + i] = STATE_NAMES[i] end -- (no unpack while the library loads)
 
 -- fingerprint is the fingerprint of the request of rid, which holds an
 -- idempotency key: '' for one made before fingerprints. It is kept apart
