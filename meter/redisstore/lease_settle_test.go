@@ -88,6 +88,17 @@ func TestSettleLeaseParts(t *testing.T) {
 	if a.Balance != c(-3) || a.Reserved != 0 {
 		t.Errorf("account %+v", a)
 	}
+	// The shortfall's event, numbered by the account's sequence, saved
+	// with the pools.
+	cl := srv.Client()
+	defer cl.Close()
+	k := s.accountKeys(id)
+	if n, err := cl.HLen(ctx, k[6]).Result(); err != nil || n != 1 {
+		t.Errorf("%d events (%v), want 1", n, err)
+	}
+	if seq, err := cl.HGet(ctx, k[0], "evt_seq").Result(); err != nil || seq != "1" {
+		t.Errorf("evt_seq %q (%v), want 1", seq, err)
+	}
 	// The lease is spent but held until voided.
 	if _, err := s.Void(ctx, id, "lease"); err != nil {
 		t.Fatal(err)
