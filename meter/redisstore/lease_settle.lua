@@ -45,11 +45,11 @@
 -- KEYS[3]: read with the record (one HMGET), written with it (one HSET),
 -- purged with it (by the sweep, retain_ms after the lease ends: after
 -- this call by that much at least), with no timer of its own. Other
--- calls (the lease is settled or gone, or a group of late requests,
--- which has no lease of its own: 'L:'..nonce) keep it in KEYS[4] for
--- REPLAY_MS (or retain_ms, if shorter), with a timer. One field per
--- lease is enough: a gateway settles one group of an account at a time
--- (meter/lease flush).
+-- calls (the lease is not held after them: settled, expired or gone; or
+-- a group of late requests, which has no lease: 'L:'..nonce) keep it in
+-- KEYS[4] for REPLAY_MS (or retain_ms, if shorter), with a timer. One
+-- field per lease is enough: a gateway settles one group of an account
+-- at a time (meter/lease flush).
 local lid, nonce = ARGV[2], ARGV[4]
 local rkey = 'L:' .. (lid ~= '' and lid or nonce)
 local a = open(16, true)
