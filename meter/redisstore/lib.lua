@@ -586,17 +586,20 @@ end
 -- extra is a flat list of name, value; empty values ('', 0, false) are
 -- left out (readers take a missing field as empty): every field costs in
 -- the script, in memory and in the AOF.
+-- f is made at the size of a usage entry's fields (settle's, the most),
+-- so that it never grows: a table that grows is copied at each doubling.
 local function append(typ, amount, balance_after, extra)
-  local f = {'type', typ, 'amount', int(amount), 'balance_after', int(balance_after)}
+  local f, n = {'type', typ, 'amount', int(amount), 'balance_after', int(balance_after), false, false, false,
+    false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false,
+    false, false, false}, 6
   for i = 1, #extra, 2 do
     local v = extra[i + 1]
     if v ~= '' and v ~= 0 and v ~= false then
       if v == true then v = '1' elseif type(v) == 'number' then v = int(v) end
-      f[#f + 1] = extra[i]
-      f[#f + 1] = v
+      f[n + 1], f[n + 2], n = extra[i], v, n + 2
     end
   end
-  return redis.call('XADD', KEYS[5], '*', unpack(f))
+  return redis.call('XADD', KEYS[5], '*', unpack(f, 1, n))
 end
 
 -- emit records a webhook event in the account's outbox, claimable now.
