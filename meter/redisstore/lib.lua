@@ -737,9 +737,27 @@ local function settle(a, h, late, amount, uncapped, desc, route, request_id, rid
   a.total_used = a.total_used + charged
   local entry = ''
   if charged > 0 then
-    entry = append('usage', -(gs + b + o + short), a.balance, {'description', desc, 'route', route,
-      'request_id', request_id, 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages,
-      'shortfall', short, 'lots', g and parts_str(g) or ''})
+    -- append('usage', -(gs + b + o + short), a.balance, {'description', desc, 'route', route,
+    --   'request_id', request_id, 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o,
+    --   'pages', pages, 'shortfall', short, 'lots', lots}), written out: this runs once per request of
+    -- a group, and the list and append's loop over it cost about a tenth of a request (callgrind).
+    local f, n = {'type', 'usage', 'amount', int(-(gs + b + o + short)), 'balance_after', int(a.balance), false,
+      false, false, false, false, false, false, false, false, false, false, false, false, false, false, false,
+      false, false, false, false, false, false}, 6
+    if desc ~= '' then f[n + 1], f[n + 2], n = 'description', desc, n + 2 end
+    if route ~= '' then f[n + 1], f[n + 2], n = 'route', route, n + 2 end
+    if request_id ~= '' then f[n + 1], f[n + 2], n = 'request_id', request_id, n + 2 end
+    if rid ~= '' then f[n + 1], f[n + 2], n = 'reservation_id', rid, n + 2 end
+    if late then f[n + 1], f[n + 2], n = 'late', '1', n + 2 end
+    if q ~= 0 then f[n + 1], f[n + 2], n = 'quota', int(q), n + 2 end
+    if o ~= 0 then f[n + 1], f[n + 2], n = 'overage', int(o), n + 2 end
+    if pages ~= 0 then f[n + 1], f[n + 2], n = 'pages', int(pages), n + 2 end
+    if short ~= 0 then f[n + 1], f[n + 2], n = 'shortfall', int(short), n + 2 end
+    if g then
+      local lots = parts_str(g)
+      if lots ~= '' then f[n + 1], f[n + 2], n = 'lots', lots, n + 2 end
+    end
+    entry = redis.call('XADD', KEYS[5], '*', unpack(f, 1, n))
   end
   -- The quota's and the overage's crossings are tested with the whole
   -- part charged, hold and excess.
