@@ -290,9 +290,9 @@ for i = 1, #FIELDS do POS[FIELDS[i]] = i end -- (no ipairs while the library loa
 -- balance account's quota and overage parts): each field written costs
 -- a format and a listpack search. Nothing changed, no HSET.
 local function save(a, ...)
-  local f
-  for i = 1, select('#', ...) do
-    local k = select(i, ...)
+  local f, ks = nil, {...} -- one table: select(i, ...) copies the arguments on every call
+  for i = 1, #ks do
+    local k = ks[i]
     local v, p = a[k], POS[k]
     if v ~= a[p] then
       f = f or {}
