@@ -21,7 +21,7 @@
 --           'h:'..rid -> a hold's credit grant parts (see LOTS),
 --           'G:'..key -> credit grant id (grant_create.lua),
 --           'L:'..id -> nonce and reply of lease_settle.lua's last call
---           on a lease not held or a group of late requests
+--           on a lease it left not held, or of a group of late requests
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -586,7 +586,7 @@ end
 -- extra is a flat list of name, value; empty values ('', 0, false) are
 -- left out (readers take a missing field as empty): every field costs in
 -- the script, in memory and in the AOF.
--- f is made at the size of a usage entry's fields (settle's, the most),
+-- f is made at the size of the most fields an entry has (a usage entry's),
 -- so that it never grows: a table that grows is copied at each doubling.
 local function append(typ, amount, balance_after, extra)
   local f, n = {'type', typ, 'amount', int(amount), 'balance_after', int(balance_after), false, false, false,
