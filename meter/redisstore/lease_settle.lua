@@ -28,11 +28,12 @@
 --    'quota_limit', n, 'quota_used', n, 'quota_reserved', n, 'quota_remaining', n,
 --    'quota_resets_ms', ms, 'overage_cap', n, 'overage_used', n,
 --    'overage_reserved', n, 'overage_remaining', n,
---    'settled', {one array per request: 'charged', c, 'entry', id,
---    'balance', b, 'available', a, 'shortfall', s, 'late', 0|1}}
+--    'settled', {six values a request, in their order: charged, entry id,
+--    balance, available, shortfall, late (0|1)}}
 --   (quota_limit to overage_remaining: the period's state after the
 --   group, with_state's nine values in lib.lua, named as stateNames in
---   replies.go)
+--   replies.go; the requests' values by position, as claim_events.lua's
+--   events: named, a request's part of the reply was twice as long)
 --   or {'period', id}: call again with that period's usage hash
 --   or {'account_not_found'} | {'reservation_not_found'}
 --   or {'reservation_settled', status ('committed' | 'voided')}
@@ -75,9 +76,9 @@ if kept and string.sub(kept, 1, #tag) == tag then
   end
   local out, pos = {}, v[#HEAD_NAMES + 1]
   while pos <= #kept do
-    local ch, bal, av, sh, l, e
+    local n, ch, bal, av, sh, l, e = #out
     ch, bal, av, sh, l, e, pos = struct.unpack('<ddddBs', kept, pos)
-    out[#out + 1] = {'charged', ch, 'entry', e, 'balance', bal, 'available', av, 'shortfall', sh, 'late', l}
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = ch, e, bal, av, sh, l
   end
   rep[#rep + 1] = 'settled'
   rep[#rep + 1] = out
@@ -142,10 +143,9 @@ for i = 5, #ARGV, 9 do
     routes[#routes + 1] = route
   end
   u[1], u[2], u[3] = u[1] + 1, u[2] + pages, u[3] + charged
-  local avail, l = a.balance - a.reserved, rlate and 1 or 0
-  out[#out + 1] = {'charged', charged, 'entry', entry, 'balance', a.balance,
-    'available', avail, 'shortfall', short, 'late', l}
-  vals[#out] = struct.pack('<ddddBs', charged, a.balance, avail, short, l, entry)
+  local avail, l, n = a.balance - a.reserved, rlate and 1 or 0, #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = charged, entry, a.balance, avail, short, l
+  vals[#vals + 1] = struct.pack('<ddddBs', charged, a.balance, avail, short, l, entry)
 end
 
 -- One HSET of what changed (save skips the rest), with the marker of
