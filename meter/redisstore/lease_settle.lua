@@ -44,8 +44,10 @@
 -- again instead of charging the group twice. A call that leaves the
 -- lease held (the common one) keeps it next to the lease's record, in
 -- KEYS[3]: read with the record (one HMGET), written with it (one HSET),
--- purged with it (by the sweep, retain_ms after the lease ends: after
--- this call by that much at least), with no timer of its own. Other
+-- with no timer while the lease is held; a void of the lease (void.lua)
+-- sets its purge REPLAY_MS later (or retain_ms, if shorter), and the
+-- sweep purges it with the record if nothing did before (a lease that
+-- expired: retain_ms after its expiry, after this call). Other
 -- calls (the lease is not held after them: settled, expired or gone; or
 -- a group of late requests, which has no lease: 'L:'..nonce) keep it in
 -- KEYS[4] for REPLAY_MS (or retain_ms, if shorter), with a timer. One

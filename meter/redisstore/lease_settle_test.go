@@ -136,13 +136,25 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	} else if head.periodState(); head.check() != nil {
 		t.Errorf("no period state in %v: %v", first, head.check())
 	}
-	call("lease", "n2", "0", "c")
+	second := call("lease", "n2", "0", "c")
 	lateFirst := call("", "n3", "1", "d")
 	if again := call("", "n3", "1", "d"); !reflect.DeepEqual(again, lateFirst) {
 		t.Errorf("late resend answered %v, want %v", again, lateFirst)
 	}
 	if _, err := s.Void(ctx, id, "lease"); err != nil {
 		t.Fatal(err)
+	}
+	// The last group's reply, kept next to the lease's record, still
+	// answers a resend after the void, and is purged REPLAY_MS after it
+	// rather than with the record.
+	if again := call("lease", "n2", "0", "c"); !reflect.DeepEqual(again, second) {
+		t.Errorf("resend after the void answered %v, want %v", again, second)
+	}
+	k := s.accountKeys(id)
+	cl := srv.Client()
+	defer cl.Close()
+	if err := cl.ZScore(ctx, k[1], "L:lease").Err(); err != nil {
+		t.Errorf("no purge of the voided lease's kept reply: %v", err)
 	}
 	// A group of late requests naming the lease, voided: its reply is kept
 	// apart from the lease's record (the call found it settled).
@@ -154,9 +166,6 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	// set ahead, as when it is beyond the sweep limit): the call expires it
 	// and charges its requests late, and a resend still finds its reply.
 	mustReserve(t, s, id, "lease2", c(2))
-	k := s.accountKeys(id)
-	cl := srv.Client()
-	defer cl.Close()
 	if err := cl.HSet(ctx, k[0], "due", time.Now().Add(time.Hour).UnixMilli()).Err(); err != nil {
 		t.Fatal(err)
 	}

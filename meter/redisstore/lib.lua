@@ -11,10 +11,11 @@
 --                        purge-at ms once it is settled;
 --           'g:'..key -> purge-at ms of a Grant idempotency mapping,
 --           'L:'..id -> purge-at ms of a lease_settle reply kept in
---                        KEYS[4]
+--                        KEYS[4], or in KEYS[3] once its lease is voided
 --   KEYS[3] reservations hash: rid -> record, see load_res;
 --           'L:'..rid -> nonce and reply of lease_settle.lua's last call
---           on the lease rid that left it held, purged with its record
+--           on the lease rid that left it held: purged REPLAY_MS after
+--           a void of the lease (void.lua), else with its record
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'f:'..rid -> fingerprint of the request that holds a key
 --           (as long as rid's record), 'g:'..key -> ledger entry id (Grant),
@@ -510,6 +511,7 @@ local function sweep(a)
       local kind = string.sub(m, 1, 2)
       if kind == 'g:' or kind == 'L:' then
         redis.call('HDEL', KEYS[4], m)
+        if kind == 'L:' then redis.call('HDEL', KEYS[3], m) end -- a voided lease's (void.lua)
         gone[#gone + 1] = m
       else
         local r = load_res(id, a)
