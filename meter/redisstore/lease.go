@@ -66,16 +66,12 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 		if err != nil {
 			return nil, err
 		}
-		head, err := fields(rep.v, 1)
-		if err != nil {
-			return nil, internalErr(err)
+		q, o := rep.periodState()
+		var list []any // the requests' values, after the period's state
+		if i := rep.at("overage_remaining"); i >= 0 {
+			list = rep.v[i+1:]
 		}
-		q, o := head.periodState()
-		var list []any
-		if i := head.at("settled"); i >= 0 {
-			list, _ = head.v[i].([]any)
-		}
-		if err := head.check(); err != nil {
+		if err := rep.check(); err != nil {
 			return nil, err
 		}
 		if len(list) != settledValues*len(reqs) {
@@ -94,28 +90,9 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 		if err := rows.check(); err != nil {
 			return nil, err
 		}
-		if head.intOf("events") > 0 {
+		if rep.intOf("events") > 0 {
 			s.indexEvents(ctx, accountID)
 		}
 		return out, nil
 	}
-}
-
-// fields reads a script's reply of name/value pairs from v[from:] (v[0]
-// its code, when from is 1) as a reply read by name, as the replies of
-// fixed layout are (see replyLayouts): each name's value is the element
-// after it.
-func fields(v []any, from int) (*reply, error) {
-	if from > len(v) || (len(v)-from)%2 != 0 {
-		return nil, fmt.Errorf("redisstore: odd name/value reply %v", v)
-	}
-	r := &reply{v: v, names: make(map[string]int, (len(v)-from)/2)}
-	for i := from; i < len(v); i += 2 {
-		name, ok := v[i].(string)
-		if !ok {
-			return nil, fmt.Errorf("redisstore: reply name %v is not a string", v[i])
-		}
-		r.names[name] = i + 1
-	}
-	return r, nil
 }

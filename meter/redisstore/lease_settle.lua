@@ -23,17 +23,13 @@
 --   from what the pools have now, and its entry is marked late), carve
 --   (the request's hold in the lease: what it may take of the lease;
 --   a capped request is charged at most that)
--- Reply: flat name/value pairs, read by name (see fields in lease.go):
---   {'ok', 'balance', b, 'available', a, 'events', n,
---    'quota_limit', n, 'quota_used', n, 'quota_reserved', n, 'quota_remaining', n,
---    'quota_resets_ms', ms, 'overage_cap', n, 'overage_used', n,
---    'overage_reserved', n, 'overage_remaining', n,
---    'settled', {six values a request, in their order: charged, entry id,
---    balance, available, shortfall, late (0|1)}}
---   (quota_limit to overage_remaining: the period's state after the
---   group, with_state's nine values in lib.lua, named as stateNames in
---   replies.go; the requests' values by position, as claim_events.lua's
---   events: named, a request's part of the reply was twice as long)
+-- Reply: {'ok', balance, available, events, state..., settled...}
+--   (balance and available after the group, events the number it
+--   recorded, state the period's after it: with_state's nine values in
+--   lib.lua; then six values a request, read by position as claim_events'
+--   events are, in its order: charged, entry id, balance, available,
+--   shortfall, late as 0 or 1. Named, as the values were before, the
+--   reply was about twice as long.)
 --   or {'period', id}: call again with that period's usage hash
 --   or {'account_not_found'} | {'reservation_not_found'}
 --   or {'reservation_settled', status ('committed' | 'voided')}
@@ -70,20 +66,15 @@ if not (kept and string.sub(kept, 1, #tag) == tag) and not (raw and string.sub(r
   kept = redis.call('HGET', KEYS[4], rkey)
 end
 if kept and string.sub(kept, 1, #tag) == tag then
-  -- The kept copy is the reply's values without its names (see the end).
-  local v = {struct.unpack('<dddddddddddd', kept, #nonce + 2)}
-  local rep = {'ok'}
-  for k = 1, #HEAD_NAMES do
-    rep[2 * k], rep[2 * k + 1] = HEAD_NAMES[k], v[k]
-  end
-  local out, pos = {}, v[#HEAD_NAMES + 1]
+  -- The kept copy is the reply's values, packed (see the end).
+  local rep = {'ok', struct.unpack('<dddddddddddd', kept, #tag + 1)}
+  local pos = rep[14] -- after the twelve values, where the requests' start
+  rep[14] = nil
   while pos <= #kept do
-    local n, ch, bal, av, sh, l, e = #out
+    local n, ch, bal, av, sh, l, e = #rep
     ch, bal, av, sh, l, e, pos = struct.unpack('<ddddBs', kept, pos)
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = ch, e, bal, av, sh, l
+    rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5], rep[n + 6] = ch, e, bal, av, sh, l
   end
-  rep[#rep + 1] = 'settled'
-  rep[#rep + 1] = out
   return rep
 end
 local all_late = true
@@ -105,7 +96,9 @@ local parts_changed = false
 local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
-local out, vals, usage, routes, h = {}, {}, {}, {}, {}
+-- The reply, its twelve values before the requests' set at the end.
+local rep = {'ok', false, false, false, false, false, false, false, false, false, false, false, false}
+local vals, usage, routes, h = {}, {}, {}, {}
 for i = 5, #ARGV, 9 do
   local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
   local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
@@ -145,8 +138,8 @@ for i = 5, #ARGV, 9 do
     routes[#routes + 1] = route
   end
   u[1], u[2], u[3] = u[1] + 1, u[2] + pages, u[3] + charged
-  local avail, l, n = a.balance - a.reserved, rlate and 1 or 0, #out
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = charged, entry, a.balance, avail, short, l
+  local avail, l, n = a.balance - a.reserved, rlate and 1 or 0, #rep
+  rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5], rep[n + 6] = charged, entry, a.balance, avail, short, l
   vals[#vals + 1] = struct.pack('<ddddBs', charged, a.balance, avail, short, l, entry)
 end
 
@@ -176,17 +169,15 @@ for _, route in ipairs(routes) do
   if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
   count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
 end
-local st, N = with_state({}, a), STATE_NAMES -- the period's state after the group
-local rep = {'ok', 'balance', a.balance, 'available', a.balance - a.reserved, 'events', a.events or 0,
-  N[1], st[1], N[2], st[2], N[3], st[3], N[4], st[4], N[5], st[5], N[6], st[6], N[7], st[7], N[8], st[8],
-  N[9], st[9], 'settled', out} -- one table, made at its size
--- The kept copy: the reply's values in the order of HEAD_NAMES (lib.lua),
--- then every request's six, packed with struct (doubles: the numbers are
--- integers below 2^53; the entry id last, zero-terminated). The names,
--- the same in every reply, are put back by a resend (above): packing the
--- reply whole with cmsgpack cost about a tenth of the call.
-local copy = nonce .. '\n' .. struct.pack('<dddddddddddd', rep[3], rep[5], rep[7], st[1], st[2], st[3], st[4],
-  st[5], st[6], st[7], st[8], st[9]) .. table.concat(vals)
+local st = with_state({}, a) -- the period's state after the group
+rep[2], rep[3], rep[4] = a.balance, a.balance - a.reserved, a.events or 0
+rep[5], rep[6], rep[7], rep[8], rep[9], rep[10], rep[11], rep[12], rep[13] = st[1], st[2], st[3], st[4], st[5],
+  st[6], st[7], st[8], st[9]
+-- The kept copy: the reply's twelve values, then every request's six,
+-- packed with struct (doubles: the numbers are integers below 2^53; the
+-- entry id last, zero-terminated). Packing the reply whole with cmsgpack
+-- cost about a tenth of the call.
+local copy = nonce .. '\n' .. struct.pack('<dddddddddddd', unpack(rep, 2, 13)) .. table.concat(vals)
 if r.state == 'h' then
   redis.call('HSET', KEYS[3], lid, record(r), rkey, copy) -- save_res and the copy
 else

@@ -130,11 +130,12 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	if again := call("lease", "n1", "0", "a", "b"); !reflect.DeepEqual(again, first) {
 		t.Errorf("resend answered %v, want %v", again, first)
 	}
-	// The kept reply has the period's state too (it is the reply).
-	if head, err := fields(first, 1); err != nil {
-		t.Error(err)
-	} else if head.periodState(); head.check() != nil {
-		t.Errorf("no period state in %v: %v", first, head.check())
+	// The kept reply has the period's state too (it is the reply), and
+	// both requests' values.
+	if rep := leaseSettleScript.reply(first); len(first) != 13+2*settledValues {
+		t.Errorf("reply %v: want 13 values, then %d for each of 2 requests", first, settledValues)
+	} else if rep.periodState(); rep.check() != nil {
+		t.Errorf("no period state in %v: %v", first, rep.check())
 	}
 	second := call("lease", "n2", "0", "c")
 	lateFirst := call("", "n3", "1", "d")

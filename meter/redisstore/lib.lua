@@ -402,15 +402,6 @@ local function with_state(rep, a)
   return rep
 end
 
--- STATE_NAMES name with_state's nine values in a reply of name/value
--- pairs (lease_settle.lua): the names of stateNames in replies.go.
-local STATE_NAMES = {'quota_limit', 'quota_used', 'quota_reserved', 'quota_remaining', 'quota_resets_ms',
-  'overage_cap', 'overage_used', 'overage_reserved', 'overage_remaining'}
--- HEAD_NAMES name the values before 'settled' in lease_settle.lua's reply,
--- in order, as its kept copy holds them.
-local HEAD_NAMES = {'balance', 'available', 'events'}
-for i = 1, #STATE_NAMES do HEAD_NAMES[3 + i] = STATE_NAMES[i] end -- (no unpack while the library loads)
-
 -- fingerprint is the fingerprint of the request of rid, which holds an
 -- idempotency key: '' for one made before fingerprints. It is kept apart
 -- from the record, whose format gateways of older versions read too.
