@@ -10,6 +10,10 @@ import (
 
 var leaseSettleScript = newScript("lease_settle.lua")
 
+// settledValues is how many values lease_settle.lua's reply has for each
+// request: charged, entry id, balance, available, shortfall, late.
+const settledValues = 6
+
 // SettleLease charges each of reqs against the held reservation leaseID
 // (a lease, see meter/lease) in one atomic call: each request as Commit
 // would charge a reservation of its own holding carved[i], what it was
@@ -62,57 +66,33 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 		if err != nil {
 			return nil, err
 		}
-		head, err := fields(rep.v, 1)
-		if err != nil {
-			return nil, internalErr(err)
+		q, o := rep.periodState()
+		var list []any // the requests' values, after the period's state
+		if i := rep.at("overage_remaining"); i >= 0 {
+			list = rep.v[i+1:]
 		}
-		q, o := head.periodState()
-		var list []any
-		if i := head.at("settled"); i >= 0 {
-			list, _ = head.v[i].([]any)
-		}
-		if err := head.check(); err != nil {
+		if err := rep.check(); err != nil {
 			return nil, err
 		}
-		if len(list) != len(reqs) {
-			return nil, internalErr(fmt.Errorf("redisstore: lease_settle answered %d of %d", len(list), len(reqs)))
+		if len(list) != settledValues*len(reqs) {
+			return nil, internalErr(fmt.Errorf("redisstore: lease_settle answered %d values for %d requests",
+				len(list), len(reqs)))
 		}
+		// Each request's values by position (see lease_settle.lua's header).
+		rows := &reply{v: list}
 		out := make([]meter.Settlement, len(reqs))
-		for i, v := range list {
-			f, _ := v.([]any)
-			m, err := fields(f, 0)
-			if err != nil {
-				return nil, internalErr(err)
-			}
-			out[i] = meter.Settlement{Charged: meter.Credits(m.intOf("charged")), Balance: meter.Credits(m.intOf("balance")),
-				Available: meter.Credits(m.intOf("available")), EntryID: m.strOf("entry"), Late: m.intOf("late") == 1,
-				Shortfall: meter.Credits(m.intOf("shortfall")), Quota: q, Overage: o}
-			if err := m.check(); err != nil {
-				return nil, err
-			}
+		for i := range out {
+			k := settledValues * i
+			out[i] = meter.Settlement{Charged: meter.Credits(rows.int(k)), EntryID: rows.str(k + 1),
+				Balance: meter.Credits(rows.int(k + 2)), Available: meter.Credits(rows.int(k + 3)),
+				Shortfall: meter.Credits(rows.int(k + 4)), Late: rows.int(k+5) == 1, Quota: q, Overage: o}
 		}
-		if head.intOf("events") > 0 {
+		if err := rows.check(); err != nil {
+			return nil, err
+		}
+		if rep.intOf("events") > 0 {
 			s.indexEvents(ctx, accountID)
 		}
 		return out, nil
 	}
-}
-
-// fields reads a script's reply of name/value pairs from v[from:] (v[0]
-// its code, when from is 1) as a reply read by name, as the replies of
-// fixed layout are (see replyLayouts): each name's value is the element
-// after it.
-func fields(v []any, from int) (*reply, error) {
-	if from > len(v) || (len(v)-from)%2 != 0 {
-		return nil, fmt.Errorf("redisstore: odd name/value reply %v", v)
-	}
-	r := &reply{v: v, names: make(map[string]int, (len(v)-from)/2)}
-	for i := from; i < len(v); i += 2 {
-		name, ok := v[i].(string)
-		if !ok {
-			return nil, fmt.Errorf("redisstore: reply name %v is not a string", v[i])
-		}
-		r.names[name] = i + 1
-	}
-	return r, nil
 }

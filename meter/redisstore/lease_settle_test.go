@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,6 +88,17 @@ func TestSettleLeaseParts(t *testing.T) {
 	if a.Balance != c(-3) || a.Reserved != 0 {
 		t.Errorf("account %+v", a)
 	}
+	// The shortfall's event, numbered by the account's sequence, saved
+	// with the pools.
+	cl := srv.Client()
+	defer cl.Close()
+	k := s.accountKeys(id)
+	if n, err := cl.HLen(ctx, k[6]).Result(); err != nil || n != 1 {
+		t.Errorf("%d events (%v), want 1", n, err)
+	}
+	if seq, err := cl.HGet(ctx, k[0], "evt_seq").Result(); err != nil || seq != "1" {
+		t.Errorf("evt_seq %q (%v), want 1", seq, err)
+	}
 	// The lease is spent but held until voided.
 	if _, err := s.Void(ctx, id, "lease"); err != nil {
 		t.Fatal(err)
@@ -118,13 +130,14 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	if again := call("lease", "n1", "0", "a", "b"); !reflect.DeepEqual(again, first) {
 		t.Errorf("resend answered %v, want %v", again, first)
 	}
-	// The kept reply has the period's state too (it is the reply).
-	if head, err := fields(first, 1); err != nil {
-		t.Error(err)
-	} else if head.periodState(); head.check() != nil {
-		t.Errorf("no period state in %v: %v", first, head.check())
+	// The kept reply has the period's state too (it is the reply), and
+	// both requests' values.
+	if rep := leaseSettleScript.reply(first); len(first) != 13+2*settledValues {
+		t.Errorf("reply %v: want 13 values, then %d for each of 2 requests", first, settledValues)
+	} else if rep.periodState(); rep.check() != nil {
+		t.Errorf("no period state in %v: %v", first, rep.check())
 	}
-	call("lease", "n2", "0", "c")
+	second := call("lease", "n2", "0", "c")
 	lateFirst := call("", "n3", "1", "d")
 	if again := call("", "n3", "1", "d"); !reflect.DeepEqual(again, lateFirst) {
 		t.Errorf("late resend answered %v, want %v", again, lateFirst)
@@ -132,13 +145,52 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	if _, err := s.Void(ctx, id, "lease"); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, s, id, c(12), 0, entry{"purchase", c(20), c(20), false}, entry{"usage", -c(2), c(18), false},
-		entry{"usage", -c(2), c(16), false}, entry{"usage", -c(2), c(14), false}, entry{"usage", -c(2), c(12), true})
+	// The last group's reply, kept next to the lease's record, still
+	// answers a resend after the void, and is purged REPLAY_MS after it
+	// rather than with the record.
+	if again := call("lease", "n2", "0", "c"); !reflect.DeepEqual(again, second) {
+		t.Errorf("resend after the void answered %v, want %v", again, second)
+	}
+	k := s.accountKeys(id)
+	cl := srv.Client()
+	defer cl.Close()
+	if err := cl.ZScore(ctx, k[1], "L:lease").Err(); err != nil {
+		t.Errorf("no purge of the voided lease's kept reply: %v", err)
+	}
+	// A group of late requests naming the lease, voided: its reply is kept
+	// apart from the lease's record (the call found it settled).
+	voided := call("lease", "n4", "1", "e")
+	if again := call("lease", "n4", "1", "e"); !reflect.DeepEqual(again, voided) {
+		t.Errorf("resend on a voided lease answered %v, want %v", again, voided)
+	}
+	// A lease whose expiry the sweep has not reached (the next-due marker
+	// set ahead, as when it is beyond the sweep limit): the call expires it
+	// and charges its requests late, and a resend still finds its reply.
+	mustReserve(t, s, id, "lease2", c(2))
+	if err := cl.HSet(ctx, k[0], "due", time.Now().Add(time.Hour).UnixMilli()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cl.HGet(ctx, k[2], "lease2").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := strings.Split(raw, "|")
+	rec[5] = "1" // its expiry, long past
+	if err := cl.HSet(ctx, k[2], "lease2", strings.Join(rec, "|")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	expired := call("lease2", "n5", "0", "f")
+	if again := call("lease2", "n5", "0", "f"); !reflect.DeepEqual(again, expired) {
+		t.Errorf("resend on a lease it expired answered %v, want %v", again, expired)
+	}
+	expect(t, s, id, c(8), 0, entry{"purchase", c(20), c(20), false}, entry{"usage", -c(2), c(18), false},
+		entry{"usage", -c(2), c(16), false}, entry{"usage", -c(2), c(14), false}, entry{"usage", -c(2), c(12), true},
+		entry{"usage", -c(2), c(10), true}, entry{"usage", -c(2), c(8), true})
 	u, err := s.Usage(ctx, id, meter.Period{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []meter.RouteUsage{{Route: "/convert", Requests: 4, Pages: 4, Credits: c(8)}}; !reflect.DeepEqual(u, want) {
+	if want := []meter.RouteUsage{{Route: "/convert", Requests: 6, Pages: 6, Credits: c(12)}}; !reflect.DeepEqual(u, want) {
 		t.Errorf("usage %+v, want %+v", u, want)
 	}
 }

@@ -10,14 +10,19 @@
 --           'r:'..rid -> expires_ms while the reservation is held,
 --                        purge-at ms once it is settled;
 --           'g:'..key -> purge-at ms of a Grant idempotency mapping,
---           'L:'..id -> purge-at ms of a kept lease_settle reply
---   KEYS[3] reservations hash: rid -> record, see load_res
+--           'L:'..id -> purge-at ms of a lease_settle reply kept in
+--                        KEYS[4], or in KEYS[3] once its lease is voided
+--   KEYS[3] reservations hash: rid -> record, see load_res;
+--           'L:'..rid -> nonce and reply of lease_settle.lua's last call
+--           on the lease rid that left it held: purged REPLAY_MS after
+--           a void of the lease (void.lua), else with its record
 --   KEYS[4] idempotency hash: 'r:'..key -> rid (Reserve),
 --           'f:'..rid -> fingerprint of the request that holds a key
 --           (as long as rid's record), 'g:'..key -> ledger entry id (Grant),
 --           'h:'..rid -> a hold's credit grant parts (see LOTS),
 --           'G:'..key -> credit grant id (grant_create.lua),
 --           'L:'..id -> nonce and reply of lease_settle.lua's last call
+--           on a lease it left not held, or of a group of late requests
 --   KEYS[5] ledger stream: one entry per balance change
 --   KEYS[6] refunds hash: usage entry id -> 'refund_entry_id|nonce'
 --   KEYS[7] outbox hash: webhook event id -> record, see emit
@@ -219,8 +224,9 @@ local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|
 -- migration.
 local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
-local function load_res(rid, a)
-  local raw = redis.call('HGET', KEYS[3], rid)
+-- decode_res reads the record raw of rid (nil: none), as load_res
+-- (lease_settle.lua reads it with the lease's kept reply, one HMGET).
+local function decode_res(rid, raw, a)
   if not raw then return nil end
   local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
   if not st then
@@ -243,6 +249,10 @@ local function load_res(rid, a)
     end
   end
   return r
+end
+
+local function load_res(rid, a)
+  return decode_res(rid, redis.call('HGET', KEYS[3], rid), a)
 end
 
 local function record(r)
@@ -281,9 +291,9 @@ for i = 1, #FIELDS do POS[FIELDS[i]] = i end -- (no ipairs while the library loa
 -- balance account's quota and overage parts): each field written costs
 -- a format and a listpack search. Nothing changed, no HSET.
 local function save(a, ...)
-  local f
-  for i = 1, select('#', ...) do
-    local k = select(i, ...)
+  local f, ks = nil, {...} -- one table: select(i, ...) copies the arguments on every call
+  for i = 1, #ks do
+    local k = ks[i]
     local v, p = a[k], POS[k]
     if v ~= a[p] then
       f = f or {}
@@ -392,11 +402,6 @@ local function with_state(rep, a)
   return rep
 end
 
--- STATE_NAMES name with_state's nine values in a reply of name/value
--- pairs (lease_settle.lua): the names of stateNames in replies.go.
-local STATE_NAMES = {'quota_limit', 'quota_used', 'quota_reserved', 'quota_remaining', 'quota_resets_ms',
-  'overage_cap', 'overage_used', 'overage_reserved', 'overage_remaining'}
-
 -- fingerprint is the fingerprint of the request of rid, which holds an
 -- idempotency key: '' for one made before fingerprints. It is kept apart
 -- from the record, whose format gateways of older versions read too.
@@ -497,6 +502,7 @@ local function sweep(a)
       local kind = string.sub(m, 1, 2)
       if kind == 'g:' or kind == 'L:' then
         redis.call('HDEL', KEYS[4], m)
+        if kind == 'L:' then redis.call('HDEL', KEYS[3], m) end -- a voided lease's (void.lua)
         gone[#gone + 1] = m
       else
         local r = load_res(id, a)
@@ -507,7 +513,7 @@ local function sweep(a)
           if r then drop_idem(id, r) end
           if r and r.idem ~= '' then redis.call('HDEL', KEYS[4], 'f:' .. id) end
           if r and r.g then redis.call('HDEL', KEYS[4], 'h:' .. id) end
-          redis.call('HDEL', KEYS[3], id)
+          redis.call('HDEL', KEYS[3], id, 'L:' .. id) -- a lease's kept reply with it
           gone[#gone + 1] = m
         end
       end
@@ -573,17 +579,20 @@ end
 -- extra is a flat list of name, value; empty values ('', 0, false) are
 -- left out (readers take a missing field as empty): every field costs in
 -- the script, in memory and in the AOF.
+-- f is made at the size of the most fields an entry has (a usage entry's),
+-- so that it never grows: a table that grows is copied at each doubling.
 local function append(typ, amount, balance_after, extra)
-  local f = {'type', typ, 'amount', int(amount), 'balance_after', int(balance_after)}
+  local f, n = {'type', typ, 'amount', int(amount), 'balance_after', int(balance_after), false, false, false,
+    false, false, false, false, false, false, false, false, false, false, false, false, false, false, false, false,
+    false, false, false}, 6
   for i = 1, #extra, 2 do
     local v = extra[i + 1]
     if v ~= '' and v ~= 0 and v ~= false then
       if v == true then v = '1' elseif type(v) == 'number' then v = int(v) end
-      f[#f + 1] = extra[i]
-      f[#f + 1] = v
+      f[n + 1], f[n + 2], n = extra[i], v, n + 2
     end
   end
-  return redis.call('XADD', KEYS[5], '*', unpack(f))
+  return redis.call('XADD', KEYS[5], '*', unpack(f, 1, n))
 end
 
 -- emit records a webhook event in the account's outbox, claimable now.
@@ -721,9 +730,27 @@ local function settle(a, h, late, amount, uncapped, desc, route, request_id, rid
   a.total_used = a.total_used + charged
   local entry = ''
   if charged > 0 then
-    entry = append('usage', -(gs + b + o + short), a.balance, {'description', desc, 'route', route,
-      'request_id', request_id, 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o, 'pages', pages,
-      'shortfall', short, 'lots', g and parts_str(g) or ''})
+    -- append('usage', -(gs + b + o + short), a.balance, {'description', desc, 'route', route,
+    --   'request_id', request_id, 'reservation_id', rid, 'late', late, 'quota', q, 'overage', o,
+    --   'pages', pages, 'shortfall', short, 'lots', lots}), written out: this runs once per request of
+    -- a group, and the list and append's loop over it cost about a tenth of a request (callgrind).
+    local f, n = {'type', 'usage', 'amount', int(-(gs + b + o + short)), 'balance_after', int(a.balance), false,
+      false, false, false, false, false, false, false, false, false, false, false, false, false, false, false,
+      false, false, false, false, false, false}, 6
+    if desc ~= '' then f[n + 1], f[n + 2], n = 'description', desc, n + 2 end
+    if route ~= '' then f[n + 1], f[n + 2], n = 'route', route, n + 2 end
+    if request_id ~= '' then f[n + 1], f[n + 2], n = 'request_id', request_id, n + 2 end
+    if rid ~= '' then f[n + 1], f[n + 2], n = 'reservation_id', rid, n + 2 end
+    if late then f[n + 1], f[n + 2], n = 'late', '1', n + 2 end
+    if q ~= 0 then f[n + 1], f[n + 2], n = 'quota', int(q), n + 2 end
+    if o ~= 0 then f[n + 1], f[n + 2], n = 'overage', int(o), n + 2 end
+    if pages ~= 0 then f[n + 1], f[n + 2], n = 'pages', int(pages), n + 2 end
+    if short ~= 0 then f[n + 1], f[n + 2], n = 'shortfall', int(short), n + 2 end
+    if g then
+      local lots = parts_str(g)
+      if lots ~= '' then f[n + 1], f[n + 2], n = 'lots', lots, n + 2 end
+    end
+    entry = redis.call('XADD', KEYS[5], '*', unpack(f, 1, n))
   end
   -- The quota's and the overage's crossings are tested with the whole
   -- part charged, hold and excess.

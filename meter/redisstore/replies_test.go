@@ -19,7 +19,8 @@ func TestReplyLayouts(t *testing.T) {
 		{commitScript, "ok", map[string]int{"charged": 1, "entry_id": 4, "late": 5, "quota_limit": 6, "events": 15, "shortfall": 16}},
 		{commitScript, "period", map[string]int{"id": 1}},
 		{commitScript, "reservation_settled", map[string]int{"status": 1}},
-		// lease_settle.lua's 'ok' is name/value pairs, read by name (fields).
+		{leaseSettleScript, "ok", map[string]int{"balance": 1, "available": 2, "events": 3, "quota_limit": 4,
+			"overage_remaining": 12}},
 		{leaseSettleScript, "period", map[string]int{"id": 1}},
 		{leaseSettleScript, "reservation_settled", map[string]int{"status": 1}},
 		{voidScript, "ok", map[string]int{"balance": 1, "available": 2, "quota_limit": 3}},

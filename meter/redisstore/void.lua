@@ -13,7 +13,9 @@ if not a then return {'account_not_found'} end
 -- A job's hold is settled by the job's calls only (as ledger and boltstore).
 if string.sub(rid, 1, 4) == 'job:' then return {'reservation_not_found'} end
 
-local r = load_res(rid, a)
+-- With a lease's kept reply (see lease_settle.lua): one HMGET.
+local v = redis.call('HMGET', KEYS[3], rid, 'L:' .. rid)
+local r = decode_res(rid, v[1], a)
 if not r then return {'reservation_not_found'} end
 if r.state == 'c' then return {'reservation_settled', 'committed'} end
 if r.state == 'h' then
@@ -27,5 +29,9 @@ if r.state == 'h' then
   end
   save(a, 'reserved', 'q_res', 'o_res')
   lots_after(a) -- what it held of an ended grant leaves now
+  -- A lease's reply kept next to its record is kept REPLAY_MS more, as
+  -- lease_settle.lua keeps one of a lease not held (the sweep purges
+  -- both), rather than as long as the record.
+  if v[2] then timer(a, a.now + math.min(REPLAY_MS, tonumber(ARGV[1])), 'L:' .. rid) end
 end
 return with_state({'ok', a.balance, a.balance - a.reserved}, a)
