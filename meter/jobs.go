@@ -28,6 +28,11 @@ import (
 // job id); Reserve refuses ids with it.
 const JobHoldPrefix = "job:"
 
+// KeptReplyPrefix starts the field where redisstore keeps a lease's
+// last group-settle reply, next to the lease's record among the
+// reservations ("L:" + lease id): no reservation id may start with it.
+const KeptReplyPrefix = "L:"
+
 // Job statuses.
 const (
 	JobRunning   = "running"

@@ -77,6 +77,9 @@ func (r ReserveRequest) Validate() error {
 	if r.ID == "" || len(r.ID) > MaxRefLen {
 		return invalid("reservation id must be 1 to %d bytes", MaxRefLen)
 	}
+	if strings.HasPrefix(r.ID, KeptReplyPrefix) {
+		return invalid("reservation ids must not start with %q", KeptReplyPrefix)
+	}
 	if strings.HasPrefix(r.ID, JobHoldPrefix) {
 		// The holds of jobs (see jobs.go) live among reservations.
 		return invalid("reservation ids starting with %q are reserved for jobs", JobHoldPrefix)
@@ -102,7 +105,7 @@ func (c CommitRequest) Validate() error {
 	if err := CheckAmount("commit amount", c.Amount); err != nil {
 		return err
 	}
-	if c.ReservationID == "" || len(c.ReservationID) > MaxRefLen {
+	if c.ReservationID == "" || len(c.ReservationID) > MaxRefLen || strings.HasPrefix(c.ReservationID, KeptReplyPrefix) {
 		return Errorf(ECodeReservationNotFound, "reservation not found")
 	}
 	for _, f := range [...]struct{ what, v string }{

@@ -2,6 +2,7 @@ package meter
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -29,7 +30,7 @@ func ValidateReservationRef(account, id string) error {
 	if err := ValidateAccountID(account); err != nil {
 		return err
 	}
-	if id == "" || len(id) > MaxRefLen {
+	if id == "" || len(id) > MaxRefLen || strings.HasPrefix(id, KeptReplyPrefix) {
 		return Errorf(ECodeReservationNotFound, "reservation not found")
 	}
 	return nil

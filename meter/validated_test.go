@@ -48,6 +48,20 @@ func TestValidatedRefusesBeforeTheStore(t *testing.T) {
 			return err
 		}},
 		{"void of nothing", meter.ECodeReservationNotFound, func() error { _, err := v.Void(ctx, "a", ""); return err }},
+		// "L:" + a lease id is where redisstore keeps a lease's last reply,
+		// among the reservations: no reservation may take or name it.
+		{"reservation id of a kept reply", meter.ECodeInvalid, func() error {
+			_, err := v.Reserve(ctx, meter.ReserveRequest{AccountID: "a", ID: "L:lease.g.1", Amount: 1, TTL: time.Minute})
+			return err
+		}},
+		{"commit of a kept reply", meter.ECodeReservationNotFound, func() error {
+			_, err := v.Commit(ctx, meter.CommitRequest{AccountID: "a", ReservationID: "L:lease.g.1"})
+			return err
+		}},
+		{"void of a kept reply", meter.ECodeReservationNotFound, func() error {
+			_, err := v.Void(ctx, "a", "L:lease.g.1")
+			return err
+		}},
 		{"negative refund", meter.ECodeInvalid, func() error {
 			_, err := v.Refund(ctx, meter.Refund{AccountID: "a", Amount: -1})
 			return err
