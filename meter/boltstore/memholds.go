@@ -129,6 +129,20 @@ func (m *memAccount) overlay(a *ledger.Account, d int64) {
 	}
 }
 
+// hasDue reports whether a hold's expiry is at or before now: due's
+// question on every Reserve, without building and sorting the list.
+func (m *memAccount) hasDue(now int64) bool {
+	if m == nil {
+		return false
+	}
+	for _, h := range m.holds {
+		if h.Exp <= now {
+			return true
+		}
+	}
+	return false
+}
+
 // due lists the holds whose expiry is at or before now, in the order of
 // the timers the file would have had (due, then id).
 func (m *memAccount) due(now int64) []string {

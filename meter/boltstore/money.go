@@ -131,7 +131,7 @@ const maxLazy = 64
 // (o.lazy), so a Reserve in memory need not write them: under steady
 // load, one comes due between most of an account's calls.
 func (o *op) dueWrites() (bool, error) {
-	if len(o.m.due(o.now)) > 0 {
+	if o.m.hasDue(o.now) {
 		return true, nil
 	}
 	c := o.sub(bTimers).Cursor()
@@ -158,7 +158,7 @@ func (o *op) dueWrites() (bool, error) {
 // memory has expired.
 func (o *op) due() bool {
 	k, _ := o.sub(bTimers).Cursor().First()
-	return k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now || len(o.m.due(o.now)) > 0
+	return k != nil && int64(binary.BigEndian.Uint64(k)) <= o.now || o.m.hasDue(o.now)
 }
 
 // sweep expires due holds (those in memory too) and purges due settled
