@@ -107,19 +107,34 @@ func (p *parser) object() (Object, error) {
 	case c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'):
 		return p.numberOrRef()
 	case isRegular(c):
-		w := p.word()
+		start := p.pos
+		for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
+			p.pos++
+		}
 		if !p.eof && p.pos == len(p.b) {
 			return nil, errShort // the word may go on
 		}
-		switch w {
+		// The words of every object ("obj", "R"...) as constants, which
+		// the compiler keeps in static data: a keyword built from the
+		// bytes was two allocations per object read.
+		switch w := p.b[start:p.pos]; string(w) {
 		case "true":
 			return true, nil
 		case "false":
 			return false, nil
 		case "null":
 			return nil, nil
+		case "obj":
+			return keyword("obj"), nil
+		case "endobj":
+			return keyword("endobj"), nil
+		case "stream":
+			return keyword("stream"), nil
+		case "R":
+			return keyword("R"), nil
+		default:
+			return keyword(w), nil
 		}
-		return keyword(w), nil
 	case c == '>' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '>':
 		p.pos += 2
 		return keyword(">>"), nil
@@ -127,15 +142,6 @@ func (p *parser) object() (Object, error) {
 		p.pos++
 		return keyword(string(c)), nil
 	}
-}
-
-// word reads a run of regular characters.
-func (p *parser) word() string {
-	start := p.pos
-	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
-		p.pos++
-	}
-	return string(p.b[start:p.pos])
 }
 
 func (p *parser) name() (Object, error) {
