@@ -16,12 +16,14 @@ func (d *doc) walkPages() (Info, error) {
 	if !ok {
 		return Info{}, damaged("catalog has no /Pages")
 	}
-	d.walk = newWalker(d.ctx, docTree{d}, WalkLimits{
+	d.w.ctx, d.w.t = d.ctx, docTree{d}
+	d.w.lim = WalkLimits{
 		MaxDepth: d.lim.MaxDepth,
 		MaxPages: d.lim.MaxPages,
 		MaxSteps: 4 * d.lim.MaxObjects,
 		Grow:     d.grow,
-	})
+	}
+	d.walk = &d.w
 	p, err := d.walk.walk(pages)
 	if err != nil {
 		return Info{}, err
@@ -62,10 +64,12 @@ func (t docTree) Node(v any) (TreeNode, error) {
 			}
 		}
 	}
-	if n.Media, err = t.d.numbers(dict["MediaBox"]); err != nil {
+	// The boxes are read into the doc's arrays: the walk copies them
+	// (attrs.inherit) before it asks for another node.
+	if n.Media, err = t.d.numbers(dict["MediaBox"], &t.d.box[0]); err != nil {
 		return n, err
 	}
-	if n.Crop, err = t.d.numbers(dict["CropBox"]); err != nil {
+	if n.Crop, err = t.d.numbers(dict["CropBox"], &t.d.box[1]); err != nil {
 		return n, err
 	}
 	if r, ok := dict["Rotate"]; ok {
@@ -113,8 +117,8 @@ func number(o Object) (int64, bool) {
 	return 0, false
 }
 
-// numbers resolves an array of 4 numbers; anything else is nil.
-func (d *doc) numbers(v Object) ([]float64, error) {
+// numbers resolves an array of 4 numbers into out; anything else is nil.
+func (d *doc) numbers(v Object, out *[4]float64) ([]float64, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -126,7 +130,6 @@ func (d *doc) numbers(v Object) ([]float64, error) {
 	if !ok || len(arr) != 4 {
 		return nil, nil
 	}
-	out := make([]float64, 4)
 	for i, e := range arr {
 		e, err := d.resolve(e)
 		if err != nil {
@@ -141,5 +144,5 @@ func (d *doc) numbers(v Object) ([]float64, error) {
 			return nil, nil
 		}
 	}
-	return out, nil
+	return out[:], nil
 }

@@ -119,6 +119,29 @@ func newWalker(ctx context.Context, t Tree, lim WalkLimits) *walker {
 	return &walker{ctx: ctx, t: t, lim: lim}
 }
 
+// keepStates is the most states (and frames, and memo entries) a pooled
+// walker keeps room for.
+const keepStates = 1 << 10
+
+// reuse returns an empty walker with w's buffers when they are small. The
+// sizes are not kept: an Info returns them.
+func (w *walker) reuse() walker {
+	if cap(w.states) > keepStates || cap(w.order) > keepStates || cap(w.frames) > keepStates {
+		return walker{}
+	}
+	clear(w.states[:cap(w.states)]) // their kids
+	clear(w.frames[:cap(w.frames)]) // their items: the document's objects
+	return walker{
+		states: w.states[:0],
+		order:  w.order[:0],
+		frames: w.frames[:0],
+		sizeIx: w.sizeIx.reuse(),
+		memo:   w.memo.reuse(),
+		seen:   w.seen.reuse(),
+		onPath: w.onPath.reuse(),
+	}
+}
+
 // upcoming calls f with the kids the walk will visit next, nearest first,
 // until f returns false (the prefetcher looks ahead with it).
 func (w *walker) upcoming(f func(v any) bool) {

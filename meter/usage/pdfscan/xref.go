@@ -52,8 +52,9 @@ func (t *xrefTable) set(num int64, e xrefEntry, hybrid bool) error {
 // entries, allocated five times the table on large documents.
 func (t *xrefTable) grow(n int64) {
 	n = min(n, int64(t.max))
-	if int64(len(t.e)) < n {
-		t.e = slices.Grow(t.e, int(n)-len(t.e))[:n]
+	if old := len(t.e); int64(old) < n {
+		t.e = slices.Grow(t.e, int(n)-old)[:n]
+		clear(t.e[old:]) // a pooled table's array holds another's entries
 	}
 }
 
@@ -139,7 +140,8 @@ func (d *doc) readSection(off int64, sec uint16) (Dict, error) {
 // parsed in their fixed 20-byte form, or token by token when a writer
 // strayed from it.
 func (d *doc) readTable(off int64, sec uint16) (Dict, error) {
-	tr := newTokenReader(&d.src, off)
+	tr := &d.tr
+	tr.start(&d.src, off)
 	if tok, err := tr.token(); err != nil || tok != "xref" {
 		return nil, damaged("no xref at %d", off)
 	}
@@ -211,10 +213,11 @@ func (d *doc) readXRefStream(off int64, sec uint16, hybrid bool) (Dict, error) {
 	if dict == nil || start < 0 || dict["Type"] != Name("XRef") {
 		return nil, damaged("no xref stream at %d", off)
 	}
-	data, err := d.decodeStream(dict, start, nil)
+	data, err := d.decodeStream(dict, start, d.xrefData)
 	if err != nil {
 		return nil, err
 	}
+	d.xrefData = data[:0] // for the next section, or the next scan
 	var w [3]int
 	wa, _ := dict["W"].(Array)
 	if len(wa) != 3 {
