@@ -37,7 +37,8 @@ type parser struct {
 	pos     int
 	eof     bool
 	depth   int
-	shallow bool // skip the values of unused keys (skip.go)
+	shallow bool    // skip the values of unused keys (skip.go)
+	free    *[]Dict // maps to fill instead of allocating (source.recycle)
 }
 
 // isWhite is PDF white space, plus the vertical tab that pdfcpu (and so
@@ -298,7 +299,13 @@ func (p *parser) dict() (Object, error) {
 		return nil, err
 	}
 	defer func() { p.depth-- }()
-	d := Dict{}
+	var d Dict
+	if p.free != nil && len(*p.free) > 0 {
+		d = (*p.free)[len(*p.free)-1]
+		*p.free = (*p.free)[:len(*p.free)-1]
+	} else {
+		d = Dict{}
+	}
 	for {
 		p.skipSpace()
 		if p.pos+1 >= len(p.b) {

@@ -16,6 +16,7 @@ func (d *doc) walkPages() (Info, error) {
 	if !ok {
 		return Info{}, damaged("catalog has no /Pages")
 	}
+	d.src.recycle(cat) // fetched by d.root, a reference
 	d.w.ctx, d.w.t = d.ctx, docTree{d}
 	d.w.lim = WalkLimits{
 		MaxDepth: d.lim.MaxDepth,
@@ -85,6 +86,9 @@ func (t docTree) Node(v any) (TreeNode, error) {
 			return n, err
 		}
 		n.Count, _ = number(c)
+	}
+	if n.Num > 0 {
+		t.d.src.recycle(dict) // fetched by reference: nothing else has it
 	}
 	return n, nil
 }

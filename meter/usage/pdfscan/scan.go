@@ -220,6 +220,7 @@ func (d *doc) reset() {
 		tr:       tokenReader{buf: tr},
 		xrefData: xd,
 		inflater: in,
+		src:      source{dicts: d.src.dicts},
 		w:        d.w.reuse(),
 	}
 }

@@ -16,6 +16,7 @@ type source struct {
 	// pooled is buf's pool entry, when it came from windowPool.
 	pooled *[]byte
 	p      parser // parseAt's
+	dicts  []Dict // recycled, cleared, for the parsers of this source
 }
 
 // recorder keeps the first failure of r, to tell it apart from damage
@@ -96,7 +97,7 @@ func (s *source) parseAt(off int64, f func(p *parser) error) error {
 		}
 		// The source's own parser: f(&p) of a local one moved it to the
 		// heap on every object read. Reads never nest (f only parses).
-		s.p = parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true}
+		s.p = parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true, free: &s.dicts}
 		err = f(&s.p)
 		s.p.b = nil
 		if !errors.Is(err, errShort) {
@@ -106,6 +107,20 @@ func (s *source) parseAt(off int64, f func(p *parser) error) error {
 			return limit("object at %d longer than %d bytes", off, maxWindow)
 		}
 	}
+}
+
+// recycle gives back a dictionary the scan is done with: the parsers fill
+// it again instead of allocating a map per object (two allocations, a
+// fifth of a small document's). Only a top-level dictionary just fetched
+// by reference may be given, once: nothing else refers to it (objects are
+// parsed anew at each fetch). The dictionaries in it are not recycled,
+// and large ones are left to the collector.
+func (s *source) recycle(d Dict) {
+	if d == nil || len(d) > 32 || len(s.dicts) >= 8 {
+		return
+	}
+	clear(d)
+	s.dicts = append(s.dicts, d)
 }
 
 // objectAt parses the indirect object num that the xref places at off. For

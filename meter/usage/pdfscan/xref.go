@@ -93,6 +93,7 @@ func (d *doc) readXRef() error {
 			d.root = trailer["Root"] // the newest trailer that has one
 		}
 		prev, ok := trailer["Prev"].(int64)
+		d.src.recycle(trailer) // parsed here, not referred to
 		if !ok {
 			break
 		}
