@@ -175,19 +175,54 @@ func (p *parser) name() (Object, error) {
 	return Name(out), nil
 }
 
+// scalar is a number or a reference as numberOrRef reads it, unboxed: an
+// Object holding a number over 255 or a Ref is an allocation.
+type scalar struct {
+	kind   uint8 // isInt, isReal or isRef
+	i, gen int64 // an integer, or a reference's number and generation
+	f      float64
+}
+
+const (
+	isInt = iota
+	isReal
+	isRef
+)
+
+func (s scalar) float() float64 {
+	if s.kind == isInt {
+		return float64(s.i)
+	}
+	return s.f
+}
+
 // numberOrRef reads a number; an unsigned integer followed by another and
 // "R" is a reference.
 func (p *parser) numberOrRef() (Object, error) {
+	v, err := p.scalar()
+	switch {
+	case err != nil:
+		return nil, err
+	case v.kind == isRef:
+		return Ref{Num: int(v.i), Gen: int(v.gen)}, nil
+	case v.kind == isInt:
+		return v.i, nil
+	}
+	return v.f, nil
+}
+
+// scalar is numberOrRef without the boxing.
+func (p *parser) scalar() (scalar, error) {
 	start := p.pos
-	n, isInt, err := p.number()
-	if err != nil || !isInt || p.b[start] == '+' || p.b[start] == '-' {
+	n, err := p.number()
+	if err != nil || n.kind != isInt || p.b[start] == '+' || p.b[start] == '-' {
 		return n, err
 	}
 	save := p.pos
 	p.skipSpace()
 	if p.pos >= len(p.b) {
 		if !p.eof {
-			return nil, errShort
+			return scalar{}, errShort
 		}
 		p.pos = save
 		return n, nil
@@ -196,21 +231,21 @@ func (p *parser) numberOrRef() (Object, error) {
 		p.pos = save
 		return n, nil
 	}
-	g, gInt, err := p.number()
+	g, err := p.number()
 	if err != nil {
-		return nil, err
+		return scalar{}, err
 	}
 	p.skipSpace()
 	if p.pos >= len(p.b) && !p.eof {
-		return nil, errShort
+		return scalar{}, errShort
 	}
-	if gInt && p.pos < len(p.b) && p.b[p.pos] == 'R' &&
+	if g.kind == isInt && p.pos < len(p.b) && p.b[p.pos] == 'R' &&
 		(p.pos+1 == len(p.b) || !isRegular(p.b[p.pos+1])) {
 		if p.pos+1 == len(p.b) && !p.eof {
-			return nil, errShort
+			return scalar{}, errShort
 		}
 		p.pos++
-		return Ref{Num: int(min(n.(int64), 1<<40)), Gen: int(min(g.(int64), 1<<40))}, nil
+		return scalar{kind: isRef, i: min(n.i, 1<<40), gen: min(g.i, 1<<40)}, nil
 	}
 	p.pos = save
 	return n, nil
@@ -218,24 +253,24 @@ func (p *parser) numberOrRef() (Object, error) {
 
 // number reads an integer or a real. Malformed numbers that PDF writers
 // are known to produce ("--1", "1.2.3") are read as far as they make sense.
-func (p *parser) number() (Object, bool, error) {
+func (p *parser) number() (scalar, error) {
 	start := p.pos
 	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
 		p.pos++
 	}
 	if p.pos == len(p.b) && !p.eof {
-		return nil, false, errShort
+		return scalar{}, errShort
 	}
 	if v, ok := digits(p.b[start:p.pos]); ok {
-		return v, true, nil // the common case, without strconv's allocations
+		return scalar{kind: isInt, i: v}, nil // the common case, without strconv's allocations
 	}
 	if v, ok := decimal(p.b[start:p.pos]); ok {
-		return v, false, nil // the next commonest, in boxes
+		return scalar{kind: isReal, f: v}, nil // the next commonest, in boxes
 	}
 	s := string(p.b[start:p.pos])
 	if strings.IndexByte(s, '.') < 0 { // a real fails ParseInt with an allocated error
 		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return v, true, nil
+			return scalar{kind: isInt, i: v}, nil
 		}
 	}
 	neg := false
@@ -256,7 +291,7 @@ func (p *parser) number() (Object, bool, error) {
 	if neg {
 		v = -v
 	}
-	return v, false, nil
+	return scalar{kind: isReal, f: v}, nil
 }
 
 func (p *parser) nest() error {
@@ -331,6 +366,12 @@ func (p *parser) dict() (Object, error) {
 		if !ok {
 			return nil, damaged("dictionary key is %T at %d", k, p.pos)
 		}
+		if p.shallow && p.depth == 1 && (key == "MediaBox" || key == "CropBox") {
+			if q, ok := p.quad(); ok {
+				d[key] = q
+				continue
+			}
+		}
 		v, err := p.object()
 		if err != nil {
 			return nil, err
@@ -344,6 +385,49 @@ func (p *parser) dict() (Object, error) {
 		}
 		d[key] = v
 	}
+}
+
+// quad is a page box read by parser.quad: what doc.numbers makes of an
+// Array of 4 direct numbers.
+type quad [4]float64
+
+// quad reads a direct array of 4 numbers, as page boxes are written, into
+// one value: as an Array of boxed numbers, a box was up to 6 allocations.
+// ok is false, with pos unchanged, for anything else (references, more or
+// fewer items, data that runs out), which object then reads as before.
+func (p *parser) quad() (quad, bool) {
+	var q quad
+	save := p.pos
+	p.skipSpace()
+	if p.pos >= len(p.b) || p.b[p.pos] != '[' {
+		p.pos = save
+		return q, false
+	}
+	p.pos++
+	for i := range q {
+		p.skipSpace()
+		if p.pos >= len(p.b) {
+			p.pos = save
+			return q, false
+		}
+		if c := p.b[p.pos]; c != '+' && c != '-' && c != '.' && (c < '0' || c > '9') {
+			p.pos = save
+			return q, false
+		}
+		v, err := p.scalar()
+		if err != nil || v.kind == isRef {
+			p.pos = save
+			return q, false
+		}
+		q[i] = v.float()
+	}
+	p.skipSpace()
+	if p.pos >= len(p.b) || p.b[p.pos] != ']' {
+		p.pos = save
+		return q, false
+	}
+	p.pos++
+	return q, true
 }
 
 // pow10 are the powers of ten a float64 holds exactly.

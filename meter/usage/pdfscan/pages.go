@@ -130,6 +130,10 @@ func (d *doc) numbers(v Object, out *[4]float64) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if q, ok := v.(quad); ok {
+		*out = q
+		return out[:], nil
+	}
 	arr, ok := v.(Array)
 	if !ok || len(arr) != 4 {
 		return nil, nil

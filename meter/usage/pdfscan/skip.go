@@ -92,8 +92,8 @@ func (p *parser) skipNumber() (bool, error) {
 		return true, nil
 	}
 	p.pos = start
-	_, isInt, err := p.number()
-	return isInt, err
+	n, err := p.number()
+	return n.kind == isInt, err
 }
 
 // skipping marks the bytes skipContainer must look at: everything else
