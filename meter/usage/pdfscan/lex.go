@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // PDF objects as the parser returns them. An Object is one of: nil (null),
@@ -37,8 +38,8 @@ type parser struct {
 	pos     int
 	eof     bool
 	depth   int
-	shallow bool    // skip the values of unused keys (skip.go)
-	free    *[]Dict // maps to fill instead of allocating (source.recycle)
+	shallow bool      // skip the values of unused keys (skip.go)
+	free    *freeList // to fill instead of allocating (source.recycle)
 }
 
 // isWhite is PDF white space, plus the vertical tab that pdfcpu (and so
@@ -57,6 +58,9 @@ func isDelim(c byte) bool {
 }
 
 func isRegular(c byte) bool { return !isWhite(c) && !isDelim(c) }
+
+// isNumberStart is where object reads a number (or a reference).
+func isNumberStart(c byte) bool { return c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9') }
 
 // skipSpace skips white space and comments.
 func (p *parser) skipSpace() {
@@ -105,7 +109,7 @@ func (p *parser) object() (Object, error) {
 		return p.hexString()
 	case c == '[':
 		return p.array()
-	case c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'):
+	case isNumberStart(c):
 		return p.numberOrRef()
 	case isRegular(c):
 		start := p.pos
@@ -203,6 +207,8 @@ func (p *parser) numberOrRef() (Object, error) {
 	switch {
 	case err != nil:
 		return nil, err
+	case v.kind == isRef && v.gen == 0 && v.i < int64(len(smallRefs())):
+		return smallRefs()[v.i], nil
 	case v.kind == isRef:
 		return Ref{Num: int(v.i), Gen: int(v.gen)}, nil
 	case v.kind == isInt:
@@ -210,6 +216,17 @@ func (p *parser) numberOrRef() (Object, error) {
 	}
 	return v.f, nil
 }
+
+// smallRefs are the references "n 0 R" for n below 4096, boxed once (as
+// the runtime boxes small integers): an Object holding a Ref is an
+// allocation, and page trees are references to a document's first objects.
+var smallRefs = sync.OnceValue(func() *[4096]Object {
+	var t [4096]Object
+	for i := range t {
+		t[i] = Ref{Num: i}
+	}
+	return &t
+})
 
 // scalar is numberOrRef without the boxing.
 func (p *parser) scalar() (scalar, error) {
@@ -335,9 +352,9 @@ func (p *parser) dict() (Object, error) {
 	}
 	defer func() { p.depth-- }()
 	var d Dict
-	if p.free != nil && len(*p.free) > 0 {
-		d = (*p.free)[len(*p.free)-1]
-		*p.free = (*p.free)[:len(*p.free)-1]
+	if p.free != nil && len(p.free.dicts) > 0 {
+		d = p.free.dicts[len(p.free.dicts)-1]
+		p.free.dicts = p.free.dicts[:len(p.free.dicts)-1]
 	} else {
 		d = Dict{}
 	}
@@ -368,7 +385,7 @@ func (p *parser) dict() (Object, error) {
 		}
 		if p.shallow && p.depth == 1 && (key == "MediaBox" || key == "CropBox") {
 			if q, ok := p.quad(); ok {
-				d[key] = q
+				d[key] = p.free.newQuad(q)
 				continue
 			}
 		}
@@ -388,7 +405,8 @@ func (p *parser) dict() (Object, error) {
 }
 
 // quad is a page box read by parser.quad: what doc.numbers makes of an
-// Array of 4 direct numbers.
+// Array of 4 direct numbers. Dictionaries hold a *quad, which
+// source.recycle takes back with them.
 type quad [4]float64
 
 // quad reads a direct array of 4 numbers, as page boxes are written, into
@@ -410,7 +428,7 @@ func (p *parser) quad() (quad, bool) {
 			p.pos = save
 			return q, false
 		}
-		if c := p.b[p.pos]; c != '+' && c != '-' && c != '.' && (c < '0' || c > '9') {
+		if !isNumberStart(p.b[p.pos]) {
 			p.pos = save
 			return q, false
 		}

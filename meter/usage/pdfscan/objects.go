@@ -75,7 +75,7 @@ func (d *doc) compressed(num int, e xrefEntry) (Object, error) {
 	if off < 0 || off >= len(os.data) {
 		return nil, damaged("object %d outside object stream %d", num, e.off)
 	}
-	p := parser{b: os.data[off:], eof: true, shallow: true, free: &d.src.dicts}
+	p := parser{b: os.data[off:], eof: true, shallow: true, free: &d.src.free}
 	return p.object()
 }
 

@@ -22,7 +22,7 @@ func (d *doc) walkPages() (Info, error) {
 		MaxDepth: d.lim.MaxDepth,
 		MaxPages: d.lim.MaxPages,
 		MaxSteps: 4 * d.lim.MaxObjects,
-		Grow:     d.grow,
+		Grow:     d.growFn,
 	}
 	d.walk = &d.w
 	p, err := d.walk.walk(pages)
@@ -130,8 +130,8 @@ func (d *doc) numbers(v Object, out *[4]float64) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if q, ok := v.(quad); ok {
-		*out = q
+	if q, ok := v.(*quad); ok {
+		*out = *q
 		return out[:], nil
 	}
 	arr, ok := v.(Array)

@@ -125,7 +125,10 @@ func newDoc(ctx context.Context, r io.ReaderAt, size int64, lim Limits) *doc {
 func (d *doc) init(ctx context.Context, r io.ReaderAt, size int64, lim Limits) {
 	d.ctx, d.lim, d.budget = ctx, lim, 4*lim.MaxDecodeBytes
 	d.rec = recorder{r: r}
-	d.src = source{r: &d.rec, size: size}
+	d.src = source{r: &d.rec, size: size, free: d.src.free}
+	if d.growFn == nil {
+		d.growFn = d.grow // a method value is an allocation: once per doc
+	}
 	d.streams.maxBytes = min(4<<20, lim.MaxDecodeBytes)
 	d.pre.maxWaste = lim.MaxDecodeBytes
 }
@@ -152,13 +155,14 @@ type doc struct {
 	pre      prefetcher
 	walk     *walker // the page walk (w), once started
 	w        walker
-	tr       tokenReader // classic xref tables' (readTable)
-	xrefData []byte      // xref streams decode here (readXRefStream)
-	box      [2][4]float64
-	scratch  []byte // object streams decode here first (objectStream)
-	budget   int64  // bytes left to decode
-	grown    int64  // bytes Limits.Grow admitted
-	nesting  int    // resolve calls in progress, against reference chains
+	tr       tokenReader       // classic xref tables' (readTable)
+	xrefData []byte            // xref streams decode here (readXRefStream)
+	box      [2][4]float64     // the MediaBox and CropBox Node read last
+	scratch  []byte            // object streams decode here first (objectStream)
+	budget   int64             // bytes left to decode
+	grown    int64             // bytes Limits.Grow admitted
+	nesting  int               // resolve calls in progress, against reference chains
+	growFn   func(int64) error // d.grow, for the walk
 }
 
 // reserve admits the memory of decoding with a new buffer of n bytes, on
@@ -220,7 +224,8 @@ func (d *doc) reset() {
 		tr:       tokenReader{buf: tr},
 		xrefData: xd,
 		inflater: in,
-		src:      source{dicts: d.src.dicts},
+		src:      source{free: d.src.free},
+		growFn:   d.growFn,
 		w:        d.w.reuse(),
 	}
 }

@@ -31,7 +31,7 @@ func (p *parser) skipValue() error {
 		return nil
 	case c == '(' || c == '[' || c == '<':
 		return p.skipContainer()
-	case c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'):
+	case isNumberStart(c):
 		return p.skipNumberOrRef()
 	}
 	_, err := p.object() // a name or a keyword

@@ -15,8 +15,8 @@ type source struct {
 	buf  []byte // reused for small windows
 	// pooled is buf's pool entry, when it came from windowPool.
 	pooled *[]byte
-	p      parser // parseAt's
-	dicts  []Dict // recycled, cleared, for the parsers of this source
+	p      parser   // parseAt's
+	free   freeList // recycled, for the parsers of this source
 }
 
 // recorder keeps the first failure of r, to tell it apart from damage
@@ -97,7 +97,7 @@ func (s *source) parseAt(off int64, f func(p *parser) error) error {
 		}
 		// The source's own parser: f(&p) of a local one moved it to the
 		// heap on every object read. Reads never nest (f only parses).
-		s.p = parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true, free: &s.dicts}
+		s.p = parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true, free: &s.free}
 		err = f(&s.p)
 		s.p.b = nil
 		if !errors.Is(err, errShort) {
@@ -116,11 +116,35 @@ func (s *source) parseAt(off int64, f func(p *parser) error) error {
 // parsed anew at each fetch). The dictionaries in it are not recycled,
 // and large ones are left to the collector.
 func (s *source) recycle(d Dict) {
-	if d == nil || len(d) > 32 || len(s.dicts) >= 8 {
+	if d == nil || len(d) > 32 || len(s.free.dicts) >= 8 {
 		return
 	}
+	for _, v := range d {
+		if q, ok := v.(*quad); ok && len(s.free.quads) < 8 {
+			s.free.quads = append(s.free.quads, q)
+		}
+	}
 	clear(d)
-	s.dicts = append(s.dicts, d)
+	s.free.dicts = append(s.free.dicts, d)
+}
+
+// freeList is what recycle took back.
+type freeList struct {
+	dicts []Dict
+	quads []*quad
+}
+
+// newQuad returns q in a recycled *quad when there is one; f may be nil.
+func (f *freeList) newQuad(q quad) *quad {
+	var p *quad
+	if f == nil || len(f.quads) == 0 {
+		p = new(quad) // not &q: that moved q to the heap on every call
+	} else {
+		p = f.quads[len(f.quads)-1]
+		f.quads = f.quads[:len(f.quads)-1]
+	}
+	*p = q
+	return p
 }
 
 // objectAt parses the indirect object num that the xref places at off. For

@@ -118,9 +118,12 @@ func (d *doc) startxref() (int64, error) {
 		return 0, damaged("no startxref")
 	}
 	p := parser{b: b[i+len("startxref"):], eof: true}
-	v, err := p.object()
-	if n, ok := v.(int64); err == nil && ok && n >= 0 && n < d.src.size {
-		return n, nil
+	p.skipSpace()
+	if p.pos < len(p.b) && isNumberStart(p.b[p.pos]) {
+		// What object reads there, unboxed.
+		if v, err := p.scalar(); err == nil && v.kind == isInt && v.i >= 0 && v.i < d.src.size {
+			return v.i, nil
+		}
 	}
 	return 0, damaged("bad startxref")
 }
