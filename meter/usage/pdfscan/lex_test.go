@@ -214,3 +214,15 @@ func TestQuadReadsAsNumbersWould(t *testing.T) {
 		}
 	}
 }
+
+// TestCharClasses checks the table against the PDF character classes.
+func TestCharClasses(t *testing.T) {
+	for i := range 256 {
+		c := byte(i)
+		w := c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0 || c == '\v'
+		d := strings.IndexByte("()<>[]{}/%", c) >= 0
+		if isWhite(c) != w || isDelim(c) != d || isRegular(c) != (!w && !d) {
+			t.Errorf("%q: white %v delim %v regular %v", c, isWhite(c), isDelim(c), isRegular(c))
+		}
+	}
+}

@@ -119,8 +119,8 @@ func (s *source) recycle(d Dict) {
 	if d == nil || len(d) > 32 || len(s.free.dicts) >= 8 {
 		return
 	}
-	for _, v := range d {
-		if q, ok := v.(*quad); ok && len(s.free.quads) < 8 {
+	for _, k := range [...]Name{"MediaBox", "CropBox"} { // quad's keys: no map iteration
+		if q, ok := d[k].(*quad); ok && len(s.free.quads) < 8 {
 			s.free.quads = append(s.free.quads, q)
 		}
 	}
