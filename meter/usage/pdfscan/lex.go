@@ -332,8 +332,25 @@ func (p *parser) array() (Object, error) {
 	if err := p.nest(); err != nil {
 		return nil, err
 	}
-	defer func() { p.depth-- }()
-	a := make(Array, 0, 4) // boxes, the commonest arrays, in one allocation
+	// Items are gathered on the free list's stack, then copied once at
+	// their size: a /Kids array grown by append was an allocation per
+	// doubling, and garbage twice its size. Without a free list, a local
+	// stack (4 items, boxes, in one allocation).
+	var local Array
+	stack := &local
+	if p.free != nil {
+		stack = &p.free.items
+	} else {
+		local = make(Array, 0, 4)
+	}
+	base := len(*stack)
+	defer func() {
+		if p.free != nil {
+			clear((*stack)[base:]) // no document objects kept
+			*stack = (*stack)[:base]
+		}
+		p.depth--
+	}()
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.b) {
@@ -341,7 +358,10 @@ func (p *parser) array() (Object, error) {
 		}
 		if p.b[p.pos] == ']' {
 			p.pos++
-			return a, nil
+			if p.free == nil {
+				return local, nil
+			}
+			return append(make(Array, 0, len(*stack)-base), (*stack)[base:]...), nil
 		}
 		o, err := p.object()
 		if err != nil {
@@ -350,7 +370,7 @@ func (p *parser) array() (Object, error) {
 		if k, ok := o.(keyword); ok {
 			return nil, damaged("unexpected %q in array", string(k))
 		}
-		a = append(a, o)
+		*stack = append(*stack, o)
 	}
 }
 

@@ -62,17 +62,26 @@ func TestParserObjects(t *testing.T) {
 		{"obj", keyword("obj")},
 		{"endstream", keyword("endstream")},
 	}
+	// With a free list (recycled maps, an array stack that already holds
+	// items), as a scan parses, the objects are the same.
+	free := &freeList{dicts: []Dict{{"Stale": int64(1)}}, items: Array{"below"}}
+	clear(free.dicts[0])
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			p := parser{b: []byte(tc.in), eof: true}
-			got, err := p.object()
-			if err != nil {
-				t.Fatalf("object(%q): %v", tc.in, err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("object(%q) = %#v, want %#v", tc.in, got, tc.want)
+			for _, f := range []*freeList{nil, free} {
+				p := parser{b: []byte(tc.in), eof: true, free: f}
+				got, err := p.object()
+				if err != nil {
+					t.Fatalf("object(%q): %v", tc.in, err)
+				}
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("object(%q) = %#v, want %#v", tc.in, got, tc.want)
+				}
 			}
 		})
+	}
+	if !reflect.DeepEqual(free.items, Array{"below"}) {
+		t.Errorf("array stack left as %v", free.items)
 	}
 }
 

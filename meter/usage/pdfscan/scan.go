@@ -224,7 +224,7 @@ func (d *doc) reset() {
 		tr:       tokenReader{buf: tr},
 		xrefData: xd,
 		inflater: in,
-		src:      source{free: d.src.free},
+		src:      source{free: d.src.free.reuse()},
 		growFn:   d.growFn,
 		w:        d.w.reuse(),
 	}

@@ -132,6 +132,15 @@ func (s *source) recycle(d Dict) {
 type freeList struct {
 	dicts []Dict
 	quads []*quad
+	items Array // parser.array's stack, empty between objects
+}
+
+// reuse returns f for another scan, without a stack grown large.
+func (f *freeList) reuse() freeList {
+	if cap(f.items) > keepObjects {
+		return freeList{dicts: f.dicts, quads: f.quads}
+	}
+	return *f
 }
 
 // newQuad returns q in a recycled *quad when there is one; f may be nil.
