@@ -1,12 +1,12 @@
 package caddymodule
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/creditgate/creditgate/internal/clockctx"
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/pricing"
 	"github.com/creditgate/creditgate/meter/usage"
@@ -60,10 +60,12 @@ func (h *Handler) measureBody(r *http.Request, in *pricing.Input) (*usage.Body, 
 		opts.JSONPart, opts.PartOnly = h.needs.JSONPart, !h.needs.Pages
 	}
 	if jsonPart || h.needs.Pages && (h.Job == nil || h.Job.declared == nil || !isJSON(ct)) {
-		ctx, cancel := context.WithTimeout(r.Context(), h.uopts.CountTimeout)
+		// Measuring polls ctx, and waits on it only for memory: clockctx
+		// makes the timer then, not on every request.
+		ctx := clockctx.WithTimeout(r.Context(), h.uopts.CountTimeout)
 		opts.PDF.MaxPages = h.uopts.MaxPages // not for the upstream's output pages
 		in.Usage, err = usage.MeasureEncoded(ctx, ct, r.Header.Get("Content-Encoding"), body, opts)
-		cancel()
+		ctx.Stop()
 		u := in.Usage
 		body.OnClose(u.Release)
 		in.JSON = u.TypedJSONPart()

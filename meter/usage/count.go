@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/creditgate/creditgate/internal/clockctx"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -139,10 +140,18 @@ func readPDFFrom(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, 
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > lim.Timeout {
 		// A caller's earlier deadline (the gateway's count_timeout) bounds
 		// this read alone: no second context, whose Done channel and
-		// registration with its parent cost on every request.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, lim.Timeout)
-		defer cancel()
+		// registration with its parent cost on every request. A spooled
+		// read polls ctx and waits on it only for memory: its timer is
+		// made then (clockctx). The goroutine's select always waits.
+		if spooled {
+			c := clockctx.WithTimeout(ctx, lim.Timeout)
+			defer c.Stop()
+			ctx = c
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, lim.Timeout)
+			defer cancel()
+		}
 	}
 	g, err := budget.acquire(ctx, scanNeed(size))
 	if err != nil {

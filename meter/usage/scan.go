@@ -78,10 +78,11 @@ func scanLazy(ctx context.Context, r io.ReaderAt, size int64, lim PDFLimits, g *
 		// refused (server_busy), instead of exhausting it.
 		Grow: func(n int64) error { return g.add(ctx, n) },
 	})
-	var re *pdfscan.ReadError
-	switch {
-	case err == nil:
+	if err == nil {
 		return PDFInfo{Pages: info.Pages, Sizes: info.Sizes, Method: MethodScan}, nil, true
+	}
+	var re *pdfscan.ReadError // on the heap (errors.As): not on every scan
+	switch {
 	case ctx.Err() != nil:
 		return PDFInfo{}, ctx.Err(), true
 	case errors.As(err, &re):

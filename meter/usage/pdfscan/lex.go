@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // PDF objects as the parser returns them. An Object is one of: nil (null),
@@ -37,25 +36,38 @@ type parser struct {
 	pos     int
 	eof     bool
 	depth   int
-	shallow bool // skip the values of unused keys (skip.go)
+	shallow bool      // skip the values of unused keys (skip.go)
+	free    *freeList // to fill instead of allocating (source.recycle)
 }
 
 // isWhite is PDF white space, plus the vertical tab that pdfcpu (and so
 // Go upstreams) also skips: a name such as "/Kids\v[...]" must not hide
 // kids that such a reader sees.
-func isWhite(c byte) bool {
-	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0 || c == '\v'
-}
+func isWhite(c byte) bool { return charClass[c] == white }
 
-func isDelim(c byte) bool {
-	switch c {
-	case '(', ')', '<', '>', '[', ']', '{', '}', '/', '%':
-		return true
+func isDelim(c byte) bool { return charClass[c] == delim }
+
+func isRegular(c byte) bool { return charClass[c] == 0 }
+
+// charClass tells white space and delimiters from regular characters in
+// one load: these tests were a tenth of a small document's scan.
+var charClass = func() (t [256]uint8) {
+	for _, c := range []byte(" \n\r\t\f\x00\v") {
+		t[c] = white
 	}
-	return false
-}
+	for _, c := range []byte("()<>[]{}/%") {
+		t[c] = delim
+	}
+	return t
+}()
 
-func isRegular(c byte) bool { return !isWhite(c) && !isDelim(c) }
+const (
+	white = 1 + iota
+	delim
+)
+
+// isNumberStart is where object reads a number (or a reference).
+func isNumberStart(c byte) bool { return c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9') }
 
 // skipSpace skips white space and comments.
 func (p *parser) skipSpace() {
@@ -104,22 +116,37 @@ func (p *parser) object() (Object, error) {
 		return p.hexString()
 	case c == '[':
 		return p.array()
-	case c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'):
+	case isNumberStart(c):
 		return p.numberOrRef()
 	case isRegular(c):
-		w := p.word()
+		start := p.pos
+		for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
+			p.pos++
+		}
 		if !p.eof && p.pos == len(p.b) {
 			return nil, errShort // the word may go on
 		}
-		switch w {
+		// The words of every object ("obj", "R"...) as constants, which
+		// the compiler keeps in static data: a keyword built from the
+		// bytes was two allocations per object read.
+		switch w := p.b[start:p.pos]; string(w) {
 		case "true":
 			return true, nil
 		case "false":
 			return false, nil
 		case "null":
 			return nil, nil
+		case "obj":
+			return keyword("obj"), nil
+		case "endobj":
+			return keyword("endobj"), nil
+		case "stream":
+			return keyword("stream"), nil
+		case "R":
+			return keyword("R"), nil
+		default:
+			return keyword(w), nil
 		}
-		return keyword(w), nil
 	case c == '>' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '>':
 		p.pos += 2
 		return keyword(">>"), nil
@@ -127,15 +154,6 @@ func (p *parser) object() (Object, error) {
 		p.pos++
 		return keyword(string(c)), nil
 	}
-}
-
-// word reads a run of regular characters.
-func (p *parser) word() string {
-	start := p.pos
-	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
-		p.pos++
-	}
-	return string(p.b[start:p.pos])
 }
 
 func (p *parser) name() (Object, error) {
@@ -168,90 +186,6 @@ func (p *parser) name() (Object, error) {
 	return Name(out), nil
 }
 
-// numberOrRef reads a number; an unsigned integer followed by another and
-// "R" is a reference.
-func (p *parser) numberOrRef() (Object, error) {
-	start := p.pos
-	n, isInt, err := p.number()
-	if err != nil || !isInt || p.b[start] == '+' || p.b[start] == '-' {
-		return n, err
-	}
-	save := p.pos
-	p.skipSpace()
-	if p.pos >= len(p.b) {
-		if !p.eof {
-			return nil, errShort
-		}
-		p.pos = save
-		return n, nil
-	}
-	if c := p.b[p.pos]; c < '0' || c > '9' {
-		p.pos = save
-		return n, nil
-	}
-	g, gInt, err := p.number()
-	if err != nil {
-		return nil, err
-	}
-	p.skipSpace()
-	if p.pos >= len(p.b) && !p.eof {
-		return nil, errShort
-	}
-	if gInt && p.pos < len(p.b) && p.b[p.pos] == 'R' &&
-		(p.pos+1 == len(p.b) || !isRegular(p.b[p.pos+1])) {
-		if p.pos+1 == len(p.b) && !p.eof {
-			return nil, errShort
-		}
-		p.pos++
-		return Ref{Num: int(min(n.(int64), 1<<40)), Gen: int(min(g.(int64), 1<<40))}, nil
-	}
-	p.pos = save
-	return n, nil
-}
-
-// number reads an integer or a real. Malformed numbers that PDF writers
-// are known to produce ("--1", "1.2.3") are read as far as they make sense.
-func (p *parser) number() (Object, bool, error) {
-	start := p.pos
-	for p.pos < len(p.b) && isRegular(p.b[p.pos]) {
-		p.pos++
-	}
-	if p.pos == len(p.b) && !p.eof {
-		return nil, false, errShort
-	}
-	if v, ok := digits(p.b[start:p.pos]); ok {
-		return v, true, nil // the common case, without strconv's allocations
-	}
-	if v, ok := decimal(p.b[start:p.pos]); ok {
-		return v, false, nil // the next commonest, in boxes
-	}
-	s := string(p.b[start:p.pos])
-	if strings.IndexByte(s, '.') < 0 { // a real fails ParseInt with an allocated error
-		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return v, true, nil
-		}
-	}
-	neg := false
-	for len(s) > 0 && (s[0] == '-' || s[0] == '+') {
-		neg = neg || s[0] == '-'
-		s = s[1:]
-	}
-	end := 0
-	dot := false
-	for end < len(s) && (s[end] >= '0' && s[end] <= '9' || s[end] == '.' && !dot) {
-		dot = dot || s[end] == '.'
-		end++
-	}
-	v, err := strconv.ParseFloat(s[:end], 64)
-	if err != nil {
-		v = 0 // "-" or ".": PDF readers take these as 0
-	}
-	if neg {
-		v = -v
-	}
-	return v, false, nil
-}
-
 func (p *parser) nest() error {
 	if p.depth++; p.depth > maxNesting {
 		return fmt.Errorf("%w: objects nested deeper than %d", ErrLimit, maxNesting)
@@ -264,8 +198,25 @@ func (p *parser) array() (Object, error) {
 	if err := p.nest(); err != nil {
 		return nil, err
 	}
-	defer func() { p.depth-- }()
-	a := make(Array, 0, 4) // boxes, the commonest arrays, in one allocation
+	// Items are gathered on the free list's stack, then copied once at
+	// their size: a /Kids array grown by append was an allocation per
+	// doubling, and garbage twice its size. Without a free list, a local
+	// stack (4 items, boxes, in one allocation).
+	var local Array
+	stack := &local
+	if p.free != nil {
+		stack = &p.free.items
+	} else {
+		local = make(Array, 0, 4)
+	}
+	base := len(*stack)
+	defer func() {
+		if p.free != nil {
+			clear((*stack)[base:]) // no document objects kept
+			*stack = (*stack)[:base]
+		}
+		p.depth--
+	}()
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.b) {
@@ -273,7 +224,10 @@ func (p *parser) array() (Object, error) {
 		}
 		if p.b[p.pos] == ']' {
 			p.pos++
-			return a, nil
+			if p.free == nil {
+				return local, nil
+			}
+			return append(make(Array, 0, len(*stack)-base), (*stack)[base:]...), nil
 		}
 		o, err := p.object()
 		if err != nil {
@@ -282,7 +236,7 @@ func (p *parser) array() (Object, error) {
 		if k, ok := o.(keyword); ok {
 			return nil, damaged("unexpected %q in array", string(k))
 		}
-		a = append(a, o)
+		*stack = append(*stack, o)
 	}
 }
 
@@ -292,7 +246,13 @@ func (p *parser) dict() (Object, error) {
 		return nil, err
 	}
 	defer func() { p.depth-- }()
-	d := Dict{}
+	var d Dict
+	if p.free != nil && len(p.free.dicts) > 0 {
+		d = p.free.dicts[len(p.free.dicts)-1]
+		p.free.dicts = p.free.dicts[:len(p.free.dicts)-1]
+	} else {
+		d = Dict{}
+	}
 	for {
 		p.skipSpace()
 		if p.pos+1 >= len(p.b) {
@@ -318,6 +278,12 @@ func (p *parser) dict() (Object, error) {
 		if !ok {
 			return nil, damaged("dictionary key is %T at %d", k, p.pos)
 		}
+		if p.shallow && p.depth == 1 && (key == "MediaBox" || key == "CropBox") {
+			if q, ok := p.quad(); ok {
+				d[key] = p.free.newQuad(q)
+				continue
+			}
+		}
 		v, err := p.object()
 		if err != nil {
 			return nil, err
@@ -331,44 +297,6 @@ func (p *parser) dict() (Object, error) {
 		}
 		d[key] = v
 	}
-}
-
-// pow10 are the powers of ten a float64 holds exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
-
-// decimal reads a real written as [+-]digits.digits with at most 15
-// digits, as strconv.ParseFloat would (one correctly rounded division of
-// two exact values), without its allocations; ok is false for anything
-// else, which number reads the slow way.
-func decimal(b []byte) (float64, bool) {
-	neg := false
-	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
-		neg = b[0] == '-'
-		b = b[1:]
-	}
-	var m int64
-	n, frac, dot := 0, 0, false
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			m = m*10 + int64(c-'0')
-			if n++; dot {
-				frac++
-			}
-		case c == '.' && !dot:
-			dot = true
-		default:
-			return 0, false
-		}
-	}
-	if !dot || n == 0 || n > 15 {
-		return 0, false
-	}
-	v := float64(m) / pow10[frac]
-	if neg {
-		v = -v
-	}
-	return v, true
 }
 
 // commonName returns the names page trees and object streams are made of

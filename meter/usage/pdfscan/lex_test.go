@@ -1,7 +1,10 @@
 package pdfscan
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -59,17 +62,26 @@ func TestParserObjects(t *testing.T) {
 		{"obj", keyword("obj")},
 		{"endstream", keyword("endstream")},
 	}
+	// With a free list (recycled maps, an array stack that already holds
+	// items), as a scan parses, the objects are the same.
+	free := &freeList{dicts: []Dict{{"Stale": int64(1)}}, items: Array{"below"}}
+	clear(free.dicts[0])
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			p := parser{b: []byte(tc.in), eof: true}
-			got, err := p.object()
-			if err != nil {
-				t.Fatalf("object(%q): %v", tc.in, err)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("object(%q) = %#v, want %#v", tc.in, got, tc.want)
+			for _, f := range []*freeList{nil, free} {
+				p := parser{b: []byte(tc.in), eof: true, free: f}
+				got, err := p.object()
+				if err != nil {
+					t.Fatalf("object(%q): %v", tc.in, err)
+				}
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("object(%q) = %#v, want %#v", tc.in, got, tc.want)
+				}
 			}
 		})
+	}
+	if !reflect.DeepEqual(free.items, Array{"below"}) {
+		t.Errorf("array stack left as %v", free.items)
 	}
 }
 
@@ -178,6 +190,48 @@ func TestDecimal(t *testing.T) {
 	for _, in := range []string{"1", "1.2.3", ".", "-", "1e5", "1234567890123456.7", "--1.5", "0x1.8"} {
 		if _, ok := decimal([]byte(in)); ok {
 			t.Errorf("decimal(%q) accepted", in)
+		}
+	}
+}
+
+// TestQuadReadsAsNumbersWould checks that the boxes a shallow parser reads
+// as quads give what numbers gives for the Array a full parse reads.
+func TestQuadReadsAsNumbersWould(t *testing.T) {
+	d := newDoc(context.Background(), bytes.NewReader(nil), 0, testLimits) // references resolve to null
+	for _, box := range []string{
+		"[0 0 612 792]", "[ 0 0 595.28 841.89 ]", "[-1 +2 .5 3.]", "[--1 1.2.3 0 9999999999999999999]",
+		"[0 0 612]", "[0 0 612 792 1]", "[0 0 1 0 R 5]", "[0 0 612 /X]", "[0 0 612 792", "[0 0 612 (x)]",
+		"[0 0 1 2 0 R]", "[1 2 3 4%c\n]", "[1\n2\r3\t4]", "1 0 R", "[ ]",
+	} {
+		src := "<</MediaBox " + box + " /CropBox " + box + ">>"
+		full := parser{b: []byte(src), eof: true}
+		shallow := parser{b: []byte(src), eof: true, shallow: true}
+		want, wantErr := full.object()
+		got, gotErr := shallow.object()
+		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) || full.pos != shallow.pos {
+			t.Fatalf("%s: shallow err %v at %d, full %v at %d", src, gotErr, shallow.pos, wantErr, full.pos)
+		}
+		if wantErr != nil {
+			continue
+		}
+		for _, key := range []Name{"MediaBox", "CropBox"} {
+			w, err1 := d.numbers(want.(Dict)[key], new([4]float64))
+			g, err2 := d.numbers(got.(Dict)[key], new([4]float64))
+			if err1 != nil || err2 != nil || !reflect.DeepEqual(w, g) {
+				t.Errorf("%s: %s is %v (%v) from a quad, %v (%v) from the Array", box, key, g, err2, w, err1)
+			}
+		}
+	}
+}
+
+// TestCharClasses checks the table against the PDF character classes.
+func TestCharClasses(t *testing.T) {
+	for i := range 256 {
+		c := byte(i)
+		w := c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0 || c == '\v'
+		d := strings.IndexByte("()<>[]{}/%", c) >= 0
+		if isWhite(c) != w || isDelim(c) != d || isRegular(c) != (!w && !d) {
+			t.Errorf("%q: white %v delim %v regular %v", c, isWhite(c), isDelim(c), isRegular(c))
 		}
 	}
 }

@@ -83,11 +83,13 @@ func (s *source) linearizedPages() int64 {
 	if err != nil || !ok {
 		return 0
 	}
-	if _, ok := number(dict["Linearized"]); !ok {
-		return 0
-	}
+	_, ok = number(dict["Linearized"])
 	l, ok1 := dict["L"].(int64)
 	pages, ok2 := dict["N"].(int64)
+	s.recycle(dict) // parsed here, not referred to
+	if !ok {
+		return 0
+	}
 	if !ok1 || !ok2 || l != s.size || pages <= 0 {
 		return 0
 	}

@@ -75,7 +75,7 @@ func (d *doc) compressed(num int, e xrefEntry) (Object, error) {
 	if off < 0 || off >= len(os.data) {
 		return nil, damaged("object %d outside object stream %d", num, e.off)
 	}
-	p := parser{b: os.data[off:], eof: true, shallow: true}
+	p := parser{b: os.data[off:], eof: true, shallow: true, free: &d.src.free}
 	return p.object()
 }
 
@@ -202,6 +202,7 @@ func (d *doc) objectStream(num int) (*objStream, error) {
 		d.streams.recycle(s)
 		return nil, err
 	}
+	d.src.recycle(dict)
 	d.streams.put(s)
 	return s, nil
 }

@@ -16,12 +16,15 @@ func (d *doc) walkPages() (Info, error) {
 	if !ok {
 		return Info{}, damaged("catalog has no /Pages")
 	}
-	d.walk = newWalker(d.ctx, docTree{d}, WalkLimits{
+	d.src.recycle(cat) // fetched by d.root, a reference
+	d.w.ctx, d.w.t = d.ctx, docTree{d}
+	d.w.lim = WalkLimits{
 		MaxDepth: d.lim.MaxDepth,
 		MaxPages: d.lim.MaxPages,
 		MaxSteps: 4 * d.lim.MaxObjects,
-		Grow:     d.grow,
-	})
+		Grow:     d.growFn,
+	}
+	d.walk = &d.w
 	p, err := d.walk.walk(pages)
 	if err != nil {
 		return Info{}, err
@@ -62,10 +65,12 @@ func (t docTree) Node(v any) (TreeNode, error) {
 			}
 		}
 	}
-	if n.Media, err = t.d.numbers(dict["MediaBox"]); err != nil {
+	// The boxes are read into the doc's arrays: the walk copies them
+	// (attrs.inherit) before it asks for another node.
+	if n.Media, err = t.d.numbers(dict["MediaBox"], &t.d.box[0]); err != nil {
 		return n, err
 	}
-	if n.Crop, err = t.d.numbers(dict["CropBox"]); err != nil {
+	if n.Crop, err = t.d.numbers(dict["CropBox"], &t.d.box[1]); err != nil {
 		return n, err
 	}
 	if r, ok := dict["Rotate"]; ok {
@@ -81,6 +86,9 @@ func (t docTree) Node(v any) (TreeNode, error) {
 			return n, err
 		}
 		n.Count, _ = number(c)
+	}
+	if n.Num > 0 {
+		t.d.src.recycle(dict) // fetched by reference: nothing else has it
 	}
 	return n, nil
 }
@@ -113,8 +121,8 @@ func number(o Object) (int64, bool) {
 	return 0, false
 }
 
-// numbers resolves an array of 4 numbers; anything else is nil.
-func (d *doc) numbers(v Object) ([]float64, error) {
+// numbers resolves an array of 4 numbers into out; anything else is nil.
+func (d *doc) numbers(v Object, out *[4]float64) ([]float64, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -122,11 +130,14 @@ func (d *doc) numbers(v Object) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if q, ok := v.(*quad); ok {
+		*out = *q
+		return out[:], nil
+	}
 	arr, ok := v.(Array)
 	if !ok || len(arr) != 4 {
 		return nil, nil
 	}
-	out := make([]float64, 4)
 	for i, e := range arr {
 		e, err := d.resolve(e)
 		if err != nil {
@@ -141,5 +152,5 @@ func (d *doc) numbers(v Object) ([]float64, error) {
 			return nil, nil
 		}
 	}
-	return out, nil
+	return out[:], nil
 }

@@ -219,7 +219,9 @@ func (d *doc) prefetchJob(num int) *prefetchJob {
 	if a, ok := filter.(Array); ok && len(a) == 1 {
 		filter = a[0]
 	}
-	if filter != Name("FlateDecode") || dict["DecodeParms"] != nil {
+	parms := dict["DecodeParms"]
+	d.src.recycle(dict) // parsed here, not referred to
+	if filter != Name("FlateDecode") || parms != nil {
 		return nil
 	}
 	return &prefetchJob{

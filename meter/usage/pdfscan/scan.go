@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // Limits bound the work of one scan. All must be positive.
@@ -99,19 +100,37 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // object streams are decoded ahead in another goroutine (prefetch.go),
 // which has returned when Scan returns.
 func Scan(ctx context.Context, r io.ReaderAt, size int64, lim Limits) (Info, error) {
-	return newDoc(ctx, r, size, lim).scan()
+	d := docPool.Get().(*doc)
+	d.init(ctx, r, size, lim)
+	info, err := d.scan()
+	// Not reached on a panic: a doc left in the middle of a scan is
+	// dropped, never reused.
+	d.reset()
+	docPool.Put(d)
+	return info, err
 }
 
+// docPool keeps docs, with their buffers, between scans: a gateway scans
+// a document per request, and a fresh doc's parts (the doc, its walker,
+// xref table, token buffer and inflater) were most of what scanning a
+// small document allocated. reset caps what a pooled doc keeps.
+var docPool = sync.Pool{New: func() any { return new(doc) }}
+
 func newDoc(ctx context.Context, r io.ReaderAt, size int64, lim Limits) *doc {
-	d := &doc{
-		ctx:    ctx,
-		src:    source{r: &recorder{r: r}, size: size},
-		lim:    lim,
-		budget: 4 * lim.MaxDecodeBytes,
+	d := &doc{}
+	d.init(ctx, r, size, lim)
+	return d
+}
+
+func (d *doc) init(ctx context.Context, r io.ReaderAt, size int64, lim Limits) {
+	d.ctx, d.lim, d.budget = ctx, lim, 4*lim.MaxDecodeBytes
+	d.rec = recorder{r: r}
+	d.src = source{r: &d.rec, size: size, free: d.src.free}
+	if d.growFn == nil {
+		d.growFn = d.grow // a method value is an allocation: once per doc
 	}
 	d.streams.maxBytes = min(4<<20, lim.MaxDecodeBytes)
 	d.pre.maxWaste = lim.MaxDecodeBytes
-	return d
 }
 
 func (d *doc) scan() (Info, error) {
@@ -126,6 +145,7 @@ func (d *doc) scan() (Info, error) {
 // doc is one document being scanned.
 type doc struct {
 	ctx      context.Context
+	rec      recorder // src.r
 	src      source
 	lim      Limits
 	xref     xrefTable
@@ -133,11 +153,16 @@ type doc struct {
 	streams  streamCache
 	inflater inflater
 	pre      prefetcher
-	walk     *walker // the page walk, once started
-	scratch  []byte  // object streams decode here first (objectStream)
-	budget   int64   // bytes left to decode
-	grown    int64   // bytes Limits.Grow admitted
-	nesting  int     // resolve calls in progress, against reference chains
+	walk     *walker // the page walk (w), once started
+	w        walker
+	tr       tokenReader       // classic xref tables' (readTable)
+	xrefData []byte            // xref streams decode here (readXRefStream)
+	box      [2][4]float64     // the MediaBox and CropBox Node read last
+	scratch  []byte            // object streams decode here first (objectStream)
+	budget   int64             // bytes left to decode
+	grown    int64             // bytes Limits.Grow admitted
+	nesting  int               // resolve calls in progress, against reference chains
+	growFn   func(int64) error // d.grow, for the walk
 }
 
 // reserve admits the memory of decoding with a new buffer of n bytes, on
@@ -166,4 +191,41 @@ func (d *doc) grow(n int64) error {
 		return fmt.Errorf("%w: %w", ErrMemory, err)
 	}
 	return nil
+}
+
+// Most of a pooled doc's buffers a scan may keep: what a document of a few
+// hundred objects needs, so that a pooled doc never pins a large one's.
+const (
+	keepObjects = 1 << 12 // xref entries (16 bytes each)
+	keepBytes   = 64 << 10
+)
+
+// reset clears d for another scan. Nothing it keeps is reachable from an
+// Info (walker.reuse drops the sizes) nor refers to the caller's reader.
+func (d *doc) reset() {
+	xref := d.xref.e[:0]
+	if cap(xref) > keepObjects {
+		xref = nil
+	}
+	tr := d.tr.buf[:0]
+	if cap(tr) > keepBytes {
+		tr = nil
+	}
+	xd := d.xrefData[:0]
+	if cap(xd) > keepBytes {
+		xd = nil
+	}
+	in := d.inflater
+	if in.br != nil {
+		in.br.Reset(nil) // its source is the caller's reader
+	}
+	*d = doc{
+		xref:     xrefTable{e: xref},
+		tr:       tokenReader{buf: tr},
+		xrefData: xd,
+		inflater: in,
+		src:      source{free: d.src.free.reuse()},
+		growFn:   d.growFn,
+		w:        d.w.reuse(),
+	}
 }

@@ -31,7 +31,7 @@ func (p *parser) skipValue() error {
 		return nil
 	case c == '(' || c == '[' || c == '<':
 		return p.skipContainer()
-	case c == '+' || c == '-' || c == '.' || (c >= '0' && c <= '9'):
+	case isNumberStart(c):
 		return p.skipNumberOrRef()
 	}
 	_, err := p.object() // a name or a keyword
@@ -92,8 +92,8 @@ func (p *parser) skipNumber() (bool, error) {
 		return true, nil
 	}
 	p.pos = start
-	_, isInt, err := p.number()
-	return isInt, err
+	n, err := p.number()
+	return n.kind == isInt, err
 }
 
 // skipping marks the bytes skipContainer must look at: everything else

@@ -76,3 +76,8 @@ func (s *smallMap[K, V]) delete(k K) {
 		}
 	}
 }
+
+// reuse returns s emptied, keeping its slice but not its map.
+func (s *smallMap[K, V]) reuse() smallMap[K, V] {
+	return smallMap[K, V]{list: s.list[:0]}
+}

@@ -15,7 +15,8 @@ type source struct {
 	buf  []byte // reused for small windows
 	// pooled is buf's pool entry, when it came from windowPool.
 	pooled *[]byte
-	p      parser // parseAt's
+	p      parser   // parseAt's
+	free   freeList // recycled, for the parsers of this source
 }
 
 // recorder keeps the first failure of r, to tell it apart from damage
@@ -96,7 +97,7 @@ func (s *source) parseAt(off int64, f func(p *parser) error) error {
 		}
 		// The source's own parser: f(&p) of a local one moved it to the
 		// heap on every object read. Reads never nest (f only parses).
-		s.p = parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true}
+		s.p = parser{b: b, eof: off+int64(len(b)) == s.size, shallow: true, free: &s.free}
 		err = f(&s.p)
 		s.p.b = nil
 		if !errors.Is(err, errShort) {
@@ -106,6 +107,53 @@ func (s *source) parseAt(off int64, f func(p *parser) error) error {
 			return limit("object at %d longer than %d bytes", off, maxWindow)
 		}
 	}
+}
+
+// recycle gives back a dictionary the scan is done with: the parsers fill
+// it again instead of allocating a map per object (two allocations, a
+// fifth of a small document's). Only a top-level dictionary just fetched
+// by reference may be given, once: nothing else refers to it (objects are
+// parsed anew at each fetch). The dictionaries in it are not recycled,
+// and large ones are left to the collector.
+func (s *source) recycle(d Dict) {
+	if d == nil || len(d) > 32 || len(s.free.dicts) >= 8 {
+		return
+	}
+	for _, k := range [...]Name{"MediaBox", "CropBox"} { // quad's keys: no map iteration
+		if q, ok := d[k].(*quad); ok && len(s.free.quads) < 8 {
+			s.free.quads = append(s.free.quads, q)
+		}
+	}
+	clear(d)
+	s.free.dicts = append(s.free.dicts, d)
+}
+
+// freeList is what recycle took back.
+type freeList struct {
+	dicts []Dict
+	quads []*quad
+	items Array // parser.array's stack, empty between objects
+}
+
+// reuse returns f for another scan, without a stack grown large.
+func (f *freeList) reuse() freeList {
+	if cap(f.items) > keepObjects {
+		return freeList{dicts: f.dicts, quads: f.quads}
+	}
+	return *f
+}
+
+// newQuad returns q in a recycled *quad when there is one; f may be nil.
+func (f *freeList) newQuad(q quad) *quad {
+	var p *quad
+	if f == nil || len(f.quads) == 0 {
+		p = new(quad) // not &q: that moved q to the heap on every call
+	} else {
+		p = f.quads[len(f.quads)-1]
+		f.quads = f.quads[:len(f.quads)-1]
+	}
+	*p = q
+	return p
 }
 
 // objectAt parses the indirect object num that the xref places at off. For

@@ -11,8 +11,9 @@ type tokenReader struct {
 
 const tokenChunk = 64 << 10
 
-func newTokenReader(src *source, off int64) *tokenReader {
-	return &tokenReader{src: src, pos: off}
+// start reads from off of src, keeping t's buffer.
+func (t *tokenReader) start(src *source, off int64) {
+	*t = tokenReader{src: src, pos: off, buf: t.buf[:0]}
 }
 
 // fill makes at least n bytes available from i, fewer at the end of the
@@ -66,8 +67,13 @@ func (t *tokenReader) token() (string, error) {
 		tok = append(tok, t.buf[t.i])
 		t.advance(1)
 	}
-	if len(tok) == 0 {
+	switch string(tok) {
+	case "":
 		return "", damaged("unexpected %q in xref table at %d", t.buf[t.i], t.pos)
+	case "xref": // every table's, as constants: no allocation
+		return "xref", nil
+	case "trailer":
+		return "trailer", nil
 	}
 	return string(tok), nil
 }

@@ -95,7 +95,8 @@ type frame struct {
 	next    int
 	depth   int
 	attrs   attrs
-	page    bool // typed /Page: at least one page
+	page    bool   // typed /Page: at least one page
+	edges   []edge // its state's kids so far (link), kept with the slot
 }
 
 // walker walks one page tree.
@@ -111,12 +112,51 @@ type walker struct {
 	seen   smallMap[int, bool] // numbers of nodes and arrays walked
 	onPath smallMap[int, bool]
 	frames []frame
-	top    int32 // the root's state, once its frame ends
+	edges  []edge // where the kids of finished states are kept (leave)
+	top    int32  // the root's state, once its frame ends
 	steps  int
 }
 
 func newWalker(ctx context.Context, t Tree, lim WalkLimits) *walker {
 	return &walker{ctx: ctx, t: t, lim: lim}
+}
+
+// keepStates is the most states (and frames, and edges) a pooled walker
+// keeps room for; keepKids, the most kids a frame keeps room for.
+const (
+	keepStates = 1 << 10
+	keepKids   = 64
+)
+
+// reuse returns an empty walker with w's buffers when they are small. The
+// sizes are not kept: an Info returns them.
+func (w *walker) reuse() walker {
+	if cap(w.states) > keepStates || cap(w.order) > keepStates || cap(w.frames) > keepStates {
+		return walker{}
+	}
+	clear(w.states[:cap(w.states)]) // their kids
+	frames := w.frames[:cap(w.frames)]
+	for i := range frames { // their items are the document's objects
+		e := frames[i].edges[:0]
+		if cap(e) > keepKids {
+			e = nil
+		}
+		frames[i] = frame{edges: e}
+	}
+	edges := w.edges[:0]
+	if cap(edges) > keepStates {
+		edges = nil
+	}
+	return walker{
+		edges:  edges,
+		states: w.states[:0],
+		order:  w.order[:0],
+		frames: w.frames[:0],
+		sizeIx: w.sizeIx.reuse(),
+		memo:   w.memo.reuse(),
+		seen:   w.seen.reuse(),
+		onPath: w.onPath.reuse(),
+	}
 }
 
 // upcoming calls f with the kids the walk will visit next, nearest first,
@@ -243,8 +283,12 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
+	var edges []edge // the buffer of the frame slot, when there is one
+	if k := len(w.frames); k < cap(w.frames) {
+		edges = w.frames[:k+1][k].edges[:0]
+	}
 	w.frames = append(w.frames, frame{st: st, nodeNum: n.Num, arrNum: arrNum,
-		items: items, depth: depth, attrs: a, page: n.Page})
+		items: items, depth: depth, attrs: a, page: n.Page, edges: edges})
 	if n.Num > 0 {
 		w.onPath.set(n.Num, true)
 	}
@@ -257,6 +301,7 @@ func (w *walker) enter(n TreeNode, inh attrs, depth int) (int32, bool, error) {
 // leave ends the frame on top and links its state to its parent's.
 func (w *walker) leave() error {
 	fr := w.frames[len(w.frames)-1]
+	w.states[fr.st].kids = w.keepEdges(fr.edges)
 	w.frames = w.frames[:len(w.frames)-1]
 	w.onPath.delete(fr.nodeNum)
 	w.onPath.delete(fr.arrNum)
@@ -332,20 +377,41 @@ func (w *walker) newState(s state) (int32, error) {
 	return int32(len(w.states) - 1), nil
 }
 
-// link adds child's pages to parent's, once more.
+// link adds child's pages to parent's, once more. The parent is always
+// the frame on top: its edges grow in the frame's buffer until it leaves.
 func (w *walker) link(parent, child int32) error {
-	p := &w.states[parent]
-	if k := len(p.kids); k > 0 && p.kids[k-1].to == child {
-		p.kids[k-1].n++
-	} else {
-		p.kids = append(p.kids, edge{to: child, n: 1})
+	fr := &w.frames[len(w.frames)-1]
+	if fr.st != parent {
+		panic("pdfscan: link to a state not on top") // never: see expand and leave
 	}
+	if k := len(fr.edges); k > 0 && fr.edges[k-1].to == child {
+		fr.edges[k-1].n++
+	} else {
+		fr.edges = append(fr.edges, edge{to: child, n: 1})
+	}
+	p := &w.states[parent]
 	p.count = addSat(p.count, w.states[child].count)
 	if w.lim.MaxPages > 0 && p.count > w.lim.MaxPages {
 		// Every state is reachable from the root: it has at least these.
 		return &TooManyPages{p.count, w.lim.MaxPages}
 	}
 	return nil
+}
+
+// keepEdges copies the edges of a finished state into the walk's shared
+// array, exactly: a slice per state, grown by append from nil, was most of
+// what a small tree's walk allocated.
+func (w *walker) keepEdges(e []edge) []edge {
+	if len(e) == 0 {
+		return nil
+	}
+	if cap(w.edges)-len(w.edges) < len(e) {
+		// The states given the old array keep it.
+		w.edges = make([]edge, 0, max(256, len(e)))
+	}
+	i := len(w.edges)
+	w.edges = append(w.edges, e...)
+	return w.edges[i:len(w.edges):len(w.edges)]
 }
 
 // collect counts how many times each state occurs from the root (parents

@@ -52,8 +52,9 @@ func (t *xrefTable) set(num int64, e xrefEntry, hybrid bool) error {
 // entries, allocated five times the table on large documents.
 func (t *xrefTable) grow(n int64) {
 	n = min(n, int64(t.max))
-	if int64(len(t.e)) < n {
-		t.e = slices.Grow(t.e, int(n)-len(t.e))[:n]
+	if old := len(t.e); int64(old) < n {
+		t.e = slices.Grow(t.e, int(n)-old)[:n]
+		clear(t.e[old:]) // a pooled table's array holds another's entries
 	}
 }
 
@@ -92,6 +93,7 @@ func (d *doc) readXRef() error {
 			d.root = trailer["Root"] // the newest trailer that has one
 		}
 		prev, ok := trailer["Prev"].(int64)
+		d.src.recycle(trailer) // parsed here, not referred to
 		if !ok {
 			break
 		}
@@ -116,9 +118,12 @@ func (d *doc) startxref() (int64, error) {
 		return 0, damaged("no startxref")
 	}
 	p := parser{b: b[i+len("startxref"):], eof: true}
-	v, err := p.object()
-	if n, ok := v.(int64); err == nil && ok && n >= 0 && n < d.src.size {
-		return n, nil
+	p.skipSpace()
+	if p.pos < len(p.b) && isNumberStart(p.b[p.pos]) {
+		// What object reads there, unboxed.
+		if v, err := p.scalar(); err == nil && v.kind == isInt && v.i >= 0 && v.i < d.src.size {
+			return v.i, nil
+		}
 	}
 	return 0, damaged("bad startxref")
 }
@@ -139,7 +144,8 @@ func (d *doc) readSection(off int64, sec uint16) (Dict, error) {
 // parsed in their fixed 20-byte form, or token by token when a writer
 // strayed from it.
 func (d *doc) readTable(off int64, sec uint16) (Dict, error) {
-	tr := newTokenReader(&d.src, off)
+	tr := &d.tr
+	tr.start(&d.src, off)
 	if tok, err := tr.token(); err != nil || tok != "xref" {
 		return nil, damaged("no xref at %d", off)
 	}
@@ -211,10 +217,11 @@ func (d *doc) readXRefStream(off int64, sec uint16, hybrid bool) (Dict, error) {
 	if dict == nil || start < 0 || dict["Type"] != Name("XRef") {
 		return nil, damaged("no xref stream at %d", off)
 	}
-	data, err := d.decodeStream(dict, start, nil)
+	data, err := d.decodeStream(dict, start, d.xrefData)
 	if err != nil {
 		return nil, err
 	}
+	d.xrefData = data[:0] // for the next section, or the next scan
 	var w [3]int
 	wa, _ := dict["W"].(Array)
 	if len(wa) != 3 {
