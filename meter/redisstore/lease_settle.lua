@@ -103,8 +103,7 @@ local vals, usage, routes, h = {}, {}, {}, {}
 -- TestSettleLeaseInlineIsSettle, which compares the two).
 local inline = true
 for i = 5, #ARGV, 9 do
-  -- The numbers are Go's decimal integers: '+ 0' reads them (tonumber
-  -- converts twice and is a C call: ~1.5 us a request).
+  -- The numbers are Go's decimal integers (see lib.lua on reading them).
   local rid, amt, desc, route, request_id, pg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local amount, pages, uncapped = amt + 0, pg + 0, ARGV[i + 6] == '1'
   local rlate = late or ARGV[i + 7] == '1'
