@@ -208,10 +208,8 @@ for _, route in ipairs(routes) do
   if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
   count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
 end
-local st = with_state({}, a) -- the period's state after the group
 rep[2], rep[3], rep[4] = a.balance, a.balance - a.reserved, a.events or 0
-rep[5], rep[6], rep[7], rep[8], rep[9], rep[10], rep[11], rep[12], rep[13] = st[1], st[2], st[3], st[4], st[5],
-  st[6], st[7], st[8], st[9]
+with_state(rep, a, 4) -- the period's state after the group
 -- The kept copy: the reply's twelve values, then every request's six,
 -- packed with struct (doubles: the numbers are integers below 2^53; the
 -- entry id last, zero-terminated). Packing the reply whole with cmsgpack

@@ -395,11 +395,12 @@ end
 
 -- with_state appends the period's state to a reply: quota limit, used,
 -- reserved, remaining, resets_at ms; overage cap, used, reserved,
--- remaining.
+-- remaining. With n, it writes them after rep[n] instead (lease_settle.lua's
+-- reply is made at its size: a table that grows is copied).
 -- Go twin: ledger.Account.State (meter/ledger)
-local function with_state(rep, a)
+local function with_state(rep, a, n)
   local qa, _, oa = pools(a)
-  local n = #rep
+  n = n or #rep
   rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5] = a.quota_limit, a.q_used, a.q_res, qa, a.period_end
   rep[n + 6], rep[n + 7], rep[n + 8], rep[n + 9] = a.overage_cap, a.o_used, a.o_res, oa
   return rep
@@ -809,8 +810,9 @@ local function count_series(key, now, route, pages, credits, requests)
   if cur[2] and string.sub(cur[2], 1, #series_hv) == series_hv then -- a slot of this hour
     hr, hp, hc = string.match(cur[2], '^%d+|(%d+)|(%d+)|(%d+)$')
   end
-  local dv = int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits)
-  local hv = series_hv .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)
+  -- One format for three numbers: int()'s digits (%d), a third of the calls.
+  local dv = string.format('%d|%d|%d', r + requests, p + pages, c + credits)
+  local hv = series_hv .. string.format('%d|%d|%d', hr + requests, hp + pages, hc + credits)
   -- A route with a day field is in the list already (written by the same
   -- HSET): the list, which grows with the routes, is read only for a
   -- route's first request of a day.
