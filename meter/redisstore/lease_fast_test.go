@@ -11,6 +11,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -22,7 +24,7 @@ import (
 // events and replies, after every call. Groups mix what takes the inline
 // paths with what does not (late, uncapped beyond the share, no
 // description, no pages, a lease run dry), on accounts with a low-balance
-// threshold, a quota and an overage cap.
+// threshold, a quota and an overage cap, a credit grant.
 func TestSettleLeaseInlineIsSettle(t *testing.T) {
 	files := fstest.MapFS{}
 	ents, err := fs.ReadDir(luaFiles, ".")
@@ -55,12 +57,21 @@ func TestSettleLeaseInlineIsSettle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, st := range map[string]meter.Settings{"balance": {}, "low_balance": {LowBalanceThreshold: c(60)},
-		"quota": {MonthlyQuota: c(20), OverageCap: c(10)}} {
+		"quota": {MonthlyQuota: c(20), OverageCap: c(10)}, "grants": {}} {
 		t.Run(name, func(t *testing.T) {
 			ids := []string{newAccount(t, s, c(100)), newAccount(t, s, c(100))}
-			for _, id := range ids {
+			grants := []string{"", ""} // the twins' grant ids, which differ
+			for k, id := range ids {
 				if _, err := s.UpdateSettings(ctx, id, st); err != nil {
 					t.Fatal(err)
+				}
+				if name == "grants" {
+					g, err := s.CreateCreditGrant(ctx, meter.CreditGrantRequest{AccountID: id, Amount: c(30),
+						Description: "promo"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					grants[k] = g.ID
 				}
 				if _, err := s.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: "lease", Amount: c(70),
 					TTL: time.Hour}); err != nil {
@@ -125,7 +136,7 @@ func TestSettleLeaseInlineIsSettle(t *testing.T) {
 				if !reflect.DeepEqual(reps[0], reps[1]) {
 					t.Fatalf("step %d: replies\n%v\n%v", step, reps[0], reps[1])
 				}
-				a, b := leaseState(t, s, ids[0], period[0]), leaseState(t, s, ids[1], period[1])
+				a, b := leaseState(t, s, ids[0], period[0], grants[0]), leaseState(t, s, ids[1], period[1], grants[1])
 				if !reflect.DeepEqual(a, b) {
 					t.Fatalf("step %d: state\n%v\n%v", step, a, b)
 				}
@@ -135,9 +146,16 @@ func TestSettleLeaseInlineIsSettle(t *testing.T) {
 }
 
 // leaseState is what a group settle writes of account id, without what
-// differs between twin accounts (times, ids, nonces).
-func leaseState(t *testing.T, s *Store, id string, period int64) map[string]any {
+// differs between twin accounts (times, ids, nonces; its credit grant's
+// id, grant, is written "G").
+func leaseState(t *testing.T, s *Store, id string, period int64, grant string) map[string]any {
 	t.Helper()
+	g := func(v string) string {
+		if grant == "" {
+			return v
+		}
+		return strings.ReplaceAll(v, grant, "G")
+	}
 	k := s.accountKeys(id)
 	out := map[string]any{}
 	acct, err := s.c.HGetAll(ctx, k[0]).Result()
@@ -147,12 +165,24 @@ func leaseState(t *testing.T, s *Store, id string, period int64) map[string]any 
 	for _, f := range []string{"created_ms", "updated_ms", "nonce", "due"} {
 		delete(acct, f)
 	}
+	if lots, ok := acct["lots"]; ok {
+		f := strings.Split(g(lots), "|")
+		f[6] = "" // its creation
+		acct["lots"] = strings.Join(f, "|")
+	}
 	out["account"] = acct
 	rec, err := s.c.HGet(ctx, k[2], "lease").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out["lease"] = strings.Split(rec, "|")[:5] // state and parts, not the expiry or the nonce
+	parts, err := s.c.HGet(ctx, k[3], "h:lease").Result()
+	if err != nil && err != redis.Nil {
+		t.Fatal(err)
+	}
+	out["lease_parts"] = g(parts)
+	f := strings.Split(rec, "|")
+	f[5], f[11] = "", "" // not the expiry or the nonce
+	out["lease"] = f
 	xs, err := s.c.XRange(ctx, k[4], "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +196,7 @@ func leaseState(t *testing.T, s *Store, id string, period int64) map[string]any 
 		}
 		var fs []string
 		for _, f := range v[0].([]any)[1].([]any) {
-			fs = append(fs, f.(string))
+			fs = append(fs, g(f.(string)))
 		}
 		entries = append(entries, fs)
 	}

@@ -227,6 +227,23 @@ local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|
 -- migration.
 local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
+-- hold_parts reads the grant parts of the hold r of rid, if it has any.
+local function hold_parts(rid, r)
+  local raw_g = redis.call('HGET', KEYS[4], 'h:' .. rid)
+  if raw_g then
+    r.g = parts(raw_g)
+    r.gs = parts_sum(r.g)
+    r.amount = r.amount + r.gs
+  end
+end
+
+-- HELD is REC of a held record, capturing its parts q, b, o, then the
+-- rest as stored (from the '|' before the period on), and in it the
+-- period and the expiry: lease_settle.lua reads a held lease with it, and
+-- writes the rest back as it read it (a record is written by record(): the
+-- rest is what record() would make of it again, without its formats).
+local HELD = '^h|(%d+)|(%d+)|(%d+)(|(%d+)|(%d+)|%-?%d+|%-?%d+|%-?%d+|[01]|[^|]*|[^|]*|.*)$'
+
 -- decode_res reads the record raw of rid (nil: none), as load_res
 -- (lease_settle.lua reads it with the lease's kept reply, one HMGET).
 local function decode_res(rid, raw, a)
@@ -243,14 +260,7 @@ local function decode_res(rid, raw, a)
   r.amount = r.q + r.b + r.o
   -- Its grant parts: a held one's only on an account with lots (it has
   -- none otherwise); an expired one's for its late settle's amount.
-  if a and ((a.lots and st == 'h') or st == 'x') then
-    local raw_g = redis.call('HGET', KEYS[4], 'h:' .. rid)
-    if raw_g then
-      r.g = parts(raw_g)
-      r.gs = parts_sum(r.g)
-      r.amount = r.amount + r.gs
-    end
-  end
+  if a and ((a.lots and st == 'h') or st == 'x') then hold_parts(rid, r) end
   return r
 end
 
