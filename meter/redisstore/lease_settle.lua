@@ -65,12 +65,14 @@ end
 -- TestSettleLeaseInlineIsSettle, which compares the two).
 local inline = true
 local tag = nonce .. '\n'
-if not (kept and string.sub(kept, 1, #tag) == tag) and not (raw and string.sub(raw, 1, 1) == 'h') then
+local resent = kept and string.sub(kept, 1, #tag) == tag
+if not resent and not (raw and string.sub(raw, 1, 1) == 'h') then
   -- A lease held now was held after the first call, which kept its reply
   -- in KEYS[3].
   kept = redis.call('HGET', KEYS[4], rkey)
+  resent = kept and string.sub(kept, 1, #tag) == tag
 end
-if kept and string.sub(kept, 1, #tag) == tag then
+if resent then
   -- The kept copy is the reply's twelve values, packed, then its
   -- requests' string (see the end).
   local rep = {'ok', struct.unpack('<dddddddddddd', kept, #tag + 1)}

@@ -340,7 +340,8 @@ end
 -- Go twin: ledger.Account.Owes (meter/ledger)
 local function owes(a)
   local left = a.lots and lots_left(a) or 0 -- grant credits never pay a debt
-  return math.max(0, -(a.balance - left + a.overage_cap))
+  local d = -(a.balance - left + a.overage_cap)
+  return d > 0 and d or 0 -- math.max(0, d), without a C call (every script's state)
 end
 
 -- pools returns what the quota, the paid balance, the overage and the
@@ -808,13 +809,16 @@ local SERIES_HOURS = 168
 -- The day's and the hour's field prefixes, formatted once a day and once
 -- an hour rather than on every call (a format costs ~0.25 us; the library's locals live
 -- as long as it is loaded).
-local series_day, series_dp, series_hour, series_hp, series_hv
+local series_day, series_dp, series_hour, series_hp, series_hv, series_from, series_to
 local function count_series(key, now, route, pages, credits, requests)
   requests = requests or 1 -- lease_settle.lua counts a group of one route at once
-  local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
-  if day ~= series_day then series_day, series_dp = day, 'd' .. int(day) .. '\0' end
-  if hour ~= series_hour then
-    series_hour, series_hp, series_hv = hour, 'h' .. int(hour % SERIES_HOURS) .. '\0', int(hour) .. '|'
+  if not series_from or now < series_from or now >= series_to then -- a new hour (a day is 24 of them)
+    local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
+    if day ~= series_day then series_day, series_dp = day, 'd' .. int(day) .. '\0' end
+    if hour ~= series_hour then
+      series_hour, series_hp, series_hv = hour, 'h' .. int(hour % SERIES_HOURS) .. '\0', int(hour) .. '|'
+    end
+    series_from, series_to = hour * 3600000, (hour + 1) * 3600000
   end
   local fd, fh = series_dp .. route, series_hp .. route
   local cur = redis.call('HMGET', key, fd, fh)
