@@ -112,6 +112,9 @@ if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 -- The reply, its values set at the end.
 local rep = {'ok', false, false, false, false, false, false, false, false, false, false, false, false, false}
 local vals, usage, routes, h = {}, {}, {}, {}
+-- A lease of the balance alone stays one (settle takes a share from its
+-- parts in order: with no quota, overage or grant parts, the balance's).
+local balance_lease = inline and not late and r.q == 0 and r.o == 0 and not r.g
 for i = 5, #ARGV, 9 do
   -- The numbers are Go's decimal integers (see lib.lua on reading them).
   local rid, amt, desc, route, request_id, pg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
@@ -131,8 +134,8 @@ for i = 5, #ARGV, 9 do
     end
     if r.amount < held then held = r.amount end
   end
-  if inline and not rlate and r.q == 0 and r.o == 0 and not r.g and held > 0 and (held == amount or not uncapped) and
-    desc ~= '' and route ~= '' and request_id ~= '' and rid ~= '' then
+  if balance_lease and not rlate and held > 0 and (held == amount or not uncapped) and desc ~= '' and
+    route ~= '' and request_id ~= '' and rid ~= '' then
     -- The common request: a capped share of a balance lease, charged in
     -- full from it (no quota, overage or grant parts, no excess). settle's
     -- path for it (ledger.Account.Settle), inline: settle's calls, tables
