@@ -2,17 +2,16 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 
 	"github.com/creditgate/creditgate/meter"
 )
 
 var leaseSettleScript = newScript("lease_settle.lua")
-
-// settledValues is how many values lease_settle.lua's reply has for each
-// request: charged, entry id, balance, available, shortfall, late.
-const settledValues = 6
 
 // SettleLease charges each of reqs against the held reservation leaseID
 // (a lease, see meter/lease) in one atomic call: each request as Commit
@@ -67,32 +66,48 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 			return nil, err
 		}
 		q, o := rep.periodState()
-		var list []any // the requests' values, after the period's state
-		if i := rep.at("overage_remaining"); i >= 0 {
-			list = rep.v[i+1:]
-		}
+		packed := rep.strOf("settled")
 		if err := rep.check(); err != nil {
 			return nil, err
 		}
-		if len(list) != settledValues*len(reqs) {
-			return nil, internalErr(fmt.Errorf("redisstore: lease_settle answered %d values for %d requests",
-				len(list), len(reqs)))
+		out, err := settledRows(packed, len(reqs))
+		if err != nil {
+			return nil, internalErr(err)
 		}
-		// Each request's values by position (see lease_settle.lua's header).
-		rows := &reply{v: list}
-		out := make([]meter.Settlement, len(reqs))
 		for i := range out {
-			k := settledValues * i
-			out[i] = meter.Settlement{Charged: meter.Credits(rows.int(k)), EntryID: rows.str(k + 1),
-				Balance: meter.Credits(rows.int(k + 2)), Available: meter.Credits(rows.int(k + 3)),
-				Shortfall: meter.Credits(rows.int(k + 4)), Late: rows.int(k+5) == 1, Quota: q, Overage: o}
-		}
-		if err := rows.check(); err != nil {
-			return nil, err
+			out[i].Quota, out[i].Overage = q, o
 		}
 		if rep.intOf("events") > 0 {
 			s.indexEvents(ctx, accountID)
 		}
 		return out, nil
 	}
+}
+
+// settledRows reads the requests' values of lease_settle.lua's reply, n
+// of them packed in one string (see its header): per request charged,
+// balance, available and shortfall as little-endian doubles (integers
+// below 2^53), late as a byte, the entry id zero-terminated.
+func settledRows(packed string, n int) ([]meter.Settlement, error) {
+	out := make([]meter.Settlement, n)
+	b := packed
+	num := func(k int) meter.Credits {
+		return meter.Credits(math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[8*k : 8*k+8]))))
+	}
+	for i := range out {
+		if len(b) < 33 {
+			return nil, fmt.Errorf("redisstore: lease_settle answered %d requests' values, want %d", i, n)
+		}
+		id, rest, ok := strings.Cut(b[33:], "\x00")
+		if !ok {
+			return nil, fmt.Errorf("redisstore: lease_settle answered request %d's entry id unterminated", i)
+		}
+		out[i] = meter.Settlement{Charged: num(0), Balance: num(1), Available: num(2), Shortfall: num(3),
+			Late: b[32] == 1, EntryID: id}
+		b = rest
+	}
+	if b != "" {
+		return nil, fmt.Errorf("redisstore: lease_settle answered more than %d requests' values", n)
+	}
+	return out, nil
 }

@@ -23,13 +23,14 @@
 --   from what the pools have now, and its entry is marked late), carve
 --   (the request's hold in the lease: what it may take of the lease;
 --   a capped request is charged at most that)
--- Reply: {'ok', balance, available, events, state..., settled...}
+-- Reply: {'ok', balance, available, events, state..., settled}
 --   (balance and available after the group, events the number it
 --   recorded, state the period's after it: with_state's nine values in
---   lib.lua; then six values a request, read by position as claim_events'
---   events are, in its order: charged, entry id, balance, available,
---   shortfall, late as 0 or 1. Named, as the values were before, the
---   reply was about twice as long.)
+--   lib.lua; then settled, one string of every request's values in its
+--   order, packed with struct as the kept copy has them (see the end):
+--   charged, balance, available, shortfall as doubles, late as a byte,
+--   the entry id zero-terminated. Six values a request in the reply cost
+--   ~0.3 us each to make and send; named, as they were first, twice that.)
 --   or {'period', id}: call again with that period's usage hash
 --   or {'account_not_found'} | {'reservation_not_found'}
 --   or {'reservation_settled', status ('committed' | 'voided')}
@@ -59,30 +60,42 @@ if lid ~= '' then
   local v = redis.call('HMGET', KEYS[3], lid, rkey)
   raw, kept = v[1], v[2]
 end
+-- inline: the common call's paths below (the lease's record read in part,
+-- the common request's charge), rather than the general ones (off in
+-- TestSettleLeaseInlineIsSettle, which compares the two).
+local inline = true
 local tag = nonce .. '\n'
-if not (kept and string.sub(kept, 1, #tag) == tag) and not (raw and string.sub(raw, 1, 1) == 'h') then
+local resent = kept and string.sub(kept, 1, #tag) == tag
+if not resent and not (raw and string.sub(raw, 1, 1) == 'h') then
   -- A lease held now was held after the first call, which kept its reply
   -- in KEYS[3].
   kept = redis.call('HGET', KEYS[4], rkey)
+  resent = kept and string.sub(kept, 1, #tag) == tag
 end
-if kept and string.sub(kept, 1, #tag) == tag then
-  -- The kept copy is the reply's values, packed (see the end).
+if resent then
+  -- The kept copy is the reply's twelve values, packed, then its
+  -- requests' string (see the end).
   local rep = {'ok', struct.unpack('<dddddddddddd', kept, #tag + 1)}
-  local pos = rep[14] -- after the twelve values, where the requests' start
-  rep[14] = nil
-  while pos <= #kept do
-    local n, ch, bal, av, sh, l, e = #rep
-    ch, bal, av, sh, l, e, pos = struct.unpack('<ddddBs', kept, pos)
-    rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5], rep[n + 6] = ch, e, bal, av, sh, l
-  end
+  rep[14] = string.sub(kept, rep[14]) -- after the twelve values, where the requests' start
   return rep
 end
 local all_late = true
 for i = 5, #ARGV, 9 do
   if ARGV[i + 7] ~= '1' then all_late = false end
 end
--- Requests whose own holds expired need no lease: it may be gone.
-local r = decode_res(lid, raw, a)
+-- Requests whose own holds expired need no lease: it may be gone. A
+-- lease held and not due (the common call) is read in part (HELD in
+-- lib.lua): its parts, period and expiry; the end writes the rest of its
+-- record back as it was.
+local r, q, b, o, rest, per, exp
+if inline and raw then q, b, o, rest, per, exp = string.match(raw, HELD) end
+if q and exp + 0 > a.now then
+  r = {state = 'h', q = q + 0, b = b + 0, o = o + 0, per = per + 0, exp = exp + 0, rest = rest}
+  r.amount = r.q + r.b + r.o
+  if a.lots then hold_parts(lid, r) end -- as decode_res
+else
+  r = decode_res(lid, raw, a)
+end
 if not r and not all_late then return {'reservation_not_found'} end
 r = r or {state = 'v', q = 0, b = 0, o = 0, per = a.period, amount = 0}
 if r.state == 'c' and not all_late then return {'reservation_settled', 'committed'} end
@@ -96,41 +109,80 @@ local parts_changed = false
 local bucket = late and a.period or r.per
 if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
--- The reply, its twelve values before the requests' set at the end.
-local rep = {'ok', false, false, false, false, false, false, false, false, false, false, false, false}
+-- The reply, its values set at the end.
+local rep = {'ok', false, false, false, false, false, false, false, false, false, false, false, false, false}
 local vals, usage, routes, h = {}, {}, {}, {}
+-- A lease of the balance alone stays one (settle takes a share from its
+-- parts in order: with no quota, overage or grant parts, the balance's).
+local balance_lease = inline and not late and r.q == 0 and r.o == 0 and not r.g
 for i = 5, #ARGV, 9 do
-  local rid, amount, route = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]
-  local pages, uncapped = tonumber(ARGV[i + 5]) or 0, ARGV[i + 6] == '1'
+  -- The numbers are Go's decimal integers (see lib.lua on reading them).
+  local rid, amt, desc, route, request_id, pg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local amount, pages, uncapped = amt + 0, pg + 0, ARGV[i + 6] == '1'
   local rlate = late or ARGV[i + 7] == '1'
-  -- Its hold: its share of the lease, at most its carve (the first of
-  -- what is left of the lease's parts, in spending order), cut off the
-  -- lease; settle takes an uncapped excess beyond it from the pools, as
-  -- commit.lua's beyond a reservation. A late request's own hold, which
-  -- expired, held its amount. One table for every request (settle only
-  -- reads it).
-  if rlate then
-    h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = 0, amount, 0, nil, nil, a.period, amount
-  else
-    local held = math.min(amount, tonumber(ARGV[i + 8]), r.amount)
-    local q = math.min(held, r.q)
-    local g = r.g and cut_parts(r.g, held - q)
-    local gs = g and parts_sum(g) or 0
-    local b = math.min(held - q - gs, r.b)
-    h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = q, b, held - q - gs - b, g, gs, r.per, held
-    if g then
-      local rest = {} -- r.g less the prefix g
-      for k, p in ipairs(r.g) do
-        local n = p.n - (g[k] and g[k].n or 0)
-        if n > 0 then rest[#rest + 1] = {id = p.id, n = n} end
-      end
-      r.g, r.gs = rest, r.gs - gs
-      parts_changed = true
+  local charged, entry, short
+  local held = 0
+  if not rlate then
+    -- Its hold: its share of the lease, at most its carve (the first of
+    -- what is left of the lease's parts, in spending order), cut off the
+    -- lease: min(amount, carve, lease) without math.min (a C call).
+    held = amount
+    local carve = ARGV[i + 8]
+    if carve ~= amt then
+      carve = carve + 0
+      if carve < held then held = carve end
     end
-    r.q, r.b, r.o = r.q - h.q, r.b - h.b, r.o - h.o
-    r.amount = r.amount - held
+    if r.amount < held then held = r.amount end
   end
-  local charged, entry, short = settle(a, h, rlate, amount, uncapped, ARGV[i + 2], route, ARGV[i + 4], rid, pages)
+  if balance_lease and not rlate and held > 0 and (held == amount or not uncapped) and desc ~= '' and
+    route ~= '' and request_id ~= '' and rid ~= '' then
+    -- The common request: a capped share of a balance lease, charged in
+    -- full from it (no quota, overage or grant parts, no excess). settle's
+    -- path for it (ledger.Account.Settle), inline: settle's calls, tables
+    -- and formats were half of a request's cost. Its balance part is the
+    -- whole share: released from reserved and taken from the balance; the
+    -- entry's fields are settle's (amount the share negated: Go's decimal
+    -- with a '-' when it is the amount; pages Go's decimal), and of the
+    -- events only a low balance can follow.
+    r.b, r.amount = r.b - held, r.amount - held
+    a.reserved, a.balance, a.total_used = a.reserved - held, a.balance - held, a.total_used + held
+    local neg = held == amount and '-' .. amt or int(-held)
+    if pages ~= 0 then
+      entry = redis.call('XADD', KEYS[5], '*', 'type', 'usage', 'amount', neg, 'balance_after', int(a.balance),
+        'description', desc, 'route', route, 'request_id', request_id, 'reservation_id', rid, 'pages', pg)
+    else
+      entry = redis.call('XADD', KEYS[5], '*', 'type', 'usage', 'amount', neg, 'balance_after', int(a.balance),
+        'description', desc, 'route', route, 'request_id', request_id, 'reservation_id', rid)
+    end
+    if a.lb_threshold > 0 then low_balance(a) end
+    charged, short = held, 0
+  else
+    -- settle takes an uncapped excess beyond its hold from the pools, as
+    -- commit.lua's beyond a reservation. A late request's own hold, which
+    -- expired, held its amount. One table for every request (settle only
+    -- reads it).
+    if rlate then
+      h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = 0, amount, 0, nil, nil, a.period, amount
+    else
+      local q = math.min(held, r.q)
+      local g = r.g and cut_parts(r.g, held - q)
+      local gs = g and parts_sum(g) or 0
+      local b = math.min(held - q - gs, r.b)
+      h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = q, b, held - q - gs - b, g, gs, r.per, held
+      if g then
+        local rest = {} -- r.g less the prefix g
+        for k, p in ipairs(r.g) do
+          local n = p.n - (g[k] and g[k].n or 0)
+          if n > 0 then rest[#rest + 1] = {id = p.id, n = n} end
+        end
+        r.g, r.gs = rest, r.gs - gs
+        parts_changed = true
+      end
+      r.q, r.b, r.o = r.q - h.q, r.b - h.b, r.o - h.o
+      r.amount = r.amount - held
+    end
+    charged, entry, short = settle(a, h, rlate, amount, uncapped, desc, route, request_id, rid, pages)
+  end
   local u = usage[route]
   if not u then
     u = {0, 0, 0}
@@ -138,9 +190,7 @@ for i = 5, #ARGV, 9 do
     routes[#routes + 1] = route
   end
   u[1], u[2], u[3] = u[1] + 1, u[2] + pages, u[3] + charged
-  local avail, l, n = a.balance - a.reserved, rlate and 1 or 0, #rep
-  rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5], rep[n + 6] = charged, entry, a.balance, avail, short, l
-  vals[#vals + 1] = struct.pack('<ddddBs', charged, a.balance, avail, short, l, entry)
+  vals[#vals + 1] = struct.pack('<ddddBs', charged, a.balance, a.balance - a.reserved, short, rlate and 1 or 0, entry)
 end
 
 -- One HSET of what changed (save skips the rest), with the marker of
@@ -169,17 +219,18 @@ for _, route in ipairs(routes) do
   if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
   count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
 end
-local st = with_state({}, a) -- the period's state after the group
 rep[2], rep[3], rep[4] = a.balance, a.balance - a.reserved, a.events or 0
-rep[5], rep[6], rep[7], rep[8], rep[9], rep[10], rep[11], rep[12], rep[13] = st[1], st[2], st[3], st[4], st[5],
-  st[6], st[7], st[8], st[9]
+with_state(rep, a, 4) -- the period's state after the group
+rep[14] = table.concat(vals)
 -- The kept copy: the reply's twelve values, then every request's six,
 -- packed with struct (doubles: the numbers are integers below 2^53; the
--- entry id last, zero-terminated). Packing the reply whole with cmsgpack
--- cost about a tenth of the call.
-local copy = nonce .. '\n' .. struct.pack('<dddddddddddd', unpack(rep, 2, 13)) .. table.concat(vals)
+-- entry id last, zero-terminated): the reply's string. Packing the reply
+-- whole with cmsgpack cost about a tenth of the call.
+local copy = nonce .. '\n' .. struct.pack('<dddddddddddd', unpack(rep, 2, 13)) .. rep[14]
 if r.state == 'h' then
-  redis.call('HSET', KEYS[3], lid, record(r), rkey, copy) -- save_res and the copy
+  -- save_res and the copy; a record read in part (r.rest) is record()'s
+  local rec = r.rest and 'h|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) .. r.rest or record(r)
+  redis.call('HSET', KEYS[3], lid, rec, rkey, copy)
 else
   redis.call('HSET', KEYS[4], rkey, copy)
   timer(a, a.now + math.min(REPLAY_MS, tonumber(ARGV[1])), rkey)

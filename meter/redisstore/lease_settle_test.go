@@ -132,8 +132,10 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 	}
 	// The kept reply has the period's state too (it is the reply), and
 	// both requests' values.
-	if rep := leaseSettleScript.reply(first); len(first) != 13+2*settledValues {
-		t.Errorf("reply %v: want 13 values, then %d for each of 2 requests", first, settledValues)
+	if rep := leaseSettleScript.reply(first); len(first) != 14 {
+		t.Errorf("reply %v: want 13 values, then the requests' string", first)
+	} else if _, err := settledRows(rep.strOf("settled"), 2); err != nil {
+		t.Errorf("reply %v: %v", first, err)
 	} else if rep.periodState(); rep.check() != nil {
 		t.Errorf("no period state in %v: %v", first, rep.check())
 	}
@@ -323,4 +325,21 @@ func ledgerTotal(t *testing.T, s *Store, id string) (meter.Credits, int) {
 		sum += e.Amount
 	}
 	return sum, len(es)
+}
+
+// settledRows refuses a packed reply that is short, long or cut inside an
+// entry id, rather than reading what is not there.
+func TestSettledRowsRefusesBadShapes(t *testing.T) {
+	row := strings.Repeat("\x00", 32) + "\x01" + "1-1\x00"
+	if rows, err := settledRows(row+row, 2); err != nil || len(rows) != 2 || !rows[1].Late || rows[1].EntryID != "1-1" {
+		t.Fatalf("settledRows = %+v, %v", rows, err)
+	}
+	for _, bad := range []struct {
+		packed string
+		n      int
+	}{{row, 2}, {row + row, 1}, {row[:20], 1}, {row[:len(row)-1], 1}, {"", 1}} {
+		if _, err := settledRows(bad.packed, bad.n); err == nil {
+			t.Errorf("settledRows(%q, %d): no error", bad.packed, bad.n)
+		}
+	}
 }

@@ -54,7 +54,10 @@
 -- (%.14g) would turn large values into "1e+15". int() formats with %d (Lua
 -- 5.1 casts to a C long): the same digits as %.0f for integers, at a third
 -- of the cost (glibc's %.0f takes a multi-precision path, ~1 us per call
--- on large values; a commit formats about 25 numbers).
+-- on large values; a commit formats about 25 numbers). They enter Lua as
+-- decimal strings, read with arithmetic ('s + 0': one conversion) where
+-- they are known to be numbers, rather than tonumber (a C call that
+-- converts twice: ~1 us a number).
 
 local SWEEP_LIMIT = 200
 -- SWEEP_BATCHES bounds a call's sweep: SWEEP_LIMIT * SWEEP_BATCHES timers (see sweep).
@@ -75,7 +78,7 @@ end
 local function now_ms()
   if NOW then return NOW end -- one time for every operation of a batch (batch.lua)
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
 -- Credit grants (issue 19). LOTS: the account's lots, in spending order,
@@ -99,8 +102,8 @@ local function decode_lots(raw)
   for line in string.gmatch(raw, '[^\n]+') do
     local id, g, l, h, p, e, c, en, d = string.match(line, LOT)
     if not id then error('redisstore: bad lot ' .. line) end
-    ls[#ls + 1] = {id = id, granted = tonumber(g), left = tonumber(l), held = tonumber(h),
-      prio = tonumber(p), exp = tonumber(e), created = tonumber(c), ended = en, desc = unescape(d)}
+    ls[#ls + 1] = {id = id, granted = g + 0, left = l + 0, held = h + 0, prio = p + 0, exp = e + 0,
+      created = c + 0, ended = en, desc = unescape(d)}
   end
   return ls
 end
@@ -123,7 +126,7 @@ end
 -- parts and parts_str read and write a list of grant parts {id, n}.
 local function parts(s)
   local ps = {}
-  for id, n in string.gmatch(s or '', '([^:,]+):(%d+)') do ps[#ps + 1] = {id = id, n = tonumber(n)} end
+  for id, n in string.gmatch(s or '', '([^:,]+):(%d+)') do ps[#ps + 1] = {id = id, n = n + 0} end
   return ps
 end
 
@@ -224,6 +227,23 @@ local REC = '^([hcvx])|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|
 -- migration.
 local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([^|]*)|(.*)$'
 
+-- hold_parts reads the grant parts of the hold r of rid, if it has any.
+local function hold_parts(rid, r)
+  local raw_g = redis.call('HGET', KEYS[4], 'h:' .. rid)
+  if raw_g then
+    r.g = parts(raw_g)
+    r.gs = parts_sum(r.g)
+    r.amount = r.amount + r.gs
+  end
+end
+
+-- HELD is REC of a held record, capturing its parts q, b, o, then the
+-- rest as stored (from the '|' before the period on), and in it the
+-- period and the expiry: lease_settle.lua reads a held lease with it, and
+-- writes the rest back as it read it (a record is written by record(): the
+-- rest is what record() would make of it again, without its formats).
+local HELD = '^h|(%d+)|(%d+)|(%d+)(|(%d+)|(%d+)|%-?%d+|%-?%d+|%-?%d+|[01]|[^|]*|[^|]*|.*)$'
+
 -- decode_res reads the record raw of rid (nil: none), as load_res
 -- (lease_settle.lua reads it with the lease's kept reply, one HMGET).
 local function decode_res(rid, raw, a)
@@ -234,20 +254,13 @@ local function decode_res(rid, raw, a)
     q, o, per = 0, 0, 0
   end
   if not st then error('redisstore: bad reservation record ' .. rid) end
-  local r = {state = st, q = tonumber(q), b = tonumber(b), o = tonumber(o), per = tonumber(per),
-    exp = tonumber(exp), charged = tonumber(charged), bal = tonumber(bal), avail = tonumber(avail),
+  local r = {state = st, q = q + 0, b = b + 0, o = o + 0, per = per + 0, exp = exp + 0, charged = charged + 0,
+    bal = bal + 0, avail = avail + 0,
     late = late == '1', entry = entry, nonce = nonce, idem = idem}
   r.amount = r.q + r.b + r.o
   -- Its grant parts: a held one's only on an account with lots (it has
   -- none otherwise); an expired one's for its late settle's amount.
-  if a and ((a.lots and st == 'h') or st == 'x') then
-    local raw_g = redis.call('HGET', KEYS[4], 'h:' .. rid)
-    if raw_g then
-      r.g = parts(raw_g)
-      r.gs = parts_sum(r.g)
-      r.amount = r.amount + r.gs
-    end
-  end
+  if a and ((a.lots and st == 'h') or st == 'x') then hold_parts(rid, r) end
   return r
 end
 
@@ -289,20 +302,24 @@ for i = 1, #FIELDS do POS[FIELDS[i]] = i end -- (no ipairs while the library loa
 -- changed only: a[POS[k]] holds what the hash has (read by open, or
 -- written since), and a hot script's fields mostly stay as they were (a
 -- balance account's quota and overage parts): each field written costs
--- a format and a listpack search. Nothing changed, no HSET.
+-- a format and a listpack search. Nothing changed, no HSET. The HSET's
+-- arguments go in one table of the library's, reused (calls never
+-- overlap): a table made and grown on every call cost more than the HSET.
+local SAVE = {'HSET'}
 local function save(a, ...)
-  local f, ks = nil, {...} -- one table: select(i, ...) copies the arguments on every call
+  local ks, n = {...}, 2 -- one table: select(i, ...) copies the arguments on every call
   for i = 1, #ks do
     local k = ks[i]
     local v, p = a[k], POS[k]
     if v ~= a[p] then
-      f = f or {}
-      f[#f + 1] = k
-      f[#f + 1] = int(v) -- a field open did not read is false: fails here
+      SAVE[n + 1], SAVE[n + 2], n = k, int(v), n + 2 -- a field open did not read is false: fails here
       a[p] = v
     end
   end
-  if f then redis.call('HSET', KEYS[1], unpack(f)) end
+  if n > 2 then
+    SAVE[2] = KEYS[1]
+    redis.call(unpack(SAVE, 1, n))
+  end
 end
 
 -- release takes a hold's parts off the pools. Parts held in an earlier
@@ -323,7 +340,8 @@ end
 -- Go twin: ledger.Account.Owes (meter/ledger)
 local function owes(a)
   local left = a.lots and lots_left(a) or 0 -- grant credits never pay a debt
-  return math.max(0, -(a.balance - left + a.overage_cap))
+  local d = -(a.balance - left + a.overage_cap)
+  return d > 0 and d or 0 -- math.max(0, d), without a C call (every script's state)
 end
 
 -- pools returns what the quota, the paid balance, the overage and the
@@ -392,11 +410,12 @@ end
 
 -- with_state appends the period's state to a reply: quota limit, used,
 -- reserved, remaining, resets_at ms; overage cap, used, reserved,
--- remaining.
+-- remaining. With n, it writes them after rep[n] instead (lease_settle.lua's
+-- reply is made at its size: a table that grows is copied).
 -- Go twin: ledger.Account.State (meter/ledger)
-local function with_state(rep, a)
+local function with_state(rep, a, n)
   local qa, _, oa = pools(a)
-  local n = #rep
+  n = n or #rep
   rep[n + 1], rep[n + 2], rep[n + 3], rep[n + 4], rep[n + 5] = a.quota_limit, a.q_used, a.q_res, qa, a.period_end
   rep[n + 6], rep[n + 7], rep[n + 8], rep[n + 9] = a.overage_cap, a.o_used, a.o_res, oa
   return rep
@@ -492,7 +511,7 @@ local function sweep(a)
     more = #due == 2 * SWEEP_LIMIT
     local gone = {}
     for i = 1, #due, 2 do
-      local at = tonumber(due[i + 1])
+      local at = due[i + 1] + 0
       if at > now then
         nxt, more = at, false
         break
@@ -562,7 +581,9 @@ local function open(n, keep_due)
     period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
     due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
   for i = 1, #v do
-    local x = tonumber(v[i]) or 0
+    -- Written by int(), but lots (13th), which is not a number.
+    local x = v[i]
+    x = x and i ~= 13 and x + 0 or 0
     a[FIELDS[i]], a[i] = x, x
   end
   if #v < 13 then error('redisstore: open must read the lots') end
@@ -788,13 +809,16 @@ local SERIES_HOURS = 168
 -- The day's and the hour's field prefixes, formatted once a day and once
 -- an hour rather than on every call (a format costs ~0.25 us; the library's locals live
 -- as long as it is loaded).
-local series_day, series_dp, series_hour, series_hp, series_hv
+local series_day, series_dp, series_hour, series_hp, series_hv, series_from, series_to
 local function count_series(key, now, route, pages, credits, requests)
   requests = requests or 1 -- lease_settle.lua counts a group of one route at once
-  local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
-  if day ~= series_day then series_day, series_dp = day, 'd' .. int(day) .. '\0' end
-  if hour ~= series_hour then
-    series_hour, series_hp, series_hv = hour, 'h' .. int(hour % SERIES_HOURS) .. '\0', int(hour) .. '|'
+  if not series_from or now < series_from or now >= series_to then -- a new hour (a day is 24 of them)
+    local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
+    if day ~= series_day then series_day, series_dp = day, 'd' .. int(day) .. '\0' end
+    if hour ~= series_hour then
+      series_hour, series_hp, series_hv = hour, 'h' .. int(hour % SERIES_HOURS) .. '\0', int(hour) .. '|'
+    end
+    series_from, series_to = hour * 3600000, (hour + 1) * 3600000
   end
   local fd, fh = series_dp .. route, series_hp .. route
   local cur = redis.call('HMGET', key, fd, fh)
@@ -804,8 +828,9 @@ local function count_series(key, now, route, pages, credits, requests)
   if cur[2] and string.sub(cur[2], 1, #series_hv) == series_hv then -- a slot of this hour
     hr, hp, hc = string.match(cur[2], '^%d+|(%d+)|(%d+)|(%d+)$')
   end
-  local dv = int(r + requests) .. '|' .. int(p + pages) .. '|' .. int(c + credits)
-  local hv = series_hv .. int(hr + requests) .. '|' .. int(hp + pages) .. '|' .. int(hc + credits)
+  -- One format for three numbers: int()'s digits (%d), a third of the calls.
+  local dv = string.format('%d|%d|%d', r + requests, p + pages, c + credits)
+  local hv = series_hv .. string.format('%d|%d|%d', hr + requests, hp + pages, hc + credits)
   -- A route with a day field is in the list already (written by the same
   -- HSET): the list, which grows with the routes, is read only for a
   -- route's first request of a day.
