@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/creditgate/creditgate/internal/clockctx"
 	"github.com/creditgate/creditgate/meter"
 	"github.com/creditgate/creditgate/meter/boltstore"
 	"github.com/creditgate/creditgate/meter/lease"
@@ -503,6 +504,15 @@ func (a *App) Store() meter.Store { return a.store }
 // gone.
 func (a *App) storeCtx(parent context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(parent), time.Duration(a.StoreTimeout))
+}
+
+// polledStoreCtx is storeCtx for a call that mostly does not wait: a
+// reservation carved from a lease is made in memory. Its deadline is a
+// polled clock (clockctx); the timer that context.WithTimeout makes on
+// every request is made only when the call waits on Done (a store round
+// trip). Stop it as storeCtx's cancel.
+func (a *App) polledStoreCtx(parent context.Context) *clockctx.Context {
+	return clockctx.WithTimeout(context.WithoutCancel(parent), time.Duration(a.StoreTimeout))
 }
 
 // Interface guards

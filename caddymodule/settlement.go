@@ -74,9 +74,9 @@ func (reservation) hold(ctx context.Context, rq *request, id identity, period me
 	if m := rq.quote.Minimum; m > 0 && m < req.Amount {
 		req.Minimum = m
 	}
-	sctx, cancel := h.app.storeCtx(ctx)
+	sctx := h.app.polledStoreCtx(ctx)
 	res, err := h.app.store.Reserve(sctx, req)
-	cancel()
+	sctx.Stop()
 	if err != nil {
 		return req.Amount, err
 	}
