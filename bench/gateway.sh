@@ -7,6 +7,9 @@
 # default, redis_pipeline; make bench runs it with ALT="redis_lease off"
 # (leases are on by default since the seventh session: the first gateway
 # has them).
+# REPEAT=n runs every measurement n times, the routes in turn within a
+# round, and prints the medians (default 1): on two shared cores one run
+# of a route varies by up to a third.
 # QUOTA=<credits> gives the bench account that monthly quota (the
 # common paying account of the seeds' plans), spent before its balance.
 # SPLIT=1 pins redis-server to the last CPU and everything else (wrk, the
@@ -24,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
 CONNS=${2:-32}
+REPEAT=${REPEAT:-1}
 OUT=bench/out
 mkdir -p "$OUT"
 # PORT_OFFSET moves every port, for two runs on one machine.
@@ -116,13 +120,27 @@ cpu=()
 
 : >"$OUT/wrk.log"
 printf '%-26s %12s %12s %8s %12s %12s %10s\n' "body" "plain req/s" "meter req/s" "ratio" "plain p50ms" "meter p50ms" "added ms"
+# median of the arguments (numbers)
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for body in p1 p10; do
-	read -r prps pp50 <<<"$(run $PLAIN_PORT "$OUT/$body.pdf" "")"
-	read -r mrps mp50 <<<"$(run $METER_PORT "$OUT/$body.pdf" "$KEY")"
-	read -r qrps qp50 <<<"$(run $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY")"
-	read -r pgw prd <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw $ADMIN_PORT plain)"
-	read -r mgw mrd <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw $ADMIN_PORT meter)"
-	read -r agw ard <<<"$(cpu_per_req $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY" $alt $PIPE_ADMIN_PORT alt)"
+	# REPEAT rounds, each route in turn within a round: the medians, as
+	# one run of each varies by a third on two shared cores.
+	cols=(prps pp50 mrps mp50 qrps qp50 pgw prd mgw mrd agw ard)
+	declare -A vals=()
+	for _ in $(seq "$REPEAT"); do
+		read -r prps pp50 <<<"$(run $PLAIN_PORT "$OUT/$body.pdf" "")"
+		read -r mrps mp50 <<<"$(run $METER_PORT "$OUT/$body.pdf" "$KEY")"
+		read -r qrps qp50 <<<"$(run $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY")"
+		read -r pgw prd <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw $ADMIN_PORT plain)"
+		read -r mgw mrd <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw $ADMIN_PORT meter)"
+		read -r agw ard <<<"$(cpu_per_req $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY" $alt $PIPE_ADMIN_PORT alt)"
+		for c in "${cols[@]}"; do vals[$c]+="${!c} "; done
+	done
+	for c in "${cols[@]}"; do
+		# shellcheck disable=SC2086 # a list of numbers
+		printf -v "$c" '%s' "$(median ${vals[$c]})"
+	done
+	unset vals
 	cpu+=("$(printf '%-22s %14s %14s %14s %14s %14s' "$body" "$pgw" "$mgw" "$mrd" "$agw" "$ard")")
 	label=$([ $body = p1 ] && echo "1 page" || echo "10 pages, 200 KB")
 	awk -v l="$label" -v a="$prps" -v b="$mrps" -v c="$pp50" -v d="$mp50" \
@@ -132,6 +150,7 @@ for body in p1 p10; do
 done
 echo
 echo "CPU per request (us, user + system; same load as above):"
+if [ "$REPEAT" -gt 1 ]; then echo "(every number above and below: the median of $REPEAT rounds)"; fi
 printf '%-22s %14s %14s %14s %14s %14s\n' "body" "gateway plain" "gateway meter" "redis meter" "gateway alt" "redis alt"
 echo "(alt: the gateway with $ALT)"
 printf '%s\n' "${cpu[@]}"
