@@ -119,6 +119,7 @@ local vals, usage, routes, h = {}, {}, {}, {}
 -- A lease of the balance alone stays one (settle takes a share from its
 -- parts in order: with no quota, overage or grant parts, the balance's).
 local balance_lease = inline and not late and r.q == 0 and r.o == 0 and not r.g
+local all_inline = true -- every request charged inline (see the end)
 for i = 5, #ARGV, 7 do
   -- The numbers are Go's decimal integers (see lib.lua on reading them).
   local rid, amt, desc, route, request_id, pg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
@@ -168,6 +169,7 @@ for i = 5, #ARGV, 7 do
     -- commit.lua's beyond a reservation. A late request's own hold, which
     -- expired, held its amount. One table for every request (settle only
     -- reads it).
+    all_inline = false
     if rlate then
       h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = 0, amount, 0, nil, nil, a.period, amount
     else
@@ -204,6 +206,12 @@ end
 -- open's sweep (due_dirty) and the events' sequence when they may have.
 if a.due_dirty or a.events then
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used', 'due', 'evt_seq')
+elseif all_inline and #ARGV > 4 then
+  -- Every request charged inline took a share > 0 from the balance alone:
+  -- these three changed, nothing else. save's table and loop cost ~10k
+  -- instructions, 3% of a call of one.
+  redis.call('HSET', KEYS[1], 'balance', int(a.balance), 'reserved', int(a.reserved), 'total_used', int(a.total_used))
+  a[POS.balance], a[POS.reserved], a[POS.total_used] = a.balance, a.reserved, a.total_used -- as save
 else
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
 end
