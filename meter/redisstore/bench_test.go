@@ -133,7 +133,7 @@ func leaseSettlePart(n int) string {
 		` local r = OPS['reserve'](K, A) if r[1] ~= 'ok' then error(r[1]) end`+
 		` local LK = {K[1], K[2], K[3], K[4], K[5], K[6], K[7], K[8], K[9], K[11]} for i = 1, N do`+
 		` local la = {A[1], lid, '0', 'n' .. i} for j = 1, %d do for _, v in ipairs({lid .. i .. '_' .. j, '3000', 'd',`+
-		` '/convert', 'req', '1', '0', '0', '3000'}) do la[#la + 1] = v end end`+
+		` '/convert', 'req', '1', ''}) do la[#la + 1] = v end end`+
 		` r = OPS['lease_settle'](LK, la) if r[1] ~= 'ok' then error(r[1]) end end`, n)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/creditgate/creditgate/meter"
@@ -47,13 +48,13 @@ func (s *Store) SettleLease(ctx context.Context, accountID, leaseID string, reqs
 	if v, ok := s.periods.Load(accountID); ok {
 		period = v.(int64)
 	}
-	args := make([]any, 0, 3+9*len(reqs))
+	args := make([]any, 0, 3+7*len(reqs))
 	n := nonce() // one for the call and its resends, see lease_settle.lua
 	for attempt := 0; ; attempt++ {
 		args = append(args[:0], leaseID, period, n)
 		for i, c := range reqs {
 			args = append(args, c.ReservationID, int64(c.Amount), c.Description, c.Route, c.RequestID, c.Pages,
-				flag(c.Uncapped), flag(i < len(late) && late[i]), int64(carved[i]))
+				leaseOpt(c.Uncapped, i < len(late) && late[i], c.Amount, carved[i]))
 		}
 		keys := append(s.accountKeys(accountID), s.usageKey(accountID, period), s.seriesKey(accountID))
 		rep, err := s.runKeys(ctx, leaseSettleScript, accountID, keys, args...)
@@ -110,4 +111,21 @@ func settledRows(packed string, n int) ([]meter.Settlement, error) {
 		return nil, fmt.Errorf("redisstore: lease_settle answered more than %d requests' values", n)
 	}
 	return out, nil
+}
+
+// leaseOpt is a request's last value in lease_settle.lua's arguments:
+// empty for the common request (capped, not late, carved its amount),
+// else the digit uncapped + 2 * late, then the carve.
+func leaseOpt(uncapped, late bool, amount, carve meter.Credits) string {
+	if !uncapped && !late && carve == amount {
+		return ""
+	}
+	f := byte('0')
+	if uncapped {
+		f++
+	}
+	if late {
+		f += 2
+	}
+	return string(f) + strconv.FormatInt(int64(carve), 10)
 }

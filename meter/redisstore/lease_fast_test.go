@@ -100,7 +100,7 @@ func TestSettleLeaseInlineIsSettle(t *testing.T) {
 						route = "ocr"
 					}
 					reqs = append(reqs, rid, amount, desc, route, "req-"+rid, rng.IntN(3),
-						flag(rng.IntN(5) == 0), flag(rng.IntN(12) == 0), carve)
+						leaseOpt(rng.IntN(5) == 0, rng.IntN(12) == 0, meter.Credits(amount), meter.Credits(carve)))
 				}
 				var reps [2][]any
 				for k, fn := range []string{leaseSettleScript.fn, slow} {
@@ -124,7 +124,7 @@ func TestSettleLeaseInlineIsSettle(t *testing.T) {
 					if len(reps[k]) != 14 {
 						t.Fatalf("step %d: reply %v", step, reps[k])
 					}
-					rows, err := settledRows(reps[k][13].(string), len(reqs)/9)
+					rows, err := settledRows(reps[k][13].(string), len(reqs)/7)
 					if err != nil {
 						t.Fatalf("step %d: %v", step, err)
 					}

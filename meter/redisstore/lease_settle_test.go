@@ -117,7 +117,7 @@ func TestSettleLeaseResentCallChargesOnce(t *testing.T) {
 		t.Helper()
 		args := []any{lid, int64(0), nonce}
 		for _, rid := range rids {
-			args = append(args, rid, int64(c(2)), "d", "/convert", "req-"+rid, 1, "0", late, int64(c(2)))
+			args = append(args, rid, int64(c(2)), "d", "/convert", "req-"+rid, 1, leaseOpt(false, late == "1", c(2), c(2)))
 		}
 		keys := append(s.accountKeys(id), s.usageKey(id, 0), s.seriesKey(id))
 		r, err := s.runKeys(ctx, leaseSettleScript, id, keys, args...)
