@@ -161,18 +161,7 @@ func BenchmarkScriptPartsGrants(b *testing.B) {
 // built with probes (see buildLibrary), and reports microseconds per run
 // of the part.
 func runParts(b *testing.B, s *Store, keys []string, parts []struct{ name, body string }) {
-	files := fstest.MapFS{}
-	ents, err := fs.ReadDir(luaFiles, ".")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range ents {
-		data, err := fs.ReadFile(luaFiles, e.Name())
-		if err != nil {
-			b.Fatal(err)
-		}
-		files[e.Name()] = &fstest.MapFile{Data: data}
-	}
+	files := libraryFiles(b)
 	for i, p := range parts {
 		files[fmt.Sprintf("zzprobe%d.lua", i)] = &fstest.MapFile{Data: []byte("local N = 100\n" + p.body + "\nreturn 1")}
 	}
@@ -205,4 +194,23 @@ func serverCPU(b *testing.B, s *Store) float64 {
 		b.Fatal(err)
 	}
 	return float64(d.Nanoseconds()) / 1e3
+}
+
+// libraryFiles is the library's Lua files as a map a test may change
+// before building a variant of the library from it (buildLibrary).
+func libraryFiles(tb testing.TB) fstest.MapFS {
+	tb.Helper()
+	files := fstest.MapFS{}
+	ents, err := fs.ReadDir(luaFiles, ".")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range ents {
+		data, err := fs.ReadFile(luaFiles, e.Name())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		files[e.Name()] = &fstest.MapFile{Data: data}
+	}
+	return files
 }

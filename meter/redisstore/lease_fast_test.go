@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -26,18 +25,7 @@ import (
 // description, no pages, a lease run dry), on accounts with a low-balance
 // threshold, a quota and an overage cap, a credit grant.
 func TestSettleLeaseInlineIsSettle(t *testing.T) {
-	files := fstest.MapFS{}
-	ents, err := fs.ReadDir(luaFiles, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		data, err := fs.ReadFile(luaFiles, e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = &fstest.MapFile{Data: data}
-	}
+	files := libraryFiles(t)
 	src := string(files["lease_settle.lua"].Data)
 	const on = "local inline = true"
 	if !strings.Contains(src, on) {
