@@ -22,7 +22,8 @@ type account struct {
 	nextExpiry   time.Time // no carve expires before
 	done         map[string]doneCarve
 	plain        map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
-	doneOrder    []doneID             // done's ids, oldest first, for pruning
+	doneOrder    []doneID             // done's ids, oldest first, for pruning, from doneHead
+	doneHead     int
 	queue        []*pending
 	waiting      map[string]*pending // queue's and the group call's out, by reservation id
 	flushing     bool
@@ -269,25 +270,40 @@ func (a *account) drop(cv *carve) []*lease {
 }
 
 // finish records a carve's outcome for later calls with its id.
+// An id answered again is queued again: its first place in the queue
+// leaves the later answer be, and the second drops it in time.
 func (a *account) finish(id string, d doneCarve) {
-	if _, ok := a.done[id]; !ok {
-		a.doneOrder = append(a.doneOrder, doneID{id, d.at})
-	}
+	a.doneOrder = append(a.doneOrder, doneID{id, d.at})
 	a.done[id] = d
 	a.pruneDone(d.at)
 }
 
 // pruneDone drops answers kept longer than keepDone, oldest first: a
-// few each call, never a walk of them all.
+// few each call, never a walk of them all. doneOrder is a queue from
+// doneHead, compacted once half of it is gone: amortised O(1) a carve.
+// (Copying the rest at every prune was a tenth of a hot gateway's CPU,
+// and most of its garbage: 10 s of ids, ~2 MB at 5k requests/s.)
 func (a *account) pruneDone(now time.Time) {
-	n := 0
-	for n < len(a.doneOrder) && now.Sub(a.doneOrder[n].at) > keepDone {
-		if d, ok := a.done[a.doneOrder[n].id]; ok && !d.at.After(a.doneOrder[n].at) {
-			delete(a.done, a.doneOrder[n].id)
+	h := a.doneHead
+	for h < len(a.doneOrder) && now.Sub(a.doneOrder[h].at) > keepDone {
+		if d, ok := a.done[a.doneOrder[h].id]; ok && !d.at.After(a.doneOrder[h].at) {
+			delete(a.done, a.doneOrder[h].id)
 		}
-		n++
+		a.doneOrder[h] = doneID{} // the id's string is garbage now
+		h++
 	}
-	if n > 0 {
-		a.doneOrder = append(a.doneOrder[:0:0], a.doneOrder[n:]...)
+	a.doneHead = h
+	if h == 0 || h < len(a.doneOrder)/2 {
+		return
 	}
+	n := len(a.doneOrder) - h
+	if cap(a.doneOrder) > 1024 && n < cap(a.doneOrder)/4 {
+		// Traffic fell: give the peak's array back.
+		a.doneOrder = append(make([]doneID, 0, 2*n), a.doneOrder[h:]...)
+	} else {
+		copy(a.doneOrder, a.doneOrder[h:])
+		clear(a.doneOrder[n:])
+		a.doneOrder = a.doneOrder[:n]
+	}
+	a.doneHead = 0
 }
