@@ -185,6 +185,7 @@ type App struct {
 	rates *pricing.Scope
 
 	store   meter.Store
+	forget  meter.Forgetter // the store's, if it keeps answers (meter/lease)
 	stop    context.CancelFunc
 	workers *sync.WaitGroup
 	poolKey string
@@ -261,6 +262,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	// Inputs are validated once, before the store (see meter.Validated).
 	a.store = meter.Validated(timedStore{val.(storeDestructor).Store})
+	a.forget, _ = meter.StoreAs[meter.Forgetter](a.store)
 	if err := initMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("meter: registering metrics: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/lease"
 )
 
 // redis_lease in the meter global option, and its refusals.
@@ -128,6 +129,12 @@ func TestRedisLeaseBurstChargesExactly(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Each request forgot its carve's answer once settled (meter.Forgetter):
+	// none is kept for a repeat that will not come.
+	ls, leased := meter.StoreAs[*lease.Store](activeStoreApp(t).Store())
+	if !leased || ls.Stats().Carves == 0 || ls.Stats().Kept != 0 {
+		t.Fatalf("lease store %v: %+v; want carves, and no answer kept", leased, ls.Stats())
+	}
 	if n := u.hits.Load(); n != ok.Load()+failed.Load() {
 		t.Fatalf("upstream reached %d times; %d served, %d failed, %d refused", n, ok.Load(), failed.Load(), refused.Load())
 	}

@@ -131,6 +131,10 @@ func (reservation) settle(rq *request, status int, hdr http.Header, out pricing.
 	} else {
 		st, err = rq.void()
 	}
+	if f := rq.h.app.forget; f != nil {
+		// Settled, or given up on: this request calls no more.
+		f.Forget(rq.key.AccountID, rq.res.ID)
+	}
 	rq.outcome = outcomeVoided
 	if ok && err == nil {
 		rq.outcome = outcomeCharged

@@ -20,13 +20,13 @@ type account struct {
 	noLeaseUntil time.Time
 	carves       map[string]*carve
 	nextExpiry   time.Time // no carve expires before
-	done         map[string]doneCarve
-	plain        map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
-	doneOrder    []doneID             // done's ids, oldest first, for pruning, from doneHead
-	doneHead     int
-	queue        []*pending
-	waiting      map[string]*pending // queue's and the group call's out, by reservation id
-	flushing     bool
+	// Settled carves' answers, in two generations (see finish).
+	done, prevDone map[string]doneCarve
+	doneSince      time.Time
+	plain          map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
+	queue          []*pending
+	waiting        map[string]*pending // queue's and the group call's out, by reservation id
+	flushing       bool
 
 	// The last balance, available and period state the store answered
 	// (this gateway's lease counted as held), for the answers of carves
@@ -71,23 +71,36 @@ type carve struct {
 }
 
 // doneCarve answers a settled, voided or expired carve's later Commit or
-// Void as the store answers a reservation's in that state.
+// Void as the store answers a reservation's in that state. Small, with
+// one pointer: kept 10 s (keepDone) with a whole meter.Settlement each,
+// they were most of a busy gateway's live heap, which every GC cycle
+// marks (a gateway's requests now also forget theirs, see Forget).
 type doneCarve struct {
-	at     time.Time
-	state  byte // 'c' committed, 'v' voided, 'x' expired
-	st     meter.Settlement
-	amount meter.Credits
+	state byte // 'c' committed, 'v' voided, 'x' expired
+	late  bool
+	// amount: 'x', the carve's hold; 'c', the charge.
+	amount                        meter.Credits
+	balance, available, shortfall meter.Credits
+	entry                         string
 }
 
-// doneID names an entry of done and when it was made.
-type doneID struct {
-	id string
-	at time.Time
+// committedAnswer records a commit's settlement st (as answered).
+func committedAnswer(st meter.Settlement) doneCarve {
+	return doneCarve{state: 'c', late: st.Late, amount: st.Charged, balance: st.Balance,
+		available: st.Available, shortfall: st.Shortfall, entry: st.EntryID}
 }
 
-// keepDone is how long a settled carve's answer is kept for a repeated
-// call; the store keeps settled reservations longer (Retain), but a
-// carve is settled by the process that carved it, within its request.
+// settlement is a committed carve's first answer, without the period's
+// state (the caller's, of now).
+func (d doneCarve) settlement() meter.Settlement {
+	return meter.Settlement{Charged: d.amount, Balance: d.balance, Available: d.available,
+		EntryID: d.entry, Late: d.late, Shortfall: d.shortfall}
+}
+
+// keepDone is how long at least a settled carve's answer is kept for a
+// repeated call, unless forgotten; the store keeps settled reservations
+// longer (Retain), but a carve is settled by the process that carved
+// it, within its request (three tries of store_timeout at most).
 const keepDone = 10 * time.Second
 
 func (a *account) count(now time.Time, amount meter.Credits) {
@@ -249,7 +262,7 @@ func (a *account) expire(now time.Time) (free []*lease) {
 		if !now.Before(cv.expires) {
 			delete(a.carves, id)
 			free = append(free, a.drop(cv)...)
-			a.finish(id, doneCarve{at: now, state: 'x', amount: cv.amount})
+			a.finish(id, now, doneCarve{state: 'x', amount: cv.amount})
 		} else if a.nextExpiry.IsZero() || cv.expires.Before(a.nextExpiry) {
 			a.nextExpiry = cv.expires
 		}
@@ -269,41 +282,37 @@ func (a *account) drop(cv *carve) []*lease {
 	return nil
 }
 
-// finish records a carve's outcome for later calls with its id.
-// An id answered again is queued again: its first place in the queue
-// leaves the later answer be, and the second drops it in time.
-func (a *account) finish(id string, d doneCarve) {
-	a.doneOrder = append(a.doneOrder, doneID{id, d.at})
+// finish records a carve's outcome for later calls with its id. The
+// answers are kept in two generations: the current is made the previous
+// once it is keepDone old, and the previous dropped whole. So an answer
+// is kept for keepDone to twice that (a request that settled forgets
+// its own at once, see Forget), with no bookkeeping for each: dropping
+// them one by one, oldest first, from a queue of 10 s of ids was a tenth
+// of a hot gateway's CPU while it copied the queue, and the ids were a
+// live heap that each GC cycle marked.
+func (a *account) finish(id string, now time.Time, d doneCarve) {
+	if el := now.Sub(a.doneSince); el >= keepDone || el < 0 {
+		a.prevDone, a.done = a.done, make(map[string]doneCarve, len(a.done)/2)
+		if el >= 2*keepDone || el < 0 {
+			a.prevDone = nil // idle: nothing of the previous is recent
+		}
+		a.doneSince = now
+	}
+	delete(a.prevDone, id)
 	a.done[id] = d
-	a.pruneDone(d.at)
 }
 
-// pruneDone drops answers kept longer than keepDone, oldest first: a
-// few each call, never a walk of them all. doneOrder is a queue from
-// doneHead, compacted once half of it is gone: amortised O(1) a carve.
-// (Copying the rest at every prune was a tenth of a hot gateway's CPU,
-// and most of its garbage: 10 s of ids, ~2 MB at 5k requests/s.)
-func (a *account) pruneDone(now time.Time) {
-	h := a.doneHead
-	for h < len(a.doneOrder) && now.Sub(a.doneOrder[h].at) > keepDone {
-		if d, ok := a.done[a.doneOrder[h].id]; ok && !d.at.After(a.doneOrder[h].at) {
-			delete(a.done, a.doneOrder[h].id)
-		}
-		a.doneOrder[h] = doneID{} // the id's string is garbage now
-		h++
+// answered is the kept answer for id, if any.
+func (a *account) answered(id string) (doneCarve, bool) {
+	if d, ok := a.done[id]; ok {
+		return d, true
 	}
-	a.doneHead = h
-	if h == 0 || h < len(a.doneOrder)/2 {
-		return
-	}
-	n := len(a.doneOrder) - h
-	if cap(a.doneOrder) > 1024 && n < cap(a.doneOrder)/4 {
-		// Traffic fell: give the peak's array back.
-		a.doneOrder = append(make([]doneID, 0, 2*n), a.doneOrder[h:]...)
-	} else {
-		copy(a.doneOrder, a.doneOrder[h:])
-		clear(a.doneOrder[n:])
-		a.doneOrder = a.doneOrder[:n]
-	}
-	a.doneHead = 0
+	d, ok := a.prevDone[id]
+	return d, ok
+}
+
+// forget drops the kept answer for id.
+func (a *account) forget(id string) {
+	delete(a.done, id)
+	delete(a.prevDone, id)
 }

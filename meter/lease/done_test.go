@@ -6,75 +6,76 @@ import (
 	"time"
 )
 
-// TestPruneDoneKeepsExactlyTheWindow drives finish with a clock through
-// bursts and lulls: an answer is kept for keepDone and no longer, a
-// repeated id keeps its last answer, and the queue's array follows the
-// traffic down again.
-func TestPruneDoneKeepsExactlyTheWindow(t *testing.T) {
-	a := &account{done: map[string]doneCarve{}}
+// TestDoneKeepsAnswersForKeepDone drives finish with a clock through a
+// burst, a lull and an idle spell: an answer is kept for at least
+// keepDone and, once answers go on, gone by twice that; an id answered
+// again gives its last answer; forget drops one at once.
+func TestDoneKeepsAnswersForKeepDone(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
+	a := &account{done: map[string]doneCarve{}, doneSince: t0}
 	at := map[string]time.Time{} // every id's last answer
-	check := func(now time.Time) {
-		t.Helper()
-		for id, when := range at {
-			_, kept := a.done[id]
-			if want := now.Sub(when) <= keepDone; kept != want {
-				t.Fatalf("at %v: %s (answered %v) kept %v, want %v", now.Sub(t0), id, when.Sub(t0), kept, want)
-			}
-		}
-		if live := len(a.doneOrder) - a.doneHead; live < len(a.done) {
-			t.Fatalf("queue holds %d ids for %d answers", live, len(a.done))
-		}
-	}
+	last := map[string]byte{}
 	now := t0
 	n := 0
+	check := func() {
+		t.Helper()
+		for id, when := range at {
+			d, kept := a.answered(id)
+			switch age := now.Sub(when); {
+			case age <= keepDone && (!kept || d.state != last[id]):
+				t.Fatalf("at %v: %s (answered %v ago) kept %v state %c, want %c", now.Sub(t0), id, age, kept, d.state, last[id])
+			case age > 2*keepDone && kept:
+				t.Fatalf("at %v: %s answered %v ago still kept", now.Sub(t0), id, age)
+			}
+		}
+	}
 	step := func(count int, every time.Duration) {
 		for range count {
 			now = now.Add(every)
-			id := strconv.Itoa(n)
+			id, state := strconv.Itoa(n), byte('c')
 			if n%7 == 3 && n > 10 {
-				id = strconv.Itoa(n - 5) // a repeated call's answer replaces the first
+				id, state = strconv.Itoa(n-5), 'v' // answered again: the last answer is kept
 			}
 			n++
-			a.finish(id, doneCarve{at: now, state: 'c'})
-			at[id] = now
+			a.finish(id, now, doneCarve{state: state})
+			at[id], last[id] = now, state
 		}
-		check(now)
+		check()
 	}
 	step(50_000, 400*time.Microsecond) // 20 s at 2.5k/s
-	peak := cap(a.doneOrder)
-	step(20, time.Second) // a lull: nearly everything goes
-	if len(a.done) > 11 {
-		t.Fatalf("%d answers kept after the lull", len(a.done))
+	if k := len(a.done) + len(a.prevDone); k > 2*25_000 {
+		t.Fatalf("%d answers kept at 2.5k/s: want at most 2 x keepDone's", k)
 	}
-	step(200, 100*time.Millisecond)
-	if c := cap(a.doneOrder); c >= peak/4 {
-		t.Fatalf("queue kept an array of %d after traffic fell (peak %d)", c, peak)
+	step(30, time.Second) // a lull
+	step(1, 25*time.Second)
+	if k := len(a.done) + len(a.prevDone); k != 1 {
+		t.Fatalf("%d answers kept after an idle spell: want the last alone", k)
 	}
-	step(30_000, 100*time.Microsecond)
-	step(1, keepDone+time.Millisecond)
-	if len(a.done) != 1 || len(a.doneOrder)-a.doneHead != 1 {
-		t.Fatalf("after keepDone alone: %d answers, %d queued", len(a.done), len(a.doneOrder)-a.doneHead)
+	step(1000, time.Millisecond)
+	a.forget("50100")
+	if _, kept := a.answered("50100"); kept {
+		t.Fatal("forgotten answer kept")
 	}
 }
 
-// BenchmarkFinish is a carve's answer recorded at a hot account's steady
-// state: 10 s (keepDone) of answers kept at 5k requests/s.
+// BenchmarkFinish is a carve's answer recorded, looked up and forgotten
+// at a hot account's steady state (5k requests/s), as a request that
+// settles does.
 func BenchmarkFinish(b *testing.B) {
-	a := &account{done: map[string]doneCarve{}}
 	now := time.Unix(1_700_000_000, 0)
+	a := &account{done: map[string]doneCarve{}, doneSince: now}
 	ids := make([]string, 1<<16)
 	for i := range ids {
 		ids[i] = "r" + strconv.Itoa(i)
 	}
-	for i := range 60_000 {
-		now = now.Add(200 * time.Microsecond)
-		a.finish(ids[i%len(ids)], doneCarve{at: now, state: 'c'})
-	}
 	b.ReportAllocs()
-	b.ResetTimer()
 	for i := range b.N {
 		now = now.Add(200 * time.Microsecond)
-		a.finish(ids[i%len(ids)], doneCarve{at: now, state: 'c'})
+		id := ids[i%len(ids)]
+		a.finish(id, now, doneCarve{state: 'c'})
+		if _, ok := a.answered(id); !ok {
+			b.Fatal("not kept")
+		}
+		a.forget(id)
 	}
 }

@@ -121,10 +121,23 @@ type Stats struct {
 	// Leases taken and kept (not given back at once for the account's
 	// pools or balance); Carves, requests held from one.
 	Leases, Carves int64
+	// Kept is the settled carves whose answers are kept now, for a
+	// repeated call (see Forget).
+	Kept int
 }
 
 // Stats returns the counts so far.
-func (s *Store) Stats() Stats { return Stats{Leases: s.leases.Load(), Carves: s.carves.Load()} }
+func (s *Store) Stats() Stats {
+	st := Stats{Leases: s.leases.Load(), Carves: s.carves.Load()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.accounts {
+		a.mu.Lock()
+		st.Kept += len(a.done) + len(a.prevDone)
+		a.mu.Unlock()
+	}
+	return st
+}
 
 // New wraps s. Close releases the leases and closes s.
 func New(s Settler, opts Options) *Store {
@@ -226,7 +239,8 @@ func (s *Store) account(id string) *account {
 	defer s.mu.Unlock()
 	a := s.accounts[id]
 	if a == nil {
-		a = &account{id: id, carves: map[string]*carve{}, done: map[string]doneCarve{}, plain: map[string]time.Time{}}
+		a = &account{id: id, carves: map[string]*carve{}, done: map[string]doneCarve{},
+			doneSince: s.opts.Now(), plain: map[string]time.Time{}}
 		s.accounts[id] = a
 	}
 	return a

@@ -45,9 +45,9 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 	cv := a.carves[c.ReservationID]
 	if cv != nil {
 		delete(a.carves, c.ReservationID)
-	} else if d, ok := a.done[c.ReservationID]; ok && d.state == 'x' {
+	} else if d, ok := a.answered(c.ReservationID); ok && d.state == 'x' {
 		cv = &carve{amount: d.amount} // late: charged from what the pools have now
-		delete(a.done, c.ReservationID)
+		a.forget(c.ReservationID)
 	} else {
 		a.mu.Unlock()
 		s.releaseAll(ctx, a.id, free)
@@ -60,13 +60,15 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 		}
 		// As the store answers a repeated commit: the first settlement,
 		// with the period's state of now.
-		st := d.st
-		if acct, err := s.Settler.Account(ctx, a.id); err == nil {
-			a.mu.Lock()
+		// (The state last seen when the store does not answer.)
+		st := d.settlement()
+		acct, err := s.Settler.Account(ctx, a.id)
+		a.mu.Lock()
+		if err == nil {
 			a.quota, a.overage = acct.Quota, acct.Overage
-			st.Quota, st.Overage = a.quotaView(), a.overage
-			a.mu.Unlock()
 		}
+		st.Quota, st.Overage = a.quotaView(), a.overage
+		a.mu.Unlock()
 		return st, nil
 	}
 	if !c.Uncapped {
@@ -194,7 +196,7 @@ func (s *Store) flush(ctx context.Context, a *account) {
 			st.Available, st.Quota = a.view(a.available, a.quota)
 			st.Overage = a.overage
 			p.st = st
-			a.finish(p.c.ReservationID, doneCarve{at: now, state: 'c', st: st})
+			a.finish(p.c.ReservationID, now, committedAnswer(st))
 		}
 		if err != nil && l != nil {
 			// Whether the call charged is unknown: the lease is not carved
@@ -228,7 +230,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	a.mu.Lock()
 	free := a.expire(s.opts.Now())
 	cv := a.carves[reservationID]
-	d, ok := a.done[reservationID]
+	d, ok := a.answered(reservationID)
 	var st meter.Settlement
 	var err error
 	switch {
@@ -236,7 +238,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 		delete(a.carves, reservationID)
 		free = append(free, a.drop(cv)...)
 		st = a.answer()
-		a.finish(reservationID, doneCarve{at: s.opts.Now(), state: 'v', st: st})
+		a.finish(reservationID, s.opts.Now(), doneCarve{state: 'v'})
 	case !ok:
 		a.mu.Unlock()
 		s.releaseAll(ctx, accountID, free)
@@ -253,6 +255,19 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	a.mu.Unlock()
 	s.releaseAll(ctx, accountID, free)
 	return st, err
+}
+
+// Forget drops a settled carve's kept answer (see meter.Forgetter): a
+// hot account kept 10 s of them, most of a busy gateway's live heap,
+// which each GC cycle marks. A carve not settled yet is kept.
+func (s *Store) Forget(accountID, reservationID string) {
+	a := s.lookup(accountID)
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.forget(reservationID)
+	a.mu.Unlock()
 }
 
 // committed is settlement for a Commit's answer. A reservation this
