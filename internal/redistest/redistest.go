@@ -5,6 +5,7 @@ package redistest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -134,7 +135,28 @@ func (s *Server) Crash() {
 
 // Pause stops the process with SIGSTOP: it keeps its connections open and
 // answers nothing, like a server stalled on a slow disk, until Resume.
-func (s *Server) Pause() error { return s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *Server) Pause() error {
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	// The signal is delivered asynchronously: on a loaded machine the
+	// process may still answer for a moment. Return once the kernel has it
+	// stopped (state T in /proc), so that a test's calls after Pause meet a
+	// stalled server (TestStalledAndDeadServerLeakNothing once saw a
+	// batch of 40 calls answered after Pause).
+	stat := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return nil // no /proc: as before, the signal alone
+		}
+		// pid (comm) state ...: comm may hold spaces, the state follows its ')'.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return nil
+		}
+	}
+	return fmt.Errorf("redistest: redis-server %d not stopped 2s after SIGSTOP", s.cmd.Process.Pid)
+}
 
 // Resume continues a paused process.
 func (s *Server) Resume() error { return s.cmd.Process.Signal(syscall.SIGCONT) }
