@@ -68,11 +68,14 @@
 -- base() is the globals of those names, read before the locals hide them.
 local function base() return unpack, tonumber end
 local rcall, sformat, ssub, smatch, sbyte, spack, tconcat, mmin, mmax, floor, unpack, tonumber
+-- Z72 is nine zeros packed as doubles: struct.pack('<ddddddddd', 0, ...).
+local Z72
 BIND = function()
   rcall, sformat, ssub, smatch, sbyte, spack = redis.call, string.format, string.sub, string.match, string.byte,
     struct.pack
   tconcat, mmin, mmax, floor = table.concat, math.min, math.max, math.floor
   unpack, tonumber = base()
+  Z72 = string.rep('\0', 72)
 end
 
 local SWEEP_LIMIT = 200
