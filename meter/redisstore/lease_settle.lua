@@ -60,7 +60,7 @@ if not a then return {'account_not_found'} end
 -- After open: its sweep may have expired or purged the lease.
 local raw, kept
 if lid ~= '' then
-  local v = redis.call('HMGET', KEYS[3], lid, rkey)
+  local v = rcall('HMGET', KEYS[3], lid, rkey)
   raw, kept = v[1], v[2]
 end
 -- inline: the common call's paths below (the lease's record read in part,
@@ -68,33 +68,36 @@ end
 -- TestSettleLeaseInlineIsSettle, which compares the two).
 local inline = true
 local tag = nonce .. '\n'
-local resent = kept and string.sub(kept, 1, #tag) == tag
-if not resent and not (raw and string.sub(raw, 1, 1) == 'h') then
+local resent = kept and ssub(kept, 1, #tag) == tag
+if not resent and not (raw and ssub(raw, 1, 1) == 'h') then
   -- A lease held now was held after the first call, which kept its reply
   -- in KEYS[3].
-  kept = redis.call('HGET', KEYS[4], rkey)
-  resent = kept and string.sub(kept, 1, #tag) == tag
+  kept = rcall('HGET', KEYS[4], rkey)
+  resent = kept and ssub(kept, 1, #tag) == tag
 end
 if resent then
   -- The kept copy is the reply's twelve values, packed, then its
   -- requests' string (see the end).
   local rep = {'ok', struct.unpack('<dddddddddddd', kept, #tag + 1)}
-  rep[14] = string.sub(kept, rep[14]) -- after the twelve values, where the requests' start
+  rep[14] = ssub(kept, rep[14]) -- after the twelve values, where the requests' start
   return rep
 end
 local all_late = true
 for i = 5, #ARGV, 7 do
   local opt = ARGV[i + 6]
-  if opt == '' or string.byte(opt) < 50 then all_late = false end -- '' or '0'/'1': not late
+  if opt == '' or sbyte(opt) < 50 then all_late = false end -- '' or '0'/'1': not late
 end
 -- Requests whose own holds expired need no lease: it may be gone. A
 -- lease held and not due (the common call) is read in part (HELD in
 -- lib.lua): its parts, period and expiry; the end writes the rest of its
 -- record back as it was.
 local r, q, b, o, rest, per, exp
-if inline and raw then q, b, o, rest, per, exp = string.match(raw, HELD) end
-if q and exp + 0 > a.now then
-  r = {state = 'h', q = q + 0, b = b + 0, o = o + 0, per = per + 0, exp = exp + 0, rest = rest}
+if inline and raw then q, b, o, rest, per, exp = smatch(raw, HELD) end
+if q then exp = exp + 0 end
+if q and exp > a.now then
+  -- A balance lease's q and o are '0': no conversion (~500 instructions).
+  r = {state = 'h', q = q == '0' and 0 or q + 0, b = b + 0, o = o == '0' and 0 or o + 0, per = per + 0, exp = exp,
+    rest = rest}
   r.amount = r.q + r.b + r.o
   if a.lots then hold_parts(lid, r) end -- as decode_res
 else
@@ -115,7 +118,7 @@ if tonumber(ARGV[3]) ~= bucket then return {'period', bucket} end
 
 -- The reply, its values set at the end.
 local rep = {'ok', false, false, false, false, false, false, false, false, false, false, false, false, false}
-local vals, usage, routes, h = {}, {}, {}, {}
+local vals, usage, routes, h = {}, {}, {}, nil
 -- A lease of the balance alone stays one (settle takes a share from its
 -- parts in order: with no quota, overage or grant parts, the balance's).
 local balance_lease = inline and not late and r.q == 0 and r.o == 0 and not r.g
@@ -126,8 +129,8 @@ for i = 5, #ARGV, 7 do
   local amount, pages = amt + 0, pg + 0
   local opt, uncapped, rlate, carve = ARGV[i + 6], false, late, amt
   if opt ~= '' then
-    local f = string.byte(opt) - 48 -- uncapped + 2 * late
-    uncapped, rlate, carve = f % 2 == 1, late or f >= 2, string.sub(opt, 2)
+    local f = sbyte(opt) - 48 -- uncapped + 2 * late
+    uncapped, rlate, carve = f % 2 == 1, late or f >= 2, ssub(opt, 2)
   end
   local charged, entry, short
   local held = 0
@@ -156,10 +159,10 @@ for i = 5, #ARGV, 7 do
     a.reserved, a.balance, a.total_used = a.reserved - held, a.balance - held, a.total_used + held
     local neg = held == amount and '-' .. amt or int(-held)
     if pages ~= 0 then
-      entry = redis.call('XADD', KEYS[5], '*', 'type', 'usage', 'amount', neg, 'balance_after', int(a.balance),
+      entry = rcall('XADD', KEYS[5], '*', 'type', 'usage', 'amount', neg, 'balance_after', int(a.balance),
         'description', desc, 'route', route, 'request_id', request_id, 'reservation_id', rid, 'pages', pg)
     else
-      entry = redis.call('XADD', KEYS[5], '*', 'type', 'usage', 'amount', neg, 'balance_after', int(a.balance),
+      entry = rcall('XADD', KEYS[5], '*', 'type', 'usage', 'amount', neg, 'balance_after', int(a.balance),
         'description', desc, 'route', route, 'request_id', request_id, 'reservation_id', rid)
     end
     if a.lb_threshold > 0 then low_balance(a) end
@@ -170,13 +173,14 @@ for i = 5, #ARGV, 7 do
     -- expired, held its amount. One table for every request (settle only
     -- reads it).
     all_inline = false
+    h = h or {}
     if rlate then
       h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = 0, amount, 0, nil, nil, a.period, amount
     else
-      local q = math.min(held, r.q)
+      local q = mmin(held, r.q)
       local g = r.g and cut_parts(r.g, held - q)
       local gs = g and parts_sum(g) or 0
-      local b = math.min(held - q - gs, r.b)
+      local b = mmin(held - q - gs, r.b)
       h.q, h.b, h.o, h.g, h.gs, h.per, h.amount = q, b, held - q - gs - b, g, gs, r.per, held
       if g then
         local rest = {} -- r.g less the prefix g
@@ -199,7 +203,7 @@ for i = 5, #ARGV, 7 do
     routes[#routes + 1] = route
   end
   u[1], u[2], u[3] = u[1] + 1, u[2] + pages, u[3] + charged
-  vals[#vals + 1] = struct.pack('<ddddBs', charged, a.balance, a.balance - a.reserved, short, rlate and 1 or 0, entry)
+  vals[#vals + 1] = spack('<ddddBs', charged, a.balance, a.balance - a.reserved, short, rlate and 1 or 0, entry)
 end
 
 -- One HSET of what changed (save skips the rest), with the marker of
@@ -210,44 +214,52 @@ elseif all_inline and #ARGV > 4 then
   -- Every request charged inline took a share > 0 from the balance alone:
   -- these three changed, nothing else. save's table and loop cost ~8k
   -- instructions, 2.6% of a call of one.
-  redis.call('HSET', KEYS[1], 'balance', int(a.balance), 'reserved', int(a.reserved), 'total_used', int(a.total_used))
+  rcall('HSET', KEYS[1], 'balance', int(a.balance), 'reserved', int(a.reserved), 'total_used', int(a.total_used))
   a[POS.balance], a[POS.reserved], a[POS.total_used] = a.balance, a.reserved, a.total_used -- as save
 else
   save(a, 'balance', 'reserved', 'q_res', 'o_res', 'q_used', 'o_used', 'total_used')
 end
 if parts_changed then
   if #r.g > 0 then
-    redis.call('HSET', KEYS[4], 'h:' .. lid, parts_str(r.g))
+    rcall('HSET', KEYS[4], 'h:' .. lid, parts_str(r.g))
   else
-    redis.call('HDEL', KEYS[4], 'h:' .. lid)
+    rcall('HDEL', KEYS[4], 'h:' .. lid)
   end
 end
 lots_after(a)
-for _, route in ipairs(routes) do
+for k = 1, #routes do
+  local route = routes[k]
   local u = usage[route]
-  if redis.call('HINCRBY', KEYS[9], route .. '\0requests', int(u[1])) == u[1] and bucket > 0 then
+  if rcall('HINCRBY', KEYS[9], route .. '\0requests', int(u[1])) == u[1] and bucket > 0 then
     -- A new route in the period: its counters live two months past its end.
     local ends = bucket == a.period and a.period_end or 0
-    redis.call('PEXPIREAT', KEYS[9], int(math.max(ends, a.now) + 62 * 86400000))
+    rcall('PEXPIREAT', KEYS[9], int(mmax(ends, a.now) + 62 * 86400000))
   end
-  if u[2] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0pages', int(u[2])) end
-  if u[3] > 0 then redis.call('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
+  if u[2] > 0 then rcall('HINCRBY', KEYS[9], route .. '\0pages', int(u[2])) end
+  if u[3] > 0 then rcall('HINCRBY', KEYS[9], route .. '\0credits', int(u[3])) end
   count_series(KEYS[10], a.now, route, u[2], u[3], u[1])
 end
 rep[2], rep[3], rep[4] = a.balance, a.balance - a.reserved, a.events or 0
 with_state(rep, a, 4) -- the period's state after the group
-rep[14] = table.concat(vals)
+rep[14] = #vals == 1 and vals[1] or tconcat(vals)
 -- The kept copy: the reply's twelve values, then every request's six,
 -- packed with struct (doubles: the numbers are integers below 2^53; the
 -- entry id last, zero-terminated): the reply's string. Packing the reply
 -- whole with cmsgpack cost about a tenth of the call.
-local copy = nonce .. '\n' .. struct.pack('<dddddddddddd', unpack(rep, 2, 13)) .. rep[14]
+-- The nine state values are all 0 on a balance account: packed once
+-- (Z72), not on every call (~4k instructions).
+local state = Z72
+if rep[5] ~= 0 or rep[6] ~= 0 or rep[7] ~= 0 or rep[8] ~= 0 or rep[9] ~= 0 or rep[10] ~= 0 or rep[11] ~= 0 or
+  rep[12] ~= 0 or rep[13] ~= 0 then
+  state = spack('<ddddddddd', unpack(rep, 5, 13))
+end
+local copy = nonce .. '\n' .. spack('<ddd', rep[2], rep[3], rep[4]) .. state .. rep[14]
 if r.state == 'h' then
   -- save_res and the copy; a record read in part (r.rest) is record()'s
   local rec = r.rest and 'h|' .. int(r.q) .. '|' .. int(r.b) .. '|' .. int(r.o) .. r.rest or record(r)
-  redis.call('HSET', KEYS[3], lid, rec, rkey, copy)
+  rcall('HSET', KEYS[3], lid, rec, rkey, copy)
 else
-  redis.call('HSET', KEYS[4], rkey, copy)
-  timer(a, a.now + math.min(REPLAY_MS, tonumber(ARGV[1])), rkey)
+  rcall('HSET', KEYS[4], rkey, copy)
+  timer(a, a.now + mmin(REPLAY_MS, tonumber(ARGV[1])), rkey)
 end
 return rep

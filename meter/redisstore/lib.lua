@@ -59,6 +59,25 @@
 -- they are known to be numbers, rather than tonumber (a C call that
 -- converts twice: ~1 us a number).
 
+-- The globals the library calls, as its locals: a global is looked up
+-- through the globals table's metatable (~300 instructions; about forty a
+-- call of lease_settle.lua), a local is an upvalue. FUNCTION LOAD runs the
+-- library without them (its globals are redis.register_function's): BIND
+-- sets them, on the library's first call (see scripts.go). unpack and
+-- tonumber keep their names (every file's calls become the locals'):
+-- base() is the globals of those names, read before the locals hide them.
+local function base() return unpack, tonumber end
+local rcall, sformat, ssub, smatch, sbyte, spack, tconcat, mmin, mmax, floor, unpack, tonumber
+-- Z72 is nine zeros packed as doubles: struct.pack('<ddddddddd', 0, ...).
+local Z72
+BIND = function()
+  rcall, sformat, ssub, smatch, sbyte, spack = redis.call, string.format, string.sub, string.match, string.byte,
+    struct.pack
+  tconcat, mmin, mmax, floor = table.concat, math.min, math.max, math.floor
+  unpack, tonumber = base()
+  Z72 = string.rep('\0', 72)
+end
+
 local SWEEP_LIMIT = 200
 -- SWEEP_BATCHES bounds a call's sweep: SWEEP_LIMIT * SWEEP_BATCHES timers (see sweep).
 local SWEEP_BATCHES = 5
@@ -72,13 +91,13 @@ local REPLAY_MS = 60000
 
 local function int(n)
   if n == 0 then return '0' end -- many parts are 0; a format costs ~0.5 us
-  return string.format('%d', n)
+  return sformat('%d', n)
 end
 
 local function now_ms()
   if NOW then return NOW end -- one time for every operation of a batch (batch.lua)
-  local t = redis.call('TIME')
-  return t[1] * 1000 + math.floor(t[2] / 1000)
+  local t = rcall('TIME')
+  return t[1] * 1000 + floor(t[2] / 1000)
 end
 
 -- Credit grants (issue 19). LOTS: the account's lots, in spending order,
@@ -100,7 +119,7 @@ end
 local function decode_lots(raw)
   local ls = {}
   for line in string.gmatch(raw, '[^\n]+') do
-    local id, g, l, h, p, e, c, en, d = string.match(line, LOT)
+    local id, g, l, h, p, e, c, en, d = smatch(line, LOT)
     if not id then error('redisstore: bad lot ' .. line) end
     ls[#ls + 1] = {id = id, granted = g + 0, left = l + 0, held = h + 0, prio = p + 0, exp = e + 0,
       created = c + 0, ended = en, desc = unescape(d)}
@@ -112,15 +131,15 @@ local function save_lots(a)
   a.lots_dirty = nil
   if #a.lots == 0 then
     a.lots = nil
-    redis.call('HDEL', KEYS[1], 'lots')
+    rcall('HDEL', KEYS[1], 'lots')
     return
   end
   local out = {}
   for i, l in ipairs(a.lots) do
-    out[i] = table.concat({l.id, int(l.granted), int(l.left), int(l.held), int(l.prio), int(l.exp),
+    out[i] = tconcat({l.id, int(l.granted), int(l.left), int(l.held), int(l.prio), int(l.exp),
       int(l.created), l.ended, (string.gsub(l.desc, '[%%\n]', {['%'] = '%25', ['\n'] = '%0A'}))}, '|')
   end
-  redis.call('HSET', KEYS[1], 'lots', table.concat(out, '\n'))
+  rcall('HSET', KEYS[1], 'lots', tconcat(out, '\n'))
 end
 
 -- parts and parts_str read and write a list of grant parts {id, n}.
@@ -133,7 +152,7 @@ end
 local function parts_str(ps)
   local out = {}
   for i, p in ipairs(ps or {}) do out[i] = p.id .. ':' .. int(p.n) end
-  return table.concat(out, ',')
+  return tconcat(out, ',')
 end
 
 local function parts_sum(ps)
@@ -147,7 +166,7 @@ local function cut_parts(ps, x)
   local out = {}
   for _, p in ipairs(ps or {}) do
     if x <= 0 then break end
-    local n = math.min(x, p.n)
+    local n = mmin(x, p.n)
     out[#out + 1] = {id = p.id, n = n}
     x = x - n
   end
@@ -182,7 +201,7 @@ local function take_lots(a, x)
   local ps = {}
   for _, l in ipairs(a.lots) do
     if x <= 0 then break end
-    local n = math.min(x, l.left - l.held)
+    local n = mmin(x, l.left - l.held)
     if l.ended == '' and n > 0 then
       ps[#ps + 1] = {id = l.id, n = n}
       x = x - n
@@ -229,7 +248,7 @@ local REC0 = '^([hcvx])|(%d+)|(%d+)|(%-?%d+)|(%-?%d+)|(%-?%d+)|([01])|([^|]*)|([
 
 -- hold_parts reads the grant parts of the hold r of rid, if it has any.
 local function hold_parts(rid, r)
-  local raw_g = redis.call('HGET', KEYS[4], 'h:' .. rid)
+  local raw_g = rcall('HGET', KEYS[4], 'h:' .. rid)
   if raw_g then
     r.g = parts(raw_g)
     r.gs = parts_sum(r.g)
@@ -248,9 +267,9 @@ local HELD = '^h|(%d+)|(%d+)|(%d+)(|(%d+)|(%d+)|%-?%d+|%-?%d+|%-?%d+|[01]|[^|]*|
 -- (lease_settle.lua reads it with the lease's kept reply, one HMGET).
 local function decode_res(rid, raw, a)
   if not raw then return nil end
-  local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC)
+  local st, q, b, o, per, exp, charged, bal, avail, late, entry, nonce, idem = smatch(raw, REC)
   if not st then
-    st, b, exp, charged, bal, avail, late, entry, nonce, idem = string.match(raw, REC0)
+    st, b, exp, charged, bal, avail, late, entry, nonce, idem = smatch(raw, REC0)
     q, o, per = 0, 0, 0
   end
   if not st then error('redisstore: bad reservation record ' .. rid) end
@@ -265,7 +284,7 @@ local function decode_res(rid, raw, a)
 end
 
 local function load_res(rid, a)
-  return decode_res(rid, redis.call('HGET', KEYS[3], rid), a)
+  return decode_res(rid, rcall('HGET', KEYS[3], rid), a)
 end
 
 local function record(r)
@@ -276,7 +295,7 @@ local function record(r)
 end
 
 local function save_res(rid, r)
-  redis.call('HSET', KEYS[3], rid, record(r))
+  rcall('HSET', KEYS[3], rid, record(r))
 end
 
 -- The account hash's numeric fields, read by open into a table of the
@@ -318,7 +337,7 @@ local function save(a, ...)
   end
   if n > 2 then
     SAVE[2] = KEYS[1]
-    redis.call(unpack(SAVE, 1, n))
+    rcall(unpack(SAVE, 1, n))
   end
 end
 
@@ -356,8 +375,8 @@ local function pools(a)
   end
   if owes(a) > 0 then return 0, room, 0, 0 end
   if a.period == 0 then return 0, room, 0, ga end
-  local qa = math.max(0, a.quota_limit - a.q_used - a.q_res)
-  local oa = math.max(0, math.min(a.overage_cap - a.o_used - a.o_res, a.overage_cap + math.min(0, room)))
+  local qa = mmax(0, a.quota_limit - a.q_used - a.q_res)
+  local oa = mmax(0, mmin(a.overage_cap - a.o_used - a.o_res, a.overage_cap + mmin(0, room)))
   return qa, room, oa, ga
 end
 
@@ -367,14 +386,14 @@ end
 -- Go twin: ledger.Account.Split (meter/ledger)
 local function split(a, x)
   local qa, room, oa, ga = pools(a)
-  local q = math.min(x, qa)
+  local q = mmin(x, qa)
   local g, gs = nil, 0
   if ga > 0 and x > q then
     g = take_lots(a, x - q)
     gs = parts_sum(g)
   end
-  local b = math.min(x - q - gs, math.max(0, room))
-  local o = math.min(x - q - gs - b, oa)
+  local b = mmin(x - q - gs, mmax(0, room))
+  local o = mmin(x - q - gs - b, oa)
   return q, b, o, g, gs
 end
 
@@ -403,7 +422,7 @@ local function refusal(a, amount)
     return {'overage_limit_reached', amount, room, a.overage_cap}
   elseif a.period > 0 and a.quota_limit > 0 and room <= 0 then
     return {'quota_exceeded', a.quota_limit, a.q_used + a.q_res, a.period_end,
-      redis.call('HGET', KEYS[1], 'quota_unit') or ''}
+      rcall('HGET', KEYS[1], 'quota_unit') or ''}
   end
   return {'insufficient_credits', amount, room}
 end
@@ -425,14 +444,14 @@ end
 -- idempotency key: '' for one made before fingerprints. It is kept apart
 -- from the record, whose format gateways of older versions read too.
 local function fingerprint(rid)
-  return redis.call('HGET', KEYS[4], 'f:' .. rid) or ''
+  return rcall('HGET', KEYS[4], 'f:' .. rid) or ''
 end
 
 -- drop_idem removes the Reserve idempotency mapping of r if it names rid,
 -- so that a retry with the same key may be charged again.
 local function drop_idem(rid, r)
-  if r.idem ~= '' and redis.call('HGET', KEYS[4], 'r:' .. r.idem) == rid then
-    redis.call('HDEL', KEYS[4], 'r:' .. r.idem)
+  if r.idem ~= '' and rcall('HGET', KEYS[4], 'r:' .. r.idem) == rid then
+    rcall('HDEL', KEYS[4], 'r:' .. r.idem)
   end
 end
 
@@ -440,10 +459,10 @@ end
 -- account's next-due marker, see open) at or below every timer: a timer
 -- earlier than the marker lowers it, and the account hash, at once.
 local function timer(a, ms, member)
-  redis.call('ZADD', KEYS[2], int(ms), member)
+  rcall('ZADD', KEYS[2], int(ms), member)
   if ms < a.due then
     a.due, a[POS.due] = ms, ms
-    redis.call('HSET', KEYS[1], 'due', int(ms))
+    rcall('HSET', KEYS[1], 'due', int(ms))
   end
 end
 
@@ -453,11 +472,11 @@ end
 local function finish(rid, r, a)
   r.nonce, r.exp = nil, nil
   save_res(rid, r)
-  if r.g and r.state ~= 'x' then redis.call('HDEL', KEYS[4], 'h:' .. rid) end -- kept for a late settle
+  if r.g and r.state ~= 'x' then rcall('HDEL', KEYS[4], 'h:' .. rid) end -- kept for a late settle
   if type(a) == 'table' then
     timer(a, a.now + tonumber(ARGV[1]), 'r:' .. rid)
   else -- finish(rid, r, now), as written before the marker: the purge may wait up to SWEEP_AHEAD
-    redis.call('ZADD', KEYS[2], int(a + tonumber(ARGV[1])), 'r:' .. rid)
+    rcall('ZADD', KEYS[2], int(a + tonumber(ARGV[1])), 'r:' .. rid)
   end
 end
 
@@ -475,17 +494,17 @@ end
 -- were written before they were kept as plain fields (see settings.lua).
 -- (and lb_threshold, when the settings were written before webhooks).
 local function migrate(a, quota)
-  local raw = redis.call('HGET', KEYS[1], 'settings')
+  local raw = rcall('HGET', KEYS[1], 'settings')
   local ok, s = pcall(cjson.decode, raw or '{}')
   if not ok or type(s) ~= 'table' then s = {} end
-  local function credits(v) return type(v) == 'number' and math.floor(v * 1000 + 0.5) or 0 end
+  local function credits(v) return type(v) == 'number' and floor(v * 1000 + 0.5) or 0 end
   a.lb_threshold = credits(s.low_balance_threshold)
   a[POS.lb_threshold] = a.lb_threshold
-  redis.call('HSET', KEYS[1], 'lb_threshold', int(a.lb_threshold))
+  rcall('HSET', KEYS[1], 'lb_threshold', int(a.lb_threshold))
   if not quota then return end
   a.quota_limit, a.overage_cap = credits(s.monthly_quota), credits(s.overage_cap)
   a[POS.quota_limit], a[POS.overage_cap] = a.quota_limit, a.overage_cap
-  redis.call('HSET', KEYS[1], 'quota_limit', int(a.quota_limit), 'overage_cap', int(a.overage_cap),
+  rcall('HSET', KEYS[1], 'quota_limit', int(a.quota_limit), 'overage_cap', int(a.overage_cap),
     'quota_unit', type(s.quota_unit) == 'string' and s.quota_unit or '')
 end
 
@@ -506,7 +525,7 @@ local function sweep(a)
   a.due = nxt -- timers set below (expiries' purges) may lower it
   local expired = false
   for _ = 1, SWEEP_BATCHES do
-    local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', int(now + SWEEP_AHEAD), 'WITHSCORES',
+    local due = rcall('ZRANGEBYSCORE', KEYS[2], '-inf', int(now + SWEEP_AHEAD), 'WITHSCORES',
       'LIMIT', '0', SWEEP_LIMIT)
     more = #due == 2 * SWEEP_LIMIT
     local gone = {}
@@ -517,11 +536,11 @@ local function sweep(a)
         break
       end
       local m = due[i]
-      local id = string.sub(m, 3)
-      local kind = string.sub(m, 1, 2)
+      local id = ssub(m, 3)
+      local kind = ssub(m, 1, 2)
       if kind == 'g:' or kind == 'L:' then
-        redis.call('HDEL', KEYS[4], m)
-        if kind == 'L:' then redis.call('HDEL', KEYS[3], m) end -- a voided lease's (void.lua)
+        rcall('HDEL', KEYS[4], m)
+        if kind == 'L:' then rcall('HDEL', KEYS[3], m) end -- a voided lease's (void.lua)
         gone[#gone + 1] = m
       else
         local r = load_res(id, a)
@@ -530,14 +549,14 @@ local function sweep(a)
           expired = true
         else
           if r then drop_idem(id, r) end
-          if r and r.idem ~= '' then redis.call('HDEL', KEYS[4], 'f:' .. id) end
-          if r and r.g then redis.call('HDEL', KEYS[4], 'h:' .. id) end
-          redis.call('HDEL', KEYS[3], id, 'L:' .. id) -- a lease's kept reply with it
+          if r and r.idem ~= '' then rcall('HDEL', KEYS[4], 'f:' .. id) end
+          if r and r.g then rcall('HDEL', KEYS[4], 'h:' .. id) end
+          rcall('HDEL', KEYS[3], id, 'L:' .. id) -- a lease's kept reply with it
           gone[#gone + 1] = m
         end
       end
     end
-    if #gone > 0 then redis.call('ZREM', KEYS[2], unpack(gone)) end
+    if #gone > 0 then rcall('ZREM', KEYS[2], unpack(gone)) end
     if not more then break end
   end
   if more then nxt = now end
@@ -570,16 +589,30 @@ end
 -- it writes anyway: one HSET less when accounts are swept on most calls
 -- (each call finds a purge due, retain after a busy period). A marker
 -- not saved only makes the next call sweep again.
+--
+-- The table is the library's, made once (ACC) and cleared by each open:
+-- calls never overlap, and a script opens one account (a batch's
+-- operations one each, in turn). Made on every call, with its keys, it
+-- cost ~7k instructions, 2% of a call of lease_settle.lua.
+local ACC
 local function open(n, keep_due)
-  local v = redis.call('HMGET', KEYS[1], unpack(FIELDS, 1, n or #FIELDS))
+  n = n or #FIELDS
+  local v = rcall('HMGET', KEYS[1], unpack(FIELDS, 1, n))
   if not v[1] then return nil end
-  -- Slots 1-17 (the array part, made with the table) hold what the hash
-  -- holds of each of FIELDS, see save: nil for one not read, so that
-  -- saving it fails too.
-  local a = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
-    balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
-    period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
-    due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0}
+  -- Slots 1-17 (the array part) hold what the hash holds of each of
+  -- FIELDS, see save: nil for one not read, so that saving it fails too.
+  local a = ACC
+  if not a then
+    a = {nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+      balance = false, reserved = false, q_res = false, o_res = false, q_used = false, o_used = false,
+      period = false, period_end = false, quota_limit = false, overage_cap = false, lb_threshold = false,
+      due = false, total_used = false, lb_sent = false, evt_seq = false, total_purchased = false, now = 0,
+      lots = false, lots_dirty = false, keep_due = false, events = false, due_dirty = false}
+    ACC = a
+  end
+  -- What the last call left: every other key the scripts set on it.
+  a.lots, a.lots_dirty, a.keep_due, a.events, a.due_dirty, a.now = nil, nil, nil, nil, nil, 0
+  for i = n + 1, #FIELDS do a[i], a[FIELDS[i]] = nil, false end
   for i = 1, #v do
     -- Written by int(), but lots (13th), which is not a number.
     local x = v[i]
@@ -613,7 +646,7 @@ local function append(typ, amount, balance_after, extra)
       f[n + 1], f[n + 2], n = extra[i], v, n + 2
     end
   end
-  return redis.call('XADD', KEYS[5], '*', unpack(f, 1, n))
+  return rcall('XADD', KEYS[5], '*', unpack(f, 1, n))
 end
 
 -- emit records a webhook event in the account's outbox, claimable now.
@@ -629,9 +662,9 @@ local function emit(a, typ, threshold, limit, used, resets, job, upjob)
     local e = {['%'] = '%25', ['|'] = '%7C'}
     jf = string.gsub(job, '[%%|]', e) .. '|' .. string.gsub(upjob or '', '[%%|]', e) .. '|'
   end
-  redis.call('HSET', KEYS[7], id, typ .. '|' .. int(a.now) .. '|' .. int(a.balance) .. '|' .. int(threshold) ..
+  rcall('HSET', KEYS[7], id, typ .. '|' .. int(a.now) .. '|' .. int(a.balance) .. '|' .. int(threshold) ..
     '|' .. int(limit) .. '|' .. int(used) .. '|' .. int(resets) .. '|' .. jf .. '0|')
-  redis.call('ZADD', KEYS[8], int(a.now), id)
+  rcall('ZADD', KEYS[8], int(a.now), id)
   a.events = (a.events or 0) + 1
 end
 
@@ -684,7 +717,7 @@ end_lots = function(a)
   if n_entries == 0 then return end
   save(a, 'balance')
   if a.lb_sent == false then -- opened with fewer fields (reserve)
-    local v = redis.call('HMGET', KEYS[1], 'lb_sent', 'evt_seq')
+    local v = rcall('HMGET', KEYS[1], 'lb_sent', 'evt_seq')
     a.lb_sent, a.evt_seq = tonumber(v[1]) or 0, tonumber(v[2]) or 0
   end
   low_balance(a)
@@ -708,20 +741,20 @@ end
 -- grants): this runs once per request of a group.
 -- Go twin: ledger.Account.Settle (meter/ledger)
 local function settle(a, h, late, amount, uncapped, desc, route, request_id, rid, pages)
-  local x = uncapped and amount or math.min(amount, h.amount)
+  local x = uncapped and amount or mmin(amount, h.amount)
   local q, b, o, gs, excess = 0, 0, 0, 0, 0
   local g -- the grant parts charged, in order; nil for none
   local current = true
   if late then
     excess = x
   else
-    local held = math.min(x, h.amount)
-    q = math.min(held, h.q)
+    local held = mmin(x, h.amount)
+    q = mmin(held, h.q)
     if h.g then
       g = cut_parts(h.g, held - q)
       gs = parts_sum(g)
     end
-    b = math.min(held - q - gs, h.b)
+    b = mmin(held - q - gs, h.b)
     o = held - q - gs - b
     excess = x - held
     current = h.per == a.period
@@ -771,7 +804,7 @@ local function settle(a, h, late, amount, uncapped, desc, route, request_id, rid
       local lots = parts_str(g)
       if lots ~= '' then f[n + 1], f[n + 2], n = 'lots', lots, n + 2 end
     end
-    entry = redis.call('XADD', KEYS[5], '*', unpack(f, 1, n))
+    entry = rcall('XADD', KEYS[5], '*', unpack(f, 1, n))
   end
   -- The quota's and the overage's crossings are tested with the whole
   -- part charged, hold and excess.
@@ -813,7 +846,7 @@ local series_day, series_dp, series_hour, series_hp, series_hv, series_from, ser
 local function count_series(key, now, route, pages, credits, requests)
   requests = requests or 1 -- lease_settle.lua counts a group of one route at once
   if not series_from or now < series_from or now >= series_to then -- a new hour (a day is 24 of them)
-    local day, hour = math.floor(now / 86400000), math.floor(now / 3600000)
+    local day, hour = floor(now / 86400000), floor(now / 3600000)
     if day ~= series_day then series_day, series_dp = day, 'd' .. int(day) .. '\0' end
     if hour ~= series_hour then
       series_hour, series_hp, series_hv = hour, 'h' .. int(hour % SERIES_HOURS) .. '\0', int(hour) .. '|'
@@ -821,23 +854,23 @@ local function count_series(key, now, route, pages, credits, requests)
     series_from, series_to = hour * 3600000, (hour + 1) * 3600000
   end
   local fd, fh = series_dp .. route, series_hp .. route
-  local cur = redis.call('HMGET', key, fd, fh)
+  local cur = rcall('HMGET', key, fd, fh)
   local r, p, c = 0, 0, 0
-  if cur[1] then r, p, c = string.match(cur[1], '^(%d+)|(%d+)|(%d+)$') end
+  if cur[1] then r, p, c = smatch(cur[1], '^(%d+)|(%d+)|(%d+)$') end
   local hr, hp, hc = 0, 0, 0
-  if cur[2] and string.sub(cur[2], 1, #series_hv) == series_hv then -- a slot of this hour
-    hr, hp, hc = string.match(cur[2], '^%d+|(%d+)|(%d+)|(%d+)$')
+  if cur[2] and ssub(cur[2], 1, #series_hv) == series_hv then -- a slot of this hour
+    hr, hp, hc = smatch(cur[2], '^%d+|(%d+)|(%d+)|(%d+)$')
   end
   -- One format for three numbers: int()'s digits (%d), a third of the calls.
-  local dv = string.format('%d|%d|%d', r + requests, p + pages, c + credits)
-  local hv = series_hv .. string.format('%d|%d|%d', hr + requests, hp + pages, hc + credits)
+  local dv = sformat('%d|%d|%d', r + requests, p + pages, c + credits)
+  local hv = series_hv .. sformat('%d|%d|%d', hr + requests, hp + pages, hc + credits)
   -- A route with a day field is in the list already (written by the same
   -- HSET): the list, which grows with the routes, is read only for a
   -- route's first request of a day.
-  local routes = not cur[1] and redis.call('HGET', key, 'routes')
+  local routes = not cur[1] and rcall('HGET', key, 'routes')
   if not cur[1] and (not routes or not string.find('\0' .. routes .. '\0', '\0' .. route .. '\0', 1, true)) then
-    redis.call('HSET', key, fd, dv, fh, hv, 'routes', routes and (routes .. '\0' .. route) or route)
+    rcall('HSET', key, fd, dv, fh, hv, 'routes', routes and (routes .. '\0' .. route) or route)
   else
-    redis.call('HSET', key, fd, dv, fh, hv)
+    rcall('HSET', key, fd, dv, fh, hv)
   end
 end

@@ -113,6 +113,10 @@ func (sc *script) run(ctx context.Context, c, client caller, keys []string, args
 // helpers read. Each file's body is also OPS[<file name>], which
 // batch.lua calls for each operation of a batch, with NOW set to the
 // batch's one server time (a function called alone clears it).
+// BIND, when lib.lua sets it, runs once, on the library's first call: it
+// binds the globals the library keeps as locals, which FUNCTION LOAD,
+// running the library with only redis.register_function's globals, does
+// not have.
 var library = sync.OnceValues(func() (string, string) { return buildLibrary(luaFiles) })
 
 func buildLibrary(fsys fs.FS) (version, code string) {
@@ -141,7 +145,7 @@ func buildLibrary(fsys fs.FS) (version, code string) {
 		return ""
 	}
 	var body strings.Builder
-	body.WriteString("local KEYS, ARGV, NOW\nlocal OPS = {}\n")
+	body.WriteString("local KEYS, ARGV, NOW, BIND\nlocal OPS = {}\n")
 	body.WriteString(read("lib.lua"))
 	register := func(f string) {
 		// The body's first line is the function header, so Lua's error
@@ -151,7 +155,7 @@ func buildLibrary(fsys fs.FS) (version, code string) {
 		name := strings.TrimSuffix(f, ".lua")
 		fmt.Fprintf(&body, "OPS['%s'] = function(keys, args) KEYS, ARGV = keys, args\n%s\nend\n", name, read(f))
 		fmt.Fprintf(&body, "redis.register_function{function_name = '%%s_%s', callback = function(keys, args)"+
-			" NOW = nil return OPS['%s'](keys, args) end}\n", name, name)
+			" NOW = nil if BIND then BIND() BIND = nil end return OPS['%s'](keys, args) end}\n", name, name)
 	}
 	for _, f := range files {
 		if f != "lib.lua" && group(f) == "" {
