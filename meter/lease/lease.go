@@ -129,9 +129,15 @@ type Stats struct {
 // Stats returns the counts so far.
 func (s *Store) Stats() Stats {
 	st := Stats{Leases: s.leases.Load(), Carves: s.carves.Load()}
+	// The accounts are copied first: a release may take s.mu while holding
+	// an account's lock (voidLease), so s.mu is never held to take one.
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	accts := make([]*account, 0, len(s.accounts))
 	for _, a := range s.accounts {
+		accts = append(accts, a)
+	}
+	s.mu.Unlock()
+	for _, a := range accts {
 		a.mu.Lock()
 		st.Kept += len(a.done) + len(a.prevDone)
 		a.mu.Unlock()
