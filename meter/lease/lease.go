@@ -36,6 +36,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,10 +134,7 @@ func (s *Store) Stats() Stats {
 	// The accounts are copied first: a release may take s.mu while holding
 	// an account's lock (voidLease), so s.mu is never held to take one.
 	s.mu.Lock()
-	accts := make([]*account, 0, len(s.accounts))
-	for _, a := range s.accounts {
-		accts = append(accts, a)
-	}
+	accts := slices.Collect(maps.Values(s.accounts))
 	s.mu.Unlock()
 	for _, a := range accts {
 		a.mu.Lock()
@@ -197,10 +196,7 @@ func (s *Store) reap() {
 		case <-t.C:
 		}
 		s.mu.Lock()
-		accts := make([]*account, 0, len(s.accounts))
-		for _, a := range s.accounts {
-			accts = append(accts, a)
-		}
+		accts := slices.Collect(maps.Values(s.accounts))
 		s.mu.Unlock()
 		s.retryReleases()
 		now := s.opts.Now()
@@ -398,10 +394,7 @@ func (s *Store) Close() error {
 		close(s.stop)
 	}
 	s.closed = true
-	accts := make([]*account, 0, len(s.accounts))
-	for _, a := range s.accounts {
-		accts = append(accts, a)
-	}
+	accts := slices.Collect(maps.Values(s.accounts))
 	s.mu.Unlock()
 	s.reaped.Wait()
 	for _, a := range accts {
