@@ -72,7 +72,16 @@ func (w *watch) done() {
 }
 
 // leaseRef names a lease in the store.
-type leaseRef struct{ account, id string }
+type leaseRef struct {
+	account, id string
+	// until is set for a lease whose Reserve got no answer: the store may
+	// have taken it (its reply lost with a crashed or stalled server) or
+	// may take it yet (the call still in a stopped server's buffer), so a
+	// Void that finds no such reservation is tried again until the lease
+	// would have expired. Otherwise it holds its account's credits for the
+	// lease's whole TTL with no gateway to carve from it.
+	until time.Time
+}
 
 // releaseTimeout bounds a lease's release.
 const releaseTimeout = time.Second
@@ -86,14 +95,23 @@ const maxUnreleased = 10000
 // comes back once the store answers, not at its TTL.
 // While the store is down, only a probe (the first of retryReleases)
 // calls it.
-func (s *Store) voidLease(ctx context.Context, account, id string, probe bool) {
+func (s *Store) voidLease(ctx context.Context, r leaseRef, probe bool) {
 	if probe || !s.down.Load() {
 		// Callers may hold the account's lock: bounded as a request's call.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
-		_, err := s.Settler.Void(ctx, account, id)
-		s.observe(err)
-		if meter.ErrorCode(err) != meter.ECodeMeteringUnavailable {
+		_, err := s.Settler.Void(ctx, r.account, r.id)
+		switch meter.ErrorCode(err) {
+		case meter.ECodeMeteringUnavailable:
+			s.observe(err)
+		case meter.ECodeReservationNotFound:
+			// The store answered: as a probe, that ends down.
+			s.observe(nil)
+			if !s.opts.Now().Before(r.until) {
+				return
+			}
+		default:
+			s.observe(err)
 			return
 		}
 	}
@@ -102,7 +120,7 @@ func (s *Store) voidLease(ctx context.Context, account, id string, probe bool) {
 	if len(s.unreleased) >= maxUnreleased {
 		s.unreleased = s.unreleased[1:]
 	}
-	s.unreleased = append(s.unreleased, leaseRef{account, id})
+	s.unreleased = append(s.unreleased, r)
 }
 
 // retryReleases tries the kept releases again (the reaper, every idle/2,
@@ -113,6 +131,6 @@ func (s *Store) retryReleases() {
 	s.unreleased = nil
 	s.mu.Unlock()
 	for i, r := range refs {
-		s.voidLease(context.Background(), r.account, r.id, i == 0)
+		s.voidLease(context.Background(), r, i == 0)
 	}
 }

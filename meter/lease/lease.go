@@ -338,6 +338,10 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 	s.observe(err)
 	if err != nil {
 		a.noLeaseUntil = now.Add(backoff)
+		if meter.ErrorCode(err) == meter.ECodeMeteringUnavailable {
+			// Taken or not, unknown: released once the store answers.
+			s.voidLease(ctx, leaseRef{account: a.id, id: id, until: now.Add(ttl)}, false)
+		}
 		return
 	}
 	pid, _ := r.Period.Millis()
@@ -378,7 +382,7 @@ func (s *Store) takeLease(ctx context.Context, a *account, r meter.ReserveReques
 // The caller marks it released first, under the account's lock
 // (releasable).
 func (s *Store) release(ctx context.Context, account string, l *lease) {
-	s.voidLease(ctx, account, l.id, false)
+	s.voidLease(ctx, leaseRef{account: account, id: l.id}, false)
 }
 
 func (s *Store) isClosed() bool {
