@@ -16,6 +16,7 @@ import (
 	"github.com/creditgate/creditgate/internal/pdftest"
 	"github.com/creditgate/creditgate/internal/redistest"
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/boltstore"
 )
 
 const minimalSite = `
@@ -66,6 +67,11 @@ func TestEmbeddedStoreByDefault(t *testing.T) {
 	key := g.newAccount("e2e_embedded", 10, meter.ModeLive)
 	resp, _ := g.post("/", key, "application/pdf", pdftest.Pages(3))
 	assertMoney(t, resp, "3", "7")
+	// The request forgot its settled hold's answer (meter.Forgetter): the
+	// store keeps none for a repeat that will not come.
+	if bs, ok := meter.StoreAs[*boltstore.Store](activeStoreApp(t).Store()); !ok || bs.Kept() != 0 {
+		t.Fatalf("embedded store %v keeps answers: want none", ok)
+	}
 	if _, err := os.Stat(filepath.Join(os.Getenv("XDG_DATA_HOME"), "caddy", "creditgate", "meter.db")); err != nil {
 		t.Fatalf("no database in Caddy's data directory: %v", err)
 	}

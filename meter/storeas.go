@@ -21,7 +21,7 @@ func StoreAs[T any](s Store) (T, bool) {
 
 // Forgetter is a store that keeps settled reservations' answers in
 // memory for a repeated Commit or Void (meter/lease keeps a carved
-// request's for 10 to 20 s). Forget says that no call for this reservation
+// request's for 10 to 20 s, meter/boltstore a plain request's). Forget says that no call for this reservation
 // will come again: a gateway's request calls it once it settled, so a
 // busy gateway keeps only the answers of requests still retrying. A
 // later call is answered as the store answers an unknown reservation.

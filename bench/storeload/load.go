@@ -46,6 +46,8 @@ func pairsLoad(ctx context.Context, s meter.Store, ids []string, workers int, wa
 		wg              sync.WaitGroup
 		lats            = make([][]time.Duration, workers)
 	)
+	// As the gateway does: a settled request's kept answer is forgotten.
+	forget, _ := meter.StoreAs[meter.Forgetter](s)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
@@ -61,6 +63,9 @@ func pairsLoad(ctx context.Context, s meter.Store, ids []string, workers int, wa
 				if err == nil {
 					_, err = s.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: rid, Amount: 3000,
 						Route: "/convert", RequestID: rid})
+				}
+				if forget != nil {
+					forget.Forget(id, rid)
 				}
 				if !measuring.Load() {
 					continue

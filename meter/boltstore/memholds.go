@@ -43,6 +43,9 @@ type memStore struct {
 type stripe struct {
 	gate  sync.Mutex
 	accts map[string]*memAccount // guarded by gate
+	// settled is the answers of its accounts' settled plain holds
+	// (settled.go), under its own lock.
+	settled settledGen
 }
 
 func stripeOf(id string) int { return int(maphash.String(stripeSeed, id) % nStripes) }

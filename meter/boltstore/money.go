@@ -22,6 +22,9 @@ func (o *op) loadRes(rid string) (*reservation, error) {
 	if r := o.memRes(rid); r != nil {
 		return r, nil
 	}
+	if r := o.settledRes(rid); r != nil {
+		return r, nil
+	}
 	r, err := o.fileRes(rid)
 	if r != nil && o.lazy && r.State != held && r.Due <= o.now {
 		return nil, err
@@ -97,9 +100,14 @@ func (o *op) dropIdem(rid string, r *reservation) error {
 func responseKey(rid string) []byte { return []byte("s:" + rid) }
 
 // finish stores a settled record and moves its timer from the expiry to
-// the purge, Retain from now.
+// the purge, Retain from now; a settled plain hold is kept in memory
+// instead (settled.go).
 func (o *op) finish(rid string, r *reservation) error {
 	r.Exp = 0
+	if plainSettled(r) {
+		o.settle(rid, r)
+		return nil
+	}
 	if err := o.setTimer(rid, r, o.now+o.s.retainMS); err != nil {
 		return err
 	}
