@@ -293,12 +293,16 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 		case r.State == held && r.Exp <= o.now:
 			err = o.expire(reservationID, r)
 		case r.State == held:
+			// A plain hold in memory is released in memory only: the file
+			// never counted it, and keeps no record of it (settled.go). So
+			// a failing upstream costs the store no write and no fsync.
+			durable := !r.mem || r.Idem != ""
 			r.State = voided
 			if err = o.dropIdem(reservationID, r); err == nil {
 				err = o.finish(reservationID, r)
 			}
 			o.a.Release(r.Hold)
-			o.dirty = true
+			o.dirty = o.dirty || durable
 		}
 		if err == nil {
 			err = o.endLots()

@@ -47,7 +47,7 @@ func expectMoney(t *testing.T, s *Store, id string, balance meter.Credits, n int
 }
 
 // A plain request's settled hold leaves no record in the file: its ledger
-// entry is the record of its charge. A repeated Commit or Void is
+// entry is the record of its charge, and a void writes nothing. A repeated Commit or Void is
 // answered from memory as the file's record answered it, for 10 to 20 s
 // of the store's clock or until the caller forgets it; after that it is
 // reservation_not_found and charges nothing.
@@ -72,8 +72,12 @@ func TestSettledPlainHoldKeepsNoRecord(t *testing.T) {
 		t.Fatalf("commit: %+v, %v", first, err)
 	}
 	reserve("r2", c(2))
-	if _, err := s.Void(ctx, "a", "r2"); err != nil {
-		t.Fatal(err)
+	commits := s.Commits()
+	if st, err := s.Void(ctx, "a", "r2"); err != nil || st.Available != c(7) {
+		t.Fatalf("void: %+v, %v", st, err)
+	}
+	if s.Commits() != commits {
+		t.Error("the void of a plain hold wrote to the file")
 	}
 	if recs := records(t, s, "a"); len(recs) != 0 {
 		t.Fatalf("settled plain holds left records in the file: %v", recs)
