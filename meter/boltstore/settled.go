@@ -12,7 +12,7 @@ import "sync"
 // once its request has settled). The record and its purge timer were two
 // of the ~6 pages each settled request dirtied in its write transaction,
 // and the purge a day later dirtied them again: bench/boltload.sh's 1000
-// accounts went from 8,400-8,700 to 11,500-13,300 pairs/s without them.
+// accounts went from 8,400-9,200 to 10,800-11,900 pairs/s without them.
 //
 // A hold with an Idempotency-Key is still written, kept for Retain: a
 // retry replays its response. So is an expired hold: a late commit
