@@ -5,8 +5,9 @@
 # production setting). Prints one table row per run. In the same runs, on
 # the same server: the floor, bench/minpair.lua (the least one request's
 # money needs, issue 17) through redis-benchmark, alone and pipelined
-# (rows "minpair"); then the embedded store, durable, with 32 callers
-# (rows "bolt").
+# (rows "minpair"), and once more with the AOF on tmpfs (rows
+# "aof-tmpfs": AOF's cost to Redis apart from the disk); then the embedded
+# store, durable, with 32 callers (rows "bolt").
 #
 # Usage: bench/store.sh [seconds] [workers]
 # Environment:
@@ -139,6 +140,16 @@ for cfg in "no-aof:--appendonly no" "aof-everysec:--appendonly yes --appendfsync
 	done
 	cleanup
 done
+# The floor again with its AOF on tmpfs: what AOF costs Redis's one
+# thread, apart from the disk (rows "aof-tmpfs"; the eleventh session found
+# the two alike).
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	shm=$(mktemp -d /dev/shm/creditgate-aof.XXXXXX)
+	start aof-tmpfs --appendonly yes --appendfsync everysec --dir "$shm"
+	for accounts in 1000 1; do floor aof-tmpfs "$accounts"; done
+	cleanup
+	rm -rf "$shm"
+fi
 for accounts in 1000 1; do
 	"${loadpin[@]}" "${BINS%% *}" -bolt "$OUT/bolt.db" -accounts "$accounts" -workers 32 \
 		-duration "${DUR}s" -label "bolt-fsync $(basename "${BINS%% *}")"
