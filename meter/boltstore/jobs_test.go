@@ -370,14 +370,7 @@ func TestJobSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	after, err := s.JobByUpstream(ctx, a, "up")
 	if err != nil || !reflect.DeepEqual(after, before) {
 		t.Fatalf("after reopening: %+v, %v\nbefore: %+v", after, err, before)

@@ -176,15 +176,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if acct, _ := s.Account(ctx, a); acct.Reserved != c(4) {
 		t.Fatalf("reserved %s before closing", acct.Reserved)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s, path)
 	if after := takeSnapshot(t, s, a, b); !reflect.DeepEqual(after, before) {
 		t.Fatalf("after reopening:\n%+v\nbefore the hold:\n%+v", after, before)
 	}

@@ -214,16 +214,23 @@ func TestRestartForgetsSettledAnswers(t *testing.T) {
 	if _, err := s.Commit(ctx, cr); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s = reopen(t, s, path)
 	if _, err := s.Commit(ctx, cr); meter.ErrorCode(err) != meter.ECodeReservationNotFound {
 		t.Errorf("commit after the restart: %v", err)
 	}
 	expectMoney(t, s, "a", c(6), 2)
+}
+
+// reopen closes s and opens its file again, closed when the test ends.
+func reopen(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
