@@ -47,10 +47,10 @@ func expectMoney(t *testing.T, s *Store, id string, balance meter.Credits, n int
 }
 
 // A plain request's settled hold leaves no record in the file: its ledger
-// entry is the record of its charge, and a void writes nothing. A repeated Commit or Void is
-// answered from memory as the file's record answered it, for 10 to 20 s
-// of the store's clock or until the caller forgets it; after that it is
-// reservation_not_found and charges nothing.
+// entry is the record of its charge, and a void writes nothing. A
+// repeated Commit or Void is answered from memory as the file's record
+// answered it, for 10 to 20 s of the store's clock or until the caller
+// forgets it; after that it is reservation_not_found and charges nothing.
 func TestSettledPlainHoldKeepsNoRecord(t *testing.T) {
 	clk := newClock()
 	s := openTemp(t, Options{Now: clk.Now})
