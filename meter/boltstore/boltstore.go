@@ -142,7 +142,11 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: cannot initialise %s: %w", path, err)
 	}
-	return &Store{db: db, now: opts.Now, retainMS: opts.Retain.Milliseconds()}, nil
+	s := &Store{db: db, now: opts.Now, retainMS: opts.Retain.Milliseconds()}
+	for i := range s.mem.stripes {
+		s.mem.stripes[i].settled.a.Keep = keepSettled
+	}
+	return s, nil
 }
 
 // Close closes the database, waiting for running transactions. Calls

@@ -1,6 +1,11 @@
 package boltstore
 
-import "sync"
+import (
+	"sync"
+	"time"
+
+	"github.com/creditgate/creditgate/internal/recent"
+)
 
 // Settled plain holds in memory. A plain request's hold (no
 // Idempotency-Key, not a job's) that is committed or voided leaves no
@@ -24,7 +29,7 @@ import "sync"
 // charges nothing.
 
 // keepSettled is how long a settled plain hold's answer is kept at least.
-const keepSettled = int64(10_000) // ms
+const keepSettled = 10 * time.Second
 
 type settledKey struct{ account, rid string }
 
@@ -36,55 +41,33 @@ type settled struct {
 	entry               string
 }
 
-// settledGen is a stripe's answers, in two generations: the current one
-// becomes the previous once it is keepSettled old, and the previous is
-// dropped whole (no bookkeeping per answer). Its own lock, not the
-// stripe's gate: a batch holds the gate through its fsync, and Forget is
-// on every request's path.
+// settledGen is a stripe's answers (Open sets Keep). Its own lock, not
+// the stripe's gate: a batch holds the gate through its fsync, and Forget
+// is on every request's path.
 type settledGen struct {
-	mu        sync.Mutex
-	cur, prev map[settledKey]settled
-	since     int64 // when cur was started, store ms
-}
-
-// rotate makes cur the previous generation once it is keepSettled old.
-// The caller holds mu.
-func (g *settledGen) rotate(now int64) {
-	if el := now - g.since; el >= keepSettled || el < 0 {
-		g.prev, g.cur = g.cur, nil
-		if el >= 2*keepSettled || el < 0 {
-			g.prev = nil // idle: nothing of the previous is recent
-		}
-		g.since = now
-	}
+	mu sync.Mutex
+	a  recent.Answers[settledKey, settled]
 }
 
 func (g *settledGen) put(k settledKey, v settled, now int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.rotate(now)
-	if g.cur == nil {
-		g.cur = map[settledKey]settled{}
-	}
-	g.cur[k] = v
+	g.a.Put(k, v, time.UnixMilli(now))
 }
 
+// get also moves the generations on: an answer is gone by twice
+// keepSettled even when no other is recorded.
 func (g *settledGen) get(k settledKey, now int64) (settled, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.rotate(now)
-	if v, ok := g.cur[k]; ok {
-		return v, true
-	}
-	v, ok := g.prev[k]
-	return v, ok
+	g.a.Rotate(time.UnixMilli(now))
+	return g.a.Get(k)
 }
 
 func (g *settledGen) drop(k settledKey) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.cur, k)
-	delete(g.prev, k)
+	g.a.Drop(k)
 }
 
 // plainSettled reports whether r, settled, is kept in memory only.
@@ -127,7 +110,7 @@ func (s *Store) Kept() int {
 	for i := range s.mem.stripes {
 		g := &s.mem.stripes[i].settled
 		g.mu.Lock()
-		n += len(g.cur) + len(g.prev)
+		n += g.a.Len()
 		g.mu.Unlock()
 	}
 	return n

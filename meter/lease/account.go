@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/creditgate/creditgate/internal/recent"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -20,13 +21,13 @@ type account struct {
 	noLeaseUntil time.Time
 	carves       map[string]*carve
 	nextExpiry   time.Time // no carve expires before
-	// Settled carves' answers, in two generations (see finish).
-	done, prevDone map[string]doneCarve
-	doneSince      time.Time
-	plain          map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
-	queue          []*pending
-	waiting        map[string]*pending // queue's and the group call's out, by reservation id
-	flushing       bool
+	// Settled carves' answers, kept keepDone to twice that (a request
+	// that settled forgets its own at once, see Forget).
+	done     recent.Answers[string, doneCarve]
+	plain    map[string]time.Time // requests reserved alone through this gateway, not settled yet: their expiry
+	queue    []*pending
+	waiting  map[string]*pending // queue's and the group call's out, by reservation id
+	flushing bool
 
 	// The last balance, available and period state the store answered
 	// (this gateway's lease counted as held), for the answers of carves
@@ -262,7 +263,7 @@ func (a *account) expire(now time.Time) (free []*lease) {
 		if !now.Before(cv.expires) {
 			delete(a.carves, id)
 			free = append(free, a.drop(cv)...)
-			a.finish(id, now, doneCarve{state: 'x', amount: cv.amount})
+			a.done.Put(id, doneCarve{state: 'x', amount: cv.amount}, now)
 		} else if a.nextExpiry.IsZero() || cv.expires.Before(a.nextExpiry) {
 			a.nextExpiry = cv.expires
 		}
@@ -280,39 +281,4 @@ func (a *account) drop(cv *carve) []*lease {
 		return []*lease{l}
 	}
 	return nil
-}
-
-// finish records a carve's outcome for later calls with its id. The
-// answers are kept in two generations: the current is made the previous
-// once it is keepDone old, and the previous dropped whole. So an answer
-// is kept for keepDone to twice that (a request that settled forgets
-// its own at once, see Forget), with no bookkeeping for each: dropping
-// them one by one, oldest first, from a queue of 10 s of ids was a tenth
-// of a hot gateway's CPU while it copied the queue, and the ids were a
-// live heap that each GC cycle marked.
-func (a *account) finish(id string, now time.Time, d doneCarve) {
-	if el := now.Sub(a.doneSince); el >= keepDone || el < 0 {
-		a.prevDone, a.done = a.done, make(map[string]doneCarve, len(a.done)/2)
-		if el >= 2*keepDone || el < 0 {
-			a.prevDone = nil // idle: nothing of the previous is recent
-		}
-		a.doneSince = now
-	}
-	delete(a.prevDone, id)
-	a.done[id] = d
-}
-
-// answered is the kept answer for id, if any.
-func (a *account) answered(id string) (doneCarve, bool) {
-	if d, ok := a.done[id]; ok {
-		return d, true
-	}
-	d, ok := a.prevDone[id]
-	return d, ok
-}
-
-// forget drops the kept answer for id.
-func (a *account) forget(id string) {
-	delete(a.done, id)
-	delete(a.prevDone, id)
 }

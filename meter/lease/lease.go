@@ -42,6 +42,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/creditgate/creditgate/internal/recent"
 	"github.com/creditgate/creditgate/meter"
 )
 
@@ -138,7 +139,7 @@ func (s *Store) Stats() Stats {
 	s.mu.Unlock()
 	for _, a := range accts {
 		a.mu.Lock()
-		st.Kept += len(a.done) + len(a.prevDone)
+		st.Kept += a.done.Len()
 		a.mu.Unlock()
 	}
 	return st
@@ -241,8 +242,8 @@ func (s *Store) account(id string) *account {
 	defer s.mu.Unlock()
 	a := s.accounts[id]
 	if a == nil {
-		a = &account{id: id, carves: map[string]*carve{}, done: map[string]doneCarve{},
-			doneSince: s.opts.Now(), plain: map[string]time.Time{}}
+		a = &account{id: id, carves: map[string]*carve{}, done: recent.Answers[string, doneCarve]{Keep: keepDone},
+			plain: map[string]time.Time{}}
 		s.accounts[id] = a
 	}
 	return a

@@ -45,9 +45,9 @@ func (s *Store) Commit(ctx context.Context, c meter.CommitRequest) (meter.Settle
 	cv := a.carves[c.ReservationID]
 	if cv != nil {
 		delete(a.carves, c.ReservationID)
-	} else if d, ok := a.answered(c.ReservationID); ok && d.state == 'x' {
+	} else if d, ok := a.done.Get(c.ReservationID); ok && d.state == 'x' {
 		cv = &carve{amount: d.amount} // late: charged from what the pools have now
-		a.forget(c.ReservationID)
+		a.done.Drop(c.ReservationID)
 	} else {
 		a.mu.Unlock()
 		s.releaseAll(ctx, a.id, free)
@@ -196,7 +196,7 @@ func (s *Store) flush(ctx context.Context, a *account) {
 			st.Available, st.Quota = a.view(a.available, a.quota)
 			st.Overage = a.overage
 			p.st = st
-			a.finish(p.c.ReservationID, now, committedAnswer(st))
+			a.done.Put(p.c.ReservationID, committedAnswer(st), now)
 		}
 		if err != nil && l != nil {
 			// Whether the call charged is unknown: the lease is not carved
@@ -230,7 +230,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 	a.mu.Lock()
 	free := a.expire(s.opts.Now())
 	cv := a.carves[reservationID]
-	d, ok := a.answered(reservationID)
+	d, ok := a.done.Get(reservationID)
 	var st meter.Settlement
 	var err error
 	switch {
@@ -238,7 +238,7 @@ func (s *Store) Void(ctx context.Context, accountID, reservationID string) (mete
 		delete(a.carves, reservationID)
 		free = append(free, a.drop(cv)...)
 		st = a.answer()
-		a.finish(reservationID, s.opts.Now(), doneCarve{state: 'v'})
+		a.done.Put(reservationID, doneCarve{state: 'v'}, s.opts.Now())
 	case !ok:
 		a.mu.Unlock()
 		s.releaseAll(ctx, accountID, free)
@@ -266,7 +266,7 @@ func (s *Store) Forget(accountID, reservationID string) {
 		return
 	}
 	a.mu.Lock()
-	a.forget(reservationID)
+	a.done.Drop(reservationID)
 	a.mu.Unlock()
 }
 

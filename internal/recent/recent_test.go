@@ -1,4 +1,4 @@
-package lease
+package recent
 
 import (
 	"strconv"
@@ -6,13 +6,16 @@ import (
 	"time"
 )
 
-// TestDoneKeepsAnswersForKeepDone drives finish with a clock through a
-// burst, a lull and an idle spell: an answer is kept for at least
-// keepDone and, once answers go on, gone by twice that; an id answered
-// again gives its last answer; forget drops one at once.
-func TestDoneKeepsAnswersForKeepDone(t *testing.T) {
+// keep is meter/lease's keepDone.
+const keep = 10 * time.Second
+
+// TestAnswersKeptForKeep drives Put with a clock through a burst, a lull
+// and an idle spell: an answer is kept for at least Keep and, once
+// answers go on, gone by twice that; a key answered again gives its last
+// answer; Drop forgets one at once.
+func TestAnswersKeptForKeep(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
-	a := &account{done: map[string]doneCarve{}, doneSince: t0}
+	a := &Answers[string, byte]{Keep: keep}
 	at := map[string]time.Time{} // every id's last answer
 	last := map[string]byte{}
 	now := t0
@@ -20,11 +23,11 @@ func TestDoneKeepsAnswersForKeepDone(t *testing.T) {
 	check := func() {
 		t.Helper()
 		for id, when := range at {
-			d, kept := a.answered(id)
+			d, kept := a.Get(id)
 			switch age := now.Sub(when); {
-			case age <= keepDone && (!kept || d.state != last[id]):
-				t.Fatalf("at %v: %s (answered %v ago) kept %v state %c, want %c", now.Sub(t0), id, age, kept, d.state, last[id])
-			case age > 2*keepDone && kept:
+			case age <= keep && (!kept || d != last[id]):
+				t.Fatalf("at %v: %s (answered %v ago) kept %v state %c, want %c", now.Sub(t0), id, age, kept, d, last[id])
+			case age > 2*keep && kept:
 				t.Fatalf("at %v: %s answered %v ago still kept", now.Sub(t0), id, age)
 			}
 		}
@@ -37,33 +40,33 @@ func TestDoneKeepsAnswersForKeepDone(t *testing.T) {
 				id, state = strconv.Itoa(n-5), 'v' // answered again: the last answer is kept
 			}
 			n++
-			a.finish(id, now, doneCarve{state: state})
+			a.Put(id, state, now)
 			at[id], last[id] = now, state
 		}
 		check()
 	}
 	step(50_000, 400*time.Microsecond) // 20 s at 2.5k/s
-	if k := len(a.done) + len(a.prevDone); k > 2*25_000 {
-		t.Fatalf("%d answers kept at 2.5k/s: want at most 2 x keepDone's", k)
+	if k := a.Len(); k > 2*25_000 {
+		t.Fatalf("%d answers kept at 2.5k/s: want at most 2 x Keep's", k)
 	}
 	step(30, time.Second) // a lull
 	step(1, 25*time.Second)
-	if k := len(a.done) + len(a.prevDone); k != 1 {
+	if k := a.Len(); k != 1 {
 		t.Fatalf("%d answers kept after an idle spell: want the last alone", k)
 	}
 	step(1000, time.Millisecond)
-	a.forget("50100")
-	if _, kept := a.answered("50100"); kept {
+	a.Drop("50100")
+	if _, kept := a.Get("50100"); kept {
 		t.Fatal("forgotten answer kept")
 	}
 }
 
 // BenchmarkFinish is a carve's answer recorded, looked up and forgotten
 // at a hot account's steady state (5k requests/s), as a request that
-// settles does.
+// settles does (meter/lease's answers are a few words each).
 func BenchmarkFinish(b *testing.B) {
 	now := time.Unix(1_700_000_000, 0)
-	a := &account{done: map[string]doneCarve{}, doneSince: now}
+	a := &Answers[string, [6]int64]{Keep: keep}
 	ids := make([]string, 1<<16)
 	for i := range ids {
 		ids[i] = "r" + strconv.Itoa(i)
@@ -72,10 +75,10 @@ func BenchmarkFinish(b *testing.B) {
 	for i := range b.N {
 		now = now.Add(200 * time.Microsecond)
 		id := ids[i%len(ids)]
-		a.finish(id, now, doneCarve{state: 'c'})
-		if _, ok := a.answered(id); !ok {
+		a.Put(id, [6]int64{}, now)
+		if _, ok := a.Get(id); !ok {
 			b.Fatal("not kept")
 		}
-		a.forget(id)
+		a.Drop(id)
 	}
 }
