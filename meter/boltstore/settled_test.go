@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/creditgate/creditgate/meter"
+	"github.com/creditgate/creditgate/meter/storetest"
 )
 
 // records lists the file's reservation records and timers of account id.
@@ -22,28 +23,6 @@ func records(t *testing.T, s *Store, id string) []string {
 		}
 	}
 	return out
-}
-
-// expectMoney wants the account's balance, nothing reserved, and a ledger
-// of n entries that sums to the balance.
-func expectMoney(t *testing.T, s *Store, id string, balance meter.Credits, n int) {
-	t.Helper()
-	a, err := s.Account(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es, err := s.Ledger(ctx, meter.LedgerQuery{AccountID: id, Limit: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum meter.Credits
-	for _, e := range es {
-		sum += e.Amount
-	}
-	if a.Balance != balance || a.Reserved != 0 || sum != balance || len(es) != n {
-		t.Fatalf("balance %s reserved %s, ledger %s over %d entries; want %s, 0, %d entries", a.Balance, a.Reserved,
-			sum, len(es), balance, n)
-	}
 }
 
 // A plain request's settled hold leaves no record in the file: its ledger
@@ -131,7 +110,7 @@ func TestSettledPlainHoldKeepsNoRecord(t *testing.T) {
 	if n := s.Kept(); n != 0 {
 		t.Errorf("%d answers kept", n)
 	}
-	expectMoney(t, s, "a", c(6), 3)
+	storetest.Expect(t, s, "a", c(6), 0, storetest.Entry{Type: "purchase", Amount: c(10), After: c(10)}, storetest.Entry{Type: "usage", Amount: -c(3), After: c(7)}, storetest.Entry{Type: "usage", Amount: -c(1), After: c(6)})
 }
 
 // A hold with an Idempotency-Key, and an expired one, still get their
@@ -168,7 +147,7 @@ func TestKeyedAndExpiredHoldsKeepRecords(t *testing.T) {
 		!st.Late || st.Charged != c(1) {
 		t.Errorf("late commit a minute after: %+v, %v", st, err)
 	}
-	expectMoney(t, s, "a", c(8), 3)
+	storetest.Expect(t, s, "a", c(8), 0, storetest.Entry{Type: "purchase", Amount: c(10), After: c(10)}, storetest.Entry{Type: "usage", Amount: -c(1), After: c(9)}, storetest.Entry{Type: "usage", Amount: -c(1), After: c(8), Late: true})
 }
 
 // A Commit whose transaction fails keeps no answer: the hold is still
@@ -193,7 +172,7 @@ func TestFailedCommitKeepsNoAnswer(t *testing.T) {
 	if _, err := s.Void(ctx, "a", "r1"); err != nil {
 		t.Fatal(err)
 	}
-	expectMoney(t, s, "a", c(10), 1)
+	storetest.Expect(t, s, "a", c(10), 0, storetest.Entry{Type: "purchase", Amount: c(10), After: c(10)})
 }
 
 // After a restart a settled plain hold is unknown: a repeated Commit is
@@ -218,7 +197,7 @@ func TestRestartForgetsSettledAnswers(t *testing.T) {
 	if _, err := s.Commit(ctx, cr); meter.ErrorCode(err) != meter.ECodeReservationNotFound {
 		t.Errorf("commit after the restart: %v", err)
 	}
-	expectMoney(t, s, "a", c(6), 2)
+	storetest.Expect(t, s, "a", c(6), 0, storetest.Entry{Type: "purchase", Amount: c(10), After: c(10)}, storetest.Entry{Type: "usage", Amount: -c(4), After: c(6)})
 }
 
 // reopen closes s and opens its file again, closed when the test ends.
