@@ -260,3 +260,53 @@ func TestSlowCallWithOthersAnsweringKeepsCarving(t *testing.T) {
 	expectSpent(t, gw, a, initial, cost, 7)
 	expectSpent(t, gw, b, initial, cost, 11)
 }
+
+// A settle that finds no group call out is made on its caller's
+// goroutine (lead), under the caller's context: while Redis stalls it
+// answers metering_unavailable by that context's deadline, as a queued
+// request's wait does, not after SettleTimeout. The call, which Redis runs
+// once it resumes, charges once: a retry finds no reservation.
+func TestLoneSettleEndsWithItsContext(t *testing.T) {
+	srv := redistest.New(t)
+	cl := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1})
+	gw := lease.New(redisstore.New(cl, redisstore.Options{Prefix: "lease"}),
+		lease.Options{MinRate: 1, Stall: 50 * time.Millisecond, SettleTimeout: time.Hour})
+	t.Cleanup(func() { _ = gw.Close() })
+	id := fmt.Sprintf("lone_%d", time.Now().UnixNano())
+	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
+	if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
+		t.Fatal(err)
+	}
+	spend(t, gw, id, "before", 6, cost)
+	carves := gw.Stats().Carves
+	if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: "stalled", Amount: cost, TTL: time.Minute}); err != nil ||
+		gw.Stats().Carves != carves+1 {
+		t.Fatalf("stalled: %v, carves %d: want carved", err, gw.Stats().Carves)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = srv.Resume()
+		}
+	}()
+	commit := meter.CommitRequest{AccountID: id, ReservationID: "stalled", Amount: cost, Route: "/r"}
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	_, err := gw.Commit(cctx, commit)
+	cancel()
+	// The bound is the hour of SettleTimeout, far above any machine's delay.
+	if meter.ErrorCode(err) != meter.ECodeMeteringUnavailable || time.Since(start) > time.Minute {
+		t.Fatalf("settle while Redis stalls: %v after %v; want metering_unavailable at its deadline", err, time.Since(start))
+	}
+	resumed = true
+	if err := srv.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.Commit(ctx, commit); meter.ErrorCode(err) != meter.ECodeReservationNotFound {
+		t.Fatalf("the retried settle: %v, want reservation_not_found (never a second charge)", err)
+	}
+	expectSpent(t, gw, id, initial, cost, 7)
+}
