@@ -155,3 +155,19 @@ printf '%-22s %14s %14s %14s %14s %14s\n' "body" "gateway plain" "gateway meter"
 echo "(alt: the gateway with $ALT)"
 printf '%s\n' "${cpu[@]}"
 echo "gateway peak RSS: $(awk '/VmHWM/ {print $2/1024 " MB"}' /proc/$gw/status)"
+
+# The floor of a metered request's store work on this machine, the same
+# Redis in the same run: bench/minpair.lua (the least one request's money
+# needs, in one call) through redis-benchmark: its Redis CPU a call with 32
+# connections, its round trip (p50) with one, and PING's. They put the
+# absolute targets (Redis CPU a request, added latency) on this machine's
+# scale: a machine whose calls cost twice as much doubles both.
+sha=$(redis-cli -p $REDIS_PORT script load "$(cat bench/minpair.lua)")
+mp() { "${pin_rest[@]}" redis-benchmark -p $REDIS_PORT -c "$1" -n 50000 --csv evalsha "$sha" 3 floor:a floor:h floor:l r__rand_int__ | tail -1; }
+r0=$(ticks "$rds")
+mp 32 >/dev/null
+r1=$(ticks "$rds")
+p50() { awk -F'","' '{print $5}' <<<"$1"; }
+echo "floor (same Redis): minpair.lua $(awk -v r=$((r1 - r0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", r / hz / 50000 * 1e6}') us" \
+	"of redis CPU a call (32 connections), p50 $(p50 "$(mp 1)") ms at 1 connection;" \
+	"PING p50 $(p50 "$("${pin_rest[@]}" redis-benchmark -p $REDIS_PORT -c 1 -n 50000 --csv ping | tail -1)") ms"
