@@ -41,6 +41,27 @@ func spend(t *testing.T, gw *lease.Store, id, prefix string, n int, cost meter.C
 	}
 }
 
+// carveAndPause gives the account id initial credits and a lease (six
+// requests of cost: the second lease is sized from this spend, room for
+// more), carves the request "stalled" from it, and stops Redis (SIGSTOP)
+// until the test resumes it, or ends.
+func carveAndPause(t *testing.T, gw *lease.Store, srv *redistest.Server, id string, initial, cost meter.Credits) {
+	t.Helper()
+	if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
+		t.Fatal(err)
+	}
+	spend(t, gw, id, "before", 6, cost)
+	carves := gw.Stats().Carves
+	if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: "stalled", Amount: cost, TTL: time.Minute}); err != nil ||
+		gw.Stats().Carves != carves+1 {
+		t.Fatalf("stalled: %v, carves %d: want carved", err, gw.Stats().Carves)
+	}
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Resume() }) // before the gateway's Close: it releases its leases
+}
+
 // storeAway reserves a request with the gateway's store timeout and wants
 // it refused with metering_unavailable, not carved.
 func storeAway(t *testing.T, gw *lease.Store, id, rid string, cost meter.Credits) {
@@ -65,24 +86,7 @@ func TestNoCarvingWhileTheStoreStalls(t *testing.T) {
 	gw := healthGateway(t, srv)
 	id := fmt.Sprintf("stall_%d", time.Now().UnixNano())
 	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
-	if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
-		t.Fatal(err)
-	}
-	spend(t, gw, id, "before", 6, cost) // the second lease is sized from this spend: room for more
-	carves := gw.Stats().Carves
-	if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: "stalled", Amount: cost, TTL: time.Minute}); err != nil ||
-		gw.Stats().Carves != carves+1 {
-		t.Fatalf("stalled: %v, carves %d: want carved", err, gw.Stats().Carves)
-	}
-	if err := srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = srv.Resume()
-		}
-	}()
+	carveAndPause(t, gw, srv, id, initial, cost)
 	done := make(chan error, 1)
 	go func() {
 		_, err := gw.Commit(ctx, meter.CommitRequest{AccountID: id, ReservationID: "stalled", Amount: cost, Route: "/r"})
@@ -91,7 +95,6 @@ func TestNoCarvingWhileTheStoreStalls(t *testing.T) {
 	time.Sleep(250 * time.Millisecond) // past Stall (50ms), with room for a loaded machine
 	storeAway(t, gw, id, "during1", cost)
 	storeAway(t, gw, id, "during2", cost)
-	resumed = true
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +109,7 @@ func TestNoCarvingWhileTheStoreStalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	carves = gw.Stats().Carves
+	carves := gw.Stats().Carves
 	spend(t, gw, id, "after", 4, cost)
 	if gw.Stats().Carves == carves {
 		t.Error("no request carved once the store answered again")
@@ -274,24 +277,7 @@ func TestLoneSettleEndsWithItsContext(t *testing.T) {
 	t.Cleanup(func() { _ = gw.Close() })
 	id := fmt.Sprintf("lone_%d", time.Now().UnixNano())
 	const initial, cost meter.Credits = 1000 * meter.Scale, 2 * meter.Scale
-	if _, err := gw.CreateAccount(ctx, id, initial); err != nil {
-		t.Fatal(err)
-	}
-	spend(t, gw, id, "before", 6, cost)
-	carves := gw.Stats().Carves
-	if _, err := gw.Reserve(ctx, meter.ReserveRequest{AccountID: id, ID: "stalled", Amount: cost, TTL: time.Minute}); err != nil ||
-		gw.Stats().Carves != carves+1 {
-		t.Fatalf("stalled: %v, carves %d: want carved", err, gw.Stats().Carves)
-	}
-	if err := srv.Pause(); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	defer func() {
-		if !resumed {
-			_ = srv.Resume()
-		}
-	}()
+	carveAndPause(t, gw, srv, id, initial, cost)
 	commit := meter.CommitRequest{AccountID: id, ReservationID: "stalled", Amount: cost, Route: "/r"}
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	start := time.Now()
@@ -301,7 +287,6 @@ func TestLoneSettleEndsWithItsContext(t *testing.T) {
 	if meter.ErrorCode(err) != meter.ECodeMeteringUnavailable || time.Since(start) > time.Minute {
 		t.Fatalf("settle while Redis stalls: %v after %v; want metering_unavailable at its deadline", err, time.Since(start))
 	}
-	resumed = true
 	if err := srv.Resume(); err != nil {
 		t.Fatal(err)
 	}
