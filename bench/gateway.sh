@@ -2,11 +2,12 @@
 # Gateway overhead: throughput and latency of a metered route against a
 # plain reverse_proxy route to the same upstream, same load generator, same
 # run. Prints a table of ratios. Usage: [PORT_OFFSET=n] bench/gateway.sh [seconds] [connections]
-# ALT="redis_batch 1" gives the second gateway (the rows labelled with it,
-# and the "alt" CPU columns) that global meter option instead of the
-# default, redis_pipeline; make bench runs it with ALT="redis_lease off"
-# (leases are on by default since the seventh session: the first gateway
-# has them).
+# ALT is a global meter option the second gateway adds to the first's
+# config (the rows labelled with it, and the "alt" CPU columns): by
+# default redis_pipeline (off in the first, as in the meter app's
+# defaults); ALT="redis_batch 1" sends every call alone; make bench runs
+# it with ALT="redis_lease off" (leases are on by default since the
+# seventh session: the first gateway has them).
 # REPEAT=n runs every measurement n times, the routes in turn within a
 # round, and prints the medians (default 1): on two shared cores one run
 # of a route varies by up to a third.
