@@ -10,6 +10,7 @@
 #      go build -o /tmp/cg-new ./cmd/creditgate && bench/ab.sh /tmp/cg-old /tmp/cg-new 5 4 p1 1
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 OLD=$1 NEW=$2 R=${3:-3} DUR=${4:-6} BODY=${5:-p1} CONNS=${6:-32}
 OUT=bench/out/ab
 mkdir -p $OUT
@@ -40,7 +41,6 @@ start old "$OLD" $((22019 + o)) $((28081 + o)) $((28082 + o))
 start new "$NEW" $((22020 + o)) $((28083 + o)) $((28084 + o))
 curl -sf "http://127.0.0.1:$((22019 + o))/meter/accounts" -d '{"id":"bench","credits":1000000000000}' >/dev/null
 KEY=$(curl -sf "http://127.0.0.1:$((22019 + o))/meter/accounts/bench/keys" -d '{"mode":"live"}' | sed -n 's/.*"key": "\([^"]*\)".*/\1/p')
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # one PORT KEY PID -> "req/s p50_ms gateway_us redis_us"
 one() {
 	local g0 r0 g1 r1 res
@@ -48,9 +48,8 @@ one() {
 	res=$(BODY=$OUT/$BODY.pdf KEY=$2 wrk -t$((CONNS < 2 ? 1 : 2)) -c"$CONNS" -d"${DUR}s" --latency -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	g1=$(ticks "$3") r1=$(ticks $rds)
 	if grep -q Non-2xx <<<"$res"; then echo "warning: non-2xx responses on port $1" >&2; fi
-	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v hz="$(getconf CLK_TCK)" '
+	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v hz="$(getconf CLK_TCK)" -v p="$(wrk_p50 <<<"$res")" '
 		/requests in/ {n = $1} /Requests\/sec/ {rps = $2}
-		$1 == "50%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else {sub(/s/, "", v); v *= 1000}; p = v}
 		END {printf "%8.0f %7.3f %8.0f %8.0f\n", rps, p, g / hz / n * 1e6, r / hz / n * 1e6}' <<<"$res"
 }
 printf '%-10s %8s %7s %8s %8s\n' run "req/s" p50ms gw_us redis_us

@@ -26,6 +26,7 @@
 # metered request's extra CPU goes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DUR=${1:-10}
 CONNS=${2:-32}
 REPEAT=${REPEAT:-1}
@@ -85,7 +86,7 @@ run() {
 	echo "$res" >>"$OUT/wrk.log"
 	local rps p50 non2xx
 	rps=$(echo "$res" | awk '/Requests\/sec/ {print $2}')
-	p50=$(echo "$res" | awk '$1=="50%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+	p50=$(wrk_p50 <<<"$res")
 	non2xx=$(echo "$res" | awk '/Non-2xx/ {print $5}')
 	if [ -n "$non2xx" ]; then echo "warning: $non2xx non-2xx responses on port $1" >&2; fi
 	echo "$rps $p50"
@@ -95,7 +96,6 @@ run() {
 # system) per request of the gateway process and of redis-server, over a
 # run of DUR seconds: what each request costs, whatever else shares the
 # cores.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 cpu_per_req() {
 	local g0 r0 g1 r1 res n prof=
 	if [ -n "${PROFILE:-}" ]; then
