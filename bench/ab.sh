@@ -6,6 +6,9 @@
 # what makes a few per cent visible on two shared cores, where one run of
 # a route varies by up to a third: compare the medians of the rounds.
 # Usage: bench/ab.sh OLD_BINARY NEW_BINARY [rounds] [seconds] [p1|p10] [connections]
+# OLD_CONFIG and NEW_CONFIG name each gateway's Caddyfile (default
+# bench/Caddyfile.bench, whose ports come from the environment): one binary
+# against itself with another config (bench/floor.sh: per_call pricing).
 # e.g. git worktree add /tmp/old HEAD~1 && (cd /tmp/old && go build -o /tmp/cg-old ./cmd/creditgate)
 #      go build -o /tmp/cg-new ./cmd/creditgate && bench/ab.sh /tmp/cg-old /tmp/cg-new 5 4 p1 1
 set -euo pipefail
@@ -32,10 +35,18 @@ export CREDITGATE_REDIS=redis://127.0.0.1:$RP/0 UPSTREAM_PORT=$UP
 # start NAME BINARY ADMIN PLAIN METER: one gateway with bench/Caddyfile.bench
 declare -A pid
 start() {
-	ADMIN_PORT=$3 PLAIN_PORT=$4 METER_PORT=$5 "$2" run --config bench/Caddyfile.bench >"$OUT/$1.log" 2>&1 &
+	local cfg=OLD_CONFIG
+	if [ "$1" = new ]; then cfg=NEW_CONFIG; fi
+	ADMIN_PORT=$3 PLAIN_PORT=$4 METER_PORT=$5 "$2" run --config "${!cfg:-bench/Caddyfile.bench}" --adapter caddyfile >"$OUT/$1.log" 2>&1 &
 	pids+=($!)
 	pid[$1]=$!
-	until curl -sf "http://127.0.0.1:$3/config/" >/dev/null; do sleep 0.2; done
+	until curl -sf "http://127.0.0.1:$3/config/" >/dev/null; do
+		if ! kill -0 "${pid[$1]}" 2>/dev/null; then
+			echo "gateway $1 ($2) exited: see $OUT/$1.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
 }
 start old "$OLD" $((22019 + o)) $((28081 + o)) $((28082 + o))
 start new "$NEW" $((22020 + o)) $((28083 + o)) $((28084 + o))

@@ -92,21 +92,27 @@ run() {
 	echo "$rps $p50"
 }
 
-# cpu_per_req PORT BODY KEY PID -> "gateway_us redis_us": CPU time (user +
-# system) per request of the gateway process and of redis-server, over a
+# cpu_per_req PORT BODY KEY PID ADMIN_PORT NAME -> "gateway_us redis_us
+# idle_pct measure_us settle_us fcall_us requests_per_fcall": CPU time (user
+# + system) per request of the gateway process and of redis-server, over a
 # run of DUR seconds: what each request costs, whatever else shares the
-# cores.
+# cores; the machine's idle share; and the means of the metered request's
+# stages (see stages in bench/lib.sh; 0 for plain).
 cpu_per_req() {
-	local g0 r0 g1 r1 res n prof=
+	local g0 r0 g1 r1 i0 t0 i1 t1 res n s0 s1 prof=
 	if [ -n "${PROFILE:-}" ]; then
 		mkdir -p "$PROFILE"
 		curl -s -o "$PROFILE/$(basename "$2" .pdf)-$6.pprof" "http://127.0.0.1:$5/debug/pprof/profile?seconds=$DUR" &
 		prof=$!
 	fi
 	if [ -n "${CMDSTATS:-}" ]; then redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null; fi
+	s0=$(stages "$5" "$REDIS_PORT")
 	g0=$(ticks "$4") r0=$(ticks "$rds")
+	read -r i0 t0 <<<"$(idle)"
 	res=$(BODY=$2 KEY=$3 "${pin_rest[@]}" wrk -t"$(( CONNS < 2 ? 1 : 2 ))" -c"$CONNS" -d"${DUR}s" -s bench/post.lua "http://127.0.0.1:$1/v1/convert")
 	g1=$(ticks "$4") r1=$(ticks "$rds")
+	read -r i1 t1 <<<"$(idle)"
+	s1=$(stages "$5" "$REDIS_PORT")
 	if [ -n "${CMDSTATS:-}" ]; then
 		mkdir -p "$CMDSTATS"
 		{ echo "$res" | awk '/requests in/ {print "requests " $1}'; redis-cli -p "$REDIS_PORT" INFO commandstats; } \
@@ -114,10 +120,11 @@ cpu_per_req() {
 	fi
 	if [ -n "$prof" ]; then wait "$prof"; fi
 	n=$(echo "$res" | awk '/requests in/ {print $1}')
-	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
-		'BEGIN { printf "%.0f %.0f\n", g / hz / n * 1e6, r / hz / n * 1e6 }'
+	awk -v g=$((g1 - g0)) -v r=$((r1 - r0)) -v n="$n" -v hz="$(getconf CLK_TCK)" -v i=$((i1 - i0)) -v t=$((t1 - t0)) \
+		'BEGIN { printf "%.0f %.0f %.0f ", g / hz / n * 1e6, r / hz / n * 1e6, 100 * i / t }'
+	if [ "$6" = plain ]; then echo "0 0 0 0"; else spent "$s0" "$s1" "$n"; fi
 }
-cpu=()
+cpu=() stage=()
 
 : >"$OUT/wrk.log"
 printf '%-26s %12s %12s %8s %12s %12s %10s\n' "body" "plain req/s" "meter req/s" "ratio" "plain p50ms" "meter p50ms" "added ms"
@@ -126,15 +133,15 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) 
 for body in p1 p10; do
 	# REPEAT rounds, each route in turn within a round: the medians, as
 	# one run of each varies by a third on two shared cores.
-	cols=(prps pp50 mrps mp50 qrps qp50 pgw prd mgw mrd agw ard)
+	cols=(prps pp50 mrps mp50 qrps qp50 pgw prd pid mgw mrd mid mms mse mfc mrc agw ard aid ams ase afc arc)
 	declare -A vals=()
 	for _ in $(seq "$REPEAT"); do
 		read -r prps pp50 <<<"$(run $PLAIN_PORT "$OUT/$body.pdf" "")"
 		read -r mrps mp50 <<<"$(run $METER_PORT "$OUT/$body.pdf" "$KEY")"
 		read -r qrps qp50 <<<"$(run $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY")"
-		read -r pgw prd <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw $ADMIN_PORT plain)"
-		read -r mgw mrd <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw $ADMIN_PORT meter)"
-		read -r agw ard <<<"$(cpu_per_req $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY" $alt $PIPE_ADMIN_PORT alt)"
+		read -r pgw prd pid _ _ _ _ <<<"$(cpu_per_req $PLAIN_PORT "$OUT/$body.pdf" "" $gw $ADMIN_PORT plain)"
+		read -r mgw mrd mid mms mse mfc mrc <<<"$(cpu_per_req $METER_PORT "$OUT/$body.pdf" "$KEY" $gw $ADMIN_PORT meter)"
+		read -r agw ard aid ams ase afc arc <<<"$(cpu_per_req $PIPE_METER_PORT "$OUT/$body.pdf" "$KEY" $alt $PIPE_ADMIN_PORT alt)"
 		for c in "${cols[@]}"; do vals[$c]+="${!c} "; done
 	done
 	for c in "${cols[@]}"; do
@@ -142,7 +149,8 @@ for body in p1 p10; do
 		printf -v "$c" '%s' "$(median ${vals[$c]})"
 	done
 	unset vals
-	cpu+=("$(printf '%-22s %14s %14s %14s %14s %14s' "$body" "$pgw" "$mgw" "$mrd" "$agw" "$ard")")
+	cpu+=("$(printf '%-22s %14s %14s %14s %14s %14s %16s' "$body" "$pgw" "$mgw" "$mrd" "$agw" "$ard" "$pid/$mid/$aid")")
+	stage+=("$(printf '%-22s %10s %10s %10s %10s %10s %10s %10s %10s' "$body" "$mms" "$mse" "$mfc" "$mrc" "$ams" "$ase" "$afc" "$arc")")
 	label=$([ $body = p1 ] && echo "1 page" || echo "10 pages, 200 KB")
 	awk -v l="$label" -v a="$prps" -v b="$mrps" -v c="$pp50" -v d="$mp50" \
 		'BEGIN { printf "%-26s %12.0f %12.0f %8.2f %12.3f %12.3f %10.3f\n", l, a, b, b/a, c, d, d-c }'
@@ -152,9 +160,15 @@ done
 echo
 echo "CPU per request (us, user + system; same load as above):"
 if [ "$REPEAT" -gt 1 ]; then echo "(every number above and below: the median of $REPEAT rounds)"; fi
-printf '%-22s %14s %14s %14s %14s %14s\n' "body" "gateway plain" "gateway meter" "redis meter" "gateway alt" "redis alt"
-echo "(alt: the gateway with $ALT)"
+printf '%-22s %14s %14s %14s %14s %14s %16s\n' "body" "gateway plain" "gateway meter" "redis meter" "gateway alt" "redis alt" "idle % p/m/alt"
+echo "(alt: the gateway with $ALT; idle: the machine's CPU time left unused during each run)"
 printf '%s\n' "${cpu[@]}"
+echo
+echo "Where a metered request's time goes (means over the CPU runs above, us): the page count (measure),"
+echo "the settle as the handler waits for it (settle), the settle script's run in Redis a call (fcall),"
+echo "requests settled a call (req/call); then the same for alt:"
+printf '%-22s %10s %10s %10s %10s %10s %10s %10s %10s\n' body measure settle fcall req/call measure settle fcall req/call
+printf '%s\n' "${stage[@]}"
 echo "gateway peak RSS: $(awk '/VmHWM/ {print $2/1024 " MB"}' /proc/$gw/status)"
 
 # The floor of a metered request's store work on this machine, the same
