@@ -4,7 +4,9 @@
 # prints each run's throughput, p50 latency and CPU per request of the
 # gateway and of redis-server (user + system, from /proc). Interleaving is
 # what makes a few per cent visible on two shared cores, where one run of
-# a route varies by up to a third: compare the medians of the rounds.
+# a route varies by up to a third: it ends with the medians of the rounds'
+# differences, new against old (each round's pair ran under the same
+# drift of the machine's speed).
 # Usage: bench/ab.sh OLD_BINARY NEW_BINARY [rounds] [seconds] [p1|p10] [connections]
 # OLD_CONFIG and NEW_CONFIG name each gateway's Caddyfile (default
 # bench/Caddyfile.bench, whose ports come from the environment): one binary
@@ -64,9 +66,26 @@ one() {
 		END {printf "%8.0f %7.3f %8.0f %8.0f\n", rps, p, g / hz / n * 1e6, r / hz / n * 1e6}' <<<"$res"
 }
 printf '%-10s %8s %7s %8s %8s\n' run "req/s" p50ms gw_us redis_us
+# Each round's differences, new against old, for the medians below: on a
+# machine whose speed drifts between rounds, a round's pair is measured
+# under the same drift.
+dq=() dp=() rp=() ao=() an=() dg=() dr=()
 for _ in $(seq "$R"); do
-	echo "plain-old $(one $((28081 + o)) '' "${pid[old]}")"
-	echo "meter-old $(one $((28082 + o)) "$KEY" "${pid[old]}")"
-	echo "meter-new $(one $((28084 + o)) "$KEY" "${pid[new]}")"
-	echo "plain-new $(one $((28083 + o)) '' "${pid[new]}")"
+	read -r po_q po_p po_g po_r <<<"$(one $((28081 + o)) '' "${pid[old]}")"
+	read -r mo_q mo_p mo_g mo_r <<<"$(one $((28082 + o)) "$KEY" "${pid[old]}")"
+	read -r mn_q mn_p mn_g mn_r <<<"$(one $((28084 + o)) "$KEY" "${pid[new]}")"
+	read -r pn_q pn_p pn_g pn_r <<<"$(one $((28083 + o)) '' "${pid[new]}")"
+	for r in "plain-old $po_q $po_p $po_g $po_r" "meter-old $mo_q $mo_p $mo_g $mo_r" "meter-new $mn_q $mn_p $mn_g $mn_r" "plain-new $pn_q $pn_p $pn_g $pn_r"; do
+		# shellcheck disable=SC2086 # the row's fields
+		printf '%-10s %8s %7s %8s %8s\n' $r
+	done
+	read -r q p rat a b g r <<<"$(awk -v mo="$mo_q" -v mn="$mn_q" -v po="$po_q" -v pn="$pn_q" -v mop="$mo_p" -v mnp="$mn_p" \
+		-v pop="$po_p" -v pnp="$pn_p" -v go="$mo_g" -v gn="$mn_g" -v ro="$mo_r" -v rn="$mn_r" 'BEGIN {
+		pl = (po + pn) / 2; pp = (pop + pnp) / 2
+		printf "%.3f %.3f %.3f %.3f %.3f %d %d\n", mn / mo, mnp - mop, mn / pl - mo / pl, mop - pp, mnp - pp, gn - go, rn - ro }')"
+	dq+=("$q") dp+=("$p") rp+=("$rat") ao+=("$a") an+=("$b") dg+=("$g") dr+=("$r")
 done
+echo "medians of the $R rounds, new against old:"
+echo "  metered req/s new/old $(median "${dq[@]}"), its ratio to plain new-old $(median "${rp[@]}")"
+echo "  metered p50 new-old $(median "${dp[@]}") ms; added p50 (metered less plain) old $(median "${ao[@]}"), new $(median "${an[@]}") ms"
+echo "  CPU a metered request new-old: gateway $(median "${dg[@]}") us, redis $(median "${dr[@]}") us"

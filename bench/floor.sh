@@ -9,7 +9,7 @@
 #             the body is streamed, not spooled and counted: what the
 #             page count costs.
 # Usage: bench/floor.sh [rounds] [seconds]; each comparison at 1 and at 32
-# connections, 1-page bodies. Compare the medians of the rounds.
+# connections, 1-page bodies; each ends with the medians of its rounds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-5} DUR=${2:-4}

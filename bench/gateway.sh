@@ -128,8 +128,6 @@ cpu=() stage=()
 
 : >"$OUT/wrk.log"
 printf '%-26s %12s %12s %8s %12s %12s %10s\n' "body" "plain req/s" "meter req/s" "ratio" "plain p50ms" "meter p50ms" "added ms"
-# median of the arguments (numbers)
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for body in p1 p10; do
 	# REPEAT rounds, each route in turn within a round: the medians, as
 	# one run of each varies by a third on two shared cores.

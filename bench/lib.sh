@@ -3,6 +3,9 @@
 # ticks PID: the process's CPU time so far, user + system, in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# median of the arguments (numbers)
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
 # idle: the machine's idle and total CPU time so far, in clock ticks
 # ("idle total"): whether a run left cores unused, i.e. waited rather
 # than worked.
