@@ -14,5 +14,6 @@ import (
 )
 
 func main() {
+	tuneGC()
 	caddycmd.Main()
 }
