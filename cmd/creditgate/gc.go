@@ -9,9 +9,9 @@ import (
 // gcHeapGoal is the heap goal the collector is given while the live heap
 // is small: the gateway's is 6-8 MB under load, so at Go's default
 // (GOGC=100) it collected every ~340 requests, ~37 us of CPU a metered
-// request; a goal of ~48 MB gave 3-5% more metered throughput at 32
-// connections and no worse latency at one (bench/RESULTS.md, thirteenth
-// session).
+// request. With this goal: 40 us less gateway CPU a metered request and
+// 14% more metered throughput at 32 connections, latency at one no worse
+// (bench/RESULTS.md, thirteenth session).
 const gcHeapGoal = 64 << 20
 
 // tuneGC sets GOGC after every collection so that the next goal is about
