@@ -43,14 +43,15 @@ func tuneGC() (stop func()) {
 		return nil
 	}
 	t := &gcTuner{last: 100}
+	t.sample[0].Name = "/gc/heap/live:bytes"
 	t.arm()
 	return func() { t.stopped.Store(true) }
 }
 
 type gcTuner struct {
 	stopped atomic.Bool
-	last    int // the GOGC set last: only the finalizer goroutine touches it
-	sample  [1]metrics.Sample
+	last    int               // the GOGC set last: only the finalizer goroutine touches it
+	sample  [1]metrics.Sample // the live heap's, named once
 }
 
 // gcSentinel is what each collection finalizes: it holds a pointer, so it
@@ -64,7 +65,6 @@ func collected(s *gcSentinel) {
 	if t.stopped.Load() {
 		return
 	}
-	t.sample[0].Name = "/gc/heap/live:bytes"
 	metrics.Read(t.sample[:])
 	if p := gcPercent(t.sample[0].Value.Uint64()); p != t.last {
 		debug.SetGCPercent(p)
